@@ -1,0 +1,64 @@
+# pairwarden: every target makes its own venv from Python 3.12 and installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+# python3.12 on PATH if it really runs (a pyenv shim may not), else pyenv's 3.12 interpreter.
+PYTHON312 ?= $(shell (python3.12 -c 'import sys' >/dev/null 2>&1 && command -v python3.12) || \
+	ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv demo test unit lint bench e2e images crds clean
+
+help:
+	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
+	@echo "make test   - lint, then the whole test suite on the embedded sandbox"
+	@echo "make lint   - ruff, mypy --strict, hadolint"
+	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
+	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
+	@echo "make images - build the container images (needs a container engine)"
+	@echo "make crds   - regenerate crds/ from the pydantic models"
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (python3.12 on PATH or pyenv 3.12)"; exit 1; fi
+	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>/dev/null || true
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pairwarden demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests e2e bench
+	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/mypy
+	@if ls images/*/Dockerfile >/dev/null 2>&1; then $(BIN)/hadolint images/*/Dockerfile; fi
+
+test: lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests
+
+bench: $(STAMP)
+	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --short || exit 1; done; \
+	else echo "no benchmarks yet (bench/ is empty)"; exit 1; fi
+
+e2e: $(STAMP)
+	@if ! command -v kind >/dev/null 2>&1; then echo "make e2e: skipped: 'kind' is not installed (the same scenarios run on the sandbox in 'make test')"; exit 0; fi
+	@if ! docker info >/dev/null 2>&1; then echo "make e2e: skipped: no container engine answers 'docker info' (the same scenarios run on the sandbox in 'make test')"; exit 0; fi
+	$(BIN)/python e2e/kind.py
+
+images:
+	@if ! docker info >/dev/null 2>&1; then echo "make images: no container engine answers 'docker info' here; build on a machine with Docker or Podman"; exit 1; fi
+	for d in images/*/; do n=$$(basename $$d); docker build -f $$d/Dockerfile -t pairwarden/$$n:dev . || exit 1; done
+
+crds: $(STAMP)
+	$(BIN)/pairwarden crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
