@@ -1,0 +1,159 @@
+"""Names and encodings shared by the agent and the operator (see docs/protocol.md).
+
+One module, so the writer (agent) and the reader (operator) of a member Lease cannot drift
+apart: both go through `MemberReport.to_annotations` / `MemberReport.from_annotations`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Member = Literal["primary", "secondary"]
+MEMBERS: tuple[Member, Member] = ("primary", "secondary")
+
+PREFIX = "pairwarden.io/"
+LABEL_PAIR = PREFIX + "pair"
+LABEL_MEMBER = PREFIX + "member"
+LABEL_ROLE = PREFIX + "role"
+ROLE_ACTIVE = "active"
+ROLE_STANDBY = "standby"
+
+# Manual requests written by `kubectl pairwarden failover|failback` on the FailoverPair.
+ANNOTATION_REQUEST = PREFIX + "request"
+ANNOTATION_REQUEST_ID = PREFIX + "request-id"
+# On the active Lease: which member holds it.
+ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
+
+
+def member_lease_name(pair: str, member: str) -> str:
+    return f"{pair}-{member}"
+
+
+def active_lease_name(pair: str) -> str:
+    return f"{pair}-active"
+
+
+def other(member: Member) -> Member:
+    return "secondary" if member == "primary" else "primary"
+
+
+@dataclass(frozen=True)
+class HeartbeatSizing:
+    """How often a member writes, and when silence means loss (DESIGN.md "Heartbeat cost")."""
+
+    window: float  # W: seconds of observed silence before a member is lost
+    renew_period: float  # R: seconds between renewals
+
+    @classmethod
+    def from_spec(
+        cls, interval_ms: int = 1000, missed: int = 30, renewals_per_window: int = 3
+    ) -> HeartbeatSizing:
+        window = interval_ms * missed / 1000.0
+        return cls(window=window, renew_period=window / max(1, renewals_per_window))
+
+    @property
+    def lease_duration_seconds(self) -> int:
+        return max(1, math.ceil(self.window))
+
+    @property
+    def fence_after(self) -> float:
+        """An agent stops answering this long after *sending* its last successful renewal:
+        strictly before the operator, which waits `window` after *observing* it."""
+        return self.window - self.renew_period / 2
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else ""
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class MemberReport:
+    """What an agent says about its member with every renewal of the member Lease."""
+
+    agent_running: bool = True
+    service_up: bool = False
+    answering: bool = False
+    cpu_percent: int = 0
+    cpu_excessive: bool = False
+    calls_in_progress: int = 0
+    inactive_calls: int = 0
+    started: datetime | None = None
+    primary_contact: datetime | None = None
+    epoch: int = 0
+    settings_digest: str = ""
+
+    KEYS = {
+        "agent_running": PREFIX + "agent",
+        "service_up": PREFIX + "service",
+        "answering": PREFIX + "answering",
+        "cpu_percent": PREFIX + "cpu",
+        "cpu_excessive": PREFIX + "cpu-excessive",
+        "calls_in_progress": PREFIX + "calls",
+        "inactive_calls": PREFIX + "inactive-calls",
+        "started": PREFIX + "started",
+        "primary_contact": PREFIX + "primary-contact",
+        "epoch": PREFIX + "epoch",
+        "settings_digest": PREFIX + "settings-digest",
+    }
+    # A change in any of these is written at once, not held until the next renewal.
+    URGENT = ("agent_running", "service_up", "answering", "cpu_excessive", "inactive_calls")
+
+    def to_annotations(self) -> dict[str, str]:
+        k = self.KEYS
+        return {
+            k["agent_running"]: "running" if self.agent_running else "stopping",
+            k["service_up"]: "up" if self.service_up else "down",
+            k["answering"]: _flag(self.answering),
+            k["cpu_percent"]: str(self.cpu_percent),
+            k["cpu_excessive"]: _flag(self.cpu_excessive),
+            k["calls_in_progress"]: str(self.calls_in_progress),
+            k["inactive_calls"]: str(self.inactive_calls),
+            k["started"]: _time(self.started),
+            k["primary_contact"]: _time(self.primary_contact),
+            k["epoch"]: str(self.epoch),
+            k["settings_digest"]: self.settings_digest,
+        }
+
+    @classmethod
+    def from_annotations(cls, annotations: dict[str, str] | None) -> MemberReport:
+        a = annotations or {}
+        k = cls.KEYS
+        return cls(
+            agent_running=a.get(k["agent_running"], "running") != "stopping",
+            service_up=a.get(k["service_up"]) == "up",
+            answering=a.get(k["answering"]) == "true",
+            cpu_percent=_int(a.get(k["cpu_percent"])),
+            cpu_excessive=a.get(k["cpu_excessive"]) == "true",
+            calls_in_progress=_int(a.get(k["calls_in_progress"])),
+            inactive_calls=_int(a.get(k["inactive_calls"])),
+            started=parse_time(a.get(k["started"])),
+            primary_contact=parse_time(a.get(k["primary_contact"])),
+            epoch=_int(a.get(k["epoch"])),
+            settings_digest=a.get(k["settings_digest"], ""),
+        )
+
+    def urgent_change(self, before: MemberReport) -> bool:
+        return any(getattr(self, f) != getattr(before, f) for f in self.URGENT)

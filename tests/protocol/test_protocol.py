@@ -1,0 +1,51 @@
+from datetime import UTC, datetime
+
+from pairwarden.protocol import HeartbeatSizing, MemberReport
+
+
+def test_default_sizing_meets_the_write_budget_and_the_window() -> None:
+    sizing = HeartbeatSizing.from_spec()
+    assert sizing.window == 30.0
+    assert sizing.renew_period == 10.0
+    assert 2 / sizing.renew_period <= 0.2  # two members, writes per second per pair
+    assert sizing.lease_duration_seconds == 30
+    assert sizing.renew_period < sizing.fence_after < sizing.window
+
+
+def test_reference_semantics_when_renewing_every_interval() -> None:
+    sizing = HeartbeatSizing.from_spec(1000, 30, renewals_per_window=30)
+    assert sizing.renew_period == 1.0
+
+
+def test_report_round_trips_through_annotations() -> None:
+    report = MemberReport(
+        agent_running=False,
+        service_up=True,
+        answering=True,
+        cpu_percent=97,
+        cpu_excessive=True,
+        calls_in_progress=3,
+        inactive_calls=7,
+        started=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        primary_contact=None,
+        epoch=4,
+        settings_digest="abc",
+    )
+    annotations = report.to_annotations()
+    assert annotations["pairwarden.io/agent"] == "stopping"
+    assert annotations["pairwarden.io/started"] == "2026-11-25T12:00:00Z"
+    assert MemberReport.from_annotations(annotations) == report
+
+
+def test_garbage_annotations_read_as_safe_defaults() -> None:
+    report = MemberReport.from_annotations(
+        {"pairwarden.io/calls": "many", "pairwarden.io/started": "x"}
+    )
+    assert report.calls_in_progress == 0 and report.started is None
+    assert report.service_up is False  # never assume a service is up without being told
+
+
+def test_urgent_changes_are_the_ones_that_cannot_wait_for_a_renewal() -> None:
+    base = MemberReport(service_up=True)
+    assert MemberReport(service_up=False).urgent_change(base)
+    assert not MemberReport(service_up=True, cpu_percent=50).urgent_change(base)
