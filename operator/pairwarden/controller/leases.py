@@ -1,0 +1,108 @@
+"""Member Leases (created here, renewed by agents) and the active Lease (written only here).
+
+The active Lease is the fencing token: `holderIdentity` names the pod that may answer and
+`leaseTransitions` is the epoch. It is written with optimistic concurrency, so two operators
+(a peering mishap, a stale replica) can never both move it from the same epoch.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from pairwarden.controller.client import status_of
+from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_MEMBER,
+    LABEL_MEMBER,
+    LABEL_PAIR,
+    MEMBERS,
+    active_lease_name,
+    member_lease_name,
+)
+
+
+class EpochConflict(Exception):
+    """The active Lease moved under us: someone else wrote a newer epoch."""
+
+
+def _micro_time(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lease(
+    name: str, pair: str, member: str, duration: int, owner: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "labels": {LABEL_PAIR: pair, LABEL_MEMBER: member},
+            "ownerReferences": [owner],
+        },
+        "spec": {"leaseDurationSeconds": duration},
+    }
+
+
+async def ensure_leases(
+    api: client.ApiClient, namespace: str, pair: str, duration: int, owner: dict[str, Any]
+) -> dict[str, Any]:
+    """Create the member Leases and the active Lease when missing; return the active Lease."""
+    coordination = client.CoordinationV1Api(api)
+    for member in MEMBERS:
+        body = _lease(member_lease_name(pair, member), pair, member, duration, owner)
+        await _create_if_missing(coordination, namespace, body)
+    active = _lease(active_lease_name(pair), pair, "active", duration, owner)
+    active["metadata"]["labels"].pop(LABEL_MEMBER)
+    active["spec"].update(holderIdentity="", leaseTransitions=0)
+    await _create_if_missing(coordination, namespace, active)
+    return await read_active(api, namespace, pair)
+
+
+async def _create_if_missing(
+    coordination: client.CoordinationV1Api, namespace: str, body: dict[str, Any]
+) -> None:
+    try:
+        await coordination.create_namespaced_lease(namespace, body)
+    except client.ApiException as error:
+        if status_of(error) != 409:
+            raise
+
+
+async def read_active(api: client.ApiClient, namespace: str, pair: str) -> dict[str, Any]:
+    lease = await client.CoordinationV1Api(api).read_namespaced_lease(
+        active_lease_name(pair), namespace
+    )
+    result: dict[str, Any] = api.sanitize_for_serialization(lease)
+    return result
+
+
+async def write_active(
+    api: client.ApiClient,
+    namespace: str,
+    pair: str,
+    *,
+    holder: str,
+    member: str,
+    epoch: int,
+    expected_epoch: int,
+    now: datetime,
+) -> None:
+    """Hand the active Lease to `holder` at `epoch`, only from `expected_epoch`."""
+    coordination = client.CoordinationV1Api(api)
+    current = await read_active(api, namespace, pair)
+    spec = current.setdefault("spec", {})
+    if int(spec.get("leaseTransitions") or 0) not in (expected_epoch, epoch):
+        raise EpochConflict(f"active Lease is at epoch {spec.get('leaseTransitions')}")
+    annotations = current["metadata"].setdefault("annotations", {})
+    annotations[ANNOTATION_ACTIVE_MEMBER] = member
+    stamp = _micro_time(now)
+    spec.update(holderIdentity=holder, leaseTransitions=epoch, acquireTime=stamp, renewTime=stamp)
+    try:
+        await coordination.replace_namespaced_lease(active_lease_name(pair), namespace, current)
+    except client.ApiException as error:
+        if status_of(error) == 409:
+            raise EpochConflict("active Lease changed while writing it") from error
+        raise

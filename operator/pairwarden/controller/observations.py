@@ -1,0 +1,75 @@
+"""What the operator has seen of each member, stamped with the operator's own clock.
+
+A renewal is observed when a member Lease's `spec.renewTime` changes (only agents write it),
+and the time recorded is when the operator saw it, never the time the agent wrote: clocks skew.
+The first sighting of a Lease also counts as a renewal, so an operator restart gives every
+member a full window instead of failing over on stale memories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport
+
+
+@dataclass
+class MemberSighting:
+    last_seen: float  # operator monotonic seconds of the last observed renewal
+    renew_time: str
+    holder: str
+    report: MemberReport
+    deleted: bool = False
+
+
+@dataclass
+class PairBook:
+    members: dict[str, MemberSighting] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ObservationBook:
+    """Sightings per (namespace, pair, member), and a wake-up for each pair's reconciler."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[str, str], PairBook] = {}
+
+    def pair(self, namespace: str, pair: str) -> PairBook:
+        return self._pairs.setdefault((namespace, pair), PairBook())
+
+    def forget(self, namespace: str, pair: str) -> None:
+        self._pairs.pop((namespace, pair), None)
+
+    def record_lease(self, lease: dict[str, Any], event_type: str | None, now: float) -> bool:
+        """Take one watch event of a member Lease; True when the pair should reconcile now."""
+        meta = lease.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        pair, member = labels.get(LABEL_PAIR), labels.get(LABEL_MEMBER)
+        if not pair or member not in MEMBERS:
+            return False
+        book = self.pair(meta.get("namespace", ""), pair)
+        spec = lease.get("spec") or {}
+        renew_time = str(spec.get("renewTime") or "")
+        report = MemberReport.from_annotations(meta.get("annotations"))
+        before = book.members.get(member)
+        if event_type == "DELETED":
+            if before is not None:
+                before.deleted = True
+            book.wake.set()
+            return True
+        if not renew_time:  # created by the operator, never renewed by an agent yet
+            return False
+        renewed = before is None or before.deleted or renew_time != before.renew_time
+        sighting = MemberSighting(
+            last_seen=now if renewed or before is None else before.last_seen,
+            renew_time=renew_time,
+            holder=str(spec.get("holderIdentity") or ""),
+            report=report,
+        )
+        book.members[member] = sighting
+        urgent = before is None or before.deleted or report.urgent_change(before.report)
+        if urgent:
+            book.wake.set()
+        return urgent

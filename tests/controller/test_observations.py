@@ -1,0 +1,62 @@
+from typing import Any
+
+from pairwarden.controller.observations import ObservationBook
+from pairwarden.protocol import MemberReport
+
+
+def lease(member: str, renew: str, **report: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"vm-{member}",
+            "namespace": "voice",
+            "labels": {"pairwarden.io/pair": "vm", "pairwarden.io/member": member},
+            "annotations": MemberReport(**report).to_annotations(),
+        },
+        "spec": {"renewTime": renew, "holderIdentity": f"vm-{member}"},
+    }
+
+
+def test_a_lease_the_operator_created_is_not_a_heartbeat() -> None:
+    book = ObservationBook()
+    created = {"metadata": {**lease("primary", "")["metadata"]}, "spec": {}}
+    assert book.record_lease(created, "ADDED", now=5.0) is False
+    assert "primary" not in book.pair("voice", "vm").members
+
+
+def test_first_sighting_counts_as_observed_now_whatever_the_agent_wrote() -> None:
+    book = ObservationBook()
+    book.record_lease(lease("primary", "2001-01-01T00:00:00.000000Z", service_up=True), None, 50.0)
+    assert book.pair("voice", "vm").members["primary"].last_seen == 50.0
+
+
+def test_only_a_new_renew_time_moves_last_seen() -> None:
+    book = ObservationBook()
+    book.record_lease(lease("primary", "t1", service_up=True), None, 10.0)
+    book.record_lease(lease("primary", "t1", service_up=True, cpu_percent=40), "MODIFIED", 20.0)
+    assert book.pair("voice", "vm").members["primary"].last_seen == 10.0
+    book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 30.0)
+    assert book.pair("voice", "vm").members["primary"].last_seen == 30.0
+
+
+def test_urgent_reports_wake_the_pair_and_routine_ones_do_not() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    assert book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
+    pair.wake.clear()
+    assert not book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 2.0)
+    assert not pair.wake.is_set()
+    assert book.record_lease(lease("primary", "t2", service_up=False), "MODIFIED", 2.5)
+    assert pair.wake.is_set()
+
+
+def test_deleted_lease_marks_the_member_gone_and_wakes() -> None:
+    book = ObservationBook()
+    book.record_lease(lease("secondary", "t1", service_up=True), None, 1.0)
+    assert book.record_lease(lease("secondary", "t1"), "DELETED", 2.0)
+    assert book.pair("voice", "vm").members["secondary"].deleted
+
+
+def test_leases_of_no_pair_are_ignored() -> None:
+    book = ObservationBook()
+    stray = {"metadata": {"name": "kube-scheduler", "namespace": "kube-system"}, "spec": {}}
+    assert book.record_lease(stray, "ADDED", 1.0) is False
