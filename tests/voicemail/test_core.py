@@ -1,0 +1,62 @@
+"""The voicemail rules on a ManualClock: roles, epochs, calls in progress, order validity."""
+
+from __future__ import annotations
+
+import pytest
+
+from pairwarden.clock import ManualClock
+from pairwarden.voicemail.core import StaleEpoch, VoicemailCore
+
+
+def test_starts_standby_and_counts_refused_calls() -> None:
+    core = VoicemailCore("vm-primary", ManualClock())
+    assert not core.offer("alice").answered
+    assert not core.offer("bob").answered
+    assert core.status()["role"] == "standby"
+    assert core.inactive_calls == 2
+
+
+def test_active_answers_and_tracks_calls_in_progress() -> None:
+    core = VoicemailCore("vm-primary", ManualClock())
+    core.set_role(True, 1)
+    answer = core.offer("alice")
+    assert answer.call is not None and answer.call.epoch == 1
+    assert core.calls_in_progress == 1
+    core.hang_up(answer.call)
+    assert core.calls_in_progress == 0
+
+
+def test_demotion_keeps_calls_in_progress_but_refuses_new_ones() -> None:
+    core = VoicemailCore("vm-primary", ManualClock())
+    core.set_role(True, 1)
+    call = core.offer("alice").call
+    core.set_role(False, 2)
+    assert call is not None and core.calls_in_progress == 1
+    assert not core.offer("bob").answered
+    assert core.inactive_calls == 1
+
+
+def test_an_order_older_than_the_held_epoch_is_refused() -> None:
+    core = VoicemailCore("vm-primary", ManualClock())
+    core.set_role(False, 5)
+    with pytest.raises(StaleEpoch):
+        core.set_role(True, 4)
+    assert not core.answering()
+    core.set_role(True, 5)  # the same epoch is a refresh, not a replay
+    assert core.answering()
+
+
+def test_an_active_order_runs_out_without_a_refresh() -> None:
+    clock = ManualClock()
+    core = VoicemailCore("vm-primary", clock)
+    core.set_role(True, 3, valid_for=25.0)
+    clock.advance(24.9)
+    assert core.answering()
+    core.set_role(True, 3, valid_for=25.0)  # the agent renewed its Lease and the order
+    clock.advance(24.9)
+    assert core.answering()
+    clock.advance(0.2)
+    assert not core.answering()
+    assert core.status()["role"] == "standby"
+    clock.advance(1000)
+    assert not core.answering()  # stays down until a new order

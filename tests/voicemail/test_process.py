@@ -1,0 +1,152 @@
+"""The voicemail server in process (call protocol, control port) and once as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from pairwarden.clock import SystemClock
+from pairwarden.voicemail.control import make_app
+from pairwarden.voicemail.core import VoicemailCore
+from pairwarden.voicemail.lineproto import LineCallServer
+from pairwarden.voicemail.store import DATA_DIRECTORIES, MessageStore, prepare_data_dir
+
+
+class Server:
+    def __init__(self, calls: LineCallServer, control: str) -> None:
+        self.calls = calls
+        self.control = control
+
+    async def dial(self, caller: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.calls.port)
+        writer.write(f"CALL {caller}\n".encode())
+        await writer.drain()
+        reply = (await reader.readline()).decode().strip()
+        return reader, writer, reply
+
+    async def post_role(self, active: bool, epoch: int, **extra: int) -> int:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"{self.control}/role", json={"active": active, "epoch": epoch, **extra}) as r,
+        ):
+            return r.status
+
+    async def status(self) -> dict[str, object]:
+        async with aiohttp.ClientSession() as s, s.get(f"{self.control}/status") as r:
+            body: dict[str, object] = await r.json()
+            return body
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    prepare_data_dir(tmp_path)
+    store = MessageStore(tmp_path / "UnityDb.sqlite")
+    core = VoicemailCore("vm-primary", SystemClock())
+    calls = LineCallServer(core, store, "127.0.0.1", 0)
+    await calls.start()
+    runner = web.AppRunner(make_app(core, store))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield Server(calls, f"http://127.0.0.1:{port}")
+    await calls.close()
+    await runner.cleanup()
+    store.close()
+
+
+async def test_standby_refuses_and_counts(server: Server) -> None:
+    reader, writer, reply = await server.dial("alice")
+    assert reply == "REFUSED standby"
+    assert await reader.read() == b""  # closed
+    writer.close()
+    status = await server.status()
+    assert status["inactiveCalls"] == 1 and status["role"] == "standby"
+
+
+async def test_active_call_stores_messages_and_survives_demotion(server: Server) -> None:
+    assert await server.post_role(True, 1) == 200
+    reader, writer, reply = await server.dial("alice")
+    assert reply == "ANSWERED vm-primary 1"
+    assert (await server.status())["callsInProgress"] == 1
+    assert await server.post_role(False, 2) == 200
+    # The call in progress goes on after the demotion; a new call is refused.
+    writer.write(b"MESSAGE hello\n")
+    assert (await reader.readline()).startswith(b"STORED ")
+    _, other, refused = await server.dial("bob")
+    assert refused == "REFUSED standby"
+    other.close()
+    writer.write(b"BYE\n")
+    assert await reader.readline() == b"BYE\n"
+    writer.close()
+    status = await server.status()
+    assert status["messages"] == 1 and status["callsInProgress"] == 0
+
+
+async def test_stale_role_order_is_409(server: Server) -> None:
+    assert await server.post_role(False, 7) == 200
+    assert await server.post_role(True, 6) == 409
+    assert await server.post_role(True, 7) == 200
+    assert (await server.status())["answering"] is True
+
+
+async def test_disconnect_ends_the_call(server: Server) -> None:
+    await server.post_role(True, 1)
+    _, writer, _ = await server.dial("alice")
+    writer.close()
+    deadline = time.monotonic() + 5
+    while (await server.status())["callsInProgress"] != 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_real_process_lays_out_data_and_exits_on_sigterm(tmp_path: Path) -> None:
+    control = _free_port()
+    env = {**os.environ, "POD_NAME": "vm-secondary"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pairwarden.cli", "voicemail", "--address", "127.0.0.1",
+         "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path)],
+        env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while not _healthy(control):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        for name in DATA_DIRECTORIES:
+            assert (tmp_path / name).is_dir()
+        with sqlite3.connect(tmp_path / "UnityDb.sqlite") as db:
+            assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
