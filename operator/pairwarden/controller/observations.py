@@ -28,6 +28,12 @@ class MemberSighting:
 class PairBook:
     members: dict[str, MemberSighting] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    woken_at: float | None = None  # when an urgent report arrived: reaction latency starts here
+
+    def nudge(self, now: float) -> None:
+        if not self.wake.is_set():
+            self.woken_at = now
+        self.wake.set()
 
 
 class ObservationBook:
@@ -57,7 +63,7 @@ class ObservationBook:
         if event_type == "DELETED":
             if before is not None:
                 before.deleted = True
-            book.wake.set()
+            book.nudge(now)
             return True
         if not renew_time:  # created by the operator, never renewed by an agent yet
             return False
@@ -71,5 +77,5 @@ class ObservationBook:
         book.members[member] = sighting
         urgent = before is None or before.deleted or report.urgent_change(before.report)
         if urgent:
-            book.wake.set()
+            book.nudge(now)
         return urgent

@@ -1,0 +1,99 @@
+"""kopf registrations: thin, each one observing and handing over to `reconcile`.
+
+- member Leases are watched cluster-wide by label and stamped into the observation book;
+- each FailoverPair gets one daemon that sleeps until a report wakes it or a member's window
+  could expire (never a per-pair timer ticking every second);
+- peering (kopf's own) makes sure only one replica runs the daemons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from pairwarden import GROUP, VERSION
+from pairwarden.api.models import PLURAL
+from pairwarden.clock import SystemClock
+from pairwarden.controller import metrics, peering
+from pairwarden.controller.client import connect
+from pairwarden.controller.observations import ObservationBook
+from pairwarden.controller.reconcile import PairMemory, Runtime, step
+from pairwarden.protocol import LABEL_PAIR
+
+ERROR_BACKOFF = 1.0
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def new_memo(kubeconfig: str | None) -> kopf.Memo:
+    return kopf.Memo(kubeconfig=kubeconfig, book=ObservationBook(), clock=SystemClock())
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.reporting_component = "pairwarden"
+    settings.posting.level = logging.WARNING  # Events are posted on purpose, not from logs
+    settings.persistence.finalizer = "pairwarden.io/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="pairwarden.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="pairwarden.io", key="last-handled-configuration"
+    )
+    settings.watching.server_timeout = 300  # long watches: fewer re-lists at scale
+    settings.background.cancellation_polling = 1
+    memo.runtime = Runtime(api=await connect(memo.kubeconfig), book=memo.book, clock=memo.clock)
+    if not settings.peering.standalone and settings.peering.mandatory:
+        namespaces = [ns for ns in (memo.get("namespaces") or []) if isinstance(ns, str)]
+        await peering.ensure(
+            memo.runtime.api, settings.peering.name, namespaces, settings.peering.clusterwide
+        )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "runtime" in memo:
+        await memo.runtime.api.close()
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_PAIR: kopf.PRESENT})
+def lease_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.book.record_lease(dict(event["object"]), event.get("type"), memo.clock.monotonic())
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def pair_changed(name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any) -> None:
+    namespace = namespace or ""
+    memo.book.pair(namespace, name).nudge(memo.clock.monotonic())
+    if type == "DELETED":
+        memo.book.forget(namespace, name)
+        metrics.forget_pair(namespace, name)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def guard(
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    logger: Logger,
+    **_: Any,
+) -> None:
+    """The pair's reconciler: runs while this replica leads, wakes on reports or deadlines."""
+    runtime: Runtime = memo.runtime
+    namespace = namespace or ""
+    memory = PairMemory()  # fresh on every (re)start: another replica may have led meanwhile
+    while not stopped:
+        pair = runtime.book.pair(namespace, name)
+        pair.wake.clear()
+        try:
+            wait = await step(runtime, body, memory)
+        except Exception as error:  # keep guarding: the next look retries from fresh reads
+            logger.exception(f"reconcile failed, retrying: {error}")
+            memory.status = None
+            wait = ERROR_BACKOFF
+        pair.woken_at = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pair.wake.wait(), timeout=wait)

@@ -1,0 +1,281 @@
+"""One reconciliation of one pair: observe, ask the engine, apply its actions in a safe order.
+
+Order matters for callers: the active Lease (the fencing token) is written first, so no agent
+is routed calls before it is told it may answer; then the Service selector (one atomic flip);
+then pod labels (for people); then status and Events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from pairwarden.api.models import (
+    Condition,
+    FailoverPairSpec,
+    FailoverPairStatus,
+    SpecError,
+    parse_spec,
+    parse_status,
+)
+from pairwarden.clock import Clock
+from pairwarden.controller import events, leases, metrics, pods, services, status
+from pairwarden.controller.observations import ObservationBook, PairBook
+from pairwarden.engine import decide
+from pairwarden.engine.types import (
+    AckRequest,
+    Activate,
+    Cause,
+    Deactivate,
+    ManualRequest,
+    MemberObservation,
+    Now,
+    Observed,
+    UpdateStatus,
+    Warn,
+)
+from pairwarden.protocol import (
+    ANNOTATION_REQUEST,
+    ANNOTATION_REQUEST_ID,
+    MEMBERS,
+    HeartbeatSizing,
+    Member,
+)
+
+# Causes an operator chose or a person asked for; the others are faults and Warn.
+ROUTINE = {
+    Cause.MANUAL_FAILOVER,
+    Cause.MANUAL_FAILBACK,
+    Cause.SCHEDULED_FAILBACK,
+    Cause.FIRST_TO_START,
+}
+# Status fields that change with every renewal: written only along with a real change, so the
+# operator adds no steady-state writes to the agents' heartbeat budget.
+VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
+INVALID_SPEC_RETRY = 300.0
+
+
+@dataclass
+class Runtime:
+    api: client.ApiClient
+    book: ObservationBook
+    clock: Clock
+
+
+@dataclass
+class PairMemory:
+    """Per-pair state that lives only in this process: the status we last wrote (the watch may
+    not have delivered it yet) and whether the Leases exist."""
+
+    status: FailoverPairStatus | None = None
+    leases_ready: bool = False
+
+
+async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
+    """Reconcile once; return how many seconds may pass before the next look is needed."""
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    try:
+        spec = parse_spec(dict(body.get("spec") or {}))
+    except SpecError as error:
+        await _reject_spec(rt, body, memory, error)
+        return INVALID_SPEC_RETRY
+    sizing = HeartbeatSizing(spec.heartbeat.window_seconds, spec.heartbeat.renew_period_seconds)
+    if not memory.leases_ready:
+        await leases.ensure_leases(
+            rt.api, namespace, name, sizing.lease_duration_seconds, _owner(body)
+        )
+        memory.leases_ready = True
+
+    book = rt.book.pair(namespace, name)
+    previous = memory.status or parse_status(body.get("status"))
+    pod_names = {m: await _pod_of(rt, namespace, spec, m) for m in MEMBERS}
+    observed = Observed(
+        status=previous,
+        primary=_member(book, "primary", pod_names["primary"]),
+        secondary=_member(book, "secondary", pod_names["secondary"]),
+        request=_request(meta.get("annotations") or {}),
+        generation=meta.get("generation"),
+    )
+    now = Now(rt.clock.monotonic(), rt.clock.wall())
+    decision = decide(spec, observed, now)
+
+    for action in decision.actions:
+        if isinstance(action, Activate | Deactivate):
+            await _move_role(rt, body, name, namespace, spec, action, previous, pod_names, book)
+        elif isinstance(action, Warn):
+            events.warning(body, action.reason, action.message)
+        elif isinstance(action, AckRequest):
+            (events.normal if action.outcome != "Refused" else events.warning)(
+                body, f"Request{action.outcome}", f"{action.action} {action.id}: {action.message}"
+            )
+    final = decision.status
+    for action in decision.actions:
+        if isinstance(action, UpdateStatus):
+            final = action.status
+    await _write_status(rt, namespace, name, previous, final, memory)
+    _export(namespace, name, final, book, now)
+    return _next_look(sizing, book, now.monotonic)
+
+
+async def _pod_of(
+    rt: Runtime, namespace: str, spec: FailoverPairSpec, member: Member
+) -> str | None:
+    ref = getattr(spec.members, member)
+    selector = ref.selector.match_labels if ref.selector else None
+    return await pods.resolve(rt.api, namespace, ref.pod_name, selector)
+
+
+def _member(book: PairBook, member: Member, pod_name: str | None) -> MemberObservation:
+    seen = book.members.get(member)
+    if seen is None or seen.deleted:
+        return MemberObservation(pod_name=pod_name, pod_running=pod_name is not None)
+    return MemberObservation(
+        pod_name=pod_name,
+        pod_running=pod_name is not None,
+        last_seen=seen.last_seen,
+        report=seen.report,
+    )
+
+
+def _request(annotations: dict[str, str]) -> ManualRequest | None:
+    action = annotations.get(ANNOTATION_REQUEST)
+    if not action:
+        return None
+    return ManualRequest(id=annotations.get(ANNOTATION_REQUEST_ID) or action, action=action)
+
+
+async def _move_role(
+    rt: Runtime,
+    body: Any,
+    name: str,
+    namespace: str,
+    spec: FailoverPairSpec,
+    action: Activate | Deactivate,
+    previous: FailoverPairStatus,
+    pod_names: dict[Member, str | None],
+    book: PairBook,
+) -> None:
+    member: Member | None = action.member if isinstance(action, Activate) else None
+    holder = (pod_names[member] or "") if member else ""
+    await leases.write_active(
+        rt.api,
+        namespace,
+        name,
+        holder=holder,
+        member=member or "none",
+        epoch=action.epoch,
+        expected_epoch=previous.epoch,
+        now=rt.clock.wall(),
+    )
+    await services.point_at(rt.api, namespace, spec.service, name, member)
+    reaction = rt.clock.monotonic() - (book.woken_at or rt.clock.monotonic())
+    metrics.REACTION.labels(action.cause.value).observe(max(0.0, reaction))
+    for each in MEMBERS:
+        pod = pod_names[each]
+        if pod:
+            await pods.label(rt.api, namespace, pod, name, each, active=each == member)
+    to = member or "none"
+    metrics.FAILOVERS.labels(namespace, name, action.cause.value, to).inc()
+    message = f"{action.previous} -> {to} (epoch {action.epoch})"
+    if action.cause in ROUTINE:
+        events.normal(body, action.cause.value, message)
+    else:
+        events.warning(body, action.cause.value, message)
+
+
+def _volatile_only(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        members = {
+            m: {
+                k: v
+                for k, v in (status.get("members") or {}).get(m, {}).items()
+                if k not in VOLATILE_MEMBER_FIELDS
+            }
+            for m in MEMBERS
+        }
+        return {**status, "members": members}
+
+    return strip(before) == strip(after)
+
+
+async def _write_status(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    previous: FailoverPairStatus,
+    final: FailoverPairStatus,
+    memory: PairMemory,
+) -> None:
+    before, after = previous.to_wire(), final.to_wire()
+    if before == after or (memory.status is not None and _volatile_only(before, after)):
+        return
+    delta = status.changed(before, after)
+    for key in before.keys() - after.keys():
+        delta[key] = None  # merge-patch deletes what the engine dropped
+    await status.patch(rt.api, namespace, name, delta)
+    memory.status = final
+
+
+async def _reject_spec(rt: Runtime, body: Any, memory: PairMemory, error: SpecError) -> None:
+    meta = body["metadata"]
+    current = parse_status(body.get("status"))
+    condition = Condition(
+        type="SpecValid",
+        status="False",
+        reason="InvalidSpec",
+        message=str(error)[:1000],
+        last_transition_time=rt.clock.wall(),
+        observed_generation=meta.get("generation"),
+    )
+    kept = [c for c in current.conditions if c.type != "SpecValid"]
+    old = next((c for c in current.conditions if c.type == "SpecValid"), None)
+    if old and old.status == "False" and old.message == condition.message:
+        return
+    events.warning(body, "InvalidSpec", str(error)[:1000])
+    updated = current.model_copy(update={"conditions": [*kept, condition]})
+    await status.patch(
+        rt.api, meta["namespace"], meta["name"], {"conditions": updated.to_wire()["conditions"]}
+    )
+    memory.status = None
+
+
+def _owner(body: Any) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _export(namespace: str, name: str, final: FailoverPairStatus, book: PairBook, now: Now) -> None:
+    metrics.EPOCH.labels(namespace, name).set(final.epoch)
+    for member in MEMBERS:
+        metrics.ACTIVE.labels(namespace, name, member).set(
+            1 if final.active_member == member else 0
+        )
+        seen = book.members.get(member)
+        if seen is not None:
+            metrics.HEARTBEAT_AGE.labels(namespace, name, member).set(
+                now.monotonic - seen.last_seen
+            )
+    for condition in final.conditions:
+        metrics.CONDITION.labels(namespace, name, condition.type).set(condition.status == "True")
+    deadline = final.licensing.secondary_deadline
+    if deadline is not None:
+        metrics.LICENSE_LEFT.labels(namespace, name).set((deadline - now.wall).total_seconds())
+
+
+def _next_look(sizing: HeartbeatSizing, book: PairBook, now: float) -> float:
+    """Sleep until the earliest moment a member could be judged lost, at most one renewal."""
+    deadlines = [
+        seen.last_seen + sizing.window for seen in book.members.values() if not seen.deleted
+    ]
+    soonest = min((d - now for d in deadlines), default=sizing.renew_period)
+    return max(0.01, min(soonest + 0.01, sizing.renew_period))
