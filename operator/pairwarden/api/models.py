@@ -1,0 +1,433 @@
+"""The FailoverPair API: one set of pydantic models is the source of the CRD schema (see
+`pairwarden.api.crd`) and of the operator's own validation (`parse_spec`).
+
+camelCase on the wire, snake_case in Python. Every cross-field rule exists twice on purpose:
+as a pydantic validator here and as a CEL rule (`x-kubernetes-validations`) that the API server
+evaluates; tests/api proves both agree on the examples.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+KIND = "FailoverPair"
+PLURAL = "failoverpairs"
+SINGULAR = "failoverpair"
+SHORT_NAMES = ["fp"]
+CATEGORIES = ["pairwarden"]
+
+# The reference's replicated directories ("Cisco Unity Files").
+DEFAULT_DIRECTORIES: tuple[str, ...] = (
+    "Localize/DefaultConfiguration",
+    "Localize/Prompts",
+    "Snapshot",
+    "Stream Files",
+    "Support",
+    "UnityMTA",
+)
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class _Wire(BaseModel):
+    """Spec objects: camelCase aliases, unknown fields rejected (a typo is an error)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class _StatusWire(BaseModel):
+    """Status objects: camelCase aliases; unknown fields from newer operators are ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+# ---------------------------------------------------------------------------------- spec
+
+
+class LabelSelector(_Wire):
+    match_labels: Annotated[dict[str, str], Field(min_length=1)] = Field(
+        description="Labels the member's single pod carries."
+    )
+
+
+class MemberRef(_Wire):
+    """Names one member's pod, by name or by a selector that must match exactly one pod."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            ("has(self.podName) != has(self.selector)", "exactly one of podName or selector")
+        )
+    )
+    pod_name: (
+        Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)] | None
+    ) = Field(default=None, description="Name of the member pod.")
+    selector: LabelSelector | None = Field(
+        default=None, description="Selects the member pod by labels (exactly one pod)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MemberRef:
+        if (self.pod_name is None) == (self.selector is None):
+            raise ValueError("exactly one of podName or selector")
+        return self
+
+
+class Members(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "!(has(self.primary.podName) && has(self.secondary.podName)"
+                " && self.primary.podName == self.secondary.podName)",
+                "secondary.podName must differ from primary.podName",
+            ),
+            (
+                "!(has(self.primary.selector) && has(self.secondary.selector)"
+                " && self.primary.selector == self.secondary.selector)",
+                "secondary.selector must differ from primary.selector",
+            ),
+        )
+    )
+    primary: MemberRef = Field(description="The member that is active under normal conditions.")
+    secondary: MemberRef = Field(description="The standby member; subject to licensing clocks.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Members:
+        p, s = self.primary, self.secondary
+        if p.pod_name is not None and p.pod_name == s.pod_name:
+            raise ValueError("secondary.podName must differ from primary.podName")
+        if p.selector is not None and p.selector == s.selector:
+            raise ValueError("secondary.selector must differ from primary.selector")
+        return self
+
+
+class HeartbeatSpec(_Wire):
+    """Keep-alive settings: the reference's Interval (ms) and Missed Events Before Failover."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.renewalsPerWindow <= self.missedBeforeFailover",
+                "renewalsPerWindow must not exceed missedBeforeFailover",
+            )
+        )
+    )
+    interval_ms: int = Field(default=1000, ge=100, le=60000, description="Keep-alive interval.")
+    missed_before_failover: int = Field(
+        default=30, ge=1, le=1000, description="Missed keep-alives before a member is lost."
+    )
+    renewals_per_window: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Lease renewals per detection window (docs/protocol.md); "
+        "equal to missedBeforeFailover gives the reference's exact keep-alive semantics.",
+    )
+
+    @model_validator(mode="after")
+    def _renewals(self) -> HeartbeatSpec:
+        if self.renewals_per_window > self.missed_before_failover:
+            raise ValueError("renewalsPerWindow must not exceed missedBeforeFailover")
+        return self
+
+    @property
+    def window_seconds(self) -> float:
+        """W: observed silence after which a member is lost."""
+        return self.interval_ms * self.missed_before_failover / 1000.0
+
+    @property
+    def renew_period_seconds(self) -> float:
+        """R: seconds between an agent's renewals."""
+        return self.window_seconds / self.renewals_per_window
+
+
+class FailbackType(StrEnum):
+    MANUAL = "Manual"
+    SCHEDULED = "Scheduled"
+
+
+class FailbackWindow(_Wire):
+    """Scheduled Failback Start/End, in the pair's time zone; end before start wraps midnight."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(("self.start != self.end", "window end must differ from start"))
+    )
+    start: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
+    end: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
+    time_zone: str = Field(
+        default="UTC", min_length=1, max_length=64, description="IANA time zone name."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FailbackWindow:
+        if self.start == self.end:
+            raise ValueError("window end must differ from start")
+        return self
+
+    def contains(self, instant: datetime) -> bool:
+        """True when `instant` (aware) falls in [start, end) on the pair's local clock."""
+        local = instant.astimezone(ZoneInfo(self.time_zone)).time().replace(tzinfo=None)
+        start, end = _hhmm(self.start), _hhmm(self.end)
+        if start < end:
+            return start <= local < end
+        return local >= start or local < end
+
+
+def _hhmm(text: str) -> time:
+    match = re.fullmatch(r"(\d\d):(\d\d)", text)
+    if match is None:
+        raise ValueError(f"not HH:MM: {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+class FailbackSpec(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            (
+                "self.type == 'Scheduled' ? has(self.window) : !has(self.window)",
+                "window is required when type is Scheduled and not allowed when Manual",
+            )
+        )
+    )
+    type: FailbackType = Field(
+        default=FailbackType.MANUAL, description="Manual: only on request. Scheduled: in window."
+    )
+    window: FailbackWindow | None = Field(
+        default=None, description="When a Scheduled failback may happen."
+    )
+
+    @model_validator(mode="after")
+    def _window_iff_scheduled(self) -> FailbackSpec:
+        if (self.type == FailbackType.SCHEDULED) != (self.window is not None):
+            raise ValueError(
+                "window is required when type is Scheduled and not allowed when Manual"
+            )
+        return self
+
+
+class ExcessiveCpuSpec(_Wire):
+    enabled: bool = Field(default=True, description="Excessive CPU on the active causes failover.")
+    threshold_percent: int = Field(default=95, ge=1, le=100, description="CPU percent of the pod.")
+    duration_seconds: int = Field(
+        default=60, ge=1, le=86400, description="How long CPU stays above the threshold."
+    )
+
+
+class FlapDampingSpec(_Wire):
+    max_transitions: int = Field(
+        default=4, ge=1, le=1000, description="Role changes allowed per period before holding."
+    )
+    period_seconds: int = Field(default=3600, ge=60, le=604800, description="Sliding period.")
+
+
+class ReplicationSpec(_Wire):
+    file_interval_seconds: int = Field(
+        default=60, ge=1, le=86400, description="The reference's File Replication Interval."
+    )
+    database_interval_seconds: int = Field(
+        default=60, ge=1, le=86400, description="Database snapshot copy interval."
+    )
+    directories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default=list(DEFAULT_DIRECTORIES),
+        max_length=64,
+        description="Directories replicated from the active to the inactive member.",
+    )
+
+
+class LicensingSpec(_Wire):
+    never_contacted_grace_seconds: int = Field(
+        default=14400,
+        ge=0,
+        description="Secondary stops this long after start if never in contact.",
+    )
+    max_seconds_since_contact: int = Field(
+        default=5184000, ge=0, description="Secondary stops this long after its last contact."
+    )
+
+
+class FailoverPairSpec(_Wire):
+    members: Members
+    service: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, description="Callers' Service."
+    )
+    heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
+    force_failover_on_inactive_call: bool = Field(
+        default=False,
+        description="Fail over when a call arrives on the inactive member (else a Warning only).",
+    )
+    failback: FailbackSpec = Field(default_factory=FailbackSpec)
+    excessive_cpu: ExcessiveCpuSpec = Field(default_factory=ExcessiveCpuSpec)
+    flap_damping: FlapDampingSpec = Field(default_factory=FlapDampingSpec)
+    replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
+    licensing: LicensingSpec = Field(default_factory=LicensingSpec)
+    paused: bool = Field(
+        default=False,
+        description="Manual mode: no automatic failover and no replication; requests honoured.",
+    )
+
+
+# -------------------------------------------------------------------------------- status
+
+ActiveMember = Literal["primary", "secondary", "none"]
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    HEALTHY = "Healthy"
+    FAILED_OVER = "FailedOver"
+    DEGRADED = "Degraded"
+    NO_ACTIVE = "NoActive"
+    HELD = "Held"
+    PAUSED = "Paused"
+
+
+class MemberStatus(_StatusWire):
+    pod_name: str | None = None
+    last_heartbeat_seen: datetime | None = None
+    service_up: bool = False
+    cpu_percent: int = 0
+    cpu_excessive: bool = False
+    calls_in_progress: int = 0
+    answering: bool = False
+    started: datetime | None = None
+    primary_contact: datetime | None = None
+    # The engine's memory of the member's inactive-call counter: it acts on an increase only.
+    inactive_calls_seen: int = 0
+    epoch: int = 0
+
+
+class MemberStatuses(_StatusWire):
+    primary: MemberStatus = Field(default_factory=MemberStatus)
+    secondary: MemberStatus = Field(default_factory=MemberStatus)
+
+
+class Transition(_StatusWire):
+    time: datetime
+    from_: ActiveMember = Field(alias="from")
+    to: ActiveMember
+    cause: str
+    epoch: int = 0
+    duration_seconds: float | None = Field(
+        default=None, description="Seconds from losing the old holder to naming the new one."
+    )
+
+
+class ReplicationStatus(_StatusWire):
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    files: int = 0
+    bytes: int = 0
+    lag_seconds: float | None = None
+    message: str | None = None
+
+
+class LicensingStatus(_StatusWire):
+    secondary_deadline: datetime | None = None
+    reason: str | None = None
+
+
+class DriftStatus(_StatusWire):
+    in_sync: bool = True
+    differing_settings: list[str] = Field(default_factory=list)
+
+
+class RequestStatus(_StatusWire):
+    id: str
+    action: str
+    outcome: str
+    message: str | None = None
+    time: datetime
+
+
+class Condition(_StatusWire):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class FailoverPairStatus(_StatusWire):
+    active_member: ActiveMember = "none"
+    phase: Phase = Phase.PENDING
+    epoch: int = 0
+    members: MemberStatuses = Field(default_factory=MemberStatuses)
+    last_transition: Transition | None = None
+    transitions: list[Transition] = Field(default_factory=list, max_length=64)
+    replication: ReplicationStatus | None = None
+    licensing: LicensingStatus = Field(default_factory=LicensingStatus)
+    drift: DriftStatus = Field(default_factory=DriftStatus)
+    last_request: RequestStatus | None = None
+    # Monotonic-free memory for the "both lost" gap: when the pair was left without a holder.
+    no_active_since: datetime | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class FailoverPair(_StatusWire):
+    api_version: str = "pairwarden.io/v1alpha1"
+    kind: Literal["FailoverPair"] = "FailoverPair"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: FailoverPairSpec
+    status: FailoverPairStatus | None = None
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+class SpecError(ValueError):
+    """An invalid spec; the message names each offending field as the API server would."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def parse_spec(data: dict[str, Any]) -> FailoverPairSpec:
+    """Validate a FailoverPair `spec` (camelCase dict) or raise SpecError naming the field."""
+    try:
+        return FailoverPairSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError([_describe(err) for err in exc.errors()]) from exc
+
+
+def parse_status(data: dict[str, Any] | None) -> FailoverPairStatus:
+    """Read a stored status; an unreadable one starts fresh (the engine re-derives the rest)."""
+    try:
+        return FailoverPairStatus.model_validate(data or {})
+    except ValidationError:
+        return FailoverPairStatus()
+
+
+def _describe(err: Any) -> str:
+    path = ".".join(str(p) for p in ("spec", *err["loc"]))
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{path}: {message}"
