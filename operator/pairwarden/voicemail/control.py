@@ -1,7 +1,8 @@
 """The control and health HTTP port the agent drives (local to the pod, no API cost).
 
 GET  /healthz  -> 200 "ok"
-GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages, cpuPercent}
+GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
+                      cpuPercent, settings}
 POST /role     {"active": bool, "epoch": int, "validForMs"?: int} -> 200 status | 409 stale
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
 """
@@ -12,6 +13,7 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -70,7 +72,11 @@ class Burner:
                 x += 1
 
 
-def make_app(core: VoicemailCore, store: MessageStore) -> web.Application:
+def make_app(
+    core: VoicemailCore, store: MessageStore, settings: Mapping[str, Any] | None = None
+) -> web.Application:
+    """`settings`: this member's own settings, never replicated; the agent digests them so the
+    operator can see drift between members."""
     meter = CpuMeter()
     burner = Burner()
 
@@ -79,6 +85,7 @@ def make_app(core: VoicemailCore, store: MessageStore) -> web.Application:
         body["messages"] = await asyncio.to_thread(store.count)
         body["cpuPercent"] = round(meter.percent(), 1)
         body["busy"] = burner.busy
+        body["settings"] = dict(settings or {})
         return body
 
     async def healthz(_: web.Request) -> web.Response:

@@ -48,7 +48,7 @@ async def serve(args: argparse.Namespace) -> int:
     store = MessageStore(data_dir / DATABASE_NAME)
     core = VoicemailCore(args.pod, SystemClock())
     calls = LineCallServer(core, store, args.address, args.call_port)
-    runner = web.AppRunner(make_app(core, store), access_log=None)
+    runner = web.AppRunner(make_app(core, store, {"callPort": args.call_port}), access_log=None)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,225 @@
+"""The agent's decisions, free of I/O: settings from the pair spec, the excessive-CPU judge,
+the licensing clocks and the fencing rule. Every input carries its time, so tests drive
+them with a ManualClock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pairwarden.protocol import HeartbeatSizing, Member, MemberReport
+
+DEFAULT_CPU_THRESHOLD = 90.0
+DEFAULT_CPU_DURATION = 60.0
+DEFAULT_NEVER_CONTACTED_GRACE = 14400.0  # 4 h after restart (reference)
+DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
+
+
+@dataclass(frozen=True)
+class PairSettings:
+    sizing: HeartbeatSizing
+    cpu_threshold: float = DEFAULT_CPU_THRESHOLD
+    cpu_duration: float = DEFAULT_CPU_DURATION
+    never_contacted_grace: float = DEFAULT_NEVER_CONTACTED_GRACE
+    max_since_contact: float = DEFAULT_MAX_SINCE_CONTACT
+
+
+def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = spec.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _number(section: Mapping[str, Any], key: str, default: float, minimum: float = 0) -> float:
+    value = section.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        return default
+    return float(value)
+
+
+def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
+    """Read the FailoverPair spec defensively: a missing or malformed field takes its default,
+    so an agent never stops renewing because of a spec it does not understand."""
+    spec = spec if isinstance(spec, Mapping) else {}
+    hb = _section(spec, "heartbeat")
+    cpu = _section(spec, "excessiveCpu")
+    lic = _section(spec, "licensing")
+    sizing = HeartbeatSizing.from_spec(
+        interval_ms=int(_number(hb, "intervalMs", 1000, minimum=1)),
+        missed=int(_number(hb, "missedBeforeFailover", 30, minimum=1)),
+        renewals_per_window=int(_number(hb, "renewalsPerWindow", 3, minimum=1)),
+    )
+    return PairSettings(
+        sizing=sizing,
+        cpu_threshold=_number(cpu, "thresholdPercent", DEFAULT_CPU_THRESHOLD),
+        cpu_duration=_number(cpu, "durationSeconds", DEFAULT_CPU_DURATION),
+        never_contacted_grace=_number(
+            lic, "neverContactedGraceSeconds", DEFAULT_NEVER_CONTACTED_GRACE
+        ),
+        max_since_contact=_number(lic, "maxSecondsSinceContact", DEFAULT_MAX_SINCE_CONTACT),
+    )
+
+
+class CpuJudge:
+    """CPU is excessive once every sample for `duration` seconds was above the threshold;
+    one sample at or below it clears the verdict and restarts the count."""
+
+    def __init__(self) -> None:
+        self._above_since: float | None = None
+
+    def observe(self, percent: float | None, now: float, threshold: float, duration: float) -> bool:
+        if percent is None or percent <= threshold:
+            self._above_since = None
+            return False
+        if self._above_since is None:
+            self._above_since = now
+        return now - self._above_since >= duration
+
+
+@dataclass(frozen=True)
+class LicensingClocks:
+    """The secondary's two clocks (wall time: they span restarts and days)."""
+
+    started: datetime
+    primary_contact: datetime | None = None
+
+
+def licensing_expired(
+    member: Member, clocks: LicensingClocks, settings: PairSettings, now: datetime
+) -> str | None:
+    """Why the secondary may no longer answer, or None. The primary has no restriction."""
+    if member != "secondary":
+        return None
+    if clocks.primary_contact is None:
+        if (now - clocks.started).total_seconds() >= settings.never_contacted_grace:
+            return "licensing: never contacted the primary since restart"
+        return None
+    if (now - clocks.primary_contact).total_seconds() >= settings.max_since_contact:
+        return "licensing: primary not contacted for too long"
+    return None
+
+
+@dataclass(frozen=True)
+class FenceInputs:
+    pod: str
+    holder: str | None  # holderIdentity of the active Lease, None until first seen
+    epoch: int
+    last_renewal_sent: float | None  # monotonic time the last *successful* renewal was sent
+    holder_checked: float | None  # monotonic time the holder was last confirmed by the API
+    service_up: bool
+    licensing: str | None  # licensing_expired(...)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    answer: bool
+    reason: str
+    valid_for: float = 0.0  # how long the answer holds without another successful renewal
+
+
+def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> Verdict:
+    """The fencing rule of docs/protocol.md: answer only while every condition holds.
+
+    `valid_for` is the time left before the rule would fence by itself; the agent hands it
+    to the voicemail process with the order, so the bound holds even if the agent hangs.
+    """
+    if not inputs.holder or inputs.holder != inputs.pod:
+        return Verdict(False, "not the active Lease holder")
+    if inputs.last_renewal_sent is None:
+        return Verdict(False, "no successful renewal yet")
+    left = inputs.last_renewal_sent + sizing.fence_after - now
+    if left <= 0:
+        return Verdict(False, "last successful renewal too old")
+    # A watch can stall silently while renewals succeed; without a recent read the holder we
+    # act on may be stale, so it ages under the same bound as the renewal.
+    if inputs.holder_checked is None:
+        return Verdict(False, "active Lease not confirmed")
+    left = min(left, inputs.holder_checked + sizing.fence_after - now)
+    if left <= 0:
+        return Verdict(False, "active Lease not confirmed recently")
+    if not inputs.service_up:
+        return Verdict(False, "voicemail process down")
+    if inputs.licensing:
+        return Verdict(False, inputs.licensing)
+    return Verdict(True, "active Lease holder", valid_for=left)
+
+
+def settings_digest(settings: Mapping[str, Any] | None) -> str:
+    """Digest of the per-member settings never replicated, so the operator can see drift."""
+    if not settings:
+        return ""
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class VoicemailView:
+    """The last status read from the voicemail process (None fields: not reachable)."""
+
+    up: bool = False
+    answering: bool = False
+    calls: int = 0
+    inactive_calls: int = 0
+    cpu_percent: float | None = None
+    settings: Mapping[str, Any] | None = None
+    epoch: int = 0
+
+
+def build_report(
+    *,
+    stopping: bool,
+    vm: VoicemailView,
+    cpu_percent: float | None,
+    cpu_excessive: bool,
+    inactive_calls: int,
+    clocks: LicensingClocks,
+    member: Member,
+    epoch: int,
+    digest: str,
+) -> MemberReport:
+    return MemberReport(
+        agent_running=not stopping,
+        service_up=vm.up,
+        answering=vm.up and vm.answering,
+        cpu_percent=round(cpu_percent or 0),
+        cpu_excessive=cpu_excessive,
+        calls_in_progress=vm.calls,
+        inactive_calls=inactive_calls,
+        started=clocks.started,
+        primary_contact=clocks.primary_contact if member == "secondary" else None,
+        epoch=epoch,
+        settings_digest=digest,
+    )
+
+
+class InactiveCallCounter:
+    """The voicemail counter restarts at 0 with the process; the report must only grow.
+    Keeps the total across process restarts, and after an agent restart continues from what
+    the Lease carried, matched against the first reading of the process counter."""
+
+    def __init__(self) -> None:
+        self._base = 0
+        self._last = 0
+        self._pending_floor: int | None = None
+
+    def update(self, counter: int) -> int:
+        if self._pending_floor is not None:
+            self._base = max(self._base, self._pending_floor - counter)
+            self._pending_floor = None
+        elif counter < self._last:  # the voicemail process restarted
+            self._base += self._last
+        self._last = counter
+        return self.total
+
+    def floor(self, previous: int) -> None:
+        """What the Lease already carries (read when the agent starts)."""
+        self._pending_floor = previous
+
+    @property
+    def total(self) -> int:
+        total = self._base + self._last
+        return total if self._pending_floor is None else max(total, self._pending_floor)

@@ -1,0 +1,103 @@
+"""`pairwarden agent`: the member agent sidecar (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pairwarden.agent.cpu import CgroupSampler, CpuSampler
+from pairwarden.agent.kubeio import KubernetesIO
+from pairwarden.agent.metrics import AgentMetrics
+from pairwarden.agent.runner import Agent, AgentConfig
+from pairwarden.agent.state import AgentState
+from pairwarden.agent.voicemail_client import VoicemailClient
+from pairwarden.clock import SystemClock
+from pairwarden.kube import async_api_client
+
+log = logging.getLogger("pairwarden.agent")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    pod_ip = os.environ.get("POD_IP") or "127.0.0.1"
+    parser.add_argument("--pair", required=True, help="FailoverPair name")
+    parser.add_argument("--member", required=True, choices=["primary", "secondary"])
+    parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE") or "default")
+    parser.add_argument("--pod", default=os.environ.get("POD_NAME"), help="default: $POD_NAME")
+    parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
+    parser.add_argument("--voicemail-url", default=f"http://{pod_ip}:8081")
+    parser.add_argument("--state-dir", type=Path, default=None, help="persisted licensing clock")
+    parser.add_argument("--metrics-address", default=pod_ip)
+    parser.add_argument("--metrics-port", type=int, default=8080)
+    parser.add_argument("--poll-interval", type=float, default=0.2, help="voicemail poll, s")
+    parser.add_argument(
+        "--cpu-source",
+        choices=["voicemail", "cgroup"],
+        default="voicemail",
+        help="voicemail: the process reports its own CPU; cgroup: this container's cgroup",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not args.pod:
+        log.error("--pod or $POD_NAME is required")
+        return 2
+    return asyncio.run(serve(args))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    metrics = AgentMetrics()
+    api = await async_api_client(args.kubeconfig)
+    kube = KubernetesIO(api, args.namespace, args.pair)
+    voicemail = VoicemailClient(args.voicemail_url)
+    cpu: CpuSampler | None = CgroupSampler() if args.cpu_source == "cgroup" else None
+    config = AgentConfig(
+        pair=args.pair,
+        member=args.member,
+        namespace=args.namespace,
+        pod=args.pod,
+        poll_interval=args.poll_interval,
+    )
+    agent = Agent(
+        config, kube, voicemail, SystemClock(), state=AgentState(args.state_dir), cpu=cpu,
+        metrics=metrics,
+    )  # fmt: skip
+    runner = web.AppRunner(_metrics_app(agent, metrics), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, args.metrics_address, args.metrics_port).start()
+        log.info("agent %s (%s of %s) starting", args.pod, args.member, args.pair)
+        await agent.run(stop)
+    finally:
+        await runner.cleanup()
+        await voicemail.close()
+        await kube.close()
+    return 0
+
+
+def _metrics_app(agent: Agent, metrics: AgentMetrics) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"answering": agent.verdict.answer, "reason": agent.verdict.reason,
+             "epoch": agent.epoch, "holder": agent.holder}
+        )  # fmt: skip
+
+    async def prometheus(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus)
+    return app

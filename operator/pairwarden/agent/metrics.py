@@ -1,0 +1,43 @@
+"""Prometheus metrics of one agent (own registry, so tests can run several agents)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.answering = Gauge(
+            "pairwarden_agent_answering", "1 while the fencing rule lets this member answer",
+            registry=r,
+        )  # fmt: skip
+        self.service_up = Gauge(
+            "pairwarden_agent_service_up", "1 while the voicemail process answers its health check",
+            registry=r,
+        )  # fmt: skip
+        self.epoch = Gauge("pairwarden_agent_epoch", "active-Lease epoch acted on", registry=r)
+        self.renewal_age = Gauge(
+            "pairwarden_agent_renewal_age_seconds",
+            "seconds since the last successful renewal was sent",
+            registry=r,
+        )
+        self.renewals = Counter(
+            "pairwarden_agent_renewals", "member Lease writes by result", ["result"], registry=r
+        )
+        self.role_orders = Counter(
+            "pairwarden_agent_role_orders", "role orders sent to the voicemail process",
+            ["active"], registry=r,
+        )  # fmt: skip
+        self.cpu = Gauge("pairwarden_agent_cpu_percent", "sampled CPU of the pod", registry=r)
+        self.cpu_excessive = Gauge(
+            "pairwarden_agent_cpu_excessive", "1 while CPU is judged excessive", registry=r
+        )
+        self.calls = Gauge("pairwarden_agent_calls_in_progress", "calls in progress", registry=r)
+        self.inactive_calls = Gauge(
+            "pairwarden_agent_inactive_calls", "calls that arrived while standby", registry=r
+        )
+        self.licensing_expired = Gauge(
+            "pairwarden_agent_licensing_expired", "1 when the licensing clocks ran out", registry=r
+        )

@@ -1,0 +1,393 @@
+"""The agent's loops. Each loop only calls a step method (`poll_once`, `renew_once`,
+`on_active_lease`, `on_primary_lease`, `evaluate`), so tests drive the steps by hand on a
+ManualClock with fake API and voicemail adapters; the loops add nothing but timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pairwarden.agent.core import (
+    CpuJudge,
+    FenceInputs,
+    InactiveCallCounter,
+    LicensingClocks,
+    PairSettings,
+    Verdict,
+    VoicemailView,
+    build_report,
+    decide_answer,
+    licensing_expired,
+    settings_digest,
+    settings_from_spec,
+)
+from pairwarden.agent.cpu import CpuSampler, FunctionSampler
+from pairwarden.agent.kubeio import TRANSIENT, KubeIO, LeaseMissing, LeaseView
+from pairwarden.agent.metrics import AgentMetrics
+from pairwarden.agent.state import AgentState
+from pairwarden.clock import Clock
+from pairwarden.protocol import (
+    Member,
+    MemberReport,
+    active_lease_name,
+    member_lease_name,
+)
+
+log = logging.getLogger("pairwarden.agent")
+
+CONTACT_PERSIST_EVERY = 60.0  # seconds; the clock it feeds counts in days
+
+
+class Voicemail(Protocol):
+    async def status(self) -> VoicemailView: ...
+
+    async def order(
+        self, active: bool, epoch: int, valid_for: float | None = None
+    ) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    pair: str
+    member: Member
+    namespace: str
+    pod: str
+    poll_interval: float = 0.2
+    spec_refresh: float = 30.0
+    shutdown_budget: float = 0.7  # SIGTERM to exit, well under a second
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        kube: KubeIO,
+        voicemail: Voicemail,
+        clock: Clock,
+        *,
+        state: AgentState | None = None,
+        cpu: CpuSampler | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.kube = kube
+        self.vm = voicemail
+        self.clock = clock
+        self.state = state or AgentState(None)
+        self.cpu: CpuSampler = cpu or FunctionSampler(lambda: self.vm_view.cpu_percent)
+        self.metrics = metrics or AgentMetrics()
+        self.settings: PairSettings = settings_from_spec(None)
+        self.member_lease = member_lease_name(config.pair, config.member)
+        self.active_lease = active_lease_name(config.pair)
+        self.primary_lease = member_lease_name(config.pair, "primary")
+
+        self.clocks = LicensingClocks(clock.wall(), self.state.load_primary_contact())
+        self.vm_view = VoicemailView()
+        self.holder: str | None = None
+        self.epoch = 0
+        self.holder_checked: float | None = None
+        self.last_renewal_sent: float | None = None
+        self.written: MemberReport | None = None
+        self.renew_ok = False
+        self.lease_seen = False
+        self.cpu_percent: float | None = None
+        self.cpu_excessive = False
+        self.licensing: str | None = None
+        self.stopping = False
+        self.verdict = Verdict(False, "starting")
+        self._cpu_judge = CpuJudge()
+        self._inactive = InactiveCallCounter()
+        self._told: tuple[bool, int, float | None] | None = None
+        self._refused: tuple[bool, int] | None = None
+        self._primary_renew_seen: str | None = None
+        self._contact_persisted: float | None = None
+        self._wake = asyncio.Event()
+
+    # ---- what the agent says -------------------------------------------------------------
+
+    def report(self) -> MemberReport:
+        return build_report(
+            stopping=self.stopping,
+            vm=self.vm_view,
+            cpu_percent=self.cpu_percent,
+            cpu_excessive=self.cpu_excessive,
+            inactive_calls=self._inactive.total,
+            clocks=self.clocks,
+            member=self.config.member,
+            epoch=self.epoch,
+            digest=settings_digest(self.vm_view.settings),
+        )
+
+    @property
+    def request_timeout(self) -> float:
+        """A renewal that cannot finish in half a period is as good as lost."""
+        return max(0.5, min(5.0, self.settings.sizing.renew_period / 2))
+
+    # ---- steps ---------------------------------------------------------------------------
+
+    async def refresh_settings(self) -> None:
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                spec = await self.kube.get_pair_spec()
+        except TRANSIENT as exc:
+            log.info("cannot read FailoverPair %s: %r", self.config.pair, exc)
+            return
+        if spec is None:
+            log.info("FailoverPair %s not found; using defaults", self.config.pair)
+        self.settings = settings_from_spec(spec)
+
+    async def poll_once(self) -> None:
+        """Read the voicemail process, judge CPU and licensing, fence if needed, and ask for
+        an extra write when a starred report field changed."""
+        view = await self.vm.status()
+        self.vm_view = view
+        if view.up:
+            self._inactive.update(view.inactive_calls)
+        now = self.clock.monotonic()
+        self.cpu_percent = self.cpu.sample()
+        s = self.settings
+        self.cpu_excessive = self._cpu_judge.observe(
+            self.cpu_percent, now, s.cpu_threshold, s.cpu_duration
+        )
+        self.licensing = licensing_expired(self.config.member, self.clocks, s, self.clock.wall())
+        await self.evaluate()
+        if self.renew_ok and self.written and self.report().urgent_change(self.written):
+            self._wake.set()
+        self._update_metrics()
+
+    async def renew_once(self) -> bool:
+        """One write of the member Lease with the report; on success re-read the active Lease,
+        whose answer is then known to be at least as new as this renewal."""
+        report = self.report()
+        sent = self.clock.monotonic()
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                if not self.lease_seen:
+                    await self._first_sight()
+                await self.kube.renew(
+                    self.member_lease,
+                    "" if self.stopping else self.config.pod,
+                    report.to_annotations(),
+                    self.settings.sizing.lease_duration_seconds,
+                    self.clock.wall(),
+                )
+        except LeaseMissing:
+            log.info("member Lease %s does not exist yet; waiting", self.member_lease)
+            self.metrics.renewals.labels("missing").inc()
+            self.renew_ok = False
+            return False
+        except TRANSIENT as exc:
+            log.warning("renewal of %s failed: %r", self.member_lease, exc)
+            self.metrics.renewals.labels("error").inc()
+            self.renew_ok = False
+            await self.evaluate()
+            return False
+        self.metrics.renewals.labels("ok").inc()
+        self.last_renewal_sent = sent
+        self.written = report
+        self.renew_ok = True
+        await self.confirm_active()
+        await self.evaluate()
+        return True
+
+    async def _first_sight(self) -> None:
+        """Wait for the operator to create the Lease, and carry its inactive-call count on so
+        the reported counter never goes back when this agent restarts."""
+        lease = await self.kube.get_lease(self.member_lease)
+        if lease is None:
+            raise LeaseMissing(self.member_lease)
+        self.lease_seen = True
+        previous = MemberReport.from_annotations(dict(lease.annotations))
+        self._inactive.floor(previous.inactive_calls)
+
+    async def confirm_active(self) -> None:
+        checked = self.clock.monotonic()
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                view = await self.kube.get_lease(self.active_lease)
+        except TRANSIENT as exc:
+            log.info("cannot read %s: %r", self.active_lease, exc)
+            return
+        self.on_active_lease(view, checked)
+
+    def on_active_lease(self, view: LeaseView | None, seen_at: float | None = None) -> None:
+        """The operator's word. An older epoch than the one held is a stale event: ignored."""
+        seen_at = self.clock.monotonic() if seen_at is None else seen_at
+        if view is None:
+            self.holder = ""
+        elif view.transitions >= self.epoch:
+            if (view.holder, view.transitions) != (self.holder, self.epoch):
+                log.info("active Lease: holder %r epoch %d", view.holder, view.transitions)
+            self.holder = view.holder
+            self.epoch = view.transitions
+        else:
+            return
+        self.holder_checked = seen_at
+
+    def on_primary_lease(self, view: LeaseView | None) -> None:
+        """Secondary's licensing clock: a change of the primary's renewTime after the first
+        sight proves the primary is alive and reachable (the first sight may be old)."""
+        if view is None or not view.renew_time:
+            return
+        if self._primary_renew_seen is None:
+            self._primary_renew_seen = view.renew_time
+            return
+        if view.renew_time == self._primary_renew_seen:
+            return
+        self._primary_renew_seen = view.renew_time
+        now = self.clock.wall()
+        self.clocks = LicensingClocks(self.clocks.started, now)
+        mono = self.clock.monotonic()
+        last = self._contact_persisted
+        if last is None or mono - last >= CONTACT_PERSIST_EVERY:
+            try:
+                self.state.save_primary_contact(now)
+                self._contact_persisted = mono
+            except OSError as exc:
+                log.warning("cannot persist primary contact: %r", exc)
+
+    async def evaluate(self) -> None:
+        """Apply the fencing rule now and tell the voicemail process if its role must change
+        (or an active order must be extended after a renewal)."""
+        now = self.clock.monotonic()
+        inputs = FenceInputs(
+            pod=self.config.pod,
+            holder=None if self.stopping else self.holder,
+            epoch=self.epoch,
+            last_renewal_sent=self.last_renewal_sent,
+            holder_checked=self.holder_checked,
+            service_up=self.vm_view.up,
+            licensing=self.licensing,
+        )
+        verdict = decide_answer(inputs, self.settings.sizing, now)
+        if verdict.answer != self.verdict.answer or (
+            not verdict.answer and verdict.reason != self.verdict.reason
+        ):
+            log.info("answer=%s: %s", verdict.answer, verdict.reason)
+        self.verdict = verdict
+        self.metrics.answering.set(1 if verdict.answer else 0)
+        vm = self.vm_view
+        if not vm.up:
+            return
+        want = (verdict.answer, self.epoch)
+        if want == self._refused:
+            return
+        stamp = self.last_renewal_sent if verdict.answer else None
+        told = (*want, stamp)
+        out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
+        if told == self._told and not out_of_step:
+            return
+        status = await self.vm.order(*want, verdict.valid_for if verdict.answer else None)
+        self.metrics.role_orders.labels(str(verdict.answer).lower()).inc()
+        if status == 200:
+            self._told = told
+            self.vm_view = VoicemailView(
+                up=True,
+                answering=verdict.answer,
+                calls=vm.calls,
+                inactive_calls=vm.inactive_calls,
+                cpu_percent=vm.cpu_percent,
+                settings=vm.settings,
+                epoch=self.epoch,
+            )
+        elif status == 409:
+            log.warning("voicemail refused order %s: it holds a newer epoch", want)
+            self._refused = want
+
+    async def shutdown(self) -> None:
+        """Clean stop: stop answering, then release the Lease with agent=stopping."""
+        self.stopping = True
+        with contextlib.suppress(TimeoutError, *TRANSIENT):
+            async with asyncio.timeout(0.25):
+                await self.vm.order(False, self.epoch)
+        self.verdict = Verdict(False, "stopping")
+        try:
+            async with asyncio.timeout(max(0.1, self.config.shutdown_budget - 0.25)):
+                await self.kube.renew(
+                    self.member_lease,
+                    "",
+                    self.report().to_annotations(),
+                    self.settings.sizing.lease_duration_seconds,
+                    self.clock.wall(),
+                )
+            log.info("released %s", self.member_lease)
+        except (LeaseMissing, *TRANSIENT) as exc:
+            log.warning("could not release %s: %r", self.member_lease, exc)
+
+    def _update_metrics(self) -> None:
+        m = self.metrics
+        m.service_up.set(1 if self.vm_view.up else 0)
+        m.epoch.set(self.epoch)
+        if self.last_renewal_sent is not None:
+            m.renewal_age.set(self.clock.monotonic() - self.last_renewal_sent)
+        m.cpu.set(self.cpu_percent or 0)
+        m.cpu_excessive.set(1 if self.cpu_excessive else 0)
+        m.calls.set(self.vm_view.calls)
+        m.inactive_calls.set(self._inactive.total)
+        m.licensing_expired.set(1 if self.licensing else 0)
+
+    # ---- loops ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down cleanly."""
+        await self.refresh_settings()
+        await self.poll_once()  # so the first renewal reports the real service state
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            self._poll_loop,
+            self._renew_loop,
+            self._active_loop,
+            self._settings_loop,
+        ]
+        if self.config.member == "secondary":
+            loops.append(self._primary_loop)
+        tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    task.result()  # a loop died: surface it (the container restarts)
+        finally:
+            for task in [stopper, *tasks]:
+                task.cancel()
+            await asyncio.gather(stopper, *tasks, return_exceptions=True)
+            await self.shutdown()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self.config.poll_interval)
+
+    async def _renew_loop(self) -> None:
+        backoff = 0.25
+        while True:
+            ok = await self.renew_once()
+            if ok:
+                backoff = 0.25
+                delay = self.settings.sizing.renew_period
+            else:
+                delay = min(backoff, self.settings.sizing.renew_period / 2)
+                backoff = min(backoff * 2, 5.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def _active_loop(self) -> None:
+        async for view in self.kube.watch_lease(self.active_lease):
+            self.on_active_lease(view)
+            await self.evaluate()
+
+    async def _primary_loop(self) -> None:
+        async for view in self.kube.watch_lease(self.primary_lease):
+            self.on_primary_lease(view)
+
+    async def _settings_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.spec_refresh)
+            await self.refresh_settings()

@@ -1,0 +1,57 @@
+"""The agent's view of its voicemail process through the local control port."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from pairwarden.agent.core import VoicemailView
+
+
+class VoicemailClient:
+    def __init__(self, base_url: str, timeout: float = 0.5) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def status(self) -> VoicemailView:
+        """Any failure to read the status counts as the service being down."""
+        try:
+            async with self._http().get(f"{self._base}/status") as r:
+                if r.status != 200:
+                    return VoicemailView(up=False)
+                body: dict[str, Any] = await r.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+            return VoicemailView(up=False)
+        cpu = body.get("cpuPercent")
+        settings = body.get("settings")
+        return VoicemailView(
+            up=True,
+            answering=bool(body.get("answering")),
+            calls=int(body.get("callsInProgress") or 0),
+            inactive_calls=int(body.get("inactiveCalls") or 0),
+            cpu_percent=float(cpu) if isinstance(cpu, int | float) else None,
+            settings=settings if isinstance(settings, dict) else None,
+            epoch=int(body.get("epoch") or 0),
+        )
+
+    async def order(self, active: bool, epoch: int, valid_for: float | None = None) -> int | None:
+        """POST /role; the HTTP status, or None if the process did not answer."""
+        body: dict[str, Any] = {"active": active, "epoch": epoch}
+        if valid_for is not None:
+            body["validForMs"] = max(0, int(valid_for * 1000))
+        try:
+            async with self._http().post(f"{self._base}/role", json=body) as r:
+                return r.status
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,121 @@
+"""The agent's pure rules on a ManualClock: spec defaults, fencing, CPU, licensing, counters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pairwarden.agent.core import (
+    CpuJudge,
+    FenceInputs,
+    InactiveCallCounter,
+    LicensingClocks,
+    decide_answer,
+    licensing_expired,
+    settings_digest,
+    settings_from_spec,
+)
+from pairwarden.clock import ManualClock
+
+SIZING = settings_from_spec(None).sizing  # W = 30 s, R = 10 s, fence after 25 s
+
+
+def test_spec_defaults_and_defensive_reading() -> None:
+    s = settings_from_spec(None)
+    assert (s.sizing.window, s.sizing.renew_period, s.sizing.fence_after) == (30.0, 10.0, 25.0)
+    assert (s.never_contacted_grace, s.max_since_contact) == (14400.0, 5184000.0)
+    odd = settings_from_spec(
+        {"heartbeat": {"intervalMs": "fast", "missedBeforeFailover": 10, "renewalsPerWindow": -1},
+         "excessiveCpu": {"thresholdPercent": 75, "durationSeconds": True},
+         "licensing": []}
+    )  # fmt: skip
+    assert odd.sizing.window == 10.0 and odd.sizing.renew_period == 10 / 3
+    assert odd.cpu_threshold == 75.0 and odd.cpu_duration == 60.0
+    assert odd.never_contacted_grace == 14400.0
+
+
+def inputs(**kw: object) -> FenceInputs:
+    base: dict[str, object] = dict(
+        pod="vm-primary", holder="vm-primary", epoch=3, last_renewal_sent=1000.0,
+        holder_checked=1000.0, service_up=True, licensing=None,
+    )  # fmt: skip
+    base.update(kw)
+    return FenceInputs(**base)  # type: ignore[arg-type]
+
+
+def test_answers_only_while_every_condition_holds() -> None:
+    ok = decide_answer(inputs(), SIZING, 1010.0)
+    assert ok.answer and ok.valid_for == 15.0
+    assert not decide_answer(inputs(holder="vm-secondary"), SIZING, 1010.0).answer
+    assert not decide_answer(inputs(holder=""), SIZING, 1010.0).answer
+    assert not decide_answer(inputs(last_renewal_sent=None), SIZING, 1010.0).answer
+    assert not decide_answer(inputs(service_up=False), SIZING, 1010.0).answer
+    assert not decide_answer(inputs(licensing="licensing: x"), SIZING, 1010.0).answer
+    assert not decide_answer(inputs(holder_checked=None), SIZING, 1010.0).answer
+
+
+def test_fences_strictly_before_the_operator_can_fail_over() -> None:
+    # Sent at 1000; the operator observes it no earlier and fails over no earlier than 1030.
+    assert decide_answer(inputs(), SIZING, 1024.99).answer
+    late = decide_answer(inputs(), SIZING, 1025.0)
+    assert not late.answer and "renewal" in late.reason
+    assert SIZING.fence_after < SIZING.window
+
+
+def test_a_stale_holder_confirmation_fences_even_with_fresh_renewals() -> None:
+    v = decide_answer(inputs(last_renewal_sent=1020.0, holder_checked=1000.0), SIZING, 1024.0)
+    assert v.answer and v.valid_for == 1.0
+    assert not decide_answer(inputs(last_renewal_sent=1020.0), SIZING, 1025.0).answer
+
+
+def test_cpu_excessive_after_the_whole_duration_above_threshold() -> None:
+    clock, judge = ManualClock(), CpuJudge()
+    assert not judge.observe(95, clock.monotonic(), 90, 60)
+    clock.advance(59)
+    assert not judge.observe(95, clock.monotonic(), 90, 60)
+    clock.advance(1)
+    assert judge.observe(95, clock.monotonic(), 90, 60)
+    assert not judge.observe(80, clock.monotonic(), 90, 60)  # one low sample clears it
+    clock.advance(30)
+    assert not judge.observe(95, clock.monotonic(), 90, 60)
+    assert not judge.observe(None, clock.monotonic(), 90, 60)
+
+
+def test_licensing_clocks_of_the_secondary() -> None:
+    clock = ManualClock()
+    s = settings_from_spec(None)
+    never = LicensingClocks(started=clock.wall())
+    clock.advance(4 * 3600 - 1)
+    assert licensing_expired("secondary", never, s, clock.wall()) is None
+    clock.advance(1)
+    assert "never contacted" in (licensing_expired("secondary", never, s, clock.wall()) or "")
+    assert licensing_expired("primary", never, s, clock.wall()) is None
+    contacted = LicensingClocks(started=never.started, primary_contact=clock.wall())
+    clock.advance(60 * 86400 - 1)
+    assert licensing_expired("secondary", contacted, s, clock.wall()) is None
+    clock.jump_wall(1)  # a calendar step, as after an NTP correction
+    assert "too long" in (licensing_expired("secondary", contacted, s, clock.wall()) or "")
+    assert contacted.primary_contact is not None
+    assert clock.wall() - contacted.primary_contact == timedelta(days=60)
+
+
+def test_inactive_call_counter_only_grows() -> None:
+    c = InactiveCallCounter()
+    assert [c.update(n) for n in (0, 2, 3)] == [0, 2, 3]
+    assert c.update(0) == 3  # the voicemail process restarted
+    assert c.update(1) == 4
+
+
+def test_inactive_call_counter_continues_from_the_lease_after_agent_restart() -> None:
+    same_process = InactiveCallCounter()
+    same_process.floor(5)
+    assert same_process.total == 5
+    assert [same_process.update(n) for n in (5, 6)] == [5, 6]
+    restarted_process = InactiveCallCounter()
+    restarted_process.floor(5)
+    assert [restarted_process.update(n) for n in (0, 1)] == [5, 6]
+
+
+def test_settings_digest_is_order_independent() -> None:
+    assert settings_digest({"a": 1, "b": 2}) == settings_digest({"b": 2, "a": 1})
+    assert settings_digest({"a": 1}) != settings_digest({"a": 2})
+    assert settings_digest(None) == ""
