@@ -1,0 +1,396 @@
+"""The engine alone: one `decide` call per situation, no simulator, no clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pairwarden.api import FailoverPairStatus, parse_spec
+from pairwarden.api.models import FailoverPairSpec, Transition
+from pairwarden.engine import (
+    AckRequest,
+    Activate,
+    Cause,
+    Deactivate,
+    Decision,
+    ManualRequest,
+    MemberObservation,
+    Now,
+    Observed,
+    UpdateStatus,
+    Warn,
+    decide,
+)
+from pairwarden.protocol import MemberReport
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+MONO = 5000.0
+NOW = Now(MONO, T0)
+
+
+def make_spec(**extra: Any) -> FailoverPairSpec:
+    return parse_spec(
+        {
+            "members": {"primary": {"podName": "vm-0"}, "secondary": {"podName": "vm-1"}},
+            "service": "voicemail",
+            **extra,
+        }
+    )
+
+
+def member(age: float = 1.0, **report: Any) -> MemberObservation:
+    """A member whose last renewal was observed `age` seconds ago."""
+    fields: dict[str, Any] = {"service_up": True, "started": T0 - timedelta(hours=1)}
+    fields.update(report)
+    return MemberObservation(
+        pod_name="vm-x", pod_running=True, last_seen=MONO - age, report=MemberReport(**fields)
+    )
+
+
+def contacted(**report: Any) -> MemberObservation:
+    return member(primary_contact=T0 - timedelta(minutes=1), **report)
+
+
+def holding(holder: str, epoch: int = 1, **update: Any) -> FailoverPairStatus:
+    return FailoverPairStatus.model_validate({"activeMember": holder, "epoch": epoch, **update})
+
+
+def run(
+    spec: FailoverPairSpec,
+    status: FailoverPairStatus,
+    primary: MemberObservation,
+    secondary: MemberObservation,
+    request: ManualRequest | None = None,
+    now: Now = NOW,
+) -> Decision:
+    return decide(spec, Observed(status, primary, secondary, request, generation=1), now)
+
+
+def role(decision: Decision) -> Activate | Deactivate | None:
+    return decision.role_change
+
+
+def test_steady_state_changes_nothing() -> None:
+    decision = run(make_spec(), holding("primary"), member(), contacted())
+    assert role(decision) is None
+    assert decision.status.phase == "Healthy"
+    assert decision.status.epoch == 1
+
+
+def test_first_to_start_becomes_active_and_epoch_counts_from_one() -> None:
+    early = member(started=T0 - timedelta(minutes=5))
+    late = contacted(started=T0 - timedelta(minutes=1))
+    decision = run(make_spec(), FailoverPairStatus(), late, early)
+    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
+    decision = run(make_spec(), FailoverPairStatus(), early, late)
+    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, "none")
+
+
+def test_first_to_start_tie_goes_to_the_primary() -> None:
+    decision = run(make_spec(), FailoverPairStatus(), member(), contacted())
+    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, "none")
+
+
+@pytest.mark.parametrize(
+    ("primary", "cause"),
+    [
+        (member(age=30.01), Cause.HEARTBEAT_LOST),
+        (member(service_up=False), Cause.SERVICE_STOPPED),
+        (member(agent_running=False), Cause.AGENT_STOPPED),
+        (replace(member(), pod_running=False), Cause.POD_GONE),
+    ],
+)
+def test_active_primary_that_cannot_serve_fails_over(
+    primary: MemberObservation, cause: Cause
+) -> None:
+    decision = run(make_spec(), holding("primary", 4), primary, contacted())
+    assert role(decision) == Activate("secondary", 5, cause, "primary")
+    assert decision.status.last_transition is not None
+    assert decision.status.last_transition.cause == cause.value
+    assert decision.status.phase == "FailedOver" or decision.status.phase == "Degraded"
+
+
+def test_heartbeat_window_is_exclusive_at_w() -> None:
+    decision = run(make_spec(), holding("primary"), member(age=30.0), contacted())
+    assert role(decision) is None
+
+
+def test_active_secondary_that_fails_fails_back_at_once() -> None:
+    decision = run(make_spec(), holding("secondary", 2), member(), contacted(service_up=False))
+    assert role(decision) == Activate("primary", 3, Cause.SERVICE_STOPPED, "secondary")
+
+
+def test_nobody_to_fail_over_to_leaves_no_holder() -> None:
+    decision = run(make_spec(), holding("primary"), member(age=31), contacted(service_up=False))
+    assert role(decision) == Deactivate(2, Cause.HEARTBEAT_LOST, "primary")
+    assert decision.status.phase == "NoActive"
+    ready = {c.type: c for c in decision.status.conditions}["Ready"]
+    assert ready.status == "False"
+
+
+def test_never_activates_a_member_whose_service_is_down() -> None:
+    decision = run(make_spec(), FailoverPairStatus(), member(service_up=False), contacted())
+    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
+    decision = run(
+        make_spec(), FailoverPairStatus(), member(service_up=False), member(service_up=False)
+    )
+    assert role(decision) is None
+
+
+# --------------------------------------------------------------------------- manual
+
+
+def test_manual_failover_is_immediate_and_acknowledged_once() -> None:
+    request = ManualRequest("r-1", "failover")
+    decision = run(make_spec(), holding("primary"), member(), contacted(), request)
+    assert role(decision) == Activate("secondary", 2, Cause.MANUAL_FAILOVER, "primary")
+    assert AckRequest("r-1", "failover", "Accepted", "secondary made active") in decision.actions
+    again = run(make_spec(), decision.status, member(), contacted(), request)
+    assert role(again) is None
+    assert not any(isinstance(a, AckRequest) for a in again.actions)
+
+
+def test_manual_failback_is_immediate() -> None:
+    request = ManualRequest("r-2", "failback")
+    decision = run(make_spec(), holding("secondary"), member(), contacted(), request)
+    assert role(decision) == Activate("primary", 2, Cause.MANUAL_FAILBACK, "secondary")
+
+
+@pytest.mark.parametrize(
+    ("secondary", "why"),
+    [
+        (contacted(service_up=False), "ServiceStopped"),
+        (contacted(age=40), "HeartbeatLost"),
+        (member(primary_contact=T0 - timedelta(days=61)), "licensing ran out"),
+    ],
+)
+def test_manual_request_to_an_unfit_target_is_refused_with_a_reason(
+    secondary: MemberObservation, why: str
+) -> None:
+    request = ManualRequest("r-3", "failover")
+    decision = run(make_spec(), holding("primary"), member(), secondary, request)
+    assert role(decision) is None
+    (ack,) = [a for a in decision.actions if isinstance(a, AckRequest)]
+    assert ack.outcome == "Refused" and why in ack.message
+    assert decision.status.last_request is not None
+    assert decision.status.last_request.outcome == "Refused"
+
+
+def test_manual_request_for_the_current_holder_is_already_active() -> None:
+    request = ManualRequest("r-4", "failback")
+    decision = run(make_spec(), holding("primary"), member(), contacted(), request)
+    (ack,) = [a for a in decision.actions if isinstance(a, AckRequest)]
+    assert ack.outcome == "AlreadyActive" and role(decision) is None
+
+
+def test_unknown_manual_action_is_refused() -> None:
+    request = ManualRequest("r-5", "explode")
+    decision = run(make_spec(), holding("primary"), member(), contacted(), request)
+    (ack,) = [a for a in decision.actions if isinstance(a, AckRequest)]
+    assert ack.outcome == "Refused"
+
+
+# --------------------------------------------------------------------------- paused
+
+
+def test_paused_pair_takes_no_automatic_action_but_honours_requests() -> None:
+    spec = make_spec(paused=True)
+    decision = run(spec, holding("primary"), member(service_up=False), contacted())
+    assert role(decision) is None and decision.status.phase == "Paused"
+    request = ManualRequest("r-6", "failover")
+    decision = run(spec, holding("primary"), member(service_up=False), contacted(), request)
+    assert role(decision) == Activate("secondary", 2, Cause.MANUAL_FAILOVER, "primary")
+
+
+# --------------------------------------------------------------------- inactive calls
+
+
+def test_inactive_call_without_force_only_warns_once() -> None:
+    decision = run(make_spec(), holding("primary"), member(), contacted(inactive_calls=1))
+    assert role(decision) is None
+    assert [a.reason for a in decision.actions if isinstance(a, Warn)] == ["InactiveCall"]
+    again = run(make_spec(), decision.status, member(), contacted(inactive_calls=1))
+    assert not any(isinstance(a, Warn) for a in again.actions)
+
+
+def test_inactive_call_with_force_fails_over_either_way() -> None:
+    spec = make_spec(forceFailoverOnInactiveCall=True)
+    decision = run(spec, holding("primary"), member(), contacted(inactive_calls=1))
+    assert role(decision) == Activate("secondary", 2, Cause.INACTIVE_CALL, "primary")
+    decision = run(spec, holding("secondary"), member(inactive_calls=3), contacted())
+    assert role(decision) == Activate("primary", 2, Cause.INACTIVE_CALL, "secondary")
+
+
+# ----------------------------------------------------------------------- excessive cpu
+
+
+def test_excessive_cpu_on_the_active_fails_over_to_a_calm_standby() -> None:
+    decision = run(make_spec(), holding("primary"), member(cpu_excessive=True), contacted())
+    assert role(decision) == Activate("secondary", 2, Cause.EXCESSIVE_CPU, "primary")
+    both = run(
+        make_spec(), holding("primary"), member(cpu_excessive=True), contacted(cpu_excessive=True)
+    )
+    assert role(both) is None
+    off = make_spec(excessiveCpu={"enabled": False})
+    assert role(run(off, holding("primary"), member(cpu_excessive=True), contacted())) is None
+
+
+def history(count: int, minutes_apart: float = 5) -> list[dict[str, Any]]:
+    return [
+        Transition(
+            time=T0 - timedelta(minutes=minutes_apart * (i + 1)),
+            from_="primary",
+            to="secondary",
+            cause="ExcessiveCpu",
+        ).model_dump(mode="json", by_alias=True)
+        for i in range(count)
+    ]
+
+
+def test_flapping_holds_discretionary_changes_and_raises_a_condition() -> None:
+    status = holding("primary", transitions=history(4))
+    decision = run(make_spec(), status, member(cpu_excessive=True), contacted())
+    assert role(decision) is None
+    assert decision.status.phase == "Held"
+    held = {c.type: c for c in decision.status.conditions}["FlappingHeld"]
+    assert held.status == "True"
+
+
+def test_flapping_never_holds_failover_away_from_a_dead_member() -> None:
+    status = holding("primary", transitions=history(4))
+    decision = run(make_spec(), status, member(age=31), contacted())
+    assert role(decision) == Activate("secondary", 2, Cause.HEARTBEAT_LOST, "primary")
+
+
+def test_hold_lifts_when_transitions_leave_the_period() -> None:
+    status = holding("primary", transitions=history(4, minutes_apart=20))  # 2 within the hour
+    decision = run(make_spec(), status, member(cpu_excessive=True), contacted())
+    assert role(decision) == Activate("secondary", 2, Cause.EXCESSIVE_CPU, "primary")
+
+
+# ------------------------------------------------------------------- scheduled failback
+
+
+def scheduled(start: str, end: str, zone: str = "UTC") -> FailoverPairSpec:
+    return make_spec(
+        failback={"type": "Scheduled", "window": {"start": start, "end": end, "timeZone": zone}}
+    )
+
+
+def test_scheduled_failback_only_inside_the_window_and_to_a_healthy_primary() -> None:
+    spec = scheduled("12:00", "12:30")
+    inside = run(spec, holding("secondary"), member(), contacted())
+    assert role(inside) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+    outside = Now(MONO, T0 + timedelta(minutes=30))
+    assert role(run(spec, holding("secondary"), member(), contacted(), now=outside)) is None
+    sick = run(spec, holding("secondary"), member(service_up=False), contacted())
+    assert role(sick) is None
+
+
+def test_manual_failback_type_never_fails_back_by_itself() -> None:
+    assert role(run(make_spec(), holding("secondary"), member(), contacted())) is None
+
+
+def test_scheduled_failback_window_in_the_pairs_time_zone() -> None:
+    spec = scheduled("07:00", "08:00", "Asia/Tokyo")  # 22:00-23:00 UTC
+    at_noon_utc = run(spec, holding("secondary"), member(), contacted())
+    assert role(at_noon_utc) is None
+    tokyo_morning = Now(MONO, datetime(2026, 1, 5, 22, 30, tzinfo=UTC))
+    decision = run(spec, holding("secondary"), member(), contacted(), now=tokyo_morning)
+    assert role(decision) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+
+
+# ---------------------------------------------------------------------------- licensing
+
+
+def test_secondary_never_in_contact_expires_four_hours_after_start() -> None:
+    young = member(started=T0 - timedelta(hours=3, minutes=59))
+    old = member(started=T0 - timedelta(hours=4))
+    assert role(run(make_spec(), holding("primary"), member(age=31), young)) == Activate(
+        "secondary", 2, Cause.HEARTBEAT_LOST, "primary"
+    )
+    decision = run(make_spec(), holding("primary"), member(age=31), old)
+    assert role(decision) == Deactivate(2, Cause.HEARTBEAT_LOST, "primary")
+    licensing = {c.type: c for c in decision.status.conditions}["LicensingOK"]
+    assert licensing.status == "False"
+
+
+def test_secondary_sixty_days_after_last_contact_is_demoted() -> None:
+    stale = member(primary_contact=T0 - timedelta(days=60))
+    decision = run(make_spec(), holding("secondary"), member(), stale)
+    assert role(decision) == Activate("primary", 2, Cause.LICENSING_EXPIRED, "secondary")
+    nobody = run(make_spec(), holding("secondary"), member(age=99), stale)
+    assert role(nobody) == Deactivate(2, Cause.LICENSING_EXPIRED, "secondary")
+    assert nobody.status.licensing.secondary_deadline == T0
+
+
+def test_remembered_contact_survives_an_agent_restart() -> None:
+    first = run(make_spec(), holding("primary"), member(), contacted())
+    assert first.status.members.secondary.primary_contact is not None
+    # The agent restarted 5 h ago and reports no contact; status still remembers it.
+    forgetful = member(started=T0 - timedelta(hours=5))
+    decision = run(make_spec(), first.status, member(age=31), forgetful)
+    assert role(decision) == Activate("secondary", 2, Cause.HEARTBEAT_LOST, "primary")
+
+
+# ------------------------------------------------------------------------- split brain
+
+
+def test_both_answering_beyond_the_fencing_bound_keeps_the_primary() -> None:
+    spec = make_spec()
+    both = (member(answering=True), contacted(answering=True))
+    first = run(spec, holding("secondary"), *both)
+    assert role(first) is None
+    suspected = {c.type: c for c in first.status.conditions}["SplitBrainSuspected"]
+    assert suspected.status == "True"
+    later = Now(MONO + 31, T0 + timedelta(seconds=31))
+    fresh = (
+        replace(both[0], last_seen=MONO + 30),
+        replace(both[1], last_seen=MONO + 30),
+    )
+    decision = run(spec, first.status, *fresh, now=later)
+    assert role(decision) == Activate("primary", 2, Cause.PARTITION_HEALED, "secondary")
+
+
+def test_a_brief_overlap_during_handoff_is_not_acted_on() -> None:
+    spec = make_spec()
+    decision = run(spec, holding("secondary"), member(answering=True), contacted(answering=True))
+    assert role(decision) is None
+
+
+# ------------------------------------------------------------------------------ status
+
+
+def test_status_writes_only_on_material_change() -> None:
+    first = run(make_spec(), holding("primary"), member(), contacted())
+    assert any(isinstance(a, UpdateStatus) for a in first.actions)
+    later = Now(MONO + 5, T0 + timedelta(seconds=5))
+    second = run(
+        make_spec(),
+        first.status,
+        replace(member(), last_seen=MONO + 4),
+        replace(contacted(), last_seen=MONO + 4),
+        now=later,
+    )
+    assert not any(isinstance(a, UpdateStatus) for a in second.actions)
+
+
+def test_status_is_the_only_memory_it_round_trips_through_the_wire() -> None:
+    request = ManualRequest("r-7", "failover")
+    decision = run(make_spec(), holding("primary"), member(), contacted(), request)
+    rebuilt = FailoverPairStatus.model_validate(decision.status.to_wire())
+    again = run(make_spec(), rebuilt, member(), contacted(), request)
+    assert role(again) is None and again.status.epoch == 2
+    assert rebuilt.transitions[-1].cause == "ManualFailover"
+
+
+def test_drift_between_members_is_reported() -> None:
+    decision = run(
+        make_spec(), holding("primary"), member(settings_digest="a"), contacted(settings_digest="b")
+    )
+    assert decision.status.drift.in_sync is False
+    in_sync = {c.type: c for c in decision.status.conditions}["InSync"]
+    assert in_sync.status == "False"
