@@ -23,6 +23,8 @@ def test_spec_defaults_and_defensive_reading() -> None:
     s = settings_from_spec(None)
     assert (s.sizing.window, s.sizing.renew_period, s.sizing.fence_after) == (30.0, 10.0, 25.0)
     assert (s.never_contacted_grace, s.max_since_contact) == (14400.0, 5184000.0)
+    assert (s.cpu_enabled, s.cpu_threshold, s.cpu_duration) == (True, 95.0, 60.0)
+    assert not settings_from_spec({"excessiveCpu": {"enabled": False}}).cpu_enabled
     odd = settings_from_spec(
         {"heartbeat": {"intervalMs": "fast", "missedBeforeFailover": 10, "renewalsPerWindow": -1},
          "excessiveCpu": {"thresholdPercent": 75, "durationSeconds": True},

@@ -14,7 +14,7 @@ from typing import Any
 
 from pairwarden.protocol import HeartbeatSizing, Member, MemberReport
 
-DEFAULT_CPU_THRESHOLD = 90.0
+DEFAULT_CPU_THRESHOLD = 95.0  # defaults as in pairwarden.api.models
 DEFAULT_CPU_DURATION = 60.0
 DEFAULT_NEVER_CONTACTED_GRACE = 14400.0  # 4 h after restart (reference)
 DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
@@ -23,6 +23,7 @@ DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
 @dataclass(frozen=True)
 class PairSettings:
     sizing: HeartbeatSizing
+    cpu_enabled: bool = True
     cpu_threshold: float = DEFAULT_CPU_THRESHOLD
     cpu_duration: float = DEFAULT_CPU_DURATION
     never_contacted_grace: float = DEFAULT_NEVER_CONTACTED_GRACE
@@ -55,6 +56,7 @@ def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
     )
     return PairSettings(
         sizing=sizing,
+        cpu_enabled=cpu.get("enabled") is not False,
         cpu_threshold=_number(cpu, "thresholdPercent", DEFAULT_CPU_THRESHOLD),
         cpu_duration=_number(cpu, "durationSeconds", DEFAULT_CPU_DURATION),
         never_contacted_grace=_number(

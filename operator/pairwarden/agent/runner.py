@@ -151,7 +151,7 @@ class Agent:
         now = self.clock.monotonic()
         self.cpu_percent = self.cpu.sample()
         s = self.settings
-        self.cpu_excessive = self._cpu_judge.observe(
+        self.cpu_excessive = s.cpu_enabled and self._cpu_judge.observe(
             self.cpu_percent, now, s.cpu_threshold, s.cpu_duration
         )
         self.licensing = licensing_expired(self.config.member, self.clocks, s, self.clock.wall())

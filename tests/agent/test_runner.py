@@ -1,0 +1,208 @@
+"""The agent's steps driven by hand on a ManualClock, with the real voicemail rules behind a
+fake control port and an in-memory API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pairwarden.agent.kubeio import LeaseView
+from pairwarden.agent.runner import Agent, AgentConfig
+from pairwarden.agent.state import STATE_FILE, AgentState
+from pairwarden.clock import ManualClock
+from pairwarden.protocol import Member, MemberReport
+from pairwarden.voicemail.core import VoicemailCore
+
+from .fakes import FakeKube, FakeVoicemail
+
+SPEC = {"heartbeat": {"intervalMs": 1000, "missedBeforeFailover": 30, "renewalsPerWindow": 3}}
+
+
+class Rig:
+    def __init__(self, member: Member = "primary", state_dir: Path | None = None) -> None:
+        self.clock = ManualClock()
+        self.kube = FakeKube()
+        self.kube.spec = SPEC
+        self.pod = f"vm-{member}"
+        self.vm = FakeVoicemail(VoicemailCore(self.pod, self.clock))
+        self.agent = Agent(
+            AgentConfig(pair="vm", member=member, namespace="voice", pod=self.pod),
+            self.kube, self.vm, self.clock, state=AgentState(state_dir),
+        )  # fmt: skip
+
+    def report(self) -> MemberReport:
+        return MemberReport.from_annotations(
+            dict(self.kube.leases[self.agent.member_lease].annotations)
+        )
+
+    async def start_active(self) -> None:
+        self.kube.put("vm-primary")
+        self.kube.put("vm-secondary")
+        self.kube.put("vm-active", holder=self.pod, transitions=1)
+        await self.agent.refresh_settings()
+        await self.agent.poll_once()
+        assert await self.agent.renew_once()
+
+
+async def test_waits_for_its_lease_then_reports_and_answers_when_named() -> None:
+    rig = Rig()
+    await rig.agent.poll_once()
+    assert not await rig.agent.renew_once()  # the operator has not created the Lease yet
+    rig.kube.put("vm-primary")
+    assert await rig.agent.renew_once()
+    lease = rig.kube.leases["vm-primary"]
+    assert lease.holder == "vm-primary"
+    report = rig.report()
+    assert report.service_up and not report.answering and report.started == rig.clock.wall()
+    assert not rig.vm.core.answering()  # no active Lease: nobody answers
+    rig.kube.put("vm-active", holder="vm-primary", transitions=1)
+    rig.agent.on_active_lease(rig.kube.leases["vm-active"])
+    await rig.agent.evaluate()
+    assert rig.vm.core.answering() and rig.vm.core.epoch == 1
+    assert rig.vm.orders[-1] == (True, 1, 25.0)
+
+
+async def test_partition_fences_before_the_window_and_heals() -> None:
+    rig = Rig()
+    await rig.start_active()
+    assert rig.vm.core.answering()
+    rig.kube.partitioned = True
+    rig.clock.advance(10)
+    assert not await rig.agent.renew_once()
+    rig.clock.advance(14.9)
+    await rig.agent.poll_once()
+    assert rig.vm.core.answering()
+    rig.clock.advance(0.1)  # 25 s = W - R/2 after the last renewal was sent
+    await rig.agent.poll_once()
+    assert not rig.vm.core.answering()
+    assert "renewal" in rig.agent.verdict.reason
+    # Meanwhile the operator moved the active Lease; after healing the agent learns it from the
+    # read that follows its first successful renewal, not from its stalled watch.
+    rig.kube.partitioned = False
+    rig.kube.put("vm-active", holder="vm-secondary", transitions=2)
+    assert await rig.agent.renew_once()
+    assert not rig.vm.core.answering() and rig.vm.core.epoch == 2
+
+
+async def test_the_voicemail_stops_by_itself_if_the_agent_hangs() -> None:
+    rig = Rig()
+    await rig.start_active()
+    rig.clock.advance(25)  # no agent step runs at all
+    assert not rig.vm.core.answering()
+
+
+async def test_renewals_extend_the_order() -> None:
+    rig = Rig()
+    await rig.start_active()
+    for _ in range(5):
+        rig.clock.advance(10)
+        assert await rig.agent.renew_once()
+        await rig.agent.poll_once()
+    assert rig.vm.core.answering()
+    assert rig.vm.orders[-1] == (True, 1, 25.0)
+
+
+async def test_service_down_is_an_urgent_change() -> None:
+    rig = Rig()
+    await rig.start_active()
+    rig.agent._wake.clear()
+    rig.vm.up = False
+    await rig.agent.poll_once()
+    assert rig.agent._wake.is_set()
+    assert await rig.agent.renew_once()
+    assert not rig.report().service_up
+    assert not rig.agent.verdict.answer
+
+
+async def test_a_new_holder_demotes_at_once_keeping_calls() -> None:
+    rig = Rig()
+    await rig.start_active()
+    call = rig.vm.core.offer("alice").call
+    rig.agent.on_active_lease(LeaseView("vm-active", holder="vm-secondary", transitions=2))
+    await rig.agent.evaluate()
+    assert not rig.vm.core.answering() and rig.vm.core.epoch == 2
+    assert call is not None and rig.vm.core.calls_in_progress == 1
+    # A late event of the older epoch changes nothing.
+    rig.agent.on_active_lease(LeaseView("vm-active", holder="vm-primary", transitions=1))
+    await rig.agent.evaluate()
+    assert not rig.vm.core.answering() and rig.agent.epoch == 2
+
+
+async def test_inactive_calls_are_reported_at_once() -> None:
+    rig = Rig()
+    await rig.start_active()
+    rig.agent.on_active_lease(LeaseView("vm-active", holder="vm-secondary", transitions=2))
+    await rig.agent.poll_once()
+    rig.agent._wake.clear()
+    assert not rig.vm.core.offer("bob").answered
+    await rig.agent.poll_once()
+    assert rig.agent._wake.is_set()
+    await rig.agent.renew_once()
+    assert rig.report().inactive_calls == 1
+
+
+async def test_excessive_cpu_is_judged_over_the_duration() -> None:
+    rig = Rig()
+    await rig.start_active()
+    rig.vm.cpu = 99.0
+    await rig.agent.poll_once()
+    rig.clock.advance(59)
+    await rig.agent.poll_once()
+    assert not rig.agent.cpu_excessive
+    rig.clock.advance(1)
+    rig.agent._wake.clear()
+    await rig.agent.poll_once()
+    assert rig.agent.cpu_excessive and rig.agent._wake.is_set()
+
+
+async def test_secondary_licensing_contact_is_persisted_and_enforced(tmp_path: Path) -> None:
+    rig = Rig("secondary", tmp_path)
+    await rig.start_active()
+    assert rig.vm.core.answering()
+    rig.agent.on_primary_lease(LeaseView("vm-primary", renew_time="t1"))
+    assert rig.agent.clocks.primary_contact is None  # a first sight proves nothing
+    rig.clock.advance(10)
+    rig.agent.on_primary_lease(LeaseView("vm-primary", renew_time="t2"))
+    contact = rig.clock.wall()
+    assert rig.agent.clocks.primary_contact == contact
+    assert json.loads((tmp_path / STATE_FILE).read_text())["primaryContact"]
+    await rig.agent.renew_once()
+    assert rig.report().primary_contact == contact
+    # A restarted agent remembers the contact; 60 days later it stops answering.
+    again = Rig("secondary", tmp_path)
+    assert again.agent.clocks.primary_contact == contact
+    rig.clock.jump_wall(60 * 86400)
+    await rig.agent.poll_once()
+    assert not rig.vm.core.answering() and "licensing" in rig.agent.verdict.reason
+
+
+async def test_secondary_never_in_contact_stops_after_the_grace() -> None:
+    rig = Rig("secondary")
+    await rig.start_active()
+    rig.clock.jump_wall(4 * 3600)
+    await rig.agent.poll_once()
+    assert not rig.vm.core.answering()
+
+
+async def test_clean_stop_releases_the_lease_and_stops_answering() -> None:
+    rig = Rig()
+    await rig.start_active()
+    await rig.agent.shutdown()
+    assert not rig.vm.core.answering()
+    lease = rig.kube.leases["vm-primary"]
+    assert lease.holder == ""
+    assert not rig.report().agent_running
+
+
+@pytest.mark.parametrize("failure", ["partitioned", "missing"])
+async def test_clean_stop_survives_an_unreachable_api(failure: str) -> None:
+    rig = Rig()
+    await rig.start_active()
+    if failure == "partitioned":
+        rig.kube.partitioned = True
+    else:
+        del rig.kube.leases["vm-primary"]
+    await rig.agent.shutdown()
+    assert not rig.vm.core.answering()
