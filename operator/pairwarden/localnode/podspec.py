@@ -1,0 +1,99 @@
+"""Pure translation of a Pod manifest into local processes: which pods are ours, the command
+line, the environment (with downward-API fields) and volume paths mapped into a work dir."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+IMAGE_PREFIX = "pairwarden/"
+# What a real container would not inherit, but a local process needs to find Python.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+
+Obj = Mapping[str, Any]
+
+
+def is_local_pod(pod: Obj) -> bool:
+    """Ours if every container runs a `pairwarden/...` image (any tag)."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return bool(containers) and all(
+        str(c.get("image", "")).startswith(IMAGE_PREFIX) for c in containers
+    )
+
+
+def volume_paths(pod: Obj, workdir: Path) -> dict[str, Path]:
+    """emptyDir volumes become directories under the pod's work dir: name -> host path."""
+    out: dict[str, Path] = {}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        if "emptyDir" in vol:
+            out[str(vol["name"])] = workdir / "volumes" / str(vol["name"])
+    return out
+
+
+def mount_map(container: Obj, volumes: Mapping[str, Path]) -> list[tuple[str, str]]:
+    """(mountPath, host path) pairs, longest mount path first so nested mounts win."""
+    pairs = [
+        (str(m["mountPath"]).rstrip("/"), str(volumes[m["name"]]))
+        for m in container.get("volumeMounts") or []
+        if m.get("name") in volumes
+    ]
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def translate_path(value: str, mounts: list[tuple[str, str]]) -> str:
+    """Rewrite a mount path in an argument (`/data/x` or `--dir=/data/x`) to the host dir."""
+    if value.startswith("-") and "=" in value:
+        flag, _, rest = value.partition("=")
+        return f"{flag}={translate_path(rest, mounts)}"
+    for mount, host in mounts:
+        if value == mount or value.startswith(mount + "/"):
+            return host + value[len(mount) :]
+    return value
+
+
+def command_line(container: Obj, mounts: list[tuple[str, str]]) -> list[str]:
+    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    if not argv:
+        raise ValueError(f"container {container.get('name')} has no command")
+    if argv[0] == "pairwarden":
+        argv = [sys.executable, "-m", "pairwarden.cli", *argv[1:]]
+    return [translate_path(a, mounts) for a in argv]
+
+
+def field_ref(pod: Obj, path: str, pod_ip: str) -> str:
+    meta = pod.get("metadata") or {}
+    values = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": (pod.get("spec") or {}).get("nodeName") or "localnode",
+        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName") or "default",
+        "status.podIP": pod_ip,
+        "status.hostIP": "127.0.0.1",
+    }
+    if path.startswith("metadata.labels['") or path.startswith("metadata.annotations['"):
+        section, _, key = path.partition("['")
+        return str((meta.get(section.split(".")[1]) or {}).get(key.rstrip("']"), ""))
+    return str(values.get(path, ""))
+
+
+def environment(
+    container: Obj,
+    pod: Obj,
+    pod_ip: str,
+    mounts: list[tuple[str, str]],
+    base: Mapping[str, str],
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    env = {k: base[k] for k in INHERITED_ENV if k in base}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    for item in container.get("env") or []:
+        name = str(item["name"])
+        if "value" in item:
+            env[name] = translate_path(str(item["value"]), mounts)
+        elif ref := (item.get("valueFrom") or {}).get("fieldRef"):
+            env[name] = field_ref(pod, str(ref.get("fieldPath", "")), pod_ip)
+    return env
