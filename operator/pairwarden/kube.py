@@ -31,7 +31,7 @@ def sync_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClien
     cfg = kubernetes.client.Configuration()
     path = _config_path(kubeconfig)
     if path:
-        kubernetes.config.load_kube_config(config_file=path, client_configuration=cfg)  # type: ignore[no-untyped-call]
+        kubernetes.config.load_kube_config(config_file=path, client_configuration=cfg)
     else:
-        kubernetes.config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        kubernetes.config.load_incluster_config(client_configuration=cfg)
     return kubernetes.client.ApiClient(configuration=cfg)
