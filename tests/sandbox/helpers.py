@@ -1,0 +1,145 @@
+"""Shared helpers of the sandbox conformance suite: the test-only `Widget` CRD and polling."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+GROUP, VERSION, PLURAL = "test.pairwarden.io", "v1", "widgets"
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+
+WIDGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": f"{PLURAL}.{GROUP}"},
+    "spec": {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {"plural": PLURAL, "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "string", "jsonPath": ".spec.size"},
+                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["color"],
+                                "properties": {
+                                    "color": {"type": "string", "pattern": "^[a-z]+$"},
+                                    "size": {
+                                        "type": "string",
+                                        "enum": ["small", "large"],
+                                        "default": "small",
+                                    },
+                                    "replicas": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "maximum": 10,
+                                        "default": 1,
+                                    },
+                                    "tags": {
+                                        "type": "array",
+                                        "maxItems": 3,
+                                        "items": {"type": "string", "minLength": 1},
+                                    },
+                                    "members": {
+                                        "type": "object",
+                                        "x-kubernetes-validations": [
+                                            {
+                                                "rule": "self.primary != self.secondary",
+                                                "message": "must differ from primary",
+                                                "fieldPath": ".secondary",
+                                            }
+                                        ],
+                                        "properties": {
+                                            "primary": {"type": "string"},
+                                            "secondary": {"type": "string"},
+                                        },
+                                    },
+                                    "mode": {
+                                        "type": "string",
+                                        "x-kubernetes-validations": [
+                                            {
+                                                "rule": "self == oldSelf",
+                                                "message": "mode is immutable",
+                                            }
+                                        ],
+                                    },
+                                    "extra": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "phase": {"type": "string", "enum": ["Ready", "Failed"]},
+                                    "observed": {"type": "integer"},
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def wait_for[T](check: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(0.02)
+
+
+def install_crd(api: client.ApiClient, body: dict[str, Any]) -> None:
+    """Create a CRD (or keep the existing one) and wait until its resource is served."""
+    ext = client.ApiextensionsV1Api(api)
+    try:
+        ext.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    group, version = body["spec"]["group"], body["spec"]["versions"][0]["name"]
+    plural = body["spec"]["names"]["plural"]
+
+    def served() -> bool:
+        try:
+            listing = client.CustomObjectsApi(api).get_api_resources(group, version)
+        except ApiException:
+            return False
+        return any(r.name == plural for r in listing.resources)
+
+    wait_for(served, 30, f"{plural}.{group} to be served")
+
+
+def widget(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Widget",
+        "metadata": {"name": name},
+        "spec": {"color": "red", **spec},
+    }
