@@ -72,7 +72,12 @@ class KubernetesIO:
     """KubeIO over kubernetes_asyncio."""
 
     def __init__(
-        self, api: client.ApiClient, namespace: str, pair: str, timeout: float = 5.0
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        pair: str,
+        timeout: float = 5.0,
+        watch_timeout: int = 50,
     ) -> None:
         self._api = api
         self._leases = client.CoordinationV1Api(api)
@@ -80,6 +85,7 @@ class KubernetesIO:
         self._ns = namespace
         self._pair = pair
         self.timeout = timeout
+        self.watch_timeout = watch_timeout  # server-side; a silent stream is redone this often
         self._cache: dict[str, Any] = {}
 
     def _dict(self, obj: Any) -> dict[str, Any]:
@@ -169,7 +175,7 @@ class KubernetesIO:
                     rv = listed.metadata.resource_version
                     items = [self._dict(i) for i in listed.items]
                     yield LeaseView.from_dict(items[0]) if items else None
-                server_timeout = 50
+                server_timeout = self.watch_timeout
                 w = watch.Watch()
                 async with w.stream(
                     self._leases.list_namespaced_lease,
