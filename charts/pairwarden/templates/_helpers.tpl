@@ -1,0 +1,137 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "pairwarden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: release name plus chart name, unless the release name already holds it. */}}
+{{- define "pairwarden.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "pairwarden.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels every object carries. */}}
+{{- define "pairwarden.labels" -}}
+helm.sh/chart: {{ include "pairwarden.chart" . }}
+{{ include "pairwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: pairwarden
+{{- end -}}
+
+{{/* Labels selecting the operator's pods (never change them: selectors are immutable). */}}
+{{- define "pairwarden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pairwarden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "pairwarden.operatorSelectorLabels" -}}
+{{ include "pairwarden.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "pairwarden.operatorServiceAccount" -}}
+{{- default (printf "%s-operator" (include "pairwarden.fullname" .)) .Values.serviceAccount.operatorName -}}
+{{- end -}}
+
+{{- define "pairwarden.agentServiceAccount" -}}
+{{- default (printf "%s-agent" (include "pairwarden.fullname" .)) .Values.serviceAccount.agentName -}}
+{{- end -}}
+
+{{- define "pairwarden.replicationServiceAccount" -}}
+{{- default (printf "%s-replication" (include "pairwarden.fullname" .)) .Values.serviceAccount.replicationName -}}
+{{- end -}}
+
+{{/* "repository:tag" of one image; the tag defaults to the appVersion. */}}
+{{- define "pairwarden.image" -}}
+{{- $img := index .root.Values.image .which -}}
+{{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+
+{{/* Namespaces the operator watches, as a JSON list; empty when it watches all of them. */}}
+{{- define "pairwarden.watchNamespaces" -}}
+{{- if .Values.operator.watch.allNamespaces -}}
+{{- list | toJson -}}
+{{- else if .Values.operator.watch.namespaces -}}
+{{- .Values.operator.watch.namespaces | uniq | toJson -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces where members run, as a JSON list (see memberNamespaces in values.yaml). */}}
+{{- define "pairwarden.memberNamespaces" -}}
+{{- if .Values.memberNamespaces -}}
+{{- .Values.memberNamespaces | uniq | toJson -}}
+{{- else if not .Values.operator.watch.allNamespaces -}}
+{{- include "pairwarden.watchNamespaces" . -}}
+{{- else -}}
+{{- list .Release.Namespace | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Service in front of /metrics; also the `job` label Prometheus gives its targets. */}}
+{{- define "pairwarden.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "pairwarden.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The operator's rules on namespaced resources, granted cluster-wide or per watched
+     namespace. docs/install.md explains every verb. */}}
+{{- define "pairwarden.operatorNamespacedRules" -}}
+# FailoverPairs: kopf lists and watches them, patches finalizers and its annotations.
+- apiGroups: ["pairwarden.io"]
+  resources: ["failoverpairs"]
+  verbs: ["get", "list", "watch", "patch"]
+# The status of each pair (active member, epoch, conditions).
+- apiGroups: ["pairwarden.io"]
+  resources: ["failoverpairs/status"]
+  verbs: ["patch"]
+# Member Leases (created by the operator, renewed by agents) and the active Lease.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
+# Member pods: read their state, add the pair/member/role labels.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch"]
+# The callers' Service: the operator sets its selector to the active member.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "patch"]
+# Events on FailoverPairs (kopf posts core Events; newer clients use events.k8s.io).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Replication Jobs from the active to the standby member.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# The per-pair replication token the Jobs authenticate with.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
+{{- end }}
+{{- define "pairwarden.operatorClusterRules" -}}
+# kopf lists and watches namespaces to resolve namespace patterns.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+# kopf scans the CRDs at start to resolve the resources it serves.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
