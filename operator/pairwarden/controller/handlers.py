@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import kopf
+import kubernetes
 
 from pairwarden import GROUP, VERSION
 from pairwarden.api.models import PLURAL
@@ -30,6 +31,33 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 def new_memo(kubeconfig: str | None) -> kopf.Memo:
     return kopf.Memo(kubeconfig=kubeconfig, book=ObservationBook(), clock=SystemClock())
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's fallback login reads $KUBECONFIG as it was when `kubernetes` was imported, which
+    is before `--kubeconfig` is known; load the named file explicitly instead."""
+    if not memo.kubeconfig:
+        return kopf.login_via_client(logger=logger, **kwargs)
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(
+        config_file=memo.kubeconfig, client_configuration=configuration
+    )
+    header = configuration.get_api_key_with_prefix(
+        "BearerToken"
+    ) or configuration.get_api_key_with_prefix("authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
 
 
 @kopf.on.startup()

@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf logs in through the kubernetes client
     kopf.configure(verbose=args.verbose)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    if not args.verbose:  # kopf logs every handled watch event at INFO: thousands per minute
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = args.namespace or ([] if args.all_namespaces else [_own_namespace()])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args, namespaces))

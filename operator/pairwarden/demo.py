@@ -1,0 +1,136 @@
+"""`pairwarden demo`: the whole system on loopback, telling a failover story with stopwatches.
+
+Starts the sandbox, the operator and two voicemail members (agent + reference voicemail
+process), creates the pair with a shortened heartbeat, then: the primary crashes (failover
+after the window), the primary comes back and is failed back by hand, and the primary is
+stopped cleanly (failover at once). Each step is timed from the fault, as callers see it:
+until the Service selector flips, and until the first call dialled at the Service is answered
+by the new active member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
+
+INTERVAL_MS, MISSED = 100, 10
+WINDOW = INTERVAL_MS * MISSED / 1000
+
+
+@dataclass
+class Step:
+    step: str
+    fault: str
+    cause: str
+    source: str
+    target: str
+    epoch: int
+    fault_to_flip_seconds: float
+    fault_to_answer_seconds: float
+    calls_answered: int
+    calls_refused: int
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the measured steps as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    say = (lambda *_: None) if args.json else print
+    say(f"pairwarden demo: heartbeat {INTERVAL_MS} ms x {MISSED} = {WINDOW:.1f} s window")
+    with LocalCluster() as cluster:
+        say(f"sandbox API at {cluster.sandbox.url}; operator, kubelet and kube-proxy running")
+        started = time.monotonic()
+        cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED)
+        active = wait_until(lambda: _routed_to(cluster), timeout=30)
+        first = wait_until(lambda: cluster.call(), timeout=30)
+        say(
+            f"t+{time.monotonic() - started:5.2f}s  {active} active; first call answered by {first}"
+        )
+        crash = lambda: cluster.kubelet.kill_pod("vm-primary", signal.SIGKILL)  # noqa: E731
+        steps = [_measure(cluster, "crash", "kill -9 the primary pod", say, crash, "vm-secondary")]
+        cluster.kubelet.revive_pod("vm-primary")
+        wait_until(lambda: _member_up(cluster, "primary"), timeout=30)
+        say("primary pod restarted; it is healthy and standby")
+        failback = lambda: _request(cluster, "failback")  # noqa: E731
+        steps.append(_measure(cluster, "manual failback", "kubectl pairwarden failback vm", say,
+                              failback, "vm-primary"))  # fmt: skip
+        stop = lambda: cluster.kubelet.kill_pod("vm-primary", signal.SIGTERM)  # noqa: E731
+        steps.append(_measure(cluster, "clean stop", "SIGTERM to the primary pod", say, stop,
+                              "vm-secondary"))  # fmt: skip
+    if args.json:
+        print(json.dumps({"windowSeconds": WINDOW, "steps": [asdict(s) for s in steps]}, indent=2))
+    else:
+        print("\nstep              cause              fault->flip  fault->answered  window")
+        for s in steps:
+            print(f"{s.step:<17} {s.cause:<18} {s.fault_to_flip_seconds:>9.3f}s "
+                  f"{s.fault_to_answer_seconds:>14.3f}s  {WINDOW:.1f}s")  # fmt: skip
+    return 0
+
+
+def _routed_to(cluster: LocalCluster) -> str | None:
+    member = cluster.selector().get(LABEL_MEMBER, "none")
+    return None if member == "none" else member
+
+
+def _status_after(cluster: LocalCluster, epoch: int) -> dict[str, Any] | None:
+    status: dict[str, Any] = cluster.pair().get("status") or {}
+    return status if int(status.get("epoch") or 0) > epoch else None
+
+
+def _member_up(cluster: LocalCluster, member: str) -> bool:
+    status = (cluster.pair().get("status") or {}).get("members") or {}
+    return bool((status.get(member) or {}).get("serviceUp"))
+
+
+def _request(cluster: LocalCluster, action: str) -> None:
+    annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
+    cluster.patch_pair({"metadata": {"annotations": annotations}})
+
+
+def _measure(
+    cluster: LocalCluster, name: str, fault: str, say: Any, inject: Any, target_pod: str
+) -> Step:
+    before = cluster.pair().get("status") or {}
+    source = before.get("activeMember", "none")
+    target = target_pod.rsplit("-", 1)[1]
+    say(f"\n== {name}: {fault}")
+    t0 = time.monotonic()
+    inject()
+    wait_until(lambda: cluster.selector().get(LABEL_MEMBER) == target, timeout=WINDOW * 10 + 10)
+    flipped = time.monotonic() - t0
+    say(f"   Service selector -> {target:<9} after {flipped:6.3f}s")
+    answered_refused = [0, 0]
+
+    def answered_by_target() -> bool:
+        who = cluster.call(timeout=0.3)
+        answered_refused[0 if who else 1] += 1
+        return who == target_pod
+
+    wait_until(answered_by_target, timeout=30, poll=0.01)
+    answered = time.monotonic() - t0
+    say(f"   first call answered by {target_pod} after {answered:6.3f}s")
+    epoch_before = int(before.get("epoch") or 0)
+    status = wait_until(lambda: _status_after(cluster, epoch_before), timeout=10)
+    after = status["lastTransition"]
+    say(f"   cause {after.get('cause')}, epoch {status.get('epoch')}")
+    return Step(
+        step=name,
+        fault=fault,
+        cause=str(after.get("cause")),
+        source=source,
+        target=target,
+        epoch=int(status.get("epoch") or 0),
+        fault_to_flip_seconds=round(flipped, 3),
+        fault_to_answer_seconds=round(answered, 3),
+        calls_answered=answered_refused[0],
+        calls_refused=answered_refused[1],
+    )
