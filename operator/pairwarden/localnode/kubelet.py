@@ -289,14 +289,18 @@ class LocalKubelet:
         return pod is not None and all(c.alive() for c in pod.containers)
 
     def kill_pod(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """OS failure of the pod's node: every container dies, nothing restarts."""
+        """The pod's node goes away; nothing restarts until `revive_pod`.
+
+        SIGKILL is an OS failure: every process dies at once and the node's network with them.
+        SIGTERM is a clean shutdown: processes stop in their own time and may still reach the
+        API meanwhile (an agent releases its Lease), so the link stays up."""
         with self._lock:
             pod = self._pods[name]
         pod.node_up.clear()
         pod.node_down.set()
         for c in pod.containers:
             c.signal(sig)
-        if pod.link is not None:
+        if pod.link is not None and sig == signal.SIGKILL:
             pod.link.cut()
 
     def revive_pod(self, name: str) -> None:

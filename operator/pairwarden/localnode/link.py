@@ -64,8 +64,12 @@ class NetworkLink:
     def close(self) -> None:
         async def shutdown() -> None:
             self._server.close()
-            for conn in list(self._conns):
+            conns = list(self._conns)
+            for conn in conns:
                 conn.abort()
+            # Let the cancelled forwarders finish before the loop stops under them.
+            tasks = [c.task for c in conns if c.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         with contextlib.suppress(Exception):
             self._loop.run(shutdown())
