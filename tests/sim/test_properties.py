@@ -1,0 +1,238 @@
+"""Invariants over random fault schedules (hypothesis): safety, liveness, schedule, damping.
+
+Under CI=true the runs are derandomized (the same schedules every run, no flaky CI);
+locally hypothesis explores new schedules each time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pairwarden.api import FailoverPairSpec
+from pairwarden.engine import DISCRETIONARY, Cause
+from pairwarden.protocol import MEMBERS, Member
+from pairwarden.sim import World
+
+from .conftest import make_spec
+
+CI = os.environ.get("CI") == "true"
+TICK = 2.0
+DURATION = 400.0
+RETRY = 1.0
+
+
+def profile(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        derandomize=CI,
+        deadline=None,
+        database=None if CI else settings.default.database,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+FAULTS: dict[str, Callable[[World, Member], None]] = {
+    "crash": World.crash,
+    "start": World.start,
+    "stop_service": World.stop_service,
+    "start_service": World.start_service,
+    "stop_agent": World.stop_agent,
+    "kill_agent": World.kill_agent,
+    "partition": World.partition,
+    "heal": World.heal,
+    "cpu_on": lambda w, m: w.set_cpu(m, True),
+    "cpu_off": lambda w, m: w.set_cpu(m, False),
+    "call_inactive": World.call_member,
+    "manual_failover": lambda w, m: w.request_manual(f"r{w.now}", "failover"),
+    "manual_failback": lambda w, m: w.request_manual(f"r{w.now}", "failback"),
+    "restart_operator": lambda w, m: w.restart_operator(),
+}
+
+schedules = st.lists(
+    st.tuples(
+        st.floats(0, DURATION, allow_nan=False),
+        st.sampled_from(sorted(FAULTS)),
+        st.sampled_from(MEMBERS),
+    ),
+    max_size=24,
+)
+
+
+@dataclass
+class Availability:
+    """When each member could serve (node, agent, service up; API reachable), per the faults."""
+
+    since: dict[Member, float | None]
+    operator_restart: float
+
+
+def play(
+    spec: FailoverPairSpec,
+    schedule: list[tuple[float, str, Member]],
+    latency: float,
+    loss: float = 0.0,
+    seed: int = 0,
+) -> tuple[World, list[tuple[float, Availability]]]:
+    world = World(spec, tick=TICK, latency=latency, loss=loss, retry=RETRY, seed=seed)
+    marks: list[tuple[float, Availability]] = []
+
+    def mark() -> None:
+        since = {}
+        previous = marks[-1][1].since if marks else dict.fromkeys(MEMBERS)
+        for name in MEMBERS:
+            m = world.members[name]
+            up = m.node_up and m.agent_running and m.service_up and not m.partitioned
+            since[name] = (
+                (previous[name] if previous[name] is not None else world.now) if up else None
+            )
+        restart = marks[-1][1].operator_restart if marks else world.now
+        marks.append((world.now, Availability(since, restart)))
+
+    mark()
+    start = world.now
+    for offset, kind, member in sorted(schedule):
+
+        def fire(kind: str = kind, member: Member = member) -> None:
+            FAULTS[kind](world, member)
+            mark()
+            if kind == "restart_operator":
+                marks[-1][1].operator_restart = world.now
+
+        world.at(start + offset, fire)
+    world.run_until(start + DURATION + 3 * spec.heartbeat.window_seconds)
+    return world, marks
+
+
+def both_answering_spans(world: World) -> list[float]:
+    spans, since = [], None
+    for sample, following in zip(world.samples, [*world.samples[1:], None], strict=True):
+        if len(sample.answering) == 2:
+            since = sample.at if since is None else since
+            end = following.at if following else world.now
+            spans.append(end - since)
+            since = None
+    return spans
+
+
+def longest_unjustified_silence(world: World, marks: list[tuple[float, Availability]]) -> float:
+    """Longest time nobody answered while some member was continuously able to serve,
+    counted from the latest of: silence began, that member became able, operator restart."""
+    worst = 0.0
+    points = sorted({s.at for s in world.samples} | {t for t, _ in marks} | {world.now})
+    answering = {s.at: s.answering for s in world.samples}
+    current: frozenset[Member] = frozenset()
+    silent_since: float | None = None
+    mark_index = 0
+    # Between consecutive points nothing changes: judge each interval [start, end).
+    for start, end in itertools.pairwise(points):
+        current = answering.get(start, current)
+        while mark_index + 1 < len(marks) and marks[mark_index + 1][0] <= start:
+            mark_index += 1
+        availability = marks[mark_index][1]
+        if current:
+            silent_since = None
+            continue
+        silent_since = start if silent_since is None else silent_since
+        able = [s for s in availability.since.values() if s is not None]
+        if able:
+            begun = max(silent_since, min(able), availability.operator_restart)
+            worst = max(worst, end - begun)
+    return worst
+
+
+@profile(examples=250 if CI else 150)
+@given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
+def test_never_two_answering_and_never_silent_beyond_the_window(
+    schedule: list[tuple[float, str, Member]], latency: float
+) -> None:
+    spec = make_spec()
+    world, marks = play(spec, schedule, latency)
+    # A handoff reaches the old holder through its agent one latency later. If that agent was
+    # killed, its voicemail process stops by itself when its grant runs out: the fencing bound.
+    killed = any(kind == "kill_agent" for _, kind, _ in schedule)
+    overlap = world.sizing.fence_after + latency if killed else latency
+    assert all(span <= overlap + 1e-6 for span in both_answering_spans(world))
+    bound = spec.heartbeat.window_seconds + TICK + 2 * latency + RETRY + 1e-6
+    assert longest_unjustified_silence(world, marks) <= bound
+    epochs = [c.epoch for c in world.changes]
+    assert epochs == list(range(1, len(epochs) + 1)), "epoch +1 on every change of holder"
+
+
+@profile(examples=80 if CI else 50)
+@given(
+    schedule=schedules,
+    loss=st.sampled_from([0.05, 0.2, 0.5]),
+    seed=st.integers(0, 2**16),
+)
+def test_lost_heartbeats_never_make_two_answer(
+    schedule: list[tuple[float, str, Member]], loss: float, seed: int
+) -> None:
+    world, _ = play(make_spec(), schedule, 0.05, loss=loss, seed=seed)
+    killed = any(kind == "kill_agent" for _, kind, _ in schedule)
+    overlap = world.sizing.fence_after + 0.05 if killed else 0.05
+    assert all(span <= overlap + 1e-6 for span in both_answering_spans(world))
+
+
+@profile(examples=80 if CI else 50)
+@given(
+    schedule=schedules,
+    start=st.integers(0, 23 * 60 + 59),
+    length=st.integers(1, 23 * 60),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"]),
+)
+def test_scheduled_failback_only_inside_the_window(
+    schedule: list[tuple[float, str, Member]], start: int, length: int, zone: str
+) -> None:
+    begin, end = start, (start + length) % (24 * 60)
+    window = {
+        "start": f"{begin // 60:02}:{begin % 60:02}",
+        "end": f"{end // 60:02}:{end % 60:02}",
+        "timeZone": zone,
+    }
+    spec = make_spec(failback={"type": "Scheduled", "window": window})
+    world, _ = play(spec, schedule, 0.05)
+    assert spec.failback.window is not None
+    for change in world.changes:
+        if change.cause == Cause.SCHEDULED_FAILBACK:
+            assert spec.failback.window.contains(change.wall)
+            assert change.previous == "secondary" and change.to == "primary"
+
+
+flapping = st.lists(
+    st.tuples(
+        st.floats(0, DURATION, allow_nan=False),
+        st.sampled_from(["cpu_on", "cpu_off", "call_inactive", "stop_service", "start_service"]),
+        st.sampled_from(MEMBERS),
+    ),
+    min_size=10,
+    max_size=40,
+)
+
+
+@profile(examples=80 if CI else 50)
+@given(schedule=flapping)
+def test_role_changes_per_period_are_bounded_under_flapping(
+    schedule: list[tuple[float, str, Member]],
+) -> None:
+    spec = make_spec(
+        forceFailoverOnInactiveCall=True, flapDamping={"maxTransitions": 3, "periodSeconds": 120}
+    )
+    world, _ = play(spec, schedule, 0.05)
+    period = timedelta(seconds=120)
+    for change in world.changes:
+        if change.cause in DISCRETIONARY:
+            before = [c for c in world.changes if change.wall - period < c.wall < change.wall]
+            assert len(before) < 3, "a discretionary change happened while held"
+            window = [
+                c
+                for c in world.changes
+                if c.cause in DISCRETIONARY and change.wall - period < c.wall <= change.wall
+            ]
+            assert len(window) <= 3
