@@ -1,0 +1,347 @@
+"""The file API each member's agent serves (mounted under `/replication/`): manifest,
+download, staged upload with checksum verification, staged delete, batch commit, database
+snapshot and install, and the member's non-replicated settings.
+
+Authentication: `Authorization: Bearer <pair>.<secret>`, one token per pair (the Secret
+`<pair>-replication-token`). No or malformed or wrong token: 401. A well-formed token naming
+another pair: 403, so a Job pointed at the wrong pair's member fails loudly, not silently.
+Every error is JSON `{"error": <reason>, "message": ...}` and leaves the tree untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from aiohttp import web
+
+from pairwarden.replication import drift
+from pairwarden.replication.db import Database, SnapshotInfo
+from pairwarden.replication.manifest import Scanner
+from pairwarden.replication.paths import (
+    STATE_DIR,
+    PathRefused,
+    check_directories,
+    check_file_path,
+    resolve_inside,
+)
+from pairwarden.replication.storage import Batches
+
+SHA_HEADER = "X-Pairwarden-Sha256"
+MTIME_HEADER = "X-Pairwarden-Mtime-Ns"
+VERSION_HEADER = "X-Pairwarden-Db-Version"
+DEFAULT_MAX_BODY = 4 << 30
+CHUNK = 1 << 20
+_BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """`<pair>.<secret>` -> (pair, secret); the secret (token_urlsafe) holds no dot."""
+    pair, dot, secret = token.strip().rpartition(".")
+    return (pair, secret) if dot and pair and secret else None
+
+
+def make_token(pair: str, secret: str) -> str:
+    return f"{pair}.{secret}"
+
+
+def _error(status: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"error": reason, "message": message}, status=status)
+
+
+class FileApi:
+    """The state behind the routes; one per served root."""
+
+    def __init__(
+        self, root: Path, directories: list[str], pair: str, token: str, max_body: int
+    ) -> None:
+        self.root = root
+        self.directories = check_directories(directories)
+        self.pair = pair
+        self.token = token.strip()
+        self.max_body = max_body
+        self.state = root / STATE_DIR
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.scanner = Scanner(root, self.directories, self.state / "manifest-cache.json")
+        self.batches = Batches(root, self.directories)
+        self.db = Database(root)
+        self.lock = asyncio.Lock()  # one writer: uploads, commits and installs serialise
+        self.recovered = self.batches.recover()
+
+    # ---------------------------------------------------------------------- auth, errors
+
+    def authorise(self, request: web.Request) -> web.Response | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return _error(401, "unauthorized", "missing bearer token")
+        parts = split_token(presented)
+        if parts is None:
+            return _error(401, "unauthorized", "malformed token (expected <pair>.<secret>)")
+        if parts[0] != self.pair:
+            return _error(403, "wrong-pair", f"token is for pair {parts[0]!r}, not {self.pair!r}")
+        if not hmac.compare_digest(presented.strip().encode(), self.token.encode()):
+            return _error(401, "unauthorized", "wrong token")
+        return None
+
+    def file_path(self, request: web.Request) -> tuple[str, Path]:
+        raw = request.query.get("path")
+        if raw is None:
+            raise PathRefused(400, "bad-path", "missing ?path=")
+        clean = check_file_path(raw, self.directories)
+        return clean, resolve_inside(self.root, clean)
+
+    def batch_id(self, request: web.Request) -> str:
+        batch = request.match_info["batch"]
+        if not _BATCH_RE.match(batch) or not self.batches.exists(batch):
+            raise PathRefused(404, "no-batch", f"no open batch {batch!r}")
+        return batch
+
+    def expected_sha(self, request: web.Request) -> str:
+        sha = request.headers.get(SHA_HEADER, "").lower()
+        if not _SHA_RE.match(sha):
+            raise PathRefused(400, "bad-checksum", f"{SHA_HEADER} must be 64 hex digits")
+        return sha
+
+    def check_length(self, request: web.Request) -> None:
+        if request.content_length is not None and request.content_length > self.max_body:
+            raise PathRefused(413, "too-large", f"body over {self.max_body} bytes")
+
+    async def receive(self, request: web.Request, dest: Path, sha: str) -> int:
+        """Stream the body into `dest`, verify its SHA-256, fsync. On any failure `dest` is
+        removed: nothing half-written stays staged."""
+        h = hashlib.sha256()
+        size = 0
+        pending = bytearray()
+        f = await asyncio.to_thread(open, dest, "wb")
+        try:
+            try:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    size += len(chunk)
+                    if size > self.max_body:
+                        raise PathRefused(413, "too-large", f"body over {self.max_body} bytes")
+                    h.update(chunk)
+                    pending += chunk
+                    if len(pending) >= CHUNK:  # batch small network reads into one write
+                        await asyncio.to_thread(f.write, bytes(pending))
+                        pending.clear()
+                await asyncio.to_thread(_finish, f, bytes(pending))
+            finally:
+                await asyncio.to_thread(f.close)
+            if h.hexdigest() != sha:
+                raise PathRefused(422, "checksum-mismatch", f"body SHA-256 {h.hexdigest()}")
+        except BaseException:
+            await asyncio.to_thread(dest.unlink, missing_ok=True)
+            raise
+        return size
+
+
+def _finish(f: BinaryIO, tail: bytes) -> None:
+    f.write(tail)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+STATE = web.AppKey("replication", FileApi)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    api = request.app[STATE]
+    denied = api.authorise(request)
+    if denied is not None:
+        return denied
+    try:
+        return await handler(request)
+    except PathRefused as exc:
+        return _error(exc.status, exc.reason, str(exc))
+
+
+async def manifest(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    only = request.query.getall("dir", None)
+    if only is not None:
+        only = check_directories(only)
+        if missing := [d for d in only if d not in api.directories]:
+            raise PathRefused(403, "outside-directories", f"not replicated: {missing}")
+    async with api.lock:
+        before = api.scanner.hashed
+        entries = await asyncio.to_thread(api.scanner.scan, only)
+    return web.json_response(
+        {
+            "directories": only if only is not None else api.directories,
+            "entries": [e.to_wire() for e in entries],
+            "hashed": api.scanner.hashed - before,
+        }
+    )
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    api = request.app[STATE]
+    _, path = api.file_path(request)
+    if not path.is_file():
+        raise PathRefused(404, "not-found", "no such file")
+    return web.FileResponse(path, chunk_size=CHUNK)
+
+
+async def open_batch(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    async with api.lock:
+        batch = await asyncio.to_thread(api.batches.open)
+    return web.json_response({"batch": batch}, status=201)
+
+
+async def upload(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    clean, _ = api.file_path(request)
+    batch = api.batch_id(request)
+    sha = api.expected_sha(request)
+    api.check_length(request)
+    mtime_raw = request.headers.get(MTIME_HEADER)
+    mtime = int(mtime_raw) if mtime_raw and mtime_raw.isdigit() else None
+    part = api.batches.part_path(batch, clean)
+    size = await api.receive(request, part, sha)
+    await asyncio.to_thread(api.batches.accept, batch, clean, sha, size, mtime)
+    return web.json_response({"path": clean, "size": size, "sha256": sha}, status=201)
+
+
+async def stage_delete(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    clean, _ = api.file_path(request)
+    batch = api.batch_id(request)
+    await asyncio.to_thread(api.batches.stage_delete, batch, clean)
+    return web.json_response({"path": clean, "staged": "delete"}, status=202)
+
+
+async def commit(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    batch = api.batch_id(request)
+    async with api.lock:
+        # shielded: a client that disconnects mid-commit must not cancel the renames
+        steps, _ = await asyncio.shield(asyncio.to_thread(api.batches.commit, batch))
+    put = sum(1 for s in steps if s.op == "put")
+    return web.json_response({"batch": batch, "put": put, "deleted": len(steps) - put})
+
+
+async def discard(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    batch = api.batch_id(request)
+    async with api.lock:
+        await asyncio.to_thread(api.batches.discard, batch)
+    return web.json_response({"batch": batch, "discarded": True})
+
+
+async def db_info(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    snap = await asyncio.to_thread(api.db.snapshot)
+    installed = await asyncio.to_thread(api.db.installed)
+    return web.json_response(
+        {
+            "snapshot": snap.to_wire() if snap else None,
+            "installed": installed.to_wire() if installed else None,
+            "backups": api.db.backups,
+        }
+    )
+
+
+async def db_snapshot(request: web.Request) -> web.StreamResponse:
+    api = request.app[STATE]
+    snap = await asyncio.to_thread(api.db.snapshot)
+    if snap is None:
+        raise PathRefused(404, "no-database", "no database on this member")
+    # Opened before answering: a concurrent newer snapshot renames over the path, not this fd.
+    f = await asyncio.to_thread(open, api.db.snapshot_path, "rb")
+    try:
+        headers = {SHA_HEADER: snap.sha256, VERSION_HEADER: snap.version}
+        resp = web.StreamResponse(headers=headers)
+        resp.content_type = "application/vnd.sqlite3"
+        resp.content_length = snap.size
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(f.read, CHUNK):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+async def db_install(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    sha = api.expected_sha(request)
+    api.check_length(request)
+    async with api.lock:
+        part = api.state / "db-upload.part"
+        size = await api.receive(request, part, sha)
+        info = SnapshotInfo(sha, size)
+        await asyncio.shield(asyncio.to_thread(api.db.install, part, info))
+    return web.json_response({"installed": info.to_wire()})
+
+
+async def settings(request: web.Request) -> web.Response:
+    api = request.app[STATE]
+    path = api.root / drift.SETTINGS_FILE
+    try:
+        data = drift.load_settings(path)
+    except ValueError as exc:
+        raise PathRefused(500, "bad-settings", str(exc)) from exc
+    return web.json_response(
+        {"settings": data, "digest": hashlib.sha256(drift.canonical(data)).hexdigest()}
+    )
+
+
+def make_app(
+    root: Path,
+    directories: list[str],
+    pair: str,
+    token: str,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> web.Application:
+    """The file API for the data directory `root` (also holding UnityDb.sqlite and
+    member-settings.json). Recovers any batch a previous process left. Mount it with
+    `parent.add_subapp("/replication/", make_app(...))`; TLS is the site's (`ssl_context`)."""
+    api = FileApi(root, directories, pair, token, max_body)
+    app = web.Application(middlewares=[_guard], client_max_size=1 << 20)
+    app[STATE] = api
+    app.router.add_get("/manifest", manifest)
+    app.router.add_get("/files", download)
+    app.router.add_post("/batches", open_batch)
+    app.router.add_put("/batches/{batch}/files", upload)
+    app.router.add_delete("/batches/{batch}/files", stage_delete)
+    app.router.add_post("/batches/{batch}/commit", commit)
+    app.router.add_delete("/batches/{batch}", discard)
+    app.router.add_get("/db", db_info)
+    app.router.add_get("/db/snapshot", db_snapshot)
+    app.router.add_put("/db", db_install)
+    app.router.add_get("/settings", settings)
+
+    async def _close(_: web.Application) -> None:
+        api.db.close()
+
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
+    """Run a file API on its own (tests, the benchmark, `python -m ...serve`), mounted under
+    `/replication/` exactly as the agent mounts it. Returns the runner and the bound port."""
+    root = web.Application(client_max_size=1 << 20)
+    root.add_subapp("/replication/", app)
+    runner = web.AppRunner(root, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    bound = int(sockets[0].getsockname()[1]) if sockets else port
+    return runner, bound
