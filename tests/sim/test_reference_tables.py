@@ -352,5 +352,5 @@ def test_paused_pair_does_not_fail_over_but_manual_requests_work() -> None:
 def test_lost_heartbeats_below_the_window_cause_no_failover() -> None:
     world = World(make_spec(), tick=TICK, latency=LATENCY, loss=0.3, seed=7)
     world.run_for(600)
-    assert all(change.cause == Cause.FIRST_TO_START for change in world.changes[:1])
+    assert len(world.changes) == 1 and world.answering() == {"primary"}
     assert no_overlap(world)
