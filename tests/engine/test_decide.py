@@ -394,3 +394,9 @@ def test_drift_between_members_is_reported() -> None:
     assert decision.status.drift.in_sync is False
     in_sync = {c.type: c for c in decision.status.conditions}["InSync"]
     assert in_sync.status == "False"
+
+
+def test_the_primary_has_no_licensing_clock() -> None:
+    ancient = member(started=T0 - timedelta(days=400))
+    decision = run(make_spec(), holding("secondary"), ancient, contacted(service_up=False))
+    assert role(decision) == Activate("primary", 2, Cause.SERVICE_STOPPED, "secondary")
