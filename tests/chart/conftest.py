@@ -1,0 +1,241 @@
+"""Fixtures for the chart tests: a sandbox to install into, and the chart rendered once per
+values combination.
+
+helm-sdkpy has no template or client-only dry-run action, so the chart is rendered by a real
+`Install` (wait=False) into an embedded sandbox of its own, run by helm_install.py in a child
+process with HELM_DRIVER=memory (see there why); the release's `manifest` is what Helm
+rendered, and every object is then read back from the sandbox. Kinds the sandbox does not
+serve (the Prometheus Operator's, and any built-in it lacks) get a schemaless stand-in CRD, so
+Helm can map them; their real schemas are checked separately (kubernetes-validate for
+built-ins, a structural schema for monitoring)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config, dynamic
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from pairwarden.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALLER = Path(__file__).resolve().parent / "helm_install.py"
+CHART = ROOT / "charts" / "pairwarden"
+K8S_VERSION = "1.33.0"
+
+# (group, version, kind, plural, namespaced) of every kind the chart can render that is not
+# core v1, rbac or apiextensions (which any API server serves).
+KINDS_USED = [
+    ("apps", "v1", "StatefulSet", "statefulsets", True),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
+    ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", True),
+    ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", True),
+]
+
+# Values combinations rendered by the tests, each installed once as its own release.
+MONITORING_RELEASE = "pwmon"
+MONITORING_NAMESPACE = "monitoring-pw"
+COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "defaults": ("pwdef", "pairwarden", {}),
+    "monitoring": (
+        MONITORING_RELEASE,
+        MONITORING_NAMESPACE,
+        {
+            "serviceMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
+            "prometheusRule": {
+                "enabled": True,
+                "additionalLabels": {"release": "prom"},
+                "alertLabels": {"team": "voice"},
+            },
+        },
+    ),
+    "namespaced": (
+        "pwns",
+        "pwns-system",
+        {"operator": {"watch": {"allNamespaces": False, "namespaces": ["voice-a", "voice-b"]}}},
+    ),
+    "single": (
+        "pairwarden",
+        "pw-single",
+        {
+            "operator": {"replicas": 1, "verbose": True},
+            "memberNamespaces": ["voice-c"],
+            "image": {"operator": {"tag": "1.2.3"}},
+        },
+    ),
+}
+
+
+def _stub_crd(group: str, version: str, kind: str, plural: str, namespaced: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced" if namespaced else "Cluster",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Rendered:
+    """One release: the objects Helm rendered, in manifest order, and its NOTES."""
+
+    release: str
+    namespace: str
+    values: dict[str, Any]
+    objects: list[dict[str, Any]]
+    notes: str
+    stubbed: set[tuple[str, str]] = field(default_factory=set)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        found = [o for o in self.of_kind(kind) if name is None or o["metadata"]["name"] == name]
+        assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+        return found[0]
+
+
+class ChartCluster:
+    """The sandbox the chart is installed into, with helpers to install and read back."""
+
+    def __init__(self, sandbox: Sandbox, api: client.ApiClient) -> None:
+        self.sandbox = sandbox
+        self.api = api
+        self.dynamic = dynamic.DynamicClient(api)
+        self.stubbed: set[tuple[str, str]] = set()
+        self._renders: dict[str, Rendered] = {}
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        try:
+            self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def stub_missing_kinds(self) -> None:
+        ext = client.ApiextensionsV1Api(self.api)
+        for group, version, kind, plural, namespaced in KINDS_USED:
+            if not self.serves(f"{group}/{version}", kind):
+                ext.create_custom_resource_definition(
+                    _stub_crd(group, version, kind, plural, namespaced)
+                )
+                self.stubbed.add((f"{group}/{version}", kind))
+        self.dynamic = dynamic.DynamicClient(self.api)  # discovery again, with the stand-ins
+
+    def ensure_namespace(self, name: str) -> None:
+        core = client.CoreV1Api(self.api)
+        try:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+
+    def install_many(self, jobs: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Install each (release, namespace, values); per job {"result": ...} or {"error": ...}."""
+        request = {
+            "kubeconfig": str(self.sandbox.kubeconfig_path),
+            "chart": str(CHART),
+            "jobs": [{"release": r, "namespace": n, "values": v} for r, n, v in jobs],
+        }
+        done = subprocess.run(
+            [sys.executable, str(INSTALLER)],
+            input=json.dumps(request),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**os.environ, "HELM_DRIVER": "memory"},
+        )
+        results: list[dict[str, Any]] = json.loads(done.stdout)
+        return results
+
+    def install(self, release: str, namespace: str, values: dict[str, Any]) -> dict[str, Any]:
+        (outcome,) = self.install_many([(release, namespace, values)])
+        if "error" in outcome:
+            raise RuntimeError(outcome["error"])
+        result: dict[str, Any] = outcome["result"]
+        return result
+
+    def render_all(self) -> None:
+        """Install every combination at once (one child process, one library load)."""
+        todo = [name for name in sorted(COMBOS) if name not in self._renders]
+        for name in todo:
+            _, namespace, values = COMBOS[name]
+            for ns in [namespace, *_namespaces_in(values)]:
+                self.ensure_namespace(ns)
+        outcomes = self.install_many([COMBOS[name] for name in todo])
+        for name, outcome in zip(todo, outcomes, strict=True):
+            if "error" in outcome:
+                raise RuntimeError(f"installing values {name!r} failed: {outcome['error']}")
+            release, namespace, values = COMBOS[name]
+            result = outcome["result"]
+            objects = [d for d in yaml.safe_load_all(result["manifest"]) if d]
+            notes = str(result.get("info", {}).get("notes", ""))
+            self._renders[name] = Rendered(
+                release, namespace, values, objects, notes, set(self.stubbed)
+            )
+
+    def render(self, combo: str) -> Rendered:
+        if combo not in self._renders:
+            self.render_all()
+        return self._renders[combo]
+
+    def read_back(self, obj: dict[str, Any], default_namespace: str) -> dict[str, Any]:
+        resource = self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        meta = obj["metadata"]
+        if resource.namespaced:
+            got = resource.get(
+                name=meta["name"], namespace=meta.get("namespace", default_namespace)
+            )
+        else:
+            got = resource.get(name=meta["name"])
+        found: dict[str, Any] = got.to_dict()
+        return found
+
+
+def _namespaces_in(values: dict[str, Any]) -> list[str]:
+    watch = values.get("operator", {}).get("watch", {})
+    return [*watch.get("namespaces", []), *values.get("memberNamespaces", [])]
+
+
+@pytest.fixture(scope="session")
+def chart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartCluster]:
+    empty = tmp_path_factory.mktemp("no-crds")  # the chart installs its own CRDs
+    with Sandbox(crds_dir=empty) as sandbox:
+        api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
+        cluster = ChartCluster(sandbox, api)
+        cluster.stub_missing_kinds()
+        yield cluster
+        api.close()
+
+
+@pytest.fixture(params=sorted(COMBOS))
+def rendered(request: pytest.FixtureRequest, chart_cluster: ChartCluster) -> Rendered:
+    """The chart rendered with each values combination in turn."""
+    return chart_cluster.render(request.param)

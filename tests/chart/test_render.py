@@ -1,0 +1,238 @@
+"""The chart rendered by a real Helm install into the sandbox, for several values
+combinations: every object valid for Kubernetes 1.33, read back as created, and shaped as the
+operator needs (peering priorities, probes, hardening, scope)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import ChartCluster, Rendered
+
+K8S_VERSION = "1.33.0"  # kubernetes-validate schemas checked against
+MONITORING = "monitoring.coreos.com/v1"
+_DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_SELECTOR = {
+    "type": "object",
+    "properties": {"matchLabels": _STRINGS},
+    "required": ["matchLabels"],
+}
+# The fields of the Prometheus Operator's CRDs that the chart uses, as that CRD declares them
+# (its schema is not in kubernetes-validate, and the sandbox holds a schemaless stand-in).
+MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ServiceMonitor": {
+        "type": "object",
+        "required": ["selector", "endpoints"],
+        "additionalProperties": False,
+        "properties": {
+            "namespaceSelector": {
+                "type": "object",
+                "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                "additionalProperties": False,
+            },
+            "selector": _SELECTOR,
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "interval": _DURATION,
+                        "scrapeTimeout": _DURATION,
+                    },
+                },
+            },
+        },
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["groups"],
+        "additionalProperties": False,
+        "properties": {
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "rules": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["alert", "expr"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "alert": {"type": "string"},
+                                    "expr": {"type": "string", "minLength": 1},
+                                    "for": _DURATION,
+                                    "labels": _STRINGS,
+                                    "annotations": _STRINGS,
+                                },
+                            },
+                        },
+                    },
+                },
+            }
+        },
+    },
+}
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+
+
+def _operator(rendered: Rendered) -> dict[str, Any]:
+    return rendered.one("StatefulSet")
+
+
+def test_every_object_is_valid_for_kubernetes_1_33(rendered: Rendered) -> None:
+    assert rendered.objects
+    for obj in rendered.objects:
+        if obj["apiVersion"] == MONITORING:
+            jsonschema.validate(obj["spec"], MONITORING_SCHEMAS[obj["kind"]])
+            continue
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_every_object_carries_the_standard_labels(rendered: Rendered) -> None:
+    for obj in rendered.objects:
+        labels = obj["metadata"].get("labels", {})
+        missing = [k for k in STANDARD_LABELS if k not in labels]
+        assert not missing, f"{obj['kind']} {obj['metadata']['name']} lacks {missing}"
+        assert labels["app.kubernetes.io/instance"] == rendered.release
+
+
+def test_every_object_was_created_as_rendered(
+    rendered: Rendered, chart_cluster: ChartCluster
+) -> None:
+    for obj in rendered.objects:
+        got = chart_cluster.read_back(obj, rendered.namespace)
+        assert got["metadata"]["labels"] == obj["metadata"]["labels"]
+        for key in ("spec", "rules", "roleRef", "subjects", "automountServiceAccountToken"):
+            if key in obj:  # the server may add defaults, never drop or change what was sent
+                assert _contains(got[key], obj[key]), f"{obj['kind']}.{key} changed"
+
+
+def _contains(got: Any, want: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(
+            k in got and _contains(got[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(_contains(g, w) for g, w in zip(got, want, strict=True))
+        )
+    return bool(got == want)
+
+
+def test_operator_pods_are_hardened_and_probed(rendered: Rendered) -> None:
+    pod = _operator(rendered)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert fields["POD_NAME"] == "metadata.name"
+    assert fields["POD_NAMESPACE"] == "metadata.namespace"
+    assert fields["POD_INDEX"] == "metadata.labels['apps.kubernetes.io/pod-index']"
+
+
+def test_replicas_get_distinct_peering_priorities(rendered: Rendered) -> None:
+    """kopf pauses every replica when two share a priority: each takes its ordinal."""
+    sts = _operator(rendered)
+    args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "operator"
+    assert "--priority=$(POD_INDEX)" in args
+    assert "--peering=pairwarden" in args
+    expected = rendered.values.get("operator", {}).get("replicas", 2)
+    assert sts["spec"]["replicas"] == expected
+    pdbs = rendered.of_kind("PodDisruptionBudget")
+    assert len(pdbs) == (1 if expected > 1 else 0)
+
+
+def test_metrics_service_selects_the_operator_pods(rendered: Rendered) -> None:
+    service = rendered.one("Service")
+    pod_labels = _operator(rendered)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+
+def test_images_default_to_the_app_version(rendered: Rendered) -> None:
+    image = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["image"]
+    tag = rendered.values.get("image", {}).get("operator", {}).get("tag", "0.1.0")
+    assert image == f"pairwarden/operator:{tag}"
+    assert "pairwarden/agent:0.1.0" in rendered.notes
+    assert "pairwarden/voicemail:0.1.0" in rendered.notes
+
+
+def test_scope_follows_the_watch_values(rendered: Rendered) -> None:
+    args = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["args"]
+    watch = rendered.values.get("operator", {}).get("watch", {})
+    if watch.get("allNamespaces", True):
+        assert "--all-namespaces" in args
+        assert not [a for a in args if a.startswith("--namespace")]
+    else:
+        assert [a for a in args if a.startswith("--namespace=")] == [
+            f"--namespace={ns}" for ns in watch["namespaces"]
+        ]
+        assert "--all-namespaces" not in args
+
+
+def test_monitoring_objects_only_when_enabled(rendered: Rendered) -> None:
+    values = rendered.values
+    monitors = rendered.of_kind("ServiceMonitor")
+    rules = rendered.of_kind("PrometheusRule")
+    assert len(monitors) == int(values.get("serviceMonitor", {}).get("enabled", False))
+    assert len(rules) == int(values.get("prometheusRule", {}).get("enabled", False))
+    for obj in monitors + rules:
+        assert obj["metadata"]["labels"]["release"] == "prom"
+
+
+BAD_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"operator": {"replicas": "two"}}, "replicas"),
+    ({"operator": {"replicas": 0}}, "replicas"),
+    ({"operatr": {"replicas": 2}}, "operatr"),
+    ({"image": {"operator": {"pullPolicy": "Sometimes"}}}, "pullPolicy"),
+    ({"operator": {"watch": {"allNamespaces": False, "namespaces": ["Bad_NS"]}}}, "namespaces"),
+]
+
+
+@pytest.fixture(scope="module")
+def rejections(chart_cluster: ChartCluster) -> list[dict[str, Any]]:
+    chart_cluster.ensure_namespace("pw-rejects")
+    jobs = [(f"rejected-{i}", "pw-rejects", values) for i, (values, _) in enumerate(BAD_VALUES)]
+    return chart_cluster.install_many(jobs)
+
+
+@pytest.mark.parametrize("case", range(len(BAD_VALUES)))
+def test_schema_rejects_bad_values(rejections: list[dict[str, Any]], case: int) -> None:
+    outcome = rejections[case]
+    assert "result" not in outcome, f"values {BAD_VALUES[case][0]} were accepted"
+    assert "values don't meet the specifications of the schema" in outcome["error"]
+    assert BAD_VALUES[case][1] in outcome["error"]
