@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
 
 from pairwarden.api.models import ActiveMember, FailoverPairStatus
 from pairwarden.protocol import Member, MemberReport
@@ -53,9 +52,6 @@ class MemberObservation:
     pod_running: bool = True
     last_seen: float | None = None  # operator monotonic time of the last observed renewal
     report: MemberReport = field(default_factory=MemberReport)
-
-
-ManualAction = Literal["failover", "failback"]
 
 
 @dataclass(frozen=True)
