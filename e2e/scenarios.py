@@ -1,0 +1,47 @@
+"""Assertions every scenario makes: where the Service points, the pods' labels, the status,
+the Events, and that exactly one member answers calls (asked directly, not via the Service)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden.protocol import LABEL_MEMBER, LABEL_ROLE, MEMBERS
+
+
+def other(member: str) -> str:
+    return "secondary" if member == "primary" else "primary"
+
+
+def status(cluster: LocalCluster) -> dict[str, Any]:
+    return dict(cluster.pair().get("status") or {})
+
+
+def epoch(cluster: LocalCluster) -> int:
+    return int(status(cluster).get("epoch") or 0)
+
+
+def next_transition(cluster: LocalCluster, after_epoch: int, timeout: float = 15) -> dict[str, Any]:
+    """Wait for the status to record a role change beyond `after_epoch`; that transition."""
+    current = wait_until(lambda: status(cluster) if epoch(cluster) > after_epoch else None, timeout)
+    return dict(current["lastTransition"])
+
+
+def reasons(cluster: LocalCluster) -> list[str]:
+    return [e.reason for e in cluster.events()]
+
+
+def assert_serving(cluster: LocalCluster, member: str, timeout: float = 10) -> None:
+    """Service, labels, status and the voicemail processes all agree that `member` answers."""
+    wait_until(lambda: cluster.selector().get(LABEL_MEMBER) == member, timeout)
+    wait_until(lambda: status(cluster).get("activeMember") == member, timeout)
+    wait_until(lambda: cluster.pod_labels(f"vm-{member}").get(LABEL_ROLE) == "active", timeout)
+    wait_until(lambda: cluster.answering_members() == [member], timeout)
+    assert cluster.call() == f"vm-{member}"
+
+
+def assert_nobody_serving(cluster: LocalCluster, timeout: float = 10) -> None:
+    wait_until(lambda: cluster.selector().get(LABEL_MEMBER) == "none", timeout)
+    wait_until(lambda: cluster.answering_members() == [], timeout)
+    assert cluster.call() is None
+    assert all(cluster.pod_labels(f"vm-{m}").get(LABEL_ROLE) != "active" for m in MEMBERS)

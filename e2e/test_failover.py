@@ -1,0 +1,107 @@
+"""Failover and failback as the reference's Tables 4-4 and 4-5 describe them, end to end."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from e2e.conftest import WINDOW, start
+from e2e.scenarios import (
+    assert_nobody_serving,
+    assert_serving,
+    epoch,
+    next_transition,
+    other,
+    reasons,
+    status,
+)
+
+from pairwarden.localcluster import LocalCluster, wait_until
+
+RENEW = WINDOW / 3
+
+
+def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    fault = time.monotonic()
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
+    transition = next_transition(cluster, before)
+    took = time.monotonic() - fault
+    assert transition["cause"] == "HeartbeatLost"
+    assert transition["to"] == other(active)
+    assert took >= WINDOW - RENEW  # never before the window could have run out
+    assert_serving(cluster, other(active))
+    assert "HeartbeatLost" in reasons(cluster)
+
+
+def test_clean_stop_fails_over_at_once(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGTERM)
+    transition = next_transition(cluster, before)
+    assert transition["cause"] == "AgentStopped"
+    assert transition["durationSeconds"] < WINDOW  # released, not timed out
+    assert_serving(cluster, other(active))
+
+
+def test_voicemail_process_crash_fails_over_at_once(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    cluster.kubelet.kill_container(f"vm-{active}", "voicemail", signal.SIGKILL)
+    transition = next_transition(cluster, before)
+    assert transition["cause"] == "ServiceStopped"
+    assert_serving(cluster, other(active))
+
+
+def test_manual_failover_and_failback_through_the_plugin(cluster: LocalCluster) -> None:
+    assert start(cluster) in ("primary", "secondary")
+    if status(cluster)["activeMember"] == "secondary":
+        _plugin(cluster, "failback")
+    assert_serving(cluster, "primary")
+    out = _plugin(cluster, "failover")
+    assert "secondary is active" in out
+    assert status(cluster)["lastTransition"]["cause"] == "ManualFailover"
+    assert_serving(cluster, "secondary")
+    _plugin(cluster, "failback")
+    assert status(cluster)["lastTransition"]["cause"] == "ManualFailback"
+    assert_serving(cluster, "primary")
+    assert status(cluster)["lastRequest"]["outcome"] == "Accepted"
+
+
+def test_partition_of_the_active_fences_it_and_heals_to_one(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    cluster.kubelet.link(f"vm-{active}").cut()  # its agent is cut from the API, not from callers
+    transition = next_transition(cluster, before)
+    assert transition["cause"] == "HeartbeatLost"
+    assert_serving(cluster, other(active))  # the cut member fenced itself: only one answers
+    cluster.kubelet.link(f"vm-{active}").heal()
+    wait_until(lambda: (status(cluster)["members"][active] or {}).get("serviceUp"), 10)
+    time.sleep(WINDOW)  # a healed partition must not bring a second answering member
+    assert cluster.answering_members() == [other(active)]
+
+
+def test_both_down_then_the_first_to_start_becomes_active(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    cluster.kubelet.kill_pod(f"vm-{other(active)}", signal.SIGKILL)
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
+    # The engine may first hand over to the standby, whose window has not run out yet.
+    assert_nobody_serving(cluster, timeout=WINDOW * 5)
+    wait_until(lambda: status(cluster).get("activeMember") == "none", WINDOW * 5)
+    nobody = epoch(cluster)
+    cluster.kubelet.revive_pod("vm-secondary")
+    transition = next_transition(cluster, nobody)
+    assert transition["cause"] == "FirstToStart"
+    assert transition["to"] == "secondary"
+    assert_serving(cluster, "secondary")
+
+
+def _plugin(cluster: LocalCluster, verb: str) -> str:
+    command = [sys.executable, "-m", "pairwarden.plugin", "--kubeconfig", cluster.kubeconfig,
+               "-n", cluster.namespace, verb, "vm", "--timeout", "20"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
