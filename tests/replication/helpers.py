@@ -64,10 +64,17 @@ class MemberProcess:
              "--pair", PAIR, "--token-file", str(token_file), "--directories", *DIRS],
             stdout=subprocess.PIPE, env={**os.environ, **(env or {})},
         )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        assert line.startswith("port "), line
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}/replication"
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Read lazily, so several members start in parallel."""
+        if self._url is None:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline().decode()
+            assert line.startswith("port "), line
+            self._url = f"http://127.0.0.1:{int(line.split()[1])}/replication"
+        return self._url
 
     def stop(self) -> None:
         if self.proc.poll() is None:
