@@ -9,12 +9,13 @@ PYTHON312 ?= $(shell (python3.12 -c 'import sys' >/dev/null 2>&1 && command -v p
 	ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint bench e2e images crds clean
+.PHONY: help venv demo test unit lint tools bench e2e images crds clean
 
 help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
 	@echo "make test   - lint, then the whole test suite on the embedded sandbox"
 	@echo "make lint   - ruff, mypy --strict, hadolint"
+	@echo "make tools  - system tools the tests use (promtool, from Debian's prometheus package)"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (needs a container engine)"
@@ -38,10 +39,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	@if ls images/*/Dockerfile >/dev/null 2>&1; then $(BIN)/hadolint images/*/Dockerfile; fi
 
-test: lint
+# promtool checks the chart's alert rules (tests/chart/test_alerts.py).
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "make tools: promtool is missing; install it (apt-get install prometheus, as root) or the alert tests skip"; \
+	  fi; }
+
+test: lint tools
 	$(BIN)/pytest
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest tests
 
 bench: $(STAMP)
