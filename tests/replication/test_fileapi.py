@@ -93,8 +93,9 @@ async def test_a_corrupted_upload_is_refused_and_leaves_nothing(tmp_path: Path) 
         async with s.post(url + "/batches") as resp:
             batch = (await resp.json())["batch"]
         wrong = hashlib.sha256(b"what the source had").hexdigest()
+        flipped = b"bits flipped in transit"
         async with s.put(url + f"/batches/{batch}/files", params={"path": "UnityMTA/n"},
-                         data=b"bits flipped in transit", headers={SHA_HEADER: wrong}) as resp:  # fmt: skip
+                         data=flipped, headers={SHA_HEADER: wrong}) as resp:  # fmt: skip
             assert resp.status == 422
             assert (await resp.json())["error"] == "checksum-mismatch"
         assert staged(root) == []

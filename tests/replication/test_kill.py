@@ -99,8 +99,9 @@ def test_target_killed_during_commit_recovers_on_restart(
     dst = MemberProcess(b, token_file, env={FAULT_ENV: point})
     try:
         proc = replicate(src.url, dst.url, token_file)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == 1  # the target died under it
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 1  # the target died under it, and it says so
+        assert b"pairwarden replicate:" in err
         assert dst.proc.wait(10) == -signal.SIGKILL
         dst.stop()
         dst = MemberProcess(b, token_file)  # restart: recovery runs before it serves
