@@ -69,10 +69,13 @@ class _Member:
         return ReplicationError(f"{what} on {self.role} {self.base}: HTTP {resp.status} {detail}")
 
     async def json(self, method: str, path: str, what: str, **kw: Any) -> Any:
-        async with self.session.request(method, self.base + path, **kw) as resp:
-            if resp.status >= 400:
-                raise await self.fail(resp, what)
-            return await resp.json()
+        try:
+            async with self.session.request(method, self.base + path, **kw) as resp:
+                if resp.status >= 400:
+                    raise await self.fail(resp, what)
+                return await resp.json()
+        except aiohttp.ClientConnectionError as exc:
+            raise ReplicationError(f"{what} on {self.role} {self.base}: {exc}") from exc
 
 
 async def _manifest(member: _Member, dirs: Sequence[str] | None) -> list[Entry]:

@@ -1,0 +1,235 @@
+"""Replication Jobs: the operator starts `pairwarden replicate` from the active member to the
+inactive one at the configured intervals, at most one Job per pair at a time, and reads the
+result back from the Job (docs/replication.md).
+
+The report travels in the Job annotation `pairwarden.io/replication-report`, written by the
+replicate process itself (it knows its Job from the downward API), so the operator reads it
+the same way in a real cluster and in the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from kubernetes_asyncio import client
+
+from pairwarden.controller.client import to_dict
+from pairwarden.controller.secrets import TOKEN_KEY
+from pairwarden.protocol import LABEL_PAIR
+
+LABEL_REPLICATION = "pairwarden.io/replication"
+LABEL_KIND = "pairwarden.io/replication-kind"
+REPORT_ANNOTATION = "pairwarden.io/replication-report"  # = replication.main.REPORT_ANNOTATION
+TOKEN_DIR = "/var/run/pairwarden/replication"
+TERMINATION_LOG = "/dev/termination-log"
+TTL_SECONDS = 300
+MAX_NAME = 63  # the Job's name is also the value of its pods' job-name label
+
+ReplicationKind = Literal["files", "database", "all"]
+JobState = Literal["active", "succeeded", "failed"]
+
+
+def selector(pair: str) -> str:
+    return f"{LABEL_PAIR}={pair},{LABEL_REPLICATION}=true"
+
+
+def job_name(pair: str, short_id: str) -> str:
+    stem = "-replicate-"
+    return f"{pair[: MAX_NAME - len(stem) - len(short_id)]}{stem}{short_id}"
+
+
+def job_body(
+    name: str,
+    pair: str,
+    source_url: str,
+    target_url: str,
+    secret_name: str,
+    image: str,
+    kind: ReplicationKind,
+    owner: dict[str, Any] | None,
+    *,
+    directories: Sequence[str] | None = None,
+    service_account: str | None = None,
+    deadline_seconds: int = 600,
+) -> dict[str, Any]:
+    """The Job manifest (pure). backoffLimit 0: the next interval is the retry."""
+    token_file = f"{TOKEN_DIR}/{TOKEN_KEY}"
+    args = ["--from", source_url, "--to", target_url, "--pair", pair,
+            "--token-file", token_file, "--report-json", TERMINATION_LOG]  # fmt: skip
+    if kind in ("database", "all"):
+        args.append("--db")
+    if kind == "database":
+        args.append("--no-files")
+    if directories:
+        args += ["--directories", *directories]
+    labels = {LABEL_PAIR: pair, LABEL_REPLICATION: "true", LABEL_KIND: kind}
+    env = [
+        {"name": "PAIRWARDEN_JOB_NAME",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
+        {"name": "PAIRWARDEN_JOB_NAMESPACE",
+         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]  # fmt: skip
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": "replicate",
+                "image": image,
+                "command": ["pairwarden", "replicate"],
+                "args": args,
+                "env": env,
+                "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}],
+                "terminationMessagePath": TERMINATION_LOG,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "volumes": [{"name": "token", "secret": {"secretName": secret_name, "defaultMode": 0o400}}],
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if owner:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": deadline_seconds,
+            "ttlSecondsAfterFinished": TTL_SECONDS,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
+
+
+def job_state(job: dict[str, Any]) -> JobState:
+    """Finished once a Complete or Failed condition is True, as the Job controller says."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
+            return "succeeded" if cond["type"] == "Complete" else "failed"
+    return "active"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    name: str
+    succeeded: bool
+    finished: datetime | None
+    report: dict[str, Any] | None
+    message: str
+
+    def status_fields(self) -> dict[str, Any]:
+        """camelCase fields for `status.replication` (lastRun/lastSuccess/files/bytes/message);
+        the caller keeps lastSuccess from before when this run failed."""
+        out: dict[str, Any] = {"message": self.message}
+        if self.finished is not None:
+            stamp = self.finished.isoformat().replace("+00:00", "Z")
+            out["lastRun"] = stamp
+            if self.succeeded:
+                out["lastSuccess"] = stamp
+        if self.report:
+            out["files"] = int(self.report.get("files", 0))
+            out["bytes"] = int(self.report.get("bytes", 0)) + int(self.report.get("db_bytes", 0))
+        return out
+
+
+def _finished_at(job: dict[str, Any]) -> datetime | None:
+    status = job.get("status") or {}
+    stamps = [status.get("completionTime")] + [
+        c.get("lastTransitionTime") for c in status.get("conditions") or []
+    ]
+    times = [datetime.fromisoformat(str(s).replace("Z", "+00:00")) for s in stamps if s]
+    return max(times) if times else None
+
+
+def result_of(job: dict[str, Any]) -> JobResult | None:
+    """The result of a finished Job (None while it runs), with the report if it wrote one."""
+    state = job_state(job)
+    if state == "active":
+        return None
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(REPORT_ANNOTATION)
+    report: dict[str, Any] | None = None
+    if raw:
+        try:
+            report = json.loads(raw)
+        except ValueError:
+            report = None
+    conds = (job.get("status") or {}).get("conditions") or []
+    reason = next((f"{c.get('reason', '')}: {c.get('message', '')}" for c in conds
+                   if c.get("type") == "Failed" and c.get("status") == "True"), "")  # fmt: skip
+    if report is not None and report.get("error"):
+        message = str(report["error"])
+    elif state == "failed":
+        message = reason.strip(": ") or "replication job failed"
+    else:
+        message = f"copied {report.get('files', 0)} files" if report else "replication done"
+    return JobResult(job["metadata"]["name"], state == "succeeded", _finished_at(job), report,
+                     message)  # fmt: skip
+
+
+async def list_jobs(api: client.ApiClient, namespace: str, pair: str) -> list[dict[str, Any]]:
+    batch = client.BatchV1Api(api)
+    listed = await batch.list_namespaced_job(namespace, label_selector=selector(pair))
+    items: list[dict[str, Any]] = to_dict(api, listed).get("items") or []
+    return sorted(items, key=lambda j: (j["metadata"].get("creationTimestamp") or "",
+                                        j["metadata"]["name"]))  # fmt: skip
+
+
+async def ensure_replication_job(
+    api: client.ApiClient,
+    namespace: str,
+    pair: str,
+    source_url: str,
+    target_url: str,
+    secret_name: str,
+    image: str,
+    kind: ReplicationKind,
+    owner: dict[str, Any] | None,
+    *,
+    directories: Sequence[str] | None = None,
+    service_account: str | None = None,
+    deadline_seconds: int = 600,
+) -> str | None:
+    """Start a replication Job unless one is still running for the pair; the new Job's name,
+    or None when one is active (never two at once: they would race on the target's batch)."""
+    if any(job_state(j) == "active" for j in await list_jobs(api, namespace, pair)):
+        return None
+    name = job_name(pair, secrets.token_hex(3))
+    body = job_body(name, pair, source_url, target_url, secret_name, image, kind, owner,
+                    directories=directories, service_account=service_account,
+                    deadline_seconds=deadline_seconds)  # fmt: skip
+    await client.BatchV1Api(api).create_namespaced_job(namespace, body)
+    return name
+
+
+async def latest_result(api: client.ApiClient, namespace: str, pair: str) -> JobResult | None:
+    """The most recently finished replication Job's result, if any is left."""
+    results = [r for j in await list_jobs(api, namespace, pair) if (r := result_of(j))]
+    results.sort(key=lambda r: (r.finished is not None, r.finished or datetime.min))
+    return results[-1] if results else None
+
+
+async def cleanup_jobs(
+    api: client.ApiClient, namespace: str, pair: str, keep: int = 3
+) -> list[str]:
+    """Delete finished Jobs beyond the newest `keep` (and their pods); ttlSecondsAfterFinished
+    does the same where the TTL controller runs. Returns the deleted names."""
+    finished = [j for j in await list_jobs(api, namespace, pair) if job_state(j) != "active"]
+    doomed = finished[: max(0, len(finished) - keep)]
+    batch = client.BatchV1Api(api)
+    gone = []
+    for job in doomed:
+        name = job["metadata"]["name"]
+        try:
+            await batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+            gone.append(name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    return gone

@@ -1,0 +1,57 @@
+"""The per-pair replication token: a Secret `<pair>-replication-token` with key `token`
+holding `<pair>.<random>` (docs/replication.md). Both agents mount it to authenticate the
+file API; replication Jobs mount it to call them."""
+
+from __future__ import annotations
+
+import base64
+import secrets as random
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from pairwarden.controller.client import status_of
+from pairwarden.protocol import LABEL_PAIR
+
+TOKEN_KEY = "token"
+
+
+def token_secret_name(pair: str) -> str:
+    return f"{pair}-replication-token"
+
+
+def new_token(pair: str) -> str:
+    return f"{pair}.{random.token_urlsafe(32)}"
+
+
+def token_of(secret: dict[str, Any]) -> str | None:
+    """The token a Secret holds (`data` is base64, as the API returns it)."""
+    raw = (secret.get("data") or {}).get(TOKEN_KEY)
+    return base64.b64decode(raw).decode() if raw else None
+
+
+async def ensure_token(
+    api: client.ApiClient, namespace: str, pair: str, owner: dict[str, Any] | None
+) -> str:
+    """Create the Secret with a fresh token when missing (never rotate an existing one: the
+    agents hold it); return its name. `owner` is the FailoverPair's ownerReference."""
+    name = token_secret_name(pair)
+    core = client.CoreV1Api(api)
+    try:
+        await core.read_namespaced_secret(name, namespace)
+        return name
+    except client.ApiException as exc:
+        if status_of(exc) != 404:
+            raise
+    token = base64.b64encode(new_token(pair).encode()).decode()
+    metadata: dict[str, Any] = {"name": name, "labels": {LABEL_PAIR: pair}}
+    if owner:
+        metadata["ownerReferences"] = [owner]
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata,
+            "data": {TOKEN_KEY: token}}  # fmt: skip
+    try:
+        await core.create_namespaced_secret(namespace, body)
+    except client.ApiException as exc:
+        if status_of(exc) != 409:  # created concurrently: that one wins
+            raise
+    return name
