@@ -80,13 +80,34 @@ def test_steady_state_changes_nothing() -> None:
     assert decision.status.epoch == 1
 
 
-def test_first_to_start_becomes_active_and_epoch_counts_from_one() -> None:
+def test_first_to_start_becomes_active_when_neither_runs() -> None:
+    early = member(started=T0 - timedelta(minutes=5))
+    late = contacted(started=T0 - timedelta(minutes=1))
+    both_down = holding("none", epoch=4)
+    decision = run(make_spec(), both_down, late, early)
+    assert role(decision) == Activate("secondary", 5, Cause.FIRST_TO_START, "none")
+    decision = run(make_spec(), both_down, early, late)
+    assert role(decision) == Activate("primary", 5, Cause.FIRST_TO_START, "none")
+
+
+def test_a_new_pair_starts_on_the_primary_and_epoch_counts_from_one() -> None:
     early = member(started=T0 - timedelta(minutes=5))
     late = contacted(started=T0 - timedelta(minutes=1))
     decision = run(make_spec(), FailoverPairStatus(), late, early)
-    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
-    decision = run(make_spec(), FailoverPairStatus(), early, late)
     assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, "none")
+
+
+def test_a_new_pair_waits_one_renewal_period_for_its_primary() -> None:
+    absent = MemberObservation(pod_name=None, pod_running=False)
+    first = run(make_spec(), FailoverPairStatus(), absent, contacted())
+    assert role(first) is None
+    assert first.status.no_active_since == T0
+    renew = make_spec().heartbeat.renew_period_seconds
+    soon = Now(MONO + renew - 1, T0 + timedelta(seconds=renew - 1))
+    assert role(run(make_spec(), first.status, absent, contacted(), now=soon)) is None
+    later = Now(MONO + renew, T0 + timedelta(seconds=renew))
+    decision = run(make_spec(), first.status, absent, contacted(), now=later)
+    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
 
 
 def test_first_to_start_tie_goes_to_the_primary() -> None:
@@ -132,11 +153,10 @@ def test_nobody_to_fail_over_to_leaves_no_holder() -> None:
 
 
 def test_never_activates_a_member_whose_service_is_down() -> None:
-    decision = run(make_spec(), FailoverPairStatus(), member(service_up=False), contacted())
-    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
-    decision = run(
-        make_spec(), FailoverPairStatus(), member(service_up=False), member(service_up=False)
-    )
+    both_down = holding("none", epoch=2)
+    decision = run(make_spec(), both_down, member(service_up=False), contacted())
+    assert role(decision) == Activate("secondary", 3, Cause.FIRST_TO_START, "none")
+    decision = run(make_spec(), both_down, member(service_up=False), member(service_up=False))
     assert role(decision) is None
 
 

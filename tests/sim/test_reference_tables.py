@@ -278,9 +278,10 @@ def test_secondary_that_never_reached_the_primary_stops_after_four_hours() -> No
         started={"secondary": True},
         primary_contact=False,
     )
-    world.run_for(SETTLED)
+    new_pair_wait = make_spec().heartbeat.renew_period_seconds  # for a primary that never comes
+    world.run_for(new_pair_wait + SETTLED)
     assert world.answering() == {"secondary"}
-    world.run_for(4 * 3600 - 2 * SETTLED)
+    world.run_for(4 * 3600 - 2 * SETTLED - new_pair_wait)
     assert world.answering() == {"secondary"}
     world.run_for(2 * SETTLED)
     assert world.answering() == set()

@@ -161,7 +161,10 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
 
     split_since = _split_brain_since(status, health, now)
     if change is None and not spec.paused:
-        change = _automatic(spec, health, holder, held, new_calls, split_since, now)
+        if status.epoch == 0 and not _settled(spec, status, now):
+            change = _new_pair(health)
+        else:
+            change = _automatic(spec, health, holder, held, new_calls, split_since, now)
 
     epoch = status.epoch
     transitions = list(status.transitions)
@@ -276,6 +279,22 @@ def _new_inactive_calls(
         ):
             grew.append(name)
     return grew
+
+
+def _settled(spec: FailoverPairSpec, status: FailoverPairStatus, now: Now) -> bool:
+    """A new pair has waited one renewal period since the operator first looked at it."""
+    since = status.no_active_since
+    elapsed = (now.wall - since).total_seconds() if since is not None else 0.0
+    return elapsed >= spec.heartbeat.renew_period_seconds
+
+
+def _new_pair(health: dict[Member, MemberHealth]) -> tuple[ActiveMember, Cause] | None:
+    """A new pair's pods start together, so "first to start" would be a coin toss. The primary
+    is active under normal circumstances: it wins if it can serve, and the secondary waits one
+    renewal period for it to show up before taking the role itself."""
+    if health["primary"].eligible:
+        return "primary", Cause.FIRST_TO_START
+    return None
 
 
 def _split_brain_since(
