@@ -1,0 +1,49 @@
+"""The operator's own failures and the API server's: none may cost a caller more than a window."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from e2e.conftest import WINDOW, start
+from e2e.scenarios import assert_serving, epoch, next_transition, other
+
+from pairwarden.localcluster import LocalCluster
+
+
+def test_operator_restart_alone_causes_no_failover(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    assert cluster.operator is not None
+    cluster.operator.stop(signal.SIGKILL)
+    time.sleep(2 * WINDOW)  # members keep renewing; nobody watches
+    cluster.start_operator()
+    time.sleep(3 * WINDOW)  # fresh observations get a full window: no stale judgement
+    assert epoch(cluster) == before
+    assert_serving(cluster, active)
+
+
+def test_operator_restart_in_the_middle_of_a_failover(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    assert cluster.operator is not None
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
+    cluster.operator.stop(signal.SIGKILL)
+    time.sleep(WINDOW / 2)
+    cluster.start_operator()
+    transition = next_transition(cluster, before, timeout=20)
+    assert transition["to"] == other(active)
+    assert_serving(cluster, other(active))
+
+
+def test_api_errors_and_conflicts_delay_but_do_not_stop_a_failover(cluster: LocalCluster) -> None:
+    active = start(cluster)
+    before = epoch(cluster)
+    cluster.sandbox.inject_fault(verb="patch", resource="services", status=409, count=2)
+    cluster.sandbox.inject_fault(verb="update", resource="leases", name="vm-active", status=500)
+    cluster.sandbox.inject_fault(verb="patch", resource="failoverpairs/status", status=503)
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
+    transition = next_transition(cluster, before, timeout=20)
+    assert transition["to"] == other(active)
+    assert_serving(cluster, other(active))
+    assert epoch(cluster) == before + 1  # retries did not burn epochs
