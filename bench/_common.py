@@ -1,0 +1,80 @@
+"""Helpers shared by the benchmarks: percentiles, PASS/MISS, the machine, /proc readings.
+
+Benchmarks import this as a sibling module (`python bench/x.py` puts bench/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values. With fewer than 100 samples
+    the p99 is the maximum, which is what a small sample can honestly say."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def seconds(value: float) -> str:
+    return "    n/a" if math.isnan(value) else f"{value:7.3f}"
+
+
+def machine() -> str:
+    """One line: cores, CPU model, memory, Python."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = math.nan
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_gb:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, Linux {platform.release()}"
+    )
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    cpu_seconds: float  # utime + stime of the process
+    rss_mb: float
+
+
+def sample_process(pid: int) -> CpuSample:
+    """utime+stime from /proc/<pid>/stat and VmRSS from /proc/<pid>/status (no psutil)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    rss_kb = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss_kb = int(line.split()[1])
+            break
+    return CpuSample((utime + stime) / CLOCK_TICKS, rss_kb / 1024)
+
+
+def summary(values: Sequence[float]) -> tuple[float, float, float]:
+    """p50, p99, max."""
+    return percentile(values, 50), percentile(values, 99), max(values, default=math.nan)

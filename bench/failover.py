@@ -1,0 +1,321 @@
+"""Failover latency benchmark: the sandbox, the real operator and two real members (agent +
+voicemail process) on loopback (`LocalCluster`), each fault injected N times.
+
+Measured from the fault to (a) the Service selector naming the other member, as seen by a
+watch on the Service (arrival time of the watch event), and (b) the first call dialled at the
+Service and answered by the new active pod. Also: API writes in steady state, by resource.
+
+    python bench/failover.py                 # 30 runs per fault, 200 ms x 10 heartbeat
+    python bench/failover.py --short         # 5 runs per fault (make bench)
+    python bench/failover.py --runs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubernetes import client, config, watch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, seconds, summary, verdict
+from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden.protocol import (
+    ANNOTATION_REQUEST,
+    ANNOTATION_REQUEST_ID,
+    LABEL_MEMBER,
+    other,
+)
+
+SERVICE = "vm-calls"
+WRITE_VERBS = ("create", "update", "patch", "delete")
+
+
+class SelectorWatch:
+    """Watches the callers' Service; remembers when each selector value arrived."""
+
+    def __init__(self, kubeconfig: str, namespace: str, service: str = SERVICE) -> None:
+        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.core = client.CoreV1Api(self.api)
+        self.namespace, self.service = namespace, service
+        self.events: list[tuple[float, str]] = []
+        self.cond = threading.Condition()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="selector-watch", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                stream = watch.Watch().stream(
+                    self.core.list_namespaced_service,
+                    self.namespace,
+                    field_selector=f"metadata.name={self.service}",
+                    timeout_seconds=60,
+                )
+                for event in stream:
+                    arrived = time.monotonic()
+                    selector = event["object"].spec.selector or {}
+                    with self.cond:
+                        self.events.append((arrived, str(selector.get(LABEL_MEMBER, "none"))))
+                        self.cond.notify_all()
+                    if self.stopped.is_set():
+                        return
+            except Exception:  # the sandbox went away, or a reconnect: try again unless stopping
+                if self.stopped.wait(0.05):
+                    return
+
+    def current(self) -> str:
+        with self.cond:
+            return self.events[-1][1] if self.events else "none"
+
+    def wait_for(self, member: str, after: float, timeout: float) -> float:
+        """Arrival time of the first event at or after `after` naming `member`; NaN if none."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for arrived, value in self.events:
+                    if arrived >= after and value == member:
+                        return arrived
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return math.nan
+                self.cond.wait(left)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.api.close()
+
+
+@dataclass
+class Fault:
+    name: str
+    description: str
+    bound: float  # seconds, the target at p99
+    inject: Callable[[LocalCluster, str], None]  # (cluster, active member)
+    recover: Callable[[LocalCluster, str], None] | None = None
+
+
+@dataclass
+class Result:
+    fault: str
+    window: float
+    bound: float
+    flips: list[float] = field(default_factory=list)
+    answers: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def ok(self, runs: int) -> bool:
+        _, p99, _ = summary(self.flips)
+        return len(self.flips) == runs and not math.isnan(p99) and p99 <= self.bound
+
+
+def _request(cluster: LocalCluster, active: str) -> None:
+    action = "failover" if active == "primary" else "failback"
+    annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
+    cluster.patch_pair({"metadata": {"annotations": annotations}})
+
+
+def faults(window: float) -> list[Fault]:
+    def revive(c: LocalCluster, m: str) -> None:
+        c.kubelet.revive_pod(f"vm-{m}")
+
+    return [
+        Fault(
+            "crash",
+            "kill -9 the active pod",
+            window + 1.0,
+            lambda c, m: c.kubelet.kill_pod(f"vm-{m}", signal.SIGKILL),
+            revive,
+        ),
+        Fault(
+            "clean stop",
+            "SIGTERM the active pod",
+            1.0,
+            lambda c, m: c.kubelet.kill_pod(f"vm-{m}", signal.SIGTERM),
+            revive,
+        ),
+        Fault(
+            "voicemail exit",
+            "kill -9 the voicemail container",
+            1.0,
+            lambda c, m: c.kubelet.kill_container(f"vm-{m}", "voicemail", signal.SIGKILL),
+        ),
+        Fault("manual", "failover/failback request annotation", 0.5, _request),
+    ]
+
+
+def _healthy_standby(cluster: LocalCluster, active: str, standby: str) -> bool:
+    status = cluster.pair().get("status") or {}
+    members = status.get("members") or {}
+    return status.get("activeMember") == active and bool(
+        (members.get(standby) or {}).get("serviceUp")
+    )
+
+
+def _await_standby(cluster: LocalCluster, active: str, standby: str) -> None:
+    wait_until(lambda: _healthy_standby(cluster, active, standby), timeout=60)
+
+
+def _answered_by(cluster: LocalCluster, pod: str, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.call(timeout=0.3) == pod:
+            return time.monotonic()
+        time.sleep(0.005)
+    return math.nan
+
+
+def run_fault(
+    cluster: LocalCluster, selectors: SelectorWatch, fault: Fault, runs: int, window: float
+) -> Result:
+    result = Result(fault.name, window, fault.bound)
+    for i in range(runs):
+        try:
+            active = wait_until(lambda: _live_member(selectors), timeout=30)
+            standby = other(active)  # type: ignore[arg-type]
+            _await_standby(cluster, active, standby)
+            t0 = time.monotonic()
+            fault.inject(cluster, active)
+            flipped = selectors.wait_for(standby, t0, timeout=window * 3 + 10)
+            answered = _answered_by(cluster, f"vm-{standby}", timeout=window * 3 + 10)
+            if math.isnan(flipped):
+                result.errors.append(f"run {i + 1}: selector never named {standby}")
+            else:
+                result.flips.append(flipped - t0)
+                result.answers.append(answered - t0)
+            if fault.recover is not None:
+                fault.recover(cluster, active)
+            # the victim back as a healthy standby before the next run
+            _await_standby(cluster, standby, active)
+        except Exception as error:  # report, do not crash: the table shows what was measured
+            result.errors.append(f"run {i + 1}: {error!r}")
+            traceback.print_exc(limit=3)
+            break
+    return result
+
+
+def _live_member(selectors: SelectorWatch) -> str | None:
+    member = selectors.current()
+    return None if member == "none" else member
+
+
+def steady_writes(cluster: LocalCluster, duration: float) -> dict[str, int]:
+    cluster.sandbox.reset_stats()
+    time.sleep(duration)
+    requests: dict[str, int] = cluster.sandbox.stats()["requests"]
+    return {k: n for k, n in sorted(requests.items()) if k.split()[0] in WRITE_VERBS}
+
+
+def print_results(results: list[Result], runs: dict[str, int]) -> None:
+    print(
+        "\nfault            runs  window  target |  flip p50   p99     max | "
+        "answered p50  p99     max | verdict"
+    )
+    for r in results:
+        f50, f99, fmax = summary(r.flips)
+        a50, a99, amax = summary(r.answers)
+        n = runs[r.fault]
+        print(
+            f"{r.fault:<16} {len(r.flips):>2}/{n:<2} {r.window:5.1f}s {r.bound:6.2f}s |"
+            f"{seconds(f50)} {seconds(f99)} {seconds(fmax)} |"
+            f"{seconds(a50)} {seconds(a99)} {seconds(amax)} | {verdict(r.ok(n))}"
+            f"  (p99 {f99 / r.bound:.0%} of target)"
+        )
+        for e in r.errors:
+            print(f"    ! {e}")
+
+
+def measure_cluster(
+    interval_ms: int, missed: int, runs: int, only: list[str] | None, steady: float
+) -> tuple[list[Result], dict[str, int], dict[str, int]]:
+    window = interval_ms * missed / 1000
+    results: list[Result] = []
+    counts: dict[str, int] = {}
+    writes: dict[str, int] = {}
+    with LocalCluster() as cluster:
+        selectors = SelectorWatch(cluster.kubeconfig, cluster.namespace)
+        try:
+            began = time.monotonic()
+            cluster.start_pair(interval_ms=interval_ms, missed=missed)
+            wait_until(lambda: _live_member(selectors), timeout=60)
+            wait_until(lambda: _healthy_standby(cluster, "primary", "secondary"), timeout=60)
+            print(
+                f"  heartbeat {interval_ms} ms x {missed} = {window:.1f} s window: "
+                f"pair active and standby healthy {time.monotonic() - began:.1f} s after create"
+            )
+            if steady > 0:
+                time.sleep(window)  # past start-up writes (labels, first status)
+                writes = steady_writes(cluster, steady)
+            for fault in faults(window):
+                if only is not None and fault.name not in only:
+                    continue
+                began = time.monotonic()
+                results.append(run_fault(cluster, selectors, fault, runs, window))
+                counts[fault.name] = runs
+                print(
+                    f"  {fault.name}: {len(results[-1].flips)} runs "
+                    f"in {time.monotonic() - began:.0f} s"
+                )
+        finally:
+            selectors.stop()
+    return results, counts, writes
+
+
+def print_writes(writes: dict[str, int], duration: float, renew_period: float) -> None:
+    renewals = duration / renew_period
+    total = sum(writes.values())
+    print(
+        f"\nsteady state, one pair with real agents, {duration:.0f} s = {renewals:.1f} renewal "
+        f"periods (R = {renew_period:.3f} s); every client is the sandbox's admin user here, "
+        "so writes are split by resource:"
+    )
+    for key, n in writes.items():
+        print(f"  {key:<32} {n:>5}  {n / renewals:6.2f} per renewal period")
+    per_period = total / renewals
+    at_default = per_period / 10.0  # the same writes per period at the default R = 10 s
+    print(
+        f"  total {total} writes = {per_period:.2f} per renewal period -> "
+        f"{at_default:.3f} writes/s per pair at the default sizing (30 s window, R = 10 s); "
+        f"target <= 0.2: {verdict(at_default <= 0.2)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="5 runs per fault (make bench)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per fault (default 30)")
+    parser.add_argument("--interval-ms", type=int, default=200)
+    parser.add_argument("--missed", type=int, default=10)
+    args = parser.parse_args(argv)
+    runs = args.runs or (5 if args.short else 30)
+    large_runs = 1 if args.short else 3
+    window = args.interval_ms * args.missed / 1000
+    print(f"pairwarden failover benchmark{' (--short: 5 runs per fault)' if args.short else ''}")
+    print(f"machine: {machine()}")
+    print(f"{runs} runs per fault at {args.interval_ms} ms x {args.missed} = {window:.1f} s")
+    started = time.monotonic()
+    steady = 10.0 if args.short else 30.0
+    results, counts, writes = measure_cluster(args.interval_ms, args.missed, runs, None, steady)
+    print(f"\nlarger window: crash only, {large_runs} run(s) at 1000 ms x 10 = 10 s")
+    large, large_counts, _ = measure_cluster(1000, 10, large_runs, ["crash"], 0)
+    for r in large:
+        r.fault = "crash (10 s)"
+        counts[r.fault] = large_counts["crash"]
+    print_results(results + large, counts)
+    print_writes(writes, steady, window / 3)
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
