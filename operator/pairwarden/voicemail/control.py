@@ -2,9 +2,12 @@
 
 GET  /healthz  -> 200 "ok"
 GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
-                      cpuPercent, settings}
-POST /role     {"active": bool, "epoch": int, "validForMs"?: int} -> 200 status | 409 stale
+                      cpuPercent, settings, [storeOnline, queuedMessages, sip...]}
+POST /role     {"active": bool, "epoch": int, "validForMs"?: int, "activeContact"?: str|null}
+               -> 200 status | 409 stale. `activeContact` ("host:port" of the active member's
+               SIP port) makes a standby redirect SIP callers (302) rather than refuse them.
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
+POST /store    {"offline": bool}  take the message store offline by hand (tests of the UMR queue)
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from pairwarden.voicemail.core import StaleEpoch, VoicemailCore
+from pairwarden.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden.voicemail.store import MessageStore
 
 
@@ -73,10 +77,16 @@ class Burner:
 
 
 def make_app(
-    core: VoicemailCore, store: MessageStore, settings: Mapping[str, Any] | None = None
+    core: VoicemailCore,
+    store: MessageStore,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    queue: MessageQueue | None = None,
+    extra_status: Callable[[], Mapping[str, Any]] | None = None,
 ) -> web.Application:
     """`settings`: this member's own settings, never replicated; the agent digests them so the
-    operator can see drift between members."""
+    operator can see drift between members. `queue`: the voice message path (UMR queue and
+    message store), `extra_status`: more fields for /status (the SIP front end's)."""
     meter = CpuMeter()
     burner = Burner()
 
@@ -86,6 +96,11 @@ def make_app(
         body["cpuPercent"] = round(meter.percent(), 1)
         body["busy"] = burner.busy
         body["settings"] = dict(settings or {})
+        if queue is not None:
+            body["storeOnline"] = await asyncio.to_thread(queue.store.online)
+            body["queuedMessages"] = await asyncio.to_thread(queue.queued)
+        if extra_status is not None:
+            body.update(extra_status())
         return body
 
     async def healthz(_: web.Request) -> web.Response:
@@ -104,12 +119,25 @@ def make_app(
                 raise TypeError("active must be a boolean and epoch an integer")
             if valid_ms is not None and not isinstance(valid_ms, int | float):
                 raise TypeError("validForMs must be a number")
+            contact = order.get("activeContact", core.redirect)
+            if contact is not None and not isinstance(contact, str):
+                raise TypeError("activeContact must be a string or null")
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:
             core.set_role(active, epoch, None if valid_ms is None else valid_ms / 1000.0)
         except StaleEpoch as exc:
             return web.json_response({"error": str(exc), **core.status()}, status=409)
+        core.redirect = contact or None
+        return web.json_response(await status())
+
+    async def post_store(request: web.Request) -> web.Response:
+        order = await request.json()
+        if queue is None or not isinstance(queue.store, DirectoryMessageStore):
+            return web.json_response({"error": "no directory message store"}, status=404)
+        if not isinstance(order, dict) or not isinstance(order.get("offline"), bool):
+            return web.json_response({"error": "offline must be a boolean"}, status=400)
+        queue.store.forced_offline = order["offline"]
         return web.json_response(await status())
 
     async def post_load(request: web.Request) -> web.Response:
@@ -125,5 +153,6 @@ def make_app(
     app.router.add_get("/status", get_status)
     app.router.add_post("/role", post_role)
     app.router.add_post("/load", post_load)
+    app.router.add_post("/store", post_store)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -50,6 +50,9 @@ class VoicemailCore:
         self._ids = itertools.count(1)
         self.inactive_calls = 0
         self.answered_calls = 0
+        # Where the active member answers ("host:port"), when the control API said so: a
+        # standby SIP front end then redirects callers (302) instead of refusing them (503).
+        self.redirect: str | None = None
 
     @property
     def epoch(self) -> int:

@@ -1,4 +1,10 @@
-"""`pairwarden voicemail`: the reference voicemail process. Starts standby; SIGTERM exits."""
+"""`pairwarden voicemail`: the reference voicemail process. Starts standby; SIGTERM exits.
+
+Calls arrive on two front ends sharing one core: the TCP line protocol (`--call-port`) and
+SIP over UDP (`--sip-port`, 5060 unless `--no-sip`). Voice messages go to the message store
+(`--message-store`, a directory both members mount) or, while it is offline, wait in the
+replicated `UnityMTA` directory until the active member drains them.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from aiohttp import web
 from pairwarden.clock import SystemClock
 from pairwarden.voicemail.control import make_app
 from pairwarden.voicemail.core import VoicemailCore
-from pairwarden.voicemail.lineproto import LineCallServer
+from pairwarden.voicemail.lineproto import CallFrontend, LineCallServer
+from pairwarden.voicemail.messagestore import DirectoryMessageStore, MessageQueue
+from pairwarden.voicemail.sipua import SipServer
 from pairwarden.voicemail.store import DATABASE_NAME, MessageStore, prepare_data_dir
 
 log = logging.getLogger("pairwarden.voicemail")
@@ -35,6 +43,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pod", default=os.environ.get("POD_NAME") or socket.gethostname(), help="pod name"
     )
+    parser.add_argument("--sip-port", type=int, default=5060, help="SIP UDP port (0: any free)")
+    parser.add_argument("--no-sip", action="store_true", help="no SIP front end")
+    parser.add_argument(
+        "--sip-contact", default=None, help="address put in Contact and SDP (default: --address)"
+    )
+    parser.add_argument(
+        "--message-store",
+        type=Path,
+        default=None,
+        help="message store directory, shared by both members; never created here (missing"
+        " = offline); without it messages wait in UnityMTA",
+    )
+    parser.add_argument(
+        "--store-offline", action="store_true", help="start with the message store offline"
+    )
+    parser.add_argument(
+        "--mwi-target",
+        type=_hostport,
+        default=None,
+        help="host:port every MWI NOTIFY goes to (default: the caller's From URI)",
+    )
+    parser.add_argument(
+        "--answer-delay-ms", type=int, default=0, help="ring this long before answering"
+    )
+    parser.add_argument(
+        "--drain-interval", type=float, default=2.0, help="seconds between UnityMTA drains"
+    )
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
+    return host, int(port)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,28 +89,75 @@ async def serve(args: argparse.Namespace) -> int:
     prepare_data_dir(data_dir)
     store = MessageStore(data_dir / DATABASE_NAME)
     core = VoicemailCore(args.pod, SystemClock())
-    calls = LineCallServer(core, store, args.address, args.call_port)
-    runner = web.AppRunner(make_app(core, store, {"callPort": args.call_port}), access_log=None)
+    message_store = DirectoryMessageStore(args.message_store or data_dir / "no-message-store")
+    message_store.forced_offline = args.store_offline or args.message_store is None
+    queue = MessageQueue(message_store, data_dir / "UnityMTA")
+    frontends: list[CallFrontend] = [LineCallServer(core, store, args.address, args.call_port)]
+    sip_server: SipServer | None = None
+    if not args.no_sip:
+        sip_server = SipServer(
+            core,
+            args.address,
+            args.sip_port,
+            queue=queue,
+            contact_host=args.sip_contact,
+            mwi_target=args.mwi_target,
+            answer_delay=args.answer_delay_ms / 1000.0,
+        )
+        frontends.append(sip_server)
+    settings = {"callPort": args.call_port, "sipPort": None if args.no_sip else args.sip_port}
+    app = make_app(
+        core,
+        store,
+        settings,
+        queue=queue,
+        extra_status=sip_server.status if sip_server is not None else None,
+    )
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    drainer: asyncio.Task[None] | None = None
     try:
-        await calls.start()
+        for frontend in frontends:
+            await frontend.start()
         await web.TCPSite(runner, args.address, args.control_port).start()
+        drainer = asyncio.create_task(_drain(core, queue, args.drain_interval))
         log.info(
-            "voicemail %s standby, calls on %s:%d, control on %s:%d",
+            "voicemail %s standby, calls on %s:%d, sip %s, control on %s:%d, store %s",
             args.pod,
             args.address,
             args.call_port,
+            "off" if sip_server is None else f"udp {args.address}:{sip_server.port}",
             args.address,
             args.control_port,
+            args.message_store,
         )
         await stop.wait()
         log.info("voicemail %s stopping", args.pod)
     finally:
-        await calls.close()
+        if drainer is not None:
+            drainer.cancel()
+        for frontend in frontends:
+            await frontend.close()
         await runner.cleanup()
         store.close()
     return 0
+
+
+async def _drain(core: VoicemailCore, queue: MessageQueue, interval: float) -> None:
+    """The active member moves queued messages to the store once it is back (the reference's
+    UMR). The standby leaves them: its copy of UnityMTA is a replica, and delivery is
+    idempotent by message id anyway."""
+    while True:
+        await asyncio.sleep(interval)
+        if core.answering() and queue.queued():
+            try:
+                sent = await asyncio.to_thread(queue.drain)
+            except OSError as exc:
+                log.warning("draining UnityMTA failed: %s", exc)
+                continue
+            if sent:
+                log.info("delivered %d queued message(s) to the message store", sent)
