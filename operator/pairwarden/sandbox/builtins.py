@@ -4,6 +4,7 @@ port defaults, Pod phase, Namespace phase, name rules. Everything else is stored
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 from typing import Any
 
@@ -47,11 +48,13 @@ def name_errors(kind: str, name: str) -> list[Cause]:
 
 
 class IpAllocator:
-    """Cluster IPs from 127.1.0.0/16: loopback, so a local proxy can listen on them."""
+    """Cluster IPs from 127.1.0.0/16: loopback, so a local proxy can listen on them. Each
+    sandbox starts at a random offset, so sandboxes running side by side on one machine
+    (parallel test runs) do not hand out the same address to two proxies."""
 
     def __init__(self) -> None:
         self._used: set[str] = set()
-        self._next = 1
+        self._next = random.randrange(1, CLUSTER_IP_NET.num_addresses - 2)
 
     def reserve(self, ip: str) -> None:
         self._used.add(ip)

@@ -195,7 +195,7 @@ class ApiServer:
         return ApiError(413, f"Request entity too large: limit is {limit}")
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
+        path = request.path.rstrip("/") or "/"
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["sandbox"]:
             return await self._admin(request, parts[1:])
