@@ -25,5 +25,7 @@ def test_example_is_valid_and_runs_locally(tmp_path: Path) -> None:
         volumes = podspec.volume_paths(pod, tmp_path)
         argv = podspec.command_line(agent, podspec.mount_map(agent, volumes))
         assert argv[3:8] == ["agent", "--pair", "vm", "--member", member]
-        assert argv[-1] == str(volumes["data"] / "agent")
+        assert argv[argv.index("--state-dir") + 1] == str(volumes["data"] / "agent")
+        token = argv[argv.index("--replication-token-file") + 1]
+        assert token == str(volumes["replication-token"] / "token")
     assert docs[2]["spec"]["ports"][0]["targetPort"] == 5070

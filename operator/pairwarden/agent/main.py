@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,8 +19,10 @@ from pairwarden.agent.metrics import AgentMetrics
 from pairwarden.agent.runner import Agent, AgentConfig
 from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
+from pairwarden.api.models import DEFAULT_DIRECTORIES
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
+from pairwarden.replication.fileapi import make_app
 
 log = logging.getLogger("pairwarden.agent")
 
@@ -36,6 +39,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-address", default=pod_ip)
     parser.add_argument("--metrics-port", type=int, default=8080)
     parser.add_argument("--poll-interval", type=float, default=0.2, help="voicemail poll, s")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the voicemail data directory: served to replication Jobs at /replication/",
+    )
+    parser.add_argument(
+        "--replication-token-file",
+        type=Path,
+        default=Path("/var/run/pairwarden/replication/token"),
+        help="the pair's replication token (Secret <pair>-replication-token, read per request)",
+    )
     parser.add_argument(
         "--cpu-source",
         choices=["voicemail", "cgroup"],
@@ -73,7 +88,12 @@ async def serve(args: argparse.Namespace) -> int:
         config, kube, voicemail, SystemClock(), state=AgentState(args.state_dir), cpu=cpu,
         metrics=metrics,
     )  # fmt: skip
-    runner = web.AppRunner(_metrics_app(agent, metrics), access_log=None)
+    app = _metrics_app(agent, metrics)
+    if args.data_dir is not None:
+        directories = await _replicated_directories(kube)
+        token = _token_reader(args.replication_token_file)
+        app.add_subapp("/replication/", make_app(args.data_dir, directories, args.pair, token))
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, args.metrics_address, args.metrics_port).start()
@@ -84,6 +104,27 @@ async def serve(args: argparse.Namespace) -> int:
         await voicemail.close()
         await kube.close()
     return 0
+
+
+async def _replicated_directories(kube: KubernetesIO) -> list[str]:
+    """The pair's directory list, read once at start (a change needs an agent restart)."""
+    try:
+        spec = await kube.get_pair_spec()
+    except Exception as error:  # the API may be away; the reference's six are the default
+        log.warning("could not read the pair's replication directories: %r", error)
+        spec = None
+    listed = ((spec or {}).get("replication") or {}).get("directories")
+    return [str(d) for d in listed] if listed else list(DEFAULT_DIRECTORIES)
+
+
+def _token_reader(path: Path) -> Callable[[], str | None]:
+    def read() -> str | None:
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            return None
+
+    return read
 
 
 def _metrics_app(agent: Agent, metrics: AgentMetrics) -> web.Application:

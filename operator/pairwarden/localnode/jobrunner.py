@@ -13,7 +13,6 @@ kills the process when its Job is deleted.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -106,10 +105,7 @@ class _Run:
                 secret = self.runner.core.read_namespaced_secret(
                     vol["secret"]["secretName"], self.runner.namespace
                 )
-                for key, value in (secret.data or {}).items():
-                    target = path / key
-                    target.write_bytes(base64.b64decode(value))
-                    target.chmod(0o600)
+                podspec.write_secret(path, secret.data)
             out[str(vol["name"])] = path
         return out
 

@@ -192,6 +192,9 @@ class _Pod:
         }  # fmt: skip
 
 
+SECRET_SYNC_SECONDS = 1.0
+
+
 class LocalKubelet:
     """`with LocalKubelet(kubeconfig, namespace) as kubelet: ...`
 
@@ -228,11 +231,15 @@ class LocalKubelet:
         self._status_thread = threading.Thread(
             target=self._status_main, name="kubelet-status", daemon=True
         )
+        self._secrets_thread = threading.Thread(
+            target=self._secrets_main, name="kubelet-secrets", daemon=True
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> LocalKubelet:
         self._status_thread.start()
+        self._secrets_thread.start()
         self._watcher.start()
         return self
 
@@ -249,6 +256,7 @@ class LocalKubelet:
         for t in threads:
             t.join(grace + 5)
         self._status_thread.join(2)
+        self._secrets_thread.join(2)
         self._api.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -427,6 +435,24 @@ class LocalKubelet:
             for pod in pods:
                 if not pod.node_down.is_set():
                     self._write_status(pod)
+
+    def _secrets_main(self) -> None:
+        """Keep Secret volumes projected, as the kubelet does: a Secret created or changed after
+        the pod started shows up in its files within a second (the real kubelet: a minute)."""
+        while not self._closing.wait(SECRET_SYNC_SECONDS):
+            with self._lock:
+                pods = list(self._pods.values())
+            for pod in pods:
+                for volume, secret in podspec.secret_volumes(pod.obj):
+                    try:
+                        data = self._core.read_namespaced_secret(
+                            secret, self.namespace, _request_timeout=5
+                        ).data
+                    except ApiException as exc:
+                        if exc.status != 404:  # absent: an optional volume stays empty
+                            log.warning("secret %s for pod %s: %s", secret, pod.name, exc.status)
+                        continue
+                    podspec.write_secret(pod.volumes[volume], data)
 
     def _write_status(self, pod: _Pod) -> None:
         for _ in range(5):

@@ -3,6 +3,8 @@ line, the environment (with downward-API fields) and volume paths mapped into a 
 
 from __future__ import annotations
 
+import base64
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,12 +26,32 @@ def is_local_pod(pod: Obj) -> bool:
 
 
 def volume_paths(pod: Obj, workdir: Path) -> dict[str, Path]:
-    """emptyDir volumes become directories under the pod's work dir: name -> host path."""
+    """emptyDir and Secret volumes become directories under the pod's work dir: name -> path."""
     out: dict[str, Path] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
-        if "emptyDir" in vol:
+        if "emptyDir" in vol or "secret" in vol:
             out[str(vol["name"])] = workdir / "volumes" / str(vol["name"])
     return out
+
+
+def secret_volumes(pod: Obj) -> list[tuple[str, str]]:
+    """(volume name, Secret name) for each Secret volume of the pod."""
+    return [
+        (str(vol["name"]), str(vol["secret"]["secretName"]))
+        for vol in (pod.get("spec") or {}).get("volumes") or []
+        if "secret" in vol
+    ]
+
+
+def write_secret(path: Path, data: Mapping[str, str] | None) -> None:
+    """Project a Secret's base64 `data` into files, each replaced atomically (as the kubelet's
+    atomic writer does), so a reader never sees half a token."""
+    path.mkdir(parents=True, exist_ok=True)
+    for key, value in (data or {}).items():
+        staged = path / f".{key}.tmp"
+        staged.write_bytes(base64.b64decode(value))
+        staged.chmod(0o600)
+        os.replace(staged, path / key)
 
 
 def mount_map(container: Obj, volumes: Mapping[str, Path]) -> list[tuple[str, str]]:

@@ -57,16 +57,21 @@ def _error(status: int, reason: str, message: str) -> web.Response:
     return web.json_response({"error": reason, "message": message}, status=status)
 
 
+# The token itself, or a function reading it at each request: a Secret mounted into a pod
+# can appear or change after the agent started.
+Token = str | Callable[[], str | None]
+
+
 class FileApi:
     """The state behind the routes; one per served root."""
 
     def __init__(
-        self, root: Path, directories: list[str], pair: str, token: str, max_body: int
+        self, root: Path, directories: list[str], pair: str, token: Token, max_body: int
     ) -> None:
         self.root = root
         self.directories = check_directories(directories)
         self.pair = pair
-        self.token = token.strip()
+        self.token = token
         self.max_body = max_body
         self.state = root / STATE_DIR
         self.state.mkdir(parents=True, exist_ok=True)
@@ -88,7 +93,10 @@ class FileApi:
             return _error(401, "unauthorized", "malformed token (expected <pair>.<secret>)")
         if parts[0] != self.pair:
             return _error(403, "wrong-pair", f"token is for pair {parts[0]!r}, not {self.pair!r}")
-        if not hmac.compare_digest(presented.strip().encode(), self.token.encode()):
+        expected = (self.token() if callable(self.token) else self.token) or ""
+        if not expected.strip():
+            return _error(503, "no-token", "this member has no replication token yet")
+        if not hmac.compare_digest(presented.strip().encode(), expected.strip().encode()):
             return _error(401, "unauthorized", "wrong token")
         return None
 
@@ -302,7 +310,7 @@ def make_app(
     root: Path,
     directories: list[str],
     pair: str,
-    token: str,
+    token: Token,
     max_body: int = DEFAULT_MAX_BODY,
 ) -> web.Application:
     """The file API for the data directory `root` (also holding UnityDb.sqlite and
