@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,7 +97,8 @@ spec:
 
 
 def _watch_line(kubectl: Kubectl, args: list[str], change: Callable[[], None], want: str) -> str:
-    """Start `kubectl get --watch`, make a change, return the first line containing `want`."""
+    """Start `kubectl get --watch`, make a change, return the first line containing `want`.
+    Lines are read on a thread, so a watch that goes quiet fails at the deadline, not never."""
     env = kubectl.env  # type: ignore[attr-defined]
     proc = subprocess.Popen(
         [KUBECTL, *args, "--watch", "--output-watch-events"],
@@ -104,14 +107,19 @@ def _watch_line(kubectl: Kubectl, args: list[str], change: Callable[[], None], w
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
     try:
-        assert proc.stdout is not None
-        header = proc.stdout.readline()  # the header or first row: the watch is established
-        assert header
+        assert lines.get(timeout=20)  # the header or first row: the watch is established
         change()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
             if want in line:
                 return line
         pytest.fail(f"kubectl watch never printed {want!r}")
