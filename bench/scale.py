@@ -1,0 +1,564 @@
+"""Scale benchmark: one operator replica against N simulated pairs.
+
+In this process: the sandbox API server (its own thread and loop) and 2N lightweight lease
+writers on one asyncio loop, speaking the agent's protocol (a PUT of the member Lease every
+R with `MemberReport.to_annotations()` and `spec.renewTime`, an extra write at once for a
+clean stop). Not full agents: no voicemail processes, no fencing. The real operator runs as a
+subprocess with its own identity, so the sandbox's per-user counters separate its requests
+from the writers'. Everything shares the machine's cores: the figures are upper bounds.
+
+Measured per N: time until every pair has an active member after the operator starts; API
+writes per second per pair in steady state (writers, operator, total) over >= 3 renewals;
+operator CPU (utime+stime from /proc) and RSS over that window; reaction while faults are
+injected into a sample of pairs, from the cause to the Service selector change seen by a watch:
+a clean stop (`pairwarden.io/agent=stopping`, from just before that write) and a crash (the
+active member stops renewing; from its last renewal sent + the window W).
+
+    python bench/scale.py                        # 100, 500, 2000 pairs; 1000 ms x 30
+    python bench/scale.py --short                # 100 and 500 pairs; 500 ms x 20 (make bench)
+    python bench/scale.py --pairs 2000 --profile 20   # also py-spy the operator (if on PATH)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, percentile, sample_process, seconds, verdict
+from pairwarden import GROUP, VERSION
+from pairwarden.localcluster import OperatorProcess, failover_pair
+from pairwarden.protocol import (
+    LABEL_MEMBER,
+    MEMBERS,
+    HeartbeatSizing,
+    Member,
+    MemberReport,
+    other,
+)
+from pairwarden.sandbox import Sandbox
+
+NS = "scale"
+LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+SERVICES = f"/api/v1/namespaces/{NS}/services"
+PAIRS = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/failoverpairs"
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+# Targets (issue 7)
+WRITES_PER_PAIR = 0.2
+REACTION_P99 = 1.0
+CPU_CORES = 1.0
+RSS_MB = 500.0
+
+
+def micro_time(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def token(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer sandbox-token-{user}"}
+
+
+class Writer:
+    """One member's agent, reduced to its writes: renew every R, write a stop at once."""
+
+    def __init__(self, sim: Simulation, pair: str, member: Member) -> None:
+        self.sim, self.pair, self.member = sim, pair, member
+        self.name = f"{pair}-{member}"
+        self.pod = f"{pair}-{member}"
+        self.obj: dict[str, Any] | None = None
+        self.started = datetime.now(UTC)
+        self.stopping = False
+        self.last_sent = math.nan  # monotonic, before the last successful renewal was sent
+        self.last_wall: datetime | None = None
+        self.errors = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def report(self) -> MemberReport:
+        contact = None
+        if self.member == "secondary":  # the real agent: when it last saw the primary renew
+            contact = self.sim.writers[(self.pair, "primary")].last_wall
+        return MemberReport(
+            agent_running=not self.stopping,
+            service_up=True,
+            answering=False,
+            cpu_percent=3,
+            calls_in_progress=0,
+            started=self.started,
+            primary_contact=contact,
+            settings_digest="bench",
+        )
+
+    async def renew(self) -> None:
+        assert self.obj is not None
+        body = json.loads(json.dumps(self.obj))
+        meta, spec = body["metadata"], body.setdefault("spec", {})
+        meta.setdefault("annotations", {}).update(self.report().to_annotations())
+        now = datetime.now(UTC)
+        spec.update(
+            holderIdentity="" if self.stopping else self.pod,
+            renewTime=micro_time(now),
+            leaseDurationSeconds=self.sim.sizing.lease_duration_seconds,
+        )
+        sent = time.monotonic()
+        url = f"{LEASES}/{self.name}"
+        async with self.sim.writers_http.put(url, json=body) as response:
+            if response.status == 409:
+                async with self.sim.writers_http.get(url) as fresh:
+                    self.obj = await fresh.json()
+                self.errors += 1
+                return
+            if response.status >= 300:
+                self.errors += 1
+                return
+            self.obj = await response.json()
+        self.last_sent, self.last_wall = sent, now
+
+    async def run(self) -> None:
+        period = self.sim.sizing.renew_period
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            await self.renew()  # at once, as an agent does when its Lease appears
+        await asyncio.sleep(random.uniform(0, period))  # spread the phases
+        while True:
+            try:
+                await self.renew()
+            except (aiohttp.ClientError, OSError):
+                self.errors += 1
+            await asyncio.sleep(period)
+
+    async def stop_cleanly(self) -> float:
+        """SIGTERM: one write saying `stopping` (holder cleared), then silence. The time just
+        before that write."""
+        self.crash()
+        self.stopping = True
+        began = time.monotonic()
+        await self.renew()
+        return began
+
+    def crash(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+@dataclass
+class Flips:
+    """Selector member per pair, as the Service watch delivers it, with arrival times."""
+
+    expected: int
+    events: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    activated: dict[str, float] = field(default_factory=dict)
+    all_active: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def record(self, pair: str, member: str, at: float) -> None:
+        self.events.setdefault(pair, []).append((at, member))
+        if member != "none" and pair not in self.activated:
+            self.activated[pair] = at
+            if len(self.activated) >= self.expected:
+                self.all_active.set()
+
+    def current(self, pair: str) -> str:
+        events = self.events.get(pair)
+        return events[-1][1] if events else "none"
+
+    def first(self, pair: str, member: str, after: float) -> float:
+        for at, value in self.events.get(pair, []):
+            if at >= after and value == member:
+                return at
+        return math.nan
+
+
+@dataclass
+class Row:
+    pairs: int
+    activation: float = math.nan
+    writer_writes: float = math.nan
+    operator_writes: float = math.nan
+    operator_verbs: dict[str, int] = field(default_factory=dict)
+    writer_verbs: dict[str, int] = field(default_factory=dict)
+    steady_seconds: float = 0.0
+    cpu_cores: float = math.nan
+    cpu_cores_faults: float = math.nan
+    rss_mb: float = math.nan
+    stop_reactions: list[float] = field(default_factory=list)
+    crash_reactions: list[float] = field(default_factory=list)
+    missed_flips: int = 0
+    writer_errors: int = 0
+    bench_cpu: float = math.nan  # this process (sandbox + writers), cores over steady state
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_writes(self) -> float:
+        return self.writer_writes + self.operator_writes
+
+    def reaction(self, q: float) -> float:
+        return percentile(self.stop_reactions + self.crash_reactions, q)
+
+
+class Simulation:
+    def __init__(self, pairs: int, interval_ms: int, missed: int, workdir: Path) -> None:
+        self.n = pairs
+        self.interval_ms, self.missed = interval_ms, missed
+        self.sizing = HeartbeatSizing.from_spec(interval_ms, missed, 3)
+        self.workdir = workdir
+        self.names = [f"p{i:04d}" for i in range(pairs)]
+        self.writers: dict[tuple[str, Member], Writer] = {
+            (p, m): Writer(self, p, m) for p in self.names for m in MEMBERS
+        }
+        self.flips = Flips(pairs)
+        self.tasks: list[asyncio.Task[None]] = []
+
+    # ---------------------------------------------------------------- set-up
+
+    async def create_objects(self) -> None:
+        sem = asyncio.Semaphore(32)
+
+        async def post(path: str, body: dict[str, Any]) -> None:
+            async with sem, self.admin.post(path, json=body) as response:
+                if response.status >= 300:
+                    raise RuntimeError(f"POST {path}: {response.status} {await response.text()}")
+
+        async def pod(name: str) -> None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": "voicemail"}},
+                "spec": {"containers": [{"name": "voicemail", "image": "pairwarden/vm:dev"}]},
+            }
+            await post(PODS, body)
+            status = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
+            async with (
+                sem,
+                self.admin.patch(f"{PODS}/{name}/status", json=status, headers=MERGE) as r,
+            ):
+                if r.status >= 300:
+                    raise RuntimeError(f"pod status {name}: {r.status} {await r.text()}")
+
+        async def pair(name: str) -> None:
+            await asyncio.gather(pod(f"{name}-primary"), pod(f"{name}-secondary"))
+            service = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": f"{name}-calls"},
+                "spec": {"selector": {"app": name}, "ports": [{"port": 5070}]},
+            }
+            await post(SERVICES, service)
+            body = failover_pair(
+                name=name,
+                service=f"{name}-calls",
+                interval_ms=self.interval_ms,
+                missed=self.missed,
+            )
+            await post(PAIRS, body)
+
+        await asyncio.gather(*(pair(name) for name in self.names))
+
+    async def watch(
+        self, session: aiohttp.ClientSession, path: str, selector: str, handle: Any
+    ) -> None:
+        params = {"watch": "1", "timeoutSeconds": "7200"}
+        if selector:
+            params["labelSelector"] = selector
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with session.get(path, params=params, timeout=timeout) as response:
+            async for line in response.content:
+                if line.strip():
+                    event = json.loads(line)
+                    handle(event["type"], event["object"], time.monotonic())
+
+    def on_service(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        name = obj["metadata"]["name"]
+        if kind == "DELETED" or not name.endswith("-calls"):
+            return
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        self.flips.record(name.removesuffix("-calls"), selector.get(LABEL_MEMBER, "none"), at)
+
+    def on_lease(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        labels = obj["metadata"].get("labels") or {}
+        pair, member = labels.get("pairwarden.io/pair"), labels.get(LABEL_MEMBER)
+        writer = self.writers.get((pair, member))  # type: ignore[arg-type]
+        if kind != "ADDED" or writer is None or writer.task is not None:
+            return
+        writer.obj = obj
+        writer.task = asyncio.get_running_loop().create_task(writer.run())
+
+    def on_job(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        """The operator's replication Jobs: done at once (no job runner here), so the
+        operator sees them finish and schedules the next one per its interval."""
+        if kind != "ADDED":
+            return
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        condition = {"type": "Complete", "status": "True", "lastTransitionTime": stamp}
+        status = {"status": {"conditions": [condition], "completionTime": stamp, "succeeded": 1}}
+        path = f"{JOBS}/{obj['metadata']['name']}/status"
+
+        async def complete() -> None:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with self.jobrunner.patch(path, json=status, headers=MERGE) as response:
+                    await response.read()
+
+        self.tasks.append(asyncio.get_running_loop().create_task(complete()))
+
+    # ---------------------------------------------------------------- phases
+
+    async def run(self, profile: float, short: bool) -> Row:
+        row = Row(self.n)
+        with Sandbox() as sandbox:
+            base = sandbox.url
+            self.admin = aiohttp.ClientSession(base, headers=token("admin"))
+            self.jobrunner = aiohttp.ClientSession(base, headers=token("jobrunner"))
+            connector = aiohttp.TCPConnector(limit=64)
+            self.writers_http = aiohttp.ClientSession(
+                base, headers=token("writers"), connector=connector
+            )
+            try:
+                async with self.admin.post(
+                    "/api/v1/namespaces", json={"metadata": {"name": NS}}
+                ) as response:
+                    response.raise_for_status()
+                self.tasks.append(
+                    asyncio.create_task(self.watch(self.admin, SERVICES, "", self.on_service))
+                )
+                self.tasks.append(
+                    asyncio.create_task(self.watch(self.jobrunner, JOBS, "", self.on_job))
+                )
+                began = time.monotonic()
+                await self.create_objects()
+                print(
+                    f"  {self.n} pairs: {self.n} FailoverPairs, {2 * self.n} pods, {self.n} "
+                    f"Services created in {time.monotonic() - began:.1f} s"
+                )
+                self.tasks.append(
+                    asyncio.create_task(
+                        self.watch(self.writers_http, LEASES, LABEL_MEMBER, self.on_lease)
+                    )
+                )
+                kubeconfig = str(sandbox.kubeconfig_for("operator"))
+                operator = OperatorProcess(kubeconfig, NS, self.workdir / f"operator-{self.n}.log")
+                operator.start()
+                try:
+                    assert operator.process is not None
+                    await self.phases(row, sandbox, operator.process.pid, profile, short)
+                finally:
+                    operator.stop()
+            finally:
+                for task in self.tasks:
+                    task.cancel()
+                for writer in self.writers.values():
+                    writer.crash()
+                await asyncio.sleep(0)
+                await self.writers_http.close()
+                await self.admin.close()
+                await self.jobrunner.close()
+        row.writer_errors = sum(w.errors for w in self.writers.values())
+        return row
+
+    async def phases(
+        self, row: Row, sandbox: Sandbox, pid: int, profile: float, short: bool
+    ) -> None:
+        started = time.monotonic()
+        budget = 120.0 + self.n * 0.1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flips.all_active.wait(), budget)
+        if len(self.flips.activated) < self.n:
+            row.notes.append(f"only {len(self.flips.activated)}/{self.n} activated")
+        else:
+            row.activation = max(self.flips.activated.values()) - started
+        print(f"  all pairs active {row.activation:.1f} s after the operator started")
+
+        # steady state: past start-up writes, then >= 3 renewal periods
+        period, window = self.sizing.renew_period, self.sizing.window
+        await asyncio.sleep(period + 2)
+        steady = 3 * period
+        sandbox.reset_stats()
+        cpu0, own0, t0 = sample_process(pid), sample_process_self(), time.monotonic()
+        if profile > 0:
+            self.tasks.append(asyncio.create_task(py_spy(pid, profile, self.workdir, self.n)))
+        await asyncio.sleep(steady)
+        cpu1, own1, t1 = sample_process(pid), sample_process_self(), time.monotonic()
+        stats = sandbox.stats()["by_user"]
+        row.steady_seconds = t1 - t0
+        row.cpu_cores = (cpu1.cpu_seconds - cpu0.cpu_seconds) / (t1 - t0)
+        row.bench_cpu = (own1 - own0) / (t1 - t0)
+        row.rss_mb = cpu1.rss_mb
+        row.operator_verbs = dict(sorted(stats.get("operator", {}).items()))
+        row.writer_verbs = dict(sorted(stats.get("writers", {}).items()))
+        row.writer_writes = _writes(row.writer_verbs) / row.steady_seconds / self.n
+        row.operator_writes = _writes(row.operator_verbs) / row.steady_seconds / self.n
+        print(f"  steady state measured over {row.steady_seconds:.1f} s")
+
+        # faults into a sample: clean stops spread over the window, crashes all at once
+        sample = min(self.n // 4, max(20, self.n // 20))
+        chosen = random.sample(self.names, 2 * sample)
+        stops, crashes = chosen[:sample], chosen[sample:]
+        cpu2, t2 = sample_process(pid), time.monotonic()
+        crashed: dict[str, tuple[Member, float]] = {}
+        for pair in crashes:
+            victim: Member = self.flips.current(pair)  # type: ignore[assignment]
+            writer = self.writers[(pair, victim)]
+            writer.crash()
+            crashed[pair] = (victim, writer.last_sent + window)
+        stopped: dict[str, tuple[Member, float]] = {}
+        gap = min(window, 10.0) / sample
+        for pair in stops:
+            victim = self.flips.current(pair)  # type: ignore[assignment]
+            stopped[pair] = (victim, await self.writers[(pair, victim)].stop_cleanly())
+            await asyncio.sleep(gap)
+        deadline = max(cause for _, cause in crashed.values()) + 5.0
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        cpu3, t3 = sample_process(pid), time.monotonic()
+        row.cpu_cores_faults = (cpu3.cpu_seconds - cpu2.cpu_seconds) / (t3 - t2)
+        row.rss_mb = max(row.rss_mb, cpu3.rss_mb)
+        for reactions, faults in ((row.stop_reactions, stopped), (row.crash_reactions, crashed)):
+            for pair, (victim, cause) in faults.items():
+                flipped = self.flips.first(pair, other(victim), cause - window)
+                if math.isnan(flipped):
+                    row.missed_flips += 1
+                else:
+                    reactions.append(flipped - cause)
+
+
+def sample_process_self() -> float:
+    return time.process_time()
+
+
+def _writes(verbs: dict[str, int]) -> int:
+    return sum(n for key, n in verbs.items() if key.split()[0] in WRITE_VERBS)
+
+
+async def py_spy(pid: int, duration: float, workdir: Path, n: int) -> None:
+    """`py-spy record` of the operator during steady state, if py-spy is installed."""
+    binary = shutil.which("py-spy")
+    if binary is None:
+        print("  (py-spy not on PATH: no profile)")
+        return
+    out = Path.cwd() / f"scale-{n}-operator.speedscope.txt"
+    process = await asyncio.create_subprocess_exec(
+        binary, "record", "--pid", str(pid), "--duration", str(int(duration)),
+        "--format", "raw", "--output", str(out), "--nonblocking",
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    await process.wait()
+    print(f"  py-spy profile of the operator: {out}")
+
+
+def keep_logs(directory: Path) -> None:
+    for log in directory.glob("*.log"):
+        shutil.copy(log, Path.cwd() / log.name)
+
+
+def print_table(rows: list[Row], window: float, period: float) -> None:
+    print(
+        f"\nheartbeat window W = {window:.0f} s, renew period R = {period:.2f} s; "
+        f"targets: writes/s/pair <= {WRITES_PER_PAIR}, reaction p99 < {REACTION_P99} s, "
+        f"CPU < {CPU_CORES} core, RSS < {RSS_MB:.0f} MB\n(writes are per renewal, so "
+        "'@R=10s' rescales them to the default 1000 ms x 30 sizing; the verdict uses it)"
+    )
+    print(
+        " pairs | writes/s/pair agents operator  total @R=10s | operator CPU steady faults |"
+        "  RSS MB |"
+        " reaction p50    p99  (n) | activation | verdict"
+    )
+    for r in rows:
+        n_react = len(r.stop_reactions) + len(r.crash_reactions)
+        checks = {
+            "writes": r.total_writes * period / 10.0 <= WRITES_PER_PAIR,
+            "reaction": r.reaction(99) < REACTION_P99 and r.missed_flips == 0,
+            "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
+            "rss": r.rss_mb < RSS_MB,
+        }
+        failed = [k for k, ok in checks.items() if not ok]
+        print(
+            f" {r.pairs:>5} |              {r.writer_writes:6.3f}  {r.operator_writes:6.3f} "
+            f"{r.total_writes:6.3f} {r.total_writes * period / 10.0:6.3f} |"
+            f"            {r.cpu_cores:6.2f} {r.cpu_cores_faults:6.2f} |"
+            f" {r.rss_mb:7.1f} |         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
+            f" {n_react:4d} | {r.activation:8.1f} s | "
+            + (verdict(True) if not failed else f"MISS ({', '.join(failed)})")
+        )
+    print("\nreaction by fault (p50 / p99 / max, seconds):")
+    for r in rows:
+        for label, values in (("clean stop", r.stop_reactions), ("crash", r.crash_reactions)):
+            print(
+                f"  {r.pairs:>5} pairs {label:<10} n={len(values):<4}"
+                f"{seconds(percentile(values, 50))} {seconds(percentile(values, 99))}"
+                f" {seconds(max(values, default=math.nan))}"
+            )
+        if r.missed_flips:
+            print(f"  {r.pairs:>5} pairs: {r.missed_flips} faults never flipped the Service")
+    print("\nrequests in steady state by verb (per second per pair):")
+    for r in rows:
+        for who, verbs in (("operator", r.operator_verbs), ("writers", r.writer_verbs)):
+            detail = ", ".join(
+                f"{k} {n / r.steady_seconds / r.pairs:.4f}" for k, n in verbs.items()
+            )
+            print(f"  {r.pairs:>5} {who:<8} {detail or '-'}")
+        print(
+            f"  {r.pairs:>5} this process (sandbox + writers): {r.bench_cpu:.2f} cores; "
+            f"writer errors {r.writer_errors}" + (f"; {'; '.join(r.notes)}" if r.notes else "")
+        )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    counts = [int(x) for x in args.pairs.split(",")] if args.pairs else None
+    if counts is None:
+        counts = [100, 500] if args.short else [100, 500, 2000]
+    interval, missed = (500, 20) if args.short else (args.interval_ms, args.missed)
+    sizing = HeartbeatSizing.from_spec(interval, missed, 3)
+    note = " (--short: 100 and 500 pairs only, 500 ms x 20)" if args.short else ""
+    print(f"pairwarden scale benchmark{note}")
+    print(f"machine: {machine()}")
+    print(
+        f"heartbeat {interval} ms x {missed} = {sizing.window:.0f} s window, "
+        f"R = {sizing.renew_period:.2f} s; sandbox + writers in this process, operator in its "
+        "own: they compete for the same cores"
+    )
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="pairwarden-scale-") as tmp:
+        for n in counts:
+            began = time.monotonic()
+            try:
+                sim = Simulation(n, interval, missed, Path(tmp))
+                rows.append(await sim.run(args.profile, args.short))
+            except Exception as error:  # report and go on: a MISS, not a crash
+                print(f"  {n} pairs: failed: {error!r}")
+                row = Row(n)
+                row.notes.append(f"failed: {error!r}")
+                rows.append(row)
+            print(f"  {n} pairs done in {time.monotonic() - began:.0f} s")
+            if args.keep_logs:
+                keep_logs(Path(tmp))
+    print_table(rows, sizing.window, sizing.renew_period)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="100 and 500 pairs, 500 ms x 20")
+    parser.add_argument("--pairs", default="", help="comma-separated pair counts")
+    parser.add_argument("--interval-ms", type=int, default=1000)
+    parser.add_argument("--missed", type=int, default=30)
+    parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (steady)")
+    parser.add_argument("--keep-logs", action="store_true", help="copy operator logs to cwd")
+    return asyncio.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
