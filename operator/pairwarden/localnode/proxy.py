@@ -5,10 +5,12 @@ they are, as with conntrack.
 
 UDP ports (SIP) work the same way per *flow*: the first datagram from a client address picks
 the pod, later datagrams from that address follow it, and the pod's replies go back to that
-client from the Service address (as conntrack un-NATs them). A flow idle for
-`UDP_FLOW_IDLE` seconds is forgotten, so after a flip a client's next exchange reaches the
-new pod; a flow whose pod stops serving is dropped at once (kube-proxy clears conntrack for
-removed UDP endpoints, or the client would talk to a black hole until idle).
+client from the Service address (as conntrack un-NATs them). After a selector flip, new
+flows go to the new pod while existing ones stay with the old pod until idle for
+`UDP_FLOW_IDLE` seconds (so a call in progress keeps its member), unless the old pod stops
+serving at all (gone, not Ready): then the flow is dropped at once and the client's next
+datagram picks again, as kube-proxy clears conntrack for removed UDP endpoints rather than
+leave the client talking to a black hole.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class LocalServiceProxy:
         # (svc, ip, port, protocol) -> an asyncio.Server (TCP) or a _UdpService
         self._listeners: dict[tuple[str, str, int, str], _Listener] = {}
         self._rr = itertools.count()
+        self.udp_flow_idle = UDP_FLOW_IDLE  # read when a UDP port starts listening
         self._loop = LoopThread("service-proxy")
         self._watchers: list[ResourceWatcher] = []
 
@@ -136,6 +139,20 @@ class LocalServiceProxy:
                 if int(p.get("port", 0)) == port and p.get("protocol", "TCP") == protocol
             ]  # fmt: skip
         return backends(svc, ports[0], pods) if svc and ports else []
+
+    def udp_flows(self) -> dict[Addr, Addr]:
+        """Live UDP flows: client address -> pod address (what conntrack would list)."""
+
+        async def collect() -> dict[Addr, Addr]:
+            return {
+                client: flow.target
+                for listener in self._listeners.values()
+                if isinstance(listener, _UdpService)
+                for client, flow in listener.flows.items()
+                if not flow.closed
+            }
+
+        return self._loop.run(collect())
 
     def listening(self, protocol: str = "TCP") -> list[tuple[str, int]]:
         return sorted((ip, port) for _, ip, port, proto in self._listeners if proto == protocol)
@@ -217,10 +234,12 @@ class LocalServiceProxy:
             return targets[next(self._rr) % len(targets)] if targets else None
 
         def serving(target: Addr) -> bool:
-            return target in self._targets(service, port, "UDP")
+            with self._lock:
+                pods = list(self._pods.values())
+            return any(pod_serves(p) and p["status"]["podIP"] == target[0] for p in pods)
 
         loop = asyncio.get_running_loop()
-        udp = _UdpService(pick, serving)
+        udp = _UdpService(pick, serving, self.udp_flow_idle)
         await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port), reuse_port=False)
         return udp
 
