@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -124,7 +126,8 @@ def test_real_process_lays_out_data_and_exits_on_sigterm(tmp_path: Path) -> None
     env = {**os.environ, "POD_NAME": "vm-secondary"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pairwarden.cli", "voicemail", "--address", "127.0.0.1",
-         "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path)],
+         "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path),
+         "--sip-port", "0"],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -150,3 +153,62 @@ def _healthy(port: int) -> bool:
             return bool(r.status == 200)
     except OSError:
         return False
+
+
+def test_real_process_answers_sip_and_stores_messages_in_the_shared_store(tmp_path: Path) -> None:
+    from pairwarden import sipcaller  # the built-in caller; sipp runs in tests/sip
+
+    control = _free_port()
+    (tmp_path / "store").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pairwarden.cli", "voicemail", "--address", "127.0.0.1",
+         "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path / "d"),
+         "--sip-port", "0", "--message-store", str(tmp_path / "store"), "--pod", "vm-p",
+         "--drain-interval", "0.1"],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while not _healthy(control):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        status = _post(control, "/role", {"active": True, "epoch": 1})
+        assert status["storeOnline"] is True and status["sipPort"] > 0
+        outcome = sipcaller.call_through(("127.0.0.1", status["sipPort"]), 200, mailbox="7000")
+        assert outcome.answered and outcome.pod == "vm-p"
+        # Offline store: the next message waits in UnityMTA, then the drain delivers it.
+        _post(control, "/store", {"offline": True})
+        assert sipcaller.call_through(
+            ("127.0.0.1", status["sipPort"]), 200, mailbox="7000"
+        ).answered
+        deadline = time.monotonic() + 10
+        while _get(control)["queuedMessages"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        _post(control, "/store", {"offline": False})
+        while len(list((tmp_path / "store" / "7000").glob("*.wav"))) != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _get(control)["queuedMessages"] == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _post(port: int, path: str, body: dict[str, object]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=5) as r:
+        out: dict[str, Any] = json.loads(r.read())
+        return out
+
+
+def _get(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+        out: dict[str, Any] = json.loads(r.read())
+        return out
