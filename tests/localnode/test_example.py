@@ -29,3 +29,19 @@ def test_example_is_valid_and_runs_locally(tmp_path: Path) -> None:
         token = argv[argv.index("--replication-token-file") + 1]
         assert token == str(volumes["replication-token"] / "token")
     assert docs[2]["spec"]["ports"][0]["targetPort"] == 5070
+
+
+def test_example_has_sip_over_udp_and_a_shared_message_store() -> None:
+    docs = list(yaml.safe_load_all(EXAMPLE.read_text()))
+    sip = next(p for p in docs[2]["spec"]["ports"] if p["name"] == "sip")
+    assert (sip["port"], sip["targetPort"], sip["protocol"]) == (5060, 5060, "UDP")
+    stores = []
+    for pod in docs[:2]:
+        vm = next(c for c in pod["spec"]["containers"] if c["name"] == "voicemail")
+        args = vm["args"]
+        assert args[args.index("--sip-port") + 1] == "5060"
+        mount = next(m for m in vm["volumeMounts"] if m["name"] == "message-store")
+        assert args[args.index("--message-store") + 1] == mount["mountPath"]
+        volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "message-store")
+        stores.append(volume["hostPath"]["path"])
+    assert stores[0] == stores[1]  # both members see the same store
