@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
 	@echo "make test   - lint, then the whole test suite on the embedded sandbox"
 	@echo "make lint   - ruff, mypy --strict, hadolint"
-	@echo "make tools  - system tools the tests use (promtool, from Debian's prometheus package)"
+	@echo "make tools  - system tools the tests use (promtool and sipp, from Debian packages)"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (needs a container engine)"
@@ -39,7 +39,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	@if ls images/*/Dockerfile >/dev/null 2>&1; then $(BIN)/hadolint images/*/Dockerfile; fi
 
-# promtool checks the chart's alert rules (tests/chart/test_alerts.py).
+# promtool checks the chart's alert rules (tests/chart/test_alerts.py); sipp (Debian
+# sip-tester) is the real SIP peer of tests/sip/test_sipp.py.
 tools:
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -47,6 +48,13 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else \
 	    echo "make tools: promtool is missing; install it (apt-get install prometheus, as root) or the alert tests skip"; \
+	  fi; }
+	@command -v sipp >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing sipp (Debian package sip-tester)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sip-tester >/dev/null; \
+	  else \
+	    echo "make tools: sipp is missing; install it (apt-get install sip-tester, as root) or the sipp tests skip"; \
 	  fi; }
 
 test: lint tools
