@@ -14,12 +14,11 @@ import argparse
 import json
 import signal
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pairwarden.localcluster import LocalCluster, wait_until
-from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
+from pairwarden.protocol import LABEL_MEMBER
 
 INTERVAL_MS, MISSED = 100, 10
 WINDOW = INTERVAL_MS * MISSED / 1000
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         cluster.kubelet.revive_pod("vm-primary")
         wait_until(lambda: _member_up(cluster, "primary"), timeout=30)
         say("primary pod restarted; it is healthy and standby")
-        failback = lambda: _request(cluster, "failback")  # noqa: E731
+        failback = lambda: cluster.request("failback")  # noqa: E731
         steps.append(_measure(cluster, "manual failback", "kubectl pairwarden failback vm", say,
                               failback, "vm-primary"))  # fmt: skip
         stop = lambda: cluster.kubelet.kill_pod("vm-primary", signal.SIGTERM)  # noqa: E731
@@ -89,11 +88,6 @@ def _status_after(cluster: LocalCluster, epoch: int) -> dict[str, Any] | None:
 def _member_up(cluster: LocalCluster, member: str) -> bool:
     status = (cluster.pair().get("status") or {}).get("members") or {}
     return bool((status.get(member) or {}).get("serviceUp"))
-
-
-def _request(cluster: LocalCluster, action: str) -> None:
-    annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
-    cluster.patch_pair({"metadata": {"annotations": annotations}})
 
 
 def _measure(

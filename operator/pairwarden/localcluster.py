@@ -1,5 +1,5 @@
-"""A whole cluster on loopback: the sandbox API server, the local kubelet and kube-proxy
-stand-ins, and the real operator as its own process. The demo, the e2e scenarios and the
+"""A whole cluster on loopback: the sandbox API server, the local kubelet, kube-proxy and Job
+controller stand-ins, and the real operator as its own process. The demo, the e2e scenarios and the
 benchmarks all drive this one harness, so what they measure is the same path.
 
 Callers dial the Service's clusterIP like any client would; the proxy forwards to whichever
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import yaml
 from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
-from pairwarden.protocol import MEMBERS, Member
+from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -127,6 +128,7 @@ class LocalCluster:
 
     def start(self) -> None:
         from pairwarden.localnode import LocalKubelet, LocalServiceProxy
+        from pairwarden.localnode.jobrunner import LocalJobRunner
         from pairwarden.sandbox import Sandbox
 
         self.sandbox = self._stack.enter_context(Sandbox())
@@ -143,6 +145,9 @@ class LocalCluster:
         self.proxy = LocalServiceProxy(self.kubeconfig, self.namespace)
         self.proxy.start()
         self._stack.callback(self.proxy.stop)
+        self.jobs = self._stack.enter_context(
+            LocalJobRunner(self.kubeconfig, self.namespace, workdir=self.workdir / "jobs")
+        )
         self.start_operator()
 
     def start_operator(self, extra: list[str] | None = None) -> OperatorProcess:
@@ -195,6 +200,17 @@ class LocalCluster:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "failoverpairs", name, patch
         )
+
+    def request(self, action: str, name: str = "vm") -> str:
+        """What `kubectl pairwarden failover|failback` writes; the request id."""
+        request_id = uuid.uuid4().hex[:12]
+        annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: request_id}
+        self.patch_pair({"metadata": {"annotations": annotations}}, name)
+        return request_id
+
+    def data_dir(self, pod: str) -> Path:
+        """The pod's voicemail data directory (its `data` volume) on this machine."""
+        return self.kubelet.pod_dir(pod) / "volumes" / "data"
 
     def selector(self, service: str = "vm-calls") -> dict[str, str]:
         return dict(self.core.read_namespaced_service(service, self.namespace).spec.selector or {})

@@ -23,14 +23,17 @@ from pairwarden.controller import metrics, peering
 from pairwarden.controller.client import connect
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step
+from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.protocol import LABEL_PAIR
 
 ERROR_BACKOFF = 1.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def new_memo(kubeconfig: str | None) -> kopf.Memo:
-    return kopf.Memo(kubeconfig=kubeconfig, book=ObservationBook(), clock=SystemClock())
+def new_memo(kubeconfig: str | None, replication: ReplicationSettings) -> kopf.Memo:
+    return kopf.Memo(
+        kubeconfig=kubeconfig, book=ObservationBook(), clock=SystemClock(), replication=replication
+    )
 
 
 @kopf.on.login()
@@ -71,7 +74,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     settings.watching.server_timeout = 300  # long watches: fewer re-lists at scale
     settings.background.cancellation_polling = 1
-    memo.runtime = Runtime(api=await connect(memo.kubeconfig), book=memo.book, clock=memo.clock)
+    memo.runtime = Runtime(
+        api=await connect(memo.kubeconfig),
+        book=memo.book,
+        clock=memo.clock,
+        replication=memo.replication,
+    )
     if not settings.peering.standalone and settings.peering.mandatory:
         namespaces = [ns for ns in (memo.get("namespaces") or []) if isinstance(ns, str)]
         await peering.ensure(

@@ -12,6 +12,7 @@ import signal
 import kopf
 
 from pairwarden.controller import metrics
+from pairwarden.controller.replication import ReplicationSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, default=0, help="peering priority")
     parser.add_argument("--metrics-address", default=os.environ.get("POD_IP", "0.0.0.0"))
     parser.add_argument("--metrics-port", type=int, default=8080, help="/metrics and /healthz")
+    parser.add_argument(
+        "--replication-image",
+        default=os.environ.get("PAIRWARDEN_REPLICATION_IMAGE", "pairwarden/agent:dev"),
+        help="image of replication Jobs (it runs `pairwarden replicate`)",
+    )
+    parser.add_argument(
+        "--replication-service-account",
+        default=os.environ.get("PAIRWARDEN_REPLICATION_SERVICE_ACCOUNT"),
+        help="ServiceAccount of replication Jobs",
+    )
+    parser.add_argument("--agent-port", type=int, default=8080, help="agents' HTTP port")
     parser.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -60,7 +72,14 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             peering_name=None if args.standalone else args.peering,
             priority=args.priority,
             stop_flag=stop,
-            memo=handlers.new_memo(args.kubeconfig),
+            memo=handlers.new_memo(
+                args.kubeconfig,
+                ReplicationSettings(
+                    image=args.replication_image,
+                    service_account=args.replication_service_account,
+                    agent_port=args.agent_port,
+                ),
+            ),
         )
     finally:
         await runner.cleanup()

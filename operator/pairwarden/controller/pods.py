@@ -51,3 +51,16 @@ async def resolve(
         key=lambda p: (p.status.phase != "Running", p.metadata.name),
     )
     return str(running[0].metadata.name) if running else None
+
+
+async def ip(api: client.ApiClient, namespace: str, pod: str | None) -> str | None:
+    """The pod's IP, or None when it has none yet (or is gone)."""
+    if not pod:
+        return None
+    try:
+        found = await client.CoreV1Api(api).read_namespaced_pod(pod, namespace)
+    except client.ApiException as error:
+        if status_of(error) == 404:
+            return None
+        raise
+    return str(found.status.pod_ip) if found.status and found.status.pod_ip else None

@@ -7,7 +7,7 @@ then pod labels (for people); then status and Events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -21,7 +21,7 @@ from pairwarden.api.models import (
     parse_status,
 )
 from pairwarden.clock import Clock
-from pairwarden.controller import events, leases, metrics, pods, services, status
+from pairwarden.controller import events, leases, metrics, pods, replication, services, status
 from pairwarden.controller.observations import ObservationBook, PairBook
 from pairwarden.engine import decide
 from pairwarden.engine.types import (
@@ -55,6 +55,7 @@ ROUTINE = {
 # operator adds no steady-state writes to the agents' heartbeat budget.
 VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
 INVALID_SPEC_RETRY = 300.0
+REPLICATION_POLL = 1.0  # while a replication Job runs, look for its result this often
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Runtime:
     api: client.ApiClient
     book: ObservationBook
     clock: Clock
+    replication: replication.ReplicationSettings = field(
+        default_factory=replication.ReplicationSettings
+    )
 
 
 @dataclass
@@ -71,6 +75,9 @@ class PairMemory:
 
     status: FailoverPairStatus | None = None
     leases_ready: bool = False
+    replication: replication.ReplicationMemory = field(
+        default_factory=replication.ReplicationMemory
+    )
 
 
 async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
@@ -115,9 +122,50 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     for action in decision.actions:
         if isinstance(action, UpdateStatus):
             final = action.status
+    final = _spec_valid(final, now, meta.get("generation"))
+    both_up = all(_serving(observed.member(m), sizing, now) for m in MEMBERS)
+    final, finished = await replication.tick(
+        rt.api, rt.replication, memory.replication, body, spec, final, pod_names, both_up,
+        _owner(body), now.wall,
+    )  # fmt: skip
+    if finished is not None and not finished.succeeded:
+        events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
     await _write_status(rt, namespace, name, previous, final, memory)
     _export(namespace, name, final, book, now)
-    return _next_look(sizing, book, now.monotonic)
+    wait = _next_look(sizing, book, now.monotonic)
+    if memory.replication.running is not None:
+        return min(wait, REPLICATION_POLL)
+    if both_up and not spec.paused:
+        return min(wait, max(0.01, replication.seconds_until_due(spec, final, now.wall)))
+    return wait
+
+
+def _serving(member: MemberObservation, sizing: HeartbeatSizing, now: Now) -> bool:
+    """Alive by its heartbeat, its agent running and its voicemail process up."""
+    fresh = member.last_seen is not None and now.monotonic - member.last_seen <= sizing.window
+    return (
+        bool(member.pod_name)
+        and fresh
+        and member.report.agent_running
+        and (member.report.service_up)
+    )
+
+
+def _spec_valid(final: FailoverPairStatus, now: Now, generation: int | None) -> FailoverPairStatus:
+    """Say so once the spec parses (and again after it was invalid)."""
+    old = next((c for c in final.conditions if c.type == "SpecValid"), None)
+    if old is not None and old.status == "True":
+        return final
+    valid = Condition(
+        type="SpecValid",
+        status="True",
+        reason="Valid",
+        message="the spec passed the operator's validation",
+        last_transition_time=now.wall,
+        observed_generation=generation,
+    )
+    kept = [c for c in final.conditions if c.type != "SpecValid"]
+    return final.model_copy(update={"conditions": [*kept, valid]})
 
 
 async def _pod_of(

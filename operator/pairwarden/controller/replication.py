@@ -1,0 +1,132 @@
+"""Replication as the operator runs it: when a Job is due, and what its result means.
+
+The reference copies changed files at the File Replication Interval and the database every
+minute, from the active server to the inactive one, and the other way round after a failover
+("two-way"). Here one Job does both (the replicate command copies the database only when it
+changed), at the shorter of the two intervals, and a role change makes the next Job due at
+once, in the new direction. Nothing runs while the pair is paused or a member is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from pairwarden.api.models import Condition, FailoverPairSpec, FailoverPairStatus, ReplicationStatus
+from pairwarden.controller import jobs, metrics, pods, secrets
+from pairwarden.protocol import Member, other
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """How the operator launches Jobs: set from its command line (the chart's values)."""
+
+    image: str = "pairwarden/agent:dev"
+    service_account: str | None = None
+    agent_port: int = 8080
+
+
+@dataclass
+class ReplicationMemory:
+    secret: str | None = None
+    running: str | None = None  # the Job we started and have not read the result of
+    warned_for: set[str] = field(default_factory=set)
+
+
+def interval_seconds(spec: FailoverPairSpec) -> float:
+    return float(
+        min(spec.replication.file_interval_seconds, spec.replication.database_interval_seconds)
+    )
+
+
+def due(spec: FailoverPairSpec, status: FailoverPairStatus, both_up: bool, now: datetime) -> bool:
+    """Pure: should a replication Job start now?"""
+    if spec.paused or status.active_member == "none" or not both_up:
+        return False
+    last = status.replication.last_run if status.replication else None
+    if last is None:
+        return True
+    if status.last_transition is not None and status.last_transition.time > last:
+        return True  # a new active member: copy in the new direction at once
+    return (now - last).total_seconds() >= interval_seconds(spec)
+
+
+def seconds_until_due(spec: FailoverPairSpec, status: FailoverPairStatus, now: datetime) -> float:
+    last = status.replication.last_run if status.replication else None
+    if last is None:
+        return 0.0
+    return max(0.0, interval_seconds(spec) - (now - last).total_seconds())
+
+
+def with_result(
+    status: FailoverPairStatus, result: jobs.JobResult, now: datetime
+) -> FailoverPairStatus:
+    """Pure: the status after a finished Job, with the ReplicationHealthy condition."""
+    before = (
+        status.replication.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if (status.replication)
+        else {}
+    )
+    replication = ReplicationStatus.model_validate({**before, **result.status_fields()})
+    if replication.last_success is not None:
+        lag = max(0.0, (now - replication.last_success).total_seconds())
+        replication = replication.model_copy(update={"lag_seconds": round(lag, 3)})
+    condition = Condition(
+        type="ReplicationHealthy",
+        status="True" if result.succeeded else "False",
+        reason="Replicated" if result.succeeded else "ReplicationFailed",
+        message=result.message[:1000],
+        last_transition_time=now,
+    )
+    kept = [c for c in status.conditions if c.type != condition.type]
+    old = next((c for c in status.conditions if c.type == condition.type), None)
+    if old is not None and old.status == condition.status:
+        condition = condition.model_copy(update={"last_transition_time": old.last_transition_time})
+    return status.model_copy(update={"replication": replication, "conditions": [*kept, condition]})
+
+
+async def tick(
+    api: client.ApiClient,
+    settings: ReplicationSettings,
+    memory: ReplicationMemory,
+    body: Any,
+    spec: FailoverPairSpec,
+    status: FailoverPairStatus,
+    pod_names: dict[Member, str | None],
+    both_up: bool,
+    owner: dict[str, Any],
+    now: datetime,
+) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
+    """Read a finished Job into status, and start the next one when due."""
+    meta = body["metadata"]
+    namespace, pair = meta["namespace"], meta["name"]
+    finished = None
+    if memory.running is None and not due(spec, status, both_up, now):
+        return status, None
+    result = await jobs.latest_result(api, namespace, pair)
+    last_run = status.replication.last_run if status.replication else None
+    if result is not None and result.finished and (last_run is None or result.finished > last_run):
+        finished = result  # also a Job a previous operator process started
+        status = with_result(status, result, now)
+        if memory.running == result.name:
+            memory.running = None
+        await jobs.cleanup_jobs(api, namespace, pair)
+    if status.replication and status.replication.last_success is not None:
+        lag = (now - status.replication.last_success).total_seconds()
+        metrics.REPLICATION_LAG.labels(namespace, pair).set(max(0.0, lag))
+    if due(spec, status, both_up, now):
+        memory.secret = memory.secret or await secrets.ensure_token(api, namespace, pair, owner)
+        source: Member = status.active_member  # type: ignore[assignment]
+        addresses = [await pods.ip(api, namespace, pod_names[m]) for m in (source, other(source))]
+        if all(addresses):
+            urls = [f"http://{ip}:{settings.agent_port}/replication" for ip in addresses]
+            started = await jobs.ensure_replication_job(
+                api, namespace, pair, urls[0], urls[1], memory.secret, settings.image, "all",
+                owner, directories=spec.replication.directories,
+                service_account=settings.service_account,
+            )  # fmt: skip
+            memory.running = started or memory.running  # None: one is still running
+    return status, finished

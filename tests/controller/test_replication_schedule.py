@@ -1,0 +1,58 @@
+from datetime import UTC, datetime, timedelta
+
+from pairwarden.api.models import FailoverPairStatus, parse_spec
+from pairwarden.controller.jobs import JobResult
+from pairwarden.controller.replication import due, seconds_until_due, with_result
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SPEC = parse_spec(
+    {
+        "members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}},
+        "service": "calls",
+        "replication": {"fileIntervalSeconds": 30, "databaseIntervalSeconds": 60},
+    }
+)
+
+
+def status(**fields: object) -> FailoverPairStatus:
+    return FailoverPairStatus.model_validate({"activeMember": "primary", "epoch": 1, **fields})
+
+
+def test_first_run_is_due_at_once_and_then_at_the_shorter_interval() -> None:
+    assert due(SPEC, status(), both_up=True, now=T0)
+    ran = status(replication={"lastRun": T0.isoformat()})
+    assert not due(SPEC, ran, True, T0 + timedelta(seconds=29))
+    assert due(SPEC, ran, True, T0 + timedelta(seconds=30))
+    assert seconds_until_due(SPEC, ran, T0 + timedelta(seconds=10)) == 20
+
+
+def test_a_role_change_makes_replication_due_in_the_new_direction() -> None:
+    moved = status(
+        activeMember="secondary",
+        replication={"lastRun": T0.isoformat()},
+        lastTransition={"time": (T0 + timedelta(seconds=5)).isoformat(), "from": "primary",
+                        "to": "secondary", "cause": "ManualFailover"},
+    )  # fmt: skip
+    assert due(SPEC, moved, True, T0 + timedelta(seconds=6))
+
+
+def test_nothing_runs_paused_without_an_active_member_or_with_a_member_down() -> None:
+    paused = SPEC.model_copy(update={"paused": True})
+    assert not due(paused, status(), True, T0)
+    assert not due(SPEC, status(activeMember="none"), True, T0)
+    assert not due(SPEC, status(), both_up=False, now=T0)
+
+
+def test_a_failed_job_keeps_the_last_success_and_turns_the_condition_false() -> None:
+    good = JobResult("j1", True, T0, {"files": 3, "bytes": 10}, "copied 3 files")
+    after = with_result(status(), good, T0 + timedelta(seconds=2))
+    assert after.replication is not None
+    assert after.replication.last_success == T0 and after.replication.files == 3
+    assert after.replication.lag_seconds == 2
+    bad = JobResult("j2", False, T0 + timedelta(seconds=60), None, "target refused: 503")
+    later = with_result(after, bad, T0 + timedelta(seconds=61))
+    assert later.replication is not None
+    assert later.replication.last_run == T0 + timedelta(seconds=60)
+    assert later.replication.last_success == T0
+    condition = next(c for c in later.conditions if c.type == "ReplicationHealthy")
+    assert condition.status == "False" and "503" in condition.message
