@@ -78,6 +78,7 @@ images:
 
 crds: $(STAMP)
 	$(BIN)/pairwarden crds
+	cp crds/*.yaml charts/pairwarden/crds/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
