@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 import wave
 from pathlib import Path
@@ -198,6 +199,31 @@ async def test_call_load_across_a_demotion(member: Member) -> None:
     assert (await member.status())["callsInProgress"] == 0
 
 
+class FakeUas:
+    """Answers every INVITE 200 OK with media at `rtp_port` and ignores everything else, so
+    the caller sees a dialog that breaks."""
+
+    def __init__(self, rtp_port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.rtp_port = rtp_port
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            msg = sip.parse(data)
+            if msg.method == "INVITE":
+                sdp = sip.build_sdp("127.0.0.1", self.rtp_port, 1)
+                contact = [("Contact", f"<sip:fake@127.0.0.1:{self.address[1]}>")]
+                ok = sip.response(msg, 200, "OK", to_tag="fake", body=sdp, headers=contact)
+                self.sock.sendto(ok.encode(), addr)
+
+
 def test_unanswered_and_dropped_outcomes() -> None:
     # Nothing listens: no final response within the timeout.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -205,3 +231,21 @@ def test_unanswered_and_dropped_outcomes() -> None:
         silent = s.getsockname()
         outcome = sipcaller.call_through(silent, 100, timeout=0.3)
     assert (outcome.result, outcome.code) == ("unanswered", None)
+    # Answered, but the media port is closed: the kernel's ICMP error ends the call.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    fake = FakeUas(closed_port)
+    outcome = sipcaller.call_through(fake.address, 200, timeout=0.3)
+    assert (outcome.result, outcome.code, outcome.reason) == (
+        "dropped",
+        200,
+        "RTP port unreachable",
+    )
+    # Answered, media flows, but the BYE is never answered.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        fake.rtp_port = sink.getsockname()[1]
+        outcome = sipcaller.call_through(fake.address, 100, timeout=0.3)
+    assert (outcome.result, outcome.reason, outcome.rtp_packets) == ("dropped", "BYE unanswered", 5)
+    fake.sock.close()
