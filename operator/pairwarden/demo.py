@@ -19,6 +19,7 @@ from typing import Any
 
 from pairwarden.localcluster import LocalCluster, wait_until
 from pairwarden.protocol import LABEL_MEMBER
+from pairwarden.sipcaller import CallLoad
 
 INTERVAL_MS, MISSED = 100, 10
 WINDOW = INTERVAL_MS * MISSED / 1000
@@ -36,6 +37,7 @@ class Step:
     fault_to_answer_seconds: float
     calls_answered: int
     calls_refused: int
+    sip_calls: dict[str, int]  # SIP calls placed through the Service during the step, by result
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,27 +53,34 @@ def run(args: argparse.Namespace) -> int:
         cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED)
         active = wait_until(lambda: _routed_to(cluster), timeout=30)
         first = wait_until(lambda: cluster.call(), timeout=30)
-        say(
-            f"t+{time.monotonic() - started:5.2f}s  {active} active; first call answered by {first}"
-        )
-        crash = lambda: cluster.kubelet.kill_pod("vm-primary", signal.SIGKILL)  # noqa: E731
-        steps = [_measure(cluster, "crash", "kill -9 the primary pod", say, crash, "vm-secondary")]
-        cluster.kubelet.revive_pod("vm-primary")
+        say(f"t+{time.monotonic() - started:5.2f}s  {active} active; first call by {first}")
+        calls = CallLoad(cluster.sip_address(), interval_ms=100, duration_ms=300).start()
+        say("SIP callers: a 300 ms call every 100 ms through the Service, all story long")
+        kubelet = cluster.kubelet
+        steps = [
+            _measure(cluster, calls, say, "crash", "kill -9 the primary pod",
+                     lambda: kubelet.kill_pod("vm-primary", signal.SIGKILL), "vm-secondary"),
+        ]  # fmt: skip
+        kubelet.revive_pod("vm-primary")
         wait_until(lambda: _member_up(cluster, "primary"), timeout=30)
-        say("primary pod restarted; it is healthy and standby")
-        failback = lambda: cluster.request("failback")  # noqa: E731
-        steps.append(_measure(cluster, "manual failback", "kubectl pairwarden failback vm", say,
-                              failback, "vm-primary"))  # fmt: skip
-        stop = lambda: cluster.kubelet.kill_pod("vm-primary", signal.SIGTERM)  # noqa: E731
-        steps.append(_measure(cluster, "clean stop", "SIGTERM to the primary pod", say, stop,
-                              "vm-secondary"))  # fmt: skip
+        say("\nprimary pod restarted; it is healthy and standby")
+        steps += [
+            _measure(cluster, calls, say, "manual failback", "kubectl pairwarden failback vm",
+                     lambda: cluster.request("failback"), "vm-primary"),
+            _measure(cluster, calls, say, "clean stop", "SIGTERM to the primary pod",
+                     lambda: kubelet.kill_pod("vm-primary", signal.SIGTERM), "vm-secondary"),
+        ]  # fmt: skip
+        calls.stop()
     if args.json:
         print(json.dumps({"windowSeconds": WINDOW, "steps": [asdict(s) for s in steps]}, indent=2))
-    else:
-        print("\nstep              cause              fault->flip  fault->answered  window")
-        for s in steps:
-            print(f"{s.step:<17} {s.cause:<18} {s.fault_to_flip_seconds:>9.3f}s "
-                  f"{s.fault_to_answer_seconds:>14.3f}s  {WINDOW:.1f}s")  # fmt: skip
+        return 0
+    print("\nstep             cause            fault->flip  fault->answered  window  "
+          "SIP calls answered/refused/dropped/unanswered")  # fmt: skip
+    for s in steps:
+        c = s.sip_calls
+        print(f"{s.step:<16} {s.cause:<16} {s.fault_to_flip_seconds:>10.3f}s "
+              f"{s.fault_to_answer_seconds:>15.3f}s  {WINDOW:.1f}s    "
+              f"{c['answered']}/{c['refused']}/{c['dropped']}/{c['unanswered']}")  # fmt: skip
     return 0
 
 
@@ -91,13 +100,21 @@ def _member_up(cluster: LocalCluster, member: str) -> bool:
 
 
 def _measure(
-    cluster: LocalCluster, name: str, fault: str, say: Any, inject: Any, target_pod: str
+    cluster: LocalCluster,
+    calls: CallLoad,
+    say: Any,
+    name: str,
+    fault: str,
+    inject: Any,
+    target_pod: str,
 ) -> Step:
+    """Inject the fault, time the flip and the first answered call, and count the SIP calls
+    placed from the fault until a second after the new member answered."""
     before = cluster.pair().get("status") or {}
     source = before.get("activeMember", "none")
     target = target_pod.rsplit("-", 1)[1]
     say(f"\n== {name}: {fault}")
-    t0 = time.monotonic()
+    t0, wall0 = time.monotonic(), time.time()
     inject()
     wait_until(lambda: cluster.selector().get(LABEL_MEMBER) == target, timeout=WINDOW * 10 + 10)
     flipped = time.monotonic() - t0
@@ -116,6 +133,11 @@ def _measure(
     status = wait_until(lambda: _status_after(cluster, epoch_before), timeout=10)
     after = status["lastTransition"]
     say(f"   cause {after.get('cause')}, epoch {status.get('epoch')}")
+    time.sleep(1.0)  # let the calls placed during the flip finish
+    settled = time.time()
+    later = calls.counts(since=settled)
+    sip = {k: n - later[k] for k, n in calls.counts(since=wall0).items()}
+    say("   SIP calls since the fault: " + ", ".join(f"{n} {k}" for k, n in sip.items()))
     return Step(
         step=name,
         fault=fault,
@@ -127,4 +149,5 @@ def _measure(
         fault_to_answer_seconds=round(answered, 3),
         calls_answered=answered_refused[0],
         calls_refused=answered_refused[1],
+        sip_calls=sip,
     )

@@ -228,6 +228,12 @@ class LocalCluster:
         spec = self.core.read_namespaced_service(service, self.namespace).spec
         return str(spec.cluster_ip), int(spec.ports[0].port)
 
+    def sip_address(self, service: str = "vm-calls") -> tuple[str, int]:
+        """The Service's SIP (UDP) address, where SIP callers dial."""
+        spec = self.core.read_namespaced_service(service, self.namespace).spec
+        port = next(p.port for p in spec.ports if p.protocol == "UDP")
+        return str(spec.cluster_ip), int(port)
+
     def call(self, service: str = "vm-calls", timeout: float = 0.5) -> str | None:
         """Dial the Service like a caller; the answering pod's name, or None if refused."""
         try:

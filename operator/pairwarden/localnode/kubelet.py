@@ -148,7 +148,7 @@ class _Pod:
         self.stopping = threading.Event()
         self.node_down = threading.Event()
         self.node_up = threading.Event()
-        self.volumes = podspec.volume_paths(obj, workdir)
+        self.volumes = podspec.volume_paths(obj, workdir, kubelet.host_root)
         for path in self.volumes.values():
             path.mkdir(parents=True, exist_ok=True)
         self.link = kubelet.make_link(self.name)
@@ -217,6 +217,7 @@ class LocalKubelet:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="localnode-"))
         self.ip_prefix = ip_prefix or random_ip_prefix()
+        self.host_root = self.workdir / "host"  # the node's "/" for hostPath volumes
         self._use_links = links
         self._next_ip = 2
         self._pods: dict[str, _Pod] = {}

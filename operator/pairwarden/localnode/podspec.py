@@ -25,12 +25,16 @@ def is_local_pod(pod: Obj) -> bool:
     )
 
 
-def volume_paths(pod: Obj, workdir: Path) -> dict[str, Path]:
-    """emptyDir and Secret volumes become directories under the pod's work dir: name -> path."""
+def volume_paths(pod: Obj, workdir: Path, host_root: Path | None = None) -> dict[str, Path]:
+    """emptyDir and Secret volumes become directories under the pod's work dir; hostPath
+    volumes, under `host_root` (the node's "/"), so every pod on the node shares them (the
+    voicemail pair's message store): name -> path."""
     out: dict[str, Path] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         if "emptyDir" in vol or "secret" in vol:
             out[str(vol["name"])] = workdir / "volumes" / str(vol["name"])
+        elif "hostPath" in vol and host_root is not None:
+            out[str(vol["name"])] = host_root / str(vol["hostPath"]["path"]).lstrip("/")
     return out
 
 
