@@ -95,7 +95,8 @@ class Writer:
     def report(self) -> MemberReport:
         contact = None
         if self.member == "secondary":  # the real agent: when it last saw the primary renew
-            contact = self.sim.writers[(self.pair, "primary")].last_wall
+            primary = self.sim.writers[(self.pair, "primary")]
+            contact = primary.started if self.sim.static_contact else primary.last_wall
         return MemberReport(
             agent_running=not self.stopping,
             service_up=True,
@@ -200,6 +201,7 @@ class Row:
     stop_reactions: list[float] = field(default_factory=list)
     crash_reactions: list[float] = field(default_factory=list)
     missed_flips: int = 0
+    spurious: int = 0  # selector changes of pairs that had no fault injected
     writer_errors: int = 0
     bench_cpu: float = math.nan  # this process (sandbox + writers), cores over steady state
     notes: list[str] = field(default_factory=list)
@@ -223,6 +225,7 @@ class Simulation:
             (p, m): Writer(self, p, m) for p in self.names for m in MEMBERS
         }
         self.flips = Flips(pairs)
+        self.static_contact = False  # --static-contact: primary-contact never moves
         self.tasks: list[asyncio.Task[None]] = []
 
     # ---------------------------------------------------------------- set-up
@@ -405,13 +408,19 @@ class Simulation:
         print(f"  steady state measured over {row.steady_seconds:.1f} s")
 
         # faults into a sample: clean stops spread over the window, crashes all at once
-        sample = min(self.n // 4, max(20, self.n // 20))
-        chosen = random.sample(self.names, 2 * sample)
+        serving = [p for p in self.names if self.flips.current(p) in MEMBERS]
+        if len(serving) < self.n:
+            row.notes.append(f"{self.n - len(serving)} pairs had no active member before faults")
+        sample = min(len(serving) // 4, max(20, self.n // 20))
+        chosen = random.sample(serving, 2 * sample)
         stops, crashes = chosen[:sample], chosen[sample:]
         cpu2, t2 = sample_process(pid), time.monotonic()
         crashed: dict[str, tuple[Member, float]] = {}
         for pair in crashes:
             victim: Member = self.flips.current(pair)  # type: ignore[assignment]
+            if victim not in MEMBERS:
+                row.notes.append(f"{pair} lost its active member before its fault")
+                continue
             writer = self.writers[(pair, victim)]
             writer.crash()
             crashed[pair] = (victim, writer.last_sent + window)
@@ -419,11 +428,22 @@ class Simulation:
         gap = min(window, 10.0) / sample
         for pair in stops:
             victim = self.flips.current(pair)  # type: ignore[assignment]
+            if victim not in MEMBERS:
+                row.notes.append(f"{pair} lost its active member before its fault")
+                continue
             stopped[pair] = (victim, await self.writers[(pair, victim)].stop_cleanly())
             await asyncio.sleep(gap)
-        deadline = max(cause for _, cause in crashed.values()) + 5.0
+        deadline = max((cause for _, cause in crashed.values()), default=t2) + 5.0
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         cpu3, t3 = sample_process(pid), time.monotonic()
+        faulted = set(stops) | set(crashes)
+        row.spurious = sum(
+            1
+            for pair, events in self.flips.events.items()
+            if pair not in faulted
+            for at, _ in events
+            if at > self.flips.activated.get(pair, math.inf)
+        )
         row.cpu_cores_faults = (cpu3.cpu_seconds - cpu2.cpu_seconds) / (t3 - t2)
         row.rss_mb = max(row.rss_mb, cpu3.rss_mb)
         for reactions, faults in ((row.stop_reactions, stopped), (row.crash_reactions, crashed)):
@@ -481,6 +501,7 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
         checks = {
             "writes": r.total_writes * period / 10.0 <= WRITES_PER_PAIR,
             "reaction": r.reaction(99) < REACTION_P99 and r.missed_flips == 0,
+            "no spurious flips": r.spurious == 0,
             "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
             "rss": r.rss_mb < RSS_MB,
         }
@@ -512,7 +533,9 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             print(f"  {r.pairs:>5} {who:<8} {detail or '-'}")
         print(
             f"  {r.pairs:>5} this process (sandbox + writers): {r.bench_cpu:.2f} cores; "
-            f"writer errors {r.writer_errors}" + (f"; {'; '.join(r.notes)}" if r.notes else "")
+            f"writer errors {r.writer_errors}; "
+            f"selector changes without a fault {r.spurious}"
+            + (f"; {'; '.join(r.notes)}" if r.notes else "")
         )
 
 
@@ -536,6 +559,7 @@ async def main_async(args: argparse.Namespace) -> int:
             began = time.monotonic()
             try:
                 sim = Simulation(n, interval, missed, Path(tmp))
+                sim.static_contact = args.static_contact
                 rows.append(await sim.run(args.profile, args.short))
             except Exception as error:  # report and go on: a MISS, not a crash
                 print(f"  {n} pairs: failed: {error!r}")
@@ -556,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--missed", type=int, default=30)
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds (steady)")
+    parser.add_argument(
+        "--static-contact",
+        action="store_true",
+        help="secondaries report a fixed primary-contact (isolates its cost in status writes)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="copy operator logs to cwd")
     return asyncio.run(main_async(parser.parse_args(argv)))
 
