@@ -147,7 +147,7 @@ def longest_unjustified_silence(world: World, marks: list[tuple[float, Availabil
     return worst
 
 
-@profile(examples=250 if CI else 150)
+@profile(examples=1000 if CI else 150)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 def test_never_two_answering_and_never_silent_beyond_the_window(
     schedule: list[tuple[float, str, Member]], latency: float
@@ -166,7 +166,7 @@ def test_never_two_answering_and_never_silent_beyond_the_window(
     assert epochs == list(range(1, len(epochs) + 1)), "epoch +1 on every change of holder"
 
 
-@profile(examples=80 if CI else 50)
+@profile(examples=400 if CI else 50)
 @given(
     schedule=schedules,
     loss=st.sampled_from([0.05, 0.2, 0.5]),
@@ -181,7 +181,7 @@ def test_lost_heartbeats_never_make_two_answer(
     assert all(span <= overlap + 1e-6 for span in both_answering_spans(world))
 
 
-@profile(examples=80 if CI else 50)
+@profile(examples=400 if CI else 50)
 @given(
     schedule=schedules,
     start=st.integers(0, 23 * 60 + 59),
@@ -217,7 +217,7 @@ flapping = st.lists(
 )
 
 
-@profile(examples=80 if CI else 50)
+@profile(examples=400 if CI else 50)
 @given(schedule=flapping)
 def test_role_changes_per_period_are_bounded_under_flapping(
     schedule: list[tuple[float, str, Member]],
