@@ -28,11 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
 from pairwarden.localnode import podspec
+from pairwarden.localnode.watcher import ResourceWatcher
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
@@ -186,18 +187,15 @@ class LocalJobRunner:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watch: watch.Watch | None = None
-        self._thread = threading.Thread(target=self._main, name="jobrunner", daemon=True)
+        self._watcher = ResourceWatcher(self._api, namespace, "jobs", self._on_job)
 
     def start(self) -> LocalJobRunner:
-        self._thread.start()
+        self._watcher.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()
-        self._thread.join(3)
+        self._watcher.stop()
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
@@ -218,42 +216,7 @@ class LocalJobRunner:
             run = self._runs.get(name)
         return run.workdir / "output.log" if run else None
 
-    # ---- watching ------------------------------------------------------------------------
-
-    def _main(self) -> None:
-        rv: str | None = None
-        while not self._stop.is_set():
-            try:
-                if rv is None:
-                    resp = self.batch.list_namespaced_job(
-                        self.namespace, _preload_content=False, _request_timeout=10
-                    )
-                    listed = json.loads(resp.data)
-                    rv = listed["metadata"]["resourceVersion"]
-                    for item in listed.get("items") or []:
-                        self._on_job("SYNC", item)
-                self._watch = watch.Watch()
-                for event in self._watch.stream(
-                    self.batch.list_namespaced_job, self.namespace, resource_version=rv,
-                    timeout_seconds=30, _request_timeout=40,
-                ):  # fmt: skip
-                    if self._stop.is_set():
-                        return
-                    obj = event["raw_object"]
-                    if event["type"] == "ERROR":
-                        rv = None if obj.get("code") == 410 else rv
-                        break
-                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
-                    if event["type"] != "BOOKMARK":
-                        self._on_job(event["type"], obj)
-            except ApiException as exc:
-                rv = None if exc.status == 410 else rv
-                self._stop.wait(0.5)
-            except Exception as exc:  # the watcher thread must survive API trouble
-                if self._stop.is_set():
-                    return
-                log.info("job watch: %r; retrying", exc)
-                self._stop.wait(0.5)
+    # ---- jobs ----------------------------------------------------------------------------
 
     def _on_job(self, kind: str, job: dict[str, Any]) -> None:
         name = job["metadata"]["name"]

@@ -20,10 +20,11 @@ Handler = Callable[[str, dict[str, Any]], None]  # (ADDED|MODIFIED|DELETED|SYNC,
 
 class ResourceWatcher:
     def __init__(self, api: client.ApiClient, namespace: str, kind: str, handler: Handler) -> None:
-        core = client.CoreV1Api(api)
+        core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
         self._list = {
             "pods": core.list_namespaced_pod,
             "services": core.list_namespaced_service,
+            "jobs": batch.list_namespaced_job,
         }[kind]
         self._ns = namespace
         self._kind = kind
