@@ -141,9 +141,13 @@ def _cel(schema: dict[str, Any], value: Any, path: str) -> list[str]:
     errors = []
     for rule in schema.get("x-kubernetes-validations", []):
         program = environment.program(environment.compile(rule["rule"]))
-        result = program.evaluate({"self": celpy.json_to_cel(value)})
+        where = path + rule.get("fieldPath", "")
+        try:
+            result = program.evaluate({"self": celpy.json_to_cel(value)})
+        except celpy.CELEvalError:  # the API server counts an evaluation error as a failure
+            result = False
         if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and result):
-            errors.append(f"{path}: {rule['message']}")
+            errors.append(f"{where}: {rule['message']}")
     return errors
 
 

@@ -165,7 +165,18 @@ class FailbackWindow(_Wire):
     """Scheduled Failback Start/End, in the pair's time zone; end before start wraps midnight."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(("self.start != self.end", "window end must differ from start"))
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.start != self.end", "message": "window end must differ from start"},
+                # Kubernetes CEL reads IANA zones for timestamp accessors; an unknown name is
+                # an evaluation error, so the API server itself refuses it.
+                {
+                    "rule": "timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
+                    "message": "timeZone must be an IANA time zone name",
+                    "fieldPath": ".timeZone",
+                },
+            ]
+        }
     )
     start: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
     end: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
