@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from e2e.conftest import WINDOW, start
 from e2e.scenarios import (
@@ -21,6 +22,7 @@ from e2e.scenarios import (
 from pairwarden.localcluster import LocalCluster, wait_until
 
 RENEW = WINDOW / 3
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 
 
 def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) -> None:
@@ -59,13 +61,13 @@ def test_voicemail_process_crash_fails_over_at_once(cluster: LocalCluster) -> No
 def test_manual_failover_and_failback_through_the_plugin(cluster: LocalCluster) -> None:
     assert start(cluster) in ("primary", "secondary")
     if status(cluster)["activeMember"] == "secondary":
-        _plugin(cluster, "failback")
+        _plugin(cluster, "failback", "--timeout", "20")
     assert_serving(cluster, "primary")
-    out = _plugin(cluster, "failover")
+    out = _plugin(cluster, "failover", "--timeout", "20")
     assert "secondary is active" in out
     assert status(cluster)["lastTransition"]["cause"] == "ManualFailover"
     assert_serving(cluster, "secondary")
-    _plugin(cluster, "failback")
+    _plugin(cluster, "failback", "--timeout", "20")
     assert status(cluster)["lastTransition"]["cause"] == "ManualFailback"
     assert_serving(cluster, "primary")
     assert status(cluster)["lastRequest"]["outcome"] == "Accepted"
@@ -99,9 +101,26 @@ def test_both_down_then_the_first_to_start_becomes_active(cluster: LocalCluster)
     assert_serving(cluster, "secondary")
 
 
-def _plugin(cluster: LocalCluster, verb: str) -> str:
+def _plugin(cluster: LocalCluster, verb: str, *extra: str) -> str:
     command = [sys.executable, "-m", "pairwarden.plugin", "--kubeconfig", cluster.kubeconfig,
-               "-n", cluster.namespace, verb, "vm", "--timeout", "20"]  # fmt: skip
+               "-n", cluster.namespace, verb, "vm", *extra]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_kubectl_shows_the_pair_its_status_and_its_events(cluster: LocalCluster) -> None:
+    start(cluster)
+    before = epoch(cluster)
+    cluster.request("failover")
+    next_transition(cluster, before)
+    kubectl = [KUBECTL, "--kubeconfig", cluster.kubeconfig, "-n", cluster.namespace]
+    table = subprocess.run([*kubectl, "get", "fp"], capture_output=True, text=True, check=True)
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[:4] == ["NAME", "ACTIVE", "PHASE", "EPOCH"]
+    assert row.split()[:4] == ["vm", "secondary", "FailedOver", str(before + 1)]
+    described = subprocess.run([*kubectl, "describe", "fp", "vm"], capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+    assert "ManualFailover" in described and "primary -> secondary" in described
+    status_text = _plugin(cluster, "status")
+    assert "secondary" in status_text and "LICENSING" in status_text

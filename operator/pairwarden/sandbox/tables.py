@@ -18,7 +18,12 @@ def human_age(timestamp: str | None, now: datetime | None = None) -> str:
     """Go's duration.HumanDuration, which kubectl uses for AGE."""
     if not timestamp:
         return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:  # any RFC 3339 time: status fields carry fractions and offsets, metadata does not
+        created = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "<invalid>"
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
     secs = int(((now or datetime.now(UTC)) - created).total_seconds())
     if secs < 0:
         return "0s"
