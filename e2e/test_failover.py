@@ -37,6 +37,14 @@ def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) 
     assert took >= WINDOW - RENEW  # never before the window could have run out
     assert_serving(cluster, other(active))
     assert "HeartbeatLost" in reasons(cluster)
+    assert cluster.operator is not None
+    metrics = cluster.operator.metrics()
+    assert 'cause="HeartbeatLost"' in metrics and "pairwarden_role_changes_total" in metrics
+    assert "pairwarden_reaction_seconds_bucket" in metrics
+    assert (
+        f'pairwarden_active_member{{member="{other(active)}",namespace="voice",pair="vm"}} 1.0'
+        in metrics
+    )
 
 
 def test_clean_stop_fails_over_at_once(cluster: LocalCluster) -> None:

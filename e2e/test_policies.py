@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from e2e.conftest import WINDOW, start
@@ -109,3 +111,18 @@ def test_paused_pair_takes_no_automatic_action(cluster: LocalCluster) -> None:
     assert epoch(cluster) == before  # manual mode: the operator watches, does not act
     cluster.patch_pair({"spec": {"paused": False}})
     assert next_transition(cluster, before)["cause"] == "HeartbeatLost"
+
+
+def test_excessive_cpu_on_the_active_fails_over_to_the_calm_standby(cluster: LocalCluster) -> None:
+    start(cluster, excessiveCpu={"thresholdPercent": 50, "durationSeconds": 1})
+    wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
+    before = epoch(cluster)
+    ip = cluster.kubelet.pod_ip("vm-primary")
+    busy = urllib.request.Request(
+        f"http://{ip}:8081/load", data=json.dumps({"busy": True}).encode(), method="POST"
+    )
+    urllib.request.urlopen(busy, timeout=5).close()  # a real busy loop in the voicemail process
+    transition = next_transition(cluster, before, timeout=20)
+    assert transition["cause"] == "ExcessiveCpu"
+    assert_serving(cluster, "secondary")
+    assert "ExcessiveCpu" in reasons(cluster)
