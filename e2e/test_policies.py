@@ -92,6 +92,8 @@ def test_secondary_stops_answering_when_its_licence_runs_out(cluster: LocalClust
     grace = 4  # seconds since the last contact with the primary (60 days in production)
     start(cluster, licensing={"maxSecondsSinceContact": grace})
     wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
+    # The 60-day rule needs a contact first (without one, the 4-hour rule applies).
+    wait_until(lambda: status(cluster)["members"]["secondary"].get("primaryContact"), 10)
     before = epoch(cluster)
     cluster.kubelet.kill_pod("vm-primary", signal.SIGKILL)
     assert next_transition(cluster, before)["to"] == "secondary"

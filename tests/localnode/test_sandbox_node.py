@@ -116,11 +116,11 @@ def test_pods_run_and_agents_renew_with_their_report(node: Node) -> None:
 
         def running(pod: str = pod) -> Any:
             status = node.core.read_namespaced_pod(pod, NS).status
-            return status.phase == "Running" and status.pod_ip and status
+            ready = [c.ready for c in status.container_statuses or []]
+            return status.phase == "Running" and status.pod_ip and ready == [True, True] and status
 
-        status = wait_for(f"{pod} Running", running)
+        status = wait_for(f"{pod} Running with both containers ready", running)
         assert status.pod_ip == node.kubelet.pod_ip(pod)
-        assert [c.ready for c in status.container_statuses] == [True, True]
 
         def renewed(pod: str = pod) -> Any:
             lease = node.lease(pod)

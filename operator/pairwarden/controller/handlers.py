@@ -74,6 +74,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     settings.watching.server_timeout = 300  # long watches: fewer re-lists at scale
     settings.background.cancellation_polling = 1
+    memo.book.bind_clock(memo.clock)
+    metrics.CLOCKS.source = memo.book
     memo.runtime = Runtime(
         api=await connect(memo.kubeconfig),
         book=memo.book,
@@ -94,12 +96,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_PAIR: kopf.PRESENT})
-def lease_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def lease_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.book.record_lease(dict(event["object"]), event.get("type"), memo.clock.monotonic())
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def pair_changed(name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any) -> None:
+async def pair_changed(
+    name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any
+) -> None:
     namespace = namespace or ""
     memo.book.pair(namespace, name).nudge(memo.clock.monotonic())
     if type == "DELETED":

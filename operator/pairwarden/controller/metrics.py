@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 PAIR = ("namespace", "pair")
 
@@ -15,11 +27,6 @@ FAILOVERS = Counter(
 WARNINGS = Counter(
     "pairwarden_warnings_total", "Warnings recorded as Events, by reason.", [*PAIR, "reason"]
 )
-HEARTBEAT_AGE = Gauge(
-    "pairwarden_heartbeat_age_seconds",
-    "Seconds since the operator last observed a member renew its Lease.",
-    [*PAIR, "member"],
-)
 ACTIVE = Gauge(
     "pairwarden_active_member", "1 for the member that may answer calls.", [*PAIR, "member"]
 )
@@ -29,11 +36,6 @@ REACTION = Histogram(
     "From observing a cause to the Service pointing at the new active member.",
     ["cause"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-LICENSE_LEFT = Gauge(
-    "pairwarden_licensing_seconds_left",
-    "Seconds until the secondary's licensing clock runs out (absent when not running).",
-    PAIR,
 )
 CONDITION = Gauge(
     "pairwarden_condition", "Status conditions of each pair (1 true, 0 false).", [*PAIR, "type"]
@@ -45,9 +47,47 @@ REPLICATION_LAG = Gauge(
 )
 
 
+class Clocks(Protocol):
+    """What the time-valued series are computed from, at scrape time."""
+
+    def heartbeat_ages(self) -> Iterable[tuple[str, str, str, float]]: ...
+
+    def licence_left(self) -> Iterable[tuple[str, str, float]]: ...
+
+
+class _ClockCollector(Collector):
+    """Heartbeat ages and licence time left change every second: computing them when Prometheus
+    scrapes costs nothing per renewal, where setting gauges did on every reconcile."""
+
+    source: Clocks | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ages = GaugeMetricFamily(
+            "pairwarden_heartbeat_age_seconds",
+            "Seconds since the operator last observed a member renew its Lease.",
+            labels=[*PAIR, "member"],
+        )
+        left = GaugeMetricFamily(
+            "pairwarden_licensing_seconds_left",
+            "Seconds until the secondary's licensing clock runs out.",
+            labels=list(PAIR),
+        )
+        if self.source is not None:
+            for namespace, pair, member, age in self.source.heartbeat_ages():
+                ages.add_metric([namespace, pair, member], age)
+            for namespace, pair, seconds in self.source.licence_left():
+                left.add_metric([namespace, pair], seconds)
+        yield ages
+        yield left
+
+
+CLOCKS = _ClockCollector()
+REGISTRY.register(CLOCKS)
+
+
 def forget_pair(namespace: str, pair: str) -> None:
     """Drop a deleted pair's series so dashboards do not show ghosts."""
-    for metric in (HEARTBEAT_AGE, ACTIVE, EPOCH, LICENSE_LEFT, CONDITION, REPLICATION_LAG):
+    for metric in (ACTIVE, EPOCH, CONDITION, REPLICATION_LAG):
         for labels in list(metric._metrics):  # prometheus-client has no public lister
             if labels[:2] == (namespace, pair):
                 metric.remove(*labels)

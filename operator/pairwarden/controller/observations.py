@@ -9,9 +9,12 @@ member a full window instead of failing over on stale memories.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from pairwarden.clock import Clock, SystemClock
 from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport
 
 
@@ -29,6 +32,7 @@ class PairBook:
     members: dict[str, MemberSighting] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     woken_at: float | None = None  # when an urgent report arrived: reaction latency starts here
+    licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
 
     def nudge(self, now: float) -> None:
         if not self.wake.is_set():
@@ -41,12 +45,30 @@ class ObservationBook:
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, str], PairBook] = {}
+        self._clock: Clock = SystemClock()
 
     def pair(self, namespace: str, pair: str) -> PairBook:
         return self._pairs.setdefault((namespace, pair), PairBook())
 
     def forget(self, namespace: str, pair: str) -> None:
         self._pairs.pop((namespace, pair), None)
+
+    def bind_clock(self, clock: Clock) -> None:
+        """The clock the scrape-time metrics read (metrics.Clocks)."""
+        self._clock = clock
+
+    def heartbeat_ages(self) -> Iterable[tuple[str, str, str, float]]:
+        now = self._clock.monotonic()
+        for (namespace, pair), book in list(self._pairs.items()):
+            for member, seen in list(book.members.items()):
+                if not seen.deleted:
+                    yield namespace, pair, member, now - seen.last_seen
+
+    def licence_left(self) -> Iterable[tuple[str, str, float]]:
+        now = self._clock.wall()
+        for (namespace, pair), book in list(self._pairs.items()):
+            if book.licence_deadline is not None:
+                yield namespace, pair, (book.licence_deadline - now).total_seconds()
 
     def record_lease(self, lease: dict[str, Any], event_type: str | None, now: float) -> bool:
         """Take one watch event of a member Lease; True when the pair should reconcile now."""

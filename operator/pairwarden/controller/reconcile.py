@@ -8,6 +8,7 @@ then pod labels (for people); then status and Events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -55,7 +56,10 @@ ROUTINE = {
 # operator adds no steady-state writes to the agents' heartbeat budget.
 VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
 INVALID_SPEC_RETRY = 300.0
+HOUSEKEEPING = 30.0  # the longest a pair's reconciler sleeps with nothing due
+MAX_CONTACT_RESOLUTION = 300.0  # seconds; the stored last contact is a backup of the live one
 REPLICATION_POLL = 1.0  # while a replication Job runs, look for its result this often
+REPLICATION_RETRY = 5.0  # a Job is due but could not start (a member has no IP yet)
 
 
 @dataclass
@@ -75,6 +79,8 @@ class PairMemory:
 
     status: FailoverPairStatus | None = None
     leases_ready: bool = False
+    spec: tuple[int | None, FailoverPairSpec] | None = None  # parsed spec by generation
+    exported: FailoverPairStatus | None = None  # what the metrics last showed
     replication: replication.ReplicationMemory = field(
         default_factory=replication.ReplicationMemory
     )
@@ -85,7 +91,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     try:
-        spec = parse_spec(dict(body.get("spec") or {}))
+        spec = _parsed_spec(body, memory)
     except SpecError as error:
         await _reject_spec(rt, body, memory, error)
         return INVALID_SPEC_RETRY
@@ -130,14 +136,9 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     )  # fmt: skip
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
-    await _write_status(rt, namespace, name, previous, final, memory)
-    _export(namespace, name, final, book, now)
-    wait = _next_look(sizing, book, now.monotonic)
-    if memory.replication.running is not None:
-        return min(wait, REPLICATION_POLL)
-    if both_up and not spec.paused:
-        return min(wait, max(0.01, replication.seconds_until_due(spec, final, now.wall)))
-    return wait
+    await _write_status(rt, namespace, name, spec, previous, final, memory)
+    _export(namespace, name, final, book, memory)
+    return _next_look(spec, sizing, book, final, memory, both_up, now)
 
 
 def _serving(member: MemberObservation, sizing: HeartbeatSizing, now: Now) -> bool:
@@ -166,6 +167,14 @@ def _spec_valid(final: FailoverPairStatus, now: Now, generation: int | None) -> 
     )
     kept = [c for c in final.conditions if c.type != "SpecValid"]
     return final.model_copy(update={"conditions": [*kept, valid]})
+
+
+def _parsed_spec(body: Any, memory: PairMemory) -> FailoverPairSpec:
+    """Parse the spec once per generation: the API server bumps it on every spec change."""
+    generation = body["metadata"].get("generation")
+    if memory.spec is None or memory.spec[0] != generation or generation is None:
+        memory.spec = (generation, parse_spec(dict(body.get("spec") or {})))
+    return memory.spec[1]
 
 
 async def _pod_of(
@@ -234,31 +243,65 @@ async def _move_role(
         events.warning(body, action.cause.value, message)
 
 
-def _volatile_only(before: dict[str, Any], after: dict[str, Any]) -> bool:
+def _routine_only(before: dict[str, Any], after: dict[str, Any], spec: FailoverPairSpec) -> bool:
+    """True when all that changed is what moves with every renewal: heartbeat times, CPU and
+    calls, and the secondary's last contact with the primary (with its licensing deadline)
+    moving forward by less than a hundredth of the contact limit. Writing those would add one
+    status write per renewal to the heartbeat budget; the engine reads the live values from
+    the member Leases anyway, and the stored contact only backs them up across restarts."""
+    tolerance = min(MAX_CONTACT_RESOLUTION, spec.licensing.max_seconds_since_contact / 100)
+
+    def moved(path: tuple[str, ...]) -> bool:
+        old, new = _dig(before, path), _dig(after, path)
+        if old is None or new is None:
+            return old is not new
+        shift = (_instant(new) - _instant(old)).total_seconds()
+        return not 0 <= shift < tolerance
+
     def strip(status: dict[str, Any]) -> dict[str, Any]:
         members = {
             m: {
                 k: v
                 for k, v in (status.get("members") or {}).get(m, {}).items()
-                if k not in VOLATILE_MEMBER_FIELDS
+                if k not in VOLATILE_MEMBER_FIELDS and k != "primaryContact"
             }
             for m in MEMBERS
         }
-        return {**status, "members": members}
+        licensing = {
+            k: v for k, v in (status.get("licensing") or {}).items() if k != "secondaryDeadline"
+        }
+        return {**status, "members": members, "licensing": licensing}
 
-    return strip(before) == strip(after)
+    if strip(before) != strip(after):
+        return False
+    return not moved(("members", "secondary", "primaryContact")) and not moved(
+        ("licensing", "secondaryDeadline")
+    )
+
+
+def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = (data or {}).get(key) or {}
+    return data or None
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
 
 
 async def _write_status(
     rt: Runtime,
     namespace: str,
     name: str,
+    spec: FailoverPairSpec,
     previous: FailoverPairStatus,
     final: FailoverPairStatus,
     memory: PairMemory,
 ) -> None:
+    if final == previous:
+        return
     before, after = previous.to_wire(), final.to_wire()
-    if before == after or (memory.status is not None and _volatile_only(before, after)):
+    if memory.status is not None and _routine_only(before, after, spec):
         return
     delta = status.changed(before, after)
     for key in before.keys() - after.keys():
@@ -302,28 +345,48 @@ def _owner(body: Any) -> dict[str, Any]:
     }
 
 
-def _export(namespace: str, name: str, final: FailoverPairStatus, book: PairBook, now: Now) -> None:
+def _export(
+    namespace: str, name: str, final: FailoverPairStatus, book: PairBook, memory: PairMemory
+) -> None:
+    """Metrics that follow the status: set only when the status changed."""
+    if final == memory.exported:
+        return
+    memory.exported = final
     metrics.EPOCH.labels(namespace, name).set(final.epoch)
     for member in MEMBERS:
         metrics.ACTIVE.labels(namespace, name, member).set(
             1 if final.active_member == member else 0
         )
-        seen = book.members.get(member)
-        if seen is not None:
-            metrics.HEARTBEAT_AGE.labels(namespace, name, member).set(
-                now.monotonic - seen.last_seen
-            )
     for condition in final.conditions:
         metrics.CONDITION.labels(namespace, name, condition.type).set(condition.status == "True")
+    book.licence_deadline = final.licensing.secondary_deadline
+
+
+def _next_look(
+    spec: FailoverPairSpec,
+    sizing: HeartbeatSizing,
+    book: PairBook,
+    final: FailoverPairStatus,
+    memory: PairMemory,
+    both_up: bool,
+    now: Now,
+) -> float:
+    """Sleep until the next moment something could be due, never on a fixed tick: a member's
+    window running out, the licence deadline, a replication Job, a new pair's settle time.
+    Reports that matter wake the reconciler early (observations.PairBook.nudge)."""
+    waits = [HOUSEKEEPING]
+    waits += [s.last_seen + sizing.window - now.monotonic + 0.01 for s in book.members.values()
+              if not s.deleted]  # fmt: skip
     deadline = final.licensing.secondary_deadline
-    if deadline is not None:
-        metrics.LICENSE_LEFT.labels(namespace, name).set((deadline - now.wall).total_seconds())
-
-
-def _next_look(sizing: HeartbeatSizing, book: PairBook, now: float) -> float:
-    """Sleep until the earliest moment a member could be judged lost, at most one renewal."""
-    deadlines = [
-        seen.last_seen + sizing.window for seen in book.members.values() if not seen.deleted
-    ]
-    soonest = min((d - now for d in deadlines), default=sizing.renew_period)
-    return max(0.01, min(soonest + 0.01, sizing.renew_period))
+    if deadline is not None and final.active_member == "secondary":
+        waits.append((deadline - now.wall).total_seconds() + 0.01)
+    if final.epoch == 0 or any(
+        c.type == "SplitBrainSuspected" and c.status == "True" for c in final.conditions
+    ):
+        waits.append(sizing.renew_period)
+    if memory.replication.running is not None:
+        waits.append(REPLICATION_POLL)
+    elif both_up and not spec.paused:
+        due_in = replication.seconds_until_due(spec, final, now.wall)
+        waits.append(due_in if due_in > 0 else REPLICATION_RETRY)  # due, yet not started
+    return max(0.01, min(waits))
