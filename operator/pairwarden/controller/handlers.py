@@ -21,6 +21,7 @@ from pairwarden.api.models import PLURAL
 from pairwarden.clock import SystemClock
 from pairwarden.controller import metrics, peering
 from pairwarden.controller.client import connect
+from pairwarden.controller.jobs import LABEL_REPLICATION
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step
 from pairwarden.controller.replication import ReplicationSettings
@@ -98,6 +99,16 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_PAIR: kopf.PRESENT})
 async def lease_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.book.record_lease(dict(event["object"]), event.get("type"), memo.clock.monotonic())
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_REPLICATION: "true", LABEL_PAIR: kopf.PRESENT})
+async def replication_job_seen(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
+    """A replication Job that finished wakes its pair to read the result: no polling."""
+    state = body.get("status") or {}
+    if state.get("succeeded") or state.get("failed"):
+        memo.book.pair(namespace or "", labels[LABEL_PAIR]).nudge(memo.clock.monotonic())
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

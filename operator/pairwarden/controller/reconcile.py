@@ -58,7 +58,6 @@ VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
 INVALID_SPEC_RETRY = 300.0
 HOUSEKEEPING = 30.0  # the longest a pair's reconciler sleeps with nothing due
 MAX_CONTACT_RESOLUTION = 300.0  # seconds; the stored last contact is a backup of the live one
-REPLICATION_POLL = 1.0  # while a replication Job runs, look for its result this often
 REPLICATION_RETRY = 5.0  # a Job is due but could not start (a member has no IP yet)
 
 
@@ -384,9 +383,7 @@ def _next_look(
         c.type == "SplitBrainSuspected" and c.status == "True" for c in final.conditions
     ):
         waits.append(sizing.renew_period)
-    if memory.replication.running is not None:
-        waits.append(REPLICATION_POLL)
-    elif both_up and not spec.paused:
+    if memory.replication.running is None and both_up and not spec.paused:
         due_in = replication.seconds_until_due(spec, final, now.wall)
         waits.append(due_in if due_in > 0 else REPLICATION_RETRY)  # due, yet not started
     return max(0.01, min(waits))
