@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED)
         active = wait_until(lambda: _routed_to(cluster), timeout=30)
         first = wait_until(lambda: cluster.call(), timeout=30)
+        wait_until(lambda: (cluster.pair().get("status") or {}).get("activeMember") == active, 30)
         say(f"t+{time.monotonic() - started:5.2f}s  {active} active; first call by {first}")
         calls = CallLoad(cluster.sip_address(), interval_ms=100, duration_ms=300).start()
         say("SIP callers: a 300 ms call every 100 ms through the Service, all story long")

@@ -1,6 +1,7 @@
 """kopf registrations: thin, each one observing and handing over to `reconcile`.
 
-- member Leases are watched cluster-wide by label and stamped into the observation book;
+- member Leases are watched directly (controller.leasewatch), not through kopf: heartbeats
+  are the hottest input, and each event needs only a stamp in the observation book;
 - each FailoverPair gets one daemon that sleeps until a report wakes it or a member's window
   could expire (never a per-pair timer ticking every second);
 - peering (kopf's own) makes sure only one replica runs the daemons.
@@ -19,7 +20,7 @@ import kubernetes
 from pairwarden import GROUP, VERSION
 from pairwarden.api.models import PLURAL
 from pairwarden.clock import SystemClock
-from pairwarden.controller import metrics, peering
+from pairwarden.controller import leasewatch, metrics, peering
 from pairwarden.controller.client import connect
 from pairwarden.controller.jobs import LABEL_REPLICATION
 from pairwarden.controller.observations import ObservationBook
@@ -31,9 +32,16 @@ ERROR_BACKOFF = 1.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def new_memo(kubeconfig: str | None, replication: ReplicationSettings) -> kopf.Memo:
+def new_memo(
+    kubeconfig: str | None, namespaces: list[str], replication: ReplicationSettings
+) -> kopf.Memo:
+    """`namespaces` empty: every namespace."""
     return kopf.Memo(
-        kubeconfig=kubeconfig, book=ObservationBook(), clock=SystemClock(), replication=replication
+        kubeconfig=kubeconfig,
+        namespaces=namespaces,
+        book=ObservationBook(),
+        clock=SystemClock(),
+        replication=replication,
     )
 
 
@@ -76,9 +84,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300  # long watches: fewer re-lists at scale
     settings.background.cancellation_polling = 1
     memo.book.bind_clock(memo.clock)
+    api = await connect(memo.kubeconfig)
+    scopes: list[str | None] = list(memo.namespaces) or [None]
+    memo.lease_watches = [
+        asyncio.create_task(leasewatch.watch(api, ns, memo.book, memo.clock)) for ns in scopes
+    ]
     metrics.CLOCKS.source = memo.book
     memo.runtime = Runtime(
-        api=await connect(memo.kubeconfig),
+        api=api,
         book=memo.book,
         clock=memo.clock,
         replication=memo.replication,
@@ -92,13 +105,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.get("lease_watches") or []:
+        task.cancel()
     if "runtime" in memo:
         await memo.runtime.api.close()
-
-
-@kopf.on.event("coordination.k8s.io", "v1", "leases", labels={LABEL_PAIR: kopf.PRESENT})
-async def lease_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo.book.record_lease(dict(event["object"]), event.get("type"), memo.clock.monotonic())
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_REPLICATION: "true", LABEL_PAIR: kopf.PRESENT})

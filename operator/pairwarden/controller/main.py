@@ -74,6 +74,7 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             stop_flag=stop,
             memo=handlers.new_memo(
                 args.kubeconfig,
+                [] if args.all_namespaces else namespaces,
                 ReplicationSettings(
                     image=args.replication_image,
                     service_account=args.replication_service_account,
