@@ -104,6 +104,7 @@ class MemberReport:
     primary_contact: datetime | None = None
     epoch: int = 0
     settings_digest: str = ""
+    data_version: str = ""  # fingerprint of the replicated files and database (replication)
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -117,6 +118,7 @@ class MemberReport:
         "primary_contact": PREFIX + "primary-contact",
         "epoch": PREFIX + "epoch",
         "settings_digest": PREFIX + "settings-digest",
+        "data_version": PREFIX + "data-version",
     }
     # A change in any of these is written at once, not held until the next renewal.
     URGENT = ("agent_running", "service_up", "answering", "cpu_excessive", "inactive_calls")
@@ -135,6 +137,7 @@ class MemberReport:
             k["primary_contact"]: _time(self.primary_contact),
             k["epoch"]: str(self.epoch),
             k["settings_digest"]: self.settings_digest,
+            k["data_version"]: self.data_version,
         }
 
     @classmethod
@@ -153,6 +156,7 @@ class MemberReport:
             primary_contact=parse_time(a.get(k["primary_contact"])),
             epoch=_int(a.get(k["epoch"])),
             settings_digest=a.get(k["settings_digest"], ""),
+            data_version=a.get(k["data_version"], ""),
         )
 
     def urgent_change(self, before: MemberReport) -> bool:

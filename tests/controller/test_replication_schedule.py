@@ -56,3 +56,26 @@ def test_a_failed_job_keeps_the_last_success_and_turns_the_condition_false() -> 
     assert later.replication.last_success == T0
     condition = next(c for c in later.conditions if c.type == "ReplicationHealthy")
     assert condition.status == "False" and "503" in condition.message
+
+
+def test_unchanged_data_needs_no_job_but_a_change_or_a_role_change_does() -> None:
+    copied = status(replication={"lastRun": T0.isoformat(), "dataVersion": "v1"})
+    later = T0 + timedelta(seconds=120)
+    assert not due(SPEC, copied, True, later, version="v1")
+    assert due(SPEC, copied, True, later, version="v2")
+    assert due(SPEC, copied, True, later, version="")  # an agent that publishes no version
+    moved = status(
+        activeMember="secondary",
+        replication={"lastRun": T0.isoformat(), "dataVersion": "v1"},
+        lastTransition={"time": (T0 + timedelta(seconds=5)).isoformat(), "from": "primary",
+                        "to": "secondary", "cause": "ManualFailover"},
+    )  # fmt: skip
+    assert due(SPEC, moved, True, later, version="v1")
+
+
+def test_a_successful_job_records_the_version_it_copied() -> None:
+    good = JobResult("j1", True, T0, {"files": 1, "bytes": 1}, "copied 1 files")
+    after = with_result(status(), good, T0, version="v7")
+    assert after.replication is not None and after.replication.data_version == "v7"
+    bad = JobResult("j2", False, T0, None, "refused")
+    assert with_result(after, bad, T0, version="v8").replication.data_version == "v7"  # type: ignore[union-attr]

@@ -182,6 +182,7 @@ def build_report(
     member: Member,
     epoch: int,
     digest: str,
+    data_version: str = "",
 ) -> MemberReport:
     return MemberReport(
         agent_running=not stopping,
@@ -195,6 +196,7 @@ def build_report(
         primary_contact=clocks.primary_contact if member == "secondary" else None,
         epoch=epoch,
         settings_digest=digest,
+        data_version=data_version,
     )
 
 

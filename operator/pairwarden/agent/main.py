@@ -23,6 +23,7 @@ from pairwarden.api.models import DEFAULT_DIRECTORIES
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
 from pairwarden.replication.fileapi import make_app
+from pairwarden.replication.version import fingerprint
 
 log = logging.getLogger("pairwarden.agent")
 
@@ -84,13 +85,14 @@ async def serve(args: argparse.Namespace) -> int:
         pod=args.pod,
         poll_interval=args.poll_interval,
     )
+    directories = await _replicated_directories(kube) if args.data_dir is not None else []
     agent = Agent(
         config, kube, voicemail, SystemClock(), state=AgentState(args.state_dir), cpu=cpu,
         metrics=metrics,
+        data_version=(lambda: fingerprint(args.data_dir, directories)) if directories else None,
     )  # fmt: skip
     app = _metrics_app(agent, metrics)
     if args.data_dir is not None:
-        directories = await _replicated_directories(kube)
         token = _token_reader(args.replication_token_file)
         app.add_subapp("/replication/", make_app(args.data_dir, directories, args.pair, token))
     runner = web.AppRunner(app, access_log=None)

@@ -73,8 +73,11 @@ class Agent:
         state: AgentState | None = None,
         cpu: CpuSampler | None = None,
         metrics: AgentMetrics | None = None,
+        data_version: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
+        self._data_version = data_version  # replication.version.fingerprint of the data dir
+        self._version: tuple[float, str] | None = None
         self.kube = kube
         self.vm = voicemail
         self.clock = clock
@@ -121,7 +124,18 @@ class Agent:
             member=self.config.member,
             epoch=self.epoch,
             digest=settings_digest(self.vm_view.settings),
+            data_version=self.data_version(),
         )
+
+    def data_version(self) -> str:
+        """The data fingerprint, recomputed at most twice per renewal period (it stats every
+        replicated file; the report is built far more often than it is written)."""
+        if self._data_version is None:
+            return ""
+        now = self.clock.monotonic()
+        if self._version is None or now - self._version[0] >= self.settings.sizing.renew_period / 2:
+            self._version = (now, self._data_version())
+        return self._version[1]
 
     @property
     def request_timeout(self) -> float:

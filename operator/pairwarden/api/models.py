@@ -354,6 +354,11 @@ class ReplicationStatus(_StatusWire):
     bytes: int = 0
     lag_seconds: float | None = None
     message: str | None = None
+    data_version: str | None = Field(
+        default=None,
+        description="The source's data version the last successful Job copied: an unchanged "
+        "version needs no Job.",
+    )
 
 
 class LicensingStatus(_StatusWire):

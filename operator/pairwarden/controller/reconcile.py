@@ -58,7 +58,7 @@ VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
 INVALID_SPEC_RETRY = 300.0
 HOUSEKEEPING = 30.0  # the longest a pair's reconciler sleeps with nothing due
 MAX_CONTACT_RESOLUTION = 300.0  # seconds; the stored last contact is a backup of the live one
-REPLICATION_RETRY = 5.0  # a Job is due but could not start (a member has no IP yet)
+REPLICATION_RETRY = 5.0  # the interval passed, but no Job started (no change, or no pod IP)
 
 
 @dataclass
@@ -129,9 +129,10 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
             final = action.status
     final = _spec_valid(final, now, meta.get("generation"))
     both_up = all(_serving(observed.member(m), sizing, now) for m in MEMBERS)
+    source = observed.member(final.active_member) if final.active_member != "none" else None
     final, finished = await replication.tick(
         rt.api, rt.replication, memory.replication, body, spec, final, pod_names, both_up,
-        _owner(body), now.wall,
+        _owner(body), now.wall, source.report.data_version if source else "",
     )  # fmt: skip
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
@@ -385,5 +386,6 @@ def _next_look(
         waits.append(sizing.renew_period)
     if memory.replication.running is None and both_up and not spec.paused:
         due_in = replication.seconds_until_due(spec, final, now.wall)
-        waits.append(due_in if due_in > 0 else REPLICATION_RETRY)  # due, yet not started
+        # Due with unchanged data, or due yet not started: look again later, not in a loop.
+        waits.append(due_in if due_in > 0 else REPLICATION_RETRY)
     return max(0.01, min(waits))

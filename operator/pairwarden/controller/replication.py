@@ -9,7 +9,7 @@ once, in the new direction. Nothing runs while the pair is paused or a member is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ class ReplicationSettings:
 class ReplicationMemory:
     secret: str | None = None
     running: str | None = None  # the Job we started and have not read the result of
-    warned_for: set[str] = field(default_factory=set)
+    version: str | None = None  # the source's data version when that Job started
 
 
 def interval_seconds(spec: FailoverPairSpec) -> float:
@@ -42,8 +42,15 @@ def interval_seconds(spec: FailoverPairSpec) -> float:
     )
 
 
-def due(spec: FailoverPairSpec, status: FailoverPairStatus, both_up: bool, now: datetime) -> bool:
-    """Pure: should a replication Job start now?"""
+def due(
+    spec: FailoverPairSpec,
+    status: FailoverPairStatus,
+    both_up: bool,
+    now: datetime,
+    version: str = "",
+) -> bool:
+    """Pure: should a replication Job start now? `version` is the active member's data
+    version ("" when its agent publishes none: then at every interval)."""
     if spec.paused or status.active_member == "none" or not both_up:
         return False
     last = status.replication.last_run if status.replication else None
@@ -51,6 +58,9 @@ def due(spec: FailoverPairSpec, status: FailoverPairStatus, both_up: bool, now: 
         return True
     if status.last_transition is not None and status.last_transition.time > last:
         return True  # a new active member: copy in the new direction at once
+    copied = status.replication.data_version if status.replication else None
+    if version and version == copied:
+        return False  # nothing changed since the last copy
     return (now - last).total_seconds() >= interval_seconds(spec)
 
 
@@ -62,15 +72,22 @@ def seconds_until_due(spec: FailoverPairSpec, status: FailoverPairStatus, now: d
 
 
 def with_result(
-    status: FailoverPairStatus, result: jobs.JobResult, now: datetime
+    status: FailoverPairStatus,
+    result: jobs.JobResult,
+    now: datetime,
+    version: str | None = None,
 ) -> FailoverPairStatus:
-    """Pure: the status after a finished Job, with the ReplicationHealthy condition."""
+    """Pure: the status after a finished Job, with the ReplicationHealthy condition;
+    `version` is the source's data version when the Job started."""
     before = (
         status.replication.model_dump(mode="json", by_alias=True, exclude_none=True)
         if (status.replication)
         else {}
     )
-    replication = ReplicationStatus.model_validate({**before, **result.status_fields()})
+    fields = result.status_fields()
+    if result.succeeded and version:
+        fields["dataVersion"] = version
+    replication = ReplicationStatus.model_validate({**before, **fields})
     if replication.last_success is not None:
         lag = max(0.0, (now - replication.last_success).total_seconds())
         replication = replication.model_copy(update={"lag_seconds": round(lag, 3)})
@@ -99,25 +116,27 @@ async def tick(
     both_up: bool,
     owner: dict[str, Any],
     now: datetime,
+    version: str = "",
 ) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
     """Read a finished Job into status, and start the next one when due."""
     meta = body["metadata"]
     namespace, pair = meta["namespace"], meta["name"]
     finished = None
-    if memory.running is None and not due(spec, status, both_up, now):
+    if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
     result = await jobs.latest_result(api, namespace, pair)
     last_run = status.replication.last_run if status.replication else None
     if result is not None and result.finished and (last_run is None or result.finished > last_run):
         finished = result  # also a Job a previous operator process started
-        status = with_result(status, result, now)
+        started_from = memory.version if memory.running == result.name else None
+        status = with_result(status, result, now, started_from)
         if memory.running == result.name:
             memory.running = None
         await jobs.cleanup_jobs(api, namespace, pair)
     if status.replication and status.replication.last_success is not None:
         lag = (now - status.replication.last_success).total_seconds()
         metrics.REPLICATION_LAG.labels(namespace, pair).set(max(0.0, lag))
-    if due(spec, status, both_up, now):
+    if due(spec, status, both_up, now, version):
         memory.secret = memory.secret or await secrets.ensure_token(api, namespace, pair, owner)
         source: Member = status.active_member  # type: ignore[assignment]
         addresses = [await pods.ip(api, namespace, pod_names[m]) for m in (source, other(source))]
@@ -128,5 +147,6 @@ async def tick(
                 owner, directories=spec.replication.directories,
                 service_account=settings.service_account,
             )  # fmt: skip
-            memory.running = started or memory.running  # None: one is still running
+            if started:  # None: a Job is still running (perhaps a previous operator's)
+                memory.running, memory.version = started, version
     return status, finished

@@ -109,7 +109,7 @@ class Scanner:
             if only is not None and d not in only:
                 fresh.update({p: v for p, v in self._cache.items() if p.startswith(d + "/")})
                 continue
-            for rel, st in _walk(self.root, d):
+            for rel, st in walk(self.root, d):
                 key: CacheKey = (st.st_size, st.st_mtime_ns, st.st_ino)
                 cached = self._cache.get(rel)
                 if cached is not None and cached[0] == key:
@@ -134,7 +134,7 @@ class Scanner:
         return entries
 
 
-def _walk(root: Path, directory: str) -> Iterable[tuple[str, os.stat_result]]:
+def walk(root: Path, directory: str) -> Iterable[tuple[str, os.stat_result]]:
     base = root / directory
     if base.is_symlink() or not base.is_dir():
         return
