@@ -120,9 +120,9 @@ class _Run:
                   "job-name": self.name, "batch.kubernetes.io/job-name": self.name}  # fmt: skip
         pod = {"metadata": {"name": f"{self.name}-local", "namespace": self.runner.namespace,
                             "labels": labels}, "spec": pod_spec}  # fmt: skip
-        argv = podspec.command_line(container, mounts)
         env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ,
                                   {"KUBECONFIG": self.runner.kubeconfig})  # fmt: skip
+        argv = podspec.command_line(container, mounts, env)
         return argv, env
 
     def _main(self) -> None:

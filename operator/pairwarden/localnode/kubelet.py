@@ -58,10 +58,10 @@ class _Container:
         self.name = str(spec["name"])
         self.image = str(spec.get("image", ""))
         mounts = podspec.mount_map(spec, pod.volumes)
-        self.argv = podspec.command_line(spec, mounts)
         self.env = podspec.environment(
             spec, pod.obj, pod.ip, mounts, os.environ, {"KUBECONFIG": str(pod.kubeconfig)}
         )
+        self.argv = podspec.command_line(spec, mounts, self.env)
         self.log_path = pod.workdir / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -79,13 +80,36 @@ def translate_path(value: str, mounts: list[tuple[str, str]]) -> str:
     return value
 
 
-def command_line(container: Obj, mounts: list[tuple[str, str]]) -> list[str]:
-    argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+def command_line(
+    container: Obj, mounts: list[tuple[str, str]], env: Mapping[str, str] | None = None
+) -> list[str]:
+    """The process to run: command + args with `$(VAR)` expanded from the container's
+    environment (as the kubelet does), mount paths rewritten to this machine's directories."""
+    # No command: the image's ENTRYPOINT, which is `pairwarden` for every pairwarden/* image.
+    command = container.get("command") or (
+        ["pairwarden"] if str(container.get("image", "")).startswith(IMAGE_PREFIX) else []
+    )
+    argv = [str(a) for a in command + (container.get("args") or [])]
     if not argv:
         raise ValueError(f"container {container.get('name')} has no command")
     if argv[0] == "pairwarden":
         argv = [sys.executable, "-m", "pairwarden.cli", *argv[1:]]
-    return [translate_path(a, mounts) for a in argv]
+    return [translate_path(expand(a, env or {}), mounts) for a in argv]
+
+
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: a defined variable is replaced, an undefined one is left
+    as written, and `$$` escapes a dollar."""
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return _REFERENCE.sub(one, value)
 
 
 def field_ref(pod: Obj, path: str, pod_ip: str) -> str:

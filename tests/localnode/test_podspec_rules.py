@@ -1,0 +1,17 @@
+import sys
+
+from pairwarden.localnode.podspec import command_line, expand
+
+
+def test_variable_references_expand_like_the_kubelets() -> None:
+    env = {"POD_INDEX": "1", "NAME": "vm"}
+    assert expand("--priority=$(POD_INDEX)", env) == "--priority=1"
+    assert expand("$(MISSING)-$(NAME)", env) == "$(MISSING)-vm"  # undefined: left as written
+    assert expand("$$(NAME)", env) == "$(NAME)"  # $$ escapes
+
+
+def test_a_pairwarden_image_without_a_command_runs_its_entrypoint() -> None:
+    container = {"name": "operator", "image": "pairwarden/operator:dev",
+                 "args": ["operator", "--priority=$(POD_INDEX)"]}  # fmt: skip
+    argv = command_line(container, [], {"POD_INDEX": "0"})
+    assert argv == [sys.executable, "-m", "pairwarden.cli", "operator", "--priority=0"]
