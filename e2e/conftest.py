@@ -30,12 +30,20 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 def start(cluster: LocalCluster, **spec: object) -> str:
-    """Create the pair and wait until a member answers through the Service; its member name."""
+    """Create the pair and wait until it is whole: a member answers through the Service and
+    both members' voicemail processes are up (scenarios fail one over to the other). The
+    active member's name."""
     cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED, **spec)
     member = wait_until(lambda: _routed(cluster), timeout=20)
     wait_until(lambda: cluster.call() == f"vm-{member}", timeout=10)
     wait_until(lambda: _status_names(cluster, member), timeout=10)
+    wait_until(lambda: _both_up(cluster), timeout=10)
     return member
+
+
+def _both_up(cluster: LocalCluster) -> bool:
+    members = (cluster.pair().get("status") or {}).get("members") or {}
+    return all((members.get(m) or {}).get("serviceUp") for m in ("primary", "secondary"))
 
 
 def _status_names(cluster: LocalCluster, member: str) -> bool:
