@@ -122,6 +122,14 @@ def _get_pair(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any
     return pair
 
 
+def _patch_pair(api: client.ApiClient, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    _call(
+        f"FailoverPair {namespace}/{name}",
+        client.CustomObjectsApi(api).patch_namespaced_custom_object,
+        GROUP, VERSION, namespace, PLURAL, name, patch,
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------------ status
 
 
@@ -263,16 +271,7 @@ def _request(
     patch = {
         "metadata": {"annotations": {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: request_id}}
     }
-    _call(
-        f"FailoverPair {namespace}/{args.pair}",
-        client.CustomObjectsApi(api).patch_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        args.pair,
-        patch,
-    )
+    _patch_pair(api, namespace, args.pair, patch)
     print(f"{action} requested ({request_id})")
     if args.no_wait:
         return 0
@@ -300,16 +299,7 @@ def _request(
 
 def _pauser(paused: bool) -> Any:
     def handler(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
-        _call(
-            f"FailoverPair {namespace}/{args.pair}",
-            client.CustomObjectsApi(api).patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            args.pair,
-            {"spec": {"paused": paused}},
-        )
+        _patch_pair(api, namespace, args.pair, {"spec": {"paused": paused}})
         print(f"{args.pair}: {'paused (manual mode)' if paused else 'resumed (automatic)'}")
         return 0
 

@@ -28,6 +28,20 @@ ANNOTATION_REQUEST_ID = PREFIX + "request-id"
 ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
 
 
+# The voicemail data layout the reference describes, shared by the voicemail process, the
+# replication file API and the API's defaults: the directories Cisco Unity replicates, and
+# its database (a SQLite file here).
+REPLICATED_DIRECTORIES: tuple[str, ...] = (
+    "Localize/DefaultConfiguration",
+    "Localize/Prompts",
+    "Snapshot",
+    "Stream Files",
+    "Support",
+    "UnityMTA",
+)
+DATABASE_NAME = "UnityDb.sqlite"
+
+
 def member_lease_name(pair: str, member: str) -> str:
     return f"{pair}-{member}"
 

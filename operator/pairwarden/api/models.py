@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from pairwarden.protocol import REPLICATED_DIRECTORIES
+
 KIND = "FailoverPair"
 PLURAL = "failoverpairs"
 SINGULAR = "failoverpair"
@@ -24,14 +26,7 @@ SHORT_NAMES = ["fp"]
 CATEGORIES = ["pairwarden"]
 
 # The reference's replicated directories ("Cisco Unity Files").
-DEFAULT_DIRECTORIES: tuple[str, ...] = (
-    "Localize/DefaultConfiguration",
-    "Localize/Prompts",
-    "Snapshot",
-    "Stream Files",
-    "Support",
-    "UnityMTA",
-)
+DEFAULT_DIRECTORIES: tuple[str, ...] = REPLICATED_DIRECTORIES
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pairwarden.protocol import DATABASE_NAME
 from pairwarden.replication.manifest import sha256_file
 from pairwarden.replication.paths import STATE_DIR
 from pairwarden.replication.storage import atomic_write_bytes, fsync_dir
-
-DATABASE_NAME = "UnityDb.sqlite"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from pairwarden.replication.db import DATABASE_NAME
+from pairwarden.protocol import DATABASE_NAME
 from pairwarden.replication.manifest import walk
 
 

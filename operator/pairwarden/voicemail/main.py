@@ -19,12 +19,13 @@ from pathlib import Path
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
+from pairwarden.protocol import DATABASE_NAME
 from pairwarden.voicemail.control import make_app
 from pairwarden.voicemail.core import VoicemailCore
 from pairwarden.voicemail.lineproto import CallFrontend, LineCallServer
 from pairwarden.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden.voicemail.sipua import SipServer
-from pairwarden.voicemail.store import DATABASE_NAME, MessageStore, prepare_data_dir
+from pairwarden.voicemail.store import MessageStore, prepare_data_dir
 
 log = logging.getLogger("pairwarden.voicemail")
 

@@ -11,15 +11,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-DATA_DIRECTORIES = (
-    "Localize/DefaultConfiguration",
-    "Localize/Prompts",
-    "Snapshot",
-    "Stream Files",
-    "Support",
-    "UnityMTA",
-)
-DATABASE_NAME = "UnityDb.sqlite"
+from pairwarden.protocol import REPLICATED_DIRECTORIES
+
+DATA_DIRECTORIES = REPLICATED_DIRECTORIES
 
 
 def prepare_data_dir(root: Path) -> None:
