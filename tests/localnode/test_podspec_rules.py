@@ -1,4 +1,5 @@
 import sys
+from pathlib import Path
 
 from pairwarden.localnode.podspec import command_line, expand
 
@@ -15,3 +16,12 @@ def test_a_pairwarden_image_without_a_command_runs_its_entrypoint() -> None:
                  "args": ["operator", "--priority=$(POD_INDEX)"]}  # fmt: skip
     argv = command_line(container, [], {"POD_INDEX": "0"})
     assert argv == [sys.executable, "-m", "pairwarden.cli", "operator", "--priority=0"]
+
+
+def test_a_mount_over_the_interpreters_directory_rewrites_only_the_containers_paths() -> None:
+    # A fresh clone under /tmp with an emptyDir at /tmp (the chart's) must keep its python.
+    over = str(Path(sys.executable).parent)
+    container = {"name": "op", "image": "pairwarden/operator:dev",
+                 "args": ["operator", f"{over}/x"]}  # fmt: skip
+    argv = command_line(container, [(over, "/host/volumes/tmp")])
+    assert argv[0] == sys.executable and argv[-1] == "/host/volumes/tmp/x"

@@ -89,12 +89,13 @@ def command_line(
     command = container.get("command") or (
         ["pairwarden"] if str(container.get("image", "")).startswith(IMAGE_PREFIX) else []
     )
-    argv = [str(a) for a in command + (container.get("args") or [])]
+    argv = [translate_path(expand(str(a), env or {}), mounts)
+            for a in command + (container.get("args") or [])]  # fmt: skip
     if not argv:
         raise ValueError(f"container {container.get('name')} has no command")
-    if argv[0] == "pairwarden":
+    if argv[0] == "pairwarden":  # this machine's interpreter: never rewritten by a mount
         argv = [sys.executable, "-m", "pairwarden.cli", *argv[1:]]
-    return [translate_path(expand(a, env or {}), mounts) for a in argv]
+    return argv
 
 
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
