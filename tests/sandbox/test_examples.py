@@ -1,0 +1,33 @@
+"""The shipped examples through the real kubectl and the real CRD (from crds/, which the
+sandbox installs): the full example is accepted, each invalid one is refused naming its field."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+INVALID = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_the_full_example_is_accepted(kubectl: Kubectl, namespace: str) -> None:
+    out = kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "failoverpair.yaml"))
+    assert "failoverpair.pairwarden.io/vm created" in out.stdout
+    table = kubectl("get", "fp", "-n", namespace).stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "ACTIVE", "PHASE", "EPOCH"]
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_each_invalid_example_is_refused_naming_its_field(
+    kubectl: Kubectl, namespace: str, path: Path
+) -> None:
+    expect = path.read_text().split("# expect:")[1].splitlines()[0].strip()
+    field = expect.partition(": ")[0]  # "spec.a.b: what the rule says"
+    done = kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+    assert done.returncode != 0, f"{path.name} was accepted"
+    assert "is invalid" in done.stderr and f"{field}:" in done.stderr, done.stderr
