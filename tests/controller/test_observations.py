@@ -60,3 +60,14 @@ def test_leases_of_no_pair_are_ignored() -> None:
     book = ObservationBook()
     stray = {"metadata": {"name": "kube-scheduler", "namespace": "kube-system"}, "spec": {}}
     assert book.record_lease(stray, "ADDED", 1.0) is False
+
+
+def test_a_member_back_after_a_window_of_silence_wakes_its_pair() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.window = 30.0
+    book.record_lease(lease("primary", "t1", service_up=True), None, 100.0)
+    pair.wake.clear()
+    assert not book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 120.0)
+    assert book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 160.0)
+    assert pair.wake.is_set()

@@ -5,7 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 from pairwarden.api.models import FailoverPairStatus, parse_spec
 from pairwarden.controller.observations import MemberSighting, PairBook
-from pairwarden.controller.reconcile import HOUSEKEEPING, PairMemory, _next_look, _routine_only
+from pairwarden.controller.reconcile import (
+    HOUSEKEEPING,
+    PairMemory,
+    _next_look,
+    _routine_only,
+    still_quiet,
+)
 from pairwarden.engine.types import Now
 from pairwarden.protocol import HeartbeatSizing, MemberReport
 
@@ -55,3 +61,28 @@ def test_a_healthy_pair_sleeps_until_a_window_could_run_out_not_every_renewal() 
     assert 5.0 <= wait <= 5.02
     new_pair = FailoverPairStatus()
     assert _next_look(SPEC, sizing, book, new_pair, PairMemory(), False, Now(101.0, T0)) == 10.0
+
+
+def test_a_dead_member_does_not_keep_its_pair_spinning() -> None:
+    sizing = HeartbeatSizing.from_spec()  # W = 30
+    book = PairBook()
+    book.members["primary"] = MemberSighting(100.0, "t", "p", MemberReport(service_up=True))
+    book.members["secondary"] = MemberSighting(190.0, "t", "s", MemberReport(service_up=True))
+    status = FailoverPairStatus.model_validate({"activeMember": "secondary", "epoch": 2})
+    memory = PairMemory()
+    wait = _next_look(SPEC, sizing, book, status, memory, both_up=False, now=Now(200.0, T0))
+    assert 19.0 < wait <= 20.02  # the live secondary's deadline, not the dead primary's past one
+
+
+def test_a_timed_wake_up_costs_a_step_only_when_something_is_due() -> None:
+    sizing = HeartbeatSizing.from_spec()
+    book = PairBook()
+    book.members["primary"] = MemberSighting(100.0, "t", "p", MemberReport(service_up=True))
+    status = FailoverPairStatus.model_validate({"activeMember": "primary", "epoch": 1})
+    memory = PairMemory()
+    assert still_quiet(memory, book, 100.0) is None  # never stepped: step
+    _next_look(SPEC, sizing, book, status, memory, both_up=False, now=Now(101.0, T0))
+    book.members["primary"].last_seen = 125.0  # renewed while the reconciler slept
+    quiet = still_quiet(memory, book, 130.02)
+    assert quiet is not None and 0 < quiet <= 1.0  # housekeeping (at 131) is next, not a loss
+    assert still_quiet(memory, book, 131.5) is None  # housekeeping is due: step

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -24,7 +23,7 @@ from pairwarden.controller import leasewatch, metrics, peering
 from pairwarden.controller.client import connect
 from pairwarden.controller.jobs import LABEL_REPLICATION
 from pairwarden.controller.observations import ObservationBook
-from pairwarden.controller.reconcile import PairMemory, Runtime, step
+from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.protocol import LABEL_PAIR
 
@@ -146,15 +145,20 @@ async def guard(
     runtime: Runtime = memo.runtime
     namespace = namespace or ""
     memory = PairMemory()  # fresh on every (re)start: another replica may have led meanwhile
+    nudged = True
     while not stopped:
         pair = runtime.book.pair(namespace, name)
         pair.wake.clear()
+        quiet = None if nudged else still_quiet(memory, pair, runtime.clock.monotonic())
         try:
-            wait = await step(runtime, body, memory)
+            wait = quiet if quiet is not None else await step(runtime, body, memory)
         except Exception as error:  # keep guarding: the next look retries from fresh reads
             logger.exception(f"reconcile failed, retrying: {error}")
             memory.status = None
             wait = ERROR_BACKOFF
         pair.woken_at = None
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(pair.wake.wait(), timeout=wait)
+            nudged = True
+        except TimeoutError:
+            nudged = False

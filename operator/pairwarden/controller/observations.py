@@ -33,6 +33,7 @@ class PairBook:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     woken_at: float | None = None  # when an urgent report arrived: reaction latency starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
+    window: float | None = None  # W, set by the reconciler: silence longer than this is loss
 
     def nudge(self, now: float) -> None:
         if not self.wake.is_set():
@@ -97,7 +98,12 @@ class ObservationBook:
             report=report,
         )
         book.members[member] = sighting
-        urgent = before is None or before.deleted or report.urgent_change(before.report)
+        # A renewal after more than a window of silence is a member coming back (a healed
+        # partition, a restarted node): as urgent as any report, though it may read the same.
+        returned = (
+            before is not None and book.window is not None and now - before.last_seen > book.window
+        )
+        urgent = before is None or before.deleted or returned or report.urgent_change(before.report)
         if urgent:
             book.nudge(now)
         return urgent

@@ -80,6 +80,9 @@ class PairMemory:
     leases_ready: bool = False
     spec: tuple[int | None, FailoverPairSpec] | None = None  # parsed spec by generation
     exported: FailoverPairStatus | None = None  # what the metrics last showed
+    window: float | None = None  # W, as of the last step
+    timers_at: float | None = None  # monotonic: the earliest due time that is not a member's
+    checked_at: float = 0.0  # monotonic: when the last step judged the members
     replication: replication.ReplicationMemory = field(
         default_factory=replication.ReplicationMemory
     )
@@ -362,6 +365,23 @@ def _export(
     book.licence_deadline = final.licensing.secondary_deadline
 
 
+def still_quiet(memory: PairMemory, book: PairBook, now: float) -> float | None:
+    """After a timed wake-up with no report in between: seconds until the next thing could be
+    due, or None when something is (then run the step). A member that renewed meanwhile has
+    moved its own deadline, so most wake-ups cost a few comparisons, not a reconciliation."""
+    if memory.window is None or memory.timers_at is None:
+        return None
+    soonest = min([memory.timers_at, *_unjudged(book, memory.window, memory.checked_at)])
+    return soonest - now if soonest > now else None
+
+
+def _unjudged(book: PairBook, window: float, checked_at: float) -> list[float]:
+    """Members' loss deadlines that fall after the last step: those already past were judged
+    then (a dead member must not keep its pair's reconciler spinning)."""
+    deadlines = (s.last_seen + window + 0.01 for s in book.members.values() if not s.deleted)
+    return [d for d in deadlines if d > checked_at]
+
+
 def _next_look(
     spec: FailoverPairSpec,
     sizing: HeartbeatSizing,
@@ -374,9 +394,24 @@ def _next_look(
     """Sleep until the next moment something could be due, never on a fixed tick: a member's
     window running out, the licence deadline, a replication Job, a new pair's settle time.
     Reports that matter wake the reconciler early (observations.PairBook.nudge)."""
+    timers = _timers(spec, sizing, final, memory, both_up, now)
+    memory.window, memory.timers_at = sizing.window, now.monotonic + timers
+    book.window = sizing.window
+    memory.checked_at = now.monotonic
+    pending = _unjudged(book, sizing.window, now.monotonic)
+    return max(0.01, min([timers, *(d - now.monotonic for d in pending)]))
+
+
+def _timers(
+    spec: FailoverPairSpec,
+    sizing: HeartbeatSizing,
+    final: FailoverPairStatus,
+    memory: PairMemory,
+    both_up: bool,
+    now: Now,
+) -> float:
+    """Seconds until the earliest due time that does not move with heartbeats."""
     waits = [HOUSEKEEPING]
-    waits += [s.last_seen + sizing.window - now.monotonic + 0.01 for s in book.members.values()
-              if not s.deleted]  # fmt: skip
     deadline = final.licensing.secondary_deadline
     if deadline is not None and final.active_member == "secondary":
         waits.append((deadline - now.wall).total_seconds() + 0.01)
