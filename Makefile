@@ -64,7 +64,7 @@ unit: $(STAMP) tools
 	$(BIN)/pytest tests
 
 bench: $(STAMP)
-	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b --short || exit 1; done; \
+	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b --short || exit 1; done; \
 	else echo "no benchmarks yet (bench/ is empty)"; exit 1; fi
 
 e2e: $(STAMP)
