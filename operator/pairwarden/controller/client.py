@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -31,10 +30,3 @@ def to_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:
 
 def status_of(error: Exception) -> int:
     return int(getattr(error, "status", 0) or 0)
-
-
-def reason_of(error: Exception) -> str:
-    try:
-        return str(json.loads(getattr(error, "body", "") or "{}").get("message", error))
-    except ValueError:
-        return str(error)
