@@ -19,13 +19,11 @@ import kubernetes
 from pairwarden import GROUP, VERSION
 from pairwarden.api.models import PLURAL
 from pairwarden.clock import SystemClock
-from pairwarden.controller import leasewatch, metrics, peering
+from pairwarden.controller import jobs, leasewatch, metrics, peering
 from pairwarden.controller.client import connect
-from pairwarden.controller.jobs import LABEL_REPLICATION
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
-from pairwarden.protocol import LABEL_PAIR
 
 ERROR_BACKOFF = 1.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -85,15 +83,22 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.book.bind_clock(memo.clock)
     api = await connect(memo.kubeconfig)
     scopes: list[str | None] = list(memo.namespaces) or [None]
+    index = jobs.JobIndex()
+
+    def job_finished(namespace: str, pair: str) -> None:
+        """A replication Job that finished wakes its pair to read the result: no polling."""
+        memo.book.pair(namespace, pair).nudge(memo.clock.monotonic())
+
     memo.lease_watches = [
         asyncio.create_task(leasewatch.watch(api, ns, memo.book, memo.clock)) for ns in scopes
-    ]
+    ] + [asyncio.create_task(jobs.watch(api, ns, index, job_finished)) for ns in scopes]
     metrics.CLOCKS.source = memo.book
     memo.runtime = Runtime(
         api=api,
         book=memo.book,
         clock=memo.clock,
         replication=memo.replication,
+        jobs=index,
     )
     if not settings.peering.standalone and settings.peering.mandatory:
         namespaces = [ns for ns in (memo.get("namespaces") or []) if isinstance(ns, str)]
@@ -110,16 +115,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await memo.runtime.api.close()
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_REPLICATION: "true", LABEL_PAIR: kopf.PRESENT})
-async def replication_job_seen(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
-) -> None:
-    """A replication Job that finished wakes its pair to read the result: no polling."""
-    state = body.get("status") or {}
-    if state.get("succeeded") or state.get("failed"):
-        memo.book.pair(namespace or "", labels[LABEL_PAIR]).nudge(memo.clock.monotonic())
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def pair_changed(
     name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any
@@ -128,6 +123,8 @@ async def pair_changed(
     memo.book.pair(namespace, name).nudge(memo.clock.monotonic())
     if type == "DELETED":
         memo.book.forget(namespace, name)
+        if "runtime" in memo:
+            memo.runtime.jobs.forget(namespace, name)
         metrics.forget_pair(namespace, name)
 
 

@@ -23,6 +23,7 @@ from pairwarden.api.models import (
 )
 from pairwarden.clock import Clock
 from pairwarden.controller import events, leases, metrics, pods, replication, services, status
+from pairwarden.controller.jobs import JobIndex
 from pairwarden.controller.observations import ObservationBook, PairBook
 from pairwarden.engine import decide
 from pairwarden.engine.types import (
@@ -69,6 +70,7 @@ class Runtime:
     replication: replication.ReplicationSettings = field(
         default_factory=replication.ReplicationSettings
     )
+    jobs: JobIndex | None = None  # the replication Jobs' watch; None: list from the API
 
 
 @dataclass
@@ -135,7 +137,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     source = observed.member(final.active_member) if final.active_member != "none" else None
     final, finished = await replication.tick(
         rt.api, rt.replication, memory.replication, body, spec, final, pod_names, both_up,
-        _owner(body), now.wall, source.report.data_version if source else "",
+        _owner(body), now.wall, source.report.data_version if source else "", rt.jobs,
     )  # fmt: skip
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")

@@ -117,6 +117,7 @@ async def tick(
     owner: dict[str, Any],
     now: datetime,
     version: str = "",
+    index: jobs.JobIndex | None = None,
 ) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
     """Read a finished Job into status, and start the next one when due."""
     meta = body["metadata"]
@@ -124,7 +125,7 @@ async def tick(
     finished = None
     if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
-    result = await jobs.latest_result(api, namespace, pair)
+    result = await jobs.latest_result(api, namespace, pair, index)
     last_run = status.replication.last_run if status.replication else None
     if result is not None and result.finished and (last_run is None or result.finished > last_run):
         finished = result  # also a Job a previous operator process started
@@ -132,7 +133,7 @@ async def tick(
         status = with_result(status, result, now, started_from)
         if memory.running == result.name:
             memory.running = None
-        await jobs.cleanup_jobs(api, namespace, pair)
+        await jobs.cleanup_jobs(api, namespace, pair, index=index)
     if status.replication and status.replication.last_success is not None:
         lag = (now - status.replication.last_success).total_seconds()
         metrics.REPLICATION_LAG.labels(namespace, pair).set(max(0.0, lag))
@@ -145,7 +146,7 @@ async def tick(
             started = await jobs.ensure_replication_job(
                 api, namespace, pair, urls[0], urls[1], memory.secret, settings.image, "all",
                 owner, directories=spec.replication.directories,
-                service_account=settings.service_account,
+                service_account=settings.service_account, index=index,
             )  # fmt: skip
             if started:  # None: a Job is still running (perhaps a previous operator's)
                 memory.running, memory.version = started, version
