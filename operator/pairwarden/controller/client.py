@@ -7,6 +7,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 async def connect(kubeconfig: str | None = None) -> client.ApiClient:

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from pairwarden.controller.client import status_of
+from pairwarden.controller.client import JSON_PATCH, status_of
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
     LABEL_MEMBER,
@@ -57,6 +57,7 @@ async def ensure_leases(
     active = _lease(active_lease_name(pair), pair, "active", duration, owner)
     active["metadata"]["labels"].pop(LABEL_MEMBER)
     active["spec"].update(holderIdentity="", leaseTransitions=0)
+    active["metadata"]["annotations"] = {ANNOTATION_ACTIVE_MEMBER: "none"}  # write_active's path
     await _create_if_missing(coordination, namespace, active)
     return await read_active(api, namespace, pair)
 
@@ -90,15 +91,40 @@ async def write_active(
     expected_epoch: int,
     now: datetime,
 ) -> None:
-    """Hand the active Lease to `holder` at `epoch`, only from `expected_epoch`."""
+    """Hand the active Lease to `holder` at `epoch`, only from `expected_epoch`: one JSON patch
+    whose `test` is the optimistic check, since this write starts every flip. When the test or
+    a path fails (the Lease is already at `epoch` after an interrupted move, or it predates the
+    member annotation), read it and replace it at its resourceVersion."""
     coordination = client.CoordinationV1Api(api)
+    stamp = _micro_time(now)
+    annotation = ANNOTATION_ACTIVE_MEMBER.replace("~", "~0").replace("/", "~1")  # RFC 6901
+    ops = [
+        {"op": "test", "path": "/spec/leaseTransitions", "value": expected_epoch},
+        {"op": "add", "path": f"/metadata/annotations/{annotation}", "value": member},
+        *(
+            {"op": "add", "path": f"/spec/{key}", "value": value}
+            for key, value in (
+                ("holderIdentity", holder),
+                ("leaseTransitions", epoch),
+                ("acquireTime", stamp),
+                ("renewTime", stamp),
+            )
+        ),
+    ]
+    try:
+        await coordination.patch_namespaced_lease(
+            active_lease_name(pair), namespace, ops, _content_type=JSON_PATCH
+        )
+        return
+    except client.ApiException as error:
+        if status_of(error) not in (400, 422):  # 422: a failed test (400 on older servers)
+            raise
     current = await read_active(api, namespace, pair)
     spec = current.setdefault("spec", {})
     if int(spec.get("leaseTransitions") or 0) not in (expected_epoch, epoch):
         raise EpochConflict(f"active Lease is at epoch {spec.get('leaseTransitions')}")
     annotations = current["metadata"].setdefault("annotations", {})
     annotations[ANNOTATION_ACTIVE_MEMBER] = member
-    stamp = _micro_time(now)
     spec.update(holderIdentity=holder, leaseTransitions=epoch, acquireTime=stamp, renewTime=stamp)
     try:
         await coordination.replace_namespaced_lease(active_lease_name(pair), namespace, current)

@@ -14,20 +14,12 @@ def selector_for(pair: str, member: str | None) -> dict[str, str]:
     return {LABEL_PAIR: pair, LABEL_MEMBER: member or NOBODY}
 
 
-async def read_selector(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:
-    service = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
-    return dict(service.spec.selector or {})
-
-
 async def point_at(
     api: client.ApiClient, namespace: str, name: str, pair: str, member: str | None
-) -> bool:
-    """Merge our two keys over the user's selector; False when it already pointed there."""
-    wanted = selector_for(pair, member)
-    current = await read_selector(api, namespace, name)
-    if all(current.get(k) == v for k, v in wanted.items()):
-        return False
+) -> None:
+    """Merge our two keys over the user's selector. No read first: the merge patch is
+    idempotent, and the flip is the one write a caller waits for."""
     await client.CoreV1Api(api).patch_namespaced_service(
-        name, namespace, {"spec": {"selector": wanted}}, _content_type=MERGE_PATCH
-    )
-    return True
+        name, namespace, {"spec": {"selector": selector_for(pair, member)}},
+        _content_type=MERGE_PATCH,
+    )  # fmt: skip

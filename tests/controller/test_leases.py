@@ -1,0 +1,70 @@
+"""The active Lease, the fencing token of every flip: one conditional patch when it can, a
+read and a replace at its resourceVersion when the patch's test fails, never a lost epoch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kubernetes import client as sync_client
+
+from pairwarden.controller import leases
+from pairwarden.controller.client import connect
+from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER
+
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "u-1"}
+
+
+def write(api: Any, namespace: str, epoch: int, expected: int, member: str = "secondary") -> Any:
+    return leases.write_active(
+        api, namespace, "vm", holder=f"vm-{member}", member=member, epoch=epoch,
+        expected_epoch=expected, now=NOW,
+    )  # fmt: skip
+
+
+def active(api_client: sync_client.ApiClient, namespace: str) -> Any:
+    return sync_client.CoordinationV1Api(api_client).read_namespaced_lease("vm-active", namespace)
+
+
+async def test_a_flip_is_one_conditional_patch(
+    sandbox: Any, sandbox_only: Any, api_client: sync_client.ApiClient, namespace: str
+) -> None:
+    api = await connect(str(sandbox.kubeconfig_path))
+    try:
+        await leases.ensure_leases(api, namespace, "vm", 3, OWNER)
+        sandbox.reset_stats()
+        await write(api, namespace, epoch=1, expected=0)
+        requests = sandbox.stats()["requests"]
+        assert requests == {"patch leases": 1}, requests  # no read before the write
+        lease = active(api_client, namespace)
+        assert (lease.spec.holder_identity, lease.spec.lease_transitions) == ("vm-secondary", 1)
+        assert lease.metadata.annotations[ANNOTATION_ACTIVE_MEMBER] == "secondary"
+
+        await write(api, namespace, epoch=1, expected=0)  # an interrupted move, retried
+        assert active(api_client, namespace).spec.lease_transitions == 1
+        with pytest.raises(leases.EpochConflict):  # someone else moved it on meanwhile
+            await write(api, namespace, epoch=2, expected=0, member="primary")
+        assert active(api_client, namespace).spec.holder_identity == "vm-secondary"
+    finally:
+        await api.close()
+
+
+async def test_a_lease_without_the_member_annotation_is_still_handed_over(
+    sandbox: Any, api_client: sync_client.ApiClient, namespace: str
+) -> None:
+    """Active Leases created before the annotation existed take the read-and-replace path."""
+    body = {
+        "metadata": {"name": "vm-active", "labels": {"pairwarden.io/pair": "vm"}},
+        "spec": {"holderIdentity": "", "leaseTransitions": 0},
+    }
+    sync_client.CoordinationV1Api(api_client).create_namespaced_lease(namespace, body)
+    api = await connect(str(sandbox.kubeconfig_path))
+    try:
+        await write(api, namespace, epoch=1, expected=0, member="primary")
+    finally:
+        await api.close()
+    lease = active(api_client, namespace)
+    assert (lease.spec.holder_identity, lease.spec.lease_transitions) == ("vm-primary", 1)
+    assert lease.metadata.annotations[ANNOTATION_ACTIVE_MEMBER] == "primary"
