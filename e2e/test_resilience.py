@@ -23,6 +23,24 @@ def test_operator_restart_alone_causes_no_failover(cluster: LocalCluster) -> Non
     assert_serving(cluster, active)
 
 
+def test_operator_stops_on_sigterm_with_its_daemons_returning_on_their_own(
+    cluster: LocalCluster,
+) -> None:
+    """A rollout or a lost peering stops every pair's daemon: each should return when kopf
+    raises its flag, not be cancelled (one warning per pair, and a half-done step)."""
+    active = start(cluster)
+    assert cluster.operator is not None and cluster.operator.process is not None
+    log = cluster.workdir / "operator.log"
+    offset = log.stat().st_size
+    cluster.operator.stop(signal.SIGTERM, timeout=30)
+    assert cluster.operator.process.returncode == 0
+    tail = log.read_text()[offset:]
+    assert "Signal SIGTERM is received" in tail
+    assert "is cancelled" not in tail and "did not exit in time" not in tail, tail
+    cluster.start_operator()
+    assert_serving(cluster, active)
+
+
 def test_operator_restart_in_the_middle_of_a_failover(cluster: LocalCluster) -> None:
     active = start(cluster)
     before = epoch(cluster)

@@ -80,6 +80,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     settings.watching.server_timeout = 300  # long watches: fewer re-lists at scale
     settings.background.cancellation_polling = 1
+    # On a stop (SIGTERM, lost peering, a deleted pair) a daemon returns once its wait wakes
+    # (_wake_when_stopped), or once its step in flight has written what it decided: up to 1 s,
+    # not kopf's default of ten loop iterations, before kopf cancels it.
+    settings.background.instant_exit_timeout = 1.0
     memo.book.bind_clock(memo.clock)
     api = await connect(memo.kubeconfig)
     scopes: list[str | None] = list(memo.namespaces) or [None]
@@ -143,19 +147,33 @@ async def guard(
     namespace = namespace or ""
     memory = PairMemory()  # fresh on every (re)start: another replica may have led meanwhile
     nudged = True
-    while not stopped:
-        pair = runtime.book.pair(namespace, name)
-        pair.wake.clear()
-        quiet = None if nudged else still_quiet(memory, pair, runtime.clock.monotonic())
-        try:
-            wait = quiet if quiet is not None else await step(runtime, body, memory)
-        except Exception as error:  # keep guarding: the next look retries from fresh reads
-            logger.exception(f"reconcile failed, retrying: {error}")
-            memory.status = None
-            wait = ERROR_BACKOFF
-        pair.woken_at = None
-        try:
-            await asyncio.wait_for(pair.wake.wait(), timeout=wait)
-            nudged = True
-        except TimeoutError:
-            nudged = False
+    waker = asyncio.create_task(_wake_when_stopped(stopped, runtime, namespace, name))
+    try:
+        while not stopped:
+            pair = runtime.book.pair(namespace, name)
+            pair.wake.clear()
+            quiet = None if nudged else still_quiet(memory, pair, runtime.clock.monotonic())
+            try:
+                wait = quiet if quiet is not None else await step(runtime, body, memory)
+            except Exception as error:  # keep guarding: the next look retries from fresh reads
+                logger.exception(f"reconcile failed, retrying: {error}")
+                memory.status = None
+                wait = ERROR_BACKOFF
+            pair.woken_at = None
+            try:
+                await asyncio.wait_for(pair.wake.wait(), timeout=wait)
+                nudged = True
+            except TimeoutError:
+                nudged = False
+    finally:
+        waker.cancel()
+
+
+async def _wake_when_stopped(
+    stopped: kopf.DaemonStopped, runtime: Runtime, namespace: str, name: str
+) -> None:
+    """kopf only raises the flag, then cancels daemons that do not return at once (with a
+    warning per pair, 2,000 lines at every operator stop or peering pause): wake the pair's
+    wait, so an idle daemon returns on its own."""
+    await stopped.wait()
+    runtime.book.pair(namespace, name).wake.set()
