@@ -1,22 +1,26 @@
 """Scale benchmark: one operator replica against N simulated pairs.
 
-In this process: the sandbox API server (its own thread and loop) and 2N lightweight lease
-writers on one asyncio loop, speaking the agent's protocol (a PUT of the member Lease every
-R with `MemberReport.to_annotations()` and `spec.renewTime`, an extra write at once for a
-clean stop). Not full agents: no voicemail processes, no fencing. The real operator runs as a
-subprocess with its own identity, so the sandbox's per-user counters separate its requests
-from the writers'. Everything shares the machine's cores: the figures are upper bounds.
+Three processes, as in a cluster: the sandbox API server (`pairwarden sandbox up`), the real
+operator, and this one with 2N lightweight lease writers on one asyncio loop, speaking the
+agent's protocol (a PUT of the member Lease every R with `MemberReport.to_annotations()` and
+`spec.renewTime`, an extra write at once for a clean stop). Not full agents: no voicemail
+processes, no fencing. Each client has its own identity, so the sandbox's per-user counters
+separate the operator's requests from the writers'. All three share the machine's cores: the
+figures are upper bounds.
 
 Measured per N: time until every pair has an active member after the operator starts; API
 writes per second per pair in steady state (writers, operator, total) over >= 3 renewals;
 operator CPU (utime+stime from /proc) and RSS over that window; reaction while faults are
 injected into a sample of pairs, from the cause to the Service selector change seen by a watch:
 a clean stop (`pairwarden.io/agent=stopping`, from just before that write) and a crash (the
-active member stops renewing; from its last renewal sent + the window W).
+active member stops renewing; from its last renewal sent + the window W). The writers publish
+an unchanging data version, as idle agents do, so replication runs once per pair and then only
+after a role change; `--changing-data` makes every pair busy instead.
 
     python bench/scale.py                        # 100, 500, 2000 pairs; 1000 ms x 30
     python bench/scale.py --short                # 100 and 500 pairs; 500 ms x 20 (make bench)
     python bench/scale.py --pairs 2000 --profile 20   # also py-spy the operator (if on PATH)
+    python bench/scale.py --pairs 500 --changing-data  # a replication Job per pair per minute
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from pairwarden.protocol import (
     MemberReport,
     other,
 )
-from pairwarden.sandbox import Sandbox
+from pairwarden.sandbox.kubeconfig import write_kubeconfig
 
 NS = "scale"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
@@ -67,6 +71,52 @@ WRITES_PER_PAIR = 0.2
 REACTION_P99 = 1.0
 CPU_CORES = 1.0
 RSS_MB = 500.0
+
+
+class SandboxProcess:
+    """`pairwarden sandbox up` as a child process. In one process with the writers, the API
+    server and 4,000 writers at 2,000 pairs shared one interpreter lock and a single core,
+    which stretched every reaction measured through it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> SandboxProcess:
+        command = [
+            sys.executable, "-m", "pairwarden.cli", "sandbox", "up",
+            "--kubeconfig", str(self.workdir / "sandbox.kubeconfig"),
+        ]  # fmt: skip
+        log = self.workdir / "sandbox.log"
+        with log.open("a") as stderr:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # "sandbox API server listening on URL (...)"
+        if "listening on" not in line:
+            self.__exit__()
+            raise RuntimeError(f"sandbox did not start: {line!r}; see {log}")
+        self.url = line.split("listening on", 1)[1].split()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kubeconfig_for(self, user: str) -> Path:
+        return write_kubeconfig(self.workdir / f"{user}.kubeconfig", self.url, user)
 
 
 def micro_time(now: datetime) -> str:
@@ -90,6 +140,7 @@ class Writer:
         self.last_sent = math.nan  # monotonic, before the last successful renewal was sent
         self.last_wall: datetime | None = None
         self.errors = 0
+        self.renewals = 0  # with --changing-data, each renewal publishes new data
         self.task: asyncio.Task[None] | None = None
 
     def report(self) -> MemberReport:
@@ -106,6 +157,7 @@ class Writer:
             started=self.started,
             primary_contact=contact,
             settings_digest="bench",
+            data_version=f"{self.name}-{self.renewals}" if self.sim.changing_data else "idle",
         )
 
     async def renew(self) -> None:
@@ -132,6 +184,7 @@ class Writer:
                 return
             self.obj = await response.json()
         self.last_sent, self.last_wall = sent, now
+        self.renewals += 1
 
     async def run(self) -> None:
         period = self.sim.sizing.renew_period
@@ -203,7 +256,10 @@ class Row:
     missed_flips: int = 0
     spurious: int = 0  # selector changes of pairs that had no fault injected
     writer_errors: int = 0
-    bench_cpu: float = math.nan  # this process (sandbox + writers), cores over steady state
+    bench_cpu: float = math.nan  # this process (the writers), cores over steady state
+    sandbox_cpu: float = math.nan  # the API server, cores over steady state
+    operator_stop: float = math.nan  # SIGTERM to exit, seconds
+    cancelled_daemons: int = 0  # daemons kopf had to cancel on that stop
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -226,7 +282,10 @@ class Simulation:
         }
         self.flips = Flips(pairs)
         self.static_contact = False  # --static-contact: primary-contact never moves
+        self.changing_data = False  # --changing-data: a replication Job per pair per interval
         self.tasks: list[asyncio.Task[None]] = []
+        self.lease_watch: asyncio.Task[None] | None = None
+        self.started_writers = 0
 
     # ---------------------------------------------------------------- set-up
 
@@ -301,6 +360,9 @@ class Simulation:
             return
         writer.obj = obj
         writer.task = asyncio.get_running_loop().create_task(writer.run())
+        self.started_writers += 1
+        if self.started_writers == len(self.writers) and self.lease_watch is not None:
+            self.lease_watch.cancel()  # every renewal would come back here for nothing
 
     def on_job(self, kind: str, obj: dict[str, Any], at: float) -> None:
         """The operator's replication Jobs: done at once (no job runner here), so the
@@ -323,7 +385,7 @@ class Simulation:
 
     async def run(self, profile: float, short: bool) -> Row:
         row = Row(self.n)
-        with Sandbox() as sandbox:
+        with SandboxProcess(self.workdir) as sandbox:
             base = sandbox.url
             self.admin = aiohttp.ClientSession(base, headers=token("admin"))
             self.jobrunner = aiohttp.ClientSession(base, headers=token("jobrunner"))
@@ -348,19 +410,22 @@ class Simulation:
                     f"  {self.n} pairs: {self.n} FailoverPairs, {2 * self.n} pods, {self.n} "
                     f"Services created in {time.monotonic() - began:.1f} s"
                 )
-                self.tasks.append(
-                    asyncio.create_task(
-                        self.watch(self.writers_http, LEASES, LABEL_MEMBER, self.on_lease)
-                    )
+                self.lease_watch = asyncio.create_task(
+                    self.watch(self.writers_http, LEASES, LABEL_MEMBER, self.on_lease)
                 )
+                self.tasks.append(self.lease_watch)
                 kubeconfig = str(sandbox.kubeconfig_for("operator"))
-                operator = OperatorProcess(kubeconfig, NS, self.workdir / f"operator-{self.n}.log")
+                log = self.workdir / f"operator-{self.n}.log"
+                operator = OperatorProcess(kubeconfig, NS, log)
                 operator.start()
                 try:
                     assert operator.process is not None
-                    await self.phases(row, sandbox, operator.process.pid, profile, short)
+                    await self.phases(row, sandbox.pid, operator.process.pid, profile, short)
                 finally:
-                    operator.stop()
+                    stopping = time.monotonic()
+                    operator.stop(timeout=60)
+                    row.operator_stop = time.monotonic() - stopping
+                    row.cancelled_daemons = log.read_text().count("is cancelled. Will escalate")
             finally:
                 for task in self.tasks:
                     task.cancel()
@@ -374,7 +439,7 @@ class Simulation:
         return row
 
     async def phases(
-        self, row: Row, sandbox: Sandbox, pid: int, profile: float, short: bool
+        self, row: Row, sandbox_pid: int, pid: int, profile: float, short: bool
     ) -> None:
         started = time.monotonic()
         budget = 120.0 + self.n * 0.1
@@ -390,16 +455,21 @@ class Simulation:
         period, window = self.sizing.renew_period, self.sizing.window
         await asyncio.sleep(period + 2)
         steady = 3 * period
-        sandbox.reset_stats()
+        async with self.admin.delete("/sandbox/stats") as response:
+            response.raise_for_status()
         cpu0, own0, t0 = sample_process(pid), sample_process_self(), time.monotonic()
+        api0 = sample_process(sandbox_pid)
         if profile > 0:
             self.tasks.append(asyncio.create_task(py_spy(pid, profile, self.workdir, self.n)))
         await asyncio.sleep(steady)
         cpu1, own1, t1 = sample_process(pid), sample_process_self(), time.monotonic()
-        stats = sandbox.stats()["by_user"]
+        api1 = sample_process(sandbox_pid)
+        async with self.admin.get("/sandbox/stats") as response:
+            stats = (await response.json())["by_user"]
         row.steady_seconds = t1 - t0
         row.cpu_cores = (cpu1.cpu_seconds - cpu0.cpu_seconds) / (t1 - t0)
         row.bench_cpu = (own1 - own0) / (t1 - t0)
+        row.sandbox_cpu = (api1.cpu_seconds - api0.cpu_seconds) / (t1 - t0)
         row.rss_mb = cpu1.rss_mb
         row.operator_verbs = dict(sorted(stats.get("operator", {}).items()))
         row.writer_verbs = dict(sorted(stats.get("writers", {}).items()))
@@ -532,8 +602,10 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             )
             print(f"  {r.pairs:>5} {who:<8} {detail or '-'}")
         print(
-            f"  {r.pairs:>5} this process (sandbox + writers): {r.bench_cpu:.2f} cores; "
-            f"writer errors {r.writer_errors}; "
+            f"  {r.pairs:>5} CPU of the API server {r.sandbox_cpu:.2f} cores, of the writers "
+            f"{r.bench_cpu:.2f}; "
+            f"writer errors {r.writer_errors}; operator stopped {r.operator_stop:.1f} s after "
+            f"SIGTERM, {r.cancelled_daemons} daemons cancelled; "
             f"selector changes without a fault {r.spurious}"
             + (f"; {'; '.join(r.notes)}" if r.notes else "")
         )
@@ -550,8 +622,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
     print(
         f"heartbeat {interval} ms x {missed} = {sizing.window:.0f} s window, "
-        f"R = {sizing.renew_period:.2f} s; sandbox + writers in this process, operator in its "
-        "own: they compete for the same cores"
+        f"R = {sizing.renew_period:.2f} s; the API server, the operator and the writers are three "
+        "processes competing for the same cores"
     )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="pairwarden-scale-") as tmp:
@@ -560,6 +632,7 @@ async def main_async(args: argparse.Namespace) -> int:
             try:
                 sim = Simulation(n, interval, missed, Path(tmp))
                 sim.static_contact = args.static_contact
+                sim.changing_data = args.changing_data
                 rows.append(await sim.run(args.profile, args.short))
             except Exception as error:  # report and go on: a MISS, not a crash
                 print(f"  {n} pairs: failed: {error!r}")
@@ -584,6 +657,12 @@ def main(argv: list[str] | None = None) -> int:
         "--static-contact",
         action="store_true",
         help="secondaries report a fixed primary-contact (isolates its cost in status writes)",
+    )
+    parser.add_argument(
+        "--changing-data",
+        action="store_true",
+        help="active members publish new data every renewal: a replication Job per pair at "
+        "every interval (default: idle pairs, whose data version never changes)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="copy operator logs to cwd")
     return asyncio.run(main_async(parser.parse_args(argv)))
