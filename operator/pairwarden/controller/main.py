@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 
 import kopf
 
@@ -59,10 +58,8 @@ def _own_namespace() -> str:
 async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
     from pairwarden.controller import handlers  # registers the handlers with kopf
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    # No stop flag of our own: kopf handles SIGINT and SIGTERM in the main thread, and a flag
+    # nobody raises would leave kopf's waiter on it hung for 5 s at every stop.
     runner = await metrics.serve(args.metrics_address, args.metrics_port)
     try:
         await kopf.operator(
@@ -71,7 +68,6 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
             priority=args.priority,
-            stop_flag=stop,
             memo=handlers.new_memo(
                 args.kubeconfig,
                 [] if args.all_namespaces else namespaces,
