@@ -141,6 +141,7 @@ class Writer:
         self.last_wall: datetime | None = None
         self.errors = 0
         self.renewals = 0  # with --changing-data, each renewal publishes new data
+        self.renewing = asyncio.Lock()  # a fault waits for a renewal in flight to land
         self.task: asyncio.Task[None] | None = None
 
     def report(self) -> MemberReport:
@@ -161,6 +162,10 @@ class Writer:
         )
 
     async def renew(self) -> None:
+        async with self.renewing:
+            await self._renew()
+
+    async def _renew(self) -> None:
         assert self.obj is not None
         body = json.loads(json.dumps(self.obj))
         meta, spec = body["metadata"], body.setdefault("spec", {})
@@ -201,13 +206,19 @@ class Writer:
     async def stop_cleanly(self) -> float:
         """SIGTERM: one write saying `stopping` (holder cleared), then silence. The time just
         before that write."""
-        self.crash()
+        await self.crash()
         self.stopping = True
         began = time.monotonic()
         await self.renew()
         return began
 
-    def crash(self) -> None:
+    async def crash(self) -> None:
+        """Stop renewing between two renewals: one cancelled in flight might or might not
+        reach the API server, and the cause (the last renewal + W) would be unknown."""
+        async with self.renewing:
+            self.cancel()
+
+    def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
 
@@ -430,7 +441,7 @@ class Simulation:
                 for task in self.tasks:
                     task.cancel()
                 for writer in self.writers.values():
-                    writer.crash()
+                    writer.cancel()
                 await asyncio.sleep(0)
                 await self.writers_http.close()
                 await self.admin.close()
@@ -453,7 +464,8 @@ class Simulation:
 
         # steady state: past start-up writes, then >= 3 renewal periods
         period, window = self.sizing.renew_period, self.sizing.window
-        await asyncio.sleep(period + 2)
+        settled = await self.settle(period)
+        print(f"  steady state begins {settled:.0f} s after all pairs were active")
         steady = 3 * period
         async with self.admin.delete("/sandbox/stats") as response:
             response.raise_for_status()
@@ -492,7 +504,7 @@ class Simulation:
                 row.notes.append(f"{pair} lost its active member before its fault")
                 continue
             writer = self.writers[(pair, victim)]
-            writer.crash()
+            await writer.crash()
             crashed[pair] = (victim, writer.last_sent + window)
         stopped: dict[str, tuple[Member, float]] = {}
         gap = min(window, 10.0) / sample
@@ -523,6 +535,28 @@ class Simulation:
                     row.missed_flips += 1
                 else:
                     reactions.append(flipped - cause)
+
+    async def operator_writes(self) -> int:
+        async with self.admin.get("/sandbox/stats") as response:
+            stats = (await response.json())["by_user"]
+        return _writes(stats.get("operator", {}))
+
+    async def settle(self, period: float) -> float:
+        """Wait until the operator's start-up work (every pair's first replication Job and its
+        result) has died down: fewer writes in a renewal period than 1% of the pairs, or 12
+        periods at most. The seconds it took. Busy pairs (--changing-data) never settle."""
+        began = time.monotonic()
+        await asyncio.sleep(period + 2)
+        if self.changing_data:
+            return time.monotonic() - began
+        before = await self.operator_writes()
+        for _ in range(10):
+            await asyncio.sleep(period)
+            after = await self.operator_writes()
+            if after - before < max(1, self.n // 100):
+                break
+            before = after
+        return time.monotonic() - began
 
 
 def sample_process_self() -> float:
