@@ -1,7 +1,8 @@
 """kopf registrations: thin, each one observing and handing over to `reconcile`.
 
-- member Leases are watched directly (controller.leasewatch), not through kopf: heartbeats
-  are the hottest input, and each event needs only a stamp in the observation book;
+- member Leases and replication Jobs are watched directly (controller.leasewatch,
+  controller.jobs.watch), not through kopf: heartbeats are the hottest input and each event
+  needs only a stamp in the observation book; Jobs are plentiful and need only an index;
 - each FailoverPair gets one daemon that sleeps until a report wakes it or a member's window
   could expire (never a per-pair timer ticking every second);
 - peering (kopf's own) makes sure only one replica runs the daemons.
