@@ -36,7 +36,9 @@ def wire(contact: datetime, cpu: int = 5, phase: str = "Healthy") -> dict[str, o
 def test_renewal_churn_is_not_written_but_real_changes_are() -> None:
     before = wire(T0)
     assert _routine_only(before, wire(T0 + timedelta(seconds=10), cpu=40), SPEC)
-    assert not _routine_only(before, wire(T0 + timedelta(seconds=301)), SPEC)  # resolution
+    hundredth = timedelta(days=60) / 100  # of the default contact limit
+    assert _routine_only(before, wire(T0 + hundredth - timedelta(seconds=1)), SPEC)
+    assert not _routine_only(before, wire(T0 + hundredth), SPEC)  # the backup's resolution
     assert not _routine_only(before, wire(T0, phase="FailedOver"), SPEC)
 
 

@@ -58,7 +58,6 @@ ROUTINE = {
 VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
 INVALID_SPEC_RETRY = 300.0
 HOUSEKEEPING = 30.0  # the longest a pair's reconciler sleeps with nothing due
-MAX_CONTACT_RESOLUTION = 300.0  # seconds; the stored last contact is a backup of the live one
 REPLICATION_RETRY = 5.0  # the interval passed, but no Job started (no change, or no pod IP)
 
 
@@ -251,10 +250,13 @@ async def _move_role(
 def _routine_only(before: dict[str, Any], after: dict[str, Any], spec: FailoverPairSpec) -> bool:
     """True when all that changed is what moves with every renewal: heartbeat times, CPU and
     calls, and the secondary's last contact with the primary (with its licensing deadline)
-    moving forward by less than a hundredth of the contact limit. Writing those would add one
-    status write per renewal to the heartbeat budget; the engine reads the live values from
-    the member Leases anyway, and the stored contact only backs them up across restarts."""
-    tolerance = min(MAX_CONTACT_RESOLUTION, spec.licensing.max_seconds_since_contact / 100)
+    moving forward by less than a hundredth of the contact limit (14.4 h of the default 60
+    days). Writing those would add one status write per renewal to the heartbeat budget, which
+    the agents' renewals use up on their own; the engine reads the live values from the member
+    Leases, the secondary's agent keeps its contact on disk, and the stored contact only backs
+    both up. Stale by up to the tolerance, it errs early: the licence deadline derived from it
+    comes sooner, never later."""
+    tolerance = spec.licensing.max_seconds_since_contact / 100
 
     def moved(path: tuple[str, ...]) -> bool:
         old, new = _dig(before, path), _dig(after, path)
