@@ -46,6 +46,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, percentile, sample_process, seconds, verdict
 from pairwarden import GROUP, VERSION
+from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.localcluster import OperatorProcess, failover_pair
 from pairwarden.protocol import (
     LABEL_MEMBER,
@@ -544,11 +545,11 @@ class Simulation:
     async def settle(self, period: float) -> float:
         """Wait until the operator's start-up work has died down (every pair's first
         replication Job and its result, and the first contact the secondary reports, which the
-        operator writes at the pair's next reconciliation, up to 30 s later): a renewal period
-        without an operator write, or 12 periods at most. The seconds it took. Busy pairs
-        (--changing-data) never settle."""
+        operator writes at the pair's next reconciliation, at most HOUSEKEEPING later): past
+        that, a renewal period without an operator write, or 12 periods at most. The seconds
+        it took. Busy pairs (--changing-data) never settle."""
         began = time.monotonic()
-        await asyncio.sleep(period + 2)
+        await asyncio.sleep(max(period, HOUSEKEEPING) + 2)
         if self.changing_data:
             return time.monotonic() - began
         before = await self.operator_writes()
