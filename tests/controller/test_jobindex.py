@@ -89,6 +89,18 @@ def test_a_fresh_listing_replaces_the_namespace_and_reports_what_finished_meanwh
     assert names(index) == ["j3"]  # j1, j2 and j4 were deleted while the watch was away
 
 
+def test_a_listing_older_than_the_operators_own_creation_keeps_it() -> None:
+    """The first listing can be in flight while the first reconciliations start Jobs: the
+    Jobs must not vanish from the index, or each pair would start a second one."""
+    index = JobIndex()
+    index.created(job("j1"))  # before the first listing arrived
+    index.listed(NS, [])  # taken before j1 existed
+    assert names(index) == ["j1"]
+    index.record("ADDED", job("j1"))  # the watch delivers it
+    index.listed(NS, [])  # a later listing without it: deleted meanwhile
+    assert names(index) == []
+
+
 async def until(check: Any) -> None:
     async with asyncio.timeout(10):
         while not check():  # noqa: ASYNC110 - the index has no event to wait on; poll it
@@ -120,7 +132,7 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
         done = {"status": final_status("2026-01-05T12:00:00Z", True, "Completed", "ok")}
         await client.BatchV1Api(api).patch_namespaced_job_status(name, namespace, done)
         await until(lambda: woken == [(namespace, "vm")])
-        result = await jobs.latest_result(api, namespace, "vm", index)
+        result = jobs.newest_result(await jobs.list_jobs(api, namespace, "vm", index))
         assert result is not None and result.name == name and result.succeeded
         assert await jobs.cleanup_jobs(api, namespace, "vm", keep=0, index=index) == [name]
         assert names(index, ns=namespace) == []

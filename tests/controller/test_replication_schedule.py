@@ -2,7 +2,13 @@ from datetime import UTC, datetime, timedelta
 
 from pairwarden.api.models import FailoverPairStatus, parse_spec
 from pairwarden.controller.jobs import JobResult
-from pairwarden.controller.replication import due, seconds_until_due, with_result
+from pairwarden.controller.replication import (
+    ReplicationMemory,
+    _unread_result,
+    due,
+    seconds_until_due,
+    with_result,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SPEC = parse_spec(
@@ -20,20 +26,33 @@ def status(**fields: object) -> FailoverPairStatus:
 
 def test_first_run_is_due_at_once_and_then_at_the_shorter_interval() -> None:
     assert due(SPEC, status(), both_up=True, now=T0)
-    ran = status(replication={"lastRun": T0.isoformat()})
+    ran = status(replication={"lastRun": T0.isoformat(), "epoch": 1})
     assert not due(SPEC, ran, True, T0 + timedelta(seconds=29))
     assert due(SPEC, ran, True, T0 + timedelta(seconds=30))
     assert seconds_until_due(SPEC, ran, T0 + timedelta(seconds=10)) == 20
 
 
+def moved_at(when: datetime, **fields: object) -> FailoverPairStatus:
+    """Failed over to the secondary at `when` (epoch 1 -> 2)."""
+    transition = {"time": when.isoformat(), "from": "primary", "to": "secondary",
+                  "cause": "ManualFailover", "epoch": 2}  # fmt: skip
+    return status(activeMember="secondary", epoch=2, lastTransition=transition, **fields)
+
+
 def test_a_role_change_makes_replication_due_in_the_new_direction() -> None:
-    moved = status(
-        activeMember="secondary",
-        replication={"lastRun": T0.isoformat()},
-        lastTransition={"time": (T0 + timedelta(seconds=5)).isoformat(), "from": "primary",
-                        "to": "secondary", "cause": "ManualFailover"},
-    )  # fmt: skip
+    moved = moved_at(T0 + timedelta(seconds=5), replication={"lastRun": T0.isoformat(), "epoch": 1})
     assert due(SPEC, moved, True, T0 + timedelta(seconds=6))
+    assert due(SPEC, moved_at(T0, replication={"lastRun": T0.isoformat()}), True, T0)  # no epoch
+
+
+def test_a_job_of_the_new_epoch_is_not_repeated_within_the_same_second() -> None:
+    """Job times have whole seconds: a Job started after a role change at 12:00:00.4 and done
+    at 12:00:00.9 reads as finished at 12:00:00, before the change. Its epoch says otherwise;
+    comparing the times started a Job per reconciliation until the second turned."""
+    quick = JobResult("j1", True, T0, None, "replication done", epoch=2)
+    after = with_result(moved_at(T0 + timedelta(milliseconds=400)), quick, T0)
+    assert after.replication is not None and after.replication.epoch == 2
+    assert not due(SPEC, after, True, T0 + timedelta(milliseconds=950))
 
 
 def test_nothing_runs_paused_without_an_active_member_or_with_a_member_down() -> None:
@@ -59,17 +78,15 @@ def test_a_failed_job_keeps_the_last_success_and_turns_the_condition_false() -> 
 
 
 def test_unchanged_data_needs_no_job_but_a_change_or_a_role_change_does() -> None:
-    copied = status(replication={"lastRun": T0.isoformat(), "dataVersion": "v1"})
+    copied = status(replication={"lastRun": T0.isoformat(), "dataVersion": "v1", "epoch": 1})
     later = T0 + timedelta(seconds=120)
     assert not due(SPEC, copied, True, later, version="v1")
     assert due(SPEC, copied, True, later, version="v2")
     assert due(SPEC, copied, True, later, version="")  # an agent that publishes no version
-    moved = status(
-        activeMember="secondary",
-        replication={"lastRun": T0.isoformat(), "dataVersion": "v1"},
-        lastTransition={"time": (T0 + timedelta(seconds=5)).isoformat(), "from": "primary",
-                        "to": "secondary", "cause": "ManualFailover"},
-    )  # fmt: skip
+    moved = moved_at(
+        T0 + timedelta(seconds=5),
+        replication={"lastRun": T0.isoformat(), "dataVersion": "v1", "epoch": 1},
+    )
     assert due(SPEC, moved, True, later, version="v1")
 
 
@@ -79,3 +96,26 @@ def test_a_successful_job_records_the_version_it_copied() -> None:
     assert after.replication is not None and after.replication.data_version == "v7"
     bad = JobResult("j2", False, T0, None, "refused")
     assert with_result(after, bad, T0, version="v8").replication.data_version == "v7"  # type: ignore[union-attr]
+
+
+def finished_job(name: str, epoch: int = 1) -> dict[str, object]:
+    """Done at T0, with the whole-second times the Job controller writes."""
+    stamp = T0.strftime("%Y-%m-%dT%H:%M:%SZ")
+    complete = {"type": "Complete", "status": "True", "lastTransitionTime": stamp}
+    return {
+        "metadata": {"name": name, "annotations": {"pairwarden.io/epoch": str(epoch)}},
+        "status": {"succeeded": 1, "completionTime": stamp, "conditions": [complete]},
+    }
+
+
+def test_our_jobs_result_is_read_by_name_even_within_the_same_second() -> None:
+    """Two Jobs finishing in one second have the same time: ours is known by its name."""
+    recorded = status(replication={"lastRun": T0.isoformat(), "epoch": 1})
+    listed = [finished_job("j1"), {"metadata": {"name": "j2"}, "status": {"active": 1}}]
+    assert _unread_result(listed, ReplicationMemory(running="j2"), recorded) is None  # runs
+    listed[1] = finished_job("j2")
+    mine = _unread_result(listed, ReplicationMemory(running="j2"), recorded)
+    assert mine is not None and mine.name == "j2"
+    # after a restart nothing is ours: only a result newer than the recorded run counts
+    assert _unread_result(listed, ReplicationMemory(), recorded) is None
+    assert _unread_result(listed, ReplicationMemory(), status()) is not None

@@ -16,8 +16,8 @@ from pairwarden.controller.jobs import (
     ensure_replication_job,
     job_body,
     job_name,
-    latest_result,
     list_jobs,
+    newest_result,
     result_of,
 )
 from pairwarden.controller.secrets import ensure_token, token_of
@@ -41,6 +41,11 @@ def test_job_manifest() -> None:
     assert {"--db", "--no-files"} <= set(container["args"])
     assert body["metadata"]["labels"]["pairwarden.io/replication"] == "true"
     assert len(job_name("x" * 80, "abc123")) == 63
+    assert "annotations" not in body["metadata"]
+    with_epoch = job_body("j", "vm", "http://a", "http://b", "t", IMAGE, "all", None, epoch=7)
+    done = {**with_epoch, "status": final_status("2026-01-05T12:00:00Z", True, "Completed", "")}
+    result = result_of(done)
+    assert result is not None and result.epoch == 7 and result.status_fields()["epoch"] == 7
 
 
 def test_result_of_a_failed_job_without_report() -> None:
@@ -109,7 +114,7 @@ async def test_a_replication_job_runs_reports_and_is_cleaned_up(
             assert result.succeeded, result
             assert tree(b) == tree(a)
             assert result.report is not None and result.report["files"] == 9
-            latest = await latest_result(kube, namespace, "vm")
+            latest = newest_result(await list_jobs(kube, namespace, "vm"))
             assert latest is not None and latest.name == name
             assert latest.status_fields()["files"] == 9
             # a Job against a member that does not answer fails with the replicate's reason

@@ -354,6 +354,11 @@ class ReplicationStatus(_StatusWire):
         description="The source's data version the last successful Job copied: an unchanged "
         "version needs no Job.",
     )
+    epoch: int | None = Field(
+        default=None,
+        description="The pair's epoch when the last finished Job started: a Job from an older "
+        "epoch copied in the direction before the last role change.",
+    )
 
 
 class LicensingStatus(_StatusWire):

@@ -32,6 +32,7 @@ from pairwarden.protocol import LABEL_PAIR
 LABEL_REPLICATION = "pairwarden.io/replication"
 LABEL_KIND = "pairwarden.io/replication-kind"
 REPORT_ANNOTATION = "pairwarden.io/replication-report"  # = replication.main.REPORT_ANNOTATION
+EPOCH_ANNOTATION = "pairwarden.io/epoch"  # the pair's epoch (so the direction) at the start
 TOKEN_DIR = "/var/run/pairwarden/replication"
 TERMINATION_LOG = "/dev/termination-log"
 TTL_SECONDS = 300
@@ -63,6 +64,7 @@ def job_body(
     directories: Sequence[str] | None = None,
     service_account: str | None = None,
     deadline_seconds: int = 600,
+    epoch: int | None = None,
 ) -> dict[str, Any]:
     """The Job manifest (pure). backoffLimit 0: the next interval is the retry."""
     token_file = f"{TOKEN_DIR}/{TOKEN_KEY}"
@@ -100,6 +102,8 @@ def job_body(
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if epoch is not None:
+        metadata["annotations"] = {EPOCH_ANNOTATION: str(epoch)}
     if owner:
         metadata["ownerReferences"] = [owner]
     return {
@@ -130,11 +134,14 @@ class JobResult:
     finished: datetime | None
     report: dict[str, Any] | None
     message: str
+    epoch: int | None = None  # the pair's epoch when the Job started
 
     def status_fields(self) -> dict[str, Any]:
         """camelCase fields for `status.replication` (lastRun/lastSuccess/files/bytes/message);
         the caller keeps lastSuccess from before when this run failed."""
         out: dict[str, Any] = {"message": self.message}
+        if self.epoch is not None:
+            out["epoch"] = self.epoch
         if self.finished is not None:
             stamp = self.finished.isoformat().replace("+00:00", "Z")
             out["lastRun"] = stamp
@@ -160,7 +167,9 @@ def result_of(job: dict[str, Any]) -> JobResult | None:
     state = job_state(job)
     if state == "active":
         return None
-    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(REPORT_ANNOTATION)
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(REPORT_ANNOTATION)
+    epoch = annotations.get(EPOCH_ANNOTATION)
     report: dict[str, Any] | None = None
     if raw:
         try:
@@ -177,7 +186,7 @@ def result_of(job: dict[str, Any]) -> JobResult | None:
     else:
         message = f"copied {report.get('files', 0)} files" if report else "replication done"
     return JobResult(job["metadata"]["name"], state == "succeeded", _finished_at(job), report,
-                     message)  # fmt: skip
+                     message, int(epoch) if epoch and epoch.isdigit() else None)  # fmt: skip
 
 
 PairKey = tuple[str, str]  # (namespace, pair)
@@ -187,10 +196,14 @@ PairKey = tuple[str, str]  # (namespace, pair)
 class JobIndex:
     """The replication Jobs as the watch last delivered them, by pair, with the operator's own
     creations and deletions applied at once. `jobs()` answers None for a namespace whose first
-    listing has not arrived yet: the caller then asks the API server, as before a restart."""
+    listing has not arrived yet: the caller then asks the API server, as before a restart.
+
+    A listing may have been taken before a Job the operator has just created: such a Job stays
+    in the index until the watch delivers it, or a second one would be started beside it."""
 
     _jobs: dict[PairKey, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _synced: set[str | None] = field(default_factory=set)  # namespaces listed; None: all
+    _unseen: dict[str, dict[str, Any]] = field(default_factory=dict)  # created, not yet watched
 
     def jobs(self, namespace: str, pair: str) -> list[dict[str, Any]] | None:
         if None not in self._synced and namespace not in self._synced:
@@ -205,6 +218,9 @@ class JobIndex:
             del self._jobs[key]
         for job in items:
             self.record("ADDED", job)
+        for job in list(self._unseen.values()):
+            if scope is None or job["metadata"].get("namespace") == scope:
+                self._apply("ADDED", job)
         self._synced.add(scope)
         return [
             key
@@ -216,8 +232,18 @@ class JobIndex:
             )
         ]
 
+    def created(self, job: dict[str, Any]) -> None:
+        """The operator's own creation, before the watch delivers it."""
+        self._unseen[str(job["metadata"]["name"])] = _summary(job)
+        self._apply("ADDED", job)
+
     def record(self, kind: str, job: dict[str, Any]) -> PairKey | None:
-        """Take one event (or the operator's own write); the pair if this Job just finished."""
+        """Take one event (or the operator's own deletion); the pair if this Job just
+        finished."""
+        self._unseen.pop(str((job.get("metadata") or {}).get("name")), None)
+        return self._apply(kind, job)
+
+    def _apply(self, kind: str, job: dict[str, Any]) -> PairKey | None:
         meta = job.get("metadata") or {}
         pair = (meta.get("labels") or {}).get(LABEL_PAIR)
         if not pair:
@@ -310,6 +336,7 @@ async def ensure_replication_job(
     directories: Sequence[str] | None = None,
     service_account: str | None = None,
     deadline_seconds: int = 600,
+    epoch: int | None = None,
     index: JobIndex | None = None,
 ) -> str | None:
     """Start a replication Job unless one is still running for the pair; the new Job's name,
@@ -319,18 +346,16 @@ async def ensure_replication_job(
     name = job_name(pair, secrets.token_hex(3))
     body = job_body(name, pair, source_url, target_url, secret_name, image, kind, owner,
                     directories=directories, service_account=service_account,
-                    deadline_seconds=deadline_seconds)  # fmt: skip
+                    deadline_seconds=deadline_seconds, epoch=epoch)  # fmt: skip
     created = await client.BatchV1Api(api).create_namespaced_job(namespace, body)
     if index is not None:
-        index.record("ADDED", to_dict(api, created))
+        index.created(to_dict(api, created))
     return name
 
 
-async def latest_result(
-    api: client.ApiClient, namespace: str, pair: str, index: JobIndex | None = None
-) -> JobResult | None:
-    """The most recently finished replication Job's result, if any is left."""
-    results = [r for j in await list_jobs(api, namespace, pair, index) if (r := result_of(j))]
+def newest_result(jobs: Iterable[dict[str, Any]]) -> JobResult | None:
+    """The most recently finished Job's result, if any is left (pure)."""
+    results = [r for j in jobs if (r := result_of(j))]
     results.sort(key=lambda r: (r.finished is not None, r.finished or datetime.min))
     return results[-1] if results else None
 

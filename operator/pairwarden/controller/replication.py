@@ -56,8 +56,8 @@ def due(
     last = status.replication.last_run if status.replication else None
     if last is None:
         return True
-    if status.last_transition is not None and status.last_transition.time > last:
-        return True  # a new active member: copy in the new direction at once
+    if status.replication is not None and status.replication.epoch != status.epoch:
+        return True  # a new active member since: copy in the new direction at once
     copied = status.replication.data_version if status.replication else None
     if version and version == copied:
         return False  # nothing changed since the last copy
@@ -105,6 +105,22 @@ def with_result(
     return status.model_copy(update={"replication": replication, "conditions": [*kept, condition]})
 
 
+def _unread_result(
+    listed: list[dict[str, Any]], memory: ReplicationMemory, status: FailoverPairStatus
+) -> jobs.JobResult | None:
+    """Our Job's result once it finished, known by its name (Job times have whole seconds, so
+    two quick Jobs can share one). With no Job of ours, after a restart: the newest result a
+    previous operator process did not record."""
+    if memory.running is not None:
+        mine = next((j for j in listed if j["metadata"]["name"] == memory.running), None)
+        return jobs.result_of(mine) if mine is not None else None
+    newest = jobs.newest_result(listed)
+    last_run = status.replication.last_run if status.replication else None
+    if newest is None or newest.finished is None:
+        return None
+    return newest if last_run is None or newest.finished > last_run else None
+
+
 async def tick(
     api: client.ApiClient,
     settings: ReplicationSettings,
@@ -119,20 +135,22 @@ async def tick(
     version: str = "",
     index: jobs.JobIndex | None = None,
 ) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
-    """Read a finished Job into status, and start the next one when due."""
+    """Read a finished Job into status, and start the next one when due; never the next one
+    while the result of ours is unread (it may finish while we look up the pods' addresses)."""
     meta = body["metadata"]
     namespace, pair = meta["namespace"], meta["name"]
-    finished = None
     if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
-    result = await jobs.latest_result(api, namespace, pair, index)
-    last_run = status.replication.last_run if status.replication else None
-    if result is not None and result.finished and (last_run is None or result.finished > last_run):
-        finished = result  # also a Job a previous operator process started
-        started_from = memory.version if memory.running == result.name else None
-        status = with_result(status, result, now, started_from)
-        if memory.running == result.name:
-            memory.running = None
+    listed = await jobs.list_jobs(api, namespace, pair, index)
+    finished = _unread_result(listed, memory, status)
+    if memory.running is not None and finished is None:
+        if any(j["metadata"]["name"] == memory.running for j in listed):
+            return status, None  # our Job still runs
+        memory.running = None  # gone without a result: deleted by hand, or by its TTL
+    if finished is not None:
+        started_from = memory.version if memory.running == finished.name else None
+        status = with_result(status, finished, now, started_from)
+        memory.running = None
         await jobs.cleanup_jobs(api, namespace, pair, index=index)
     if status.replication and status.replication.last_success is not None:
         lag = (now - status.replication.last_success).total_seconds()
@@ -146,7 +164,7 @@ async def tick(
             started = await jobs.ensure_replication_job(
                 api, namespace, pair, urls[0], urls[1], memory.secret, settings.image, "all",
                 owner, directories=spec.replication.directories,
-                service_account=settings.service_account, index=index,
+                service_account=settings.service_account, epoch=status.epoch, index=index,
             )  # fmt: skip
             if started:  # None: a Job is still running (perhaps a previous operator's)
                 memory.running, memory.version = started, version
