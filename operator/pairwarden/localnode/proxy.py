@@ -90,6 +90,9 @@ class LocalServiceProxy:
         self._pods: dict[str, Obj] = {}
         # (svc, ip, port, protocol) -> an asyncio.Server (TCP) or a _UdpService
         self._listeners: dict[tuple[str, str, int, str], _Listener] = {}
+        # asyncio's streams drop a connection's task once the client side is gone; the upstream
+        # half may still be copying, so the proxy holds the tasks until they end (or it stops)
+        self._connections: set[asyncio.Task[None]] = set()
         self._rr = itertools.count()
         self.udp_flow_idle = UDP_FLOW_IDLE  # read when a UDP port starts listening
         self._loop = LoopThread("service-proxy")
@@ -114,6 +117,8 @@ class LocalServiceProxy:
             for server in self._listeners.values():
                 server.close()
             self._listeners.clear()
+            for task in list(self._connections):
+                task.cancel()
 
         with contextlib.suppress(Exception):
             self._loop.run(close_all())
@@ -212,7 +217,13 @@ class LocalServiceProxy:
 
     async def _listen_tcp(self, service: str, ip: str, port: int) -> asyncio.Server:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._connect(service, port, reader, writer)
+            task = asyncio.current_task()
+            assert task is not None
+            self._connections.add(task)
+            try:
+                await self._connect(service, port, reader, writer)
+            finally:
+                self._connections.discard(task)
 
         return await asyncio.start_server(handle, ip, port, reuse_address=True)
 
