@@ -154,6 +154,8 @@ async def guard(
             pair = runtime.book.pair(namespace, name)
             pair.wake.clear()
             quiet = None if nudged else still_quiet(memory, pair, runtime.clock.monotonic())
+            if quiet is None and pair.woken_at is None:  # a deadline passed: the cause is now
+                pair.woken_at = runtime.clock.monotonic()
             try:
                 wait = quiet if quiet is not None else await step(runtime, body, memory)
             except Exception as error:  # keep guarding: the next look retries from fresh reads

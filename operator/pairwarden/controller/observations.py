@@ -31,7 +31,7 @@ class MemberSighting:
 class PairBook:
     members: dict[str, MemberSighting] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    woken_at: float | None = None  # when an urgent report arrived: reaction latency starts here
+    woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
 
