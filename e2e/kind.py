@@ -35,7 +35,7 @@ def main() -> int:
     try:
         for image in IMAGES:
             tag = f"pairwarden/{image}:dev"
-            sh("docker", "build", "-f", f"images/{image}/Dockerfile", "-t", tag, ".")
+            sh("docker", "build", "-f", "images/Dockerfile", "--target", image, "-t", tag, ".")
             sh("kind", "load", "docker-image", tag, "--name", args.name)
         install_chart(kubeconfig)
         env = {**os.environ, "PAIRWARDEN_E2E_CLUSTER": str(kubeconfig)}

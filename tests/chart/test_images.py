@@ -1,6 +1,6 @@
-"""The three Dockerfiles: hadolint-clean, multi-stage from one pinned slim Python 3.12 base,
-a numeric non-root user, and `pairwarden <command>` as entrypoint. (No container engine here:
-`make images` builds them elsewhere.)"""
+"""The images' Dockerfile: hadolint-clean, multi-stage from one pinned slim Python 3.12 base,
+a numeric non-root user, `pairwarden <command>` as entrypoint, one target per image. (No
+container engine here: `make images` builds them elsewhere.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = {"operator": "operator", "agent": "agent", "voicemail": "voicemail"}
+DOCKERFILE = ROOT / "images" / "Dockerfile"
+IMAGES = ("operator", "agent", "voicemail")  # = the targets, and pairwarden/<target>:dev
 
 
 def _hadolint() -> str:
@@ -23,28 +24,40 @@ def _hadolint() -> str:
     return found
 
 
-@pytest.mark.parametrize("image", sorted(IMAGES))
-def test_dockerfile_passes_hadolint(image: str) -> None:
-    dockerfile = ROOT / "images" / image / "Dockerfile"
+def test_dockerfile_passes_hadolint() -> None:
     done = subprocess.run(
-        [_hadolint(), str(dockerfile)], capture_output=True, text=True, timeout=60
+        [_hadolint(), str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("image", sorted(IMAGES))
-def test_dockerfile_shape(image: str) -> None:
-    text = (ROOT / "images" / image / "Dockerfile").read_text()
+def _stages(text: str) -> dict[str, tuple[str, str]]:
+    """stage name -> (what it is FROM, its body)."""
+    parts = re.split(r"^FROM (\S+) AS (\w+)$", text, flags=re.MULTILINE)
+    triples = zip(parts[1::3], parts[2::3], parts[3::3], strict=True)
+    return {name: (base, body) for base, name, body in triples}
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text()
     assert "ARG PYTHON_IMAGE=python:3.12-slim-bookworm" in text
-    froms = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, re.MULTILINE)
-    assert froms == [("${PYTHON_IMAGE}", "builder"), ("${PYTHON_IMAGE}", "")]
-    final = text.split("\nFROM ${PYTHON_IMAGE}\n", 1)[1]
-    assert "pip wheel" in text.split("\nFROM ${PYTHON_IMAGE}\n", 1)[0]
-    assert "COPY --from=builder /opt/pairwarden /opt/pairwarden" in final
-    assert re.search(r"^USER [1-9][0-9]*:[1-9][0-9]*$", final, re.MULTILINE)
-    assert 'ENTRYPOINT ["pairwarden"]' in final
-    assert f'CMD ["{IMAGES[image]}"]' in final
-    assert "apt-get" not in final and "gcc" not in final
+    stages = _stages(text)
+    assert list(stages) == ["builder", "runtime", "operator", "voicemail", "agent"]
+    assert stages["builder"][0] == stages["runtime"][0] == "${PYTHON_IMAGE}"
+    assert "pip wheel" in stages["builder"][1]
+    runtime = stages["runtime"][1]
+    assert "COPY --from=builder /opt/pairwarden /opt/pairwarden" in runtime
+    assert re.search(r"^USER [1-9][0-9]*:[1-9][0-9]*$", runtime, re.MULTILINE)
+    assert 'ENTRYPOINT ["pairwarden"]' in runtime
+    assert "apt-get" not in runtime and "gcc" not in runtime
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_each_image_is_the_runtime_with_its_command(image: str) -> None:
+    base, body = _stages(DOCKERFILE.read_text())[image]
+    assert base == "runtime"
+    assert f'CMD ["{image}"]' in body
+    assert "USER" not in body and "RUN" not in body  # nothing but its command and ports
 
 
 def test_dockerignore_keeps_only_the_build_inputs() -> None:
