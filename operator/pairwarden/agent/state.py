@@ -3,37 +3,16 @@ crash) sees the old file or the new one, never a partial one."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 
+from pairwarden.atomicfile import write_atomically
 from pairwarden.protocol import parse_time
 
 log = logging.getLogger(__name__)
 STATE_FILE = "agent-state.json"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over the old one, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AgentState:

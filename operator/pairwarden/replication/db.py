@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pairwarden.atomicfile import fsync_dir, write_atomically
 from pairwarden.protocol import DATABASE_NAME
 from pairwarden.replication.manifest import sha256_file
 from pairwarden.replication.paths import STATE_DIR
-from pairwarden.replication.storage import atomic_write_bytes, fsync_dir
 
 
 @dataclass(frozen=True)
@@ -132,4 +132,4 @@ class Database:
             st = os.stat(self.path)
             record = {"sha256": info.sha256, "size": info.size,
                       "stat": [st.st_ino, st.st_size, st.st_mtime_ns]}  # fmt: skip
-            atomic_write_bytes(self.installed_path, json.dumps(record).encode())
+            write_atomically(self.installed_path, json.dumps(record).encode())

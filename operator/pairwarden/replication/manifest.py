@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pairwarden.replication.storage import atomic_write_bytes
+from pairwarden.atomicfile import write_atomically
 
 CHUNK = 1 << 20
 # A file modified this recently may change again within the same mtime tick: do not cache it.
@@ -129,7 +129,7 @@ class Scanner:
         if dirty or fresh.keys() != self._cache.keys():
             self._cache = fresh
             payload = {"version": 1, "files": {p: [*k, h] for p, (k, h) in fresh.items()}}
-            atomic_write_bytes(self.cache_path, json.dumps(payload).encode())
+            write_atomically(self.cache_path, json.dumps(payload).encode())
         entries.sort(key=lambda e: e.path)
         return entries
 

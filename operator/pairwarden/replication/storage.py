@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pairwarden.atomicfile import fsync_dir, write_atomically
 from pairwarden.replication.paths import STATE_DIR, PathRefused, check_file_path, resolve_inside
 
 FAULT_ENV = "PAIRWARDEN_REPLICATION_FAULT"
@@ -33,26 +34,6 @@ def fault(point: str) -> None:
     (`commit:before-journal`, `commit:after-journal`, `commit:after-rename:<n>`)."""
     if os.environ.get(FAULT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write-then-rename with fsyncs: readers see the old or the new content, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def staged_key(path: str) -> str:
@@ -141,7 +122,7 @@ class Batches:
             os.utime(part, ns=(mtime_ns, mtime_ns))
         os.replace(part, data)
         meta = {"op": "put", "path": path, "sha256": sha256, "size": size}
-        atomic_write_bytes(items / f"{key}.json", json.dumps(meta).encode())
+        write_atomically(items / f"{key}.json", json.dumps(meta).encode())
 
     def stage_delete(self, batch: str, path: str) -> None:
         items = self.base / batch / "items"
@@ -149,7 +130,7 @@ class Batches:
         with contextlib.suppress(FileNotFoundError):
             (items / f"{key}.data").unlink()
         meta = {"op": "delete", "path": path}
-        atomic_write_bytes(items / f"{key}.json", json.dumps(meta).encode())
+        write_atomically(items / f"{key}.json", json.dumps(meta).encode())
 
     def discard(self, batch: str) -> None:
         shutil.rmtree(self.base / batch, ignore_errors=True)
@@ -187,7 +168,7 @@ class Batches:
         steps = plan_steps(self.rel(batch), items)
         fault("commit:before-journal")
         journal = {"steps": [s.to_wire() for s in steps]}
-        atomic_write_bytes(self.base / batch / JOURNAL, json.dumps(journal).encode())
+        write_atomically(self.base / batch / JOURNAL, json.dumps(journal).encode())
         fault("commit:after-journal")
         self._apply(batch, steps)
         hashes = {i["path"]: str(i["sha256"]) for i in items if i["op"] == "put"}

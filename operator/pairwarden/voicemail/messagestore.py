@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from pairwarden.atomicfile import write_atomically
+
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -67,15 +69,6 @@ class MessageStore(Protocol):
     def online(self) -> bool: ...
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class DirectoryMessageStore:
     """`<root>/<mailbox>/<id>.wav` plus `<id>.json`. The root is never created here: a missing
     root means the volume is not mounted, which is "offline", not "make an empty store"."""
@@ -99,8 +92,8 @@ class DirectoryMessageStore:
         try:
             box.mkdir(exist_ok=True)
             if not (box / f"{name}.wav").exists():
-                _write_atomic(box / f"{name}.json", json.dumps(message.meta()).encode())
-                _write_atomic(box / f"{name}.wav", message.audio)
+                write_atomically(box / f"{name}.json", json.dumps(message.meta()).encode())
+                write_atomically(box / f"{name}.wav", message.audio)
         except OSError as exc:
             raise StoreOffline(f"message store {self.root}: {exc}") from exc
         return message.id
@@ -153,9 +146,9 @@ class MessageQueue:
     def _enqueue(self, message: Message) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = safe_name(message.id)
-        _write_atomic(self.dir / f"{name}.wav", message.audio)
+        write_atomically(self.dir / f"{name}.wav", message.audio)
         # The .json goes last: drain only picks up complete entries.
-        _write_atomic(self.dir / f"{name}.json", json.dumps(message.meta()).encode())
+        write_atomically(self.dir / f"{name}.json", json.dumps(message.meta()).encode())
 
     def queued(self) -> int:
         try:
