@@ -14,29 +14,30 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
 	@echo "make test   - lint, then the whole test suite on the embedded sandbox"
-	@echo "make lint   - ruff, mypy --strict, hadolint"
+	@echo "make lint   - ruff, mypy --strict, import contracts, hadolint"
 	@echo "make tools  - system tools the tests use (promtool and sipp, from Debian packages)"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (needs a container engine)"
 	@echo "make crds   - regenerate crds/ from the pydantic models"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml testbed/pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (python3.12 on PATH or pyenv 3.12)"; exit 1; fi
 	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>/dev/null || true
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e testbed
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pairwarden demo
+	$(BIN)/pairwarden-testbed demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e bench
-	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/ruff check operator testbed tests e2e bench
+	$(BIN)/ruff format --check operator testbed tests e2e bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/hadolint images/Dockerfile
 
 # promtool checks the chart's alert rules (tests/chart/test_alerts.py); sipp (Debian

@@ -28,13 +28,13 @@ from kubernetes import client, config, watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, seconds, summary, verdict
-from pairwarden.localcluster import LocalCluster, wait_until
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
     LABEL_MEMBER,
     other,
 )
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 SERVICE = "vm-calls"
 WRITE_VERBS = ("create", "update", "patch", "delete")

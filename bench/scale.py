@@ -1,6 +1,6 @@
 """Scale benchmark: one operator replica against N simulated pairs.
 
-Three processes, as in a cluster: the sandbox API server (`pairwarden sandbox up`), the real
+Three processes, as in a cluster: the sandbox API server (`pairwarden-testbed sandbox up`), the real
 operator, and this one with 2N lightweight lease writers on one asyncio loop, speaking the
 agent's protocol (a PUT of the member Lease every R with `MemberReport.to_annotations()` and
 `spec.renewTime`, an extra write at once for a clean stop). Not full agents: no voicemail
@@ -47,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, percentile, sample_process, seconds, verdict
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.reconcile import HOUSEKEEPING
-from pairwarden.localcluster import OperatorProcess, failover_pair
 from pairwarden.protocol import (
     LABEL_MEMBER,
     MEMBERS,
@@ -56,7 +55,8 @@ from pairwarden.protocol import (
     MemberReport,
     other,
 )
-from pairwarden.sandbox.kubeconfig import write_kubeconfig
+from pairwarden_testbed.localcluster import OperatorProcess, failover_pair
+from pairwarden_testbed.sandbox.kubeconfig import write_kubeconfig
 
 NS = "scale"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
@@ -75,7 +75,7 @@ RSS_MB = 500.0
 
 
 class SandboxProcess:
-    """`pairwarden sandbox up` as a child process. In one process with the writers, the API
+    """`pairwarden-testbed sandbox up` as a child process. In one process with the writers, the API
     server and 4,000 writers at 2,000 pairs shared one interpreter lock and a single core,
     which stretched every reaction measured through it."""
 
@@ -86,7 +86,7 @@ class SandboxProcess:
 
     def __enter__(self) -> SandboxProcess:
         command = [
-            sys.executable, "-m", "pairwarden.cli", "sandbox", "up",
+            sys.executable, "-m", "pairwarden_testbed.cli", "sandbox", "up",
             "--kubeconfig", str(self.workdir / "sandbox.kubeconfig"),
         ]  # fmt: skip
         log = self.workdir / "sandbox.log"

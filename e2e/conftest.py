@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 INTERVAL_MS, MISSED = 100, 10
 WINDOW = INTERVAL_MS * MISSED / 1000

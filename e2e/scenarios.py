@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pairwarden.localcluster import LocalCluster, wait_until
 from pairwarden.protocol import LABEL_MEMBER, LABEL_ROLE, MEMBERS
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 
 def other(member: str) -> str:

@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
-from pairwarden.localcluster import EXAMPLES, failover_pair, wait_until
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
+from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
 
 pytestmark = pytest.mark.cluster
 KUBECONFIG = os.environ.get("PAIRWARDEN_E2E_CLUSTER", "")

@@ -19,7 +19,7 @@ from e2e.scenarios import (
     status,
 )
 
-from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 RENEW = WINDOW / 3
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))

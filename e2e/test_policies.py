@@ -19,7 +19,7 @@ from e2e.scenarios import (
     status,
 )
 
-from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 
 def _hhmm(offset_hours: float) -> str:

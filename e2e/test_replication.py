@@ -10,7 +10,7 @@ from e2e.conftest import start
 from e2e.scenarios import assert_serving, status
 from kubernetes import client
 
-from pairwarden.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 FAST = {"fileIntervalSeconds": 1, "databaseIntervalSeconds": 1}
 

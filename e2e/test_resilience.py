@@ -8,7 +8,7 @@ import time
 from e2e.conftest import WINDOW, start
 from e2e.scenarios import assert_serving, epoch, next_transition, other
 
-from pairwarden.localcluster import LocalCluster
+from pairwarden_testbed.localcluster import LocalCluster
 
 
 def test_operator_restart_alone_causes_no_failover(cluster: LocalCluster) -> None:

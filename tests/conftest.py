@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from pairwarden.sandbox import Sandbox
+from pairwarden_testbed.sandbox import Sandbox
 
 REAL_KUBECONFIG_ENV = "PAIRWARDEN_TEST_KUBECONFIG"
 

@@ -1,5 +1,10 @@
 """pairwarden: keeps an active/passive pair of voicemail servers answering calls."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pairwarden")
+except PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0.0.0+unknown"
 GROUP = "pairwarden.io"
 VERSION = "v1alpha1"

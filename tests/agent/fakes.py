@@ -10,7 +10,7 @@ from typing import Any
 
 from pairwarden.agent.core import VoicemailView
 from pairwarden.agent.kubeio import LeaseMissing, LeaseView
-from pairwarden.voicemail.core import StaleEpoch, VoicemailCore
+from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
 
 class FakeKube:

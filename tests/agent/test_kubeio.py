@@ -14,7 +14,7 @@ from kubernetes import client, config
 from pairwarden.agent.kubeio import KubernetesIO, LeaseMissing, LeaseView
 from pairwarden.kube import async_api_client
 
-sandbox_mod = pytest.importorskip("pairwarden.sandbox")
+sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 NS = "voice"
 
 

@@ -13,7 +13,7 @@ from pairwarden.agent.runner import Agent, AgentConfig
 from pairwarden.agent.state import STATE_FILE, AgentState
 from pairwarden.clock import ManualClock
 from pairwarden.protocol import Member, MemberReport
-from pairwarden.voicemail.core import VoicemailCore
+from pairwarden_testbed.voicemail.core import VoicemailCore
 
 from .fakes import FakeKube, FakeVoicemail
 

@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client, config, dynamic
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from pairwarden.sandbox import Sandbox
+from pairwarden_testbed.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALLER = Path(__file__).resolve().parent / "helm_install.py"

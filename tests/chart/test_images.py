@@ -1,6 +1,7 @@
 """The images' Dockerfile: hadolint-clean, multi-stage from one pinned slim Python 3.12 base,
-a numeric non-root user, `pairwarden <command>` as entrypoint, one target per image. (No
-container engine here: `make images` builds them elsewhere.)"""
+a numeric non-root user, one target per image; the operator and agent images carry the product
+venv only (`pairwarden <command>`), the reference voicemail image the product plus the test rig
+(`pairwarden-testbed voicemail`)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def test_dockerfile_shape() -> None:
     assert stages["builder"][0] == stages["runtime"][0] == "${PYTHON_IMAGE}"
     assert "pip wheel" in stages["builder"][1]
     runtime = stages["runtime"][1]
-    assert "COPY --from=builder /opt/pairwarden /opt/pairwarden" in runtime
+    assert "COPY" not in runtime  # each image copies the one venv it runs
     assert re.search(r"^USER [1-9][0-9]*:[1-9][0-9]*$", runtime, re.MULTILINE)
     assert 'ENTRYPOINT ["pairwarden"]' in runtime
     assert "apt-get" not in runtime and "gcc" not in runtime
@@ -57,9 +58,29 @@ def test_each_image_is_the_runtime_with_its_command(image: str) -> None:
     base, body = _stages(DOCKERFILE.read_text())[image]
     assert base == "runtime"
     assert f'CMD ["{image}"]' in body
-    assert "USER" not in body and "RUN" not in body  # nothing but its command and ports
+    assert "USER" not in body and "RUN" not in body  # nothing but its venv, command and ports
+
+
+@pytest.mark.parametrize(
+    ("image", "venv"),
+    [
+        pytest.param("operator", "/opt/pairwarden", id="operator-product-only"),
+        pytest.param("agent", "/opt/pairwarden", id="agent-product-only"),
+        pytest.param("voicemail", "/opt/testbed", id="voicemail-with-testbed"),
+    ],
+)
+def test_each_image_copies_one_venv(image: str, venv: str) -> None:
+    body = _stages(DOCKERFILE.read_text())[image][1]
+    copies = re.findall(r"^COPY --from=builder (\S+) (\S+)$", body, re.MULTILINE)
+    assert copies == [(venv, venv)]
 
 
 def test_dockerignore_keeps_only_the_build_inputs() -> None:
     lines = (ROOT / ".dockerignore").read_text().split("\n")
-    assert lines[lines.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!operator/"]
+    assert lines[lines.index("*") :][:5] == [
+        "*",
+        "!pyproject.toml",
+        "!README.md",
+        "!operator/",
+        "!testbed/",
+    ]

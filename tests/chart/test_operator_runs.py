@@ -11,8 +11,8 @@ from kubernetes import client
 from tests.chart.conftest import ChartCluster
 
 from pairwarden import GROUP, VERSION
-from pairwarden.localcluster import failover_pair, wait_until
-from pairwarden.localnode import LocalKubelet
+from pairwarden_testbed.localcluster import failover_pair, wait_until
+from pairwarden_testbed.localnode import LocalKubelet
 
 
 def _exists(leases: client.CoordinationV1Api, namespace: str, name: str) -> bool:

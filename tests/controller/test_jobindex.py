@@ -11,7 +11,7 @@ import pytest
 from pairwarden.controller import jobs
 from pairwarden.controller.client import connect
 from pairwarden.controller.jobs import JobIndex
-from pairwarden.localnode.jobrunner import final_status
+from pairwarden_testbed.localnode.jobrunner import final_status
 
 NS = "voice"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
-from pairwarden.localnode import podspec
+from pairwarden_testbed.localnode import podspec
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "voicemail-pair.yaml"
 

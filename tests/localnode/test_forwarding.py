@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pairwarden.localnode import LocalServiceProxy, NetworkLink
+from pairwarden_testbed.localnode import LocalServiceProxy, NetworkLink
 
 
 class Echo(socketserver.ThreadingTCPServer):

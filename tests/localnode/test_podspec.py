@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pairwarden.localnode import podspec
-from pairwarden.localnode.proxy import backends
+from pairwarden_testbed.localnode import podspec
+from pairwarden_testbed.localnode.proxy import backends
 
 POD = {
     "metadata": {"name": "vm-primary", "namespace": "voice", "uid": "u1", "labels": {"app": "vm"}},
@@ -16,7 +16,7 @@ POD = {
             {
                 "name": "voicemail",
                 "image": "pairwarden/voicemail:dev",
-                "command": ["pairwarden", "voicemail"],
+                "command": ["pairwarden-testbed", "voicemail"],
                 "args": ["--data-dir", "/data/vm", "--state-dir=/data", "--other=/etc/x"],
                 "volumeMounts": [{"name": "data", "mountPath": "/data"}],
                 "env": [
@@ -50,7 +50,7 @@ def test_command_env_and_volumes(tmp_path: Path) -> None:
     mounts = podspec.mount_map(container, volumes)
     argv = podspec.command_line(container, mounts)
     host = str(tmp_path / "volumes" / "data")
-    assert argv == [sys.executable, "-m", "pairwarden.cli", "voicemail",
+    assert argv == [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail",
                     "--data-dir", f"{host}/vm", f"--state-dir={host}",
                     "--other=/etc/x"]  # fmt: skip
     env = podspec.environment(

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-from pairwarden.localnode.podspec import command_line, expand
+from pairwarden_testbed.localnode.podspec import command_line, expand
 
 
 def test_variable_references_expand_like_the_kubelets() -> None:

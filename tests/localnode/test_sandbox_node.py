@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-sandbox_mod = pytest.importorskip("pairwarden.sandbox")
+sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 from kubernetes import client, config  # noqa: E402
 
-from pairwarden.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
+from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
 
 NS = "voice"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "voicemail-pair.yaml"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pairwarden.localnode import LocalServiceProxy
+from pairwarden_testbed.localnode import LocalServiceProxy
 
 
 class UdpEcho:

@@ -22,7 +22,7 @@ from pairwarden.controller.jobs import (
 )
 from pairwarden.controller.secrets import ensure_token, token_of
 from pairwarden.kube import async_api_client
-from pairwarden.localnode.jobrunner import LocalJobRunner, final_status
+from pairwarden_testbed.localnode.jobrunner import LocalJobRunner, final_status
 
 from .helpers import member, seed, tree
 

@@ -1,5 +1,5 @@
 """The sandbox's own hooks: injected faults, request counts per identity, admin HTTP API,
-discovery and health endpoints, and the `pairwarden sandbox up` command."""
+discovery and health endpoints, and the `pairwarden-testbed sandbox up` command."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from pairwarden.sandbox import AsyncSandbox, Sandbox
+from pairwarden_testbed.sandbox import AsyncSandbox, Sandbox
 
 from .helpers import wait_for
 
@@ -111,7 +111,7 @@ def test_cli_up_installs_crds_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "pairwarden.cli",
+            "pairwarden_testbed.cli",
             "sandbox",
             "up",
             "--kubeconfig",

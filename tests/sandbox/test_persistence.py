@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from pairwarden.sandbox import Sandbox
+from pairwarden_testbed.sandbox import Sandbox
 
 from .helpers import WIDGET_CRD, install_crd
 
@@ -73,7 +73,7 @@ def test_kill_9_after_acknowledged_write_loses_nothing(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "pairwarden.cli",
+        "pairwarden_testbed.cli",
         "sandbox",
         "up",
         "--kubeconfig",

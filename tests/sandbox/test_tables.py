@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from pairwarden.sandbox.tables import human_age
+from pairwarden_testbed.sandbox.tables import human_age
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 

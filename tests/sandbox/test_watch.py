@@ -14,7 +14,7 @@ from kubernetes_asyncio import client as aclient
 from kubernetes_asyncio import config as aconfig
 from kubernetes_asyncio import watch as awatch
 
-from pairwarden.sandbox import Sandbox, Settings
+from pairwarden_testbed.sandbox import Sandbox, Settings
 
 
 def _cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:

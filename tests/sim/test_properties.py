@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pairwarden.api import FailoverPairSpec
 from pairwarden.engine import DISCRETIONARY, Cause
 from pairwarden.protocol import MEMBERS, Member
-from pairwarden.sim import World
+from pairwarden_testbed.sim import World
 
 from .conftest import make_spec
 

@@ -10,7 +10,7 @@ import pytest
 
 from pairwarden.clock import ManualClock
 from pairwarden.engine import Cause
-from pairwarden.sim import World
+from pairwarden_testbed.sim import World
 
 from .conftest import make_spec
 

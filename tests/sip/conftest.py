@@ -16,12 +16,12 @@ import pytest
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
-from pairwarden.voicemail import sip
-from pairwarden.voicemail.control import make_app
-from pairwarden.voicemail.core import VoicemailCore
-from pairwarden.voicemail.messagestore import DirectoryMessageStore, MessageQueue
-from pairwarden.voicemail.sipua import SipServer
-from pairwarden.voicemail.store import MessageStore, prepare_data_dir
+from pairwarden_testbed.voicemail import sip
+from pairwarden_testbed.voicemail.control import make_app
+from pairwarden_testbed.voicemail.core import VoicemailCore
+from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
+from pairwarden_testbed.voicemail.sipua import SipServer
+from pairwarden_testbed.voicemail.store import MessageStore, prepare_data_dir
 
 
 class MwiListener:

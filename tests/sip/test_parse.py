@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pairwarden.voicemail import sip
+from pairwarden_testbed.voicemail import sip
 
 INVITE = (
     "INVITE sip:1000@10.0.0.5:5060 SIP/2.0\r\n"

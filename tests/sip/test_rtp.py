@@ -7,7 +7,7 @@ import wave
 
 import pytest
 
-from pairwarden.voicemail.rtp import (
+from pairwarden_testbed.voicemail.rtp import (
     PCMU,
     Recording,
     RtpError,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pairwarden.voicemail import sip
-from pairwarden.voicemail.rtp import tone
+from pairwarden_testbed.voicemail import sip
+from pairwarden_testbed.voicemail.rtp import tone
 
 from .conftest import Member, MwiListener
 

@@ -11,8 +11,8 @@ import time
 import wave
 from pathlib import Path
 
-from pairwarden import sipcaller
-from pairwarden.voicemail import sip
+from pairwarden_testbed import sipcaller
+from pairwarden_testbed.voicemail import sip
 
 from .conftest import Member, MwiListener
 

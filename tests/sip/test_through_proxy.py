@@ -9,12 +9,12 @@ import random
 import time
 from pathlib import Path
 
-from pairwarden import sipcaller
 from pairwarden.clock import SystemClock
-from pairwarden.localnode import LocalServiceProxy
-from pairwarden.voicemail.core import VoicemailCore
-from pairwarden.voicemail.messagestore import DirectoryMessageStore, MessageQueue
-from pairwarden.voicemail.sipua import SipServer
+from pairwarden_testbed import sipcaller
+from pairwarden_testbed.localnode import LocalServiceProxy
+from pairwarden_testbed.voicemail.core import VoicemailCore
+from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
+from pairwarden_testbed.voicemail.sipua import SipServer
 
 
 def pod(name: str, ip: str, member: str) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pairwarden.clock import ManualClock
-from pairwarden.voicemail.core import StaleEpoch, VoicemailCore
+from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
 
 def test_starts_standby_and_counts_refused_calls() -> None:

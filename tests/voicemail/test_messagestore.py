@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pairwarden.voicemail.messagestore import (
+from pairwarden_testbed.voicemail.messagestore import (
     DirectoryMessageStore,
     Message,
     MessageQueue,

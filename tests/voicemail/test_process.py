@@ -21,10 +21,10 @@ import pytest
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
-from pairwarden.voicemail.control import make_app
-from pairwarden.voicemail.core import VoicemailCore
-from pairwarden.voicemail.lineproto import LineCallServer
-from pairwarden.voicemail.store import DATA_DIRECTORIES, MessageStore, prepare_data_dir
+from pairwarden_testbed.voicemail.control import make_app
+from pairwarden_testbed.voicemail.core import VoicemailCore
+from pairwarden_testbed.voicemail.lineproto import LineCallServer
+from pairwarden_testbed.voicemail.store import DATA_DIRECTORIES, MessageStore, prepare_data_dir
 
 
 class Server:
@@ -125,7 +125,7 @@ def test_real_process_lays_out_data_and_exits_on_sigterm(tmp_path: Path) -> None
     control = _free_port()
     env = {**os.environ, "POD_NAME": "vm-secondary"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pairwarden.cli", "voicemail", "--address", "127.0.0.1",
+        [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail", "--address", "127.0.0.1",
          "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path),
          "--sip-port", "0"],
         env=env, stderr=subprocess.DEVNULL,
@@ -156,12 +156,12 @@ def _healthy(port: int) -> bool:
 
 
 def test_real_process_answers_sip_and_stores_messages_in_the_shared_store(tmp_path: Path) -> None:
-    from pairwarden import sipcaller  # the built-in caller; sipp runs in tests/sip
+    from pairwarden_testbed import sipcaller  # the built-in caller; sipp runs in tests/sip
 
     control = _free_port()
     (tmp_path / "store").mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pairwarden.cli", "voicemail", "--address", "127.0.0.1",
+        [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail", "--address", "127.0.0.1",
          "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path / "d"),
          "--sip-port", "0", "--message-store", str(tmp_path / "store"), "--pod", "vm-p",
          "--drain-interval", "0.1"],

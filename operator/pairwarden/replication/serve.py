@@ -9,9 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
+from pairwarden.protocol import REPLICATED_DIRECTORIES as DATA_DIRECTORIES
 from pairwarden.replication.fileapi import DEFAULT_MAX_BODY, make_app, serve
 from pairwarden.replication.paths import PathRefused
-from pairwarden.voicemail.store import DATA_DIRECTORIES
 
 
 async def _main(args: argparse.Namespace) -> int:

@@ -1,0 +1,276 @@
+"""Sandbox stand-in for the Job controller and kubelet, for replication Jobs only: runs a
+Job's first container as a local process and writes the Job's status like the real
+controller (startTime, active, succeeded/failed, completionTime, Complete/Failed conditions).
+
+A leading `pairwarden` becomes `python -m pairwarden.cli`; Secret and emptyDir volumes become
+files in a work dir (so `--token-file` works), `/dev/termination-log` a file there; downward
+API env gets the pod fields a Job's pod would have (`job-name` label, namespace). The child
+gets the runner's kubeconfig in $KUBECONFIG, as a pod gets its service-account token, so the
+replicate process annotates its own Job with its report exactly as in a real cluster.
+Honours backoffLimit (immediate retries), activeDeadlineSeconds, ttlSecondsAfterFinished, and
+kills the process when its Job is deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pairwarden.kube import sync_api_client
+from pairwarden_testbed.localnode import podspec
+from pairwarden_testbed.localnode.watcher import ResourceWatcher
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+LABEL_REPLICATION = "pairwarden.io/replication"
+TERMINATION_LOG = "/dev/termination-log"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_runnable(job: Obj) -> bool:
+    """Replication Jobs, or Jobs whose containers all run `pairwarden/...` images."""
+    meta = job.get("metadata") or {}
+    if (meta.get("labels") or {}).get(LABEL_REPLICATION) == "true":
+        return True
+    spec = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return podspec.is_local_pod({"spec": spec})
+
+
+def is_finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+def final_status(started: str, succeeded: bool, reason: str, message: str) -> dict[str, Any]:
+    """The status the Job controller writes when a Job (with one pod) ends (pure)."""
+    now = _now()
+    kind = "Complete" if succeeded else "Failed"
+    status: dict[str, Any] = {
+        "startTime": started, "active": 0, "ready": 0,
+        "succeeded": 1 if succeeded else 0, "failed": 0 if succeeded else 1,
+        "conditions": [{"type": kind, "status": "True", "lastProbeTime": now,
+                        "lastTransitionTime": now, "reason": reason, "message": message}],
+    }  # fmt: skip
+    if succeeded:
+        status["completionTime"] = now
+    return status
+
+
+class _Run:
+    """One Job being run: its work dir, its process and its deadline."""
+
+    def __init__(self, runner: LocalJobRunner, job: Obj) -> None:
+        self.runner = runner
+        self.job = job
+        meta = job["metadata"]
+        self.name = str(meta["name"])
+        self.uid = str(meta.get("uid", ""))
+        self.workdir = runner.workdir / f"{self.name}-{self.uid[:8]}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.cancelled = threading.Event()
+        self.thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def _volumes(self, pod_spec: Obj) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for vol in pod_spec.get("volumes") or []:
+            path = self.workdir / "volumes" / str(vol["name"])
+            path.mkdir(parents=True, exist_ok=True)
+            if "secret" in vol:
+                secret = self.runner.core.read_namespaced_secret(
+                    vol["secret"]["secretName"], self.runner.namespace
+                )
+                podspec.write_secret(path, secret.data)
+            out[str(vol["name"])] = path
+        return out
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        template = self.job["spec"]["template"]
+        pod_spec = template["spec"]
+        container = pod_spec["containers"][0]
+        mounts = podspec.mount_map(container, self._volumes(pod_spec))
+        mounts.append((TERMINATION_LOG, str(self.workdir / "termination-log")))
+        labels = {**(template.get("metadata") or {}).get("labels", {}),
+                  "job-name": self.name, "batch.kubernetes.io/job-name": self.name}  # fmt: skip
+        pod = {"metadata": {"name": f"{self.name}-local", "namespace": self.runner.namespace,
+                            "labels": labels}, "spec": pod_spec}  # fmt: skip
+        env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ,
+                                  {"KUBECONFIG": self.runner.kubeconfig})  # fmt: skip
+        argv = podspec.command_line(container, mounts, env)
+        return argv, env
+
+    def _main(self) -> None:
+        started = _now()
+        self.runner.write_status(self.name, self.uid, {"startTime": started, "active": 1})
+        spec = self.job.get("spec") or {}
+        attempts = int(spec.get("backoffLimit", 6)) + 1
+        deadline = spec.get("activeDeadlineSeconds")
+        end = time.monotonic() + float(deadline) if deadline else None
+        outcome: tuple[bool, str, str] = (False, "BackoffLimitExceeded", "no attempt ran")
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            argv, env = self._command()
+        except (ApiException, KeyError, ValueError, OSError) as exc:
+            argv, env, attempts = [], {}, 0
+            outcome = (False, "PodFailed", f"cannot start: {exc}")
+        for attempt in range(attempts):
+            code = self._attempt(argv, env, end)
+            if self.cancelled.is_set():
+                return
+            if code == 0:
+                outcome = (True, "Completed", "Reached expected number of succeeded pods")
+                break
+            if code is None:
+                outcome = (False, "DeadlineExceeded", "Job was active longer than specified")
+                break
+            outcome = (False, "BackoffLimitExceeded", f"attempt {attempt + 1} exited {code}")
+        self.runner.write_status(self.name, self.uid, final_status(started, *outcome))
+        ttl = spec.get("ttlSecondsAfterFinished")
+        if ttl is not None:
+            self.runner.expire_later(self.name, self.uid, float(ttl))
+
+    def _attempt(self, argv: list[str], env: dict[str, str], end: float | None) -> int | None:
+        """The exit code, or None when the deadline killed it."""
+        with open(self.workdir / "output.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                argv, env=env, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        try:
+            return self.proc.wait(None if end is None else max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            self.cancelled.clear()
+            self.proc.wait()
+            return None
+
+
+class LocalJobRunner:
+    """`with LocalJobRunner(kubeconfig, namespace) as runner: ...` runs replication Jobs."""
+
+    def __init__(
+        self, kubeconfig: str | os.PathLike[str], namespace: str, *, workdir: Path | None = None
+    ) -> None:
+        self.kubeconfig = str(kubeconfig)
+        self.namespace = namespace
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jobrunner-"))
+        self._api = sync_api_client(self.kubeconfig)
+        self.core = client.CoreV1Api(self._api)
+        self.batch = client.BatchV1Api(self._api)
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher = ResourceWatcher(self._api, namespace, "jobs", self._on_job)
+
+    def start(self) -> LocalJobRunner:
+        self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._watcher.stop()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.cancel()
+            run.thread.join(5)
+        self._api.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalJobRunner:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def log_path(self, name: str) -> Path | None:
+        with self._lock:
+            run = self._runs.get(name)
+        return run.workdir / "output.log" if run else None
+
+    # ---- jobs ----------------------------------------------------------------------------
+
+    def _on_job(self, kind: str, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        uid = job["metadata"].get("uid", "")
+        with self._lock:
+            known = self._runs.get(name)
+        if known is not None and (kind == "DELETED" or known.uid != uid):
+            known.cancel()
+            with self._lock:
+                self._runs.pop(name, None)
+            known = None
+        if kind == "DELETED" or known is not None or self._stop.is_set():
+            return
+        if not is_runnable(job) or is_finished(job) or (job.get("status") or {}).get("startTime"):
+            return  # finished, or started by an earlier runner: never run a Job twice
+        run = _Run(self, job)
+        with self._lock:
+            self._runs[name] = run
+        log.info("job %s: starting", name)
+        run.thread.start()
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def write_status(self, name: str, uid: str, status: dict[str, Any]) -> None:
+        for _ in range(10):
+            try:
+                resp = self.batch.read_namespaced_job(
+                    name, self.namespace, _preload_content=False, _request_timeout=5
+                )
+                obj = json.loads(resp.data)
+                if obj["metadata"].get("uid", "") != uid:
+                    return
+                obj["status"] = {**(obj.get("status") or {}), **status}
+                self.batch.replace_namespaced_job_status(
+                    name, self.namespace, obj, _request_timeout=5
+                )
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 409:
+                    log.warning("status of job %s: %s %s", name, exc.status, exc.reason)
+                    time.sleep(0.1)
+
+    def expire_later(self, name: str, uid: str, ttl: float) -> None:
+        def expire() -> None:
+            if self._stop.is_set():
+                return
+            with contextlib.suppress(ApiException):
+                self.batch.delete_namespaced_job(
+                    name, self.namespace, propagation_policy="Background",
+                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+                )  # fmt: skip
+
+        timer = threading.Timer(ttl, expire)
+        timer.daemon = True
+        timer.start()

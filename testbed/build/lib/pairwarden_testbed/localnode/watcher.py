@@ -1,0 +1,81 @@
+"""List-then-watch of one resource kind in a thread, resuming after errors and 410 Gone.
+Hands raw objects (dicts) to a callback, the way an informer would."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, dict[str, Any]], None]  # (ADDED|MODIFIED|DELETED|SYNC, object)
+
+
+class ResourceWatcher:
+    def __init__(self, api: client.ApiClient, namespace: str, kind: str, handler: Handler) -> None:
+        core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+        self._list = {
+            "pods": core.list_namespaced_pod,
+            "services": core.list_namespaced_service,
+            "jobs": batch.list_namespaced_job,
+        }[kind]
+        self._ns = namespace
+        self._kind = kind
+        self._handler = handler
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread = threading.Thread(target=self._main, name=f"watch-{kind}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self._thread.join(3)
+
+    def _main(self) -> None:
+        rv: str | None = None
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    resp = self._list(self._ns, _preload_content=False, _request_timeout=10)
+                    listed = json.loads(resp.data)
+                    rv = listed["metadata"]["resourceVersion"]
+                    for item in listed.get("items") or []:
+                        self._handler("SYNC", item)
+                self._watch = watch.Watch()
+                for event in self._watch.stream(
+                    self._list, self._ns, resource_version=rv, timeout_seconds=30,
+                    allow_watch_bookmarks=True, _request_timeout=40,
+                ):  # fmt: skip
+                    if self._stop.is_set():
+                        return
+                    obj = event["raw_object"]
+                    if event["type"] == "ERROR":
+                        rv = None if obj.get("code") == 410 else rv
+                        break
+                    rv = obj.get("metadata", {}).get("resourceVersion") or rv
+                    if event["type"] != "BOOKMARK":
+                        self._handler(event["type"], obj)
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = None
+                    continue
+                self._pause(f"{exc.status} {exc.reason}")
+            except Exception as exc:  # a watcher thread must survive anything
+                if self._stop.is_set():
+                    return
+                self._pause(repr(exc))
+
+    def _pause(self, why: str) -> None:
+        log.info("watch of %s: %s; retrying", self._kind, why)
+        time.sleep(0.5)

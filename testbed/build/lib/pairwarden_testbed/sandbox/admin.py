@@ -1,0 +1,97 @@
+"""Test hooks: injected faults and request counters, shared by the Python API and the
+`/sandbox/...` admin endpoints so another process (a benchmark, the demo) can use them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import REASONS, ApiError
+
+TOKEN_PREFIX = "sandbox-token-"
+
+
+def user_of(authorization: str | None) -> str:
+    """The identity behind a bearer token written by `kubeconfig_for(user)`."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return "anonymous"
+    token = authorization[7:].strip()
+    return token[len(TOKEN_PREFIX) :] if token.startswith(TOKEN_PREFIX) else token
+
+
+@dataclass
+class Fault:
+    verb: str = "*"
+    resource: str = "*"
+    name: str | None = None
+    namespace: str | None = None
+    status: int = 500
+    count: int = 1
+    message: str = ""
+
+    def matches(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> bool:
+        qualified = f"{resource.split('/')[0]}.{group}" if group else resource
+        return (
+            self.verb in ("*", verb)
+            and self.resource in ("*", resource, qualified)
+            and self.name in (None, name)
+            and self.namespace in (None, ns)
+        )
+
+    def error(self) -> ApiError:
+        message = self.message or f"injected fault: {REASONS.get(self.status, self.status)}"
+        return ApiError(self.status, message)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        if fault.count <= 0:
+            raise ValueError("count must be positive")
+        self._faults.append(fault)
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def pending(self) -> list[dict[str, Any]]:
+        return [asdict(f) for f in self._faults]
+
+    def take(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> None:
+        """Raise the first matching fault's error, consuming one of its count."""
+        for fault in self._faults:
+            if fault.matches(verb, resource, group, ns, name):
+                fault.count -= 1
+                if fault.count == 0:
+                    self._faults.remove(fault)
+                raise fault.error()
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.users: Counter[str] = Counter()
+        self.by_user: Counter[tuple[str, str, str]] = Counter()
+
+    def record(self, user: str, verb: str, resource: str) -> None:
+        self.requests[(verb, resource)] += 1
+        self.users[user] += 1
+        self.by_user[(user, verb, resource)] += 1
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.users.clear()
+        self.by_user.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-friendly: `requests["verb resource"]`, `users[user]`, `by_user[user][...]`."""
+        by_user: dict[str, dict[str, int]] = {}
+        for (user, verb, resource), n in self.by_user.items():
+            by_user.setdefault(user, {})[f"{verb} {resource}"] = n
+        return {
+            "requests": {f"{v} {r}": n for (v, r), n in self.requests.items()},
+            "users": dict(self.users),
+            "by_user": by_user,
+        }

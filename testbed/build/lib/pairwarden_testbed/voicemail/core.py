@@ -1,0 +1,111 @@
+"""What the voicemail process decides: whether to answer a call, and which role orders to obey.
+
+No sockets here, so the rules are tested with a ManualClock. A role order carries the
+epoch (the fencing token of the active Lease): an order older than the one held is refused,
+so a delayed or replayed "active" from a deposed agent cannot revive a fenced member. An
+"active" order may also carry a validity: the agent sends the time left before its own
+fencing deadline, so the process stops answering on time even if the agent itself hangs or
+dies (the agent renews the order with every successful Lease renewal).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from pairwarden.clock import Clock
+
+
+class StaleEpoch(Exception):
+    """A role order older than the epoch already held."""
+
+
+@dataclass(frozen=True)
+class Call:
+    id: int
+    caller: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to a new call: answered with this call, or refused (standby)."""
+
+    call: Call | None
+
+    @property
+    def answered(self) -> bool:
+        return self.call is not None
+
+
+class VoicemailCore:
+    def __init__(self, pod: str, clock: Clock) -> None:
+        self.pod = pod
+        self._clock = clock
+        self._active = False
+        self._epoch = 0
+        self._valid_until: float | None = None
+        self._calls: dict[int, Call] = {}
+        self._ids = itertools.count(1)
+        self.inactive_calls = 0
+        self.answered_calls = 0
+        # Where the active member answers ("host:port"), when the control API said so: a
+        # standby SIP front end then redirects callers (302) instead of refusing them (503).
+        self.redirect: str | None = None
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def answering(self) -> bool:
+        if not self._active:
+            return False
+        if self._valid_until is not None and self._clock.monotonic() >= self._valid_until:
+            # The order ran out: demote for good until a fresh order arrives.
+            self._active = False
+            self._valid_until = None
+            return False
+        return True
+
+    def set_role(self, active: bool, epoch: int, valid_for: float | None = None) -> None:
+        """Obey a role order unless it is older than the epoch held (raises StaleEpoch).
+
+        Demoting keeps calls in progress (a clean failover maintains calls) and refuses
+        new ones.
+        """
+        if epoch < self._epoch:
+            raise StaleEpoch(f"order for epoch {epoch} is older than held epoch {self._epoch}")
+        self._epoch = epoch
+        self._active = active
+        self._valid_until = (
+            self._clock.monotonic() + valid_for if active and valid_for is not None else None
+        )
+
+    def offer(self, caller: str) -> Answer:
+        if not self.answering():
+            self.inactive_calls += 1
+            return Answer(None)
+        call = Call(next(self._ids), caller, self._epoch)
+        self._calls[call.id] = call
+        self.answered_calls += 1
+        return Answer(call)
+
+    def hang_up(self, call: Call) -> None:
+        self._calls.pop(call.id, None)
+
+    @property
+    def calls_in_progress(self) -> int:
+        return len(self._calls)
+
+    def status(self) -> dict[str, Any]:
+        answering = self.answering()
+        return {
+            "pod": self.pod,
+            "role": "active" if answering else "standby",
+            "epoch": self._epoch,
+            "answering": answering,
+            "callsInProgress": self.calls_in_progress,
+            "inactiveCalls": self.inactive_calls,
+            "answeredCalls": self.answered_calls,
+        }

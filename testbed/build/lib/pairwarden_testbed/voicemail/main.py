@@ -1,0 +1,164 @@
+"""`pairwarden-testbed voicemail`: the reference voicemail process. Starts standby; SIGTERM exits.
+
+Calls arrive on two front ends sharing one core: the TCP line protocol (`--call-port`) and
+SIP over UDP (`--sip-port`, 5060 unless `--no-sip`). Voice messages go to the message store
+(`--message-store`, a directory both members mount) or, while it is offline, wait in the
+replicated `UnityMTA` directory until the active member drains them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from pairwarden.clock import SystemClock
+from pairwarden.protocol import DATABASE_NAME
+from pairwarden_testbed.voicemail.control import make_app
+from pairwarden_testbed.voicemail.core import VoicemailCore
+from pairwarden_testbed.voicemail.lineproto import CallFrontend, LineCallServer
+from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
+from pairwarden_testbed.voicemail.sipua import SipServer
+from pairwarden_testbed.voicemail.store import MessageStore, prepare_data_dir
+
+log = logging.getLogger("pairwarden_testbed.voicemail")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("POD_IP") or "127.0.0.1",
+        help="address to bind (default: $POD_IP or 127.0.0.1)",
+    )
+    parser.add_argument("--call-port", type=int, default=5070, help="TCP call port")
+    parser.add_argument("--control-port", type=int, default=8081, help="control/health HTTP port")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("voicemail-data"), help="files and UnityDb.sqlite"
+    )
+    parser.add_argument(
+        "--pod", default=os.environ.get("POD_NAME") or socket.gethostname(), help="pod name"
+    )
+    parser.add_argument("--sip-port", type=int, default=5060, help="SIP UDP port (0: any free)")
+    parser.add_argument("--no-sip", action="store_true", help="no SIP front end")
+    parser.add_argument(
+        "--sip-contact", default=None, help="address put in Contact and SDP (default: --address)"
+    )
+    parser.add_argument(
+        "--message-store",
+        type=Path,
+        default=None,
+        help="message store directory, shared by both members; never created here (missing"
+        " = offline); without it messages wait in UnityMTA",
+    )
+    parser.add_argument(
+        "--store-offline", action="store_true", help="start with the message store offline"
+    )
+    parser.add_argument(
+        "--mwi-target",
+        type=_hostport,
+        default=None,
+        help="host:port every MWI NOTIFY goes to (default: the caller's From URI)",
+    )
+    parser.add_argument(
+        "--answer-delay-ms", type=int, default=0, help="ring this long before answering"
+    )
+    parser.add_argument(
+        "--drain-interval", type=float, default=2.0, help="seconds between UnityMTA drains"
+    )
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
+    return host, int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return asyncio.run(serve(args))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir
+    prepare_data_dir(data_dir)
+    store = MessageStore(data_dir / DATABASE_NAME)
+    core = VoicemailCore(args.pod, SystemClock())
+    message_store = DirectoryMessageStore(args.message_store or data_dir / "no-message-store")
+    message_store.forced_offline = args.store_offline or args.message_store is None
+    queue = MessageQueue(message_store, data_dir / "UnityMTA")
+    frontends: list[CallFrontend] = [LineCallServer(core, store, args.address, args.call_port)]
+    sip_server: SipServer | None = None
+    if not args.no_sip:
+        sip_server = SipServer(
+            core,
+            args.address,
+            args.sip_port,
+            queue=queue,
+            contact_host=args.sip_contact,
+            mwi_target=args.mwi_target,
+            answer_delay=args.answer_delay_ms / 1000.0,
+        )
+        frontends.append(sip_server)
+    settings = {"callPort": args.call_port, "sipPort": None if args.no_sip else args.sip_port}
+    app = make_app(
+        core,
+        store,
+        settings,
+        queue=queue,
+        extra_status=sip_server.status if sip_server is not None else None,
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    drainer: asyncio.Task[None] | None = None
+    try:
+        for frontend in frontends:
+            await frontend.start()
+        await web.TCPSite(runner, args.address, args.control_port).start()
+        drainer = asyncio.create_task(_drain(core, queue, args.drain_interval))
+        log.info(
+            "voicemail %s standby, calls on %s:%d, sip %s, control on %s:%d, store %s",
+            args.pod,
+            args.address,
+            args.call_port,
+            "off" if sip_server is None else f"udp {args.address}:{sip_server.port}",
+            args.address,
+            args.control_port,
+            args.message_store,
+        )
+        await stop.wait()
+        log.info("voicemail %s stopping", args.pod)
+    finally:
+        if drainer is not None:
+            drainer.cancel()
+        for frontend in frontends:
+            await frontend.close()
+        await runner.cleanup()
+        store.close()
+    return 0
+
+
+async def _drain(core: VoicemailCore, queue: MessageQueue, interval: float) -> None:
+    """The active member moves queued messages to the store once it is back (the reference's
+    UMR). The standby leaves them: its copy of UnityMTA is a replica, and delivery is
+    idempotent by message id anyway."""
+    while True:
+        await asyncio.sleep(interval)
+        if core.answering() and queue.queued():
+            try:
+                sent = await asyncio.to_thread(queue.drain)
+            except OSError as exc:
+                log.warning("draining UnityMTA failed: %s", exc)
+                continue
+            if sent:
+                log.info("delivered %d queued message(s) to the message store", sent)

@@ -1,0 +1,276 @@
+"""A whole cluster on loopback: the sandbox API server, the local kubelet, kube-proxy and Job
+controller stand-ins, and the real operator as its own process. The demo, the e2e scenarios and the
+benchmarks all drive this one harness, so what they measure is the same path.
+
+Callers dial the Service's clusterIP like any client would; the proxy forwards to whichever
+pod the selector picks at that moment, so a flip is seen by callers, not only in the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from pairwarden import GROUP, VERSION
+from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # shipped in the package
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def failover_pair(
+    name: str = "vm",
+    service: str = "vm-calls",
+    interval_ms: int = 100,
+    missed: int = 10,
+    renewals: int = 3,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A FailoverPair for pods `<name>-primary` / `<name>-secondary`, shortened heartbeat."""
+    body: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FailoverPair",
+        "metadata": {"name": name},
+        "spec": {
+            "members": {
+                "primary": {"podName": f"{name}-primary"},
+                "secondary": {"podName": f"{name}-secondary"},
+            },
+            "service": service,
+            "heartbeat": {
+                "intervalMs": interval_ms,
+                "missedBeforeFailover": missed,
+                "renewalsPerWindow": renewals,
+            },
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+class OperatorProcess:
+    """`pairwarden operator` as a child process, as it runs in its own pod."""
+
+    def __init__(self, kubeconfig: str, namespace: str, log: Path, extra: list[str] | None = None):
+        self.kubeconfig, self.namespace, self.log = kubeconfig, namespace, log
+        self.metrics_port = free_port()
+        self.extra = extra or ["--standalone"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "pairwarden.cli", "operator",
+            "--kubeconfig", self.kubeconfig, "-n", self.namespace,
+            "--metrics-address", "127.0.0.1", "--metrics-port", str(self.metrics_port),
+            *self.extra,
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return str(response.read().decode())
+
+
+class LocalCluster:
+    """Start with `with LocalCluster() as cluster:`; everything stops on exit."""
+
+    def __init__(self, namespace: str = "voice", workdir: Path | None = None) -> None:
+        self.namespace = namespace
+        self._tmp = tempfile.TemporaryDirectory(prefix="pairwarden-") if workdir is None else None
+        self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
+        self._stack = contextlib.ExitStack()
+        self.operator: OperatorProcess | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy
+        from pairwarden_testbed.localnode.jobrunner import LocalJobRunner
+        from pairwarden_testbed.sandbox import Sandbox
+
+        self.sandbox = self._stack.enter_context(Sandbox())
+        self.kubeconfig = str(self.sandbox.kubeconfig_path)
+        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+        self._stack.callback(self.api.close)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        with contextlib.suppress(client.ApiException):
+            self.core.create_namespace({"metadata": {"name": self.namespace}})
+        self.kubelet = LocalKubelet(self.kubeconfig, self.namespace, workdir=self.workdir)
+        self.kubelet.start()
+        self._stack.callback(self.kubelet.stop)
+        self.proxy = LocalServiceProxy(self.kubeconfig, self.namespace)
+        self.proxy.start()
+        self._stack.callback(self.proxy.stop)
+        self.jobs = self._stack.enter_context(
+            LocalJobRunner(self.kubeconfig, self.namespace, workdir=self.workdir / "jobs")
+        )
+        self.start_operator()
+
+    def start_operator(self, extra: list[str] | None = None) -> OperatorProcess:
+        self.operator = OperatorProcess(
+            self.kubeconfig, self.namespace, self.workdir / "operator.log", extra
+        )
+        self.operator.start()
+        self._stack.callback(self.operator.stop)
+        return self.operator
+
+    def stop(self) -> None:
+        self._stack.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # ------------------------------------------------------------------ objects
+
+    def apply_file(self, path: Path) -> None:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                self.create(doc)
+
+    def create(self, body: dict[str, Any]) -> None:
+        kind = body["kind"]
+        if kind == "Pod":
+            self.core.create_namespaced_pod(self.namespace, body)
+        elif kind == "Service":
+            self.core.create_namespaced_service(self.namespace, body)
+        elif kind == "FailoverPair":
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "failoverpairs", body
+            )
+        else:
+            raise ValueError(f"LocalCluster.create does not know kind {kind}")
+
+    def start_pair(self, **spec: Any) -> dict[str, Any]:
+        """The example voicemail pods and Service, then a FailoverPair naming them."""
+        self.apply_file(EXAMPLES / "voicemail-pair.yaml")
+        pair = failover_pair(**spec)
+        self.create(pair)
+        return pair
+
+    def pair(self, name: str = "vm") -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "failoverpairs", name
+        )
+        return body
+
+    def patch_pair(self, patch: dict[str, Any], name: str = "vm") -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "failoverpairs", name, patch
+        )
+
+    def request(self, action: str, name: str = "vm") -> str:
+        """What `kubectl pairwarden failover|failback` writes; the request id."""
+        request_id = uuid.uuid4().hex[:12]
+        annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: request_id}
+        self.patch_pair({"metadata": {"annotations": annotations}}, name)
+        return request_id
+
+    def data_dir(self, pod: str) -> Path:
+        """The pod's voicemail data directory (its `data` volume) on this machine."""
+        return self.kubelet.pod_dir(pod) / "volumes" / "data"
+
+    def selector(self, service: str = "vm-calls") -> dict[str, str]:
+        return dict(self.core.read_namespaced_service(service, self.namespace).spec.selector or {})
+
+    def pod_labels(self, pod: str) -> dict[str, str]:
+        return dict(self.core.read_namespaced_pod(pod, self.namespace).metadata.labels or {})
+
+    def events(self, name: str = "vm") -> list[Any]:
+        selector = f"involvedObject.name={name}"
+        return list(self.core.list_namespaced_event(self.namespace, field_selector=selector).items)
+
+    # ------------------------------------------------------------------ callers
+
+    def service_address(self, service: str = "vm-calls") -> tuple[str, int]:
+        spec = self.core.read_namespaced_service(service, self.namespace).spec
+        return str(spec.cluster_ip), int(spec.ports[0].port)
+
+    def sip_address(self, service: str = "vm-calls") -> tuple[str, int]:
+        """The Service's SIP (UDP) address, where SIP callers dial."""
+        spec = self.core.read_namespaced_service(service, self.namespace).spec
+        port = next(p.port for p in spec.ports if p.protocol == "UDP")
+        return str(spec.cluster_ip), int(port)
+
+    def call(self, service: str = "vm-calls", timeout: float = 0.5) -> str | None:
+        """Dial the Service like a caller; the answering pod's name, or None if refused."""
+        try:
+            with socket.create_connection(self.service_address(service), timeout=timeout) as sock:
+                sock.sendall(b"CALL demo\n")
+                reply = sock.makefile("rb").readline().decode().split()
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"BYE\n")
+        except OSError:
+            return None
+        return reply[1] if len(reply) >= 2 and reply[0] == "ANSWERED" else None
+
+    def answering_members(self, name: str = "vm") -> list[Member]:
+        """Members whose voicemail process says it answers, asked directly (not via Service)."""
+        return [m for m in MEMBERS if self.kubelet_status(f"{name}-{m}").get("answering")]
+
+    def kubelet_status(self, pod: str) -> dict[str, Any]:
+        import json
+        import urllib.request
+
+        ip = self.core.read_namespaced_pod(pod, self.namespace).status.pod_ip
+        if not ip:
+            return {}
+        try:
+            with urllib.request.urlopen(f"http://{ip}:8081/status", timeout=0.5) as response:
+                result: dict[str, Any] = json.loads(response.read())
+                return result
+        except OSError:
+            return {}
+
+
+def wait_until[T](predicate: Callable[[], T | None], timeout: float, poll: float = 0.02) -> T:
+    """Poll until `predicate()` is truthy; its value. Raises TimeoutError naming the wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(poll)

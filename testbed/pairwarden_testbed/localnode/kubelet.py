@@ -1,0 +1,480 @@
+"""kubelet stand-in: runs the containers of `pairwarden/...` pods as local processes.
+
+Each pod gets its own loopback IP (written to status.podIP), a work dir (emptyDir volumes
+become directories in it, and mount paths in arguments are rewritten to them) and a
+kubeconfig in $KUBECONFIG, as a real pod gets a service-account token; with links on, that
+kubeconfig points through a per-pod `NetworkLink` that a test can cut. Crashed containers
+restart with a short backoff (restartPolicy Always); a deleted pod gets SIGTERM, then
+SIGKILL after its grace period. `kill_pod` is an OS failure: every process dies and nothing
+restarts (nor is the pod status touched, as a lost node writes nothing) until `revive_pod`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from pairwarden.kube import sync_api_client
+from pairwarden_testbed.localnode import podspec
+from pairwarden_testbed.localnode.link import NetworkLink
+from pairwarden_testbed.localnode.watcher import ResourceWatcher
+
+log = logging.getLogger(__name__)
+Obj = Mapping[str, Any]
+BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.2, 5.0, 10.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def random_ip_prefix() -> str:
+    """127.A.B. with A != 1 (127.1/16 holds the sandbox's clusterIPs): parallel sandboxes on
+    one machine do not collide on pod addresses."""
+    return f"127.{random.choice([a for a in range(2, 255)])}.{random.randrange(0, 256)}."
+
+
+class _Container:
+    def __init__(self, pod: _Pod, spec: Obj) -> None:
+        self.pod = pod
+        self.name = str(spec["name"])
+        self.image = str(spec.get("image", ""))
+        mounts = podspec.mount_map(spec, pod.volumes)
+        self.env = podspec.environment(
+            spec, pod.obj, pod.ip, mounts, os.environ, {"KUBECONFIG": str(pod.kubeconfig)}
+        )
+        self.argv = podspec.command_line(spec, mounts, self.env)
+        self.log_path = pod.workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.started_at: str | None = None
+        self.last_exit: int | None = None
+        self.waiting_reason = "ContainerCreating"
+        self._thread = threading.Thread(
+            target=self._supervise, name=f"{pod.name}/{self.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def signal(self, sig: int) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _supervise(self) -> None:
+        backoff = BACKOFF_START
+        while not self.pod.stopping.is_set():
+            if self.pod.node_down.is_set():
+                self.pod.node_up.wait()
+                continue
+            began = time.monotonic()
+            with open(self.log_path, "ab") as out:
+                self.proc = subprocess.Popen(
+                    self.argv, env=self.env, cwd=self.pod.workdir, stdout=out,
+                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+            self.started_at = _now()
+            self.pod.kubelet.mark_dirty(self.pod)
+            self.last_exit = self.proc.wait()
+            self.started_at = None
+            if self.pod.stopping.is_set():
+                break
+            if self.pod.node_down.is_set():
+                self.restarts += 1  # the node died; it starts again when the node is back
+                continue
+            log.info("%s/%s exited %s; restarting", self.pod.name, self.name, self.last_exit)
+            self.restarts += 1
+            self.waiting_reason = "CrashLoopBackOff"
+            self.pod.kubelet.mark_dirty(self.pod)
+            if time.monotonic() - began > BACKOFF_RESET_AFTER:
+                backoff = BACKOFF_START
+            if self.pod.stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def status(self) -> dict[str, Any]:
+        running = self.alive() and self.started_at is not None
+        state: dict[str, Any]
+        if running:
+            state = {"running": {"startedAt": self.started_at}}
+        else:
+            state = {"waiting": {"reason": self.waiting_reason}}
+        out: dict[str, Any] = {
+            "name": self.name, "image": self.image, "imageID": "", "ready": running,
+            "started": running, "restartCount": self.restarts, "state": state,
+        }  # fmt: skip
+        if self.last_exit is not None:
+            out["lastState"] = {"terminated": {"exitCode": self.last_exit, "reason": "Error"}}
+        return out
+
+
+class _Pod:
+    def __init__(self, kubelet: LocalKubelet, obj: Obj, ip: str, workdir: Path) -> None:
+        meta = obj["metadata"]
+        self.kubelet = kubelet
+        self.obj = obj
+        self.name = str(meta["name"])
+        self.uid = str(meta.get("uid", ""))
+        self.ip = ip
+        self.workdir = workdir
+        self.start_time = _now()
+        self.stopping = threading.Event()
+        self.node_down = threading.Event()
+        self.node_up = threading.Event()
+        self.volumes = podspec.volume_paths(obj, workdir, kubelet.host_root)
+        for path in self.volumes.values():
+            path.mkdir(parents=True, exist_ok=True)
+        self.link = kubelet.make_link(self.name)
+        self.kubeconfig = workdir / "kubeconfig"
+        kubelet.write_pod_kubeconfig(self.kubeconfig, self.link)
+        self.containers = [_Container(self, c) for c in obj["spec"]["containers"]]
+
+    def start(self) -> None:
+        for c in self.containers:
+            c.start()
+
+    def terminate(self, grace: float) -> None:
+        self.stopping.set()
+        self.node_up.set()
+        for c in self.containers:
+            c.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(c.alive() for c in self.containers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for c in self.containers:
+            c.signal(signal.SIGKILL)
+        for c in self.containers:
+            c.join(2)
+        if self.link is not None:
+            self.link.close()
+
+    def status(self) -> dict[str, Any]:
+        statuses = [c.status() for c in self.containers]
+        ready = "True" if all(s["ready"] for s in statuses) else "False"
+        conditions = [
+            {"type": t, "status": v, "lastTransitionTime": self.start_time}
+            for t, v in (("PodScheduled", "True"), ("Initialized", "True"),
+                         ("ContainersReady", ready), ("Ready", ready))
+        ]  # fmt: skip
+        return {
+            "phase": "Running",
+            "podIP": self.ip, "podIPs": [{"ip": self.ip}],
+            "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time, "conditions": conditions,
+            "containerStatuses": statuses,
+        }  # fmt: skip
+
+
+SECRET_SYNC_SECONDS = 1.0
+
+
+class LocalKubelet:
+    """`with LocalKubelet(kubeconfig, namespace) as kubelet: ...`
+
+    kubeconfig: the sandbox's (the kubelet's own credentials, also handed to the pods).
+    links: give each pod a `NetworkLink` to the API server (`kubelet.link(pod).cut()`).
+    ip_prefix: pods get `<prefix>2`, `<prefix>3`, ...; random 127.A.B. by default.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: str | os.PathLike[str],
+        namespace: str,
+        *,
+        workdir: Path | None = None,
+        ip_prefix: str | None = None,
+        links: bool = True,
+    ) -> None:
+        self.kubeconfig = str(kubeconfig)
+        self.namespace = namespace
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="localnode-"))
+        self.ip_prefix = ip_prefix or random_ip_prefix()
+        self.host_root = self.workdir / "host"  # the node's "/" for hostPath volumes
+        self._use_links = links
+        self._next_ip = 2
+        self._pods: dict[str, _Pod] = {}
+        self._lock = threading.RLock()
+        self._dirty: set[str] = set()
+        self._wake = threading.Condition(self._lock)
+        self._closing = threading.Event()
+        self._api = sync_api_client(self.kubeconfig)
+        self._core = client.CoreV1Api(self._api)
+        self._config = yaml.safe_load(Path(self.kubeconfig).read_text())
+        self._watcher = ResourceWatcher(self._api, namespace, "pods", self._on_pod)
+        self._status_thread = threading.Thread(
+            target=self._status_main, name="kubelet-status", daemon=True
+        )
+        self._secrets_thread = threading.Thread(
+            target=self._secrets_main, name="kubelet-secrets", daemon=True
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LocalKubelet:
+        self._status_thread.start()
+        self._secrets_thread.start()
+        self._watcher.start()
+        return self
+
+    def stop(self, grace: float = 3.0) -> None:
+        self._closing.set()
+        self._watcher.stop()
+        with self._lock:
+            pods = list(self._pods.values())
+            self._pods.clear()
+            self._wake.notify_all()
+        threads = [threading.Thread(target=p.terminate, args=(grace,)) for p in pods]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(grace + 5)
+        self._status_thread.join(2)
+        self._secrets_thread.join(2)
+        self._api.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalKubelet:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # ---- test hooks ----------------------------------------------------------------------
+
+    def pod_ip(self, name: str) -> str | None:
+        with self._lock:
+            pod = self._pods.get(name)
+            return pod.ip if pod else None
+
+    def link(self, name: str) -> NetworkLink:
+        """The pod's link to the API server: `kubelet.link("vm-primary").cut()`."""
+        with self._lock:
+            pod = self._pods.get(name)
+        if pod is None or pod.link is None:
+            raise KeyError(f"pod {name} is not running here or has no link")
+        return pod.link
+
+    def log_path(self, pod: str, container: str) -> Path:
+        with self._lock:
+            return self._pods[pod].workdir / f"{container}.log"
+
+    def pod_dir(self, name: str) -> Path:
+        with self._lock:
+            return self._pods[name].workdir
+
+    def running(self, name: str) -> bool:
+        """All containers of the pod have a live process."""
+        with self._lock:
+            pod = self._pods.get(name)
+        return pod is not None and all(c.alive() for c in pod.containers)
+
+    def kill_pod(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """The pod's node goes away; nothing restarts until `revive_pod`.
+
+        SIGKILL is an OS failure: every process dies at once and the node's network with them.
+        SIGTERM is a clean shutdown: processes stop in their own time and may still reach the
+        API meanwhile (an agent releases its Lease), so the link stays up."""
+        with self._lock:
+            pod = self._pods[name]
+        pod.node_up.clear()
+        pod.node_down.set()
+        for c in pod.containers:
+            c.signal(sig)
+        if pod.link is not None and sig == signal.SIGKILL:
+            pod.link.cut()
+
+    def revive_pod(self, name: str) -> None:
+        """The node is back: containers start again (counted as restarts)."""
+        with self._lock:
+            pod = self._pods[name]
+        if pod.link is not None:
+            pod.link.heal()
+        pod.node_down.clear()
+        pod.node_up.set()
+
+    def kill_container(self, pod: str, container: str, sig: int = signal.SIGKILL) -> None:
+        """A crash (or any signal) of one container; restartPolicy Always brings it back."""
+        with self._lock:
+            p = self._pods[pod]
+        next(c for c in p.containers if c.name == container).signal(sig)
+
+    # ---- pods ----------------------------------------------------------------------------
+
+    def make_link(self, name: str) -> NetworkLink | None:
+        if not self._use_links:
+            return None
+        target = urlsplit(self._server())
+        return NetworkLink(target.hostname or "127.0.0.1", target.port or 443, name=f"link-{name}")
+
+    def _server(self) -> str:
+        cfg = self._config
+        ctx_name = cfg.get("current-context")
+        ctx = next((c["context"] for c in cfg["contexts"] if c["name"] == ctx_name), None)
+        cluster_name = (ctx or cfg["contexts"][0]["context"])["cluster"]
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == cluster_name)
+        return str(cluster["server"])
+
+    def write_pod_kubeconfig(self, path: Path, link: NetworkLink | None) -> None:
+        """The sandbox kubeconfig, with the server replaced by the pod's link if it has one.
+        The link listens on the API server's own host, so TLS names still match."""
+        cfg = json.loads(json.dumps(self._config))
+        if link is not None:
+            for cluster in cfg["clusters"]:
+                url = urlsplit(cluster["cluster"]["server"])
+                netloc = f"{url.hostname}:{link.port}"
+                cluster["cluster"]["server"] = urlunsplit(url._replace(netloc=netloc))
+        path.write_text(yaml.safe_dump(cfg))
+
+    def _on_pod(self, kind: str, obj: dict[str, Any]) -> None:
+        if self._closing.is_set() or not podspec.is_local_pod(obj):
+            return
+        meta = obj["metadata"]
+        name, uid = meta["name"], meta.get("uid", "")
+        with self._lock:
+            known = self._pods.get(name)
+        if known is not None and (kind == "DELETED" or known.uid != uid):
+            self._forget(known, self._grace(known.obj))
+            known = None
+        if kind == "DELETED":
+            return
+        if meta.get("deletionTimestamp"):
+            if known is not None:
+                grace = meta.get("deletionGracePeriodSeconds")
+                self._forget(known, float(grace) if grace is not None else self._grace(obj),
+                             finalize=True)  # fmt: skip
+            return
+        if known is None:
+            self._admit(obj)
+        else:
+            known.obj = obj
+
+    def _admit(self, obj: Obj) -> None:
+        name = obj["metadata"]["name"]
+        with self._lock:
+            ip = f"{self.ip_prefix}{self._next_ip}"
+            self._next_ip += 1
+        workdir = self.workdir / f"{name}-{str(obj['metadata'].get('uid', ''))[:8]}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            pod = _Pod(self, obj, ip, workdir)
+        except (ValueError, KeyError) as exc:
+            log.warning("cannot run pod %s: %s", name, exc)
+            return
+        with self._lock:
+            self._pods[name] = pod
+        log.info("pod %s: starting on %s", name, ip)
+        pod.start()
+        self.mark_dirty(pod)
+
+    @staticmethod
+    def _grace(obj: Obj) -> float:
+        value = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return float(value) if isinstance(value, int | float) else 30.0
+
+    def _forget(self, pod: _Pod, grace: float, finalize: bool = False) -> None:
+        with self._lock:
+            if self._pods.get(pod.name) is pod:
+                del self._pods[pod.name]
+
+        def run() -> None:
+            pod.terminate(grace)
+            if finalize:  # a real kubelet removes the object once its containers are gone
+                with contextlib.suppress(ApiException):
+                    self._core.delete_namespaced_pod(
+                        pod.name, self.namespace, grace_period_seconds=0,
+                        body=client.V1DeleteOptions(
+                            grace_period_seconds=0,
+                            preconditions=client.V1Preconditions(uid=pod.uid),
+                        ),
+                    )  # fmt: skip
+
+        threading.Thread(target=run, name=f"terminate-{pod.name}", daemon=True).start()
+
+    # ---- status --------------------------------------------------------------------------
+
+    def mark_dirty(self, pod: _Pod) -> None:
+        with self._lock:
+            self._dirty.add(pod.name)
+            self._wake.notify_all()
+
+    def _status_main(self) -> None:
+        while not self._closing.is_set():
+            with self._lock:
+                while not self._dirty and not self._closing.is_set():
+                    self._wake.wait(1.0)
+                names, self._dirty = self._dirty, set()
+                pods = [self._pods[n] for n in names if n in self._pods]
+            for pod in pods:
+                if not pod.node_down.is_set():
+                    self._write_status(pod)
+
+    def _secrets_main(self) -> None:
+        """Keep Secret volumes projected, as the kubelet does: a Secret created or changed after
+        the pod started shows up in its files within a second (the real kubelet: a minute)."""
+        while not self._closing.wait(SECRET_SYNC_SECONDS):
+            with self._lock:
+                pods = list(self._pods.values())
+            for pod in pods:
+                for volume, secret in podspec.secret_volumes(pod.obj):
+                    try:
+                        data = self._core.read_namespaced_secret(
+                            secret, self.namespace, _request_timeout=5
+                        ).data
+                    except ApiException as exc:
+                        if exc.status != 404:  # absent: an optional volume stays empty
+                            log.warning("secret %s for pod %s: %s", secret, pod.name, exc.status)
+                        continue
+                    podspec.write_secret(pod.volumes[volume], data)
+
+    def _write_status(self, pod: _Pod) -> None:
+        for _ in range(5):
+            try:
+                resp = self._core.read_namespaced_pod(
+                    pod.name, self.namespace, _preload_content=False, _request_timeout=5
+                )
+                obj = json.loads(resp.data)
+                if obj["metadata"].get("uid", "") != pod.uid:
+                    return
+                obj["status"] = pod.status()
+                self._core.replace_namespaced_pod_status(
+                    pod.name, self.namespace, obj, _request_timeout=5
+                )
+                return
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 409:
+                    log.warning("status of pod %s: %s %s", pod.name, exc.status, exc.reason)
+                    time.sleep(0.2)
+            except Exception as exc:  # the status thread must survive API trouble
+                log.warning("status of pod %s: %r", pod.name, exc)
+                time.sleep(0.2)

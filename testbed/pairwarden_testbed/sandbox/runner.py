@@ -1,0 +1,190 @@
+"""Running a sandbox from Python: `Sandbox` on its own loop in a background thread (tests,
+benchmarks, the demo), `AsyncSandbox` inside an already running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from .admin import Fault
+from .kubeconfig import write_kubeconfig
+from .server import ApiServer, Settings
+
+T = TypeVar("T")
+
+
+class _Controls:
+    """What both forms offer; `_call` runs a function on the server's loop."""
+
+    server: ApiServer
+    _tmp: Path
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.kubeconfig_for("admin")
+
+    def kubeconfig_for(self, user: str) -> Path:
+        """A kubeconfig whose token identifies `user` in `stats()["by_user"]`."""
+        path = self._tmp / f"{user}.kubeconfig"
+        if not path.exists():
+            write_kubeconfig(path, self.url, user)
+        return path
+
+    def stats(self) -> dict[str, Any]:
+        """`requests["verb resource"]`, `users[user]`, `by_user[user]["verb resource"]`,
+        `resourceVersion`, `watchers`."""
+
+        def snap() -> dict[str, Any]:
+            data = self.server.stats.snapshot()
+            data["resourceVersion"] = self.server.store.rv
+            data["watchers"] = self.server.store.watcher_count()
+            return data
+
+        return self._call(snap)
+
+    def reset_stats(self) -> None:
+        self._call(self.server.stats.reset)
+
+    def inject_fault(
+        self,
+        verb: str = "*",
+        resource: str = "*",
+        name: str | None = None,
+        status: int = 500,
+        count: int = 1,
+        namespace: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Fail the next `count` requests matching verb (get, list, watch, create, update,
+        patch, delete, deletecollection or *), resource (plural, `plural/status`,
+        `plural.group` or *), name and namespace, with `status` and a Status body."""
+        fault = Fault(verb, resource, name, namespace, status, count, message)
+        self._call(lambda: self.server.faults.add(fault))
+
+    def clear_faults(self) -> None:
+        self._call(self.server.faults.clear)
+
+    def compact(self) -> None:
+        """Drop all watch history: resuming from an earlier resourceVersion gets 410."""
+        self._call(self.server.store.compact)
+
+
+class Sandbox(_Controls):
+    """`with Sandbox() as sb:` an API server on 127.0.0.1 served from a background thread."""
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        crds_dir: str | Path | None = None,
+        port: int = 0,
+        settings: Settings | None = None,
+    ) -> None:
+        self._args = (data_dir, crds_dir, settings)
+        self._port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tmp = Path(tempfile.mkdtemp(prefix="pairwarden-sandbox-"))
+
+    def start(self) -> Sandbox:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                self.server = ApiServer(*self._args)
+                loop.run_until_complete(self.server.start(port=self._port))
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.server.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="pairwarden-sandbox", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        assert self._loop is not None, "sandbox is not running"
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._loop = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class AsyncSandbox(_Controls):
+    """`async with AsyncSandbox() as sb:` the same server on the caller's running loop."""
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        crds_dir: str | Path | None = None,
+        port: int = 0,
+        settings: Settings | None = None,
+    ) -> None:
+        self.server = ApiServer(data_dir, crds_dir, settings)
+        self._port = port
+        self._tmp = Path(tempfile.mkdtemp(prefix="pairwarden-sandbox-"))
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+    async def start(self) -> AsyncSandbox:
+        await self.server.start(port=self._port)
+        return self
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    async def __aenter__(self) -> AsyncSandbox:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

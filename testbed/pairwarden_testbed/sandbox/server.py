@@ -1,0 +1,492 @@
+"""The HTTP face of the sandbox on aiohttp: URL routing, content negotiation, list/watch
+streaming, faults and stats. Semantics live in `cluster.Cluster`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from pairwarden.api.crd import build_crd
+
+from . import codec, discovery, tables
+from .admin import Fault, Faults, Stats, user_of
+from .cluster import Cluster
+from .errors import ApiError, bad_request, expired, not_found
+from .patching import PATCH_TYPES
+from .persist import SqliteBackend
+from .resources import Registry, ResourceType
+from .selectors import Selector, parse_selector
+from .store import Event, Store
+
+TRUE = ("true", "True", "1")
+JSON = "application/json"
+
+
+@dataclass
+class Settings:
+    """Knobs tests turn: small history to provoke 410, short bookmark interval."""
+
+    history_size: int = 5000
+    bookmark_interval: float = 10.0
+    max_body_bytes: int = 3 * 1024 * 1024
+    default_watch_timeout: float = 1800.0
+
+
+@dataclass
+class Route:
+    rt: ResourceType
+    namespace: str | None
+    name: str | None
+    sub: str | None
+
+
+@dataclass
+class Negotiated:
+    yaml: bool = False
+    table: bool = False
+
+
+def _negotiate(accept: str) -> Negotiated:
+    if not accept.strip():
+        return Negotiated()
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if "as=Table" in params and media in (JSON, "*/*"):
+            return Negotiated(table=True)
+        if any(p.startswith("as=") for p in params):
+            continue
+        if media in (JSON, "*/*", "application/*", "application/vnd.kubernetes.protobuf"):
+            return Negotiated()
+        if media == "application/yaml":
+            return Negotiated(yaml=True)
+    raise ApiError(406, f"only the following media types are accepted: {JSON}, application/yaml")
+
+
+def _respond(body: Any, status: int = 200, neg: Negotiated | None = None) -> web.Response:
+    if neg is not None and neg.yaml:
+        return web.Response(
+            body=yaml.safe_dump(body, sort_keys=False).encode(),
+            status=status,
+            content_type="application/yaml",
+        )
+    return web.Response(body=codec.encode(body), status=status, content_type=JSON)
+
+
+def _error(err: ApiError) -> web.Response:
+    return _respond(err.status(), err.code)
+
+
+class ApiServer:
+    """One sandbox API server; run inside an asyncio loop with `start()` / `stop()`."""
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        crds_dir: str | Path | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        backend = SqliteBackend(data_dir) if data_dir is not None else None
+        self.store = Store(backend, self.settings.history_size)
+        self.registry = Registry()
+        self.cluster = Cluster(self.store, self.registry)
+        self.faults = Faults()
+        self.stats = Stats()
+        self.crds_dir = Path(crds_dir) if crds_dir else None
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    # lifecycle
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self.crds_dir is not None:
+            self.install_crds(self.crds_dir)
+        else:
+            self.install_product_crds()
+        app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server  # the listening socket tells which port 0 became
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.url = f"http://{host}:{bound}"
+        return self.url
+
+    async def stop(self) -> None:
+        self.store.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def install_product_crds(self) -> None:
+        """The FailoverPair CRD as the installed product's models generate it (the same
+        document as the repository's `crds/`, which a test keeps in step), so a sandbox from
+        a wheel serves it too."""
+        crd_type = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crd_type is not None
+        self.apply_crd(crd_type, build_crd())
+
+    def install_crds(self, directory: Path) -> int:
+        """Create or update every CRD in the directory's YAML files; a missing or empty
+        directory installs nothing."""
+        if not directory.is_dir():
+            return 0
+        crd_type = self.registry.get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        assert crd_type is not None
+        count = 0
+        for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+            for doc in codec.load_yaml_documents(path):
+                if doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                self.apply_crd(crd_type, doc)
+                count += 1
+        return count
+
+    def apply_crd(self, crd_type: ResourceType, doc: dict[str, Any]) -> None:
+        name = doc["metadata"]["name"]
+        old = self.store.get(crd_type.key, "", name)
+        if old is None:
+            self.cluster.create(crd_type, None, doc)
+        else:
+            body = {**doc, "metadata": {**doc["metadata"], "resourceVersion": None}}
+            self.cluster.replace(crd_type, None, name, body, None, False)
+
+    # routing
+
+    def _route(self, parts: list[str]) -> Route | None:
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return None
+        if not rest:
+            return None
+        ns: str | None = None
+        if (
+            rest[0] == "namespaces"
+            and len(rest) >= 3
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            ns, rest = rest[1], rest[2:]
+        if len(rest) > 3:
+            raise not_found(group, rest[0], "/".join(rest[1:]))
+        rt = self.registry.get(group, version, rest[0])
+        if rt is None:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and sub not in rt.subresources:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        if ns is not None and not rt.namespaced:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        return Route(rt, ns, name, sub)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._dispatch(request)
+        except ApiError as err:
+            return _error(err)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(self._too_large())
+
+    def _too_large(self) -> ApiError:
+        limit = self.settings.max_body_bytes
+        return ApiError(413, f"Request entity too large: limit is {limit}")
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["sandbox"]:
+            return await self._admin(request, parts[1:])
+        if path in ("/healthz", "/readyz", "/livez") or path.startswith(
+            ("/healthz/", "/readyz/", "/livez/")
+        ):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _respond(discovery.VERSION_INFO)
+        if parts[:2] == ["openapi", "v3"]:
+            return self._openapi(parts[2:])
+        if parts[:1] == ["openapi"]:
+            raise ApiError(404, "the server could not find the requested resource")
+        neg = _negotiate(request.headers.get("Accept", ""))
+        if parts == ["api"]:
+            return _respond(discovery.api_versions(request.host), neg=neg)
+        if parts == ["apis"]:
+            return _respond(discovery.api_group_list(self.registry), neg=neg)
+        if len(parts) == 2 and parts[0] == "apis":
+            group_doc = discovery.api_group(self.registry, parts[1])
+            if group_doc is None:
+                raise ApiError(404, "the server could not find the requested resource")
+            return _respond(group_doc, neg=neg)
+        if parts == ["api", "v1"] or (len(parts) == 3 and parts[0] == "apis"):
+            group, version = ("", "v1") if parts[0] == "api" else (parts[1], parts[2])
+            listing = discovery.resource_list(self.registry, group, version)
+            if listing is None:
+                raise ApiError(404, "the server could not find the requested resource")
+            return _respond(listing, neg=neg)
+        route = self._route(parts)
+        if route is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return await self._resource(request, route, neg)
+
+    def _openapi(self, parts: list[str]) -> web.Response:
+        if not parts:
+            return _respond(discovery.openapi_v3_root(self.registry))
+        group, version = ("", parts[1]) if parts[0] == "api" and len(parts) == 2 else ("", "")
+        if parts[0] == "apis" and len(parts) == 3:
+            group, version = parts[1], parts[2]
+        doc = discovery.openapi_v3_group_version(self.registry, group, version)
+        if doc is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return _respond(doc)
+
+    def _verb(self, method: str, route: Route, watch: bool) -> str:
+        if method == "GET":
+            if route.name is not None:
+                return "get"
+            return "watch" if watch else "list"
+        verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        if method not in verbs:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if method == "DELETE" and route.name is None:
+            return "deletecollection"
+        if (route.name is None) != (method == "POST"):
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        return verbs[method]
+
+    async def _body(self, request: web.Request, patch: bool) -> tuple[str, Any]:
+        if (request.content_length or 0) > self.settings.max_body_bytes:
+            raise self._too_large()
+        raw = await request.read()
+        if len(raw) > self.settings.max_body_bytes:
+            raise self._too_large()
+        media = codec.media_type(request.headers.get("Content-Type"))
+        if patch and media not in PATCH_TYPES:
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(PATCH_TYPES)}",
+            )
+        protobuf = media.startswith("application/vnd.kubernetes.protobuf")
+        if not patch and not protobuf and media not in ("", JSON, "application/yaml", "*/*"):
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types "
+                f"include: {JSON}, application/yaml, application/vnd.kubernetes.protobuf",
+            )
+        if not raw.strip():
+            if request.method == "DELETE":
+                return media, {}
+            raise bad_request("the body of the request is empty")
+        return media, codec.decode(media, raw)
+
+    async def _resource(
+        self, request: web.Request, route: Route, neg: Negotiated
+    ) -> web.StreamResponse:
+        q = request.query
+        rt = route.rt
+        verb = self._verb(request.method, route, q.get("watch", "") in TRUE)
+        resource = f"{rt.plural}/{route.sub}" if route.sub else rt.plural
+        self.stats.record(user_of(request.headers.get("Authorization")), verb, resource)
+        self.faults.take(verb, resource, rt.group, route.namespace, route.name or "")
+        if verb in ("list", "watch", "deletecollection"):
+            selector = parse_selector(
+                route.namespace if rt.namespaced else None,
+                q.get("labelSelector"),
+                q.get("fieldSelector"),
+            )
+            if verb == "watch":
+                return await self._watch(request, rt, selector, neg)
+            if verb == "list":
+                return self._list(rt, selector, q, neg)
+        strict = q.get("fieldValidation") == "Strict"
+        self.cluster.dry_run = "dryRun" in q
+        try:
+            if verb == "get":
+                assert route.name is not None
+                obj = self.cluster.get(rt, route.namespace, route.name)
+                if neg.table:
+                    return _respond(tables.to_table(rt, [obj], None, q.get("includeObject", "")))
+                return _respond(obj, neg=neg)
+            if verb == "create":
+                _, body = await self._body(request, patch=False)
+                return _respond(self.cluster.create(rt, route.namespace, body, strict), 201, neg)
+            if verb == "update":
+                assert route.name is not None
+                _, body = await self._body(request, patch=False)
+                obj = self.cluster.replace(rt, route.namespace, route.name, body, route.sub, strict)
+                return _respond(obj, neg=neg)
+            if verb == "patch":
+                assert route.name is not None
+                media, patch = await self._body(request, patch=True)
+                if media == "application/apply-patch+yaml" and not q.get("fieldManager"):
+                    raise bad_request("PATCH, fieldManager is required for apply requests")
+                obj = self.cluster.patch(
+                    rt, route.namespace, route.name, media, patch, route.sub, strict
+                )
+                return _respond(obj, neg=neg)
+            _, options = await self._body(request, patch=False)
+            options = options if isinstance(options, dict) else {}
+            if verb == "delete":
+                assert route.name is not None
+                return _respond(self.cluster.delete(rt, route.namespace, route.name, options))
+            gone = [
+                self.cluster.delete(rt, route.namespace, o["metadata"]["name"], options)
+                for o in self.cluster.list_objects(rt, selector)
+            ]
+            return _respond(self._list_body(rt, gone, None))
+        finally:
+            self.cluster.dry_run = False
+
+    def _list_body(self, rt: ResourceType, items: list[Any], cont: str | None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
+        if cont:
+            meta["continue"] = cont
+        return {
+            "kind": f"{rt.kind}List",
+            "apiVersion": rt.api_version,
+            "metadata": meta,
+            "items": items,
+        }
+
+    def _list(self, rt: ResourceType, selector: Selector, q: Any, neg: Negotiated) -> web.Response:
+        items = self.cluster.list_objects(rt, selector)
+        token = q.get("continue")
+        if token:
+            try:
+                state = json.loads(base64.urlsafe_b64decode(token.encode()))
+                start = (str(state["start"][0]), str(state["start"][1]))
+            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+                raise bad_request(f"invalid continue token: {exc}") from exc
+            if int(state.get("rv", 0)) < self.store.floor(rt.key):
+                raise expired(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter."
+                )
+            items = [
+                i
+                for i in items
+                if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > start
+            ]
+        cont = None
+        limit = int(q.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            items = items[:limit]
+            last = items[-1]["metadata"]
+            state = {"rv": self.store.rv, "start": [last.get("namespace", ""), last["name"]]}
+            cont = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+        if neg.table:
+            return _respond(
+                tables.to_table(rt, items, str(self.store.rv), q.get("includeObject", ""))
+            )
+        return _respond(self._list_body(rt, items, cont), neg=neg)
+
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, selector: Selector, neg: Negotiated
+    ) -> web.StreamResponse:
+        q = request.query
+        rv_text = q.get("resourceVersion", "")
+        bookmarks = q.get("allowWatchBookmarks", "") in TRUE
+        initial = q.get("sendInitialEvents", "") in TRUE
+        try:
+            since = None if rv_text in ("", "0") or initial else int(rv_text)
+            timeout = float(q.get("timeoutSeconds") or self.settings.default_watch_timeout)
+        except ValueError as exc:
+            raise bad_request(f"invalid watch parameter: {exc}") from exc
+        response = web.StreamResponse(headers={"Content-Type": JSON})
+        await response.prepare(request)
+        floor = self.store.floor(rt.key)
+        if since is not None and since < floor:
+            err = expired(f"too old resource version: {since} ({floor})")
+            await response.write(codec.encode({"type": "ERROR", "object": err.status()}) + b"\n")
+            return response
+        watcher = self.store.subscribe(rt.key, selector, since, initial_end=initial and bookmarks)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        include = q.get("includeObject", "")
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                wait = min(remaining, self.settings.bookmark_interval) if bookmarks else remaining
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks and deadline - loop.time() > 0:
+                        await response.write(self._bookmark(rt, self.store.rv, False))
+                    continue
+                batch = [item]
+                while not watcher.queue.empty() and len(batch) < 500:
+                    batch.append(watcher.queue.get_nowait())
+                stop = None in batch
+                chunk = b"".join(
+                    self._event_line(rt, kind, event, neg.table, include)
+                    for kind, event in (i for i in batch if i is not None)
+                )
+                if chunk:
+                    await response.write(chunk)
+                if stop:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unsubscribe(watcher)
+        return response
+
+    def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+        return codec.encode({"type": "BOOKMARK", "object": obj}) + b"\n"
+
+    def _event_line(
+        self, rt: ResourceType, kind: str, event: Event, table: bool, include: str
+    ) -> bytes:
+        if kind == "BOOKMARK":
+            return self._bookmark(rt, event.rv, True)
+        if table:
+            obj = self.cluster.served(rt, event.obj)
+            body = tables.to_table(rt, [obj], None, include)
+            return codec.encode({"type": kind, "object": body}) + b"\n"
+        return event.line(kind, rt.api_version)
+
+    # admin endpoints
+
+    async def _admin(self, request: web.Request, parts: list[str]) -> web.Response:
+        method = request.method
+        if parts == ["stats"] and method == "GET":
+            snap = self.stats.snapshot()
+            snap["resourceVersion"] = self.store.rv
+            snap["watchers"] = self.store.watcher_count()
+            return _respond(snap)
+        if parts == ["stats"] and method == "DELETE":
+            self.stats.reset()
+            return _respond({})
+        if parts == ["faults"] and method == "GET":
+            return _respond({"faults": self.faults.pending()})
+        if parts == ["faults"] and method == "DELETE":
+            self.faults.clear()
+            return _respond({})
+        if parts == ["faults"] and method == "POST":
+            spec = codec.decode(JSON, await request.read())
+            try:
+                self.faults.add(Fault(**spec))
+            except (TypeError, ValueError) as exc:
+                raise bad_request(f"invalid fault: {exc}") from exc
+            return _respond({"faults": self.faults.pending()}, 201)
+        if parts == ["compact"] and method == "POST":
+            self.store.compact()
+            return _respond({"resourceVersion": self.store.rv})
+        raise not_found("", "sandbox", "/".join(parts))
