@@ -121,10 +121,10 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
     try:
         await until(lambda: index.jobs(namespace, "vm") is not None)
         sandbox.reset_stats()
-        args = ("http://a/replication", "http://b/replication", "t", "img", "all", None)
-        name = await jobs.ensure_replication_job(api, namespace, "vm", *args, index=index)
+        job = jobs.ReplicationJob(namespace, "vm", "http://a/replication", "http://b/r", "t", "i")
+        name = await jobs.ensure_replication_job(api, job, index)
         assert name is not None and names(index, ns=namespace) == [name]
-        assert await jobs.ensure_replication_job(api, namespace, "vm", *args, index=index) is None
+        assert await jobs.ensure_replication_job(api, job, index) is None
         assert "list jobs" not in sandbox.stats()["requests"]
 
         from kubernetes_asyncio import client

@@ -3,6 +3,7 @@ files it needs at run time (the examples the demo applies). Built from this tree
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,10 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+IGNORED = (".venv", ".git", "build", "*.egg-info", "__pycache__", "tests", "e2e", "docs", "bench")
 RIG_MODULES = ("sandbox", "localnode", "localcluster", "voicemail", "sipcaller", "sim", "demo")
 
 
-def _wheel(source: Path, out: Path) -> zipfile.ZipFile:
+def _wheel(tree: Path, out: Path) -> zipfile.ZipFile:
+    """Build from a copy: setuptools leaves build/ and *.egg-info beside the sources."""
+    source = out / "src"
+    shutil.copytree(tree, source, ignore=shutil.ignore_patterns(*IGNORED))
     command = ["pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "--wheel-dir", str(out)]
     done = subprocess.run(
         [sys.executable, "-m", *command, str(source)], capture_output=True, text=True, timeout=300

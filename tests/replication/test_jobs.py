@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from pairwarden.controller import jobs
 from pairwarden.controller.jobs import (
+    ReplicationJob,
     cleanup_jobs,
     ensure_replication_job,
     job_body,
@@ -31,8 +33,10 @@ IMAGE = "pairwarden/replicate:dev"
 
 
 def test_job_manifest() -> None:
-    body = job_body("vm-replicate-abc123", "vm", "http://a/replication", "http://b/replication",
-                    "vm-replication-token", IMAGE, "database", None)  # fmt: skip
+    job = ReplicationJob(
+        "ns", "vm", "http://a/replication", "http://b/replication", "vm-replication-token", IMAGE
+    )
+    body = job_body("vm-replicate-abc123", replace(job, kind="database"))
     spec = body["spec"]
     assert (spec["backoffLimit"], spec["ttlSecondsAfterFinished"]) == (0, 300)
     assert spec["activeDeadlineSeconds"] > 0
@@ -42,7 +46,7 @@ def test_job_manifest() -> None:
     assert body["metadata"]["labels"]["pairwarden.io/replication"] == "true"
     assert len(job_name("x" * 80, "abc123")) == 63
     assert "annotations" not in body["metadata"]
-    with_epoch = job_body("j", "vm", "http://a", "http://b", "t", IMAGE, "all", None, epoch=7)
+    with_epoch = job_body("j", replace(job, epoch=7))
     done = {**with_epoch, "status": final_status("2026-01-05T12:00:00Z", True, "Completed", "")}
     result = result_of(done)
     assert result is not None and result.epoch == 7 and result.status_fields()["epoch"] == 7
@@ -99,17 +103,10 @@ async def test_a_replication_job_runs_reports_and_is_cleaned_up(
     seed(a, 9)
     with LocalJobRunner(sandbox.kubeconfig_path, namespace, workdir=tmp_path / "jobs"):
         async with member(a, token=token) as ua, member(b, token=token) as ub:
-            name = await ensure_replication_job(
-                kube, namespace, "vm", ua, ub, secret_name, IMAGE, "all", OWNER
-            )
+            job = ReplicationJob(namespace, "vm", ua, ub, secret_name, IMAGE, owner=OWNER)
+            name = await ensure_replication_job(kube, job)
             assert name is not None
-            # never two at once for a pair
-            assert (
-                await ensure_replication_job(
-                    kube, namespace, "vm", ua, ub, secret_name, IMAGE, "all", OWNER
-                )
-                is None
-            )
+            assert await ensure_replication_job(kube, job) is None  # never two at once
             result = await _finished(kube, namespace, name)
             assert result.succeeded, result
             assert tree(b) == tree(a)
@@ -118,10 +115,10 @@ async def test_a_replication_job_runs_reports_and_is_cleaned_up(
             assert latest is not None and latest.name == name
             assert latest.status_fields()["files"] == 9
             # a Job against a member that does not answer fails with the replicate's reason
+            unanswered = "http://127.0.0.1:9/replication"
             bad = await ensure_replication_job(
-                kube, namespace, "vm", ua, "http://127.0.0.1:9/replication", secret_name,
-                IMAGE, "files", OWNER,
-            )  # fmt: skip
+                kube, replace(job, target_url=unanswered, kind="files")
+            )
             assert bad is not None
             failed = await _finished(kube, namespace, bad)
             assert not failed.succeeded

@@ -51,68 +51,81 @@ def job_name(pair: str, short_id: str) -> str:
     return f"{pair[: MAX_NAME - len(stem) - len(short_id)]}{stem}{short_id}"
 
 
-def job_body(
-    name: str,
-    pair: str,
-    source_url: str,
-    target_url: str,
-    secret_name: str,
-    image: str,
-    kind: ReplicationKind,
-    owner: dict[str, Any] | None,
-    *,
-    directories: Sequence[str] | None = None,
-    service_account: str | None = None,
-    deadline_seconds: int = 600,
-    epoch: int | None = None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReplicationJob:
+    """One copy the operator orders: which pair, from which member's file API to which, with
+    which token, image and identity. The Job's manifest is made from it alone (`job_body`)."""
+
+    namespace: str
+    pair: str
+    source_url: str
+    target_url: str
+    secret_name: str
+    image: str
+    kind: ReplicationKind = "all"
+    owner: dict[str, Any] | None = None  # the FailoverPair's ownerReference
+    directories: Sequence[str] | None = None
+    service_account: str | None = None
+    deadline_seconds: int = 600
+    epoch: int | None = None  # the pair's epoch (so the direction) when the Job starts
+
+    def args(self) -> list[str]:
+        """The replicate command's arguments."""
+        token_file = f"{TOKEN_DIR}/{TOKEN_KEY}"
+        args = ["--from", self.source_url, "--to", self.target_url, "--pair", self.pair]
+        args += ["--token-file", token_file, "--report-json", TERMINATION_LOG]
+        if self.kind in ("database", "all"):
+            args.append("--db")
+        if self.kind == "database":
+            args.append("--no-files")
+        if self.directories:
+            args += ["--directories", *self.directories]
+        return args
+
+
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def job_body(name: str, job: ReplicationJob) -> dict[str, Any]:
     """The Job manifest (pure). backoffLimit 0: the next interval is the retry."""
-    token_file = f"{TOKEN_DIR}/{TOKEN_KEY}"
-    args = ["--from", source_url, "--to", target_url, "--pair", pair,
-            "--token-file", token_file, "--report-json", TERMINATION_LOG]  # fmt: skip
-    if kind in ("database", "all"):
-        args.append("--db")
-    if kind == "database":
-        args.append("--no-files")
-    if directories:
-        args += ["--directories", *directories]
-    labels = {LABEL_PAIR: pair, LABEL_REPLICATION: "true", LABEL_KIND: kind}
+    labels = {LABEL_PAIR: job.pair, LABEL_REPLICATION: "true", LABEL_KIND: job.kind}
     env = [
-        {"name": "PAIRWARDEN_JOB_NAME",
-         "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['job-name']"}}},
-        {"name": "PAIRWARDEN_JOB_NAMESPACE",
-         "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-    ]  # fmt: skip
+        _field_env("PAIRWARDEN_JOB_NAME", "metadata.labels['job-name']"),
+        _field_env("PAIRWARDEN_JOB_NAMESPACE", "metadata.namespace"),
+    ]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [
             {
                 "name": "replicate",
-                "image": image,
+                "image": job.image,
                 "command": ["pairwarden", "replicate"],
-                "args": args,
+                "args": job.args(),
                 "env": env,
                 "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}],
                 "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
             }
         ],
-        "volumes": [{"name": "token", "secret": {"secretName": secret_name, "defaultMode": 0o400}}],
+        "volumes": [
+            {"name": "token", "secret": {"secretName": job.secret_name, "defaultMode": 0o400}}
+        ],
     }
-    if service_account:
-        pod_spec["serviceAccountName"] = service_account
+    if job.service_account:
+        pod_spec["serviceAccountName"] = job.service_account
     metadata: dict[str, Any] = {"name": name, "labels": labels}
-    if epoch is not None:
-        metadata["annotations"] = {EPOCH_ANNOTATION: str(epoch)}
-    if owner:
-        metadata["ownerReferences"] = [owner]
+    if job.epoch is not None:
+        metadata["annotations"] = {EPOCH_ANNOTATION: str(job.epoch)}
+    if job.owner:
+        metadata["ownerReferences"] = [job.owner]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": metadata,
         "spec": {
             "backoffLimit": 0,
-            "activeDeadlineSeconds": deadline_seconds,
+            "activeDeadlineSeconds": job.deadline_seconds,
             "ttlSecondsAfterFinished": TTL_SECONDS,
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
         },
@@ -177,16 +190,22 @@ def result_of(job: dict[str, Any]) -> JobResult | None:
         except ValueError:
             report = None
     conds = (job.get("status") or {}).get("conditions") or []
-    reason = next((f"{c.get('reason', '')}: {c.get('message', '')}" for c in conds
-                   if c.get("type") == "Failed" and c.get("status") == "True"), "")  # fmt: skip
+    failed = [c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"]
+    reason = f"{failed[0].get('reason', '')}: {failed[0].get('message', '')}" if failed else ""
     if report is not None and report.get("error"):
         message = str(report["error"])
     elif state == "failed":
         message = reason.strip(": ") or "replication job failed"
     else:
         message = f"copied {report.get('files', 0)} files" if report else "replication done"
-    return JobResult(job["metadata"]["name"], state == "succeeded", _finished_at(job), report,
-                     message, int(epoch) if epoch and epoch.isdigit() else None)  # fmt: skip
+    return JobResult(
+        name=job["metadata"]["name"],
+        succeeded=state == "succeeded",
+        finished=_finished_at(job),
+        report=report,
+        message=message,
+        epoch=int(epoch) if epoch and epoch.isdigit() else None,
+    )
 
 
 PairKey = tuple[str, str]  # (namespace, pair)
@@ -318,36 +337,25 @@ async def list_jobs(
         batch = client.BatchV1Api(api)
         listed = await batch.list_namespaced_job(namespace, label_selector=selector(pair))
         items = to_dict(api, listed).get("items") or []
-    return sorted(items, key=lambda j: (j["metadata"].get("creationTimestamp") or "",
-                                        j["metadata"]["name"]))  # fmt: skip
+    return sorted(items, key=_creation_order)
+
+
+def _creation_order(job: dict[str, Any]) -> tuple[str, str]:
+    meta = job["metadata"]
+    return (meta.get("creationTimestamp") or "", meta["name"])
 
 
 async def ensure_replication_job(
-    api: client.ApiClient,
-    namespace: str,
-    pair: str,
-    source_url: str,
-    target_url: str,
-    secret_name: str,
-    image: str,
-    kind: ReplicationKind,
-    owner: dict[str, Any] | None,
-    *,
-    directories: Sequence[str] | None = None,
-    service_account: str | None = None,
-    deadline_seconds: int = 600,
-    epoch: int | None = None,
-    index: JobIndex | None = None,
+    api: client.ApiClient, job: ReplicationJob, index: JobIndex | None = None
 ) -> str | None:
     """Start a replication Job unless one is still running for the pair; the new Job's name,
     or None when one is active (never two at once: they would race on the target's batch)."""
-    if any(job_state(j) == "active" for j in await list_jobs(api, namespace, pair, index)):
+    listed = await list_jobs(api, job.namespace, job.pair, index)
+    if any(job_state(j) == "active" for j in listed):
         return None
-    name = job_name(pair, secrets.token_hex(3))
-    body = job_body(name, pair, source_url, target_url, secret_name, image, kind, owner,
-                    directories=directories, service_account=service_account,
-                    deadline_seconds=deadline_seconds, epoch=epoch)  # fmt: skip
-    created = await client.BatchV1Api(api).create_namespaced_job(namespace, body)
+    name = job_name(job.pair, secrets.token_hex(3))
+    batch = client.BatchV1Api(api)
+    created = await batch.create_namespaced_job(job.namespace, job_body(name, job))
     if index is not None:
         index.created(to_dict(api, created))
     return name

@@ -161,11 +161,19 @@ async def tick(
         addresses = [await pods.ip(api, namespace, pod_names[m]) for m in (source, other(source))]
         if all(addresses):
             urls = [f"http://{ip}:{settings.agent_port}/replication" for ip in addresses]
-            started = await jobs.ensure_replication_job(
-                api, namespace, pair, urls[0], urls[1], memory.secret, settings.image, "all",
-                owner, directories=spec.replication.directories,
-                service_account=settings.service_account, epoch=status.epoch, index=index,
-            )  # fmt: skip
+            job = jobs.ReplicationJob(
+                namespace=namespace,
+                pair=pair,
+                source_url=urls[0],
+                target_url=urls[1],
+                secret_name=memory.secret,
+                image=settings.image,
+                owner=owner,
+                directories=spec.replication.directories,
+                service_account=settings.service_account,
+                epoch=status.epoch,
+            )
+            started = await jobs.ensure_replication_job(api, job, index)
             if started:  # None: a Job is still running (perhaps a previous operator's)
                 memory.running, memory.version = started, version
     return status, finished
