@@ -6,5 +6,7 @@ try:
     __version__ = version("pairwarden")
 except PackageNotFoundError:  # a source tree on sys.path, not installed
     __version__ = "0.0.0+unknown"
+# The FailoverPair API's coordinates, once for every client of it.
 GROUP = "pairwarden.io"
 VERSION = "v1alpha1"
+PLURAL = "failoverpairs"

@@ -1,25 +1,42 @@
-"""Loading a Kubernetes client: a kubeconfig path if given (or $KUBECONFIG), else in-cluster.
+"""The one way pairwarden connects to Kubernetes, for the operator, the agent, the replicate
+command and the test rig alike.
 
-In the sandbox the local kubelet hands each pod a kubeconfig through $KUBECONFIG, the way a
-real kubelet hands it a service-account token; the same code path serves both.
+Credentials, first found wins: the kubeconfig named by the caller, then `$KUBECONFIG`, then the
+pod's ServiceAccount (in-cluster), then `~/.kube/config`. That is kubectl's order with the
+in-cluster step where client-go puts it, so a pod always uses its own identity unless told
+otherwise. In the sandbox the local kubelet hands each pod a kubeconfig through `$KUBECONFIG`,
+the way a real kubelet hands it a ServiceAccount token; the same path serves both.
+
+The synchronous client is imported only when asked for, so the agent (asynchronous throughout)
+never loads it.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import kubernetes
 import kubernetes_asyncio
 
+if TYPE_CHECKING:
+    import kubernetes
 
-def _config_path(kubeconfig: str | None) -> str | None:
+IN_CLUSTER_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def kubeconfig_path(kubeconfig: str | None = None) -> str | None:
+    """The kubeconfig file to read, or None for in-cluster credentials."""
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
-    return path.split(os.pathsep)[0] if path else None
+    if path:
+        return path.split(os.pathsep)[0]
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(IN_CLUSTER_TOKEN):
+        return None
+    return os.path.expanduser("~/.kube/config")
 
 
 async def async_api_client(kubeconfig: str | None = None) -> kubernetes_asyncio.client.ApiClient:
     cfg = kubernetes_asyncio.client.Configuration()
-    path = _config_path(kubeconfig)
+    path = kubeconfig_path(kubeconfig)
     if path:
         await kubernetes_asyncio.config.load_kube_config(config_file=path, client_configuration=cfg)
     else:
@@ -28,8 +45,10 @@ async def async_api_client(kubeconfig: str | None = None) -> kubernetes_asyncio.
 
 
 def sync_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+    import kubernetes
+
     cfg = kubernetes.client.Configuration()
-    path = _config_path(kubeconfig)
+    path = kubeconfig_path(kubeconfig)
     if path:
         kubernetes.config.load_kube_config(config_file=path, client_configuration=cfg)
     else:

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
@@ -28,8 +28,6 @@ from pairwarden.protocol import (
     member_lease_name,
     parse_time,
 )
-
-PLURAL = "failoverpairs"
 
 
 class PluginError(Exception):

@@ -26,6 +26,8 @@ ANNOTATION_REQUEST = PREFIX + "request"
 ANNOTATION_REQUEST_ID = PREFIX + "request-id"
 # On the active Lease: which member holds it.
 ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
+# On a replication Job: the replicate command's report (JSON), written by the Job itself.
+REPORT_ANNOTATION = PREFIX + "replication-report"
 
 
 # The voicemail data layout the reference describes, shared by the voicemail process, the

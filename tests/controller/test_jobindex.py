@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pairwarden.controller import jobs
-from pairwarden.controller.client import connect
 from pairwarden.controller.jobs import JobIndex
+from pairwarden.kube import async_api_client
 from pairwarden_testbed.localnode.jobrunner import final_status
 
 NS = "voice"
@@ -113,7 +113,7 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
     """A tick after the first listing reads no Job list from the API server; a Job the
     operator just created is in the index before the watch delivers it; a Job that finishes
     wakes its pair; a deleted one leaves."""
-    api = await connect(str(sandbox.kubeconfig_path))
+    api = await async_api_client(str(sandbox.kubeconfig_path))
     index, woken = JobIndex(), []
     task = asyncio.create_task(
         jobs.watch(api, namespace, index, lambda ns, pair: woken.append((ns, pair)))

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client as sync_client
 
 from pairwarden.controller import leases
-from pairwarden.controller.client import connect
+from pairwarden.kube import async_api_client
 from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -31,7 +31,7 @@ def active(api_client: sync_client.ApiClient, namespace: str) -> Any:
 async def test_a_flip_is_one_conditional_patch(
     sandbox: Any, sandbox_only: Any, api_client: sync_client.ApiClient, namespace: str
 ) -> None:
-    api = await connect(str(sandbox.kubeconfig_path))
+    api = await async_api_client(str(sandbox.kubeconfig_path))
     try:
         await leases.ensure_leases(api, namespace, "vm", 3, OWNER)
         sandbox.reset_stats()
@@ -60,7 +60,7 @@ async def test_a_lease_without_the_member_annotation_is_still_handed_over(
         "spec": {"holderIdentity": "", "leaseTransitions": 0},
     }
     sync_client.CoordinationV1Api(api_client).create_namespaced_lease(namespace, body)
-    api = await connect(str(sandbox.kubeconfig_path))
+    api = await async_api_client(str(sandbox.kubeconfig_path))
     try:
         await write(api, namespace, epoch=1, expected=0, member="primary")
     finally:

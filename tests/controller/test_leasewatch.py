@@ -10,8 +10,8 @@ from kubernetes import client as sync_client
 
 from pairwarden.clock import ManualClock
 from pairwarden.controller import leasewatch
-from pairwarden.controller.client import connect
 from pairwarden.controller.observations import ObservationBook
+from pairwarden.kube import async_api_client
 from pairwarden.protocol import MemberReport
 
 
@@ -40,7 +40,7 @@ async def test_renewals_are_stamped_with_the_operators_clock(
     leases = sync_client.CoordinationV1Api(api_client)
     leases.create_namespaced_lease(namespace, lease("primary", "2026-01-01T00:00:00.000000Z"))
     book, clock = ObservationBook(), ManualClock(monotonic=10.0)
-    api = await connect(str(sandbox.kubeconfig_path))
+    api = await async_api_client(str(sandbox.kubeconfig_path))
     task = asyncio.create_task(leasewatch.watch(api, namespace, book, clock))
     try:
         pair = book.pair(namespace, "vm")

@@ -16,9 +16,10 @@ import aiohttp
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from pairwarden import GROUP, PLURAL, VERSION
+
 log = logging.getLogger(__name__)
 
-GROUP, VERSION, PLURAL = "pairwarden.io", "v1alpha1", "failoverpairs"
 TRANSIENT = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
 

@@ -19,9 +19,9 @@ from pairwarden.agent.metrics import AgentMetrics
 from pairwarden.agent.runner import Agent, AgentConfig
 from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
-from pairwarden.api.models import DEFAULT_DIRECTORIES
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
+from pairwarden.protocol import REPLICATED_DIRECTORIES
 from pairwarden.replication.fileapi import make_app
 from pairwarden.replication.version import fingerprint
 
@@ -116,7 +116,7 @@ async def _replicated_directories(kube: KubernetesIO) -> list[str]:
         log.warning("could not read the pair's replication directories: %r", error)
         spec = None
     listed = ((spec or {}).get("replication") or {}).get("directories")
-    return [str(d) for d in listed] if listed else list(DEFAULT_DIRECTORIES)
+    return [str(d) for d in listed] if listed else list(REPLICATED_DIRECTORIES)
 
 
 def _token_reader(path: Path) -> Callable[[], str | None]:

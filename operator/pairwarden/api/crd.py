@@ -15,11 +15,10 @@ from typing import Any
 
 import yaml
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.api.models import (
     CATEGORIES,
     KIND,
-    PLURAL,
     SHORT_NAMES,
     SINGULAR,
     FailoverPairSpec,

@@ -20,7 +20,6 @@ from pydantic.alias_generators import to_camel
 from pairwarden.protocol import REPLICATED_DIRECTORIES
 
 KIND = "FailoverPair"
-PLURAL = "failoverpairs"
 SINGULAR = "failoverpair"
 SHORT_NAMES = ["fp"]
 CATEGORIES = ["pairwarden"]

@@ -1,26 +1,14 @@
-"""One asynchronous API client for the operator's own writes (kopf keeps its own for watching)."""
+"""What the operator's adapters share about the API client (made by `pairwarden.kube`; kopf
+keeps its own for watching): patch content types, plain dicts, error statuses."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
-
-
-async def connect(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    configuration = client.Configuration()
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
 
 
 def to_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:

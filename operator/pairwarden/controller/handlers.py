@@ -17,14 +17,13 @@ from typing import Any
 import kopf
 import kubernetes
 
-from pairwarden import GROUP, VERSION
-from pairwarden.api.models import PLURAL
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.clock import SystemClock
 from pairwarden.controller import jobs, leasewatch, metrics, peering
-from pairwarden.controller.client import connect
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
+from pairwarden.kube import async_api_client
 
 ERROR_BACKOFF = 1.0
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -86,7 +85,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # not kopf's default of ten loop iterations, before kopf cancels it.
     settings.background.instant_exit_timeout = 1.0
     memo.book.bind_clock(memo.clock)
-    api = await connect(memo.kubeconfig)
+    api = await async_api_client(memo.kubeconfig)
     scopes: list[str | None] = list(memo.namespaces) or [None]
     index = jobs.JobIndex()
 

@@ -27,11 +27,10 @@ from kubernetes_asyncio import client
 from pairwarden.controller import watching
 from pairwarden.controller.client import to_dict
 from pairwarden.controller.secrets import TOKEN_KEY
-from pairwarden.protocol import LABEL_PAIR
+from pairwarden.protocol import LABEL_PAIR, REPORT_ANNOTATION, parse_time
 
 LABEL_REPLICATION = "pairwarden.io/replication"
 LABEL_KIND = "pairwarden.io/replication-kind"
-REPORT_ANNOTATION = "pairwarden.io/replication-report"  # = replication.main.REPORT_ANNOTATION
 EPOCH_ANNOTATION = "pairwarden.io/epoch"  # the pair's epoch (so the direction) at the start
 TOKEN_DIR = "/var/run/pairwarden/replication"
 TERMINATION_LOG = "/dev/termination-log"
@@ -171,7 +170,7 @@ def _finished_at(job: dict[str, Any]) -> datetime | None:
     stamps = [status.get("completionTime")] + [
         c.get("lastTransitionTime") for c in status.get("conditions") or []
     ]
-    times = [datetime.fromisoformat(str(s).replace("Z", "+00:00")) for s in stamps if s]
+    times = [t for s in stamps if (t := parse_time(str(s) if s else None))]
     return max(times) if times else None
 
 

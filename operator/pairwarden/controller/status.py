@@ -6,10 +6,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.client import MERGE_PATCH
-
-PLURAL = "failoverpairs"
 
 
 async def patch(api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]) -> None:

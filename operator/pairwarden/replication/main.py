@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pairwarden.protocol import REPORT_ANNOTATION
 from pairwarden.replication.client import Report, replicate
 
-REPORT_ANNOTATION = "pairwarden.io/replication-report"
 JOB_NAME_ENV = "PAIRWARDEN_JOB_NAME"
 JOB_NAMESPACE_ENV = "PAIRWARDEN_JOB_NAMESPACE"
 log = logging.getLogger("pairwarden.replicate")
