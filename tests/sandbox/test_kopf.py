@@ -1,6 +1,10 @@
 """A real kopf operator (subprocess `kopf run`) against the cluster under test: handlers see
 each create, update and delete once, post Events, patch status, a timer fires, the finalizer
-holds deletion until kopf removes it, and peering lets only the higher priority handle."""
+holds deletion until kopf removes it, and peering lets only the higher priority handle.
+
+The handlers record what they saw in a file of their own, one `os.write` per line on an
+O_APPEND descriptor: kopf's log lines share the process's stdout/stderr pipe and would
+otherwise interleave with a handler's `print` in the middle of a line."""
 
 from __future__ import annotations
 
@@ -22,7 +26,16 @@ KOPF = str(Path(sys.executable).with_name("kopf"))
 
 OPERATOR = """
 import logging
+import os
+
 import kopf
+
+HANDLED = os.open(os.environ["HANDLED_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def handled(line):
+    os.write(HANDLED, f"HANDLED {line}\\n".encode())
+
 
 RESOURCE = ("test.pairwarden.io", "v1", "widgets")
 
@@ -37,24 +50,24 @@ def configure(settings: kopf.OperatorSettings, **_):
 
 @kopf.on.create(*RESOURCE)
 def created(name, body, patch, **_):
-    print(f"HANDLED create {name}", flush=True)
+    handled(f"create {name}")
     kopf.info(body, reason="Created", message=f"saw {name}")
     patch.status["phase"] = "Ready"
 
 
 @kopf.on.update(*RESOURCE, field="spec")
 def updated(name, **_):
-    print(f"HANDLED update {name}", flush=True)
+    handled(f"update {name}")
 
 
 @kopf.on.delete(*RESOURCE)
 def deleted(name, **_):
-    print(f"HANDLED delete {name}", flush=True)
+    handled(f"delete {name}")
 
 
 @kopf.timer(*RESOURCE, interval=0.3)
 def ticked(name, **_):
-    print(f"HANDLED timer {name}", flush=True)
+    handled(f"timer {name}")
 """
 
 
@@ -90,10 +103,14 @@ def _peering_crd(plural: str, kind: str, scope: str) -> dict[str, Any]:
 
 
 class Operator:
-    """A `kopf run` subprocess whose output lines are collected by a reader thread."""
+    """A `kopf run` subprocess whose output lines are collected by a reader thread, and
+    whose handlers append `HANDLED ...` lines to a file of their own."""
 
     def __init__(self, script: Path, env: dict[str, str], namespace: str, priority: int) -> None:
         self.lines: list[str] = []
+        self.handled_log = script.with_name(f"handled-{priority}.log")
+        self.handled_log.touch()
+        env = {**env, "HANDLED_LOG": str(self.handled_log)}
         self.proc = subprocess.Popen(
             [
                 KOPF,
@@ -119,11 +136,16 @@ class Operator:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip())
 
+    def handled(self) -> list[str]:
+        """Whole lines only: a line still being written has no newline yet."""
+        text = self.handled_log.read_text()
+        return text[: text.rfind("\n") + 1].splitlines()
+
     def count(self, text: str) -> int:
-        return sum(1 for line in list(self.lines) if line == text)
+        return sum(1 for line in self.handled() if line == text)
 
     def saw(self, text: str) -> bool:
-        return any(text in line for line in list(self.lines))
+        return any(text in line for line in [*list(self.lines), *self.handled()])
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -161,6 +183,7 @@ def operators(
     for op in started:
         op.stop()
         print("\n".join(op.lines))  # shown by pytest when the test failed
+        print(op.handled_log.read_text())
 
 
 def _get(widgets: client.CustomObjectsApi, ns: str, name: str) -> dict[str, Any] | None:
