@@ -5,7 +5,7 @@ own fencing clock instead of hanging in a call.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
-from kubernetes_asyncio import client, watch
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from pairwarden import GROUP, PLURAL, VERSION
+from pairwarden import GROUP, PLURAL, VERSION, watching
 
 log = logging.getLogger(__name__)
 
@@ -162,54 +162,15 @@ class KubernetesIO:
         raise ApiException(status=409, reason=f"lease {name}: conflict after 3 attempts")
 
     async def watch_lease(self, name: str) -> AsyncIterator[LeaseView | None]:
-        """Yield the Lease (None when absent) now and on every change, forever: a list then a
-        watch from its resourceVersion; resume on errors, relist on 410 Gone."""
-        selector = f"metadata.name={name}"
-        rv: str | None = None
-        backoff = 0.2
-        while True:
-            try:
-                if rv is None:
-                    listed = await self._leases.list_namespaced_lease(
-                        self._ns, field_selector=selector, _request_timeout=self.timeout
-                    )
-                    rv = listed.metadata.resource_version
-                    items = [self._dict(i) for i in listed.items]
-                    yield LeaseView.from_dict(items[0]) if items else None
-                server_timeout = self.watch_timeout
-                w = watch.Watch()
-                async with w.stream(
-                    self._leases.list_namespaced_lease,
-                    self._ns,
-                    field_selector=selector,
-                    resource_version=rv,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=server_timeout,
-                    _request_timeout=server_timeout + 10,
-                ) as stream:
-                    async for event in stream:
-                        obj = event.get("raw_object") or {}
-                        kind = event.get("type")
-                        if kind == "ERROR":
-                            if obj.get("code") == 410:
-                                rv = None
-                            break
-                        rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
-                        if kind == "BOOKMARK":
-                            continue
-                        yield None if kind == "DELETED" else LeaseView.from_dict(obj)
-                backoff = 0.2
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = None
-                    continue
-                log.info("watch of lease %s: %s; retrying", name, exc.reason)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-            except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-                log.info("watch of lease %s: %r; retrying", name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+        """Yield the Lease (None when absent) now and on every change, forever."""
+        lister = functools.partial(
+            self._leases.list_namespaced_lease, self._ns, field_selector=f"metadata.name={name}"
+        )
+        async for event in watching.list_then_watch(lister, f"lease {name}", self.watch_timeout):
+            if isinstance(event, watching.Listed):
+                yield LeaseView.from_dict(event.items[0]) if event.items else None
+            else:
+                yield None if event.kind == "DELETED" else LeaseView.from_dict(event.obj)
 
     async def close(self) -> None:
         await self._api.close()

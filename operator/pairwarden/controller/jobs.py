@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from kubernetes_asyncio import client
 
-from pairwarden.controller import watching
+from pairwarden import watching
 from pairwarden.controller.client import to_dict
 from pairwarden.controller.secrets import TOKEN_KEY
 from pairwarden.protocol import LABEL_PAIR, REPORT_ANNOTATION, parse_time

@@ -13,8 +13,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from pairwarden import watching
 from pairwarden.clock import Clock
-from pairwarden.controller import watching
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.protocol import LABEL_PAIR
 

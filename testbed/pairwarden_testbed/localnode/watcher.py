@@ -1,17 +1,21 @@
 """List-then-watch of one resource kind in a thread, resuming after errors and 410 Gone.
-Hands raw objects (dicts) to a callback, the way an informer would."""
+Hands raw objects (dicts) to a callback, the way an informer would. The stand-ins are threaded
+(synchronous client); the loop and its retry policy (`pairwarden.watching.RETRY`) are the
+product's."""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
+
+from pairwarden.watching import RETRY
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class ResourceWatcher:
 
     def _main(self) -> None:
         rv: str | None = None
+        self._failures = 0
         while not self._stop.is_set():
             try:
                 if rv is None:
@@ -52,6 +57,7 @@ class ResourceWatcher:
                     rv = listed["metadata"]["resourceVersion"]
                     for item in listed.get("items") or []:
                         self._handler("SYNC", item)
+                    self._failures = 0
                 self._watch = watch.Watch()
                 for event in self._watch.stream(
                     self._list, self._ns, resource_version=rv, timeout_seconds=30,
@@ -77,5 +83,7 @@ class ResourceWatcher:
                 self._pause(repr(exc))
 
     def _pause(self, why: str) -> None:
-        log.info("watch of %s: %s; retrying", self._kind, why)
-        time.sleep(0.5)
+        self._failures += 1
+        pause = RETRY.pause(self._failures, random.random())
+        log.info("watch of %s: %s; retrying in %.1f s", self._kind, why, pause)
+        self._stop.wait(pause)
