@@ -164,3 +164,25 @@ spec: {holderIdentity: pod-a, leaseDurationSeconds: 30}
         "DELETED",
     )
     assert "vm-active" in line
+
+
+def test_typed_create_commands(kubectl: Kubectl, namespace: str) -> None:
+    """kubectl's typed `create` commands send protobuf and never retry with JSON; the server
+    reads them as a real one does and answers JSON, which kubectl also accepts."""
+    kubectl("create", "configmap", "c", "-n", namespace, "--from-literal=greeting=hi")
+    kubectl("create", "secret", "generic", "s", "-n", namespace, "--from-literal=token=t0p")
+    kubectl("create", "serviceaccount", "robot", "-n", namespace)
+    cm = yaml.safe_load(kubectl("get", "cm", "c", "-n", namespace, "-o", "yaml").stdout)
+    assert cm["data"] == {"greeting": "hi"}
+    secret = yaml.safe_load(kubectl("get", "secret", "s", "-n", namespace, "-o", "yaml").stdout)
+    assert secret["data"] == {"token": "dDBw"} and secret["type"] == "Opaque"
+    assert "generateName" not in secret["metadata"]
+    sa = kubectl("get", "sa", "robot", "-n", namespace, "-o", "jsonpath={.metadata.name}")
+    assert sa.stdout == "robot"
+    other = f"{namespace}-x"
+    kubectl("create", "namespace", other)
+    try:
+        phase = kubectl("get", "ns", other, "-o", "jsonpath={.status.phase}").stdout
+        assert phase == "Active"
+    finally:
+        kubectl("delete", "namespace", other, "--wait=false")

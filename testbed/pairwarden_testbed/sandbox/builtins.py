@@ -128,6 +128,8 @@ def default_builtin(kind: str, obj: Obj, old: Obj | None, ips: IpAllocator) -> l
         for container in (obj.get("spec") or {}).get("containers") or []:
             for port in container.get("ports") or []:
                 port.setdefault("protocol", "TCP")
+    if kind == "Secret" and not obj.get("type"):
+        obj["type"] = "Opaque"
     if kind == "Namespace":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         if old is None:

@@ -9,7 +9,10 @@ from typing import Any
 
 import yaml
 
+from . import protobuf
 from .errors import ApiError, bad_request
+
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 class _PlainLoader(yaml.SafeLoader):
@@ -31,10 +34,11 @@ def is_yaml(content_type: str) -> bool:
 
 
 def decode(content_type: str, raw: bytes) -> Any:
-    """Parse a body; malformed input is a 400 BadRequest with the parser's complaint."""
-    if content_type.startswith("application/vnd.kubernetes.protobuf") or content_type.endswith(
-        "cbor"
-    ):
+    """Parse a body; malformed input is a 400 BadRequest with the parser's complaint. Protobuf
+    is read for the built-in kinds kubectl's typed commands send (see `protobuf`)."""
+    if content_type.startswith(PROTOBUF):
+        return protobuf.decode(raw)
+    if content_type.endswith("cbor"):
         raise ApiError(415, f'the body of the request was in an unknown format ("{content_type}")')
     text = raw.decode("utf-8", errors="replace")
     if is_yaml(content_type):

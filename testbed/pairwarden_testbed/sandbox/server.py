@@ -56,6 +56,9 @@ class Negotiated:
 
 
 def _negotiate(accept: str) -> Negotiated:
+    """The response form: JSON unless YAML or a Table is asked for. The sandbox writes no
+    protobuf, so a client asking for protobuf first (kubectl's typed commands send
+    `protobuf,json`) gets the JSON it also accepts, and one accepting protobuf only gets 406."""
     if not accept.strip():
         return Negotiated()
     for part in accept.split(","):
@@ -64,7 +67,7 @@ def _negotiate(accept: str) -> Negotiated:
             return Negotiated(table=True)
         if any(p.startswith("as=") for p in params):
             continue
-        if media in (JSON, "*/*", "application/*", "application/vnd.kubernetes.protobuf"):
+        if media in (JSON, "*/*", "application/*"):
             return Negotiated()
         if media == "application/yaml":
             return Negotiated(yaml=True)
@@ -280,7 +283,7 @@ class ApiServer:
                 f"the body of the request was in an unknown format - accepted media types "
                 f"include: {', '.join(PATCH_TYPES)}",
             )
-        protobuf = media.startswith("application/vnd.kubernetes.protobuf")
+        protobuf = media.startswith(codec.PROTOBUF)
         if not patch and not protobuf and media not in ("", JSON, "application/yaml", "*/*"):
             raise ApiError(
                 415,
