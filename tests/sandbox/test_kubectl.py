@@ -186,3 +186,13 @@ def test_typed_create_commands(kubectl: Kubectl, namespace: str) -> None:
         assert phase == "Active"
     finally:
         kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_explain_custom_and_built_in_kinds(kubectl: Kubectl, widgets: Any) -> None:
+    """`kubectl explain` finds each kind's schema by its group-version-kind in OpenAPI v3."""
+    spec = kubectl("explain", "widgets.spec").stdout
+    assert "KIND:       Widget" in spec and "FIELDS:" in spec and "color" in spec
+    top = kubectl("explain", "wd").stdout
+    assert "apiVersion" in top and "metadata" in top
+    pods = kubectl("explain", "pods").stdout
+    assert "KIND:       Pod" in pods and "spec" in pods

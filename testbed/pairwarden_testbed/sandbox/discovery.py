@@ -105,9 +105,55 @@ def openapi_v3_root(registry: Registry) -> dict[str, Any]:
     }
 
 
+def schema_name(rt: ResourceType) -> str:
+    """The component name the real server uses: reversed group, version, kind."""
+    group = ".".join(reversed(rt.group.split("."))) if rt.group else "io.k8s.api.core"
+    return f"{group}.{rt.version}.{rt.kind}"
+
+
+_TYPE_FIELDS: dict[str, Any] = {
+    "apiVersion": {
+        "type": "string",
+        "description": "APIVersion defines the versioned schema of this representation of "
+        "an object.",
+    },
+    "kind": {
+        "type": "string",
+        "description": "Kind is a string value representing the REST resource this object "
+        "represents.",
+    },
+    "metadata": {
+        "type": "object",
+        "description": "Standard object's metadata (name, namespace, labels, annotations).",
+    },
+}
+
+
+def kind_schema(rt: ResourceType) -> dict[str, Any]:
+    """The schema `kubectl explain` reads: a CRD's own, with the type fields the real server
+    adds; for a built-in only its top level (the sandbox keeps no built-in schemas)."""
+    if rt.schema is not None:
+        schema = dict(rt.schema)
+        schema["properties"] = {**_TYPE_FIELDS, **(schema.get("properties") or {})}
+    else:
+        schema = {
+            "type": "object",
+            "description": f"{rt.kind} ({rt.api_version}). The sandbox API server keeps no "
+            "schema for built-in kinds: see the Kubernetes API reference for its fields.",
+            "properties": {
+                **_TYPE_FIELDS,
+                "spec": {"type": "object", "description": f"Desired state of the {rt.kind}."},
+                "status": {"type": "object", "description": f"Observed state of the {rt.kind}."},
+            },
+        }
+    gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    return {**schema, "x-kubernetes-group-version-kind": [gvk]}
+
+
 def openapi_v3_group_version(registry: Registry, group: str, version: str) -> dict[str, Any] | None:
-    """A minimal per-group-version document: one PATCH operation per kind, tagged with its
-    group-version-kind and the `fieldValidation` query parameter (no schemas)."""
+    """A per-group-version document: one PATCH operation per kind, tagged with its
+    group-version-kind and the `fieldValidation` query parameter (kubectl then validates on
+    the server), and each kind's schema for `kubectl explain`."""
     types = [t for t in registry.all() if t.group == group and t.version == version]
     if not types:
         return None
@@ -129,5 +175,5 @@ def openapi_v3_group_version(registry: Registry, group: str, version: str) -> di
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": {schema_name(rt): kind_schema(rt) for rt in types}},
     }
