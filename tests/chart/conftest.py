@@ -4,9 +4,10 @@ values combination.
 helm-sdkpy has no template or client-only dry-run action, so the chart is rendered by a real
 `Install` (wait=False) into an embedded sandbox of its own, run by helm_install.py in a child
 process with HELM_DRIVER=memory (see there why); the release's `manifest` is what Helm
-rendered, and every object is then read back from the sandbox. Kinds the sandbox does not
-serve (the Prometheus Operator's, and any built-in it lacks) get a schemaless stand-in CRD, so
-Helm can map them; their real schemas are checked separately (kubernetes-validate for
+rendered, and every object is then read back from the sandbox. The sandbox serves every
+built-in kind the chart renders; the Prometheus Operator's kinds come from that operator's CRDs
+on a real cluster, so the fixture installs schemaless stand-ins of them, as installing the
+Prometheus Operator would; their real schemas are checked separately (kubernetes-validate for
 built-ins, a structural schema for monitoring)."""
 
 from __future__ import annotations
@@ -32,12 +33,11 @@ INSTALLER = Path(__file__).resolve().parent / "helm_install.py"
 CHART = ROOT / "charts" / "pairwarden"
 K8S_VERSION = "1.33.0"
 
-# (group, version, kind, plural, namespaced) of every kind the chart can render that is not
-# core v1, rbac or apiextensions (which any API server serves).
-KINDS_USED = [
-    ("apps", "v1", "StatefulSet", "statefulsets", True),
-    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True),
+# (group, version, kind, plural, namespaced) of the Prometheus Operator's kinds the chart can
+# render: not built in, on the sandbox as on any cluster without that operator.
+PROMETHEUS_OPERATOR_KINDS = [
     ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", True),
+    ("monitoring.coreos.com", "v1", "PodMonitor", "podmonitors", True),
     ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", True),
 ]
 
@@ -138,9 +138,9 @@ class ChartCluster:
             return False
         return True
 
-    def stub_missing_kinds(self) -> None:
+    def install_prometheus_operator_crds(self) -> None:
         ext = client.ApiextensionsV1Api(self.api)
-        for group, version, kind, plural, namespaced in KINDS_USED:
+        for group, version, kind, plural, namespaced in PROMETHEUS_OPERATOR_KINDS:
             if not self.serves(f"{group}/{version}", kind):
                 ext.create_custom_resource_definition(
                     _stub_crd(group, version, kind, plural, namespaced)
@@ -230,7 +230,7 @@ def chart_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartClu
     with Sandbox(crds_dir=empty) as sandbox:
         api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
         cluster = ChartCluster(sandbox, api)
-        cluster.stub_missing_kinds()
+        cluster.install_prometheus_operator_crds()
         yield cluster
         api.close()
 

@@ -1,5 +1,6 @@
-"""What the sandbox serves: the built-in resources operators and kubectl touch, plus the
-resources that CustomResourceDefinitions add while it runs."""
+"""What the sandbox serves: the built-in resources operators, kubectl and the chart touch (every
+kind `charts/pairwarden` renders but the Prometheus Operator's, which a cluster gets from that
+operator's CRDs), plus the resources that CustomResourceDefinitions add while it runs."""
 
 from __future__ import annotations
 
@@ -98,6 +99,60 @@ BUILTINS: tuple[ResourceType, ...] = (
         subresources=frozenset({"status"}),
         categories=("all",),
     ),
+    ResourceType(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        True,
+        short_names=("sts",),
+        subresources=frozenset({"status"}),
+        categories=("all",),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        True,
+        short_names=("ds",),
+        subresources=frozenset({"status"}),
+        categories=("all",),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        True,
+        short_names=("rs",),
+        subresources=frozenset({"status"}),
+        categories=("all",),
+    ),
+    ResourceType(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        True,
+        short_names=("pdb",),
+        subresources=frozenset({"status"}),
+    ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        True,
+        short_names=("netpol",),
+    ),
+    _core("resourcequotas", "ResourceQuota", short_names=("quota",)),
+    _core("limitranges", "LimitRange", short_names=("limits",)),
     ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",)),
     ResourceType(
         "apiextensions.k8s.io",
