@@ -1,11 +1,15 @@
-"""`pairwarden-testbed sandbox up`: serve the sandbox in the foreground until SIGINT or SIGTERM."""
+"""`pairwarden-testbed sandbox up`: serve the sandbox in the foreground until SIGINT or SIGTERM;
+with `--with-node`, also the local kubelet, kube-proxy and Job runner, so pods applied with
+kubectl run (as local processes) and Services answer."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from .kubeconfig import write_kubeconfig
@@ -23,6 +27,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="install the CRDs in this directory's YAML files instead of the FailoverPair CRD"
         " generated from the installed pairwarden's models",
     )
+    parser.add_argument(
+        "--with-node",
+        action="store_true",
+        help="also run the local node (kubelet, kube-proxy, Job runner) for --node-namespace",
+    )
+    parser.add_argument(
+        "--node-namespace",
+        action="append",
+        metavar="NS",
+        help="a namespace whose pods the local node runs (repeatable; default: voice)",
+    )
+    parser.add_argument("--node-dir", type=Path, help="the node's work dir (default: a temp dir)")
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -34,10 +50,27 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    with contextlib.ExitStack() as stack:
+        if args.with_node:
+            # the node's clients call this server synchronously: start it off the loop
+            node = await asyncio.to_thread(_start_node, args, stack)
+            print(f"local node running pods of namespaces {', '.join(node)}", flush=True)
+        await stop.wait()
+        await asyncio.to_thread(stack.close)
     await server.stop()
     print("sandbox API server stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _start_node(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[str]:
+    from pairwarden_testbed.localnode.node import LocalNode
+
+    workdir = args.node_dir
+    if workdir is None:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-node-")))
+    namespaces = args.node_namespace or ["voice"]
+    stack.enter_context(LocalNode(args.kubeconfig, namespaces, workdir))
+    return list(namespaces)
 
 
 def run(args: argparse.Namespace) -> int:
