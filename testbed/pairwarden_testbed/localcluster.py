@@ -14,9 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,12 @@ from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
+from pairwarden_testbed.waiting import eventually
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # shipped in the package
+
+
+wait_until = eventually  # the scenarios' name for it
 
 
 def free_port() -> int:
@@ -262,15 +264,3 @@ class LocalCluster:
                 return result
         except OSError:
             return {}
-
-
-def wait_until[T](predicate: Callable[[], T | None], timeout: float, poll: float = 0.02) -> T:
-    """Poll until `predicate()` is truthy; its value. Raises TimeoutError naming the wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
-        time.sleep(poll)

@@ -4,7 +4,7 @@ missing Lease, the pair spec, and a Lease watch that resumes after errors and 41
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from kubernetes import client, config
 
 from pairwarden.agent.kubeio import KubernetesIO, LeaseMissing, LeaseView
 from pairwarden.kube import async_api_client
+from pairwarden_testbed.waiting import eventually_async
 
 sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 NS = "voice"
@@ -39,12 +40,6 @@ async def kube(sandbox: Any) -> AsyncIterator[KubernetesIO]:
     io = KubernetesIO(await async_api_client(str(sandbox.kubeconfig_path)), NS, "vm")
     yield io
     await io.close()
-
-
-async def wait_until(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        while not check():  # noqa: ASYNC110 - polling a plain list filled by a patched call
-            await asyncio.sleep(0.05)
 
 
 def now() -> datetime:
@@ -114,14 +109,14 @@ async def test_watch_resumes_after_errors_and_410(
         await holder_becomes("a")
         sandbox.inject_fault(verb="watch", resource="leases", status=500, count=1)
         # The stream ends (timeout), the resume fails once (500), then works.
-        await wait_until(lambda: calls.count("watch") >= 3)
+        await eventually_async(lambda: calls.count("watch") >= 3)
         set_holder("b")
         await holder_becomes("b")
         # Writes this watch does not see, then compaction: its resourceVersion is now too old
         # to resume from, so the next resume gets 410 and the watcher relists.
         leases.create_namespaced_lease(NS, {"metadata": {"name": "k3"}, "spec": {}})
         sandbox.compact()
-        await wait_until(lambda: calls.count("list") >= 2)
+        await eventually_async(lambda: calls.count("list") >= 2)
         set_holder("c")
         await holder_becomes("c")
     finally:

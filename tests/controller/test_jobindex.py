@@ -12,6 +12,7 @@ from pairwarden.controller import jobs
 from pairwarden.controller.jobs import JobIndex
 from pairwarden.kube import async_api_client
 from pairwarden_testbed.localnode.jobrunner import final_status
+from pairwarden_testbed.waiting import eventually_async
 
 NS = "voice"
 
@@ -101,12 +102,6 @@ def test_a_listing_older_than_the_operators_own_creation_keeps_it() -> None:
     assert names(index) == []
 
 
-async def until(check: Any) -> None:
-    async with asyncio.timeout(10):
-        while not check():  # noqa: ASYNC110 - the index has no event to wait on; poll it
-            await asyncio.sleep(0.02)
-
-
 async def test_the_watch_and_the_operators_writes_keep_the_index(
     sandbox: Any, sandbox_only: Any, namespace: str
 ) -> None:
@@ -119,7 +114,7 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
         jobs.watch(api, namespace, index, lambda ns, pair: woken.append((ns, pair)))
     )
     try:
-        await until(lambda: index.jobs(namespace, "vm") is not None)
+        await eventually_async(lambda: index.jobs(namespace, "vm") is not None)
         sandbox.reset_stats()
         job = jobs.ReplicationJob(namespace, "vm", "http://a/replication", "http://b/r", "t", "i")
         name = await jobs.ensure_replication_job(api, job, index)
@@ -131,7 +126,7 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
 
         done = {"status": final_status("2026-01-05T12:00:00Z", True, "Completed", "ok")}
         await client.BatchV1Api(api).patch_namespaced_job_status(name, namespace, done)
-        await until(lambda: woken == [(namespace, "vm")])
+        await eventually_async(lambda: woken == [(namespace, "vm")])
         result = jobs.newest_result(await jobs.list_jobs(api, namespace, "vm", index))
         assert result is not None and result.name == name and result.succeeded
         assert await jobs.cleanup_jobs(api, namespace, "vm", keep=0, index=index) == [name]

@@ -13,6 +13,7 @@ from pairwarden.controller import leasewatch
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.kube import async_api_client
 from pairwarden.protocol import MemberReport
+from pairwarden_testbed.waiting import eventually_async
 
 
 def lease(member: str, renew: str) -> dict[str, Any]:
@@ -28,12 +29,6 @@ def lease(member: str, renew: str) -> dict[str, Any]:
     }
 
 
-async def until(check: Any) -> None:
-    async with asyncio.timeout(10):
-        while not check():  # noqa: ASYNC110 - the book has no event to wait on; poll it
-            await asyncio.sleep(0.02)
-
-
 async def test_renewals_are_stamped_with_the_operators_clock(
     sandbox: Any, sandbox_only: Any, api_client: sync_client.ApiClient, namespace: str
 ) -> None:
@@ -44,16 +39,16 @@ async def test_renewals_are_stamped_with_the_operators_clock(
     task = asyncio.create_task(leasewatch.watch(api, namespace, book, clock))
     try:
         pair = book.pair(namespace, "vm")
-        await until(lambda: "primary" in pair.members)  # listed
+        await eventually_async(lambda: "primary" in pair.members)  # listed
         assert pair.members["primary"].last_seen == 10.0
         clock.advance(5)
         renewed = lease("primary", "2026-01-01T00:00:05.000000Z")
         leases.replace_namespaced_lease("vm-primary", namespace, renewed)
-        await until(lambda: pair.members["primary"].last_seen == 15.0)  # followed
+        await eventually_async(lambda: pair.members["primary"].last_seen == 15.0)  # followed
         sandbox.compact()  # the next resume is too old: 410, then a fresh list
         clock.advance(5)
         leases.create_namespaced_lease(namespace, lease("secondary", "2026-01-01T00:00:09Z"))
-        await until(lambda: "secondary" in pair.members)
+        await eventually_async(lambda: "secondary" in pair.members)
         assert pair.members["secondary"].last_seen == 20.0
         assert pair.members["primary"].last_seen == 15.0  # a re-list is not a renewal
     finally:

@@ -20,6 +20,7 @@ sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 from kubernetes import client, config  # noqa: E402
 
 from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
+from pairwarden_testbed.waiting import eventually  # noqa: E402
 
 NS = "voice"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "voicemail-pair.yaml"
@@ -32,17 +33,8 @@ SPEC = {
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except Exception:  # the thing may not exist yet
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """The thing may not exist yet: a check that raises is "not yet"."""
+    return eventually(check, timeout, what, poll=0.05, tolerate=(Exception,))
 
 
 class Node:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from pairwarden_testbed.waiting import eventually as wait_for  # these tests' name
 
 GROUP, VERSION, PLURAL = "test.pairwarden.io", "v1", "widgets"
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -101,18 +100,6 @@ WIDGET_CRD: dict[str, Any] = {
         ],
     },
 }
-
-
-def wait_for[T](check: Callable[[], T | None], timeout: float = 10.0, what: str = "") -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(0.02)
 
 
 def install_crd(api: client.ApiClient, body: dict[str, Any]) -> None:
