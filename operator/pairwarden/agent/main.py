@@ -87,10 +87,15 @@ async def serve(args: argparse.Namespace) -> int:
     )
     directories = await _replicated_directories(kube) if args.data_dir is not None else []
     agent = Agent(
-        config, kube, voicemail, SystemClock(), state=AgentState(args.state_dir), cpu=cpu,
+        config,
+        kube,
+        voicemail,
+        SystemClock(),
+        state=AgentState(args.state_dir),
+        cpu=cpu,
         metrics=metrics,
         data_version=(lambda: fingerprint(args.data_dir, directories)) if directories else None,
-    )  # fmt: skip
+    )
     app = _metrics_app(agent, metrics)
     if args.data_dir is not None:
         token = _token_reader(args.replication_token_file)
@@ -132,9 +137,13 @@ def _token_reader(path: Path) -> Callable[[], str | None]:
 def _metrics_app(agent: Agent, metrics: AgentMetrics) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response(
-            {"answering": agent.verdict.answer, "reason": agent.verdict.reason,
-             "epoch": agent.epoch, "holder": agent.holder}
-        )  # fmt: skip
+            {
+                "answering": agent.verdict.answer,
+                "reason": agent.verdict.reason,
+                "epoch": agent.epoch,
+                "holder": agent.holder,
+            }
+        )
 
     async def prometheus(_: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)

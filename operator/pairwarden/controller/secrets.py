@@ -47,8 +47,13 @@ async def ensure_token(
     metadata: dict[str, Any] = {"name": name, "labels": {LABEL_PAIR: pair}}
     if owner:
         metadata["ownerReferences"] = [owner]
-    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": metadata,
-            "data": {TOKEN_KEY: token}}  # fmt: skip
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "data": {TOKEN_KEY: token},
+    }
     try:
         await core.create_namespaced_secret(namespace, body)
     except client.ApiException as exc:

@@ -110,8 +110,9 @@ async def _copy_file(src: _Member, dst: _Member, batch: str, entry: Entry) -> in
             return int((await put.json())["size"])
 
 
-async def _files(src: _Member, dst: _Member, dirs: Sequence[str] | None, report: Report,
-                 concurrency: int) -> None:  # fmt: skip
+async def _files(
+    src: _Member, dst: _Member, dirs: Sequence[str] | None, report: Report, concurrency: int
+) -> None:
     source, target = await asyncio.gather(_manifest(src, dirs), _manifest(dst, dirs))
     plan: Plan = diff(source, target)
     report.bytes_changed = plan.bytes_to_copy

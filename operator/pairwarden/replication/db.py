@@ -130,6 +130,9 @@ class Database:
                     os.unlink(f"{self.path}{suffix}")
             fsync_dir(self.root)
             st = os.stat(self.path)
-            record = {"sha256": info.sha256, "size": info.size,
-                      "stat": [st.st_ino, st.st_size, st.st_mtime_ns]}  # fmt: skip
+            record = {
+                "sha256": info.sha256,
+                "size": info.size,
+                "stat": [st.st_ino, st.st_size, st.st_mtime_ns],
+            }
             write_atomically(self.installed_path, json.dumps(record).encode())

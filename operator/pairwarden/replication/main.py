@@ -100,9 +100,12 @@ def _annotate_job(report: dict[str, Any]) -> None:
         try:
             body = {"metadata": {"annotations": {REPORT_ANNOTATION: json.dumps(report)}}}
             client.BatchV1Api(api).patch_namespaced_job(
-                name, namespace, body, _content_type="application/merge-patch+json",
+                name,
+                namespace,
+                body,
+                _content_type="application/merge-patch+json",
                 _request_timeout=10,
-            )  # fmt: skip
+            )
         finally:
             api.close()
     except Exception as exc:  # reporting is secondary to the copy itself

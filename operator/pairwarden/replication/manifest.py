@@ -31,13 +31,18 @@ class Entry:
     sha256: str
 
     def to_wire(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns,
-                "sha256": self.sha256}  # fmt: skip
+        return {
+            "path": self.path,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "sha256": self.sha256,
+        }
 
     @staticmethod
     def from_wire(data: dict[str, Any]) -> Entry:
-        return Entry(str(data["path"]), int(data["size"]), int(data["mtime_ns"]),
-                     str(data["sha256"]))  # fmt: skip
+        return Entry(
+            str(data["path"]), int(data["size"]), int(data["mtime_ns"]), str(data["sha256"])
+        )
 
 
 @dataclass(frozen=True)
