@@ -58,7 +58,7 @@ def other(member: Member) -> Member:
 
 @dataclass(frozen=True)
 class HeartbeatSizing:
-    """How often a member writes, and when silence means loss (DESIGN.md "Heartbeat cost")."""
+    """How often a member writes, and when silence means loss (docs/design.md, "Heartbeat cost")."""
 
     window: float  # W: seconds of observed silence before a member is lost
     renew_period: float  # R: seconds between renewals
