@@ -21,7 +21,7 @@ from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden_testbed.voicemail.sipua import SipServer
-from pairwarden_testbed.voicemail.store import MessageStore, prepare_data_dir
+from pairwarden_testbed.voicemail.store import MessageDatabase, prepare_data_dir
 
 
 class MwiListener:
@@ -92,7 +92,7 @@ async def member(tmp_path: Path, mwi: MwiListener) -> AsyncIterator[Member]:
     data = tmp_path / "data"
     prepare_data_dir(data)
     (tmp_path / "store").mkdir()
-    db = MessageStore(data / "UnityDb.sqlite")
+    db = MessageDatabase(data / "UnityDb.sqlite")
     core = VoicemailCore("vm-primary", SystemClock())
     store = DirectoryMessageStore(tmp_path / "store")
     queue = MessageQueue(store, data / "UnityMTA")

@@ -24,7 +24,7 @@ from pairwarden.clock import SystemClock
 from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
 from pairwarden_testbed.voicemail.lineproto import LineCallServer
-from pairwarden_testbed.voicemail.store import DATA_DIRECTORIES, MessageStore, prepare_data_dir
+from pairwarden_testbed.voicemail.store import DATA_DIRECTORIES, MessageDatabase, prepare_data_dir
 
 
 class Server:
@@ -55,7 +55,7 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     prepare_data_dir(tmp_path)
-    store = MessageStore(tmp_path / "UnityDb.sqlite")
+    store = MessageDatabase(tmp_path / "UnityDb.sqlite")
     core = VoicemailCore("vm-primary", SystemClock())
     calls = LineCallServer(core, store, "127.0.0.1", 0)
     await calls.start()

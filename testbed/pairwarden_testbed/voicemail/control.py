@@ -23,7 +23,7 @@ from aiohttp import web
 
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
-from pairwarden_testbed.voicemail.store import MessageStore
+from pairwarden_testbed.voicemail.store import MessageDatabase
 
 
 class CpuMeter:
@@ -78,7 +78,7 @@ class Burner:
 
 def make_app(
     core: VoicemailCore,
-    store: MessageStore,
+    store: MessageDatabase,
     settings: Mapping[str, Any] | None = None,
     *,
     queue: MessageQueue | None = None,

@@ -14,7 +14,7 @@ import contextlib
 from typing import Protocol
 
 from pairwarden_testbed.voicemail.core import VoicemailCore
-from pairwarden_testbed.voicemail.store import MessageStore
+from pairwarden_testbed.voicemail.store import MessageDatabase
 
 FIRST_LINE_TIMEOUT = 10.0
 
@@ -28,7 +28,7 @@ class CallFrontend(Protocol):
 
 
 class LineCallServer:
-    def __init__(self, core: VoicemailCore, store: MessageStore, host: str, port: int) -> None:
+    def __init__(self, core: VoicemailCore, store: MessageDatabase, host: str, port: int) -> None:
         self._core = core
         self._store = store
         self._host = host

@@ -25,7 +25,7 @@ from pairwarden_testbed.voicemail.core import VoicemailCore
 from pairwarden_testbed.voicemail.lineproto import CallFrontend, LineCallServer
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden_testbed.voicemail.sipua import SipServer
-from pairwarden_testbed.voicemail.store import MessageStore, prepare_data_dir
+from pairwarden_testbed.voicemail.store import MessageDatabase, prepare_data_dir
 
 log = logging.getLogger("pairwarden_testbed.voicemail")
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 async def serve(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir
     prepare_data_dir(data_dir)
-    store = MessageStore(data_dir / DATABASE_NAME)
+    store = MessageDatabase(data_dir / DATABASE_NAME)
     core = VoicemailCore(args.pod, SystemClock())
     message_store = DirectoryMessageStore(args.message_store or data_dir / "no-message-store")
     message_store.forced_offline = args.store_offline or args.message_store is None

@@ -21,8 +21,10 @@ def prepare_data_dir(root: Path) -> None:
         (root / name).mkdir(parents=True, exist_ok=True)
 
 
-class MessageStore:
-    """Messages left by callers; one connection shared behind a lock (writes are rare)."""
+class MessageDatabase:
+    """The reference's message database (UnityDb.sqlite), replicated as a snapshot: messages
+    left by callers; one connection shared behind a lock (writes are rare). Not to be confused
+    with the `messagestore.MessageStore` interface, where recorded audio is kept."""
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
