@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -77,3 +78,22 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
         time.sleep(0.05)
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Kubernetes 1.20 control plane (etcd, kube-apiserver, controller-manager,
+    scheduler from hack/control-plane.sh), started once per session; a
+    `pairwarden_testbed.controlplane.ControlPlane` (.kubeconfig, .server,
+    .serviceaccount_kubeconfig(ns, sa)). Skips, naming the reason, when the binaries are
+    not built (`make control-plane`) or PAIRWARDEN_REAL_K8S=0."""
+    from pairwarden_testbed import controlplane
+
+    reason = controlplane.unavailable()
+    if reason:
+        pytest.skip(reason)
+    cp = controlplane.ControlPlane(tmp_path_factory.mktemp("k8s"))
+    try:
+        yield cp.up()
+    finally:
+        cp.down()
