@@ -117,7 +117,7 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise ControlPlaneError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
 
 
-def make_pki(pki: Path, service_ip: str) -> None:
+def make_pki(pki: Path, service_ip: str, extra_ips: Sequence[str] = ()) -> None:
     """A CA, the API server's serving certificate (loopback and in-cluster names) and the
     ServiceAccount signing key pair."""
     pki.mkdir(parents=True, exist_ok=True)
@@ -132,6 +132,7 @@ def make_pki(pki: Path, service_ip: str) -> None:
         "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
         "DNS:kubernetes.default.svc.cluster.local", "IP:127.0.0.1", f"IP:{service_ip}",
     ]  # fmt: skip
+    names += [f"IP:{ip}" for ip in extra_ips if ip not in ("127.0.0.1", "0.0.0.0")]
     (pki / "apiserver.ext").write_text(
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
         f"extendedKeyUsage=serverAuth\nsubjectAltName={','.join(names)}\n"
@@ -179,6 +180,12 @@ class ControlPlane:
     directory: Path
     nodes: Sequence[str] = (NODE_NAME,)
     service_cidr: str = SERVICE_CIDR
+    # Where the API server listens and what the `kubernetes` Service's Endpoints name. On
+    # loopback alone (the default) those Endpoints stay empty (Kubernetes refuses 127/8
+    # there); a node whose pods must reach the API server passes an address of the host
+    # that they can reach (e.g. its CNI bridge's) and a bind address covering it.
+    advertise_address: str = "127.0.0.1"
+    bind_address: str = "127.0.0.1"
     state: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -259,10 +266,19 @@ class ControlPlane:
         self._prepare()
         deadline = time.monotonic() + timeout
         try:
-            for name in COMPONENTS:
-                self._start(name)
-                if name == "etcd":
-                    self._wait_port(self.state["ports"]["etcd"], "etcd", deadline)
+            self._start("etcd")
+            self._wait_port(self.state["ports"]["etcd"], "etcd", deadline)
+            self._start("kube-apiserver")
+            # The others read the API server's authentication ConfigMap at start and give
+            # up after 10 s: start them once it serves.
+            admin = self.state["tokens"]["admin"]
+            self._wait(
+                "kube-apiserver /readyz",
+                lambda: self._healthy(f"{self.server}/readyz", admin),
+                deadline,
+            )
+            self._start("kube-controller-manager")
+            self._start("kube-scheduler")
             self._wait_ready(deadline)
         except BaseException:
             self.down()
@@ -334,7 +350,7 @@ class ControlPlane:
         d.mkdir(parents=True, exist_ok=True)
         (d / "logs").mkdir(exist_ok=True)
         service_ip = _first_ip(self.service_cidr)
-        make_pki(d / "pki", service_ip)
+        make_pki(d / "pki", service_ip, (self.advertise_address, self.bind_address))
         ports = {
             "etcd": free_port(),
             "etcd_peer": free_port(),
@@ -399,13 +415,13 @@ class ControlPlane:
                 "--logger", "zap",
             ]  # fmt: skip
         if name == "kube-apiserver":
+            loopback = self.advertise_address.startswith("127.")
             return [
                 str(bins / name),
                 "--etcd-servers", f"http://127.0.0.1:{p['etcd']}",
-                "--bind-address", "127.0.0.1",
-                "--advertise-address", "127.0.0.1",
+                "--bind-address", self.bind_address,
+                "--advertise-address", self.advertise_address,
                 "--secure-port", str(p["apiserver"]),
-                "--insecure-port", "0",
                 "--cert-dir", str(d / "apiserver-certs"),
                 "--tls-cert-file", str(pki / "apiserver.crt"),
                 "--tls-private-key-file", str(pki / "apiserver.key"),
@@ -417,9 +433,10 @@ class ControlPlane:
                 "--service-account-signing-key-file", str(pki / "sa.key"),
                 "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
                 "--service-cluster-ip-range", self.state["service_cidr"],
-                "--allow-privileged", "true",
-                "--profiling", "false",
+                "--allow-privileged=true",
+                "--profiling=false",
                 "--v", "1",
+                *(["--endpoint-reconciler-type", "none"] if loopback else []),
             ]  # fmt: skip
         kubeconfig = str(self.token_kubeconfig(name))
         common = [
@@ -526,13 +543,16 @@ class ControlPlane:
                 "/api/v1/namespaces/default/serviceaccounts/default")),
         ]  # fmt: skip
         for what, check in checks:
-            while not check():
-                self._check_alive()
-                if time.monotonic() > deadline:
-                    raise ControlPlaneError(
-                        f"control plane in {self.directory} not ready: {what} does not answer"
-                    )
-                time.sleep(0.2)
+            self._wait(what, check, deadline)
+
+    def _wait(self, what: str, check: Callable[[], bool], deadline: float) -> None:
+        while not check():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(
+                    f"control plane in {self.directory} not ready: {what} does not answer"
+                )
+            time.sleep(0.2)
 
     def _exists(self, path: str) -> bool:
         try:
