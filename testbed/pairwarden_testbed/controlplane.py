@@ -251,7 +251,7 @@ class ControlPlane:
             return json.loads(resp.read())
 
     # ---- lifecycle ------------------------------------------------------------------
-    def up(self, timeout: float = 180) -> ControlPlane:
+    def up(self, timeout: float = 240) -> ControlPlane:
         """Start all four (a no-op if they run already) and wait until ready."""
         lacking = missing()
         if lacking:
