@@ -1,25 +1,38 @@
 """`kubectl pairwarden`: the Failover Monitor in a terminal.
 
 status [PAIR]      each member's role, heartbeat, service, CPU, calls, licensing; transitions
+history PAIR       the pair's role changes (the transitions kept in its status), oldest first
 failover PAIR      ask for a manual failover and wait for it (reports how long it took)
 failback PAIR      the same, back to the primary
 pause|resume PAIR  the reference's manual mode: no automatic failover, no replication
 events PAIR        the pair's Events, oldest first
+version            the plugin's version (the same as `pairwarden --version`)
+
+kubectl's connection flags (-n/--namespace, -A/--all-namespaces, --context, --kubeconfig)
+work anywhere on the line, as they do for kubectl; `-o json|yaml` prints status and history
+for scripts. Shell completion comes through kubectl (the `kubectl_complete-pairwarden`
+command this distribution installs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from pairwarden import GROUP, PLURAL, VERSION
+from pairwarden import GROUP, PLURAL, VERSION, __version__
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
@@ -29,70 +42,165 @@ from pairwarden.protocol import (
     parse_time,
 )
 
+PROG = "kubectl pairwarden"
+OUTPUTS = ("text", "json", "yaml")
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 
 class PluginError(Exception):
     """A message for the user; the command exits 1 with it."""
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a command acts: the API client, and the namespace (None: all namespaces). The
+    flags that chose it go into hints, so a suggested command reaches the same pair."""
+
+    api: client.ApiClient
+    namespace: str | None
+    flags: tuple[str, ...] = ()
+
+    def hint(self, *words: str) -> str:
+        return " ".join([PROG, *words, *self.flags])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb == "version":
+        print(version_line())
+        return 0
     try:
-        api = _connect(args.kubeconfig, args.context)
-        namespace = args.namespace or _current_namespace(args.kubeconfig, args.context)
-        return int(args.handler(api, namespace, args))
+        target = connect(args)
+        handler: Callable[[Target, argparse.Namespace], int] = args.handler
+        return int(handler(target, args))
     except PluginError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
 
+def version_line() -> str:
+    """What `kubectl pairwarden version` and `pairwarden --version` both print."""
+    return f"pairwarden {__version__}"
+
+
+def _connection_flags(suppress: bool) -> argparse.ArgumentParser:
+    """kubectl's connection flags. Declared on the top parser and again on every verb, with
+    SUPPRESS defaults on the verbs so a flag given before the verb is not reset after it."""
+    flags = argparse.ArgumentParser(add_help=False)
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = flags.add_argument_group("connection (kubectl's flags, anywhere on the line)")
+    group.add_argument("-n", "--namespace", default=default, help="the pairs' namespace")
+    group.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="status: pairs in every namespace",
+    )
+    group.add_argument("--context", default=default, help="kubeconfig context to use")
+    group.add_argument("--kubeconfig", default=default, help="kubeconfig file to use")
+    return flags
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kubectl pairwarden",
+        prog=PROG,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_connection_flags(suppress=False)],
     )
-    parser.add_argument("-n", "--namespace")
-    parser.add_argument("--kubeconfig")
-    parser.add_argument("--context")
-    verbs = parser.add_subparsers(dest="verb", required=True)
-    status = verbs.add_parser("status", help="show one pair, or all pairs in the namespace")
-    status.add_argument("pair", nargs="?")
-    status.set_defaults(handler=_status)
-    for verb, handler in (("failover", _failover), ("failback", _failback)):
-        sub = verbs.add_parser(verb, help=f"manual {verb}, then wait for it")
-        sub.add_argument("pair")
-        sub.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
-        sub.add_argument("--no-wait", action="store_true")
+    parser.add_argument("--version", action="version", version=version_line())
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    common = [_connection_flags(suppress=True)]
+
+    def verb(name: str, text: str, handler: Any, pair: str = "one") -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=text, description=text, parents=common)
+        if pair == "one":
+            sub.add_argument("pair", metavar="PAIR", help="the FailoverPair's name")
+        elif pair == "optional":
+            sub.add_argument("pair", metavar="PAIR", nargs="?", help="default: every pair")
         sub.set_defaults(handler=handler)
-    for verb, paused in (("pause", True), ("resume", False)):
-        sub = verbs.add_parser(verb, help="manual mode on" if paused else "manual mode off")
-        sub.add_argument("pair")
-        sub.set_defaults(handler=_pauser(paused))
-    events = verbs.add_parser("events", help="the pair's Events")
-    events.add_argument("pair")
-    events.set_defaults(handler=_events)
+        return sub
+
+    for sub in (
+        verb("status", "show one pair, or all pairs in the namespace", _status, "optional"),
+        verb("history", "the pair's role changes, oldest first", _history),
+    ):
+        sub.add_argument("-o", "--output", choices=OUTPUTS, default="text")
+    for name, handler in (("failover", _failover), ("failback", _failback)):
+        sub = verb(name, f"manual {name}, then wait for it", handler)
+        sub.add_argument("--timeout", type=float, default=60.0, help="seconds to wait")
+        sub.add_argument("--no-wait", action="store_true", help="return once requested")
+    verb("pause", "manual mode on: no automatic failover, no replication", _pauser(True))
+    verb("resume", "manual mode off", _pauser(False))
+    verb("events", "the pair's Events, oldest first", _events)
+    verb("version", "print the version", None, pair="none")
     return parser
 
 
-def _connect(kubeconfig: str | None, context: str | None) -> client.ApiClient:
-    try:
-        config.load_kube_config(config_file=kubeconfig, context=context)
-    except (config.ConfigException, FileNotFoundError):
+# ------------------------------------------------------------------------------ connection
+
+
+def kubeconfig_path(flag: str | None, env: dict[str, str] | os._Environ[str]) -> str | None:
+    """The kubeconfig kubectl would read: --kubeconfig, else $KUBECONFIG (a list of files),
+    else ~/.kube/config; None when none of them exists."""
+    if flag:
+        if not Path(flag).is_file():
+            raise PluginError(f"kubeconfig {flag} (--kubeconfig) does not exist")
+        return flag
+    listed = env.get("KUBECONFIG", "")
+    if listed:
+        paths = [p for p in listed.split(os.pathsep) if p]
+        if not any(Path(p).is_file() for p in paths):
+            raise PluginError(f"no file of $KUBECONFIG ({listed}) exists")
+        return listed
+    home = Path(env.get("HOME") or Path.home()) / ".kube" / "config"
+    return str(home) if home.is_file() else None
+
+
+def context_namespace(
+    contexts: Sequence[dict[str, Any]], active: dict[str, Any] | None, name: str | None
+) -> str:
+    """The namespace of the chosen context (--context, else the current one), as kubectl
+    takes it; an unknown context name is an error, as it is for kubectl."""
+    if name is None:
+        chosen = active
+    else:
+        chosen = next((c for c in contexts if c.get("name") == name), None)
+        if chosen is None:
+            known = ", ".join(sorted(str(c.get("name")) for c in contexts)) or "none"
+            raise PluginError(f'context "{name}" is not in the kubeconfig (contexts: {known})')
+    return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
+
+
+def connect(args: argparse.Namespace) -> Target:
+    """The API client and namespace that kubectl would use with the same flags."""
+    kubeconfig, context = args.kubeconfig, args.context
+    flags: list[str] = []
+    for flag, value in (("--kubeconfig", kubeconfig), ("--context", context)):
+        if value:
+            flags += [flag, value]
+    path = kubeconfig_path(kubeconfig, os.environ)
+    if path is None:
+        if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise PluginError(
+                "no kubeconfig: --kubeconfig is not given, $KUBECONFIG is not set and "
+                "~/.kube/config does not exist (and this is not a pod in a cluster)"
+            )
+        config.load_incluster_config()
+        api = client.ApiClient()
+        default_ns = IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
+    else:
         try:
-            config.load_incluster_config()
+            contexts, active = config.list_kube_config_contexts(config_file=path)
+            default_ns = context_namespace(contexts, active, context)
+            api = config.new_client_from_config(config_file=path, context=context)
         except config.ConfigException as error:
-            raise PluginError(f"no usable kubeconfig: {error}") from error
-    return client.ApiClient()
-
-
-def _current_namespace(kubeconfig: str | None, context: str | None) -> str:
-    try:
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-        if context is None:
-            return str(active["context"].get("namespace") or "default")
-    except (config.ConfigException, FileNotFoundError, KeyError, TypeError):
-        pass
-    return "default"
+            raise PluginError(f"kubeconfig {path}: {error}") from error
+    if args.all_namespaces and args.verb == "status":
+        return Target(api, None, tuple(flags))
+    namespace = args.namespace or default_ns
+    return Target(api, namespace, (*flags, "-n", namespace))
 
 
 def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -131,37 +239,87 @@ def _patch_pair(api: client.ApiClient, namespace: str, name: str, patch: dict[st
 # ------------------------------------------------------------------------------ status
 
 
-def _status(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
-    if args.pair:
+def _status(target: Target, args: argparse.Namespace) -> int:
+    api, namespace = target.api, target.namespace
+    custom = client.CustomObjectsApi(api)
+    if args.pair and namespace is not None:
         pairs = [_get_pair(api, namespace, args.pair)]
     else:
-        listed = _call(
-            f"FailoverPairs in {namespace}",
-            client.CustomObjectsApi(api).list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-        )
-        pairs = listed.get("items", [])
-        if not pairs:
-            print(f"No FailoverPairs in namespace {namespace}.")
+        where = f"in {namespace}" if namespace else "in any namespace"
+        if namespace is None:
+            listed = _call(
+                f"FailoverPairs {where}", custom.list_cluster_custom_object, GROUP, VERSION, PLURAL
+            )
+        else:
+            listed = _call(
+                f"FailoverPairs {where}",
+                custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+            )
+        pairs = [
+            p
+            for p in listed.get("items", [])
+            if not args.pair or p["metadata"]["name"] == args.pair
+        ]
+        if not pairs and args.output == "text":
+            print(f"No FailoverPairs {where}.")
             return 0
     now = datetime.now(UTC)
-    for index, pair in enumerate(pairs):
+    shown = [(pair, _member_leases(api, pair)) for pair in pairs]
+    if args.output != "text":
+        docs = [status_document(pair, leases) for pair, leases in shown]
+        _dump(docs[0] if args.pair and len(docs) == 1 else docs, args.output)
+        return 0
+    for index, (pair, leases) in enumerate(shown):
         if index:
             print()
-        print(render_status(pair, _member_leases(api, namespace, pair), now))
+        print(render_status(pair, leases, now))
     return 0
 
 
-def _member_leases(api: client.ApiClient, namespace: str, pair: dict[str, Any]) -> dict[str, Any]:
+def _dump(data: Any, output: str) -> None:
+    if output == "json":
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+
+
+def status_document(pair: dict[str, Any], leases: dict[str, Any]) -> dict[str, Any]:
+    """What `status -o json|yaml` prints: the pair's status and each member's last report
+    (the fields of its Lease's annotations) with its renewal time; pure, for tests."""
+    meta = pair["metadata"]
+    members: dict[str, Any] = {}
+    for member in MEMBERS:
+        lease = leases.get(member) or {}
+        report = MemberReport.from_annotations((lease.get("metadata") or {}).get("annotations"))
+        members[member] = {
+            "renewTime": (lease.get("spec") or {}).get("renewTime"),
+            "holder": (lease.get("spec") or {}).get("holderIdentity"),
+            "report": {
+                key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in vars(report).items()
+            },
+        }
+    return {
+        "name": meta["name"],
+        "namespace": meta.get("namespace"),
+        "paused": bool((pair.get("spec") or {}).get("paused")),
+        "status": pair.get("status") or {},
+        "members": members,
+    }
+
+
+def _member_leases(api: client.ApiClient, pair: dict[str, Any]) -> dict[str, Any]:
     leases: dict[str, Any] = {}
     coordination = client.CoordinationV1Api(api)
+    meta = pair["metadata"]
     for member in MEMBERS:
         try:
             lease = coordination.read_namespaced_lease(
-                member_lease_name(pair["metadata"]["name"], member), namespace
+                member_lease_name(meta["name"], member), meta["namespace"]
             )
             leases[member] = api.sanitize_for_serialization(lease)
         except ApiException:
@@ -249,20 +407,50 @@ def render_status(pair: dict[str, Any], leases: dict[str, Any], now: datetime) -
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------ history
+
+
+def render_history(pair: dict[str, Any]) -> str:
+    """The transitions kept in the pair's status as a table, oldest first; pure."""
+    transitions = (pair.get("status") or {}).get("transitions") or []
+    meta = pair["metadata"]
+    if not transitions:
+        return f"No role changes recorded for {meta['namespace']}/{meta['name']}."
+    lines = [f"{'TIME':<28} {'FROM':<10} {'TO':<10} {'EPOCH':>5}  {'TOOK':>7}  CAUSE"]
+    for t in transitions:
+        took = t.get("durationSeconds")
+        lines.append(
+            f"{t.get('time', '')!s:<28} {t.get('from', '')!s:<10} "
+            f"{t.get('to', '')!s:<10} {t.get('epoch', 0):>5}  "
+            f"{f'{took:.2f}s' if isinstance(took, int | float) else '-':>7}  {t.get('cause', '')}"
+        )
+    return "\n".join(lines)
+
+
+def _history(target: Target, args: argparse.Namespace) -> int:
+    assert target.namespace is not None
+    pair = _get_pair(target.api, target.namespace, args.pair)
+    if args.output == "text":
+        print(render_history(pair))
+    else:
+        _dump((pair.get("status") or {}).get("transitions") or [], args.output)
+    return 0
+
+
 # ----------------------------------------------------------------------------- requests
 
 
-def _failover(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
-    return _request(api, namespace, args, "failover", target="secondary")
+def _failover(target: Target, args: argparse.Namespace) -> int:
+    return _request(target, args, "failover", "secondary")
 
 
-def _failback(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
-    return _request(api, namespace, args, "failback", target="primary")
+def _failback(target: Target, args: argparse.Namespace) -> int:
+    return _request(target, args, "failback", "primary")
 
 
-def _request(
-    api: client.ApiClient, namespace: str, args: argparse.Namespace, action: str, target: str
-) -> int:
+def _request(where: Target, args: argparse.Namespace, action: str, target: str) -> int:
+    api, namespace = where.api, where.namespace
+    assert namespace is not None
     _get_pair(api, namespace, args.pair)
     request_id = uuid.uuid4().hex[:12]
     started = time.monotonic()
@@ -291,20 +479,23 @@ def _request(
         time.sleep(0.1)
     raise PluginError(
         f"{action} not completed within {args.timeout:.0f}s; see "
-        f"'kubectl pairwarden events {args.pair}'"
+        f"'{where.hint('events', args.pair)}'"
     )
 
 
 def _pauser(paused: bool) -> Any:
-    def handler(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
-        _patch_pair(api, namespace, args.pair, {"spec": {"paused": paused}})
+    def handler(target: Target, args: argparse.Namespace) -> int:
+        assert target.namespace is not None
+        _patch_pair(target.api, target.namespace, args.pair, {"spec": {"paused": paused}})
         print(f"{args.pair}: {'paused (manual mode)' if paused else 'resumed (automatic)'}")
         return 0
 
     return handler
 
 
-def _events(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> int:
+def _events(target: Target, args: argparse.Namespace) -> int:
+    api, namespace = target.api, target.namespace
+    assert namespace is not None
     _get_pair(api, namespace, args.pair)
     listed = _call(
         "Events",
@@ -327,3 +518,114 @@ def _events(api: client.ApiClient, namespace: str, args: argparse.Namespace) -> 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- completion
+
+# cobra's directives, which kubectl reads from the last line of a completion helper's output
+NO_FILE_COMPLETION, FILE_COMPLETION = 4, 0
+VALUE_FLAGS = ("-n", "--namespace", "--context", "--kubeconfig", "-o", "--output", "--timeout")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Candidates for the word being typed, and whether the shell may offer file names."""
+
+    words: tuple[str, ...]
+    files: bool = False
+
+    def render(self) -> str:
+        directive = FILE_COMPLETION if self.files else NO_FILE_COMPLETION
+        return "".join(f"{w}\n" for w in self.words) + f":{directive}\n"
+
+
+def complete(
+    words: Sequence[str], lookup: Callable[[str, argparse.Namespace], list[str]]
+) -> Completion:
+    """Completion of the last word of `kubectl pairwarden WORDS...` (pure but for `lookup`,
+    which lists what lives in the cluster: "namespaces", "contexts" or "pairs")."""
+    *done, partial = list(words) or [""]
+    parser = _parser()
+    verbs = _verbs(parser)
+    previous = done[-1] if done else ""
+    if previous in ("-o", "--output"):
+        return Completion(_prefixed(OUTPUTS, partial))
+    if previous == "--kubeconfig":
+        return Completion((), files=True)
+    if previous in ("-n", "--namespace", "--context"):
+        kind = "contexts" if previous == "--context" else "namespaces"
+        return Completion(_prefixed(lookup(kind, _known_flags(done)), partial))
+    positional = _positionals(done)
+    verb = positional[0] if positional and positional[0] in verbs else None
+    if partial.startswith("-"):
+        sub = verbs.get(verb or "", parser)
+        flags = sorted({o for a in sub._actions for o in a.option_strings if o.startswith("--")})
+        return Completion(_prefixed(flags, partial))
+    if verb is None:
+        return Completion(_prefixed(sorted(verbs), partial))
+    if len(positional) == 1 and verb not in ("version",):
+        return Completion(_prefixed(lookup("pairs", _known_flags(done)), partial))
+    return Completion(())
+
+
+def _verbs(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _prefixed(candidates: Sequence[str], partial: str) -> tuple[str, ...]:
+    return tuple(c for c in candidates if c.startswith(partial))
+
+
+def _positionals(words: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in VALUE_FLAGS:
+            skip = True
+        elif not word.startswith("-"):
+            out.append(word)
+    return out
+
+
+def _known_flags(words: Sequence[str]) -> argparse.Namespace:
+    """The connection flags typed so far, for looking things up where the command will act."""
+    found = argparse.Namespace(namespace=None, kubeconfig=None, context=None, all_namespaces=False)
+    for flag, value in zip(words, [*words[1:], ""], strict=True):
+        if flag in ("-n", "--namespace"):
+            found.namespace = value
+        elif flag in ("--kubeconfig", "--context"):
+            setattr(found, flag[2:], value)
+    return found
+
+
+def _cluster_lookup(kind: str, flags: argparse.Namespace) -> list[str]:
+    """Names for completion from the cluster; any failure completes nothing."""
+    try:
+        if kind == "contexts":
+            path = kubeconfig_path(flags.kubeconfig, os.environ)
+            contexts, _ = config.list_kube_config_contexts(config_file=path)
+            return sorted(str(c["name"]) for c in contexts)
+        flags.verb = "complete"
+        target = connect(flags)
+        if kind == "namespaces":
+            listed = client.CoreV1Api(target.api).list_namespace(_request_timeout=5)
+            return sorted(ns.metadata.name for ns in listed.items)
+        assert target.namespace is not None
+        pairs = client.CustomObjectsApi(target.api).list_namespaced_custom_object(
+            GROUP, VERSION, target.namespace, PLURAL, _request_timeout=5
+        )
+        return sorted(p["metadata"]["name"] for p in pairs.get("items", []))
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+
+
+def complete_main(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-pairwarden`: kubectl (1.26+) runs it to complete plugin arguments."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    sys.stdout.write(complete(words, _cluster_lookup).render())
+    return 0
