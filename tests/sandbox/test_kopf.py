@@ -4,7 +4,9 @@ holds deletion until kopf removes it, and peering lets only the higher priority 
 
 The handlers record what they saw in a file of their own, one `os.write` per line on an
 O_APPEND descriptor: kopf's log lines share the process's stdout/stderr pipe and would
-otherwise interleave with a handler's `print` in the middle of a line."""
+otherwise interleave with a handler's `print` in the middle of a line. A `kopf run` takes
+many seconds to start on a loaded machine, so every wait that spans a start has STARTUP; the
+peering lifetime is long, so a keep-alive delayed by load never looks like a peer gone."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from kubernetes.client.rest import ApiException
 from .helpers import GROUP, PLURAL, VERSION, install_crd, wait_for, widget
 
 KOPF = str(Path(sys.executable).with_name("kopf"))
+STARTUP = 180.0  # seconds: a `kopf run` importing kopf and kubernetes beside six busy peers
 
 OPERATOR = """
 import logging
@@ -45,7 +48,7 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.persistence.finalizer = "test.pairwarden.io/kopf"
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 30
-    settings.peering.lifetime = 5
+    settings.peering.lifetime = 60
 
 
 @kopf.on.create(*RESOURCE)
@@ -203,10 +206,10 @@ def test_kopf_handles_create_update_delete_once(
 ) -> None:
     op = operators(100)
     widgets.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("k1"))
-    wait_for(lambda: op.count("HANDLED create k1") == 1, 30, "create handler")
+    wait_for(lambda: op.count("HANDLED create k1") == 1, STARTUP, "create handler")
     ready = wait_for(
         lambda: (_get(widgets, namespace, "k1") or {}).get("status", {}).get("phase") == "Ready",
-        15,
+        60,
         "status.phase Ready",
     )
     assert ready
@@ -217,16 +220,16 @@ def test_kopf_handles_create_update_delete_once(
             e.reason == "Created" and e.involved_object.name == "k1"
             for e in core.list_namespaced_event(namespace).items
         ),
-        15,
+        60,
         "kopf's Event",
     )
-    wait_for(lambda: op.saw("HANDLED timer k1"), 15, "the timer")
+    wait_for(lambda: op.saw("HANDLED timer k1"), 60, "the timer")
     widgets.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "k1", {"spec": {"size": "large"}}
     )
-    wait_for(lambda: op.count("HANDLED update k1") == 1, 15, "update handler")
+    wait_for(lambda: op.count("HANDLED update k1") == 1, 60, "update handler")
     widgets.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "k1")
-    wait_for(lambda: _get(widgets, namespace, "k1") is None, 15, "deletion to complete")
+    wait_for(lambda: _get(widgets, namespace, "k1") is None, 60, "deletion to complete")
     assert op.count("HANDLED delete k1") == 1
     assert op.count("HANDLED create k1") == 1 and op.count("HANDLED update k1") == 1
 
@@ -236,7 +239,7 @@ def test_kopf_peering_lets_only_the_higher_priority_handle(
 ) -> None:
     high = operators(200)
     widgets.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("first"))
-    wait_for(lambda: high.count("HANDLED create first") == 1, 30, "high priority to handle")
+    wait_for(lambda: high.count("HANDLED create first") == 1, STARTUP, "high to handle")
     low = operators(100)
 
     def peers() -> set[int]:
@@ -245,9 +248,9 @@ def test_kopf_peering_lets_only_the_higher_priority_handle(
         )
         return {int(p.get("priority", 0)) for p in (obj.get("status") or {}).values()}
 
-    wait_for(lambda: peers() == {100, 200}, 30, "both operators to join the peering")
-    wait_for(lambda: low.saw("Pausing the watch-stream for widgets"), 30, "low priority to pause")
+    wait_for(lambda: peers() == {100, 200}, STARTUP, "both operators to join the peering")
+    wait_for(lambda: low.saw("Pausing the watch-stream for widgets"), 60, "low priority to pause")
     widgets.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("second"))
-    wait_for(lambda: high.count("HANDLED create second") == 1, 30, "high to handle second")
+    wait_for(lambda: high.count("HANDLED create second") == 1, 60, "high to handle second")
     assert not low.saw("HANDLED")
     assert not low.saw("Resuming the watch-stream for widgets")
