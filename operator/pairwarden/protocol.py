@@ -42,6 +42,9 @@ REPLICATED_DIRECTORIES: tuple[str, ...] = (
     "UnityMTA",
 )
 DATABASE_NAME = "UnityDb.sqlite"
+# A role order to the voicemail process (POST /role) always carries `validForMs`, at most
+# this: an order that outlives its sender would let a replay or a dead agent hold the role.
+MAX_ORDER_MS = 600_000
 
 
 def member_lease_name(pair: str, member: str) -> str:

@@ -71,7 +71,7 @@ class FakeVoicemail:
         self.core = core
         self.up = True
         self.cpu: float | None = 5.0
-        self.orders: list[tuple[bool, int, float | None]] = []
+        self.orders: list[tuple[bool, int, float]] = []
 
     async def status(self) -> VoicemailView:
         if not self.up:
@@ -83,7 +83,7 @@ class FakeVoicemail:
             settings={"callPort": 5070},
         )  # fmt: skip
 
-    async def order(self, active: bool, epoch: int, valid_for: float | None = None) -> int | None:
+    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None:
         if not self.up:
             return None
         self.orders.append((active, epoch, valid_for))

@@ -78,7 +78,9 @@ async def test_sipp_call_in_progress_survives_a_demotion(member: Member, tmp_pat
         sipp(member, tmp_path, "uac_pcmu.xml", mailbox="6000", audio_ms=800, pause_ms=1500)
     )
     await member.wait_for("sipp's call", lambda: member.core.calls_in_progress == 1, within=10)
-    assert (await member.post("/role", {"active": False, "epoch": 2}))[0] == 200
+    assert (await member.post("/role", {"active": False, "epoch": 2, "validForMs": 60_000}))[
+        0
+    ] == 200
     (tmp_path / "second").mkdir()
     code, err = await sipp(member, tmp_path / "second", "uac_refused.xml")
     assert code == 0, err

@@ -36,7 +36,9 @@ async def test_standby_refuses_with_503_and_counts_inactive_calls(member: Member
 
 
 async def test_active_answers_records_a_wav_and_sends_mwi(member: Member, mwi: MwiListener) -> None:
-    assert (await member.post("/role", {"active": True, "epoch": 1}))[0] == 200
+    assert (await member.post("/role", {"active": True, "epoch": 1, "validForMs": 60_000}))[
+        0
+    ] == 200
     outcome = await call(member, 600, mailbox="2001")
     assert (outcome.result, outcome.code, outcome.bye_code) == ("answered", 200, 200)
     assert outcome.pod == "vm-primary" and outcome.rtp_packets == 30
@@ -65,7 +67,9 @@ async def test_demotion_lets_the_call_in_progress_finish(member: Member) -> None
     long_call = asyncio.create_task(call(member, 1000, mailbox="3000"))
     await member.wait_for("the call", lambda: member.core.calls_in_progress == 1)
     assert (await member.status())["callsInProgress"] == 1
-    assert (await member.post("/role", {"active": False, "epoch": 2}))[0] == 200
+    assert (await member.post("/role", {"active": False, "epoch": 2, "validForMs": 60_000}))[
+        0
+    ] == 200
     refused = await call(member, 100)
     assert (refused.result, refused.code) == ("refused", 503)
     outcome = await long_call
@@ -77,7 +81,7 @@ async def test_demotion_lets_the_call_in_progress_finish(member: Member) -> None
 
 
 async def test_standby_redirects_when_told_the_active_contact(member: Member) -> None:
-    body = {"active": False, "epoch": 3, "activeContact": "10.1.2.3:5060"}
+    body = {"active": False, "epoch": 3, "validForMs": 0, "activeContact": "10.1.2.3:5060"}
     assert (await member.post("/role", body))[0] == 200
     outcome = await call(member, 100, mailbox="1000")
     assert (outcome.result, outcome.code) == ("refused", 302)

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
+from pairwarden.protocol import MAX_ORDER_MS
 from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
 from pairwarden_testbed.voicemail.lineproto import LineCallServer
@@ -39,11 +40,12 @@ class Server:
         reply = (await reader.readline()).decode().strip()
         return reader, writer, reply
 
-    async def post_role(self, active: bool, epoch: int, **extra: int) -> int:
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(f"{self.control}/role", json={"active": active, "epoch": epoch, **extra}) as r,
-        ):
+    async def post_role(self, active: bool, epoch: int, **extra: Any) -> int:
+        order = {"active": active, "epoch": epoch, "validForMs": 60_000, **extra}
+        return await self.post_order(order)
+
+    async def post_order(self, body: Any) -> int:
+        async with aiohttp.ClientSession() as s, s.post(f"{self.control}/role", json=body) as r:
             return r.status
 
     async def status(self) -> dict[str, object]:
@@ -105,6 +107,22 @@ async def test_stale_role_order_is_409(server: Server) -> None:
     assert (await server.status())["answering"] is True
 
 
+@pytest.mark.parametrize(
+    "valid",
+    [{}, {"validForMs": None}, {"validForMs": -1}, {"validForMs": MAX_ORDER_MS + 1},
+     {"validForMs": 1.5}, {"validForMs": True}, {"validForMs": "1000"}],
+)  # fmt: skip
+async def test_role_order_without_a_bounded_expiry_is_refused(
+    server: Server, valid: dict[str, Any]
+) -> None:
+    """An order that never expires would hold the role and its epoch for good: a replay
+    or a foreign order could then outlive every fence the agent puts up."""
+    assert await server.post_order({"active": True, "epoch": 1_000_000_000, **valid}) == 400
+    status = await server.status()
+    assert status["answering"] is False and status["epoch"] == 0
+    assert await server.post_role(False, 1) == 200  # the agent's own order still lands
+
+
 async def test_disconnect_ends_the_call(server: Server) -> None:
     await server.post_role(True, 1)
     _, writer, _ = await server.dial("alice")
@@ -122,10 +140,11 @@ def _free_port() -> int:
 
 
 def test_real_process_lays_out_data_and_exits_on_sigterm(tmp_path: Path) -> None:
+    """The calls on the pod's address, the control port on loopback only (by default)."""
     control = _free_port()
     env = {**os.environ, "POD_NAME": "vm-secondary"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail", "--address", "127.0.0.1",
+        [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail", "--address", "127.0.0.2",
          "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path),
          "--sip-port", "0"],
         env=env, stderr=subprocess.DEVNULL,
@@ -137,6 +156,11 @@ def test_real_process_lays_out_data_and_exits_on_sigterm(tmp_path: Path) -> None
             time.sleep(0.05)
         for name in DATA_DIRECTORIES:
             assert (tmp_path / name).is_dir()
+        with (
+            pytest.raises(ConnectionRefusedError),
+            socket.create_connection(("127.0.0.2", control), 2),
+        ):
+            pass  # no role order from beside the pod
         with sqlite3.connect(tmp_path / "UnityDb.sqlite") as db:
             assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (0,)
         proc.send_signal(signal.SIGTERM)
@@ -172,7 +196,7 @@ def test_real_process_answers_sip_and_stores_messages_in_the_shared_store(tmp_pa
         while not _healthy(control):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        status = _post(control, "/role", {"active": True, "epoch": 1})
+        status = _post(control, "/role", {"active": True, "epoch": 1, "validForMs": 60_000})
         assert status["storeOnline"] is True and status["sipPort"] > 0
         outcome = sipcaller.call_through(("127.0.0.1", status["sipPort"]), 200, mailbox="7000")
         assert outcome.answered and outcome.pod == "vm-p"

@@ -35,7 +35,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default=os.environ.get("POD_NAMESPACE") or "default")
     parser.add_argument("--pod", default=os.environ.get("POD_NAME"), help="default: $POD_NAME")
     parser.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, else in-cluster")
-    parser.add_argument("--voicemail-url", default=f"http://{pod_ip}:8081")
+    parser.add_argument(
+        "--voicemail-url",
+        default="http://127.0.0.1:8081",
+        help="the voicemail process's control port, on the pod's loopback",
+    )
     parser.add_argument("--state-dir", type=Path, default=None, help="persisted licensing clock")
     parser.add_argument("--metrics-address", default=pod_ip)
     parser.add_argument("--metrics-port", type=int, default=8080)

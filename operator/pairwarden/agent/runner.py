@@ -46,9 +46,7 @@ CONTACT_PERSIST_EVERY = 60.0  # seconds; the clock it feeds counts in days
 class Voicemail(Protocol):
     async def status(self) -> VoicemailView: ...
 
-    async def order(
-        self, active: bool, epoch: int, valid_for: float | None = None
-    ) -> int | None: ...
+    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -296,7 +294,7 @@ class Agent:
         out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
         if told == self._told and not out_of_step:
             return
-        status = await self.vm.order(*want, verdict.valid_for if verdict.answer else None)
+        status = await self.vm.order(*want, verdict.valid_for if verdict.answer else 0.0)
         self.metrics.role_orders.labels(str(verdict.answer).lower()).inc()
         if status == 200:
             self._told = told

@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 
 from pairwarden.agent.core import VoicemailView
+from pairwarden.protocol import MAX_ORDER_MS
 
 
 class VoicemailClient:
@@ -41,11 +42,12 @@ class VoicemailClient:
             epoch=int(body.get("epoch") or 0),
         )
 
-    async def order(self, active: bool, epoch: int, valid_for: float | None = None) -> int | None:
-        """POST /role; the HTTP status, or None if the process did not answer."""
-        body: dict[str, Any] = {"active": active, "epoch": epoch}
-        if valid_for is not None:
-            body["validForMs"] = max(0, int(valid_for * 1000))
+    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None:
+        """POST /role; the HTTP status, or None if the process did not answer. The order
+        always carries its expiry (`validForMs`, bounded by MAX_ORDER_MS): the process
+        refuses one without."""
+        valid_ms = order_valid_ms(valid_for)
+        body: dict[str, Any] = {"active": active, "epoch": epoch, "validForMs": valid_ms}
         try:
             async with self._http().post(f"{self._base}/role", json=body) as r:
                 return r.status
@@ -55,3 +57,9 @@ class VoicemailClient:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def order_valid_ms(valid_for: float) -> int:
+    """An order's `validForMs`: whole milliseconds within [0, MAX_ORDER_MS]. Rounded down, so
+    an order never claims more time than the agent's own fencing deadline leaves."""
+    return min(MAX_ORDER_MS, max(0, int(valid_for * 1000)))

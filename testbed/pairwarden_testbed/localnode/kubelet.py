@@ -1,7 +1,8 @@
 """kubelet stand-in: runs the containers of `pairwarden/...` pods as local processes.
 
-Each pod gets its own loopback IP (written to status.podIP), a work dir (emptyDir volumes
-become directories in it, and mount paths in arguments are rewritten to them) and a
+Each pod gets its own loopback IP (written to status.podIP; `127.0.0.1` in its arguments and
+env means that address, the pod's own loopback: podspec.on_pod_loopback), a work dir (emptyDir
+volumes become directories in it, and mount paths in arguments are rewritten to them) and a
 kubeconfig in $KUBECONFIG, as a real pod gets a service-account token; with links on, that
 kubeconfig points through a per-pod `NetworkLink` that a test can cut. Crashed containers
 restart with a short backoff (restartPolicy Always); a deleted pod gets SIGTERM, then
@@ -61,7 +62,9 @@ class _Container:
         self.env = podspec.environment(
             spec, pod.obj, pod.ip, mounts, os.environ, {"KUBECONFIG": str(pod.kubeconfig)}
         )
-        self.argv = podspec.command_line(spec, mounts, self.env)
+        self.argv = [
+            podspec.on_pod_loopback(a, pod.ip) for a in podspec.command_line(spec, mounts, self.env)
+        ]
         self.log_path = pod.workdir / f"{self.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0

@@ -109,6 +109,16 @@ def image_entrypoint(image: str) -> list[str]:
     return [ENTRYPOINTS.get(image.rsplit(":", 1)[0], DEFAULT_ENTRYPOINT)]
 
 
+_LOOPBACK = re.compile(r"(?<![\d.])127\.0\.0\.1(?![\d])")
+
+
+def on_pod_loopback(value: str, pod_ip: str) -> str:
+    """`127.0.0.1` in a container's arguments or env means the pod's own loopback, shared by
+    its containers only (one network namespace per pod). Local pods share this machine's
+    loopback, so each pod's own 127.x address stands in for it."""
+    return _LOOPBACK.sub(pod_ip, value)
+
+
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -155,7 +165,7 @@ def environment(
     for item in container.get("env") or []:
         name = str(item["name"])
         if "value" in item:
-            env[name] = translate_path(str(item["value"]), mounts)
+            env[name] = on_pod_loopback(translate_path(str(item["value"]), mounts), pod_ip)
         elif ref := (item.get("valueFrom") or {}).get("fieldRef"):
             env[name] = field_ref(pod, str(ref.get("fieldPath", "")), pod_ip)
     return env

@@ -1,11 +1,18 @@
 """The control and health HTTP port the agent drives (local to the pod, no API cost).
 
+The port listens on the pod's loopback only (`--control-address`, 127.0.0.1 by default):
+only the agent beside the process, in the same network namespace, can order its role.
+
 GET  /healthz  -> 200 "ok"
 GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
                       cpuPercent, settings, [storeOnline, queuedMessages, sip...]}
-POST /role     {"active": bool, "epoch": int, "validForMs"?: int, "activeContact"?: str|null}
-               -> 200 status | 409 stale. `activeContact` ("host:port" of the active member's
-               SIP port) makes a standby redirect SIP callers (302) rather than refuse them.
+POST /role     {"active": bool, "epoch": int, "validForMs": int, "activeContact"?: str|null}
+               -> 200 status | 400 malformed | 409 stale. Every order carries its expiry
+               (`validForMs`, at most MAX_ORDER_MS): an "active" order that is not renewed
+               in time demotes the process, so no order, lost agent or replay outlives the
+               agent's own fencing deadline. `activeContact` ("host:port" of the active
+               member's SIP port) makes a standby redirect SIP callers (302) rather than
+               refuse them.
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
 POST /store    {"offline": bool}  take the message store offline by hand (tests of the UMR queue)
 """
@@ -21,9 +28,26 @@ from typing import Any
 
 from aiohttp import web
 
+from pairwarden.protocol import MAX_ORDER_MS
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden_testbed.voicemail.store import MessageDatabase
+
+
+def parse_order(order: Any) -> tuple[bool, int, float]:
+    """(active, epoch, valid_for seconds) of a /role body; ValueError/KeyError/TypeError if
+    malformed. `validForMs` is mandatory and bounded: an order without an expiry would hold
+    the role (and its epoch) for good."""
+    if not isinstance(order, dict):
+        raise TypeError("the order must be a JSON object")
+    active, epoch, valid_ms = order["active"], order["epoch"], order["validForMs"]
+    if not isinstance(active, bool) or not isinstance(epoch, int) or isinstance(epoch, bool):
+        raise TypeError("active must be a boolean and epoch an integer")
+    if not isinstance(valid_ms, int) or isinstance(valid_ms, bool):
+        raise TypeError("validForMs must be an integer")
+    if not 0 <= valid_ms <= MAX_ORDER_MS:
+        raise ValueError(f"validForMs must be between 0 and {MAX_ORDER_MS}")
+    return active, epoch, valid_ms / 1000.0
 
 
 class CpuMeter:
@@ -112,20 +136,14 @@ def make_app(
     async def post_role(request: web.Request) -> web.Response:
         try:
             order = await request.json()
-            active = order["active"]
-            epoch = order["epoch"]
-            valid_ms = order.get("validForMs")
-            if not isinstance(active, bool) or not isinstance(epoch, int):
-                raise TypeError("active must be a boolean and epoch an integer")
-            if valid_ms is not None and not isinstance(valid_ms, int | float):
-                raise TypeError("validForMs must be a number")
+            active, epoch, valid_for = parse_order(order)
             contact = order.get("activeContact", core.redirect)
             if contact is not None and not isinstance(contact, str):
                 raise TypeError("activeContact must be a string or null")
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:
-            core.set_role(active, epoch, None if valid_ms is None else valid_ms / 1000.0)
+            core.set_role(active, epoch, valid_for)
         except StaleEpoch as exc:
             return web.json_response({"error": str(exc), **core.status()}, status=409)
         core.redirect = contact or None

@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--call-port", type=int, default=5070, help="TCP call port")
     parser.add_argument("--control-port", type=int, default=8081, help="control/health HTTP port")
     parser.add_argument(
+        "--control-address",
+        default="127.0.0.1",
+        help="address of the control port (default 127.0.0.1: only the agent in the same pod"
+        " can order a role)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=Path("voicemail-data"), help="files and UnityDb.sqlite"
     )
     parser.add_argument(
@@ -124,7 +130,7 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         for frontend in frontends:
             await frontend.start()
-        await web.TCPSite(runner, args.address, args.control_port).start()
+        await web.TCPSite(runner, args.control_address, args.control_port).start()
         drainer = asyncio.create_task(_drain(core, queue, args.drain_interval))
         log.info(
             "voicemail %s standby, calls on %s:%d, sip %s, control on %s:%d, store %s",
@@ -132,7 +138,7 @@ async def serve(args: argparse.Namespace) -> int:
             args.address,
             args.call_port,
             "off" if sip_server is None else f"udp {args.address}:{sip_server.port}",
-            args.address,
+            args.control_address,
             args.control_port,
             args.message_store,
         )
