@@ -5,12 +5,17 @@ they are, as with conntrack.
 
 UDP ports (SIP) work the same way per *flow*: the first datagram from a client address picks
 the pod, later datagrams from that address follow it, and the pod's replies go back to that
-client from the Service address (as conntrack un-NATs them). After a selector flip, new
-flows go to the new pod while existing ones stay with the old pod until idle for
-`UDP_FLOW_IDLE` seconds (so a call in progress keeps its member), unless the old pod stops
-serving at all (gone, not Ready): then the flow is dropped at once and the client's next
-datagram picks again, as kube-proxy clears conntrack for removed UDP endpoints rather than
-leave the client talking to a black hole.
+client from the Service address (as conntrack un-NATs them). A flow ends after
+`UDP_FLOW_IDLE` seconds of silence, or the moment its pod leaves the Service's endpoints (the
+selector no longer matches it, or it is gone or not Ready): kube-proxy deletes the conntrack
+entries of a UDP endpoint removed from a Service, so a caller that keeps one source port (a
+PBX, a SIP trunk) reaches the new active member with its next datagram instead of staying
+pinned to the old one until its flow times out.
+
+TCP connections in progress are kept when their pod leaves the Service, as real kube-proxy
+keeps them (its conntrack clean-up is for UDP and SCTP only: flushing TCP entries would break
+graceful termination, kubernetes/kubernetes#100755); every new connection picks again, so a
+caller that reconnects from the same source port reaches the new member.
 """
 
 from __future__ import annotations
@@ -177,6 +182,14 @@ class LocalServiceProxy:
                 self._pods.pop(name, None)
             else:
                 self._pods[name] = obj
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the proxy has stopped
+            self._loop.loop.call_soon_threadsafe(self._prune_udp)
+
+    def _prune_udp(self) -> None:
+        """The conntrack clean-up: flows to endpoints that left their Service end now."""
+        for listener in list(self._listeners.values()):
+            if isinstance(listener, _UdpService):
+                listener.prune()
 
     def apply_pod(self, pod: Obj) -> None:
         self._on_pod("MODIFIED", dict(pod))
@@ -214,6 +227,7 @@ class LocalServiceProxy:
                     self._listeners[key] = await self._listen_udp(service, lip, lport)
             except OSError as exc:
                 log.warning("service %s: cannot listen on %s:%d/%s: %s", *key, exc)
+        self._prune_udp()
 
     async def _listen_tcp(self, service: str, ip: str, port: int) -> asyncio.Server:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -244,13 +258,11 @@ class LocalServiceProxy:
             targets = self._targets(service, port, "UDP")
             return targets[next(self._rr) % len(targets)] if targets else None
 
-        def serving(target: Addr) -> bool:
-            with self._lock:
-                pods = list(self._pods.values())
-            return any(pod_serves(p) and p["status"]["podIP"] == target[0] for p in pods)
+        def endpoint(target: Addr) -> bool:
+            return target in self._targets(service, port, "UDP")
 
         loop = asyncio.get_running_loop()
-        udp = _UdpService(pick, serving, self.udp_flow_idle)
+        udp = _UdpService(pick, endpoint, self.udp_flow_idle)
         await loop.create_datagram_endpoint(lambda: udp, local_addr=(ip, port), reuse_port=False)
         return udp
 
@@ -327,16 +339,17 @@ class _UdpFlow(asyncio.DatagramProtocol):
 
 
 class _UdpService(asyncio.DatagramProtocol):
-    """A Service port over UDP: per-client flows, each pinned to the pod picked at its start."""
+    """A Service port over UDP: per-client flows, each pinned to the pod picked at its start
+    for as long as that pod stays an endpoint of the Service (`endpoint`)."""
 
     def __init__(
         self,
         pick: Callable[[], Addr | None],
-        serving: Callable[[Addr], bool],
+        endpoint: Callable[[Addr], bool],
         idle: float = UDP_FLOW_IDLE,
     ) -> None:
         self._pick = pick
-        self._serving = serving
+        self._endpoint = endpoint
         self._idle = idle
         self._transport: asyncio.DatagramTransport | None = None
         self.flows: dict[Addr, _UdpFlow] = {}
@@ -351,7 +364,7 @@ class _UdpService(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Addr) -> None:
         client = (addr[0], addr[1])
         flow = self.flows.get(client)
-        if flow is not None and (flow.closed or not self._serving(flow.target)):
+        if flow is not None and (flow.closed or not self._endpoint(flow.target)):
             flow.close()
             flow = None
         if flow is None:
@@ -367,6 +380,12 @@ class _UdpService(asyncio.DatagramProtocol):
     def reply(self, data: bytes, client: Addr) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.sendto(data, client)
+
+    def prune(self) -> None:
+        for client, flow in list(self.flows.items()):
+            if flow.closed or not self._endpoint(flow.target):
+                flow.close()
+                del self.flows[client]
 
     def _schedule_sweep(self) -> None:
         loop = asyncio.get_running_loop()
