@@ -323,6 +323,62 @@ def test_scheduled_failback_window_in_the_pairs_time_zone() -> None:
     assert role(decision) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
 
 
+def manual_failover_at(when: datetime) -> FailoverPairStatus:
+    last = Transition.model_validate(
+        {"time": when, "from": "primary", "to": "secondary", "cause": "ManualFailover", "epoch": 1}
+    )
+    return holding("secondary", lastTransition=last.model_dump(by_alias=True))
+
+
+@pytest.mark.parametrize(
+    ("window", "failed_over", "now", "fails_back"),
+    [
+        # A manual failover inside the open window is kept for the rest of that window ...
+        (
+            ("12:00", "12:30"),
+            T0 + timedelta(minutes=5),
+            T0 + timedelta(minutes=5, seconds=1),
+            False,
+        ),
+        (("12:00", "12:30"), T0 + timedelta(minutes=5), T0 + timedelta(minutes=29), False),
+        (("12:00", "12:30"), T0, T0 + timedelta(minutes=1), False),  # at the opening instant
+        # ... and failed back when the window next opens.
+        (("12:00", "12:30"), T0 + timedelta(minutes=5), T0 + timedelta(days=1), True),
+        # A manual failover before the window opened is failed back when it opens.
+        (("12:00", "12:30"), T0 - timedelta(hours=3), T0, True),
+        (("12:00", "12:30"), T0 - timedelta(seconds=1), T0 + timedelta(minutes=10), True),
+        # A window across midnight: opened yesterday at 23:00 local.
+        (("23:00", "13:00"), T0 - timedelta(hours=2), T0, False),
+        (("23:00", "13:00"), T0 - timedelta(hours=14), T0, True),
+    ],
+)
+def test_a_manual_failover_inside_the_window_is_kept_until_the_next_opening(
+    window: tuple[str, str], failed_over: datetime, now: datetime, fails_back: bool
+) -> None:
+    spec = scheduled(*window)
+    decision = run(spec, manual_failover_at(failed_over), member(), contacted(), now=Now(MONO, now))
+    expected = Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary") if fails_back else None
+    assert role(decision) == expected
+
+
+@pytest.mark.parametrize("cause", ["HeartbeatLost", "ServiceStopped", "ExcessiveCpu"])
+def test_after_an_automatic_failover_inside_the_window_it_fails_back_at_once(cause: str) -> None:
+    took_over = T0 + timedelta(minutes=1)
+    last = {"time": took_over, "from": "primary", "to": "secondary", "cause": cause, "epoch": 1}
+    status = holding("secondary", lastTransition=last)
+    now = Now(MONO, T0 + timedelta(minutes=2))
+    decision = run(scheduled("12:00", "12:30"), status, member(), contacted(), now=now)
+    assert role(decision) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+
+
+def test_opened_at_is_the_latest_opening_in_the_pairs_zone() -> None:
+    window = scheduled("07:00", "08:00", "Asia/Tokyo").failback.window
+    assert window is not None
+    at = datetime(2026, 1, 5, 22, 30, tzinfo=UTC)  # 07:30 on the 6th in Tokyo
+    assert window.opened_at(at) == datetime(2026, 1, 5, 22, 0, tzinfo=UTC)
+    assert window.opened_at(at - timedelta(hours=1)) == datetime(2026, 1, 4, 22, 0, tzinfo=UTC)
+
+
 # ---------------------------------------------------------------------------- licensing
 
 

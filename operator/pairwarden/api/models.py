@@ -9,7 +9,7 @@ evaluates; tests/api proves both agree on the examples.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -200,6 +200,18 @@ class FailbackWindow(_Wire):
         if start < end:
             return start <= local < end
         return local >= start or local < end
+
+    def opened_at(self, instant: datetime) -> datetime:
+        """When the window last opened at or before `instant` (aware): the start of the
+        occurrence that contains it, if one does. A manual failover made after this moment was
+        made inside the open window, and scheduled failback leaves it alone until the next
+        opening."""
+        zone = ZoneInfo(self.time_zone)
+        local = instant.astimezone(zone)
+        opened = datetime.combine(local.date(), _hhmm(self.start), zone)
+        if opened > local:
+            opened -= timedelta(days=1)
+        return opened
 
 
 def _hhmm(text: str) -> time:

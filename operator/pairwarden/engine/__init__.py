@@ -1,6 +1,12 @@
 """The pure failover engine: `decide(spec, observed, now) -> Decision` and its data types."""
 
-from pairwarden.engine.core import decide, is_held, judge, licence_deadline
+from pairwarden.engine.core import (
+    decide,
+    is_held,
+    judge,
+    licence_deadline,
+    scheduled_failback_due,
+)
 from pairwarden.engine.types import (
     DISCRETIONARY,
     AckRequest,
@@ -35,4 +41,5 @@ __all__ = [
     "is_held",
     "judge",
     "licence_deadline",
+    "scheduled_failback_due",
 ]

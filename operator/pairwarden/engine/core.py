@@ -164,7 +164,9 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
         if status.epoch == 0 and not _settled(spec, status, now):
             change = _new_pair(health)
         else:
-            change = _automatic(spec, health, holder, held, new_calls, split_since, now)
+            change = _automatic(
+                spec, health, holder, held, new_calls, split_since, status.last_transition, now
+            )
 
     epoch = status.epoch
     transitions = list(status.transitions)
@@ -316,6 +318,7 @@ def _automatic(
     held: bool,
     new_calls: list[Member],
     split_since: datetime | None,
+    last_transition: Transition | None,
     now: Now,
 ) -> tuple[ActiveMember, Cause] | None:
     """The automatic rules, most urgent first. None means: keep the holder."""
@@ -351,15 +354,26 @@ def _automatic(
         return standby.name, Cause.EXCESSIVE_CPU
     if spec.force_failover_on_inactive_call and standby.name in new_calls:
         return standby.name, Cause.INACTIVE_CALL
-    window = spec.failback.window
-    if (
-        holder == "secondary"
-        and spec.failback.type == FailbackType.SCHEDULED
-        and window is not None
-        and window.contains(now.wall)
-    ):
+    if holder == "secondary" and scheduled_failback_due(spec, last_transition, now):
         return "primary", Cause.SCHEDULED_FAILBACK
     return None
+
+
+def scheduled_failback_due(
+    spec: FailoverPairSpec, last_transition: Transition | None, now: Now
+) -> bool:
+    """Scheduled failback: due while the window is open ("when the time scheduled arrives"),
+    whether the secondary took over before it opened or automatically while it is open; but a
+    manual failover made inside the open window is the administrator's, kept until the next
+    opening (or a manual failback), not undone a moment later."""
+    window = spec.failback.window
+    if spec.failback.type != FailbackType.SCHEDULED or window is None:
+        return False
+    if not window.contains(now.wall):
+        return False
+    if last_transition is None or last_transition.cause != Cause.MANUAL_FAILOVER.value:
+        return True
+    return last_transition.time < window.opened_at(now.wall)
 
 
 def _start_order(member: MemberHealth) -> tuple[bool, float, int]:
