@@ -2,8 +2,12 @@
 voicemail process) on loopback (`LocalCluster`), each fault injected N times.
 
 Measured from the fault to (a) the Service selector naming the other member, as seen by a
-watch on the Service (arrival time of the watch event), and (b) the first call dialled at the
-Service and answered by the new active pod. Also: API writes in steady state, by resource.
+watch on the Service (arrival time of the watch event), (b) the first call dialled at the
+Service from a new socket and answered by the new active pod, and (c) the first SIP INVITE
+answered by the new active pod from a caller that sends every INVITE from one UDP port (a PBX
+or SIP trunk), calling without pause through the fault: its flow is pinned to the old member
+until the kube-proxy stand-in drops it as the old member leaves the Service. Also: API writes
+in steady state, by resource.
 
     python bench/failover.py                 # 30 runs per fault, 200 ms x 10 heartbeat
     python bench/failover.py --short         # 5 runs per fault (make bench)
@@ -34,10 +38,12 @@ from pairwarden.protocol import (
     LABEL_MEMBER,
     other,
 )
-from pairwarden_testbed.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, free_port, wait_until
+from pairwarden_testbed.sipcaller import call_through
 
 SERVICE = "vm-calls"
 WRITE_VERBS = ("create", "update", "patch", "delete")
+PBX_PACE = 0.02  # between one fixed-port call's end and the next INVITE: a busy trunk
 
 
 class SelectorWatch:
@@ -96,6 +102,47 @@ class SelectorWatch:
         self.api.close()
 
 
+class FixedPortCaller:
+    """A PBX: SIP INVITEs one after another from one UDP source port, through the Service;
+    remembers when each was answered and by which pod."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.address = cluster.sip_address()
+        self.port = free_port()
+        self.answers: list[tuple[float, str]] = []  # (monotonic time of the 200 OK, pod)
+        self.cond = threading.Condition()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fixed-port-caller", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            began = time.monotonic()
+            outcome = call_through(self.address, 0, caller="pbx", local_port=self.port, timeout=0.3)
+            if outcome.code == 200 and outcome.pod:
+                with self.cond:
+                    self.answers.append((began + outcome.setup_ms / 1000, outcome.pod))
+                    self.cond.notify_all()
+            self.stopped.wait(PBX_PACE)
+
+    def wait_for(self, pod: str, after: float, timeout: float) -> float:
+        """When `pod` first answered at or after `after`; NaN if not within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for at, who in self.answers:
+                    if at >= after and who == pod:
+                        return at
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return math.nan
+                self.cond.wait(left)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+
+
 @dataclass
 class Fault:
     name: str
@@ -112,6 +159,7 @@ class Result:
     bound: float
     flips: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)
+    fixed_port: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def ok(self, runs: int) -> bool:
@@ -176,8 +224,13 @@ def _answered_by(cluster: LocalCluster, pod: str, timeout: float) -> float:
 
 
 def run_fault(
-    cluster: LocalCluster, selectors: SelectorWatch, fault: Fault, runs: int, window: float
+    cluster: LocalCluster,
+    watchers: tuple[SelectorWatch, FixedPortCaller],
+    fault: Fault,
+    runs: int,
+    window: float,
 ) -> Result:
+    selectors, pbx = watchers
     result = Result(fault.name, window, fault.bound)
     for i in range(runs):
         try:
@@ -188,11 +241,13 @@ def run_fault(
             fault.inject(cluster, active)
             flipped = selectors.wait_for(standby, t0, timeout=window * 3 + 10)
             answered = _answered_by(cluster, f"vm-{standby}", timeout=window * 3 + 10)
+            pinned = pbx.wait_for(f"vm-{standby}", t0, timeout=window * 3 + 10)
             if math.isnan(flipped):
                 result.errors.append(f"run {i + 1}: selector never named {standby}")
             else:
                 result.flips.append(flipped - t0)
                 result.answers.append(answered - t0)
+                result.fixed_port.append(pinned - t0)
             if fault.recover is not None:
                 fault.recover(cluster, active)
             # the victim back as a healthy standby before the next run
@@ -219,16 +274,18 @@ def steady_writes(cluster: LocalCluster, duration: float) -> dict[str, int]:
 def print_results(results: list[Result], runs: dict[str, int]) -> None:
     print(
         "\nfault            runs  window  target |  flip p50   p99     max | "
-        "answered p50  p99     max | verdict"
+        "answered p50  p99     max | fixed port p50 p99    max | verdict"
     )
     for r in results:
         f50, f99, fmax = summary(r.flips)
         a50, a99, amax = summary(r.answers)
+        p50, p99, pmax = summary(r.fixed_port)
         n = runs[r.fault]
         print(
             f"{r.fault:<16} {len(r.flips):>2}/{n:<2} {r.window:5.1f}s {r.bound:6.2f}s |"
             f"{seconds(f50)} {seconds(f99)} {seconds(fmax)} |"
-            f"{seconds(a50)} {seconds(a99)} {seconds(amax)} | {verdict(r.ok(n))}"
+            f"{seconds(a50)} {seconds(a99)} {seconds(amax)} |"
+            f"{seconds(p50)} {seconds(p99)} {seconds(pmax)} | {verdict(r.ok(n))}"
             f"  (p99 {f99 / r.bound:.0%} of target)"
         )
         for e in r.errors:
@@ -244,6 +301,7 @@ def measure_cluster(
     writes: dict[str, int] = {}
     with LocalCluster() as cluster:
         selectors = SelectorWatch(cluster.kubeconfig, cluster.namespace)
+        pbx: FixedPortCaller | None = None
         try:
             began = time.monotonic()
             cluster.start_pair(interval_ms=interval_ms, missed=missed)
@@ -256,11 +314,12 @@ def measure_cluster(
             if steady > 0:
                 time.sleep(window)  # past start-up writes (labels, first status)
                 writes = steady_writes(cluster, steady)
+            pbx = FixedPortCaller(cluster)
             for fault in faults(window):
                 if only is not None and fault.name not in only:
                     continue
                 began = time.monotonic()
-                results.append(run_fault(cluster, selectors, fault, runs, window))
+                results.append(run_fault(cluster, (selectors, pbx), fault, runs, window))
                 counts[fault.name] = runs
                 print(
                     f"  {fault.name}: {len(results[-1].flips)} runs "
@@ -268,6 +327,8 @@ def measure_cluster(
                 )
         finally:
             selectors.stop()
+            if pbx is not None:
+                pbx.stop()
     return results, counts, writes
 
 

@@ -34,7 +34,8 @@ def start(cluster: LocalCluster, **spec: object) -> str:
     both members' voicemail processes are up (scenarios fail one over to the other). The
     active member's name."""
     cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED, **spec)
-    member = wait_until(lambda: _routed(cluster), timeout=20)
+    # 60 s: an operator process takes 15 s and more to start on a loaded 2-core machine
+    member = wait_until(lambda: _routed(cluster), timeout=60)
     wait_until(lambda: cluster.call() == f"vm-{member}", timeout=10)
     wait_until(lambda: _status_names(cluster, member), timeout=10)
     wait_until(lambda: _both_up(cluster), timeout=10)

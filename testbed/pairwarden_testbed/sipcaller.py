@@ -63,12 +63,15 @@ def local_address_for(remote: Addr) -> str:
 
 
 class _Call:
-    def __init__(self, address: Addr, caller: str, mailbox: str, local_host: str) -> None:
+    def __init__(
+        self, address: Addr, caller: str, mailbox: str, local_host: str, local_port: int = 0
+    ) -> None:
         self.address = address
         self.host = local_host
         self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sip.bind((local_host, 0))
+        self.sip.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sip.bind((local_host, local_port))
         self.rtp.bind((local_host, 0))
         self.port = int(self.sip.getsockname()[1])
         self.call_id = f"{secrets.token_hex(8)}@{local_host}"
@@ -153,14 +156,18 @@ def call_through(
     timeout: float = 2.0,
     mwi_wait: float = 0.0,
     frequency: float = 440.0,
+    local_port: int = 0,
 ) -> CallOutcome:
     """Place one call and stream `duration_ms` of tone; never raises for network trouble.
 
     `timeout` bounds each transaction (INVITE, BYE). `mwi_wait` keeps listening after the BYE
-    for a message-summary NOTIFY (the server's MWI for the message just left).
+    for a message-summary NOTIFY (the server's MWI for the message just left). `local_port`
+    fixes the SIP source port, as a PBX or SIP trunk sends every call from one port (0: a new
+    port per call).
     """
     started, t0 = time.time(), time.monotonic()
-    call = _Call(address, caller, mailbox, local_host or local_address_for(address))
+    host = local_host or local_address_for(address)
+    call = _Call(address, caller, mailbox, host, local_port)
     try:
         return _place(call, duration_ms, timeout, mwi_wait, frequency, started, t0)
     finally:
