@@ -97,10 +97,15 @@ private_apt_setup() {
     echo "$line" >"$d/sources.list"
     if [ ! -e "$d/lists/.updated" ]; then
         say "apt-get update ($name, private lists in $d)"
-        private_apt "$name" update >"$d/update.log" 2>&1 || {
-            tail -n 20 "$d/update.log" >&2
-            die "apt-get update for '$line' failed: no network to Debian's mirror? (log: $d/update.log)"
-        }
+        # apt-get update may exit 0 having fetched nothing: judge by the index it leaves.
+        if ! private_apt "$name" update >"$d/update.log" 2>&1 ||
+            ! ls "$d/lists/" | grep -q -e '_Packages' -e '_Sources'; then
+            tail -n 5 "$d/update.log" >&2
+            local hint="no network to Debian's mirror $MIRROR?"
+            [ "$(id -u)" = 0 ] || hint="$hint (not root: apt-get may need root here)"
+            rm -rf "$d/lists"
+            die "apt-get update for '$line' fetched no index: $hint (log: $d/update.log)"
+        fi
         touch "$d/lists/.updated"
     fi
 }
