@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 PYTHON312 ?= $(shell (python3.12 -c 'import sys' >/dev/null 2>&1 && command -v python3.12) || \
 	ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.12*/bin/python3.12 2>/dev/null | sort -V | tail -n 1)
 STAMP := $(VENV)/.installed
+# The one version: pyproject's. Image tags and the chart's appVersion follow it (checked by
+# tests/plugin/test_packaging.py); `pairwarden --version` prints it.
+APP_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 
 .PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane
 
@@ -82,11 +85,11 @@ e2e: $(STAMP)
 
 images:
 	@if ! docker info >/dev/null 2>&1; then echo "make images: no container engine answers 'docker info' here; build on a machine with Docker or Podman"; exit 1; fi
-	for t in operator agent voicemail; do docker build -f images/Dockerfile --target $$t -t pairwarden/$$t:dev . || exit 1; done
+	for t in operator agent voicemail; do docker build -f images/Dockerfile --target $$t -t pairwarden/$$t:$(APP_VERSION) -t pairwarden/$$t:dev . || exit 1; done
 
 crds: $(STAMP)
 	$(BIN)/pairwarden crds
-	cp crds/*.yaml charts/pairwarden/crds/
+	cp crds/*.yaml charts/pairwarden/files/crds/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

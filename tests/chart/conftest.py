@@ -41,7 +41,10 @@ PROMETHEUS_OPERATOR_KINDS = [
     ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules", True),
 ]
 
-# Values combinations rendered by the tests, each installed once as its own release.
+# Values combinations rendered by the tests, each installed once as its own release. One
+# release owns the CRDs in a cluster (Helm adopts no object another release made), so every
+# combination but the defaults sets crds.create=false, as a second release must.
+NO_CRDS = {"crds": {"create": False}}
 MONITORING_RELEASE = "pwmon"
 MONITORING_NAMESPACE = "monitoring-pw"
 COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -50,6 +53,7 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
         MONITORING_RELEASE,
         MONITORING_NAMESPACE,
         {
+            **NO_CRDS,
             "serviceMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
             "prometheusRule": {
                 "enabled": True,
@@ -61,12 +65,16 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "namespaced": (
         "pwns",
         "pwns-system",
-        {"operator": {"watch": {"allNamespaces": False, "namespaces": ["voice-a", "voice-b"]}}},
+        {
+            **NO_CRDS,
+            "operator": {"watch": {"allNamespaces": False, "namespaces": ["voice-a", "voice-b"]}},
+        },
     ),
     "single": (
         "pairwarden",
         "pw-single",
         {
+            **NO_CRDS,
             "operator": {"replicas": 1, "verbose": True},
             "memberNamespaces": ["voice-c"],
             "image": {"operator": {"tag": "1.2.3"}},
@@ -110,6 +118,7 @@ class Rendered:
     values: dict[str, Any]
     objects: list[dict[str, Any]]
     notes: str
+    hooks: list[dict[str, Any]]
     stubbed: set[tuple[str, str]] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -197,8 +206,9 @@ class ChartCluster:
             result = outcome["result"]
             objects = [d for d in yaml.safe_load_all(result["manifest"]) if d]
             notes = str(result.get("info", {}).get("notes", ""))
+            hooks = [yaml.safe_load(h["manifest"]) for h in result.get("hooks") or []]
             self._renders[name] = Rendered(
-                release, namespace, values, objects, notes, set(self.stubbed)
+                release, namespace, values, objects, notes, hooks, set(self.stubbed)
             )
 
     def render(self, combo: str) -> Rendered:

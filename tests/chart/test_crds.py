@@ -1,4 +1,5 @@
-"""The chart ships the repository's CRDs unchanged (copies in charts/pairwarden/crds/)."""
+"""The chart ships the repository's CRDs unchanged (copies in charts/pairwarden/files/crds/,
+rendered as templates so `helm upgrade` updates them, kept on uninstall)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from conftest import ChartCluster
+    from conftest import ChartCluster, Rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_CRDS = ROOT / "crds"
-CHART_CRDS = ROOT / "charts" / "pairwarden" / "crds"
+CHART_CRDS = ROOT / "charts" / "pairwarden" / "files" / "crds"
 
 
 def _yaml_files(directory: Path) -> dict[str, Path]:
@@ -27,15 +28,21 @@ def test_chart_ships_every_repository_crd_byte_for_byte() -> None:
     assert sorted(chart) == sorted(repo), "chart CRDs differ from crds/: copy them (see README)"
     for name, path in repo.items():
         assert chart[name].read_bytes() == path.read_bytes(), (
-            f"charts/pairwarden/crds/{name} differs from crds/{name}: "
-            f"cp crds/{name} charts/pairwarden/crds/"
+            f"charts/pairwarden/files/crds/{name} differs from crds/{name}: make crds"
         )
 
 
 def test_helm_installs_the_crds_as_written(chart_cluster: ChartCluster) -> None:
-    chart_cluster.render("defaults")
+    rendered = chart_cluster.render("defaults")
+    templated = {c["metadata"]["name"]: c for c in rendered.of_kind("CustomResourceDefinition")}
     for path in _yaml_files(CHART_CRDS).values():
         for crd in yaml.safe_load_all(path.read_text()):
+            if not crd:
+                continue
+            mine = templated[crd["metadata"]["name"]]
+            assert mine["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+            assert mine["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+            assert mine["spec"] == crd["spec"]
             got = chart_cluster.read_back(crd, "")
             assert got["spec"]["group"] == crd["spec"]["group"]
             assert got["spec"]["names"]["kind"] == crd["spec"]["names"]["kind"]
@@ -43,3 +50,11 @@ def test_helm_installs_the_crds_as_written(chart_cluster: ChartCluster) -> None:
                 v["name"] for v in crd["spec"]["versions"]
             ]
             assert got["spec"]["versions"][0]["schema"] == crd["spec"]["versions"][0]["schema"]
+
+
+def test_crds_follow_the_create_switch(rendered: Rendered) -> None:
+    crds = rendered.of_kind("CustomResourceDefinition")
+    if rendered.values.get("crds", {}).get("create", True):
+        assert {c["metadata"]["name"] for c in crds} >= {"failoverpairs.pairwarden.io"}
+    else:
+        assert crds == []

@@ -236,3 +236,28 @@ def test_schema_rejects_bad_values(rejections: list[dict[str, Any]], case: int) 
     assert "result" not in outcome, f"values {BAD_VALUES[case][0]} were accepted"
     assert "values don't meet the specifications of the schema" in outcome["error"]
     assert BAD_VALUES[case][1] in outcome["error"]
+
+
+def test_operator_is_told_the_replication_image_and_service_account(rendered: Rendered) -> None:
+    """Replication Jobs run the agent image (same version) as the chart's replication SA."""
+    args = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["args"]
+    tag = rendered.values.get("image", {}).get("agent", {}).get("tag") or "0.1.0"
+    assert f"--replication-image=pairwarden/agent:{tag}" in args
+    accounts = {sa["metadata"]["name"] for sa in rendered.of_kind("ServiceAccount")}
+    (flag,) = [a for a in args if a.startswith("--replication-service-account=")]
+    assert flag.split("=", 1)[1] in accounts and flag.endswith("-replication")
+
+
+def test_helm_test_hook_probes_the_operator_through_its_service(rendered: Rendered) -> None:
+    (pod,) = rendered.hooks
+    assert pod["kind"] == "Pod"
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    (container,) = pod["spec"]["containers"]
+    service = rendered.one("Service")["metadata"]["name"]
+    assert f"http://{service}.{rendered.namespace}.svc:8080/healthz" in container["args"][0]
+    assert (
+        container["image"]
+        == _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True

@@ -135,3 +135,10 @@ app.kubernetes.io/component: operator
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
 {{- end }}
+
+{{/* The top-level metadata block of each CRD: kept on uninstall, labelled as the release's. */}}
+{{- define "pairwarden.crdMetadata" -}}
+{{ printf "\nmetadata:\n  annotations:\n    helm.sh/resource-policy: keep\n  labels:\n" }}
+{{- include "pairwarden.labels" . | indent 4 }}
+{{ "" }}
+{{- end -}}

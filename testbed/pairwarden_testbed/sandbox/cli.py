@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import tempfile
@@ -28,6 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         " generated from the installed pairwarden's models",
     )
     parser.add_argument(
+        "--no-crds",
+        action="store_true",
+        help="serve no CRD at start: a bare cluster, for `helm install` of the chart (which"
+        " installs its CRDs and cannot adopt ones it did not create)",
+    )
+    parser.add_argument(
         "--with-node",
         action="store_true",
         help="also run the local node (kubelet, kube-proxy, Job runner) for --node-namespace",
@@ -42,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    server = ApiServer(data_dir=args.data_dir, crds_dir=args.crds)
+    # a directory that does not exist installs nothing (ApiServer.install_crds)
+    crds = Path(os.devnull) / "none" if args.no_crds else args.crds
+    server = ApiServer(data_dir=args.data_dir, crds_dir=crds)
     url = await server.start(port=args.port)
     write_kubeconfig(args.kubeconfig, url)
     print(f"sandbox API server listening on {url} (kubeconfig: {args.kubeconfig})", flush=True)
