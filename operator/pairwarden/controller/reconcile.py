@@ -22,7 +22,16 @@ from pairwarden.api.models import (
     parse_status,
 )
 from pairwarden.clock import Clock
-from pairwarden.controller import events, leases, metrics, pods, replication, services, status
+from pairwarden.controller import (
+    events,
+    leases,
+    metrics,
+    pods,
+    replication,
+    requests,
+    services,
+    status,
+)
 from pairwarden.controller.jobs import JobIndex
 from pairwarden.controller.observations import ObservationBook, PairBook
 from pairwarden.engine import decide
@@ -31,7 +40,6 @@ from pairwarden.engine.types import (
     Activate,
     Cause,
     Deactivate,
-    ManualRequest,
     MemberObservation,
     Now,
     Observed,
@@ -39,8 +47,6 @@ from pairwarden.engine.types import (
     Warn,
 )
 from pairwarden.protocol import (
-    ANNOTATION_REQUEST,
-    ANNOTATION_REQUEST_ID,
     MEMBERS,
     HeartbeatSizing,
     Member,
@@ -108,11 +114,15 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     book = rt.book.pair(namespace, name)
     previous = memory.status or parse_status(body.get("status"))
     pod_names = {m: await _pod_of(rt, namespace, spec, m) for m in MEMBERS}
+    annotations = dict(meta.get("annotations") or {})
+    wanted = requests.pending(annotations, meta.get("resourceVersion"))
+    if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
+        await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
     observed = Observed(
         status=previous,
         primary=_member(book, "primary", pod_names["primary"]),
         secondary=_member(book, "secondary", pod_names["secondary"]),
-        request=_request(meta.get("annotations") or {}),
+        request=wanted.request,
         generation=meta.get("generation"),
     )
     now = Now(rt.clock.monotonic(), rt.clock.wall())
@@ -141,6 +151,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
     await _write_status(rt, namespace, name, spec, previous, final, memory)
+    if requests.consumable(annotations, final.last_request.id if final.last_request else None):
+        await requests.consume(rt.api, namespace, name, annotations)
     _export(namespace, name, final, book, memory)
     return _next_look(spec, sizing, book, final, memory, both_up, now)
 
@@ -199,13 +211,6 @@ def _member(book: PairBook, member: Member, pod_name: str | None) -> MemberObser
         last_seen=seen.last_seen,
         report=seen.report,
     )
-
-
-def _request(annotations: dict[str, str]) -> ManualRequest | None:
-    action = annotations.get(ANNOTATION_REQUEST)
-    if not action:
-        return None
-    return ManualRequest(id=annotations.get(ANNOTATION_REQUEST_ID) or action, action=action)
 
 
 async def _move_role(
