@@ -75,7 +75,11 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
         "pw-single",
         {
             **NO_CRDS,
-            "operator": {"replicas": 1, "verbose": True},
+            "operator": {
+                "replicas": 1,
+                "verbose": True,
+                "alertmanager": {"enabled": True, "tokenSecret": {"name": "pw-am", "key": "t"}},
+            },
             "memberNamespaces": ["voice-c"],
             "image": {"operator": {"tag": "1.2.3"}},
         },

@@ -155,7 +155,7 @@ def test_operator_pods_are_hardened_and_probed(rendered: Rendered) -> None:
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"][0] == {"name": "metrics", "containerPort": 8080, "protocol": "TCP"}
     assert container["resources"]["requests"] and container["resources"]["limits"]
     fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert fields["POD_NAME"] == "metadata.name"
@@ -214,12 +214,29 @@ def test_monitoring_objects_only_when_enabled(rendered: Rendered) -> None:
         assert obj["metadata"]["labels"]["release"] == "prom"
 
 
+def test_alertmanager_receiver_only_when_enabled(rendered: Rendered) -> None:
+    receiver = rendered.values.get("operator", {}).get("alertmanager", {})
+    pod = _operator(rendered)["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    ports = [p["name"] for p in rendered.one("Service")["spec"]["ports"]]
+    if not receiver.get("enabled"):
+        assert not [a for a in args if a.startswith("--alertmanager")]
+        assert ports == ["metrics"]
+        return
+    assert "--alertmanager-port=9095" in args
+    assert "--alertmanager-token-file=/etc/pairwarden/alertmanager/t" in args
+    assert ports == ["metrics", "alertmanager"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["alertmanager-token"]["secret"]["secretName"] == "pw-am"
+
+
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"operator": {"replicas": "two"}}, "replicas"),
     ({"operator": {"replicas": 0}}, "replicas"),
     ({"operatr": {"replicas": 2}}, "operatr"),
     ({"image": {"operator": {"pullPolicy": "Sometimes"}}}, "pullPolicy"),
     ({"operator": {"watch": {"allNamespaces": False, "namespaces": ["Bad_NS"]}}}, "namespaces"),
+    ({"operator": {"alertmanager": {"enabled": True}}}, "name"),  # no token Secret: never open
 ]
 
 

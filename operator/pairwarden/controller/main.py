@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import logging
 import os
+from pathlib import Path
 
 import kopf
+from aiohttp import web
+from kubernetes_asyncio.client import ApiClient
 
-from pairwarden.controller import metrics
+from pairwarden.controller import alerts, metrics
 from pairwarden.controller.replication import ReplicationSettings
+from pairwarden.kube import async_api_client
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +39,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ServiceAccount of replication Jobs",
     )
     parser.add_argument("--agent-port", type=int, default=8080, help="agents' HTTP port")
+    parser.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=None,
+        help="serve an Alertmanager webhook receiver at POST /alertmanager (default: off)",
+    )
+    parser.add_argument(
+        "--alertmanager-token-file",
+        default=os.environ.get("PAIRWARDEN_ALERTMANAGER_TOKEN_FILE"),
+        help="file holding the bearer token the receiver requires (a mounted Secret)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.alertmanager_port is not None and not args.alertmanager_token_file:
+        print("--alertmanager-port needs --alertmanager-token-file: the receiver is never open")
+        return 2
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf logs in through the kubernetes client
     kopf.configure(verbose=args.verbose)
@@ -61,6 +79,7 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
     # No stop flag of our own: kopf handles SIGINT and SIGTERM in the main thread, and a flag
     # nobody raises would leave kopf's waiter on it hung for 5 s at every stop.
     runner = await metrics.serve(args.metrics_address, args.metrics_port)
+    receiver = await _alertmanager(args, namespaces)
     try:
         await kopf.operator(
             clusterwide=args.all_namespaces,
@@ -79,4 +98,24 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             ),
         )
     finally:
+        if receiver is not None:
+            await receiver[0].cleanup()
+            await receiver[1].close()
         await runner.cleanup()
+
+
+async def _alertmanager(
+    args: argparse.Namespace, namespaces: list[str]
+) -> tuple[web.AppRunner, ApiClient] | None:
+    """The Alertmanager receiver, when asked for; its own API client (kopf's is private)."""
+    if args.alertmanager_port is None:
+        return None
+    api = await async_api_client(args.kubeconfig)
+    watched = set(namespaces)
+    receiver = alerts.Receiver(
+        api=api,
+        token_file=Path(args.alertmanager_token_file),
+        default_namespace=_own_namespace(),
+        allowed=lambda ns: args.all_namespaces or ns in watched,
+    )
+    return await alerts.serve(receiver, args.metrics_address, args.alertmanager_port), api
