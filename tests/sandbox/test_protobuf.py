@@ -82,5 +82,17 @@ def test_unreadable_body_is_415_naming_the_way_out(body: bytes, detail: str) -> 
         protobuf.decode(body)
     assert caught.value.code == 415
     assert detail in caught.value.message
-    assert "Namespace, ConfigMap, Secret, ServiceAccount" in caught.value.message
+    assert "DeleteOptions, Namespace, ConfigMap, Secret, ServiceAccount" in caught.value.message
     assert "send JSON or YAML" in caught.value.message
+
+
+def test_delete_options_keep_a_zero_grace_period() -> None:
+    """Pointer fields are written only when set: a zero grace period means "now"."""
+    raw = _field(1, 0) + _field(4, "Background") + _field(2, _field(2, "42"))
+    assert protobuf.decode(_envelope("v1", "DeleteOptions", raw)) == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0,
+        "propagationPolicy": "Background",
+        "preconditions": {"resourceVersion": "42"},
+    }

@@ -1,7 +1,8 @@
-"""The node stand-ins together, for a sandbox that clients use like a cluster: per namespace, a
-kubelet that runs `pairwarden/...` pods as local processes, a kube-proxy for Services and a
-runner for replication Jobs. `pairwarden-testbed sandbox up --with-node` starts one, so
-`kubectl apply -f examples/` brings up a pair outside the demo and the tests."""
+"""The node stand-ins together, for a sandbox that clients use like a cluster: per namespace,
+a kubelet that runs `pairwarden/...` pods as local processes, a kube-proxy for Services, a
+runner for replication Jobs and a StatefulSet controller (for the chart's operator).
+`pairwarden-testbed sandbox up --with-node` starts one, so `kubectl apply -f examples/` brings
+up a pair outside the demo and the tests."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from types import TracebackType
 from pairwarden_testbed.localnode.jobrunner import LocalJobRunner
 from pairwarden_testbed.localnode.kubelet import LocalKubelet
 from pairwarden_testbed.localnode.proxy import LocalServiceProxy
+from pairwarden_testbed.localnode.statefulsets import LocalStatefulSets
 
 
 class LocalNode:
@@ -43,6 +45,7 @@ class LocalNode:
                 self._stack.enter_context(
                     LocalJobRunner(self.kubeconfig, ns, workdir=base / "jobs")
                 )
+                self._stack.enter_context(LocalStatefulSets(self.kubeconfig, ns))
         except BaseException:
             self._stack.close()
             raise

@@ -29,6 +29,7 @@ class ResourceWatcher:
             "pods": core.list_namespaced_pod,
             "services": core.list_namespaced_service,
             "jobs": batch.list_namespaced_job,
+            "statefulsets": client.AppsV1Api(api).list_namespaced_stateful_set,
         }[kind]
         self._ns = namespace
         self._kind = kind

@@ -1,6 +1,7 @@
 """Kubernetes protobuf request bodies, read into the JSON the rest of the sandbox stores.
 
-kubectl's typed commands (`kubectl create namespace|configmap|secret|serviceaccount`) send
+kubectl's typed commands (`kubectl create namespace|configmap|secret|serviceaccount`) and
+Helm's release store (Secrets, created and deleted with DeleteOptions) send
 their object as `application/vnd.kubernetes.protobuf` and do not retry with JSON when the
 server answers 415 (client-go falls back only for CBOR), so a server that kubectl can use must
 read protobuf for built-ins, as the real one does. This module reads the envelope (the magic
@@ -35,6 +36,7 @@ class Field:
     message: Mapping[int, Field] | None = None
     repeated: bool = False
     value: str = "string"
+    pointer: bool = False  # Go writes it only when set, so a zero value is meant
 
 
 Message = Mapping[int, "Field"]
@@ -80,7 +82,25 @@ OBJECT_REFERENCE: Message = {
     7: Field("fieldPath", "string"),
 }
 
+DELETE_OPTIONS: Message = {
+    1: Field("gracePeriodSeconds", "int", pointer=True),
+    2: Field(
+        "preconditions",
+        "message",
+        {
+            1: Field("uid", "string", pointer=True),
+            2: Field("resourceVersion", "string", pointer=True),
+        },
+    ),
+    3: Field("orphanDependents", "bool"),
+    4: Field("propagationPolicy", "string"),
+    5: Field("dryRun", "string", repeated=True),
+}
+
 KINDS: dict[tuple[str, str], Message] = {
+    # the body of a DELETE from client-go's typed clients (helm uninstall deletes its Secret)
+    ("v1", "DeleteOptions"): DELETE_OPTIONS,
+    ("meta.k8s.io/v1", "DeleteOptions"): DELETE_OPTIONS,
     ("v1", "Namespace"): {
         1: METADATA,
         2: Field("spec", "message", {1: Field("finalizers", "string", repeated=True)}),
@@ -109,7 +129,7 @@ KINDS: dict[tuple[str, str], Message] = {
 
 
 def unsupported(detail: str) -> ApiError:
-    known = ", ".join(kind for _, kind in KINDS)
+    known = ", ".join(dict.fromkeys(kind for _, kind in KINDS))
     return ApiError(
         415,
         f"the body of the request was in an unknown format - the sandbox reads protobuf "
@@ -223,7 +243,7 @@ def read_message(data: bytes, table: Message) -> dict[str, Any]:
             item: Any = read_message(value, field.message)
         else:
             item = _scalar(field.kind, value)
-            if item == "" or (field.kind == "int" and item == 0):
+            if not field.pointer and (item == "" or (field.kind == "int" and item == 0)):
                 continue
         if field.repeated:
             out.setdefault(field.name, []).append(item)
