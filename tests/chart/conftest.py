@@ -55,6 +55,8 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {
             **NO_CRDS,
             "serviceMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
+            "podMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
+            "grafanaDashboard": {"enabled": True},
             "prometheusRule": {
                 "enabled": True,
                 "additionalLabels": {"release": "prom"},

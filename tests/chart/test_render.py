@@ -52,6 +52,51 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         },
     },
+    "PodMonitor": {
+        "type": "object",
+        "required": ["selector", "podMetricsEndpoints"],
+        "additionalProperties": False,
+        "properties": {
+            "namespaceSelector": {
+                "type": "object",
+                "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                "additionalProperties": False,
+            },
+            "selector": {
+                "type": "object",
+                "properties": {
+                    "matchLabels": _STRINGS,
+                    "matchExpressions": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["key", "operator"],
+                            "properties": {
+                                "key": {"type": "string"},
+                                "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                                "values": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+                "additionalProperties": False,
+            },
+            "podMetricsEndpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "interval": _DURATION,
+                        "scrapeTimeout": _DURATION,
+                    },
+                },
+            },
+        },
+    },
     "PrometheusRule": {
         "type": "object",
         "required": ["groups"],
@@ -208,9 +253,11 @@ def test_monitoring_objects_only_when_enabled(rendered: Rendered) -> None:
     values = rendered.values
     monitors = rendered.of_kind("ServiceMonitor")
     rules = rendered.of_kind("PrometheusRule")
+    pod_monitors = rendered.of_kind("PodMonitor")
     assert len(monitors) == int(values.get("serviceMonitor", {}).get("enabled", False))
     assert len(rules) == int(values.get("prometheusRule", {}).get("enabled", False))
-    for obj in monitors + rules:
+    assert len(pod_monitors) == int(values.get("podMonitor", {}).get("enabled", False))
+    for obj in monitors + rules + pod_monitors:
         assert obj["metadata"]["labels"]["release"] == "prom"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+
+from pairwarden import __version__
 
 
 class AgentMetrics:
@@ -30,14 +32,30 @@ class AgentMetrics:
             "pairwarden_agent_role_orders", "role orders sent to the voicemail process",
             ["active"], registry=r,
         )  # fmt: skip
-        self.cpu = Gauge("pairwarden_agent_cpu_percent", "sampled CPU of the pod", registry=r)
+        self.cpu = Gauge(
+            "pairwarden_agent_cpu_ratio",
+            "sampled CPU of the pod as a ratio (the member report's percent / 100)",
+            registry=r,
+        )
         self.cpu_excessive = Gauge(
             "pairwarden_agent_cpu_excessive", "1 while CPU is judged excessive", registry=r
         )
         self.calls = Gauge("pairwarden_agent_calls_in_progress", "calls in progress", registry=r)
-        self.inactive_calls = Gauge(
+        # a counter (exposed as ..._total): the voicemail process's count only grows
+        self.inactive_calls = Counter(
             "pairwarden_agent_inactive_calls", "calls that arrived while standby", registry=r
         )
+        self._inactive_seen = 0
         self.licensing_expired = Gauge(
             "pairwarden_agent_licensing_expired", "1 when the licensing clocks ran out", registry=r
         )
+        Info("pairwarden_build", "the running pairwarden's version", registry=r).info(
+            {"version": __version__, "component": "agent"}
+        )
+
+    def count_inactive_calls(self, total: int) -> None:
+        """Advance the counter to the voicemail process's running total (a restarted process
+        starts again from 0: only growth is counted)."""
+        if total > self._inactive_seen:
+            self.inactive_calls.inc(total - self._inactive_seen)
+        self._inactive_seen = total

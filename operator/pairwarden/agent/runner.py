@@ -337,10 +337,10 @@ class Agent:
         m.epoch.set(self.epoch)
         if self.last_renewal_sent is not None:
             m.renewal_age.set(self.clock.monotonic() - self.last_renewal_sent)
-        m.cpu.set(self.cpu_percent or 0)
+        m.cpu.set((self.cpu_percent or 0) / 100)
         m.cpu_excessive.set(1 if self.cpu_excessive else 0)
         m.calls.set(self.vm_view.calls)
-        m.inactive_calls.set(self._inactive.total)
+        m.count_inactive_calls(self._inactive.total)
         m.licensing_expired.set(1 if self.licensing else 0)
 
     # ---- loops ---------------------------------------------------------------------------

@@ -12,12 +12,17 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from pairwarden import __version__
+
 PAIR = ("namespace", "pair")
+BUILD = Info("pairwarden_build", "The running pairwarden's version.")
+BUILD.info({"version": __version__, "component": "operator"})
 
 FAILOVERS = Counter(
     "pairwarden_role_changes_total",
