@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from pairwarden.replication.fileapi import SHA_HEADER, make_token
+from pairwarden.replication.fileapi import (
+    MTIME_HEADER,
+    SHA_HEADER,
+    STATE,
+    make_app,
+    make_token,
+    serve,
+)
 
-from .helpers import PAIR, TOKEN, member, seed, tree
+from .helpers import DIRS, PAIR, TOKEN, member, seed, tree
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -34,7 +45,9 @@ async def test_tokens(tmp_path: Path, headers: dict[str, str], status: int, reas
         for method, path in (("GET", "/manifest"), ("POST", "/batches"), ("GET", "/db")):
             async with s.request(method, url + path, headers=headers) as resp:
                 assert resp.status == status
-                assert (await resp.json())["error"] == reason
+                body = await resp.json()
+                assert body["error"] == reason
+                assert PAIR not in body["message"]  # a refusal never names the pair
         async with s.get(url + "/manifest", headers=AUTH) as resp:
             assert resp.status == 200
 
@@ -144,3 +157,90 @@ async def test_download_and_settings(tmp_path: Path) -> None:
             body = await resp.json()
             assert body["settings"] == {"phoneLanguage": "en-US"}
             assert len(body["digest"]) == 64
+
+
+@asynccontextmanager
+async def served(root: Path, body_timeout: float = 30.0) -> AsyncIterator[str]:
+    app = make_app(root, DIRS, PAIR, TOKEN, 1 << 30)
+    app[STATE].body_timeout = body_timeout
+    runner, port = await serve(app, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}/replication"
+    finally:
+        await runner.cleanup()
+
+
+async def _open(s: aiohttp.ClientSession, url: str) -> str:
+    async with s.post(url + "/batches") as resp:
+        return str((await resp.json())["batch"])
+
+
+@pytest.mark.parametrize("mtime", ["9" * 5000, str(10**30), "-5", "1e9", "", "١٢"])
+async def test_a_bad_mtime_header_is_400_and_stages_nothing(tmp_path: Path, mtime: str) -> None:
+    root = tmp_path / "m"
+    seed(root)
+    data = b"payload"
+    headers = {SHA_HEADER: hashlib.sha256(data).hexdigest(), MTIME_HEADER: mtime}
+    async with member(root) as url, aiohttp.ClientSession(headers=AUTH) as s:
+        batch = await _open(s, url)
+        async with s.put(url + f"/batches/{batch}/files", params={"path": "UnityMTA/n"},
+                         data=data, headers=headers) as resp:  # fmt: skip
+            assert resp.status == 400
+            assert (await resp.json())["error"] == "bad-header"
+        assert staged(root) == []
+
+
+async def test_concurrent_uploads_of_one_path_install_one_of_them_whole(tmp_path: Path) -> None:
+    """The slow upload started first and finished last: it wins whole, never a mix."""
+    root = tmp_path / "m"
+    seed(root)
+    slow, fast = b"S" * (3 << 20), b"F" * (3 << 20)
+    go_on = asyncio.Event()
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield slow[: 1 << 20]
+        await go_on.wait()
+        yield slow[1 << 20 :]
+
+    async with member(root) as url, aiohttp.ClientSession(headers=AUTH) as s:
+        batch = await _open(s, url)
+        target = url + f"/batches/{batch}/files"
+
+        async def put(body: object, sha: str) -> int:
+            async with s.put(target, params={"path": "UnityMTA/x"}, data=body,
+                             headers={SHA_HEADER: sha}) as resp:  # fmt: skip
+                return resp.status
+
+        first = asyncio.create_task(put(trickle(), hashlib.sha256(slow).hexdigest()))
+        assert await put(fast, hashlib.sha256(fast).hexdigest()) == 201
+        go_on.set()
+        assert await first == 201
+        async with s.post(url + f"/batches/{batch}/commit") as resp:
+            assert resp.status == 200
+    assert (root / "UnityMTA/x").read_bytes() == slow
+
+
+async def test_a_stalled_database_upload_holds_no_lock_and_times_out(tmp_path: Path) -> None:
+    root = tmp_path / "m"
+    seed(root)
+    stalled = asyncio.Event()
+
+    async def stall() -> AsyncIterator[bytes]:
+        yield b"first bytes of a database"
+        stalled.set()
+        await asyncio.Event().wait()  # a client that never sends the rest
+
+    async with served(root, body_timeout=1.0) as url, aiohttp.ClientSession(headers=AUTH) as s:
+        headers = {SHA_HEADER: hashlib.sha256(b"whatever").hexdigest()}
+        slow = asyncio.create_task(s.put(url + "/db", data=stall(), headers=headers))
+        await stalled.wait()
+        async with asyncio.timeout(20):  # generous: a loaded machine; the lock is free
+            async with s.get(url + "/manifest") as resp:
+                assert resp.status == 200
+            await _open(s, url)
+        async with asyncio.timeout(30):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with await slow as resp:
+                    assert resp.status == 408
+    assert not list((root / ".pairwarden-replication").glob("db-upload.*"))
+    assert not (root / "UnityDb.sqlite").exists()

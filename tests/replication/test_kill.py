@@ -3,8 +3,10 @@ target is up again its visible tree is exactly as before or exactly as after, ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import pytest
 from pairwarden.replication.client import CLIENT_FAULT_ENV
 from pairwarden.replication.storage import FAULT_ENV
 
-from .helpers import TOKEN, MemberProcess, seed, tree, write
+from .helpers import DIRS, TOKEN, MemberProcess, seed, tree, write
 
 
 @pytest.fixture
@@ -134,3 +136,78 @@ def test_replicate_killed_at_random_moments(
         src.stop()
         dst.stop()
     assert seen
+
+
+# One commit in a process of its own, killed by the fault hook (storage.FAULT_ENV) at the
+# point named in the environment: argv = root, then JSON {"puts": {path: text}, "deletes": []}.
+COMMIT_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+from pairwarden.replication.storage import Batches
+root, plan = Path(sys.argv[1]), json.loads(sys.argv[2])
+batches = Batches(root, json.loads(sys.argv[3]))
+batch = batches.open()
+for path, text in plan["puts"].items():
+    data = text.encode()
+    part = batches.part_path(batch, path)
+    part.write_bytes(data)
+    batches.accept(batch, path, part, hashlib.sha256(data).hexdigest(), len(data), None)
+for path in plan["deletes"]:
+    batches.stage_delete(batch, path)
+batches.commit(batch)
+"""
+# What a restarted agent does before it serves: recover every batch (FileApi's constructor).
+RESTART_SCRIPT = """
+import json, sys
+from pathlib import Path
+from pairwarden.replication.fileapi import FileApi
+FileApi(Path(sys.argv[1]), json.loads(sys.argv[2]), "vm", "vm.x", 1 << 20)
+"""
+
+
+def _random_change(rng: random.Random, root: Path) -> tuple[dict[str, str], list[str]]:
+    """A tree in `root` and a batch for it with both type changes and plain edits."""
+    write(
+        root,
+        {"Snapshot/conv": b"file", "UnityMTA/tree/leaf": b"leaf", "UnityMTA/tree/other": b"other"},
+    )
+    write(root, {f"UnityMTA/f{i}": os.urandom(64) for i in range(rng.randint(1, 5))})
+    puts = {"Snapshot/conv/inner": "now a directory", "UnityMTA/tree": "now a file"}
+    deletes = ["Snapshot/conv", "UnityMTA/tree/leaf", "UnityMTA/tree/other"]
+    for i in range(rng.randint(0, 4)):
+        if rng.random() < 0.5:
+            puts[f"UnityMTA/f{i}"] = f"changed {i}"
+        elif (root / f"UnityMTA/f{i}").exists():
+            deletes.append(f"UnityMTA/f{i}")
+    return puts, deletes
+
+
+def test_kill_9_at_random_points_of_commits_that_change_types(tmp_path: Path) -> None:
+    """Over random kill points of commits in which a file becomes a directory and a
+    directory a file: no mixed tree, and every restart recovers (counts printed)."""
+    rng = random.Random(15)
+    trials = int(os.environ.get("PAIRWARDEN_KILL_TRIALS", "8"))  # two processes per trial
+    mixed, unable, killed = 0, 0, 0
+    for trial in range(trials):
+        root = tmp_path / f"t{trial}"
+        puts, deletes = _random_change(rng, root)
+        before = tree(root)
+        after = {k: v for k, v in before.items() if k not in deletes}
+        after.update({k: hashlib.sha256(v.encode()).hexdigest() for k, v in puts.items()})
+        renames = len(puts) + len([d for d in deletes if (root / d).is_file()])
+        points = [f"commit:after-rename:{n}" for n in range(1, renames + 1)]
+        point = rng.choice(["commit:before-journal", "commit:after-journal", *points])
+        plan = json.dumps({"puts": puts, "deletes": deletes})
+        dirs = json.dumps(DIRS)
+        commit = [sys.executable, "-c", COMMIT_SCRIPT, str(root), plan, dirs]
+        run = subprocess.run(commit, env={**os.environ, FAULT_ENV: point}, capture_output=True)
+        killed += run.returncode == -signal.SIGKILL
+        restart_argv = [sys.executable, "-c", RESTART_SCRIPT, str(root), dirs]
+        restart = subprocess.run(restart_argv, capture_output=True)
+        unable += restart.returncode != 0
+        mixed += tree(root) not in (before, after)
+    print(
+        f"kill -9 in commit: {trials} trials, {killed} killed, {mixed} mixed trees, "
+        f"{unable} restarts failed"
+    )
+    assert killed == trials and mixed == 0 and unable == 0

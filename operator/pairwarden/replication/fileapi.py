@@ -4,8 +4,14 @@ snapshot and install, and the member's non-replicated settings.
 
 Authentication: `Authorization: Bearer <pair>.<secret>`, one token per pair (the Secret
 `<pair>-replication-token`). No or malformed or wrong token: 401. A well-formed token naming
-another pair: 403, so a Job pointed at the wrong pair's member fails loudly, not silently.
+another pair: 403, so a Job pointed at the wrong pair's member fails loudly, not silently;
+no answer names a pair (the refused client learns nothing it did not send).
 Every error is JSON `{"error": <reason>, "message": ...}` and leaves the tree untouched.
+
+No client holds the writer lock while it sends: an upload streams into a staging file of its
+own without the lock (each body read has BODY_TIMEOUT), and only the short, local steps that
+follow (accept, commit, install) take it. Headers are validated and bounded before anything
+is staged.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,6 +45,11 @@ SHA_HEADER = "X-Pairwarden-Sha256"
 MTIME_HEADER = "X-Pairwarden-Mtime-Ns"
 VERSION_HEADER = "X-Pairwarden-Db-Version"
 DEFAULT_MAX_BODY = 4 << 30
+# Seconds a body may go without sending a byte: a stalled client gives up its request (408)
+# and its staging file, never anything another client waits for.
+BODY_TIMEOUT = 30.0
+MAX_MTIME_NS = (1 << 63) - 1  # what os.utime takes
+_MTIME_RE = re.compile(r"^[0-9]{1,19}$")
 CHUNK = 1 << 20
 _BATCH_RE = re.compile(r"^[0-9a-f]{16}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -68,6 +80,7 @@ class FileApi:
     def __init__(
         self, root: Path, directories: list[str], pair: str, token: Token, max_body: int
     ) -> None:
+        self.body_timeout = BODY_TIMEOUT
         self.root = root
         self.directories = check_directories(directories)
         self.pair = pair
@@ -80,6 +93,8 @@ class FileApi:
         self.db = Database(root)
         self.lock = asyncio.Lock()  # one writer: uploads, commits and installs serialise
         self.recovered = self.batches.recover()
+        for stale in self.state.glob("db-upload.*.part"):  # a killed process's receive
+            stale.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------- auth, errors
 
@@ -91,8 +106,8 @@ class FileApi:
         parts = split_token(presented)
         if parts is None:
             return _error(401, "unauthorized", "malformed token (expected <pair>.<secret>)")
-        if parts[0] != self.pair:
-            return _error(403, "wrong-pair", f"token is for pair {parts[0]!r}, not {self.pair!r}")
+        if not hmac.compare_digest(parts[0].encode(), self.pair.encode()):
+            return _error(403, "wrong-pair", "the token is for another pair")
         expected = (self.token() if callable(self.token) else self.token) or ""
         if not expected.strip():
             return _error(503, "no-token", "this member has no replication token yet")
@@ -119,6 +134,16 @@ class FileApi:
             raise PathRefused(400, "bad-checksum", f"{SHA_HEADER} must be 64 hex digits")
         return sha
 
+    def mtime(self, request: web.Request) -> int | None:
+        """The optional modification time to stamp: decimal nanoseconds that os.utime takes,
+        else 400 before anything is staged."""
+        raw = request.headers.get(MTIME_HEADER)
+        if raw is None:
+            return None
+        if not _MTIME_RE.match(raw) or int(raw) > MAX_MTIME_NS:
+            raise PathRefused(400, "bad-header", f"{MTIME_HEADER} must be 0..{MAX_MTIME_NS}")
+        return int(raw)
+
     def check_length(self, request: web.Request) -> None:
         if request.content_length is not None and request.content_length > self.max_body:
             raise PathRefused(413, "too-large", f"body over {self.max_body} bytes")
@@ -132,7 +157,7 @@ class FileApi:
         f = await asyncio.to_thread(open, dest, "wb")
         try:
             try:
-                async for chunk in request.content.iter_chunked(CHUNK):
+                while chunk := await self.read_some(request):
                     size += len(chunk)
                     if size > self.max_body:
                         raise PathRefused(413, "too-large", f"body over {self.max_body} bytes")
@@ -150,6 +175,14 @@ class FileApi:
             await asyncio.to_thread(dest.unlink, missing_ok=True)
             raise
         return size
+
+    async def read_some(self, request: web.Request) -> bytes:
+        """The next piece of the body (b"" at its end), or 408 after `body_timeout` idle."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await request.content.readany()
+        except TimeoutError:
+            raise PathRefused(408, "timeout", f"no body data for {self.body_timeout} s") from None
 
 
 def _finish(f: BinaryIO, tail: bytes) -> None:
@@ -214,11 +247,13 @@ async def upload(request: web.Request) -> web.Response:
     batch = api.batch_id(request)
     sha = api.expected_sha(request)
     api.check_length(request)
-    mtime_raw = request.headers.get(MTIME_HEADER)
-    mtime = int(mtime_raw) if mtime_raw and mtime_raw.isdigit() else None
+    mtime = api.mtime(request)
     part = api.batches.part_path(batch, clean)
     size = await api.receive(request, part, sha)
-    await asyncio.to_thread(api.batches.accept, batch, clean, sha, size, mtime)
+    async with api.lock:  # the data and its record land together, after the client is done
+        await asyncio.shield(
+            asyncio.to_thread(api.batches.accept, batch, clean, part, sha, size, mtime)
+        )
     return web.json_response({"path": clean, "size": size, "sha256": sha}, status=201)
 
 
@@ -286,10 +321,11 @@ async def db_install(request: web.Request) -> web.Response:
     api = request.app[STATE]
     sha = api.expected_sha(request)
     api.check_length(request)
+    # Received without the lock, into a file of this request's own.
+    part = api.state / f"db-upload.{secrets.token_hex(8)}.part"
+    size = await api.receive(request, part, sha)
+    info = SnapshotInfo(sha, size)
     async with api.lock:
-        part = api.state / "db-upload.part"
-        size = await api.receive(request, part, sha)
-        info = SnapshotInfo(sha, size)
         await asyncio.shield(asyncio.to_thread(api.db.install, part, info))
     return web.json_response({"installed": info.to_wire()})
 

@@ -6,6 +6,12 @@ it, applies the renames, then removes the journal. The journal's presence is the
 point: on start `recover` rolls a journalled batch forward (every step is idempotent) and
 discards one without a journal, so a kill -9 anywhere leaves the visible tree exactly as
 before or exactly as after the batch.
+
+Whether a step was done is read from what only that step makes, never from the tree, which
+the later steps of the same batch may have changed (a deleted file's path may hold a new
+directory): a delete is done once its trash entry exists, a put once its staged file is gone.
+Each upload stages into a file of its own, so two uploads of one path never mix, and the
+commit hashes every staged file again before it writes the journal.
 """
 
 from __future__ import annotations
@@ -78,6 +84,13 @@ def plan_steps(batch_rel: str, items: Sequence[dict[str, Any]]) -> list[Step]:
     return steps
 
 
+def step_done(step: Step, src_present: bool, dst_present: bool) -> bool:
+    """A delete is done once its trash entry (made by this step only) exists; a put once
+    its staged file (this batch's own) is gone. The tree path is no witness either way:
+    after a file becomes a directory, the deleted path exists again."""
+    return dst_present if step.op == "delete" else not src_present
+
+
 def recovery_action(has_journal: bool) -> Literal["roll-forward", "discard"]:
     """The commit point is the durable journal: with it the batch happened, without it not."""
     return "roll-forward" if has_journal else "discard"
@@ -110,14 +123,21 @@ class Batches:
         return (self.base / batch / "items").is_dir() and not (self.base / batch / JOURNAL).exists()
 
     def part_path(self, batch: str, path: str) -> Path:
-        return self.base / batch / "items" / f"{staged_key(path)}.part"
+        """A staging file of its own for one upload of `path`: two concurrent uploads of one
+        path write two files, and the last one accepted wins whole."""
+        return self.base / batch / "items" / f"{staged_key(path)}.{secrets.token_hex(8)}.part"
 
-    def accept(self, batch: str, path: str, sha256: str, size: int, mtime_ns: int | None) -> None:
-        """A verified upload (`part_path`, fsynced by the caller) joins the batch."""
+    def accept(
+        self, batch: str, path: str, part: Path, sha256: str, size: int, mtime_ns: int | None
+    ) -> None:
+        """A verified upload (`part`, fsynced by the caller) joins the batch. Callers
+        serialise accepts (the file API's lock), so the data and its record match."""
         items = self.base / batch / "items"
+        if not self.exists(batch):
+            part.unlink(missing_ok=True)
+            raise PathRefused(404, "no-batch", "the batch was committed or discarded")
         key = staged_key(path)
         data = items / f"{key}.data"
-        part = self.part_path(batch, path)
         if mtime_ns is not None:
             os.utime(part, ns=(mtime_ns, mtime_ns))
         os.replace(part, data)
@@ -149,8 +169,11 @@ class Batches:
             check_file_path(item["path"], self.directories)
             target = resolve_inside(self.root, item["path"])
             if item["op"] == "put":
-                if not (self.base / batch / "items" / f"{staged_key(item['path'])}.data").is_file():
+                staged = self.base / batch / "items" / f"{staged_key(item['path'])}.data"
+                if not staged.is_file():
                     raise PathRefused(409, "conflict", f"{item['path']!r} was not fully staged")
+                if file_sha256(staged) != item["sha256"]:
+                    raise PathRefused(409, "conflict", f"{item['path']!r} staged copy changed")
                 deleted = {i["path"] for i in items if i["op"] == "delete"}
                 for parent in Path(item["path"]).parents:
                     p = self.root / parent
@@ -165,7 +188,10 @@ class Batches:
                     }
                     if not inside <= deleted:
                         raise PathRefused(409, "conflict", f"{item['path']!r} is a directory")
-        steps = plan_steps(self.rel(batch), items)
+        # A delete of a path that holds no file now moves nothing: left in the journal, its
+        # replay could take a directory a later put of this batch made at that path.
+        present = [i for i in items if i["op"] == "put" or _is_file(self.root / i["path"])]
+        steps = plan_steps(self.rel(batch), present)
         fault("commit:before-journal")
         journal = {"steps": [s.to_wire() for s in steps]}
         write_atomically(self.base / batch / JOURNAL, json.dumps(journal).encode())
@@ -175,12 +201,13 @@ class Batches:
         return steps, hashes
 
     def _apply(self, batch: str, steps: Sequence[Step]) -> None:
-        """Idempotent: a step whose source is gone was applied before a crash."""
+        """Idempotent: `step_done` tells a step applied before a crash."""
         touched: set[Path] = set()
         for n, step in enumerate(steps, start=1):
             src, dst = self.root / step.src, self.root / step.dst
-            if not src.exists() and not src.is_symlink():
-                continue
+            src_present = _is_entry(src)
+            if step_done(step, src_present, _is_entry(dst)) or not src_present:
+                continue  # done before a crash; or a delete whose file went meanwhile
             if step.op == "delete":
                 os.replace(src, dst)
                 touched.add(src.parent)
@@ -213,3 +240,28 @@ class Batches:
                 shutil.rmtree(entry, ignore_errors=True)
             done.append((entry.name, action))
         return done
+
+
+def _is_entry(path: Path) -> bool:
+    """Anything at `path`, a dangling symlink included; a file where a parent directory
+    should be counts as nothing there."""
+    try:
+        path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file() or path.is_symlink()
+    except OSError:
+        return False
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
