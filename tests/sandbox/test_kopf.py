@@ -6,7 +6,8 @@ The handlers record what they saw in a file of their own, one `os.write` per lin
 O_APPEND descriptor: kopf's log lines share the process's stdout/stderr pipe and would
 otherwise interleave with a handler's `print` in the middle of a line. A `kopf run` takes
 many seconds to start on a loaded machine, so every wait that spans a start has STARTUP; the
-peering lifetime is long, so a keep-alive delayed by load never looks like a peer gone."""
+peering lifetime is long, so a keep-alive delayed by load never looks like a peer gone; kopf
+waits for the timer to exit on deletion rather than poll for it a minute later."""
 
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ def configure(settings: kopf.OperatorSettings, **_):
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 30
     settings.peering.lifetime = 60
+    # A timer busy at deletion would make kopf poll for its exit (60 s by default) and then
+    # invoke the delete handler again: wait for the timer's exit instead.
+    settings.background.instant_exit_timeout = 30
+    settings.background.cancellation_polling = 1
 
 
 @kopf.on.create(*RESOURCE)
