@@ -6,6 +6,7 @@ apart: both go through `MemberReport.to_annotations` / `MemberReport.from_annota
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,6 +125,8 @@ class MemberReport:
     epoch: int = 0
     settings_digest: str = ""
     data_version: str = ""  # fingerprint of the replicated files and database (replication)
+    # per-setting digests, compact JSON {name: digest}: the operator names what differs
+    setting_digests: str = ""
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -138,6 +141,7 @@ class MemberReport:
         "epoch": PREFIX + "epoch",
         "settings_digest": PREFIX + "settings-digest",
         "data_version": PREFIX + "data-version",
+        "setting_digests": PREFIX + "setting-digests",
     }
     # A change in any of these is written at once, not held until the next renewal.
     URGENT = ("agent_running", "service_up", "answering", "cpu_excessive", "inactive_calls")
@@ -157,6 +161,7 @@ class MemberReport:
             k["epoch"]: str(self.epoch),
             k["settings_digest"]: self.settings_digest,
             k["data_version"]: self.data_version,
+            k["setting_digests"]: self.setting_digests,
         }
 
     @classmethod
@@ -176,7 +181,32 @@ class MemberReport:
             epoch=_int(a.get(k["epoch"])),
             settings_digest=a.get(k["settings_digest"], ""),
             data_version=a.get(k["data_version"], ""),
+            setting_digests=a.get(k["setting_digests"], ""),
         )
+
+    def digests_by_setting(self) -> dict[str, str]:
+        """The per-setting digests; {} when absent or not what an agent writes (a foreign or
+        older writer), so the reader falls back to the whole digest."""
+        try:
+            data = json.loads(self.setting_digests) if self.setting_digests else {}
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def settings_differing_from(self, other: MemberReport) -> list[str] | None:
+        """The per-member settings that differ between two reports, sorted; [] when they
+        match; None when either has not reported its settings (unknown is not drift).
+        Without per-setting digests (an older agent), a differing whole digest is named
+        `settingsDigest`."""
+        if not self.settings_digest or not other.settings_digest:
+            return None
+        if self.settings_digest == other.settings_digest:
+            return []
+        a, b = self.digests_by_setting(), other.digests_by_setting()
+        names = sorted(name for name in set(a) | set(b) if a.get(name) != b.get(name))
+        return names or ["settingsDigest"]
 
     def urgent_change(self, before: MemberReport) -> bool:
         return any(getattr(self, f) != getattr(before, f) for f in self.URGENT)

@@ -18,6 +18,7 @@ DEFAULT_CPU_THRESHOLD = 95.0  # defaults as in pairwarden.api.models
 DEFAULT_CPU_DURATION = 60.0
 DEFAULT_NEVER_CONTACTED_GRACE = 14400.0  # 4 h after restart (reference)
 DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
+DEFAULT_SETTINGS_FILE = "member-settings.json"  # the reference voicemail process keeps them here
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class PairSettings:
     cpu_duration: float = DEFAULT_CPU_DURATION
     never_contacted_grace: float = DEFAULT_NEVER_CONTACTED_GRACE
     max_since_contact: float = DEFAULT_MAX_SINCE_CONTACT
+    settings_files: tuple[str, ...] = (DEFAULT_SETTINGS_FILE,)  # spec.memberSettings
+    settings_command: tuple[str, ...] = ()
 
 
 def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -49,6 +52,7 @@ def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
     hb = _section(spec, "heartbeat")
     cpu = _section(spec, "excessiveCpu")
     lic = _section(spec, "licensing")
+    member = _section(spec, "memberSettings")
     sizing = HeartbeatSizing.from_spec(
         interval_ms=int(_number(hb, "intervalMs", 1000, minimum=1)),
         missed=int(_number(hb, "missedBeforeFailover", 30, minimum=1)),
@@ -63,7 +67,16 @@ def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
             lic, "neverContactedGraceSeconds", DEFAULT_NEVER_CONTACTED_GRACE
         ),
         max_since_contact=_number(lic, "maxSecondsSinceContact", DEFAULT_MAX_SINCE_CONTACT),
+        settings_files=_strings(member, "files", (DEFAULT_SETTINGS_FILE,)),
+        settings_command=_strings(member, "command", ()),
     )
+
+
+def _strings(section: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = section.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        return default
+    return tuple(value)
 
 
 class CpuJudge:
@@ -183,6 +196,7 @@ def build_report(
     epoch: int,
     digest: str,
     data_version: str = "",
+    setting_digests: str = "",
 ) -> MemberReport:
     return MemberReport(
         agent_running=not stopping,
@@ -197,6 +211,7 @@ def build_report(
         epoch=epoch,
         settings_digest=digest,
         data_version=data_version,
+        setting_digests=setting_digests,
     )
 
 

@@ -16,12 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pairwarden.agent.cpu import CgroupSampler, CpuSampler
 from pairwarden.agent.kubeio import KubernetesIO
 from pairwarden.agent.metrics import AgentMetrics
-from pairwarden.agent.runner import Agent, AgentConfig
+from pairwarden.agent.runner import Agent, AgentConfig, SettingsReader
 from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
 from pairwarden.protocol import REPLICATED_DIRECTORIES
+from pairwarden.replication.drift import read_member_settings
 from pairwarden.replication.fileapi import make_app
 from pairwarden.replication.version import fingerprint
 
@@ -99,6 +100,7 @@ async def serve(args: argparse.Namespace) -> int:
         cpu=cpu,
         metrics=metrics,
         data_version=(lambda: fingerprint(args.data_dir, directories)) if directories else None,
+        member_settings=_settings_reader(args.data_dir),
     )
     app = _metrics_app(agent, metrics)
     if args.data_dir is not None:
@@ -126,6 +128,14 @@ async def _replicated_directories(kube: KubernetesIO) -> list[str]:
         spec = None
     listed = ((spec or {}).get("replication") or {}).get("directories")
     return [str(d) for d in listed] if listed else list(REPLICATED_DIRECTORIES)
+
+
+def _settings_reader(data_dir: Path | None) -> SettingsReader | None:
+    """With a data directory, the member's settings are the files (and command) the pair's
+    spec names; without one, the agent digests what the voicemail process reports."""
+    if data_dir is None:
+        return None
+    return lambda files, command: read_member_settings(data_dir, files, command)
 
 
 def _token_reader(path: Path) -> Callable[[], str | None]:

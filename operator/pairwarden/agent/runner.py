@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +39,7 @@ from pairwarden.protocol import (
     active_lease_name,
     member_lease_name,
 )
+from pairwarden.replication.drift import setting_digests
 
 log = logging.getLogger("pairwarden.agent")
 
@@ -60,6 +63,10 @@ class AgentConfig:
     shutdown_budget: float = 0.7  # SIGTERM to exit, well under a second
 
 
+# (files, command) -> the member's own settings: drift.read_member_settings over the data dir
+SettingsReader = Callable[[tuple[str, ...], tuple[str, ...]], Mapping[str, Any]]
+
+
 class Agent:
     def __init__(
         self,
@@ -72,10 +79,14 @@ class Agent:
         cpu: CpuSampler | None = None,
         metrics: AgentMetrics | None = None,
         data_version: Callable[[], str] | None = None,
+        member_settings: SettingsReader | None = None,
     ) -> None:
         self.config = config
         self._data_version = data_version  # replication.version.fingerprint of the data dir
         self._version: tuple[float, str] | None = None
+        # drift.read_member_settings over the data dir; None: the voicemail process's own
+        self._member_settings = member_settings
+        self._settings_read: tuple[float, str, str] | None = None  # (when, digest, per setting)
         self.kube = kube
         self.vm = voicemail
         self.clock = clock
@@ -121,9 +132,30 @@ class Agent:
             clocks=self.clocks,
             member=self.config.member,
             epoch=self.epoch,
-            digest=settings_digest(self.vm_view.settings),
+            digest=self._settings_read[1] if self._settings_read else self._vm_digest(),
             data_version=self.data_version(),
+            setting_digests=self._settings_read[2] if self._settings_read else "",
         )
+
+    def _vm_digest(self) -> str:
+        return "" if self._member_settings else settings_digest(self.vm_view.settings)
+
+    async def refresh_member_settings(self) -> None:
+        """Digest the member's own settings (the files and command the spec names), at most
+        twice per renewal period: a command may be slow, and files change rarely."""
+        if self._member_settings is None:
+            return
+        now = self.clock.monotonic()
+        if (
+            self._settings_read
+            and now - self._settings_read[0] < self.settings.sizing.renew_period / 2
+        ):
+            return
+        read = self._member_settings
+        files, command = self.settings.settings_files, self.settings.settings_command
+        digests = setting_digests(await asyncio.to_thread(read, files, command))
+        text = json.dumps(digests, sort_keys=True, separators=(",", ":"))
+        self._settings_read = (now, hashlib.sha256(text.encode()).hexdigest()[:16], text)
 
     def data_version(self) -> str:
         """The data fingerprint, recomputed at most twice per renewal period (it stats every
@@ -160,6 +192,7 @@ class Agent:
         self.vm_view = view
         if view.up:
             self._inactive.update(view.inactive_calls)
+        await self.refresh_member_settings()
         now = self.clock.monotonic()
         self.cpu_percent = self.cpu.sample()
         s = self.settings

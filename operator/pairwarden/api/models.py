@@ -275,6 +275,24 @@ class ReplicationSpec(_Wire):
     )
 
 
+class MemberSettingsSpec(_Wire):
+    """Where each member keeps the settings that are never replicated (the reference's "Data
+    That Is Not Replicated"); the agents digest them so the operator can name any drift."""
+
+    files: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=lambda: ["member-settings.json"],
+        max_length=16,
+        description="Files, relative to the agent's --data-dir (or absolute): a JSON object's "
+        "keys are settings (dotted when nested); any other file is one setting.",
+    )
+    command: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="A command the agent runs (argv, 5 s limit) whose output is settings too: "
+        "a JSON object's keys, or the whole output as the setting `command`.",
+    )
+
+
 class LicensingSpec(_Wire):
     never_contacted_grace_seconds: int = Field(
         default=14400,
@@ -301,6 +319,7 @@ class FailoverPairSpec(_Wire):
     flap_damping: FlapDampingSpec = Field(default_factory=FlapDampingSpec)
     replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
     licensing: LicensingSpec = Field(default_factory=LicensingSpec)
+    member_settings: MemberSettingsSpec = Field(default_factory=MemberSettingsSpec)
     paused: bool = Field(
         default=False,
         description="Manual mode: no automatic failover and no replication; requests honoured.",

@@ -6,6 +6,7 @@ from pairwarden.engine.core import (
     judge,
     licence_deadline,
     scheduled_failback_due,
+    settings_drift,
 )
 from pairwarden.engine.types import (
     DISCRETIONARY,
@@ -42,4 +43,5 @@ __all__ = [
     "judge",
     "licence_deadline",
     "scheduled_failback_due",
+    "settings_drift",
 ]

@@ -38,7 +38,7 @@ from pairwarden.engine.types import (
     UpdateStatus,
     Warn,
 )
-from pairwarden.protocol import MEMBERS, Member, other
+from pairwarden.protocol import MEMBERS, Member, MemberReport, other
 
 HISTORY_LIMIT = 32  # transitions kept in status; flap damping needs only those in the period
 
@@ -224,6 +224,9 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
             ),
         }
     )
+    drift = _drift_warning(status, new_status)
+    if drift is not None:
+        actions.append(drift)
     if _material(new_status) != _material(status):
         actions.append(UpdateStatus(new_status))
     return Decision(actions=tuple(actions), status=new_status)
@@ -376,6 +379,20 @@ def scheduled_failback_due(
     return last_transition.time < window.opened_at(now.wall)
 
 
+def settings_drift(primary: MemberReport, secondary: MemberReport) -> list[str]:
+    """The never-replicated settings that differ between the members (reference: "Data That
+    Is Not Replicated"); [] while they match or either member has not reported them yet."""
+    return primary.settings_differing_from(secondary) or []
+
+
+def _drift_warning(before: FailoverPairStatus, after: FailoverPairStatus) -> Warn | None:
+    """One Warning when drift appears or the differing settings change, naming them."""
+    names = after.drift.differing_settings
+    if not names or names == before.drift.differing_settings:
+        return None
+    return Warn("SettingsDrift", "per-member settings differ between members: " + ", ".join(names))
+
+
 def _start_order(member: MemberHealth) -> tuple[bool, float, int]:
     """First started first; unknown start times last; the primary wins a tie."""
     started = member.observation.report.started
@@ -424,8 +441,7 @@ def _status(
         secondary=_member_status(status.members.secondary, health["secondary"], status, now),
     )
     deadline, reason = licence_deadline(spec, status, observed.secondary)
-    digests = {health[m].observation.report.settings_digest for m in MEMBERS}
-    in_sync = len(digests) == 1 or "" in digests
+    differing = settings_drift(observed.primary.report, observed.secondary.report)
     return status.model_copy(
         update={
             "active_member": holder,
@@ -436,9 +452,7 @@ def _status(
             "last_request": last_request,
             "no_active_since": no_active_since,
             "licensing": LicensingStatus(secondary_deadline=deadline, reason=reason or None),
-            "drift": DriftStatus(
-                in_sync=in_sync, differing_settings=[] if in_sync else ["settingsDigest"]
-            ),
+            "drift": DriftStatus(in_sync=not differing, differing_settings=differing),
             "observed_generation": observed.generation,
         }
     )
@@ -539,7 +553,7 @@ def _conditions(
             "Same" if status.drift.in_sync else "Drift",
             "per-member settings match"
             if status.drift.in_sync
-            else "per-member settings differ between members",
+            else "per-member settings differ: " + ", ".join(status.drift.differing_settings),
         ),
     ]
     result = {c.type: c for c in previous}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,64 @@ def compare(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]
         elif key not in a or key not in b or left != right:
             out.append(name)
     return out
+
+
+COMMAND_TIMEOUT = 5.0
+
+
+def flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Leaves by dotted name, as `compare` names them: nested objects open up, lists and
+    scalars stay whole."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def setting_digests(settings: Mapping[str, Any]) -> dict[str, str]:
+    """A short digest per setting: what an agent publishes, so the operator can name the
+    settings that differ without reading either member's files."""
+    return {
+        name: hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+        for name, value in sorted(flatten(settings).items())
+    }
+
+
+def _as_settings(text: bytes, name: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    return dict(data) if isinstance(data, dict) else {name: text.decode(errors="replace")}
+
+
+def read_member_settings(
+    root: Path, files: Sequence[str], command: Sequence[str]
+) -> dict[str, Any]:
+    """The member's own settings from the files and command the pair's spec names. With one
+    source, its keys are the settings; with several, each key is prefixed by its source
+    (`<file>:` or `command:`). A missing file contributes nothing (a member without it
+    differs from one with it); a failing command contributes its error."""
+    sources: list[tuple[str, dict[str, Any]]] = []
+    for name in files:
+        path = root / name
+        try:
+            sources.append((name, _as_settings(path.read_bytes(), name)))
+        except OSError:
+            continue
+    if command:
+        try:
+            done = subprocess.run(
+                list(command), capture_output=True, timeout=COMMAND_TIMEOUT, check=False
+            )
+            output = done.stdout if done.returncode == 0 else f"exit {done.returncode}".encode()
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            output = f"cannot run: {type(exc).__name__}".encode()
+        sources.append(("command", _as_settings(output, "command")))
+    if len(sources) == 1 and (len(files) + bool(command)) == 1:
+        return sources[0][1]
+    return {f"{source}:{key}": value for source, data in sources for key, value in data.items()}
