@@ -1,6 +1,7 @@
 """The operator as the chart deploys it, running: the rendered StatefulSet's pod template is
 started by the local kubelet (command, args with `$(POD_INDEX)`, env from the downward API,
-probes' port), and the operator must come up healthy and take charge of a FailoverPair."""
+probes' port), and the operator must come up live (kopf's liveness endpoint) and ready
+(/readyz: it can act) and take charge of a FailoverPair."""
 
 from __future__ import annotations
 
@@ -60,6 +61,11 @@ def test_the_charts_operator_comes_up_and_takes_charge_of_a_pair(
                         if p["name"] == port)  # fmt: skip
         ip = wait_until(lambda: kubelet.pod_ip(name), timeout=30)
         wait_until(lambda: _healthz(f"http://{ip}:{port}/healthz"), timeout=60, poll=0.2)
+        container = template["spec"]["containers"][0]
+        ready = container["readinessProbe"]["httpGet"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        ready_url = f"http://{ip}:{ports[ready['port']]}{ready['path']}"
+        wait_until(lambda: _healthz(ready_url), timeout=60, poll=0.2)
 
         custom = client.CustomObjectsApi(chart_cluster.api)
         custom.create_namespaced_custom_object(

@@ -198,9 +198,12 @@ def test_operator_pods_are_hardened_and_probed(rendered: Rendered) -> None:
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert "--health-port=8081" in container["args"]
     assert container["ports"][0] == {"name": "metrics", "containerPort": 8080, "protocol": "TCP"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == 8081
     assert container["resources"]["requests"] and container["resources"]["limits"]
     fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
     assert fields["POD_NAME"] == "metadata.name"
@@ -319,7 +322,7 @@ def test_helm_test_hook_probes_the_operator_through_its_service(rendered: Render
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
     (container,) = pod["spec"]["containers"]
     service = rendered.one("Service")["metadata"]["name"]
-    assert f"http://{service}.{rendered.namespace}.svc:8080/healthz" in container["args"][0]
+    assert f"http://{service}.{rendered.namespace}.svc:8080/readyz" in container["args"][0]
     assert (
         container["image"]
         == _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -19,7 +19,7 @@ import kubernetes
 
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.clock import SystemClock
-from pairwarden.controller import jobs, leasewatch, metrics, peering
+from pairwarden.controller import health, jobs, leasewatch, metrics, peering
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
@@ -94,8 +94,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo.book.pair(namespace, pair).nudge(memo.clock.monotonic())
 
     memo.lease_watches = [
-        asyncio.create_task(leasewatch.watch(api, ns, memo.book, memo.clock)) for ns in scopes
-    ] + [asyncio.create_task(jobs.watch(api, ns, index, job_finished)) for ns in scopes]
+        asyncio.create_task(
+            leasewatch.watch(api, ns, memo.book, memo.clock), name=f"leases in {ns or 'all'}"
+        )
+        for ns in scopes
+    ] + [
+        asyncio.create_task(jobs.watch(api, ns, index, job_finished), name=f"jobs in {ns or 'all'}")
+        for ns in scopes
+    ]
     metrics.CLOCKS.source = memo.book
     memo.runtime = Runtime(
         api=api,
@@ -109,6 +115,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await peering.ensure(
             memo.runtime.api, settings.peering.name, namespaces, settings.peering.clusterwide
         )
+
+
+@kopf.on.probe(id="watches", errors=kopf.ErrorsMode.PERMANENT)
+def watches_probe(memo: kopf.Memo, **_: Any) -> dict[str, int]:
+    """Liveness through kopf's endpoint: fails (HTTP 500) once a watch task has ended."""
+    try:
+        return health.watches_alive(memo.get("lease_watches"))
+    except health.WatchEnded as error:
+        raise kopf.PermanentError(str(error)) from error
 
 
 @kopf.on.cleanup()

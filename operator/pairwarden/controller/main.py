@@ -1,4 +1,5 @@
-"""`pairwarden operator`: runs kopf with pairwarden's handlers and serves /metrics and /healthz."""
+"""`pairwarden operator`: runs kopf with pairwarden's handlers, serves /metrics and /readyz, and
+kopf's liveness endpoint (/healthz on --health-port)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import kopf
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
-from pairwarden.controller import alerts, metrics
+from pairwarden.controller import alerts, health, metrics
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.kube import async_api_client
 
@@ -27,7 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--standalone", action="store_true", help="no peering: single replica")
     parser.add_argument("--priority", type=int, default=0, help="peering priority")
     parser.add_argument("--metrics-address", default=os.environ.get("POD_IP", "0.0.0.0"))
-    parser.add_argument("--metrics-port", type=int, default=8080, help="/metrics and /healthz")
+    parser.add_argument("--metrics-port", type=int, default=8080, help="/metrics and /readyz")
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="serve kopf's liveness endpoint, /healthz, on this port (fails when a watch task"
+        " has ended; default: off, as several operators may share a host in tests)",
+    )
     parser.add_argument(
         "--replication-image",
         default=os.environ.get("PAIRWARDEN_REPLICATION_IMAGE", "pairwarden/agent:dev"),
@@ -78,7 +86,20 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
 
     # No stop flag of our own: kopf handles SIGINT and SIGTERM in the main thread, and a flag
     # nobody raises would leave kopf's waiter on it hung for 5 s at every stop.
-    runner = await metrics.serve(args.metrics_address, args.metrics_port)
+    memo = handlers.new_memo(
+        args.kubeconfig,
+        [] if args.all_namespaces else namespaces,
+        ReplicationSettings(
+            image=args.replication_image,
+            service_account=args.replication_service_account,
+            agent_port=args.agent_port,
+        ),
+    )
+
+    def not_ready() -> str | None:
+        return health.not_ready("runtime" in memo, memo.get("lease_watches"))
+
+    runner = await metrics.serve(args.metrics_address, args.metrics_port, not_ready)
     receiver = await _alertmanager(args, namespaces)
     try:
         await kopf.operator(
@@ -87,14 +108,11 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
             priority=args.priority,
-            memo=handlers.new_memo(
-                args.kubeconfig,
-                [] if args.all_namespaces else namespaces,
-                ReplicationSettings(
-                    image=args.replication_image,
-                    service_account=args.replication_service_account,
-                    agent_port=args.agent_port,
-                ),
+            memo=memo,
+            liveness_endpoint=(
+                f"http://{args.metrics_address}:{args.health_port}/healthz"
+                if args.health_port
+                else None
             ),
         )
     finally:

@@ -1,8 +1,8 @@
-"""Prometheus metrics and the /healthz probe, served on one port beside kopf."""
+"""Prometheus metrics and the readiness probe, served on one port beside kopf."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Protocol
 
 from aiohttp import web
@@ -102,14 +102,23 @@ async def _metrics(_: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _healthz(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
+def _readiness(
+    reason: Callable[[], str | None],
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def readyz(_: web.Request) -> web.Response:
+        why = reason()
+        return web.Response(text=why or "ok", status=503 if why else 200)
+
+    return readyz
 
 
-async def serve(host: str, port: int) -> web.AppRunner:
+async def serve(host: str, port: int, not_ready: Callable[[], str | None]) -> web.AppRunner:
+    """/metrics and /readyz (200 when the operator can act, else 503 with the reason); liveness
+    is kopf's own endpoint (`--health-port`). /healthz answers as /readyz for old probes."""
     app = web.Application()
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readiness(not_ready))
+    app.router.add_get("/healthz", _readiness(not_ready))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
