@@ -22,6 +22,25 @@ _SELECTOR = {
     "properties": {"matchLabels": _STRINGS},
     "required": ["matchLabels"],
 }
+_NAMESPACE_SELECTOR = {
+    "type": "object",
+    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+    "additionalProperties": False,
+}
+_ENDPOINTS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "port": {"type": "string"},
+            "path": {"type": "string"},
+            "interval": _DURATION,
+            "scrapeTimeout": _DURATION,
+        },
+    },
+}
 # The fields of the Prometheus Operator's CRDs that the chart uses, as that CRD declares them
 # (its schema is not in kubernetes-validate, and the sandbox holds a schemaless stand-in).
 MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -30,26 +49,9 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["selector", "endpoints"],
         "additionalProperties": False,
         "properties": {
-            "namespaceSelector": {
-                "type": "object",
-                "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
-                "additionalProperties": False,
-            },
+            "namespaceSelector": _NAMESPACE_SELECTOR,
             "selector": _SELECTOR,
-            "endpoints": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "port": {"type": "string"},
-                        "path": {"type": "string"},
-                        "interval": _DURATION,
-                        "scrapeTimeout": _DURATION,
-                    },
-                },
-            },
+            "endpoints": _ENDPOINTS,
         },
     },
     "PodMonitor": {
@@ -57,11 +59,7 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["selector", "podMetricsEndpoints"],
         "additionalProperties": False,
         "properties": {
-            "namespaceSelector": {
-                "type": "object",
-                "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
-                "additionalProperties": False,
-            },
+            "namespaceSelector": _NAMESPACE_SELECTOR,
             "selector": {
                 "type": "object",
                 "properties": {
@@ -81,20 +79,7 @@ MONITORING_SCHEMAS: dict[str, dict[str, Any]] = {
                 },
                 "additionalProperties": False,
             },
-            "podMetricsEndpoints": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "port": {"type": "string"},
-                        "path": {"type": "string"},
-                        "interval": _DURATION,
-                        "scrapeTimeout": _DURATION,
-                    },
-                },
-            },
+            "podMetricsEndpoints": _ENDPOINTS,
         },
     },
     "PrometheusRule": {
