@@ -313,3 +313,10 @@ def test_helm_test_hook_probes_the_operator_through_its_service(rendered: Render
         == _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["image"]
     )
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_notes_tell_the_next_steps_with_namespaces(rendered: Rendered) -> None:
+    assert "kubectl pairwarden status <pair> -n <namespace>" in rendered.notes
+    assert f"helm test {rendered.release} -n {rendered.namespace}" in rendered.notes
+    owns_crds = rendered.values.get("crds", {}).get("create", True)
+    assert ("helm upgrade updates the CRDs" in rendered.notes) == owns_crds
