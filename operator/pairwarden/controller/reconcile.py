@@ -1,8 +1,8 @@
 """One reconciliation of one pair: observe, ask the engine, apply its actions in a safe order.
 
-Order matters for callers: the active Lease (the fencing token) is written first, so no agent
-is routed calls before it is told it may answer; then the Service selector (one atomic flip);
-then pod labels (for people); then status and Events.
+Order matters for callers: `dispatch.writes` puts the active Lease (the fencing token) first,
+so no agent is routed calls before it is told it may answer; then the Service selector (one
+atomic flip); then pod labels (for people); the status comes last.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pairwarden.api.models import (
 )
 from pairwarden.clock import Clock
 from pairwarden.controller import (
+    dispatch,
     events,
     leases,
     metrics,
@@ -36,15 +37,10 @@ from pairwarden.controller.jobs import JobIndex
 from pairwarden.controller.observations import ObservationBook, PairBook
 from pairwarden.engine import decide
 from pairwarden.engine.types import (
-    AckRequest,
-    Activate,
-    Cause,
-    Deactivate,
     MemberObservation,
     Now,
     Observed,
     UpdateStatus,
-    Warn,
 )
 from pairwarden.protocol import (
     MEMBERS,
@@ -52,13 +48,6 @@ from pairwarden.protocol import (
     Member,
 )
 
-# Causes an operator chose or a person asked for; the others are faults and Warn.
-ROUTINE = {
-    Cause.MANUAL_FAILOVER,
-    Cause.MANUAL_FAILBACK,
-    Cause.SCHEDULED_FAILBACK,
-    Cause.FIRST_TO_START,
-}
 # Status fields that change with every renewal: written only along with a real change, so the
 # operator adds no steady-state writes to the agents' heartbeat budget.
 VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
@@ -128,15 +117,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     now = Now(rt.clock.monotonic(), rt.clock.wall())
     decision = decide(spec, observed, now)
 
-    for action in decision.actions:
-        if isinstance(action, Activate | Deactivate):
-            await _move_role(rt, body, name, namespace, spec, action, previous, pod_names, book)
-        elif isinstance(action, Warn):
-            events.warning(body, action.reason, action.message)
-        elif isinstance(action, AckRequest):
-            (events.normal if action.outcome != "Refused" else events.warning)(
-                body, f"Request{action.outcome}", f"{action.action} {action.id}: {action.message}"
-            )
+    for write in dispatch.writes(decision, expected_epoch=previous.epoch):
+        await _apply(rt, body, spec, write, pod_names, book)
     final = decision.status
     for action in decision.actions:
         if isinstance(action, UpdateStatus):
@@ -213,43 +195,46 @@ def _member(book: PairBook, member: Member, pod_name: str | None) -> MemberObser
     )
 
 
-async def _move_role(
+async def _apply(
     rt: Runtime,
     body: Any,
-    name: str,
-    namespace: str,
     spec: FailoverPairSpec,
-    action: Activate | Deactivate,
-    previous: FailoverPairStatus,
+    write: dispatch.Write,
     pod_names: dict[Member, str | None],
     book: PairBook,
 ) -> None:
-    member: Member | None = action.member if isinstance(action, Activate) else None
-    holder = (pod_names[member] or "") if member else ""
-    await leases.write_active(
-        rt.api,
-        namespace,
-        name,
-        holder=holder,
-        member=member or "none",
-        epoch=action.epoch,
-        expected_epoch=previous.epoch,
-        now=rt.clock.wall(),
-    )
-    await services.point_at(rt.api, namespace, spec.service, name, member)
-    reaction = rt.clock.monotonic() - (book.woken_at or rt.clock.monotonic())
-    metrics.REACTION.labels(action.cause.value).observe(max(0.0, reaction))
-    for each in MEMBERS:
-        pod = pod_names[each]
-        if pod:
-            await pods.label(rt.api, namespace, pod, name, each, active=each == member)
-    to = member or "none"
-    metrics.FAILOVERS.labels(namespace, name, action.cause.value, to).inc()
-    message = f"{action.previous} -> {to} (epoch {action.epoch})"
-    if action.cause in ROUTINE:
-        events.normal(body, action.cause.value, message)
+    """Carry one write of `dispatch.writes` to the API, the Event recorder and the metrics."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if isinstance(write, dispatch.WriteActiveLease):
+        member = write.member
+        await leases.write_active(
+            rt.api,
+            namespace,
+            name,
+            holder=(pod_names[member] or "") if member else "",
+            member=member or "none",
+            epoch=write.epoch,
+            expected_epoch=write.expected_epoch,
+            now=rt.clock.wall(),
+        )
+    elif isinstance(write, dispatch.RouteService):
+        await services.point_at(rt.api, namespace, spec.service, name, write.member)
+    elif isinstance(write, dispatch.RoleMoved):
+        reaction = rt.clock.monotonic() - (book.woken_at or rt.clock.monotonic())
+        metrics.REACTION.labels(write.cause.value).observe(max(0.0, reaction))
+        metrics.FAILOVERS.labels(namespace, name, write.cause.value, write.to).inc()
+        _event(body, write.event, write.cause.value, write.message)
+    elif isinstance(write, dispatch.LabelPods):
+        for each in MEMBERS:
+            pod = pod_names[each]
+            if pod:
+                await pods.label(rt.api, namespace, pod, name, each, active=each == write.active)
     else:
-        events.warning(body, action.cause.value, message)
+        _event(body, write.type, write.reason, write.message)
+
+
+def _event(body: Any, kind: dispatch.EventType, reason: str, message: str) -> None:
+    (events.normal if kind == "Normal" else events.warning)(body, reason, message)
 
 
 def _routine_only(before: dict[str, Any], after: dict[str, Any], spec: FailoverPairSpec) -> bool:

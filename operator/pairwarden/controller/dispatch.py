@@ -1,0 +1,107 @@
+"""The writes one engine decision turns into, in the order they must reach the API.
+
+Pure, so the controller and the simulator apply the same sequence: the active Lease (the
+fencing token) first, so no agent is routed calls before it is told it may answer; then the
+Service selector (one atomic flip, the write a caller waits for, so the reaction is measured
+right after it); then pod labels (for people). A write
+that fails stops the sequence where it is, which is the half-done state a crash leaves too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pairwarden.api.models import ActiveMember
+from pairwarden.engine.types import AckRequest, Activate, Cause, Deactivate, Decision, Warn
+from pairwarden.protocol import Member
+
+# Causes an operator chose or a person asked for: a Normal Event; the others are faults.
+ROUTINE = frozenset(
+    {
+        Cause.MANUAL_FAILOVER,
+        Cause.MANUAL_FAILBACK,
+        Cause.SCHEDULED_FAILBACK,
+        Cause.FIRST_TO_START,
+    }
+)
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class WriteActiveLease:
+    """Name `member` (None: nobody) holder of the active Lease at `epoch`, only from
+    `expected_epoch` (leases.write_active)."""
+
+    member: Member | None
+    epoch: int
+    expected_epoch: int
+
+
+@dataclass(frozen=True)
+class RouteService:
+    """Point the callers' Service selector at `member` (None: at nobody)."""
+
+    member: Member | None
+
+
+@dataclass(frozen=True)
+class LabelPods:
+    """Label `active` the active role and the other member standby."""
+
+    active: Member | None
+
+
+@dataclass(frozen=True)
+class RoleMoved:
+    """The holder changed: count it and say so in an Event."""
+
+    cause: Cause
+    previous: ActiveMember
+    to: ActiveMember
+    epoch: int
+    event: EventType
+
+    @property
+    def message(self) -> str:
+        return f"{self.previous} -> {self.to} (epoch {self.epoch})"
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    type: EventType
+    reason: str
+    message: str
+
+
+Write = WriteActiveLease | RouteService | LabelPods | RoleMoved | RecordEvent
+
+
+def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
+    """The decision's actions as ordered writes; `expected_epoch` is the active Lease's epoch
+    the first role move starts from (each further move starts from the one before)."""
+    out: list[Write] = []
+    for action in decision.actions:
+        if isinstance(action, Activate | Deactivate):
+            member = action.member if isinstance(action, Activate) else None
+            to: ActiveMember = member or "none"
+            event: EventType = "Normal" if action.cause in ROUTINE else "Warning"
+            out += [
+                WriteActiveLease(member, action.epoch, expected_epoch),
+                RouteService(member),
+                RoleMoved(action.cause, action.previous, to, action.epoch, event),
+                LabelPods(member),
+            ]
+            expected_epoch = action.epoch
+        elif isinstance(action, Warn):
+            out.append(RecordEvent("Warning", action.reason, action.message))
+        elif isinstance(action, AckRequest):
+            out.append(
+                RecordEvent(
+                    "Normal" if action.outcome != "Refused" else "Warning",
+                    f"Request{action.outcome}",
+                    f"{action.action} {action.id}: {action.message}",
+                )
+            )
+    return tuple(out)
