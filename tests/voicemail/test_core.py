@@ -60,3 +60,29 @@ def test_an_active_order_runs_out_without_a_refresh() -> None:
     assert core.status()["role"] == "standby"
     clock.advance(1000)
     assert not core.answering()  # stays down until a new order
+
+
+def test_draining_keeps_calls_refuses_new_ones_and_ignores_a_late_order() -> None:
+    core = VoicemailCore("vm-primary", ManualClock())
+    core.set_role(True, 1)
+    held = core.offer("alice").call
+    assert held is not None
+    core.drain()
+    assert not core.offer("bob").answered
+    core.set_role(True, 2, valid_for=5.0)  # an order sent before the agent heard the SIGTERM
+    assert not core.answering() and core.status()["stopping"] is True
+    assert core.calls_in_progress == 1
+    core.hang_up(held)
+    assert core.calls_in_progress == 0
+
+
+async def test_finish_calls_waits_for_calls_in_progress_within_the_grace() -> None:
+    from pairwarden_testbed.voicemail.main import finish_calls
+
+    core = VoicemailCore("vm-primary", ManualClock())
+    core.set_role(True, 1)
+    held = core.offer("alice").call
+    assert held is not None
+    assert await finish_calls(core, grace=0.05, poll=0.01) == 1  # still going: time ran out
+    core.hang_up(held)
+    assert await finish_calls(core, grace=5.0, poll=0.01) == 0

@@ -33,7 +33,9 @@ class VoicemailClient:
         cpu = body.get("cpuPercent")
         settings = body.get("settings")
         return VoicemailView(
-            up=True,
+            # A process finishing its calls before it exits takes no new ones: down, so the
+            # other member takes over at once rather than when the process is gone.
+            up=not body.get("stopping"),
             answering=bool(body.get("answering")),
             calls=int(body.get("callsInProgress") or 0),
             inactive_calls=int(body.get("inactiveCalls") or 0),

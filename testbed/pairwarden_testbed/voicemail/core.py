@@ -53,6 +53,7 @@ class VoicemailCore:
         # Where the active member answers ("host:port"), when the control API said so: a
         # standby SIP front end then redirects callers (302) instead of refusing them (503).
         self.redirect: str | None = None
+        self.draining = False  # stopping: no new calls, whatever the orders say
 
     @property
     def epoch(self) -> int:
@@ -77,10 +78,16 @@ class VoicemailCore:
         if epoch < self._epoch:
             raise StaleEpoch(f"order for epoch {epoch} is older than held epoch {self._epoch}")
         self._epoch = epoch
-        self._active = active
+        self._active = active and not self.draining
         self._valid_until = (
             self._clock.monotonic() + valid_for if active and valid_for is not None else None
         )
+
+    def drain(self) -> None:
+        """A clean stop (SIGTERM): refuse new calls from now on, keep those in progress."""
+        self.draining = True
+        self._active = False
+        self._valid_until = None
 
     def offer(self, caller: str) -> Answer:
         if not self.answering():
@@ -108,4 +115,5 @@ class VoicemailCore:
             "callsInProgress": self.calls_in_progress,
             "inactiveCalls": self.inactive_calls,
             "answeredCalls": self.answered_calls,
+            "stopping": self.draining,
         }

@@ -1,4 +1,6 @@
-"""`pairwarden-testbed voicemail`: the reference voicemail process. Starts standby; SIGTERM exits.
+"""`pairwarden-testbed voicemail`: the reference voicemail process. Starts standby. SIGTERM:
+no new calls (its status says `stopping`, so the agent reports it down and the other member
+takes over), calls in progress finish within `--stop-grace`, then it exits.
 
 Calls arrive on two front ends sharing one core: the TCP line protocol (`--call-port`) and
 SIP over UDP (`--sip-port`, 5060 unless `--no-sip`). Voice messages go to the message store
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
@@ -76,6 +79,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--drain-interval", type=float, default=2.0, help="seconds between UnityMTA drains"
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=25.0,
+        help="on SIGTERM, how long calls in progress may take to finish (keep it under the "
+        "pod's terminationGracePeriodSeconds)",
     )
 
 
@@ -143,6 +153,7 @@ async def serve(args: argparse.Namespace) -> int:
             args.message_store,
         )
         await stop.wait()
+        await finish_calls(core, args.stop_grace)
         log.info("voicemail %s stopping", args.pod)
     finally:
         if drainer is not None:
@@ -152,6 +163,22 @@ async def serve(args: argparse.Namespace) -> int:
         await runner.cleanup()
         store.close()
     return 0
+
+
+async def finish_calls(core: VoicemailCore, grace: float, poll: float = 0.05) -> int:
+    """A clean stop: take no new call from now on (the agent's release has the other member
+    take over), and let the calls in progress end on their own within `grace` seconds, as
+    docs/protocol.md promises. Returns how many were still going when time ran out."""
+    core.drain()
+    if core.calls_in_progress:
+        log.info(
+            "voicemail %s: %d call(s) in progress may finish", core.pod, core.calls_in_progress
+        )
+    for _ in range(math.ceil(grace / poll)):  # polled: the core has no hang-up hook
+        if not core.calls_in_progress:
+            break
+        await asyncio.sleep(poll)
+    return core.calls_in_progress
 
 
 async def _drain(core: VoicemailCore, queue: MessageQueue, interval: float) -> None:
