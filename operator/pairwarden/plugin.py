@@ -328,9 +328,11 @@ def _member_leases(api: client.ApiClient, pair: dict[str, Any]) -> dict[str, Any
 
 
 def _ago(then: datetime | None, now: datetime) -> str:
+    """How long ago `then` was. The renewal time comes from the agent's clock, which may be a
+    little ahead of this one (or written a moment after the listing began): never negative."""
     if then is None:
         return "never"
-    seconds = (now - then).total_seconds()
+    seconds = max(0.0, (now - then).total_seconds())
     if seconds < 120:
         return f"{seconds:.1f}s ago"
     if seconds < 7200:

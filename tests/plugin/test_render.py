@@ -62,3 +62,11 @@ def test_a_new_pair_without_status_renders() -> None:
     text = render_status(pair, {}, NOW)
     assert "PAUSED" in text and "Last transition  none" in text
     assert text.count("never") == 2
+
+
+def test_a_renewal_stamped_ahead_of_this_clock_is_never_negative() -> None:
+    pair = {"metadata": {"namespace": "voice", "name": "vm"}, "spec": {}, "status": {}}
+    ahead = lease(MemberReport(service_up=True), "2026-11-25T13:00:30.040000Z")  # 40 ms ahead
+    text = render_status(pair, {"primary": ahead}, NOW)
+    primary = next(line for line in text.splitlines() if line.startswith("primary"))
+    assert "0.0s ago" in primary and "-0.0s" not in primary
