@@ -12,7 +12,7 @@ import aiohttp
 from pairwarden.replication.client import replicate
 from pairwarden.replication.fileapi import make_token
 
-from .helpers import TOKEN, member, seed, tree, write
+from .helpers import DIRS, PAIR, TOKEN, member, seed, tree, write
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -110,3 +110,36 @@ async def test_settings_drift_is_reported(tmp_path: Path) -> None:
     async with member(a) as ua, member(b) as ub:
         report = await replicate(ua, ub, TOKEN, files=False)
     assert report.differing_settings == ["ports.count"]
+
+
+async def test_the_first_run_waits_for_the_token_to_reach_the_target(tmp_path: Path) -> None:
+    """A new pair: the target's agent does not hold the Secret's token yet (the kubelet has
+    not synced the volume). The run waits for it instead of failing `no-token`."""
+    from pairwarden.replication.fileapi import make_app, serve
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    seed(a, 5)
+    asked: list[int] = []
+
+    def arriving() -> str | None:
+        asked.append(1)
+        return TOKEN if len(asked) > 3 else None
+
+    runner, port = await serve(make_app(b, DIRS, PAIR, arriving), "127.0.0.1", 0)
+    try:
+        async with member(a) as ua:
+            report = await replicate(
+                ua, f"http://127.0.0.1:{port}/replication", TOKEN, token_wait=30
+            )
+            assert report.ok, report.error
+            assert tree(b) == tree(a) and len(asked) > 3
+            # Without the wait (or once it runs out) the refusal is reported, as before.
+            runner2, port2 = await serve(make_app(b, DIRS, PAIR, lambda: None), "127.0.0.1", 0)
+            try:
+                target = f"http://127.0.0.1:{port2}/replication"
+                refused = await replicate(ua, target, TOKEN, token_wait=0.2)
+            finally:
+                await runner2.cleanup()
+            assert not refused.ok and "no-token" in (refused.error or "")
+    finally:
+        await runner.cleanup()

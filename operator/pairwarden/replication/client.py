@@ -5,6 +5,7 @@ installed last. Callable from tests (`replicate`), wrapped by `pairwarden replic
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import ssl
@@ -21,6 +22,10 @@ from pairwarden.replication.manifest import Entry, Plan, diff
 
 CHUNK = 1 << 20
 CLIENT_FAULT_ENV = "PAIRWARDEN_REPLICATE_FAULT"
+# A new pair's first Job may start before the kubelet has put the new token Secret into the
+# agents' volumes (it syncs mounted Secrets about once a minute): wait this long for it.
+TOKEN_WAIT = 120.0
+TOKEN_POLL = 1.0
 
 
 class ReplicationError(RuntimeError):
@@ -184,6 +189,29 @@ async def _settings(src: _Member, dst: _Member, report: Report) -> None:
     report.differing_settings = compare(a["settings"], b["settings"])
 
 
+async def _token_arrived(member: _Member) -> bool:
+    """False only while the member answers `no-token` (it has no replication token yet)."""
+    try:
+        async with member.session.get(member.base + "/settings") as resp:
+            if resp.status != 503:
+                return True
+            body = await resp.json(content_type=None)
+            return not (isinstance(body, dict) and body.get("error") == "no-token")
+    except (aiohttp.ClientError, ValueError, OSError, TimeoutError):
+        return True  # a real fault: the run itself reports it
+
+
+async def await_token(members: Sequence[_Member], wait: float, poll: float = TOKEN_POLL) -> None:
+    """Wait up to `wait` seconds for every member to hold the pair's token, so the first Job
+    of a new pair neither fails nor raises a Warning while the Secret is on its way."""
+    deadline = time.monotonic() + wait
+    for member in members:
+        for _ in range(max(1, math.ceil(wait / poll))):  # polled: the token is another's write
+            if await _token_arrived(member) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(poll)
+
+
 async def replicate(
     source: str,
     target: str,
@@ -195,6 +223,7 @@ async def replicate(
     ssl_context: ssl.SSLContext | None = None,
     concurrency: int = 8,
     request_timeout: float = 3600.0,
+    token_wait: float = TOKEN_WAIT,
 ) -> Report:
     """One replication run from `source` to `target` (file API base URLs, e.g.
     `http://10.1.2.3:8080/replication`). A member's failure does not raise: the report
@@ -209,6 +238,7 @@ async def replicate(
     ) as session:
         src, dst = _Member(session, source, "source"), _Member(session, target, "target")
         try:
+            await await_token((src, dst), token_wait)
             if files:
                 await _files(src, dst, directories, report, concurrency)
             if database:
