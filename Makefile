@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # tests/plugin/test_packaging.py); `pairwarden --version` prints it.
 APP_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 
-.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane
+.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane chaos
 
 help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
@@ -21,6 +21,7 @@ help:
 	@echo "make tools  - system tools the tests use (promtool and sipp, from Debian packages)"
 	@echo "make control-plane - build real Kubernetes 1.20 (etcd, kube-apiserver, ...) from Debian's packages"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
+	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (needs a container engine)"
 	@echo "make crds   - regenerate crds/ from the pydantic models"
@@ -77,6 +78,12 @@ unit: $(STAMP) tools
 bench: $(STAMP)
 	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b --short || exit 1; done; \
 	else echo "no benchmarks yet (bench/ is empty)"; exit 1; fi
+
+# Randomized fault schedules against the real operator, agents and voicemail processes on the
+# sandbox (pairwarden_testbed.chaos); the last line is the summary.
+CHAOS_RUNS ?= 200
+chaos: $(STAMP)
+	$(BIN)/python -m pairwarden_testbed.chaos --runs $(CHAOS_RUNS)
 
 e2e: $(STAMP)
 	@if ! command -v kind >/dev/null 2>&1; then echo "make e2e: skipped: 'kind' is not installed (the same scenarios run on the sandbox in 'make test')"; exit 0; fi

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,19 @@ def test_injected_fault_fails_exactly_n_matching_requests(
         assert json.loads(exc.value.body)["reason"] == "Conflict"
     core.read_namespaced_config_map("f", namespace)  # other verbs were never affected
     assert core.patch_namespaced_config_map("f", namespace, {"data": {"a": "b"}}).data == {"a": "b"}
+
+
+def test_a_delayed_fault_holds_the_request_before_failing_it(
+    sandbox_only: Sandbox, core: client.CoreV1Api, namespace: str
+) -> None:
+    """A hung API call, as a client with a timeout sees it (the chaos schedules' timeouts)."""
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "slow"}})
+    sandbox_only.inject_fault(verb="get", resource="configmaps", name="slow", status=504, delay=0.5)
+    began = time.monotonic()
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_config_map("slow", namespace)
+    assert exc.value.status == 504
+    assert time.monotonic() - began >= 0.5
 
 
 def test_stats_count_requests_per_verb_resource_and_user(

@@ -29,6 +29,7 @@ class Fault:
     status: int = 500
     count: int = 1
     message: str = ""
+    delay: float = 0.0  # seconds the request hangs before the error: a slow or timed-out call
 
     def matches(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> bool:
         qualified = f"{resource.split('/')[0]}.{group}" if group else resource
@@ -59,14 +60,16 @@ class Faults:
     def pending(self) -> list[dict[str, Any]]:
         return [asdict(f) for f in self._faults]
 
-    def take(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> None:
-        """Raise the first matching fault's error, consuming one of its count."""
+    def take(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> Fault | None:
+        """The first matching fault, consuming one of its count (the caller answers with its
+        error after its delay), or None."""
         for fault in self._faults:
             if fault.matches(verb, resource, group, ns, name):
                 fault.count -= 1
                 if fault.count == 0:
                     self._faults.remove(fault)
-                raise fault.error()
+                return fault
+        return None
 
 
 class Stats:

@@ -67,11 +67,13 @@ class _Controls:
         count: int = 1,
         namespace: str | None = None,
         message: str = "",
+        delay: float = 0.0,
     ) -> None:
         """Fail the next `count` requests matching verb (get, list, watch, create, update,
         patch, delete, deletecollection or *), resource (plural, `plural/status`,
-        `plural.group` or *), name and namespace, with `status` and a Status body."""
-        fault = Fault(verb, resource, name, namespace, status, count, message)
+        `plural.group` or *), name and namespace, with `status` and a Status body, after
+        holding each for `delay` seconds (a slow API, or a client timeout)."""
+        fault = Fault(verb, resource, name, namespace, status, count, message, delay)
         self._call(lambda: self.server.faults.add(fault))
 
     def clear_faults(self) -> None:

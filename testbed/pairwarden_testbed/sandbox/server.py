@@ -304,7 +304,11 @@ class ApiServer:
         verb = self._verb(request.method, route, q.get("watch", "") in TRUE)
         resource = f"{rt.plural}/{route.sub}" if route.sub else rt.plural
         self.stats.record(user_of(request.headers.get("Authorization")), verb, resource)
-        self.faults.take(verb, resource, rt.group, route.namespace, route.name or "")
+        fault = self.faults.take(verb, resource, rt.group, route.namespace, route.name or "")
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            raise fault.error()
         if verb in ("list", "watch", "deletecollection"):
             selector = parse_selector(
                 route.namespace if rt.namespaced else None,
