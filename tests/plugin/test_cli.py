@@ -202,3 +202,26 @@ def test_completion_helper_speaks_kubectls_protocol(
         [str(helper), "--kubeconfig", ""], env=env, capture_output=True, text=True, timeout=60
     )
     assert files.stdout == ":0\n"
+
+
+def test_kubectl_finds_the_plugin_and_its_completion(kubeconfig: Path) -> None:
+    """kubectl runs `kubectl-pairwarden` for `kubectl pairwarden` and asks
+    `kubectl_complete-pairwarden` when the shell completes its arguments."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    kubectl = str(BIN / "kubectl")
+    done = subprocess.run(
+        [kubectl, "pairwarden", "version"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == plugin.version_line()
+    completed = subprocess.run(
+        [kubectl, "__complete", "pairwarden", "hist"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.stdout.splitlines() == ["history", ":4"]
