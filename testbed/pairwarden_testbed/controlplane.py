@@ -433,6 +433,13 @@ class ControlPlane:
                 "--tls-cert-file", str(pki / "apiserver.crt"),
                 "--tls-private-key-file", str(pki / "apiserver.key"),
                 "--client-ca-file", str(pki / "ca.crt"),
+                # Filled in so that the controller-manager and scheduler, which read it, do
+                # not log its absence each minute; nobody holds a front-proxy-client cert.
+                "--requestheader-client-ca-file", str(pki / "ca.crt"),
+                "--requestheader-allowed-names", "front-proxy-client",
+                "--requestheader-username-headers", "X-Remote-User",
+                "--requestheader-group-headers", "X-Remote-Group",
+                "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
                 "--token-auth-file", str(d / "tokens.csv"),
                 "--authorization-mode", "Node,RBAC",
                 "--enable-admission-plugins", "NodeRestriction",

@@ -7,6 +7,7 @@ the binaries are not built (`make control-plane`) or PAIRWARDEN_REAL_K8S=0."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -190,4 +191,7 @@ def test_scheduler_binds_a_pod_to_a_ready_node_and_endpointslices_follow(
             "EndpointSlice of service s",
         )
     finally:
+        # No kubelet confirms the pod's end: delete it at once, or its namespace never goes.
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_pod("p", ns, grace_period_seconds=0)
         core.delete_node(node)
