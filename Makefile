@@ -23,7 +23,7 @@ help:
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
 	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
-	@echo "make images - build the container images (needs a container engine)"
+	@echo "make images - build the container images (Docker, else buildah from a local base)"
 	@echo "make crds   - regenerate crds/ from the pydantic models"
 
 $(STAMP): pyproject.toml testbed/pyproject.toml
@@ -90,9 +90,11 @@ e2e: $(STAMP)
 	@if ! docker info >/dev/null 2>&1; then echo "make e2e: skipped: no container engine answers 'docker info' (the same scenarios run on the sandbox in 'make test')"; exit 0; fi
 	$(BIN)/python e2e/kind.py
 
+# With Docker where one answers, else buildah from a locally made python:3.12-slim-bookworm
+# (hack/images.sh; cached by content under ~/.cache/pairwarden/images). Load them into a real
+# node with `hack/images.sh load SOCKET` or `hack/node.sh up DIR --images`.
 images:
-	@if ! docker info >/dev/null 2>&1; then echo "make images: no container engine answers 'docker info' here; build on a machine with Docker or Podman"; exit 1; fi
-	for t in operator agent voicemail; do docker build -f images/Dockerfile --target $$t -t pairwarden/$$t:$(APP_VERSION) -t pairwarden/$$t:dev . || exit 1; done
+	APP_VERSION=$(APP_VERSION) bash hack/images.sh build
 
 crds: $(STAMP)
 	$(BIN)/pairwarden crds
