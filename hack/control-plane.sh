@@ -4,7 +4,8 @@
 #   hack/control-plane.sh build                 build (or reuse) the binaries and etcd
 #   hack/control-plane.sh up DIR                start etcd + kube-apiserver + controller-manager
 #                                               + scheduler on loopback; writes DIR/kubeconfig
-#   hack/control-plane.sh down DIR              stop them (idempotent)
+#   hack/control-plane.sh up DIR --with-node    the same and a real node (hack/node.sh up DIR)
+#   hack/control-plane.sh down DIR              stop them, and a node started there (idempotent)
 #   hack/control-plane.sh kubeconfig DIR NS SA  print a kubeconfig acting as ServiceAccount NS/SA
 #   hack/control-plane.sh status DIR            print what runs, where
 #   hack/control-plane.sh bindir                print the directory holding the binaries
@@ -288,15 +289,20 @@ run_py() {
         exec "$py" -m pairwarden_testbed.controlplane "$@"
 }
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case "${1:-}" in
     build) cmd_build ;;
     up)
-        [ $# -eq 2 ] || usage
+        [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --with-node ]; } || usage
         binaries_present && command -v etcd >/dev/null 2>&1 || cmd_build
+        # --with-node: a real node too (hack/node.sh, issue 19).
+        [ "${3:-}" = --with-node ] && { (run_py up "$2") && exec bash "$HERE/node.sh" up "$2"; }
         run_py up "$2" ;;
-    down) [ $# -eq 2 ] || usage; run_py down "$2" ;;
+    down)
+        [ $# -eq 2 ] || usage
+        { [ -e "$2/node/state.json" ] && bash "$HERE/node.sh" down "$2"; } || true
+        run_py down "$2" ;;
     status) [ $# -eq 2 ] || usage; run_py status "$2" ;;
     kubeconfig) [ $# -eq 4 ] || usage; run_py kubeconfig "$2" "$3" "$4" ;;
     bindir) echo "$BIN" ;;

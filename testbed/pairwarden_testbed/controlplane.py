@@ -447,6 +447,8 @@ class ControlPlane:
                 "--service-account-signing-key-file", str(pki / "sa.key"),
                 "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
                 "--service-cluster-ip-range", self.state["service_cidr"],
+                # A node's name does not resolve here: reach kubelets by their address.
+                "--kubelet-preferred-address-types", "InternalIP,Hostname",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v", "1",
