@@ -225,6 +225,13 @@ class Batches:
         fsync_dir(self.base / batch)
         shutil.rmtree(self.base / batch, ignore_errors=True)
 
+    def committing(self) -> list[str]:
+        """Batches whose commit began and did not finish (a journal is left): until they are
+        recovered the tree is half old, half new, and a reader must not start on it."""
+        if not self.base.is_dir():
+            return []
+        return sorted(e.name for e in self.base.iterdir() if (e / JOURNAL).is_file())
+
     def recover(self) -> list[tuple[str, str]]:
         """Finish or forget every batch left by a previous process: [(batch, action)]."""
         done: list[tuple[str, str]] = []

@@ -22,7 +22,8 @@ from pathlib import Path
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
-from pairwarden.protocol import DATABASE_NAME
+from pairwarden.protocol import DATABASE_NAME, REPLICATED_DIRECTORIES
+from pairwarden.replication.storage import Batches
 from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
 from pairwarden_testbed.voicemail.lineproto import CallFrontend, LineCallServer
@@ -81,6 +82,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--drain-interval", type=float, default=2.0, help="seconds between UnityMTA drains"
     )
     parser.add_argument(
+        "--recovery-wait",
+        type=float,
+        default=30.0,
+        help="at start, how long to wait for the agent's file API to finish a replication "
+        "commit a kill left half done, before finishing it here",
+    )
+    parser.add_argument(
         "--stop-grace",
         type=float,
         default=25.0,
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir
+    await committed_tree(data_dir, args.recovery_wait)
     prepare_data_dir(data_dir)
     store = MessageDatabase(data_dir / DATABASE_NAME)
     core = VoicemailCore(args.pod, SystemClock())
@@ -163,6 +172,26 @@ async def serve(args: argparse.Namespace) -> int:
         await runner.cleanup()
         store.close()
     return 0
+
+
+async def committed_tree(root: Path, wait: float, poll: float = 0.05) -> list[str]:
+    """Never start on a half-committed tree: a standby killed in the middle of a replication
+    commit restarts with some files new and the rest old, until the file API (in the agent,
+    which recovers at its start) rolls the commit forward. Wait for that; if the agent does
+    not do it within `wait` seconds (no agent, no data dir for it), recover here. Returns the
+    batches found half committed."""
+    batches = Batches(root, list(REPLICATED_DIRECTORIES))
+    pending = batches.committing()
+    if not pending:
+        return []
+    log.info("voicemail: waiting for the file API to finish commit(s) %s", ", ".join(pending))
+    for _ in range(math.ceil(wait / poll)):  # polled: the agent's process does the work
+        if not batches.committing():
+            return pending
+        await asyncio.sleep(poll)
+    log.warning("voicemail: no file API recovered %s; recovering here", ", ".join(pending))
+    await asyncio.to_thread(batches.recover)
+    return pending
 
 
 async def finish_calls(core: VoicemailCore, grace: float, poll: float = 0.05) -> int:
