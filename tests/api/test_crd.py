@@ -33,6 +33,18 @@ def test_check_mode_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert crd.run(argparse.Namespace(output=stale, check=True)) == 0
 
 
+def test_variant_without_cel_for_servers_before_1_25(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pairwarden crds --without-cel --output -`: the same CRD, every CEL rule gone (1.20's
+    kubectl refuses the field); the models' validators refuse what the rules refused."""
+    args = argparse.Namespace(output=Path("-"), check=False, without_cel=True)
+    assert crd.run(args) == 0
+    variant = yaml.safe_load(capsys.readouterr().out)
+    assert crd.CEL_KEY not in repr(variant)
+    assert crd.CEL_KEY in repr(_document())
+    assert variant == crd.without_cel(_document())
+    assert crd.without_cel(variant) == variant
+
+
 def _nodes(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
     found = [(path, schema)]
     for name, sub in schema.get("properties", {}).items():
