@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -65,35 +64,27 @@ def api_client(sandbox: Sandbox | RealCluster) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def namespace(api_client: client.ApiClient) -> Iterator[str]:
-    """A namespace of its own for each test, deleted afterwards."""
+def namespace(sandbox: Sandbox | RealCluster, api_client: client.ApiClient) -> Iterator[str]:
+    """A namespace of its own for each test, deleted afterwards. On a real server it is
+    ready once the ServiceAccount controller has made its `default` ServiceAccount and the
+    token controller its token: until then a pod is refused ("No API token found")."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 30
-    while True:  # a real cluster may take a moment before the namespace accepts objects
-        ns = core.read_namespace(name)
-        if (ns.status and ns.status.phase == "Active") or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while not isinstance(sandbox, Sandbox) and not _has_token(core, name):
+        if time.monotonic() > deadline:
+            pytest.fail(f"namespace {name}: no token for its default ServiceAccount in 60 s")
+        time.sleep(0.1)
     yield name
     core.delete_namespace(name)
 
 
-@pytest.fixture(scope="session")
-def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Kubernetes 1.20 control plane (etcd, kube-apiserver, controller-manager,
-    scheduler from hack/control-plane.sh), started once per session; a
-    `pairwarden_testbed.controlplane.ControlPlane` (.kubeconfig, .server,
-    .serviceaccount_kubeconfig(ns, sa)). Skips, naming the reason, when the binaries are
-    not built (`make control-plane`) or PAIRWARDEN_REAL_K8S=0."""
-    from pairwarden_testbed import controlplane
-
-    reason = controlplane.unavailable()
-    if reason:
-        pytest.skip(reason)
-    cp = controlplane.ControlPlane(tmp_path_factory.mktemp("k8s"))
+def _has_token(core: client.CoreV1Api, namespace: str) -> bool:
     try:
-        yield cp.up()
-    finally:
-        cp.down()
+        account = core.read_namespaced_service_account("default", namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return bool(account.secrets)

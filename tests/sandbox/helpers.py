@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -102,6 +104,21 @@ WIDGET_CRD: dict[str, Any] = {
 }
 
 
+CEL_SINCE = (1, 25)  # x-kubernetes-validations: evaluated from Kubernetes 1.25 (beta, on)
+
+
+def skip_without_cel(api: client.ApiClient) -> None:
+    """Skip, naming the reason, on a server too old to evaluate CEL rules: it drops the
+    field from the CRD silently and accepts what the rules would refuse."""
+    info = client.VersionApi(api).get_code()
+    version = (int(info.major), int("".join(ch for ch in info.minor if ch.isdigit())))
+    if version < CEL_SINCE:
+        pytest.skip(
+            "CEL validation rules (x-kubernetes-validations) need Kubernetes "
+            f"{CEL_SINCE[0]}.{CEL_SINCE[1]}+; this server is {info.git_version}"
+        )
+
+
 def install_crd(api: client.ApiClient, body: dict[str, Any]) -> None:
     """Create a CRD (or keep the existing one) and wait until its resource is served."""
     ext = client.ApiextensionsV1Api(api)
@@ -130,3 +147,25 @@ def widget(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"color": "red", **spec},
     }
+
+
+def install_pairwarden_crd(kubeconfig: Path) -> None:
+    """Install the FailoverPair CRD as the README tells a user of Kubernetes < 1.25 to:
+    `pairwarden crds --without-cel --output - | kubectl apply -f -` (the sandbox installs
+    crds/ itself). Waits until the resource is served."""
+    import subprocess
+
+    from pairwarden.api import crd
+
+    done = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
+        input=crd.render(cel=False),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    from kubernetes import config
+
+    with config.new_client_from_config(config_file=str(kubeconfig)) as api:
+        install_crd(api, yaml.safe_load(crd.render(cel=False)))

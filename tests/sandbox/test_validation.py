@@ -10,7 +10,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .helpers import GROUP, PLURAL, VERSION, widget
+from .helpers import GROUP, PLURAL, VERSION, skip_without_cel, widget
+
+# How Kubernetes 1.20 words the same refusals (the sandbox speaks as 1.37 does).
+WORDING_1_20 = {
+    ("spec.tags", "must have at most 3 items"): ("spec.tags", "should have at most 3 items"),
+    ("spec.tags[0]", "at least 1 chars long"): ("spec.tags", "at least 1 chars long"),
+}
 
 
 def _create(widgets: client.CustomObjectsApi, ns: str, body: dict[str, Any]) -> Any:
@@ -54,11 +60,19 @@ def test_defaults_applied_and_unknown_fields_pruned(
     ],
 )
 def test_schema_violations_name_the_field(
-    widgets: client.CustomObjectsApi, namespace: str, spec: dict[str, Any], field: str, text: str
+    api_client: client.ApiClient,
+    widgets: client.CustomObjectsApi,
+    namespace: str,
+    spec: dict[str, Any],
+    field: str,
+    text: str,
 ) -> None:
+    if "members" in spec:
+        skip_without_cel(api_client)
     status = _refusal(widgets, namespace, widget("bad", **spec))
-    assert f"{field}: " in status["message"] and text in status["message"]
-    assert status["details"]["causes"][0]["field"] == field
+    wordings = [(field, text), WORDING_1_20.get((field, text), (field, text))]
+    assert any(f"{f}: " in status["message"] and t in status["message"] for f, t in wordings)
+    assert status["details"]["causes"][0]["field"] in {f for f, _ in wordings}
     assert widgets.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"] == []
 
 
@@ -71,8 +85,9 @@ def test_required_field(widgets: client.CustomObjectsApi, namespace: str) -> Non
 
 
 def test_transition_rule_compares_with_old_self(
-    widgets: client.CustomObjectsApi, namespace: str
+    api_client: client.ApiClient, widgets: client.CustomObjectsApi, namespace: str
 ) -> None:
+    skip_without_cel(api_client)
     _create(widgets, namespace, widget("t", mode="fast"))
     with pytest.raises(ApiException) as exc:
         widgets.patch_namespaced_custom_object(
@@ -109,6 +124,7 @@ def test_update_validation_leaves_object_unchanged(
 
 
 def test_crd_with_uncompilable_rule_is_refused(api_client: client.ApiClient) -> None:
+    skip_without_cel(api_client)
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

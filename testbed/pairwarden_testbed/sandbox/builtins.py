@@ -3,6 +3,7 @@ port defaults, Pod phase, Namespace phase, name rules. Everything else is stored
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import random
 import re
@@ -119,15 +120,64 @@ def default_service(obj: Obj, old: Obj | None, ips: IpAllocator) -> list[Cause]:
     return []
 
 
+# metav1.MicroTime as the API server decodes it: six fractional digits, then Z or an offset.
+_MICRO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def micro_time_error(kind: str, obj: Obj) -> str | None:
+    """Why an events.k8s.io Event's `eventTime` cannot be decoded (a real server answers 400:
+    "2026-01-01T00:00:00Z" lacks the microseconds a MicroTime must carry), or None."""
+    value = obj.get("eventTime")
+    if kind != "Event" or value is None or _MICRO_TIME.match(str(value)):
+        return None
+    return (
+        f'Event in version "v1" cannot be handled as a Event: parsing time "{value}" as '
+        '"2006-01-02T15:04:05.000000Z07:00": cannot parse it as a MicroTime'
+    )
+
+
+POD_UPDATE_FORBIDDEN = (
+    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
+    "`spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` "
+    "(only additions to existing tolerations)"
+)
+
+
+def _pod_spec_fixed_part(spec: Obj) -> Obj:
+    """The part of a pod's spec no update may change (pure)."""
+    fixed = copy.deepcopy(spec)
+    for key in ("containers", "initContainers"):
+        for container in fixed.get(key) or []:
+            container.pop("image", None)
+    fixed.pop("activeDeadlineSeconds", None)
+    fixed.pop("tolerations", None)
+    return fixed
+
+
+def pod_update_errors(obj: Obj, old: Obj) -> list[Cause]:
+    """A real API server refuses any pod update that changes more than the container
+    images, activeDeadlineSeconds or adds tolerations (a pod is not edited, it is
+    replaced): the same 422 here."""
+    spec, before = obj.get("spec") or {}, old.get("spec") or {}
+    kept = before.get("tolerations") or []
+    added_only = (spec.get("tolerations") or [])[: len(kept)] == kept
+    if _pod_spec_fixed_part(spec) != _pod_spec_fixed_part(before) or not added_only:
+        return [Cause("spec", "FieldValueForbidden", POD_UPDATE_FORBIDDEN)]
+    return []
+
+
 def default_builtin(kind: str, obj: Obj, old: Obj | None, ips: IpAllocator) -> list[Cause]:
     """Apply the defaults of built-in kinds; returns field errors."""
     if kind == "Service":
         return default_service(obj, old, ips)
-    if kind == "Pod" and old is None:
-        obj["status"] = {"phase": "Pending"}
+    if kind == "Pod":
         for container in (obj.get("spec") or {}).get("containers") or []:
             for port in container.get("ports") or []:
                 port.setdefault("protocol", "TCP")
+    if kind == "Pod" and old is None:
+        obj["status"] = {"phase": "Pending"}
+    if kind == "Pod" and old is not None:
+        return pod_update_errors(obj, old)
     if kind == "Secret" and not obj.get("type"):
         obj["type"] = "Opaque"
     if kind == "Namespace":

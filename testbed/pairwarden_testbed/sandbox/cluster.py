@@ -48,6 +48,14 @@ _IMMUTABLE_META = (
     "generation",
     "selfLink",
 )
+# Built-in kinds whose strategy sets metadata.generation (Kubernetes 1.37, which the sandbox
+# reports): those with a spec a controller acts on. ConfigMaps, Secrets, Leases, Services,
+# Events and the like have none on a real server, so none here either.
+GENERATION_KINDS = frozenset({"Pod", "Job", "Deployment", "CustomResourceDefinition"})
+
+
+def has_generation(rt: ResourceType) -> bool:
+    return rt.custom or rt.kind in GENERATION_KINDS
 
 
 def now_rfc3339() -> str:
@@ -173,7 +181,8 @@ class Cluster:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        if has_generation(rt):
+            meta["generation"] = 1
         if "status" in rt.subresources and rt.custom:
             obj.pop("status", None)
         self._admit(rt, obj, None, strict)
@@ -191,6 +200,8 @@ class Cluster:
             if errors:
                 raise invalid(rt.group, rt.kind, name, errors)
         elif not rt.custom:
+            if rt.group == "events.k8s.io" and (why := builtins.micro_time_error(rt.kind, obj)):
+                raise bad_request(why)
             errors = builtins.default_builtin(rt.kind, obj, old, self.ips)
             if rt.kind == "CustomResourceDefinition":
                 errors += self._crd_errors(obj)
@@ -367,7 +378,7 @@ class Cluster:
                     )
         meta["resourceVersion"] = old_meta["resourceVersion"]
         self._admit(rt, obj, old, strict)
-        if _spec_payload(rt, obj) != _spec_payload(rt, old):
+        if has_generation(rt) and _spec_payload(rt, obj) != _spec_payload(rt, old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if obj == old:
             return self.served(rt, old)

@@ -96,9 +96,8 @@ def columns(rt: ResourceType) -> list[tuple[str, str, str]]:
             (str(c["name"]), str(c.get("type", "string")), str(c["jsonPath"]))
             for c in rt.printer_columns
         ]
-        if not any(c[2] == ".metadata.creationTimestamp" for c in cols):
-            cols.append(("Age", "date", ".metadata.creationTimestamp"))
-        return cols
+        # The API server serves a default Age column only when the CRD names no columns.
+        return cols or [("Age", "date", ".metadata.creationTimestamp")]
     return [*_builtin_columns(rt), ("Age", "date", ".metadata.creationTimestamp")]
 
 
