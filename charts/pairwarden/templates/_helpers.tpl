@@ -89,6 +89,7 @@ app.kubernetes.io/component: operator
 {{/* The operator's rules on namespaced resources, granted cluster-wide or per watched
      namespace. docs/install.md explains every verb. */}}
 {{- define "pairwarden.operatorNamespacedRules" -}}
+# Every verb below is one the code calls; docs/install.md says why, one line each.
 # FailoverPairs: kopf lists and watches them, patches finalizers and its annotations.
 - apiGroups: ["pairwarden.io"]
   resources: ["failoverpairs"]
@@ -101,29 +102,34 @@ app.kubernetes.io/component: operator
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
-# Member pods: read their state, add the pair/member/role labels.
+# Member pods: read their state and address, add the pair/member/role labels.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "patch"]
-# The callers' Service: the operator sets its selector to the active member.
+  verbs: ["get", "list", "patch"]
+# The callers' Service: the operator sets its selector to the active member (no read).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "patch"]
-# Events on FailoverPairs (kopf posts core Events; newer clients use events.k8s.io).
+  verbs: ["patch"]
+# Events on FailoverPairs (kopf posts core Events).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-# Replication Jobs from the active to the standby member.
+  verbs: ["create"]
+# Replication Jobs from the active to the standby member: one watch, create, clean up.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
-# The per-pair replication token the Jobs authenticate with.
+  verbs: ["list", "watch", "create", "delete"]
+# The per-pair replication token: created once, never read back (409: it exists).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create"]
+  verbs: ["create"]
+# Per pair, the agents' identity: a ServiceAccount, a Role naming only the pair's Leases and
+# FailoverPair (resourceNames), its RoleBinding; and the Jobs' token-less ServiceAccount.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create"]
 {{- end }}
 {{- define "pairwarden.operatorClusterRules" -}}
 # kopf lists and watches namespaces to resolve namespace patterns.

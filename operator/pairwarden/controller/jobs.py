@@ -82,6 +82,21 @@ class ReplicationJob:
         return args
 
 
+# The images run as uid/gid 10001 (images/Dockerfile); the restricted Pod Security profile.
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
 def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
@@ -95,6 +110,9 @@ def job_body(name: str, job: ReplicationJob) -> dict[str, Any]:
     ]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # The Job calls no Kubernetes API: no token in the pod at all.
+        "automountServiceAccountToken": False,
+        "securityContext": POD_SECURITY,
         "containers": [
             {
                 "name": "replicate",
@@ -105,10 +123,12 @@ def job_body(name: str, job: ReplicationJob) -> dict[str, Any]:
                 "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}],
                 "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
+                "securityContext": CONTAINER_SECURITY,
             }
         ],
+        # 0440 with the pod's fsGroup: readable by the image's uid 10001, by no one else.
         "volumes": [
-            {"name": "token", "secret": {"secretName": job.secret_name, "defaultMode": 0o400}}
+            {"name": "token", "secret": {"secretName": job.secret_name, "defaultMode": 0o440}}
         ],
     }
     if job.service_account:

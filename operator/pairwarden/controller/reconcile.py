@@ -28,6 +28,7 @@ from pairwarden.controller import (
     leases,
     metrics,
     pods,
+    rbac,
     replication,
     requests,
     services,
@@ -98,6 +99,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         await leases.ensure_leases(
             rt.api, namespace, name, sizing.lease_duration_seconds, _owner(body)
         )
+        await rbac.ensure_agent_rbac(rt.api, namespace, name, _owner(body))
         memory.leases_ready = True
 
     book = rt.book.pair(namespace, name)

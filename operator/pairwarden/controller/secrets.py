@@ -34,15 +34,10 @@ async def ensure_token(
     api: client.ApiClient, namespace: str, pair: str, owner: dict[str, Any] | None
 ) -> str:
     """Create the Secret with a fresh token when missing (never rotate an existing one: the
-    agents hold it); return its name. `owner` is the FailoverPair's ownerReference."""
+    agents hold it); return its name. `owner` is the FailoverPair's ownerReference. Created
+    blind, never read first (409: it exists), so the operator needs no read of any Secret."""
     name = token_secret_name(pair)
     core = client.CoreV1Api(api)
-    try:
-        await core.read_namespaced_secret(name, namespace)
-        return name
-    except client.ApiException as exc:
-        if status_of(exc) != 404:
-            raise
     token = base64.b64encode(new_token(pair).encode()).decode()
     metadata: dict[str, Any] = {"name": name, "labels": {LABEL_PAIR: pair}}
     if owner:
@@ -57,6 +52,6 @@ async def ensure_token(
     try:
         await core.create_namespaced_secret(namespace, body)
     except client.ApiException as exc:
-        if status_of(exc) != 409:  # created concurrently: that one wins
+        if status_of(exc) != 409:  # exists (or was created concurrently): that one stays
             raise
     return name

@@ -1,0 +1,112 @@
+"""Per pair, the identity its agents run as: a ServiceAccount `<pair>-agent`, a Role that names
+only this pair's Leases and FailoverPair (`resourceNames`), and the RoleBinding between them,
+all owned by the FailoverPair (deleted with it), as CloudNativePG does per Cluster. An agent
+can then renew its own heartbeat and read the active Lease, but never write another pair's
+Leases nor anyone's `<pair>-active` (one foreign write there is an outage).
+
+What the agent calls (agent/kubeio.py): get/list/watch of its member Lease, the other member's
+Lease (the secondary watches `<pair>-primary` for its licensing clock) and `<pair>-active`
+(list and watch with a `metadata.name` field selector, which `resourceNames` admits); update
+of its own member Lease (renewal, `replace`); get of its FailoverPair. Replication Jobs get a
+ServiceAccount `<pair>-replication` with no Role at all and no token mounted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from pairwarden import GROUP, PLURAL
+from pairwarden.controller.client import status_of
+from pairwarden.protocol import LABEL_PAIR, MEMBERS, active_lease_name, member_lease_name
+
+log = logging.getLogger("pairwarden.controller")
+RBAC = "rbac.authorization.k8s.io"
+
+
+def agent_account(pair: str) -> str:
+    return f"{pair}-agent"
+
+
+def replication_account(pair: str) -> str:
+    return f"{pair}-replication"
+
+
+def agent_rules(pair: str) -> list[dict[str, Any]]:
+    """The agent's rules: every one with `resourceNames`, no `create` or `delete`."""
+    leases = [member_lease_name(pair, m) for m in MEMBERS] + [active_lease_name(pair)]
+    return [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": leases,
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [member_lease_name(pair, m) for m in MEMBERS],
+            "verbs": ["update"],
+        },
+        {"apiGroups": [GROUP], "resources": [PLURAL], "resourceNames": [pair], "verbs": ["get"]},
+    ]
+
+
+def agent_objects(pair: str, owner: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ServiceAccounts, Role and RoleBinding of one pair (pure)."""
+
+    def meta(name: str) -> dict[str, Any]:
+        return {"name": name, "labels": {LABEL_PAIR: pair}, "ownerReferences": [owner]}
+
+    name = agent_account(pair)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(replication_account(pair)),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": f"{RBAC}/v1",
+            "kind": "Role",
+            "metadata": meta(name),
+            "rules": agent_rules(pair),
+        },
+        {
+            "apiVersion": f"{RBAC}/v1",
+            "kind": "RoleBinding",
+            "metadata": meta(name),
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name}],
+        },
+    ]
+
+
+async def ensure_agent_rbac(
+    api: client.ApiClient, namespace: str, pair: str, owner: dict[str, Any]
+) -> bool:
+    """Create what is missing (an existing object is the pair's already: never rewritten).
+    Refused (an operator installed without these rights): a warning, and the pair goes on;
+    its agents then need an identity given by hand. True when all exist."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    create = {
+        "ServiceAccount": core.create_namespaced_service_account,
+        "Role": rbac.create_namespaced_role,
+        "RoleBinding": rbac.create_namespaced_role_binding,
+    }
+    for body in agent_objects(pair, owner):
+        for item in body.get("subjects", []):
+            item["namespace"] = namespace
+        try:
+            await create[body["kind"]](namespace, body)
+        except client.ApiException as exc:
+            if status_of(exc) == 409:
+                continue
+            if status_of(exc) == 403:
+                log.warning("%s/%s: may not create %s: %s", namespace, pair, body["kind"], exc)
+                return False
+            raise
+    return True
