@@ -148,7 +148,7 @@ def test_cli_up_installs_crds_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
         assert listing["items"] == []
         api.close()
         proc.send_signal(signal.SIGTERM)
-        assert wait_for(lambda: proc.poll() is not None, 10, "sandbox to exit")
+        assert wait_for(lambda: proc.poll() is not None, 60, "sandbox to exit")
         assert proc.returncode == 0
     finally:
         if proc.poll() is None:

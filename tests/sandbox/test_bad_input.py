@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import urllib3
 
-from .helpers import GROUP, PLURAL, VERSION
+from .helpers import GROUP, PLURAL, VERSION, wait_for
+
+JSON_TYPE = "application/json"
 
 
 @pytest.fixture
@@ -157,3 +160,101 @@ def test_yaml_body_is_accepted(http: Any, namespace: str) -> None:
     )
     assert resp.status == 201
     assert json.loads(resp.data)["data"] == {"when": "2026-01-01"}
+
+
+def _cm(value: bytes) -> bytes:
+    return b'{"metadata":{"name":"hostile"},"data":{"k":' + value + b"}}"
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"metadata":{"name":"deep"},"data":' + b"[" * depth + b"]" * depth + b"}"
+
+
+# A few hundred bytes of YAML whose nested aliases stand for megabytes of JSON.
+_BOMB = b"metadata: {name: bomb}\na: &a [" + b",".join([b'"xxxxxxxxxxxxxxxx"'] * 16) + b"]\n"
+for _n in "bcdef":
+    _BOMB += f"{_n}: &{_n} [".encode() + b",".join([b"*" + bytes([ord(_n) - 1])] * 16) + b"]\n"
+
+HOSTILE = [
+    ("nan", _cm(b"NaN"), "application/json", (400,)),
+    ("infinity", _cm(b"Infinity"), "application/json", (400,)),
+    ("-infinity", _cm(b"-Infinity"), "application/json", (400,)),
+    ("yaml-inf", b"metadata: {name: hostile}\ndata: {k: .inf}\n", "application/yaml", (400,)),
+    ("5000-digits", _cm(b"9" * 5000), "application/json", (400,)),
+    ("10^30", _cm(b"1" + b"0" * 30), "application/json", (400,)),
+    ("100000-deep", _deep(100_000), "application/json", (400, 422)),
+    ("alias-bomb", _BOMB, "application/yaml", (400, 413, 422)),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "codes"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE]
+)
+def test_hostile_bodies_get_a_status_and_store_nothing(
+    http: Any, namespace: str, body: bytes, ctype: str, codes: tuple[int, ...]
+) -> None:
+    """Never a plain-text 500, never a stored NaN that would break every later list."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    resp = http("POST", path, body, **{"Content-Type": ctype})
+    assert resp.status in codes, resp.data[:200]
+    status = json.loads(resp.data)
+    assert status["kind"] == "Status" and status["code"] == resp.status
+    listed = http("GET", path)
+    assert listed.status == 200 and json.loads(listed.data)["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=abc", "fieldSelector=data.k%3Dv", "fieldSelector=spec.nodeName%3Dx"]
+)
+def test_bad_list_parameters_are_bad_request(http: Any, namespace: str, query: str) -> None:
+    """configmaps support no field label but metadata.name/namespace, as on the real server."""
+    resp = http("GET", f"/api/v1/namespaces/{namespace}/configmaps?{query}")
+    assert resp.status == 400, resp.data[:200]
+    assert json.loads(resp.data)["reason"] == "BadRequest"
+
+
+def test_supported_field_selectors_still_work(http: Any, namespace: str) -> None:
+    for query in ("fieldSelector=metadata.name%3Dx", "fieldSelector=status.phase%3DRunning"):
+        assert http("GET", f"/api/v1/namespaces/{namespace}/pods?{query}").status == 200
+
+
+def test_dry_run_is_per_request_under_concurrency(http: Any, namespace: str) -> None:
+    """Real and dry-run creates in flight together: each one is answered and stored (or not)
+    as its own query says."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+
+    def create(name: str, dry: bool) -> int:
+        body = json.dumps({"metadata": {"name": name}, "data": {"k": "v" * 20_000}}).encode()
+        query = "?dryRun=All" if dry else ""
+        return int(http("POST", path + query, body, **{"Content-Type": JSON_TYPE}).status)
+
+    jobs = [(f"real-{i}", False) for i in range(20)] + [(f"dry-{i}", True) for i in range(20)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda job: create(*job), jobs))
+    assert codes == [201] * 40
+    names = {i["metadata"]["name"] for i in json.loads(http("GET", path).data)["items"]}
+    assert names == {f"real-{i}" for i in range(20)}
+
+
+def test_a_watch_whose_client_left_is_freed_at_once(sandbox_only: Any, namespace: str) -> None:
+    """Sandbox-only (its stats): a closed watch connection unregisters without any write."""
+    url = f"{sandbox_only.url}/api/v1/namespaces/{namespace}/configmaps?watch=1"
+    stats = f"{sandbox_only.url}/sandbox/stats"
+    pool = urllib3.PoolManager()
+    before = json.loads(pool.request("GET", stats).data)["watchers"]
+    resp = pool.request(
+        "GET", url, preload_content=False, headers={"Authorization": "Bearer sandbox-token-admin"}
+    )
+    wait_for(
+        lambda: json.loads(pool.request("GET", stats).data)["watchers"] == before + 1,
+        30,
+        "the watch to register",
+    )
+    if resp.connection is not None:
+        resp.connection.close()
+    pool.clear()
+    wait_for(
+        lambda: json.loads(urllib3.request("GET", stats).data)["watchers"] == before,
+        30,
+        "the watch to be freed",
+    )

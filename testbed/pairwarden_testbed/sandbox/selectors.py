@@ -187,3 +187,57 @@ def parse_selector(
     return Selector(
         namespace, parse_label_selector(label_selector), parse_field_selector(field_selector)
     )
+
+
+# Field labels the real API server supports beyond metadata.name and metadata.namespace
+# (each kind's field label conversion in kube-apiserver); any other is a 400.
+_EVENT_FIELDS = frozenset(
+    {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    }
+)
+FIELD_LABELS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        }
+    ),
+    ("", "events"): _EVENT_FIELDS,
+    ("events.k8s.io", "events"): _EVENT_FIELDS,
+    ("", "secrets"): frozenset({"type"}),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("", "nodes"): frozenset({"spec.unschedulable"}),
+    ("", "replicationcontrollers"): frozenset({"status.replicas"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+    ("batch", "jobs"): frozenset({"status.successful"}),
+    ("certificates.k8s.io", "certificatesigningrequests"): frozenset({"spec.signerName"}),
+}
+COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
+
+
+def check_field_labels(group: str, plural: str, selector: Selector) -> None:
+    """A field selector on a label the real server does not support for this resource is
+    refused as it refuses it, not silently matched against the object."""
+    allowed = COMMON_FIELD_LABELS | FIELD_LABELS.get((group, plural), frozenset())
+    for field in selector.fields:
+        label = ".".join(field.path)
+        if label not in allowed:
+            raise bad_request(f"field label not supported: {label}")

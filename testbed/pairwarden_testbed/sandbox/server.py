@@ -24,7 +24,7 @@ from .errors import ApiError, bad_request, expired, not_found
 from .patching import PATCH_TYPES
 from .persist import SqliteBackend
 from .resources import Registry, ResourceType
-from .selectors import Selector, parse_selector
+from .selectors import Selector, check_field_labels, parse_selector
 from .store import Event, Store
 
 TRUE = ("true", "True", "1")
@@ -117,7 +117,11 @@ class ApiServer:
             self.install_product_crds()
         app = web.Application(client_max_size=self.settings.max_body_bytes + 1)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        # A client that goes away cancels its request: a watch is unsubscribed at once, not at
+        # the next event; other requests are cancelled only at an await, before any write.
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -294,7 +298,7 @@ class ApiServer:
             if request.method == "DELETE":
                 return media, {}
             raise bad_request("the body of the request is empty")
-        return media, codec.decode(media, raw)
+        return media, codec.decode(media, raw, self.settings.max_body_bytes)
 
     async def _resource(
         self, request: web.Request, route: Route, neg: Negotiated
@@ -315,38 +319,38 @@ class ApiServer:
                 q.get("labelSelector"),
                 q.get("fieldSelector"),
             )
+            check_field_labels(rt.group, rt.plural, selector)
             if verb == "watch":
                 return await self._watch(request, rt, selector, neg)
             if verb == "list":
                 return self._list(rt, selector, q, neg)
         strict = q.get("fieldValidation") == "Strict"
+        if verb == "get":
+            assert route.name is not None
+            obj = self.cluster.get(rt, route.namespace, route.name)
+            if neg.table:
+                return _respond(tables.to_table(rt, [obj], None, q.get("includeObject", "")))
+            return _respond(obj, neg=neg)
+        # Every await (the body) comes before the dry-run flag is set: the flag then covers
+        # only this request's synchronous work, never a concurrent request's.
+        media, body = await self._body(request, patch=verb == "patch")
         self.cluster.dry_run = "dryRun" in q
         try:
-            if verb == "get":
-                assert route.name is not None
-                obj = self.cluster.get(rt, route.namespace, route.name)
-                if neg.table:
-                    return _respond(tables.to_table(rt, [obj], None, q.get("includeObject", "")))
-                return _respond(obj, neg=neg)
             if verb == "create":
-                _, body = await self._body(request, patch=False)
                 return _respond(self.cluster.create(rt, route.namespace, body, strict), 201, neg)
             if verb == "update":
                 assert route.name is not None
-                _, body = await self._body(request, patch=False)
                 obj = self.cluster.replace(rt, route.namespace, route.name, body, route.sub, strict)
                 return _respond(obj, neg=neg)
             if verb == "patch":
                 assert route.name is not None
-                media, patch = await self._body(request, patch=True)
                 if media == "application/apply-patch+yaml" and not q.get("fieldManager"):
                     raise bad_request("PATCH, fieldManager is required for apply requests")
                 obj = self.cluster.patch(
-                    rt, route.namespace, route.name, media, patch, route.sub, strict
+                    rt, route.namespace, route.name, media, body, route.sub, strict
                 )
                 return _respond(obj, neg=neg)
-            _, options = await self._body(request, patch=False)
-            options = options if isinstance(options, dict) else {}
+            options = body if isinstance(body, dict) else {}
             if verb == "delete":
                 assert route.name is not None
                 return _respond(self.cluster.delete(rt, route.namespace, route.name, options))
@@ -389,7 +393,10 @@ class ApiServer:
                 if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > start
             ]
         cont = None
-        limit = int(q.get("limit") or 0)
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            raise bad_request(f"invalid limit: {q.get('limit')!r}") from None
         if limit > 0 and len(items) > limit:
             items = items[:limit]
             last = items[-1]["metadata"]
