@@ -21,6 +21,16 @@ after a role change; `--changing-data` makes every pair busy instead.
     python bench/scale.py --short                # 100 and 500 pairs; 500 ms x 20 (make bench)
     python bench/scale.py --pairs 2000 --profile 20   # also py-spy the operator (if on PATH)
     python bench/scale.py --pairs 500 --changing-data  # a replication Job per pair per minute
+    python bench/scale.py --backend kubernetes --pairs 100,500   # real kube-apiserver + etcd
+
+`--backend kubernetes` starts the real control plane (hack/control-plane.sh, Kubernetes 1.20.2 and
+etcd 3.4) in place of the sandbox, one per pair count: every client then uses its admin identity,
+so writes are counted at the API server from its own `apiserver_request_total` (a difference
+over the steady window, by verb and resource) and split by what only the agents do (PUT of a
+Lease) against all the rest (operator, controller-manager, leader election); etcd's puts and
+deletes over the same window stand beside them. The pods name a scheduler that does not exist,
+so no scheduler write enters the count, and get pod IPs from 10.244/16 (an Endpoints refuses
+loopback).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -44,10 +55,13 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _backends import BACKENDS, Backend, resolve
 from _common import machine, percentile, sample_process, seconds, verdict
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
+    ANNOTATION_REQUEST,
+    ANNOTATION_REQUEST_ID,
     LABEL_MEMBER,
     MEMBERS,
     HeartbeatSizing,
@@ -56,7 +70,6 @@ from pairwarden.protocol import (
     other,
 )
 from pairwarden_testbed.localcluster import OperatorProcess, failover_pair
-from pairwarden_testbed.sandbox.kubeconfig import write_kubeconfig
 
 NS = "scale"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
@@ -74,58 +87,8 @@ CPU_CORES = 1.0
 RSS_MB = 500.0
 
 
-class SandboxProcess:
-    """`pairwarden-testbed sandbox up` as a child process. In one process with the writers, the API
-    server and 4,000 writers at 2,000 pairs shared one interpreter lock and a single core,
-    which stretched every reaction measured through it."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def __enter__(self) -> SandboxProcess:
-        command = [
-            sys.executable, "-m", "pairwarden_testbed.cli", "sandbox", "up",
-            "--kubeconfig", str(self.workdir / "sandbox.kubeconfig"),
-        ]  # fmt: skip
-        log = self.workdir / "sandbox.log"
-        with log.open("a") as stderr:
-            self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=stderr, text=True
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # "sandbox API server listening on URL (...)"
-        if "listening on" not in line:
-            self.__exit__()
-            raise RuntimeError(f"sandbox did not start: {line!r}; see {log}")
-        self.url = line.split("listening on", 1)[1].split()[0]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kubeconfig_for(self, user: str) -> Path:
-        return write_kubeconfig(self.workdir / f"{user}.kubeconfig", self.url, user)
-
-
 def micro_time(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def token(user: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer sandbox-token-{user}"}
 
 
 class Writer:
@@ -265,11 +228,16 @@ class Row:
     rss_mb: float = math.nan
     stop_reactions: list[float] = field(default_factory=list)
     crash_reactions: list[float] = field(default_factory=list)
+    manual_reactions: list[float] = field(default_factory=list)  # --manual
     missed_flips: int = 0
     spurious: int = 0  # selector changes of pairs that had no fault injected
     writer_errors: int = 0
+    rewatches: int = 0
     bench_cpu: float = math.nan  # this process (the writers), cores over steady state
-    sandbox_cpu: float = math.nan  # the API server, cores over steady state
+    server_cpu: dict[str, float] = field(default_factory=dict)  # API server(s), cores steady
+    etcd_writes: float = math.nan  # etcd puts + deletes per second per pair (kubernetes)
+    backend: str = "sandbox"
+    load: str = ""  # the load average when the row was measured
     operator_stop: float = math.nan  # SIGTERM to exit, seconds
     cancelled_daemons: int = 0  # daemons kopf had to cancel on that stop
     notes: list[str] = field(default_factory=list)
@@ -283,8 +251,11 @@ class Row:
 
 
 class Simulation:
-    def __init__(self, pairs: int, interval_ms: int, missed: int, workdir: Path) -> None:
+    def __init__(
+        self, pairs: int, interval_ms: int, missed: int, workdir: Path, backend: str
+    ) -> None:
         self.n = pairs
+        self.backend: Backend = BACKENDS[backend](workdir)
         self.interval_ms, self.missed = interval_ms, missed
         self.sizing = HeartbeatSizing.from_spec(interval_ms, missed, 3)
         self.workdir = workdir
@@ -295,9 +266,11 @@ class Simulation:
         self.flips = Flips(pairs)
         self.static_contact = False  # --static-contact: primary-contact never moves
         self.changing_data = False  # --changing-data: a replication Job per pair per interval
+        self.manual = False  # --manual: also a sample of manual failover requests
         self.tasks: list[asyncio.Task[None]] = []
         self.lease_watch: asyncio.Task[None] | None = None
         self.started_writers = 0
+        self.rewatches = 0  # watches the server ended (or that failed) and were resumed
 
     # ---------------------------------------------------------------- set-up
 
@@ -314,10 +287,13 @@ class Simulation:
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": name, "labels": {"app": "voicemail"}},
-                "spec": {"containers": [{"name": "voicemail", "image": "pairwarden/vm:dev"}]},
+                "spec": {
+                    "containers": [{"name": "voicemail", "image": "pairwarden/vm:dev"}],
+                    "schedulerName": "pairwarden-bench-none",  # no scheduler writes
+                },
             }
             await post(PODS, body)
-            status = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
+            status = {"status": {"phase": "Running", "podIP": self.backend.pod_ip(name)}}
             async with (
                 sem,
                 self.admin.patch(f"{PODS}/{name}/status", json=status, headers=MERGE) as r,
@@ -347,15 +323,32 @@ class Simulation:
     async def watch(
         self, session: aiohttp.ClientSession, path: str, selector: str, handle: Any
     ) -> None:
-        params = {"watch": "1", "timeoutSeconds": "7200"}
-        if selector:
-            params["labelSelector"] = selector
+        """Watch `path` for good: kube-apiserver closes a watch whose client falls behind
+        ("Forcing watcher close due to unresponsiveness", seen here under load), so each end
+        of the stream resumes from the last resourceVersion (or lists anew if that is gone)."""
+        version = ""
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with session.get(path, params=params, timeout=timeout) as response:
-            async for line in response.content:
-                if line.strip():
-                    event = json.loads(line)
-                    handle(event["type"], event["object"], time.monotonic())
+        while True:
+            params = {"watch": "1", "timeoutSeconds": "7200", "allowWatchBookmarks": "true"}
+            if selector:
+                params["labelSelector"] = selector
+            if version:
+                params["resourceVersion"] = version
+            try:
+                async with session.get(path, params=params, timeout=timeout) as response:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":  # 410 Gone: list anew
+                            version = ""
+                            break
+                        version = event["object"]["metadata"].get("resourceVersion", version)
+                        if event["type"] != "BOOKMARK":
+                            handle(event["type"], event["object"], time.monotonic())
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.5)
+            self.rewatches += 1
 
     def on_service(self, kind: str, obj: dict[str, Any], at: float) -> None:
         name = obj["metadata"]["name"]
@@ -396,20 +389,13 @@ class Simulation:
     # ---------------------------------------------------------------- phases
 
     async def run(self, profile: float, short: bool) -> Row:
-        row = Row(self.n)
-        with SandboxProcess(self.workdir) as sandbox:
-            base = sandbox.url
-            self.admin = aiohttp.ClientSession(base, headers=token("admin"))
-            self.jobrunner = aiohttp.ClientSession(base, headers=token("jobrunner"))
-            connector = aiohttp.TCPConnector(limit=64)
-            self.writers_http = aiohttp.ClientSession(
-                base, headers=token("writers"), connector=connector
-            )
+        row = Row(self.n, backend=self.backend.name)
+        with self.backend as server:
+            self.admin = server.session("admin")
+            self.jobrunner = server.session("jobrunner")
+            self.writers_http = server.session("writers", limit=64)
             try:
-                async with self.admin.post(
-                    "/api/v1/namespaces", json={"metadata": {"name": NS}}
-                ) as response:
-                    response.raise_for_status()
+                await server.prepare(self.admin, NS)
                 self.tasks.append(
                     asyncio.create_task(self.watch(self.admin, SERVICES, "", self.on_service))
                 )
@@ -426,13 +412,13 @@ class Simulation:
                     self.watch(self.writers_http, LEASES, LABEL_MEMBER, self.on_lease)
                 )
                 self.tasks.append(self.lease_watch)
-                kubeconfig = str(sandbox.kubeconfig_for("operator"))
+                kubeconfig = str(server.kubeconfig_for("operator"))
                 log = self.workdir / f"operator-{self.n}.log"
                 operator = OperatorProcess(kubeconfig, NS, log)
                 operator.start()
                 try:
                     assert operator.process is not None
-                    await self.phases(row, sandbox.pid, operator.process.pid, profile, short)
+                    await self.phases(row, operator.process.pid, profile, short)
                 finally:
                     stopping = time.monotonic()
                     operator.stop(timeout=60)
@@ -448,11 +434,14 @@ class Simulation:
                 await self.admin.close()
                 await self.jobrunner.close()
         row.writer_errors = sum(w.errors for w in self.writers.values())
+        row.rewatches = self.rewatches
+        if self.backend.watch_closes:
+            row.notes.append(
+                f"the API server closed {self.backend.watch_closes} watches of slow clients"
+            )
         return row
 
-    async def phases(
-        self, row: Row, sandbox_pid: int, pid: int, profile: float, short: bool
-    ) -> None:
+    async def phases(self, row: Row, pid: int, profile: float, short: bool) -> None:
         started = time.monotonic()
         budget = 120.0 + self.n * 0.1
         with contextlib.suppress(TimeoutError):
@@ -468,24 +457,25 @@ class Simulation:
         settled = await self.settle(period)
         print(f"  steady state begins {settled:.0f} s after all pairs were active")
         steady = 3 * period
-        async with self.admin.delete("/sandbox/stats") as response:
-            response.raise_for_status()
+        counts0 = await self.backend.counts(self.admin)
         cpu0, own0, t0 = sample_process(pid), sample_process_self(), time.monotonic()
-        api0 = sample_process(sandbox_pid)
+        api0 = {name: sample_process(p).cpu_seconds for name, p in self.backend.pids().items()}
         if profile > 0:
             self.tasks.append(asyncio.create_task(py_spy(pid, profile, self.workdir, self.n)))
         await asyncio.sleep(steady)
         cpu1, own1, t1 = sample_process(pid), sample_process_self(), time.monotonic()
-        api1 = sample_process(sandbox_pid)
-        async with self.admin.get("/sandbox/stats") as response:
-            stats = (await response.json())["by_user"]
+        api1 = {name: sample_process(p).cpu_seconds for name, p in self.backend.pids().items()}
+        counts1 = await self.backend.counts(self.admin)
+        stats = counts1.minus(counts0)
+        row.load = load_average()
         row.steady_seconds = t1 - t0
         row.cpu_cores = (cpu1.cpu_seconds - cpu0.cpu_seconds) / (t1 - t0)
         row.bench_cpu = (own1 - own0) / (t1 - t0)
-        row.sandbox_cpu = (api1.cpu_seconds - api0.cpu_seconds) / (t1 - t0)
+        row.server_cpu = {name: (api1[name] - api0[name]) / (t1 - t0) for name in api1}
+        row.etcd_writes = stats.etcd_writes / (t1 - t0) / self.n
         row.rss_mb = cpu1.rss_mb
-        row.operator_verbs = dict(sorted(stats.get("operator", {}).items()))
-        row.writer_verbs = dict(sorted(stats.get("writers", {}).items()))
+        row.operator_verbs = dict(sorted(stats.operator.items()))
+        row.writer_verbs = dict(sorted(stats.writers.items()))
         row.writer_writes = _writes(row.writer_verbs) / row.steady_seconds / self.n
         row.operator_writes = _writes(row.operator_verbs) / row.steady_seconds / self.n
         print(f"  steady state measured over {row.steady_seconds:.1f} s")
@@ -495,8 +485,8 @@ class Simulation:
         if len(serving) < self.n:
             row.notes.append(f"{self.n - len(serving)} pairs had no active member before faults")
         sample = min(len(serving) // 4, max(20, self.n // 20))
-        chosen = random.sample(serving, 2 * sample)
-        stops, crashes = chosen[:sample], chosen[sample:]
+        chosen = random.sample(serving, 3 * sample if self.manual else 2 * sample)
+        stops, crashes, manuals = chosen[:sample], chosen[sample : 2 * sample], chosen[2 * sample :]
         cpu2, t2 = sample_process(pid), time.monotonic()
         crashed: dict[str, tuple[Member, float]] = {}
         for pair in crashes:
@@ -516,10 +506,16 @@ class Simulation:
                 continue
             stopped[pair] = (victim, await self.writers[(pair, victim)].stop_cleanly())
             await asyncio.sleep(gap)
+        requested: dict[str, tuple[Member, float]] = {}
+        for pair in manuals:
+            victim = self.flips.current(pair)  # type: ignore[assignment]
+            if victim in MEMBERS:
+                requested[pair] = (victim, await self.request(pair, victim))
+                await asyncio.sleep(gap)
         deadline = max((cause for _, cause in crashed.values()), default=t2) + 5.0
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         cpu3, t3 = sample_process(pid), time.monotonic()
-        faulted = set(stops) | set(crashes)
+        faulted = set(stops) | set(crashes) | set(manuals)
         row.spurious = sum(
             1
             for pair, events in self.flips.events.items()
@@ -529,18 +525,38 @@ class Simulation:
         )
         row.cpu_cores_faults = (cpu3.cpu_seconds - cpu2.cpu_seconds) / (t3 - t2)
         row.rss_mb = max(row.rss_mb, cpu3.rss_mb)
-        for reactions, faults in ((row.stop_reactions, stopped), (row.crash_reactions, crashed)):
+        for reactions, faults, since in (
+            (row.stop_reactions, stopped, window),
+            (row.crash_reactions, crashed, window),
+            (row.manual_reactions, requested, 0.0),
+        ):
             for pair, (victim, cause) in faults.items():
-                flipped = self.flips.first(pair, other(victim), cause - window)
+                flipped = self.flips.first(pair, other(victim), cause - since)
                 if math.isnan(flipped):
                     row.missed_flips += 1
                 else:
                     reactions.append(flipped - cause)
 
+    async def request(self, pair: str, active: Member) -> float:
+        """A manual failover (or failback) request on the FailoverPair, as `kubectl
+        pairwarden` writes it; the time just before that write."""
+        action = "failover" if active == "primary" else "failback"
+        body = {
+            "metadata": {
+                "annotations": {
+                    ANNOTATION_REQUEST: action,
+                    ANNOTATION_REQUEST_ID: f"bench-{random.getrandbits(48):012x}",
+                }
+            }
+        }
+        began = time.monotonic()
+        async with self.admin.patch(f"{PAIRS}/{pair}", json=body, headers=MERGE) as response:
+            if response.status >= 300:
+                raise RuntimeError(f"request {pair}: {response.status} {await response.text()}")
+        return began
+
     async def operator_writes(self) -> int:
-        async with self.admin.get("/sandbox/stats") as response:
-            stats = (await response.json())["by_user"]
-        return _writes(stats.get("operator", {}))
+        return _writes((await self.backend.counts(self.admin)).settling)
 
     async def settle(self, period: float) -> float:
         """Wait until the operator's start-up work has died down (every pair's first
@@ -560,6 +576,34 @@ class Simulation:
                 break
             before = after
         return time.monotonic() - began
+
+
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.0f}"
+
+
+def print_ratios(rows: list[Row]) -> None:
+    """kubernetes / sandbox for each figure, per pair count measured on both."""
+    by = {(r.backend, r.pairs): r for r in rows}
+    pairs = [n for (b, n) in by if b == "kubernetes" and ("sandbox", n) in by]
+    if not pairs:
+        return
+    print("\nratio kubernetes / sandbox:")
+    for n in sorted(pairs):
+        k, s = by[("kubernetes", n)], by[("sandbox", n)]
+        figures = {
+            "writes/s/pair": (k.total_writes, s.total_writes),
+            "operator CPU": (k.cpu_cores, s.cpu_cores),
+            "RSS": (k.rss_mb, s.rss_mb),
+            "reaction p50": (k.reaction(50), s.reaction(50)),
+            "reaction p99": (k.reaction(99), s.reaction(99)),
+            "activation": (k.activation, s.activation),
+            "API server CPU": (sum(k.server_cpu.values()), sum(s.server_cpu.values())),
+        }
+        detail = ", ".join(
+            f"{name} {a / b:.2f}" if b else f"{name} n/a" for name, (a, b) in figures.items()
+        )
+        print(f"  {n:>5} pairs: {detail}")
 
 
 def sample_process_self() -> float:
@@ -601,7 +645,7 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
     print(
         " pairs | writes/s/pair agents operator  total @R=10s | operator CPU steady faults |"
         "  RSS MB |"
-        " reaction p50    p99  (n) | activation | verdict"
+        " reaction p50    p99  (n) | activation | backend    | load | verdict"
     )
     for r in rows:
         n_react = len(r.stop_reactions) + len(r.crash_reactions)
@@ -618,12 +662,18 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             f"{r.total_writes:6.3f} {r.total_writes * period / 10.0:6.3f} |"
             f"            {r.cpu_cores:6.2f} {r.cpu_cores_faults:6.2f} |"
             f" {r.rss_mb:7.1f} |         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
-            f" {n_react:4d} | {r.activation:8.1f} s | "
-            + (verdict(True) if not failed else f"MISS ({', '.join(failed)})")
+            f" {n_react:4d} | {r.activation:8.1f} s | {r.backend:<10} | {r.load:>4} | "
+            + (verdict(True) if not failed else f"FAIL ({', '.join(failed)})")
         )
     print("\nreaction by fault (p50 / p99 / max, seconds):")
     for r in rows:
-        for label, values in (("clean stop", r.stop_reactions), ("crash", r.crash_reactions)):
+        for label, values in (
+            ("clean stop", r.stop_reactions),
+            ("crash", r.crash_reactions),
+            ("manual", r.manual_reactions),
+        ):
+            if not values and label == "manual":
+                continue
             print(
                 f"  {r.pairs:>5} pairs {label:<10} n={len(values):<4}"
                 f"{seconds(percentile(values, 50))} {seconds(percentile(values, 99))}"
@@ -633,15 +683,21 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             print(f"  {r.pairs:>5} pairs: {r.missed_flips} faults never flipped the Service")
     print("\nrequests in steady state by verb (per second per pair):")
     for r in rows:
-        for who, verbs in (("operator", r.operator_verbs), ("writers", r.writer_verbs)):
+        names = ("operator", "writers") if r.backend == "sandbox" else ("others", "lease PUT")
+        for who, verbs in zip(names, (r.operator_verbs, r.writer_verbs), strict=True):
             detail = ", ".join(
                 f"{k} {n / r.steady_seconds / r.pairs:.4f}" for k, n in verbs.items()
             )
-            print(f"  {r.pairs:>5} {who:<8} {detail or '-'}")
+            print(f"  {r.pairs:>5} {r.backend} {who:<9} {detail or '-'}")
+        servers = ", ".join(f"{k} {v:.2f}" for k, v in r.server_cpu.items())
+        etcd = (
+            "" if math.isnan(r.etcd_writes) else f"; etcd puts+deletes/s/pair {r.etcd_writes:.3f}"
+        )
         print(
-            f"  {r.pairs:>5} CPU of the API server {r.sandbox_cpu:.2f} cores, of the writers "
+            f"  {r.pairs:>5} {r.backend}: CPU cores of {servers}{etcd}, of the writers "
             f"{r.bench_cpu:.2f}; "
-            f"writer errors {r.writer_errors}; operator stopped {r.operator_stop:.1f} s after "
+            f"writer errors {r.writer_errors}; watches resumed {r.rewatches}; "
+            f"operator stopped {r.operator_stop:.1f} s after "
             f"SIGTERM, {r.cancelled_daemons} daemons cancelled; "
             f"selector changes without a fault {r.spurious}"
             + (f"; {'; '.join(r.notes)}" if r.notes else "")
@@ -664,22 +720,27 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="pairwarden-scale-") as tmp:
-        for n in counts:
+        for backend, n in [(b, n) for b in resolve(args.backend) for n in counts]:
+            if args.short and backend == "kubernetes" and n > 100:
+                print(f"  {n} pairs on kubernetes: skipped in --short (a control plane each)")
+                continue
             began = time.monotonic()
             try:
-                sim = Simulation(n, interval, missed, Path(tmp))
+                sim = Simulation(n, interval, missed, Path(tmp) / f"{backend}-{n}", backend)
                 sim.static_contact = args.static_contact
                 sim.changing_data = args.changing_data
+                sim.manual = args.manual
                 rows.append(await sim.run(args.profile, args.short))
             except Exception as error:  # report and go on: a MISS, not a crash
                 print(f"  {n} pairs: failed: {error!r}")
-                row = Row(n)
+                row = Row(n, backend=backend, load=load_average())
                 row.notes.append(f"failed: {error!r}")
                 rows.append(row)
             print(f"  {n} pairs done in {time.monotonic() - began:.0f} s")
             if args.keep_logs:
                 keep_logs(Path(tmp))
     print_table(rows, sizing.window, sizing.renew_period)
+    print_ratios(rows)
     return 0
 
 
@@ -700,6 +761,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="active members publish new data every renewal: a replication Job per pair at "
         "every interval (default: idle pairs, whose data version never changes)",
+    )
+    parser.add_argument(
+        "--backend",
+        default="sandbox",
+        help="sandbox, kubernetes (the real control plane), sandbox,kubernetes, or all "
+        "(kubernetes only when its binaries are cached)",
+    )
+    parser.add_argument(
+        "--manual", action="store_true", help="also a sample of manual failover requests"
     )
     parser.add_argument("--keep-logs", action="store_true", help="copy operator logs to cwd")
     return asyncio.run(main_async(parser.parse_args(argv)))

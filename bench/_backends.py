@@ -1,0 +1,290 @@
+"""The API servers bench/scale.py runs against: the sandbox (a process of its own) or the real
+control plane (kube-apiserver 1.20 + etcd 3.4, `pairwarden_testbed.controlplane`).
+
+Each gives HTTP sessions per identity, a kubeconfig for the operator, the pids whose CPU is
+the server's, and write counters read from the server itself: the sandbox's per-user
+`/sandbox/stats`, or kube-apiserver's `apiserver_request_total` and etcd's mvcc counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from pairwarden_testbed import controlplane
+from pairwarden_testbed.sandbox.kubeconfig import write_kubeconfig
+
+REPO = Path(__file__).resolve().parent.parent
+CRDS = ("failoverpairs.pairwarden.io.yaml",)
+HTTP_VERBS = {
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+    "DELETECOLLECTION": "deletecollection",
+}
+# Writes the control plane makes on its own whatever the pairs do (leader election of the
+# controller-manager and scheduler, 1.20's endpointsleases lock; events): not the operator's
+# start-up work, so they do not keep `settle()` waiting.
+HOUSEKEEPING_WRITES = ("update leases", "update endpoints", "create events", "patch events")
+
+
+@dataclass
+class Counts:
+    """Cumulative requests by "verb resource": the operator's (sandbox) or all but the lease
+    renewals (kubernetes); the writers' (sandbox) or every PUT of a Lease (kubernetes)."""
+
+    operator: dict[str, int] = field(default_factory=dict)
+    writers: dict[str, int] = field(default_factory=dict)
+    etcd_writes: float = float("nan")
+
+    @property
+    def settling(self) -> dict[str, int]:
+        return {k: n for k, n in self.operator.items() if k not in HOUSEKEEPING_WRITES}
+
+    def minus(self, before: Counts) -> Counts:
+        def sub(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            diff = {k: n - b.get(k, 0) for k, n in a.items()}
+            return {k: n for k, n in diff.items() if n}
+
+        return Counts(
+            sub(self.operator, before.operator),
+            sub(self.writers, before.writers),
+            self.etcd_writes - before.etcd_writes,
+        )
+
+
+class Backend:
+    name = ""
+    watch_closes = 0  # watches the server closed because their client fell behind
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> Backend:
+        raise NotImplementedError
+
+    def __exit__(self, *exc: object) -> None:
+        raise NotImplementedError
+
+    def session(self, user: str, limit: int = 100) -> aiohttp.ClientSession:
+        raise NotImplementedError
+
+    def kubeconfig_for(self, user: str) -> Path:
+        raise NotImplementedError
+
+    def pids(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def pod_ip(self, pod: str) -> str:
+        return "127.0.0.1"
+
+    async def prepare(self, admin: aiohttp.ClientSession, namespace: str) -> None:
+        async with admin.post(
+            "/api/v1/namespaces", json={"metadata": {"name": namespace}}
+        ) as response:
+            response.raise_for_status()
+
+    async def counts(self, admin: aiohttp.ClientSession) -> Counts:
+        raise NotImplementedError
+
+
+class SandboxBackend(Backend):
+    """`pairwarden-testbed sandbox up` as a child process. In one process with the writers,
+    the API server and 4,000 writers at 2,000 pairs shared one interpreter lock and a single
+    core, which stretched every reaction measured through it."""
+
+    name = "sandbox"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> SandboxBackend:
+        command = [
+            sys.executable, "-m", "pairwarden_testbed.cli", "sandbox", "up",
+            "--kubeconfig", str(self.workdir / "sandbox.kubeconfig"),
+        ]  # fmt: skip
+        log = self.workdir / "sandbox.log"
+        with log.open("a") as stderr:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # "sandbox API server listening on URL (...)"
+        if "listening on" not in line:
+            self.__exit__()
+            raise RuntimeError(f"sandbox did not start: {line!r}; see {log}")
+        self.url = line.split("listening on", 1)[1].split()[0]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def session(self, user: str, limit: int = 100) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            self.url,
+            headers={"Authorization": f"Bearer sandbox-token-{user}"},
+            connector=aiohttp.TCPConnector(limit=limit),
+        )
+
+    def kubeconfig_for(self, user: str) -> Path:
+        return write_kubeconfig(self.workdir / f"{user}.kubeconfig", self.url, user)
+
+    def pids(self) -> dict[str, int]:
+        assert self.process is not None
+        return {"sandbox": self.process.pid}
+
+    async def counts(self, admin: aiohttp.ClientSession) -> Counts:
+        async with admin.get("/sandbox/stats") as response:
+            stats = (await response.json())["by_user"]
+        return Counts(dict(stats.get("operator", {})), dict(stats.get("writers", {})))
+
+
+class KubernetesBackend(Backend):
+    """The real control plane, started for this run and stopped after it. Every client uses
+    the admin identity (system:masters): RBAC is not what is measured here."""
+
+    name = "kubernetes"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.plane = controlplane.ControlPlane(workdir / "control-plane")
+        self.ssl: ssl.SSLContext | None = None
+        self.ips: dict[str, str] = {}
+
+    def __enter__(self) -> KubernetesBackend:
+        began = time.monotonic()
+        self.plane.up()
+        print(f"  control plane up in {time.monotonic() - began:.0f} s")
+        self.ssl = ssl.create_default_context(cafile=str(self.plane.ca_file))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        log = self.plane.directory / "logs" / "kube-apiserver.log"
+        if log.exists():
+            self.watch_closes = log.read_text(errors="replace").count(
+                "Forcing watcher close due to unresponsiveness"
+            )
+        self.plane.down()
+
+    def session(self, user: str, limit: int = 100) -> aiohttp.ClientSession:
+        token = self.plane.state["tokens"]["admin"]
+        return aiohttp.ClientSession(
+            self.plane.server,
+            headers={"Authorization": f"Bearer {token}"},
+            connector=aiohttp.TCPConnector(limit=limit, ssl=self.ssl),
+        )
+
+    def kubeconfig_for(self, user: str) -> Path:
+        return self.plane.kubeconfig
+
+    def pids(self) -> dict[str, int]:
+        pids = self.plane.state["pids"]
+        return {k: pids[k] for k in ("kube-apiserver", "etcd", "kube-controller-manager")}
+
+    def pod_ip(self, pod: str) -> str:
+        n = self.ips.setdefault(pod, f"10.244.{len(self.ips) // 250}.{len(self.ips) % 250 + 2}")
+        return n
+
+    async def prepare(self, admin: aiohttp.ClientSession, namespace: str) -> None:
+        """The CRDs by a plain POST (1.20 drops `x-kubernetes-validations`, hack/README.md),
+        established; the namespace and its default ServiceAccount (pods need it)."""
+        crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        for name in CRDS:
+            body = yaml.safe_load((REPO / "crds" / name).read_text())
+            async with admin.post(crds, json=body) as response:
+                if response.status >= 300:
+                    raise RuntimeError(f"CRD {name}: {response.status} {await response.text()}")
+            await _poll(admin, f"{crds}/{body['metadata']['name']}", _established)
+        await super().prepare(admin, namespace)
+        await _poll(admin, f"/api/v1/namespaces/{namespace}/serviceaccounts/default", bool)
+
+    async def counts(self, admin: aiohttp.ClientSession) -> Counts:
+        async with admin.get("/metrics") as response:
+            text = await response.text()
+        counts = Counts()
+        for family in text_string_to_metric_families(text):
+            if family.name != "apiserver_request":
+                continue
+            for sample in family.samples:
+                verb = HTTP_VERBS.get(sample.labels.get("verb", ""))
+                if sample.name != "apiserver_request_total" or verb is None:
+                    continue
+                resource = sample.labels.get("resource", "")
+                if sample.labels.get("subresource"):
+                    resource += "/" + sample.labels["subresource"]
+                key = f"{verb} {resource}"
+                into = counts.writers if key == "update leases" else counts.operator
+                into[key] = into.get(key, 0) + int(sample.value)
+        counts.etcd_writes = await self.etcd_writes()
+        return counts
+
+    async def etcd_writes(self) -> float:
+        """etcd's puts + deletes (3.4: etcd_mvcc_*_total, or the debugging names)."""
+        url = f"http://127.0.0.1:{self.plane.state['ports']['etcd']}/metrics"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            text = await response.text()
+        found: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                found[sample.name] = found.get(sample.name, 0.0) + sample.value
+        for names in (
+            ("etcd_mvcc_put_total", "etcd_mvcc_delete_total"),
+            ("etcd_debugging_mvcc_put_total", "etcd_debugging_mvcc_delete_total"),
+        ):
+            if names[0] in found:
+                return sum(found.get(n, 0.0) for n in names)
+        return float("nan")
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+async def _poll(admin: aiohttp.ClientSession, path: str, ok: Any, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        async with admin.get(path) as response:
+            if response.status == 200 and ok(await response.json()):
+                return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{path} not ready after {limit:.0f} s")
+
+
+BACKENDS: dict[str, type[Backend]] = {"sandbox": SandboxBackend, "kubernetes": KubernetesBackend}
+
+
+def resolve(choice: str) -> list[str]:
+    """`sandbox`, `kubernetes`, a comma list, or `all`: the sandbox, then the real control
+    plane when its binaries are cached here (else a line saying it was skipped and why)."""
+    if choice != "all":
+        names = choice.split(",")
+        unknown = [n for n in names if n not in BACKENDS]
+        if unknown:
+            raise SystemExit(f"unknown backend {', '.join(unknown)}: sandbox or kubernetes")
+        return names
+    reason = controlplane.unavailable()
+    if reason is None:
+        return ["sandbox", "kubernetes"]
+    print(f"backend kubernetes: skipped ({reason})")
+    return ["sandbox"]
