@@ -1,38 +1,52 @@
 """A deterministic world on virtual time: members (node + agent + voicemail), the API, and
 the operator driving the real engine, with faults injected by tests.
 
-Time moves only through an event queue on a ManualClock; nothing sleeps. The members follow
-docs/protocol.md: renewal every R (retry after a failure), urgent writes on a change of the
-starred report fields, and the agent's fencing rule. The operator observes a renewal when it
-reaches the API (one `latency` after it was sent), reconciles on every observation and on a
-timer every `tick`, and counts every member as observed when it (re)starts.
+Time moves only through an event queue on a ManualClock; nothing sleeps. What runs here is
+what ships: each agent judges with `agent.core` (`decide_answer`, `licensing_expired`,
+`build_report`, the CPU judge and the inactive-call counter) in the order of its runner's
+steps (poll, renew then confirm the active Lease, watch events), and orders the rig's own
+voicemail rules (`voicemail.core.VoicemailCore`, with the validity the agent hands it). The
+operator asks `engine.decide` and applies the answer through `controller.dispatch.writes`,
+the controller's own sequence, against an API that holds the active Lease, the Service
+selector and the status apart, so a write that fails halfway leaves them disagreeing, as
+it would in a cluster. A renewal reaches the API one `latency` after it was sent; the
+operator reconciles on every observation and on a timer every `tick`.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import heapq
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from pairwarden.api.models import ActiveMember, FailoverPairSpec, FailoverPairStatus
-from pairwarden.clock import ManualClock
-from pairwarden.engine import (
-    Activate,
-    Cause,
-    Deactivate,
-    ManualRequest,
-    MemberObservation,
-    Now,
-    Observed,
-    decide,
+from pairwarden.agent.core import (
+    CpuJudge,
+    FenceInputs,
+    InactiveCallCounter,
+    LicensingClocks,
+    PairSettings,
+    VoicemailView,
+    build_report,
+    decide_answer,
+    licensing_expired,
+    settings_from_spec,
 )
-from pairwarden.engine.types import AckRequest, Warn
+from pairwarden.api.models import ActiveMember, FailoverPairSpec, FailoverPairStatus, parse_status
+from pairwarden.clock import ManualClock
+from pairwarden.controller import dispatch
+from pairwarden.controller.status import changed
+from pairwarden.engine import Cause, ManualRequest, MemberObservation, Now, Observed, decide
+from pairwarden.engine.types import AckRequest, UpdateStatus
 from pairwarden.protocol import MEMBERS, HeartbeatSizing, Member, MemberReport
+from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
 NEVER = float("-inf")
+CPU_HIGH, CPU_LOW = 99.0, 20.0
+API_VERBS = ("lease", "service", "labels", "status")  # the operator's writes a fault can fail
 
 
 @dataclass(frozen=True)
@@ -59,26 +73,69 @@ class Call:
     answered_by: Member | None
 
 
+@dataclass(frozen=True)
+class Event:
+    """An Event the operator recorded on the pair."""
+
+    at: float
+    type: str
+    reason: str
+    message: str
+
+
+class ApiFailure(Exception):
+    """An operator write the API refused (an injected 500, or a 409/422 conflict)."""
+
+
 @dataclass
 class SimMember:
-    """One member pod: its node, agent and voicemail process."""
+    """One member pod: its node, its agent (state of one life) and its voicemail process."""
 
     name: Member
-    node_up: bool = True
-    agent_running: bool = True
-    service_up: bool = True
+    node_up: bool = False
+    agent_running: bool = False
     partitioned: bool = False  # cannot reach the API server
+    cpu_high: bool = False
+    cpu_high_since: float = NEVER
+    vm: VoicemailCore | None = None  # None: the voicemail process is down
+    saved_contact: datetime | None = None  # the agent's state file: survives restarts
+    generation: int = 0  # bumps with each life of the agent, so its stale timers do nothing
+    # The agent's memory, as in agent.runner.Agent.
+    holder: str | None = None
+    epoch: int = 0
+    holder_checked: float | None = None
+    last_renewal_sent: float | None = None
+    clocks: LicensingClocks | None = None
+    licensing: str | None = None
     cpu_excessive: bool = False
-    calls: int = 0
-    inactive_calls: int = 0
-    started: datetime | None = None
-    primary_contact: datetime | None = None
-    last_ok_sent: float = NEVER
-    view_holder: ActiveMember = "none"  # the active Lease as this agent last saw it
-    view_epoch: int = 0
-    granted_until: float = NEVER  # the voicemail process answers only before this instant
-    published: MemberReport | None = None
-    generation: int = 0  # bumps on restart, so stale timers of an old life do nothing
+    cpu_judge: CpuJudge = field(default_factory=CpuJudge)
+    inactive: InactiveCallCounter = field(default_factory=InactiveCallCounter)
+    written: MemberReport | None = None
+    renew_ok: bool = False
+    stopping: bool = False
+    primary_seen: bool = False
+    renewals: int = 0  # bumps when a renewal is (re)scheduled: an urgent write moves the next
+    backoff: float = 0.25
+
+    @property
+    def pod(self) -> str:
+        return f"vm-{self.name}"
+
+    @property
+    def alive(self) -> bool:
+        return self.node_up and self.agent_running
+
+    @property
+    def service_up(self) -> bool:
+        return self.node_up and self.vm is not None
+
+    @property
+    def last_ok_sent(self) -> float:
+        return NEVER if self.last_renewal_sent is None else self.last_renewal_sent
+
+    @property
+    def view_epoch(self) -> int:
+        return self.epoch
 
 
 @dataclass(order=True)
@@ -100,6 +157,7 @@ class World:
         latency: float = 0.05,
         loss: float = 0.0,
         retry: float = 1.0,
+        poll: float | None = None,
         seed: int = 0,
         started: dict[Member, bool] | None = None,
         primary_contact: bool = True,
@@ -111,33 +169,39 @@ class World:
         self.loss = loss
         self.retry = retry
         self.random = random.Random(seed)
-        self.sizing = HeartbeatSizing.from_spec(
-            spec.heartbeat.interval_ms,
-            spec.heartbeat.missed_before_failover,
-            spec.heartbeat.renewals_per_window,
-        )
+        self.settings: PairSettings = settings_from_spec(spec.model_dump(by_alias=True))
+        self.sizing: HeartbeatSizing = self.settings.sizing
+        # The agent polls every 0.2 s; here it polls at once on every change the world makes
+        # to a member, at the instants a clock rule can flip (licensing, CPU duration), and
+        # every `poll` seconds besides.
+        self.poll = poll if poll is not None else self.sizing.renew_period
         self._queue: list[_Event] = []
         self._seq = 0
-        # The API server's state.
-        self.holder: ActiveMember = "none"
-        self.epoch = 0
-        self.status = FailoverPairStatus()
+        # The API server's state: the active Lease, the Service selector, the pair's status
+        # and annotations, the member Leases' reports; and the faults it will answer with.
+        self.lease: tuple[ActiveMember, int] = ("none", 0)
+        self.selector: ActiveMember = "none"
+        self.labels: ActiveMember = "none"
+        self.stored_status: dict[str, object] = {}
         self.request: ManualRequest | None = None
-        self.last_primary_receipt: float = NEVER
+        self.member_leases: dict[Member, MemberReport] = {}
+        self.broken: dict[str, float] = {}  # verb -> monotonic time until which it fails
+        self.failures: Counter[str] = Counter()  # verb -> how many of the next writes fail
         # The operator's memory (lost on restart except what is in the API).
         self.operator_up = True
+        self.memory: FailoverPairStatus | None = None
         self.observations: dict[Member, MemberObservation] = {}
         self.operator_started_at = self.clock.monotonic()
         # Records.
         self.changes: list[RoleChange] = []
+        self.foreign: list[tuple[float, str]] = []
         self.samples: list[Sample] = [Sample(self.clock.monotonic(), frozenset())]
-        self.warnings: list[Warn] = []
+        self.events: list[Event] = []
         self.acks: list[AckRequest] = []
         self.calls: list[Call] = []
         self.members = {m: SimMember(m) for m in MEMBERS}
-        for member in self.members.values():
-            member.node_up = member.agent_running = member.service_up = False
-        self.members["secondary"].primary_contact = self.clock.wall() if primary_contact else None
+        if primary_contact:
+            self.members["secondary"].saved_contact = self.clock.wall()
         for name, up in (started if started is not None else dict.fromkeys(MEMBERS, True)).items():
             if up:
                 self.start(name)
@@ -149,16 +213,37 @@ class World:
     def now(self) -> float:
         return self.clock.monotonic()
 
+    @property
+    def holder(self) -> ActiveMember:
+        """The active Lease's holder: the one record of who is active."""
+        return self.lease[0]
+
+    @property
+    def epoch(self) -> int:
+        return self.lease[1]
+
+    @property
+    def status(self) -> FailoverPairStatus:
+        """The status as the API stores it."""
+        return parse_status(self.stored_status)
+
+    @property
+    def warnings(self) -> list[Event]:
+        return [e for e in self.events if e.type == "Warning"]
+
     def run_for(self, seconds: float) -> None:
         self.run_until(self.now + seconds)
 
     def run_until(self, until: float) -> None:
+        self._sample()  # what a fault called between runs changed
         while self._queue and self._queue[0].at <= until:
             event = heapq.heappop(self._queue)
             self.clock.advance(max(0.0, event.at - self.now))
             event.run()
-            self._sample()
+            if not self._queue or self._queue[0].at > self.now:
+                self._sample()  # once every event of this instant ran: no zero-length samples
         self.clock.advance(max(0.0, until - self.now))
+        self._sample()
 
     def run_until_answering(self, member: Member | None, limit: float) -> float | None:
         """Run until `member` answers (or nobody, for None); the time waited, or None."""
@@ -167,6 +252,16 @@ class World:
             if not self._queue or self._queue[0].at > deadline:
                 self.run_until(deadline)
                 return None
+            self.run_until(self._queue[0].at)
+        return self.now - start
+
+    def run_until_converged(self, limit: float) -> float | None:
+        """Run until the pair is whole (`converged`); the time waited, or None."""
+        start, deadline = self.now, self.now + limit
+        while self.converged() is not None:
+            if not self._queue or self._queue[0].at > deadline:
+                self.run_until(deadline)
+                return None if self.converged() is not None else self.now - start
             self.run_until(self._queue[0].at)
         return self.now - start
 
@@ -179,11 +274,11 @@ class World:
         heapq.heappush(self._queue, _Event(self.now + delay, self._seq, run))
 
     def _later(self, member: SimMember, delay: float, run: Callable[[], None]) -> None:
-        """Schedule work of one life of a member: a restart cancels it."""
+        """Schedule work of one life of an agent: a restart or a kill cancels it."""
         life = member.generation
 
         def guarded() -> None:
-            if member.generation == life:
+            if member.generation == life and member.alive:
                 run()
 
         self._schedule(delay, guarded)
@@ -201,81 +296,79 @@ class World:
         return set(current)
 
     def _answers(self, member: SimMember) -> bool:
-        return (
-            member.node_up
-            and member.service_up
-            and member.view_holder == member.name
-            and self.now < member.granted_until
-            and self._licensed_locally(member)
-        )
-
-    def _licensed_locally(self, member: SimMember) -> bool:
-        if member.name == "primary":
-            return True
-        wall, lic = self.clock.wall(), self.spec.licensing
-        if member.primary_contact is not None:
-            return wall < member.primary_contact + timedelta(seconds=lic.max_seconds_since_contact)
-        if member.started is None:
-            return False
-        return wall < member.started + timedelta(seconds=lic.never_contacted_grace_seconds)
+        return member.service_up and member.vm is not None and member.vm.answering()
 
     def _sample(self) -> None:
         answering = frozenset(self.answering())
         if answering != self.samples[-1].answering:
             self.samples.append(Sample(self.now, answering))
 
+    def converged(self) -> str | None:
+        """None when the pair is whole: exactly one member answers, it holds the active Lease,
+        the Service routes to it and the status names it; else what is wrong."""
+        answering, holder = self.answering(), self.holder
+        if answering != ({holder} if holder != "none" else set()) or len(answering) != 1:
+            return f"answering {sorted(answering)}, Lease holder {holder}"
+        if self.selector != holder:
+            return f"Service routes to {self.selector}, Lease holder {holder}"
+        if self.status.active_member != holder:
+            return f"status names {self.status.active_member}, Lease holder {holder}"
+        return None
+
     # ------------------------------------------------------------------------- faults
 
     def start(self, name: Member) -> None:
-        """Power on (or restart) a member: node, agent and voicemail start; renew at once."""
+        """Power on (or restart) a member: node, agent and voicemail start."""
         member = self.members[name]
-        member.generation += 1
-        member.node_up = member.agent_running = member.service_up = True
-        member.started = self.clock.wall()
-        member.inactive_calls = 0
-        member.granted_until = NEVER
-        member.published = None
-        member.view_holder, member.view_epoch = "none", 0
-        self._see_active_lease(member)
-        self._renew(member)
+        member.node_up = True
+        member.vm = VoicemailCore(member.pod, self.clock)
+        self._start_agent(member)
 
     def crash(self, name: Member) -> None:
         """OS failure or power loss: everything on the member stops, nothing is published."""
         member = self.members[name]
         member.generation += 1
-        member.node_up = member.agent_running = member.service_up = False
-        member.granted_until = NEVER
-        self._sample()
+        member.node_up = member.agent_running = False
+        member.vm = None
 
     def stop_service(self, name: Member) -> None:
-        """The voicemail process stops or crashes; the agent publishes it at once."""
+        """The voicemail process stops or crashes; the agent sees it at its next poll."""
         member = self.members[name]
-        member.service_up = False
-        self._publish(member)
+        member.vm = None
+        self._poll_now(member)
 
     def start_service(self, name: Member) -> None:
         member = self.members[name]
         if member.node_up:
-            member.service_up = True
-            self._regrant(member)
-            self._publish(member)
+            member.vm = VoicemailCore(member.pod, self.clock)
+            self._poll_now(member)
 
     def stop_agent(self, name: Member) -> None:
-        """SIGTERM to the agent: it stops the voicemail answering, says `stopping`, exits."""
+        """SIGTERM to the agent: it orders the voicemail to stop answering, releases its
+        member Lease with agent=stopping, exits (agent.runner.Agent.shutdown)."""
         member = self.members[name]
-        member.granted_until = NEVER
+        if not member.alive:
+            return
+        member.stopping = True
+        if member.vm is not None:
+            with contextlib.suppress(StaleEpoch):
+                member.vm.set_role(False, member.epoch)
+        self._send(member, self._report(member))
         member.agent_running = False
-        self._write(member, self._report(member))
-        member.generation += 1  # no more renewals from this life
+        member.generation += 1
 
     def kill_agent(self, name: Member) -> None:
         """SIGKILL to the agent alone: nothing is published; the voicemail process keeps its
-        last grant and stops answering by itself when the grant runs out (the reference's
-        "Node Manager stopped" split brain, bounded here)."""
+        last order and stops answering by itself when the order's validity runs out."""
         member = self.members[name]
         member.agent_running = False
         member.generation += 1
-        self._sample()
+
+    def start_agent(self, name: Member) -> None:
+        """The kubelet restarts the agent container (the voicemail process kept running)."""
+        member = self.members[name]
+        if member.node_up and not member.agent_running:
+            self._start_agent(member)
 
     def partition(self, name: Member) -> None:
         self.members[name].partitioned = True
@@ -283,33 +376,36 @@ class World:
     def heal(self, name: Member) -> None:
         member = self.members[name]
         member.partitioned = False
-        if member.agent_running and member.node_up:
-            self._see_active_lease(member)
+        if member.alive:
+            self._deliver_active(member)  # the watch resumes with the Lease as it is now
 
     def set_cpu(self, name: Member, excessive: bool) -> None:
         member = self.members[name]
-        member.cpu_excessive = excessive
-        self._publish(member)
+        if excessive and not member.cpu_high:
+            member.cpu_high_since = self.now
+        member.cpu_high = excessive
+        self._poll_now(member)
 
     def call_service(self) -> Call:
-        """A caller dials the Service: it routes to the member the API names as active."""
-        answered: Member | None = None
-        if self.holder != "none" and self._answers(self.members[self.holder]):
-            answered = self.holder
-        call = Call(self.now, answered)
-        self.calls.append(call)
-        return call
+        """A caller dials the Service: it reaches the member its selector names."""
+        target = self.selector
+        return self._offer(target if target != "none" else None)
 
     def call_member(self, name: Member) -> Call:
         """A call presented to a member directly (the reference's call on the inactive)."""
-        member = self.members[name]
-        if self._answers(member):
-            call = Call(self.now, member.name)
-        else:
-            if member.node_up and member.agent_running and member.service_up:
-                member.inactive_calls += 1
-                self._publish(member)
-            call = Call(self.now, None)
+        return self._offer(name)
+
+    def _offer(self, name: Member | None) -> Call:
+        answered: Member | None = None
+        member = self.members[name] if name else None
+        if member is not None and member.service_up and member.vm is not None:
+            answer = member.vm.offer("caller")
+            if answer.call is not None:
+                member.vm.hang_up(answer.call)
+                answered = member.name
+            else:
+                self._poll_now(member)
+        call = Call(self.now, answered)
         self.calls.append(call)
         return call
 
@@ -318,96 +414,234 @@ class World:
         self.request = ManualRequest(request_id, action)
         self._schedule(self.latency, self._reconcile)
 
+    def stop_operator(self) -> None:
+        """kill -9 of the operator: whatever it was doing stops where it was."""
+        self.operator_up = False
+
     def restart_operator(self) -> None:
-        """The operator restarts: it forgets its sightings and re-observes every Lease now."""
+        """The operator (re)starts: it forgets its memory and re-observes every Lease now."""
+        self.operator_up = True
+        self.memory = None
         self.observations = {}
         self.operator_started_at = self.now
-        for name in MEMBERS:
-            member = self.members[name]
-            if member.published is not None:
-                self.observations[name] = MemberObservation(
-                    pod_name=f"vm-{name}",
-                    pod_running=True,
-                    last_seen=self.now,
-                    report=member.published,
-                )
+        for name, report in self.member_leases.items():
+            self.observations[name] = MemberObservation(
+                pod_name=f"vm-{name}", pod_running=True, last_seen=self.now, report=report
+            )
         self._reconcile()
+
+    def break_api(self, verb: str, seconds: float) -> None:
+        """The API answers the operator's `verb` writes with 500 for `seconds`."""
+        self.broken[verb] = max(self.broken.get(verb, NEVER), self.now + seconds)
+
+    def fail_next(self, verb: str, count: int = 1) -> None:
+        """The next `count` operator writes of `verb` fail."""
+        self.failures[verb] += count
+
+    def foreign_lease_write(self, member: ActiveMember, bump: bool = True) -> None:
+        """Someone else writes the active Lease naming `member` (kubectl, a restored backup)."""
+        self.foreign.append((self.now, f"lease {member}"))
+        self.lease = (member, self.epoch + (1 if bump else 0))
+        self._announce_lease()
+
+    def foreign_status_write(self, member: ActiveMember, epoch: int) -> None:
+        """Someone else patches the status (`kubectl patch --subresource=status`)."""
+        self.foreign.append((self.now, f"status {member} {epoch}"))
+        self.stored_status = {**self.stored_status, "activeMember": member, "epoch": epoch}
+
+    def foreign_selector_write(self, member: ActiveMember) -> None:
+        self.foreign.append((self.now, f"selector {member}"))
+        self.selector = member
 
     def jump_wall(self, seconds: float) -> None:
         """The calendar jumps (NTP step, DST misconfiguration); monotonic time does not."""
         self.clock.jump_wall(seconds)
+        for member in self.members.values():
+            self._poll_now(member)
 
     # -------------------------------------------------------------------------- agent
 
+    def _start_agent(self, member: SimMember) -> None:
+        """A new life of the agent (agent.runner.Agent.__init__ and run)."""
+        member.generation += 1
+        member.agent_running = True
+        member.holder, member.epoch, member.holder_checked = None, 0, None
+        member.last_renewal_sent, member.written, member.renew_ok = None, None, False
+        member.stopping, member.licensing, member.cpu_excessive = False, None, False
+        member.clocks = LicensingClocks(self.clock.wall(), member.saved_contact)
+        member.cpu_judge, member.inactive = CpuJudge(), InactiveCallCounter()
+        previous = self.member_leases.get(member.name)
+        member.inactive.floor(previous.inactive_calls if previous else 0)
+        member.primary_seen = "primary" in self.member_leases  # the watch's first sight
+        member.backoff = 0.25
+        self._poll(member)
+        if not member.partitioned:
+            self._deliver_active(member)
+        self._renew(member)
+        self._later(member, self._next_poll(member), lambda: self._poll_loop(member))
+
     def _report(self, member: SimMember) -> MemberReport:
-        return MemberReport(
-            agent_running=member.agent_running,
-            service_up=member.service_up,
-            answering=self._answers(member),
-            cpu_percent=99 if member.cpu_excessive else 20,
+        vm = member.vm if member.service_up else None
+        assert member.clocks is not None
+        view = (
+            VoicemailView(
+                up=True,
+                answering=vm.answering(),
+                calls=vm.calls_in_progress,
+                inactive_calls=vm.inactive_calls,
+                epoch=vm.epoch,
+            )
+            if vm is not None
+            else VoicemailView()
+        )
+        return build_report(
+            stopping=member.stopping,
+            vm=view,
+            cpu_percent=CPU_HIGH if member.cpu_high else CPU_LOW,
             cpu_excessive=member.cpu_excessive,
-            calls_in_progress=member.calls,
-            inactive_calls=member.inactive_calls,
-            started=member.started,
-            primary_contact=member.primary_contact,
-            epoch=member.view_epoch,
+            inactive_calls=member.inactive.total,
+            clocks=member.clocks,
+            member=member.name,
+            epoch=member.epoch,
+            digest="",
         )
 
+    def _poll_loop(self, member: SimMember) -> None:
+        self._poll(member)
+        self._later(member, self._next_poll(member), lambda: self._poll_loop(member))
+
+    def _next_poll(self, member: SimMember) -> float:
+        """Seconds until the next poll: the period, or sooner when a clock rule may flip."""
+        waits = [self.poll]
+        if member.cpu_high and not member.cpu_excessive:
+            waits.append(member.cpu_high_since + self.settings.cpu_duration - self.now)
+        clocks = member.clocks
+        if member.name == "secondary" and clocks is not None and not member.licensing:
+            since, limit = (
+                (clocks.primary_contact, self.settings.max_since_contact)
+                if clocks.primary_contact is not None
+                else (clocks.started, self.settings.never_contacted_grace)
+            )
+            waits.append((since - self.clock.wall()).total_seconds() + limit)
+        return max(1e-3, min(waits))
+
+    def _poll_now(self, member: SimMember) -> None:
+        if member.alive:
+            self._poll(member)
+
+    def _poll(self, member: SimMember) -> None:
+        """agent.runner.Agent.poll_once: read the voicemail, judge CPU and licensing, fence,
+        and write at once when a starred report field changed."""
+        assert member.clocks is not None
+        if member.vm is not None:
+            member.inactive.update(member.vm.inactive_calls)
+        s = self.settings
+        member.cpu_excessive = s.cpu_enabled and member.cpu_judge.observe(
+            CPU_HIGH if member.cpu_high else CPU_LOW, self.now, s.cpu_threshold, s.cpu_duration
+        )
+        member.licensing = licensing_expired(member.name, member.clocks, s, self.clock.wall())
+        self._evaluate(member)
+        if (
+            member.renew_ok
+            and member.written
+            and self._report(member).urgent_change(member.written)
+        ):
+            self._renew(member)
+
+    def _evaluate(self, member: SimMember) -> None:
+        """agent.runner.Agent.evaluate: the shipped fencing rule, then the role order."""
+        verdict = decide_answer(
+            FenceInputs(
+                pod=member.pod,
+                holder=None if member.stopping else member.holder,
+                epoch=member.epoch,
+                last_renewal_sent=member.last_renewal_sent,
+                holder_checked=member.holder_checked,
+                service_up=member.service_up,
+                licensing=member.licensing,
+            ),
+            self.sizing,
+            self.now,
+        )
+        if member.vm is None:
+            return
+        try:
+            member.vm.set_role(
+                verdict.answer, member.epoch, verdict.valid_for if verdict.answer else None
+            )
+        except StaleEpoch:
+            return
+        if verdict.answer:
+            # The process demotes itself when the order runs out: sample that instant.
+            self._schedule(verdict.valid_for, lambda: None)
+
     def _renew(self, member: SimMember) -> None:
-        if not (member.node_up and member.agent_running):
-            return
-        ok = self._write(member, self._report(member))
-        delay = self.sizing.renew_period if ok else min(self.retry, self.sizing.renew_period)
-        self._later(member, delay, lambda: self._renew(member))
+        """agent.runner.Agent.renew_once, then the renew loop's wait (a full period after a
+        success, a growing backoff after a failure)."""
+        member.renewals += 1
+        report, sent = self._report(member), self.now
+        if self._send(member, report):
+            member.last_renewal_sent, member.written, member.renew_ok = sent, report, True
+            lease = self.lease
+            self._on_active_lease(member, lease[0], lease[1], sent)  # confirm_active
+            self._evaluate(member)
+            member.backoff, delay = 0.25, self.sizing.renew_period
+        else:
+            member.renew_ok = False
+            self._evaluate(member)
+            delay = min(member.backoff, self.sizing.renew_period / 2, self.retry)
+            member.backoff = min(member.backoff * 2, 5.0)
+        turn = member.renewals
 
-    def _publish(self, member: SimMember) -> None:
-        """An urgent extra write when a starred field changed (docs/protocol.md)."""
-        if not (member.node_up and member.agent_running):
-            return
-        report = self._report(member)
-        if member.published is None or report.urgent_change(member.published):
-            self._write(member, report)
-        self._sample()
+        def again() -> None:
+            if member.renewals == turn:
+                self._renew(member)
 
-    def _write(self, member: SimMember, report: MemberReport) -> bool:
+        self._later(member, delay, again)
+
+    def _send(self, member: SimMember, report: MemberReport) -> bool:
         """Send a member Lease write; True when it reached the API server."""
         if member.partitioned or (self.loss and self.random.random() < self.loss):
             return False
-        member.last_ok_sent = self.now
-        member.published = report
-        if member.name == "secondary" and self.now - self.last_primary_receipt <= (
-            self.sizing.window
-        ):
-            member.primary_contact = self.clock.wall()
-        self._regrant(member)
         # Once sent, the write is in flight whatever becomes of the member.
         self._schedule(self.latency, lambda: self._receive(member.name, report))
         return True
 
-    def _regrant(self, member: SimMember) -> None:
-        """The fencing rule: answer only while the last renewal is fresh and we hold the Lease."""
-        if member.view_holder == member.name and member.agent_running and member.service_up:
-            member.granted_until = member.last_ok_sent + self.sizing.fence_after
-            # Not tied to the agent's life: the voicemail process keeps its own deadline.
-            self._schedule(self.sizing.fence_after + 1e-6, lambda: self._fence_check(member))
-        else:
-            member.granted_until = NEVER
+    def _on_active_lease(
+        self, member: SimMember, holder: ActiveMember, epoch: int, seen_at: float
+    ) -> None:
+        """agent.runner.Agent.on_active_lease: an older epoch than the one held is stale."""
+        if epoch < member.epoch:
+            return
+        member.holder = f"vm-{holder}" if holder != "none" else ""
+        member.epoch = epoch
+        member.holder_checked = seen_at
 
-    def _fence_check(self, member: SimMember) -> None:
-        if self.now >= member.granted_until:
-            self._publish(member)
-
-    def _see_active_lease(self, member: SimMember) -> None:
+    def _deliver_active(self, member: SimMember) -> None:
         """The agent's watch delivers the active Lease as the API holds it now."""
-        member.view_holder, member.view_epoch = self.holder, self.epoch
-        self._regrant(member)
-        self._publish(member)
+        holder, epoch = self.lease
+        self._on_active_lease(member, holder, epoch, self.now)
+        self._evaluate(member)
+
+    def _on_primary_renewal(self, member: SimMember) -> None:
+        """agent.runner.Agent.on_primary_lease: a change after the first sight is contact."""
+        if not member.primary_seen:
+            member.primary_seen = True
+            return
+        assert member.clocks is not None
+        member.saved_contact = self.clock.wall()
+        member.clocks = LicensingClocks(member.clocks.started, member.saved_contact)
 
     # ----------------------------------------------------------------------- operator
 
     def _receive(self, name: Member, report: MemberReport) -> None:
+        self.member_leases[name] = report
         if name == "primary":
-            self.last_primary_receipt = self.now
+            secondary = self.members["secondary"]
+            if secondary.alive and not secondary.partitioned:
+                self._later(secondary, self.latency, lambda: self._on_primary_renewal(secondary))
+        if not self.operator_up:
+            return
         self.observations[name] = MemberObservation(
             pod_name=f"vm-{name}", pod_running=True, last_seen=self.now, report=report
         )
@@ -418,10 +652,13 @@ class World:
         self._schedule(self.tick, self._operator_timer)
 
     def _reconcile(self) -> None:
+        """controller.reconcile.step: observe, decide, apply the writes in the controller's
+        order; a refused write ends the step there, and the next one starts over."""
         if not self.operator_up:
             return
+        previous = self.memory or self.status
         observed = Observed(
-            status=self.status,
+            status=previous,
             primary=self.observations.get("primary", MemberObservation(pod_name="vm-primary")),
             secondary=self.observations.get(
                 "secondary", MemberObservation(pod_name="vm-secondary")
@@ -430,26 +667,67 @@ class World:
             generation=1,
         )
         decision = decide(self.spec, observed, Now(self.now, self.clock.wall()))
-        self.status = decision.status
-        for action in decision.actions:
-            if isinstance(action, Activate | Deactivate):
-                self._set_holder(action)
-            elif isinstance(action, Warn):
-                self.warnings.append(action)
-            elif isinstance(action, AckRequest):
-                self.acks.append(action)
-                self.request = None
+        self.acks += [a for a in decision.actions if isinstance(a, AckRequest)]
+        final = decision.status
+        try:
+            for write in dispatch.writes(decision, expected_epoch=previous.epoch):
+                self._apply(write)
+            for action in decision.actions:
+                if isinstance(action, UpdateStatus):
+                    final = action.status
+            if final != previous:
+                self._api("status")
+                before, after = previous.to_wire(), final.to_wire()
+                delta = changed(before, after)
+                stored = {**self.stored_status, **delta}
+                for key in before.keys() - after.keys():
+                    stored.pop(key, None)
+                self.stored_status = stored
+            self.memory = final
+        except ApiFailure:
+            return
+        acknowledged = final.last_request.id if final.last_request else None
+        if self.request is not None and acknowledged == self.request.id:
+            self.request = None  # controller.requests.consume: the annotation goes
 
-    def _set_holder(self, action: Activate | Deactivate) -> None:
-        target: ActiveMember = action.member if isinstance(action, Activate) else "none"
-        self.changes.append(
-            RoleChange(self.now, self.clock.wall(), self.holder, target, action.cause, action.epoch)
-        )
-        self.holder, self.epoch = target, action.epoch
+    def _api(self, verb: str) -> None:
+        """Raise ApiFailure when a fault answers this write."""
+        if self.failures[verb] > 0:
+            self.failures[verb] -= 1
+            raise ApiFailure(f"{verb}: injected failure")
+        if self.broken.get(verb, NEVER) > self.now:
+            raise ApiFailure(f"{verb}: injected 500")
+
+    def _apply(self, write: dispatch.Write) -> None:
+        if isinstance(write, dispatch.WriteActiveLease):
+            self._api("lease")
+            if self.epoch not in (write.expected_epoch, write.epoch):
+                raise ApiFailure(f"active Lease is at epoch {self.epoch}")  # EpochConflict
+            to: ActiveMember = write.member or "none"
+            if self.lease != (to, write.epoch):
+                self.lease = (to, write.epoch)
+                self._announce_lease()
+        elif isinstance(write, dispatch.RouteService):
+            self._api("service")
+            self.selector = write.member or "none"
+        elif isinstance(write, dispatch.LabelPods):
+            self._api("labels")
+            self.labels = write.active or "none"
+        elif isinstance(write, dispatch.RoleMoved):
+            wall = self.clock.wall()
+            change = RoleChange(self.now, wall, write.previous, write.to, write.cause, write.epoch)
+            self.changes.append(change)
+            self.events.append(Event(self.now, write.event, write.cause.value, write.message))
+        else:
+            self.events.append(Event(self.now, write.type, write.reason, write.message))
+
+    def _announce_lease(self) -> None:
+        """The active Lease changed: each agent's watch delivers it one latency later."""
         for member in self.members.values():
-            if member.node_up and member.agent_running:
-                self._later(member, self.latency, functools.partial(self._watch, member))
+            if member.alive:
 
-    def _watch(self, member: SimMember) -> None:
-        if not member.partitioned:
-            self._see_active_lease(member)
+                def watch(member: SimMember = member) -> None:
+                    if not member.partitioned:
+                        self._deliver_active(member)
+
+                self._later(member, self.latency, watch)
