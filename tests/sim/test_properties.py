@@ -329,7 +329,7 @@ def converges(schedule: list[tuple[float, str, Member]], latency: float) -> None
     assert world.converged() is None, "whole, then not: " + str(world.converged())
 
 
-@profile(examples=200 if CI else 40)
+@profile(examples=200 if CI else 20)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 def test_converges_once_the_member_faults_stop(
     schedule: list[tuple[float, str, Member]], latency: float
