@@ -24,6 +24,7 @@ from pairwarden.kube import async_api_client
 from pairwarden.protocol import REPLICATED_DIRECTORIES
 from pairwarden.replication.drift import read_member_settings
 from pairwarden.replication.fileapi import make_app
+from pairwarden.replication.paths import PathRefused, check_directories
 from pairwarden.replication.version import fingerprint
 
 log = logging.getLogger("pairwarden.agent")
@@ -126,8 +127,26 @@ async def _replicated_directories(kube: KubernetesIO) -> list[str]:
     except Exception as error:  # the API may be away; the reference's six are the default
         log.warning("could not read the pair's replication directories: %r", error)
         spec = None
-    listed = ((spec or {}).get("replication") or {}).get("directories")
-    return [str(d) for d in listed] if listed else list(REPLICATED_DIRECTORIES)
+    directories, problem = replicated_directories(spec)
+    if problem is not None:
+        log.error("replication disabled on this member: %s", problem)
+    return directories
+
+
+def replicated_directories(spec: object) -> tuple[list[str], str | None]:
+    """The directories to replicate, or none and why: a spec the operator would refuse
+    (`../..`, the reserved state directory, a NUL) must not crash-loop the agent, whose
+    heartbeat keeps the pair served; replication waits for a corrected spec and a restart."""
+    section = spec.get("replication") if isinstance(spec, dict) else None
+    listed = section.get("directories") if isinstance(section, dict) else None
+    if not listed:
+        return list(REPLICATED_DIRECTORIES), None
+    if not isinstance(listed, list) or not all(isinstance(d, str) for d in listed):
+        return [], "spec.replication.directories: not a list of strings"
+    try:
+        return check_directories(listed), None
+    except PathRefused as error:
+        return [], f"spec.replication.directories: {error}"
 
 
 def _settings_reader(data_dir: Path | None) -> SettingsReader | None:

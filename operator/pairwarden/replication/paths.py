@@ -50,7 +50,10 @@ def check_directories(directories: Sequence[str]) -> list[str]:
         parts = check_relative(d.rstrip("/"))
         if parts[0] == STATE_DIR:
             raise PathRefused(400, "bad-path", f"{STATE_DIR} is reserved")
-        out.append("/".join(parts))
+        clean = "/".join(parts)
+        if clean in out:
+            raise PathRefused(400, "bad-path", f"{clean!r} is listed twice")
+        out.append(clean)
     return out
 
 
