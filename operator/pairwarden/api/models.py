@@ -29,6 +29,21 @@ DEFAULT_DIRECTORIES: tuple[str, ...] = REPLICATED_DIRECTORIES
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Label keys and values as Kubernetes defines them (apimachinery validation.IsQualifiedName and
+# IsValidLabelValue): an optional DNS-subdomain prefix and a slash, then a name of at most 63.
+LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + LABEL_NAME + "$"
+)
+LABEL_VALUE_PATTERN = r"^(" + LABEL_NAME + ")?$"
+# A replicated directory: relative, no NUL, no empty, "." or ".." component, not the
+# replication's own state directory (replication.paths.STATE_DIR).
+STATE_DIR = ".pairwarden-replication"
+DIRECTORY_PATTERN = r"^[^/\x00][^\x00]*$"
+DIRECTORY_FORBIDDEN = r"(^|/)[.]{1,2}(/|$)|//"  # no backslash: these go into CEL literals
+DIRECTORY_RESERVED = r"^[.]pairwarden-replication(/|$)"
+# Ten years: the longest clock the API accepts, far inside datetime's range (no overflow).
+MAX_SECONDS = 315_360_000
 
 
 def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
@@ -55,9 +70,29 @@ class _StatusWire(BaseModel):
 
 
 class LabelSelector(_Wire):
-    match_labels: Annotated[dict[str, str], Field(min_length=1)] = Field(
-        description="Labels the member's single pod carries."
+    match_labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]],
+        Field(min_length=1, max_length=32),
+    ] = Field(
+        description="Labels the member's single pod carries.",
+        json_schema_extra=_rules(
+            (
+                f"self.all(k, size(k) <= 317 && k.matches('{LABEL_KEY_PATTERN}'))",
+                "label keys must be qualified names ([prefix/]name, name at most 63)",
+            )
+        ),
     )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if len(key) > 317 or re.fullmatch(LABEL_KEY_PATTERN, key) is None:
+                raise ValueError(f"invalid label key {key!r}: must be [prefix/]name")
+            prefix, _, name = key.rpartition("/")
+            if len(prefix) > 253 or len(name) > 63:
+                raise ValueError(f"invalid label key {key!r}: prefix <= 253, name <= 63")
+        return value
 
 
 class MemberRef(_Wire):
@@ -268,11 +303,49 @@ class ReplicationSpec(_Wire):
     database_interval_seconds: int = Field(
         default=60, ge=1, le=86400, description="Database snapshot copy interval."
     )
-    directories: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+    directories: list[
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=255,
+                pattern=DIRECTORY_PATTERN,
+                json_schema_extra=_rules(
+                    (
+                        f"!self.matches('{DIRECTORY_FORBIDDEN}')",
+                        "a directory has no empty, '.' or '..' component",
+                    ),
+                    (
+                        f"!self.matches('{DIRECTORY_RESERVED}')",
+                        f"{STATE_DIR} is reserved for replication's own state",
+                    ),
+                ),
+            ),
+        ]
+    ] = Field(
         default=list(DEFAULT_DIRECTORIES),
         max_length=64,
-        description="Directories replicated from the active to the inactive member.",
+        description="Directories replicated from the active to the inactive member "
+        "(relative to the data directory).",
+        json_schema_extra=_rules(
+            ("self.all(d, self.exists_one(e, e == d))", "directories must be unique")
+        ),
     )
+
+    @field_validator("directories")
+    @classmethod
+    def _safe_directories(cls, value: list[str]) -> list[str]:
+        for index, directory in enumerate(value):
+            where = f"directories[{index}] {directory!r}"
+            if re.fullmatch(DIRECTORY_PATTERN, directory, re.DOTALL) is None:
+                raise ValueError(f"{where}: must be relative and contain no NUL")
+            if re.search(DIRECTORY_FORBIDDEN, directory):
+                raise ValueError(f"{where}: no empty, '.' or '..' component")
+            if re.search(DIRECTORY_RESERVED, directory):
+                raise ValueError(f"{where}: {STATE_DIR} is reserved")
+            if directory in value[:index]:
+                raise ValueError(f"{where}: listed twice")
+        return value
 
 
 class MemberSettingsSpec(_Wire):
@@ -297,10 +370,14 @@ class LicensingSpec(_Wire):
     never_contacted_grace_seconds: int = Field(
         default=14400,
         ge=0,
+        le=MAX_SECONDS,
         description="Secondary stops this long after start if never in contact.",
     )
     max_seconds_since_contact: int = Field(
-        default=5184000, ge=0, description="Secondary stops this long after its last contact."
+        default=5184000,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Secondary stops this long after its last contact.",
     )
 
 

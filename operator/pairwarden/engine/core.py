@@ -112,12 +112,21 @@ def licence_deadline(
     contact = remembered_contact(status, seen)
     if contact is not None:
         limit = spec.licensing.max_seconds_since_contact
-        return contact + timedelta(seconds=limit), f"{limit}s after last contact with the primary"
+        return _later(contact, limit), f"{limit}s after last contact with the primary"
     started = seen.report.started or status.members.secondary.started
     if started is not None:
         grace = spec.licensing.never_contacted_grace_seconds
-        return started + timedelta(seconds=grace), f"{grace}s after start, primary never contacted"
+        return _later(started, grace), f"{grace}s after start, primary never contacted"
     return None, "start time not reported yet"
+
+
+def _later(instant: datetime, seconds: float) -> datetime:
+    """`instant` plus `seconds`, saturating at the end of the calendar: a time read from a
+    report or a status (anyone may write one) must not overflow the engine's arithmetic."""
+    try:
+        return instant + timedelta(seconds=seconds)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=instant.tzinfo)
 
 
 def is_held(spec: FailoverPairSpec, status: FailoverPairStatus, now: Now) -> bool:
