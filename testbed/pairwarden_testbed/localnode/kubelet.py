@@ -5,13 +5,21 @@ env means that address, the pod's own loopback: podspec.on_pod_loopback), a work
 volumes become directories in it, and mount paths in arguments are rewritten to them) and a
 kubeconfig in $KUBECONFIG, as a real pod gets a service-account token; with links on, that
 kubeconfig points through a per-pod `NetworkLink` that a test can cut. Crashed containers
-restart with a short backoff (restartPolicy Always); a deleted pod gets SIGTERM, then
-SIGKILL after its grace period. `kill_pod` is an OS failure: every process dies and nothing
-restarts (nor is the pod status touched, as a lost node writes nothing) until `revive_pod`.
+restart with a short backoff (restartPolicy Always; a Job's pod with restartPolicy Never ends
+Succeeded or Failed, its termination message read from terminationMessagePath); a deleted pod
+gets SIGTERM, then SIGKILL after its grace period. `kill_pod` is an OS failure: every process
+dies and nothing restarts (nor is the pod status touched, as a lost node writes nothing)
+until `revive_pod`.
+
+With `node=NAME` it is a node of a real control plane (hack/control-plane.sh): it registers
+the Node and renews its Lease (localnode.realnode), runs only the pods the scheduler bound to it
+(`spec.nodeName`), with the kubeconfig of the node identity, and hands each pod the token of
+its own ServiceAccount, as a kubelet mounts it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -36,11 +44,13 @@ from kubernetes.client.exceptions import ApiException
 from pairwarden.kube import sync_api_client
 from pairwarden_testbed.localnode import podspec
 from pairwarden_testbed.localnode.link import NetworkLink
+from pairwarden_testbed.localnode.realnode import NodeHeartbeat, pod_credentials
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
 log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 BACKOFF_START, BACKOFF_MAX, BACKOFF_RESET_AFTER = 0.2, 5.0, 10.0
+TERMINATION_LOG = "/dev/termination-log"  # the default terminationMessagePath
 
 
 def _now() -> str:
@@ -59,6 +69,12 @@ class _Container:
         self.name = str(spec["name"])
         self.image = str(spec.get("image", ""))
         mounts = podspec.mount_map(spec, pod.volumes)
+        self.termination_log = pod.workdir / f"{self.name}.termination-log"
+        mounts.append(
+            (str(spec.get("terminationMessagePath") or TERMINATION_LOG), str(self.termination_log))
+        )
+        self.restart_policy = str(pod.obj["spec"].get("restartPolicy") or "Always")
+        self.finished_at: str | None = None
         self.env = podspec.environment(
             spec, pod.obj, pod.ip, mounts, os.environ, {"KUBECONFIG": str(pod.kubeconfig)}
         )
@@ -100,9 +116,14 @@ class _Container:
             began = time.monotonic()
             with open(self.log_path, "ab") as out:
                 self.proc = subprocess.Popen(
-                    self.argv, env=self.env, cwd=self.pod.workdir, stdout=out,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                )  # fmt: skip
+                    self.argv,
+                    env=self.env,
+                    cwd=self.pod.workdir,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self.started_at = _now()
             self.pod.kubelet.mark_dirty(self.pod)
             self.last_exit = self.proc.wait()
@@ -112,6 +133,12 @@ class _Container:
             if self.pod.node_down.is_set():
                 self.restarts += 1  # the node died; it starts again when the node is back
                 continue
+            if self.restart_policy == "Never" or (
+                self.restart_policy == "OnFailure" and self.last_exit == 0
+            ):
+                self.finished_at = _now()  # done: the pod's phase follows from the exits
+                self.pod.kubelet.mark_dirty(self.pod)
+                break
             log.info("%s/%s exited %s; restarting", self.pod.name, self.name, self.last_exit)
             self.restarts += 1
             self.waiting_reason = "CrashLoopBackOff"
@@ -127,15 +154,35 @@ class _Container:
         state: dict[str, Any]
         if running:
             state = {"running": {"startedAt": self.started_at}}
+        elif self.finished_at is not None:
+            state = {"terminated": self.terminated()}
         else:
             state = {"waiting": {"reason": self.waiting_reason}}
         out: dict[str, Any] = {
-            "name": self.name, "image": self.image, "imageID": "", "ready": running,
-            "started": running, "restartCount": self.restarts, "state": state,
-        }  # fmt: skip
-        if self.last_exit is not None:
+            "name": self.name,
+            "image": self.image,
+            "imageID": "",
+            "ready": running,
+            "started": running,
+            "restartCount": self.restarts,
+            "state": state,
+        }
+        if self.last_exit is not None and self.finished_at is None:
             out["lastState"] = {"terminated": {"exitCode": self.last_exit, "reason": "Error"}}
         return out
+
+    def terminated(self) -> dict[str, Any]:
+        """The terminated state with the message the process left in its
+        terminationMessagePath (what the operator reads of a finished Job's pod)."""
+        message = ""
+        with contextlib.suppress(OSError):
+            message = self.termination_log.read_text(errors="replace")[-4096:]
+        return {
+            "exitCode": self.last_exit,
+            "reason": "Completed" if self.last_exit == 0 else "Error",
+            "finishedAt": self.finished_at,
+            **({"message": message} if message else {}),
+        }
 
 
 class _Pod:
@@ -156,7 +203,7 @@ class _Pod:
             path.mkdir(parents=True, exist_ok=True)
         self.link = kubelet.make_link(self.name)
         self.kubeconfig = workdir / "kubeconfig"
-        kubelet.write_pod_kubeconfig(self.kubeconfig, self.link)
+        kubelet.write_pod_kubeconfig(self.kubeconfig, self.link, kubelet.credentials(obj))
         self.containers = [_Container(self, c) for c in obj["spec"]["containers"]]
 
     def start(self) -> None:
@@ -181,13 +228,17 @@ class _Pod:
     def status(self) -> dict[str, Any]:
         statuses = [c.status() for c in self.containers]
         ready = "True" if all(s["ready"] for s in statuses) else "False"
+        exits = [c.last_exit for c in self.containers if c.finished_at is not None]
+        phase = "Running"
+        if len(exits) == len(self.containers):  # restartPolicy Never/OnFailure, all done
+            phase = "Succeeded" if all(e == 0 for e in exits) else "Failed"
         conditions = [
             {"type": t, "status": v, "lastTransitionTime": self.start_time}
             for t, v in (("PodScheduled", "True"), ("Initialized", "True"),
                          ("ContainersReady", ready), ("Ready", ready))
         ]  # fmt: skip
         return {
-            "phase": "Running",
+            "phase": phase,
             "podIP": self.ip, "podIPs": [{"ip": self.ip}],
             "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time, "conditions": conditions,
@@ -214,6 +265,7 @@ class LocalKubelet:
         workdir: Path | None = None,
         ip_prefix: str | None = None,
         links: bool = True,
+        node: str | None = None,
     ) -> None:
         self.kubeconfig = str(kubeconfig)
         self.namespace = namespace
@@ -231,7 +283,15 @@ class LocalKubelet:
         self._api = sync_api_client(self.kubeconfig)
         self._core = client.CoreV1Api(self._api)
         self._config = yaml.safe_load(Path(self.kubeconfig).read_text())
-        self._watcher = ResourceWatcher(self._api, namespace, "pods", self._on_pod)
+        self.node = node
+        self._heartbeat = NodeHeartbeat(self._api, node) if node else None
+        self._watcher = ResourceWatcher(
+            self._api,
+            namespace,
+            "pods",
+            self._on_pod,
+            field_selector=f"spec.nodeName={node}" if node else None,
+        )
         self._status_thread = threading.Thread(
             target=self._status_main, name="kubelet-status", daemon=True
         )
@@ -242,6 +302,8 @@ class LocalKubelet:
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> LocalKubelet:
+        if self._heartbeat is not None:
+            self._heartbeat.start()
         self._status_thread.start()
         self._secrets_thread.start()
         self._watcher.start()
@@ -250,6 +312,8 @@ class LocalKubelet:
     def stop(self, grace: float = 3.0) -> None:
         self._closing.set()
         self._watcher.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         with self._lock:
             pods = list(self._pods.values())
             self._pods.clear()
@@ -346,10 +410,36 @@ class LocalKubelet:
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == cluster_name)
         return str(cluster["server"])
 
-    def write_pod_kubeconfig(self, path: Path, link: NetworkLink | None) -> None:
+    def credentials(self, pod: Obj) -> tuple[str, bytes] | None:
+        """On a real control plane, the pod's ServiceAccount token and CA; else None (the
+        sandbox's pods share the kubelet's kubeconfig)."""
+        if self.node is None:
+            return None
+        for _ in range(50):  # the token controller may still be writing the Secret
+            try:
+                return pod_credentials(self._core, pod)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            time.sleep(0.2)
+        return None
+
+    def write_pod_kubeconfig(
+        self, path: Path, link: NetworkLink | None, credentials: tuple[str, bytes] | None = None
+    ) -> None:
         """The sandbox kubeconfig, with the server replaced by the pod's link if it has one.
-        The link listens on the API server's own host, so TLS names still match."""
+        The link listens on the API server's own host, so TLS names still match. On a real
+        control plane, the pod acts as its ServiceAccount (its token, the CA it was given);
+        without a mounted token, as nobody (the server answers 401/403)."""
         cfg = json.loads(json.dumps(self._config))
+        if self.node is not None:
+            for user in cfg["users"]:
+                user["user"] = {"token": credentials[0]} if credentials else {}
+            if credentials and credentials[1]:
+                ca = base64.b64encode(credentials[1]).decode()
+                for cluster in cfg["clusters"]:
+                    cluster["cluster"].pop("certificate-authority", None)
+                    cluster["cluster"]["certificate-authority-data"] = ca
         if link is not None:
             for cluster in cfg["clusters"]:
                 url = urlsplit(cluster["cluster"]["server"])

@@ -16,6 +16,11 @@ TCP connections in progress are kept when their pod leaves the Service, as real 
 keeps them (its conntrack clean-up is for UDP and SCTP only: flushing TCP entries would break
 graceful termination, kubernetes/kubernetes#100755); every new connection picks again, so a
 caller that reconnects from the same source port reaches the new member.
+
+Where the endpoints come from: on a real control plane (`endpoint_slices=True`) from the
+EndpointSlices the EndpointSlice controller computes (discovery.k8s.io/v1 where served,
+v1beta1 on 1.20), as kube-proxy does; the sandbox runs no such controller, so there the proxy
+matches the selector against the pods itself (the same rule: Ready pods with an IP).
 """
 
 from __future__ import annotations
@@ -72,6 +77,33 @@ def target_port(port_spec: Obj, pod: Obj) -> int | None:
     return None
 
 
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def slice_backends(port_spec: Obj, slices: list[Obj]) -> list[tuple[str, int]]:
+    """(address, port) of the ready endpoints in a Service's EndpointSlices for one Service
+    port (pure). A slice port matches by the Service port's name and protocol; its number is
+    the resolved targetPort. `ready` unset counts as ready (the API's own rule)."""
+    name, protocol = port_spec.get("name") or "", port_spec.get("protocol", "TCP")
+    out: set[tuple[str, int]] = set()
+    for piece in slices:
+        port = next(
+            (
+                p.get("port")
+                for p in piece.get("ports") or []
+                if (p.get("name") or "") == name and p.get("protocol", "TCP") == protocol
+            ),
+            None,
+        )
+        if port is None:
+            continue
+        for endpoint in piece.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready") is False:
+                continue
+            out.update((str(a), int(port)) for a in endpoint.get("addresses") or [])
+    return sorted(out)
+
+
 def backends(service: Obj, port_spec: Obj, pods: list[Obj]) -> list[tuple[str, int]]:
     selector = (service.get("spec") or {}).get("selector")
     out = []
@@ -87,12 +119,15 @@ class LocalServiceProxy:
     """`LocalServiceProxy(kubeconfig, namespace).start()`; or, without a kubeconfig, fed by
     `apply_service` / `apply_pod` (tests)."""
 
-    def __init__(self, kubeconfig: str | None, namespace: str) -> None:
+    def __init__(
+        self, kubeconfig: str | None, namespace: str, *, endpoint_slices: bool = False
+    ) -> None:
         self._kubeconfig = kubeconfig
         self._ns = namespace
         self._lock = threading.Lock()
         self._services: dict[str, Obj] = {}
         self._pods: dict[str, Obj] = {}
+        self._slices: dict[str, Obj] | None = {} if endpoint_slices else None
         # (svc, ip, port, protocol) -> an asyncio.Server (TCP) or a _UdpService
         self._listeners: dict[tuple[str, str, int, str], _Listener] = {}
         # asyncio's streams drop a connection's task once the client side is gone; the upstream
@@ -106,9 +141,10 @@ class LocalServiceProxy:
     def start(self) -> LocalServiceProxy:
         if self._kubeconfig is not None:
             api = sync_api_client(self._kubeconfig)
+            source = "pods" if self._slices is None else "endpointslices"
             self._watchers = [
                 ResourceWatcher(api, self._ns, "services", self._on_service),
-                ResourceWatcher(api, self._ns, "pods", self._on_pod),
+                ResourceWatcher(api, self._ns, source, self._on_endpoints),
             ]
             for w in self._watchers:
                 w.start()
@@ -145,10 +181,22 @@ class LocalServiceProxy:
         ports = ((svc or {}).get("spec") or {}).get("ports") or []
         if port is not None:
             ports = [
-                p for p in ports
+                p
+                for p in ports
                 if int(p.get("port", 0)) == port and p.get("protocol", "TCP") == protocol
+            ]
+        return self._backends(svc, ports[0], pods) if svc and ports else []
+
+    def _backends(self, svc: Obj, port_spec: Obj, pods: list[Obj]) -> list[tuple[str, int]]:
+        if self._slices is None:
+            return backends(svc, port_spec, pods)
+        name = svc["metadata"]["name"]
+        with self._lock:
+            slices = [
+                s for s in self._slices.values()
+                if ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) == name
             ]  # fmt: skip
-        return backends(svc, ports[0], pods) if svc and ports else []
+        return slice_backends(port_spec, slices)
 
     def udp_flows(self) -> dict[Addr, Addr]:
         """Live UDP flows: client address -> pod address (what conntrack would list)."""
@@ -174,6 +222,19 @@ class LocalServiceProxy:
             self.delete_service(obj["metadata"]["name"])
         else:
             self.apply_service(obj)
+
+    def _on_endpoints(self, kind: str, obj: dict[str, Any]) -> None:
+        if self._slices is None:
+            self._on_pod(kind, obj)
+            return
+        name = obj["metadata"]["name"]
+        with self._lock:
+            if kind == "DELETED":
+                self._slices.pop(name, None)
+            else:
+                self._slices[name] = obj
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the proxy has stopped
+            self._loop.loop.call_soon_threadsafe(self._prune_udp)
 
     def _on_pod(self, kind: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -251,7 +312,7 @@ class LocalServiceProxy:
              if int(p.get("port", 0)) == port and p.get("protocol", "TCP") == protocol),
             None,
         )  # fmt: skip
-        return backends(svc, port_spec, pods) if svc and port_spec else []
+        return self._backends(svc, port_spec, pods) if svc and port_spec else []
 
     async def _listen_udp(self, service: str, ip: str, port: int) -> _UdpService:
         def pick() -> Addr | None:

@@ -1,0 +1,200 @@
+"""The local kubelet and kube-proxy as a node of the real Kubernetes 1.20 control plane
+(hack/control-plane.sh): the Node registers and turns schedulable, the scheduler binds pods to
+it, it runs them as their ServiceAccount and reports podIP and Ready, the proxy routes by the
+EndpointSlices the controller-manager computes, and the Job controller runs a Job's pod there
+to completion. Skips, naming the reason, without that control plane."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy
+from pairwarden_testbed.localnode.realnode import (
+    LOCAL_NODE,
+    NODE_LEASE_NAMESPACE,
+    lift_not_ready_taint,
+)
+
+# A pod's process: answers each TCP connection with its pod name, and says who it is to the
+# API server (the 403 of an unprivileged ServiceAccount names it) in its termination message.
+SERVER = """
+import os, socket
+s = socket.create_server((os.environ["POD_IP"], 8080))
+while True:
+    c, _ = s.accept(); c.sendall(os.environ["POD_NAME"].encode() + b"\\n"); c.close()
+"""
+WHOAMI = """
+import urllib.request, urllib.error, ssl, yaml, os, base64, tempfile, sys
+cfg = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+cluster, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
+ca = tempfile.NamedTemporaryFile(delete=False); ca.write(base64.b64decode(cluster["certificate-authority-data"])); ca.close()
+req = urllib.request.Request(cluster["server"] + "/api/v1/nodes", headers={"Authorization": "Bearer " + user["token"]})
+try:
+    urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca.name))
+except urllib.error.HTTPError as e:
+    open(sys.argv[1], "w").write(e.read().decode())
+"""  # noqa: E501
+
+
+def eventually[T](probe: Callable[[], T | None], timeout: float = 90, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.2)
+
+
+@dataclass
+class RealNode:
+    admin: client.ApiClient
+    namespace: str
+    kubelet: LocalKubelet
+    proxy: LocalServiceProxy
+
+
+def _pod(name: str, code: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    env = [
+        {"name": n, "valueFrom": {"fieldRef": {"fieldPath": p}}}
+        for n, p in (("POD_IP", "status.podIP"), ("POD_NAME", "metadata.name"))
+    ]
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "pairwarden/test:dev",
+                    "command": [sys.executable, "-c", code],
+                    "args": ["/dev/termination-log"],  # rewritten to the pod's file
+                    "env": env,
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def node(real_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    admin = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+    core = client.CoreV1Api(admin)
+    namespace = f"node-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    eventually(lambda: _token_of_default(core, namespace), 60, "the default ServiceAccount token")
+    kubelet = LocalKubelet(
+        real_cluster.token_kubeconfig(f"node-{LOCAL_NODE}"),
+        namespace,
+        workdir=tmp_path_factory.mktemp("node"),
+        node=LOCAL_NODE,
+    )
+    proxy = LocalServiceProxy(
+        str(real_cluster.token_kubeconfig("kube-proxy")), namespace, endpoint_slices=True
+    )
+    with kubelet, proxy:
+        lift_not_ready_taint(admin, LOCAL_NODE)  # the node-lifecycle controller's part
+        yield RealNode(admin, namespace, kubelet, proxy)
+    core.delete_namespace(namespace)
+    admin.close()
+
+
+def _token_of_default(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        return bool(core.read_namespaced_service_account("default", namespace).secrets)
+    except client.ApiException:
+        return False
+
+
+def test_the_node_registers_renews_its_lease_and_becomes_schedulable(node: RealNode) -> None:
+    core = client.CoreV1Api(node.admin)
+    ready = eventually(
+        lambda: [
+            c
+            for c in core.read_node(LOCAL_NODE).status.conditions or []
+            if c.type == "Ready" and c.status == "True"
+        ],
+        what="Node Ready",
+    )
+    assert ready
+    assert not core.read_node(LOCAL_NODE).spec.taints  # lifted once Ready (fixture)
+    lease = client.CoordinationV1Api(node.admin).read_namespaced_lease(
+        LOCAL_NODE, NODE_LEASE_NAMESPACE
+    )
+    assert lease.spec.holder_identity == LOCAL_NODE and lease.spec.renew_time is not None
+
+
+def test_a_bound_pod_runs_reports_ready_and_is_reached_through_endpointslices(
+    node: RealNode,
+) -> None:
+    core = client.CoreV1Api(node.admin)
+    core.create_namespaced_pod(node.namespace, _pod("web", SERVER, {"app": "web"}))
+    core.create_namespaced_service(
+        node.namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    )
+    pod = eventually(lambda: _ready(core, node.namespace, "web"), what="pod web Ready")
+    assert pod.spec.node_name == LOCAL_NODE  # bound by the real scheduler
+    assert pod.status.pod_ip.startswith("127.") and pod.status.phase == "Running"
+    svc = core.read_namespaced_service("web", node.namespace)
+    address = (svc.spec.cluster_ip, 80)
+    eventually(lambda: node.proxy.endpoints("web") == [(pod.status.pod_ip, 8080)], what="slice")
+    assert eventually(lambda: _dial(address), what="a reply through the Service") == "web"
+
+
+def test_a_job_runs_to_completion_through_the_job_controller_as_its_serviceaccount(
+    node: RealNode,
+) -> None:
+    batch = client.BatchV1Api(node.admin)
+    template = _pod("x", WHOAMI)
+    template["spec"]["restartPolicy"] = "Never"
+    del template["metadata"]["name"]
+    batch.create_namespaced_job(
+        node.namespace,
+        {"metadata": {"name": "whoami"}, "spec": {"backoffLimit": 0, "template": template}},
+    )
+    eventually(
+        lambda: any(
+            c.type == "Complete" and c.status == "True"
+            for c in batch.read_namespaced_job("whoami", node.namespace).status.conditions or []
+        ),
+        what="Job Complete",
+    )
+    core = client.CoreV1Api(node.admin)
+    (pod,) = core.list_namespaced_pod(node.namespace, label_selector="job-name=whoami").items
+    assert pod.status.phase == "Succeeded" and pod.spec.node_name == LOCAL_NODE
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 0
+    # It acted as its ServiceAccount, which no Role allows to list nodes.
+    assert f"system:serviceaccount:{node.namespace}:default" in terminated.message
+
+
+def _ready(core: client.CoreV1Api, namespace: str, name: str) -> Any:
+    pod = core.read_namespaced_pod(name, namespace)
+    conditions = {c.type: c.status for c in pod.status.conditions or []}
+    return pod if conditions.get("Ready") == "True" and pod.status.pod_ip else None
+
+
+def _dial(address: tuple[str, int]) -> str | None:
+    try:
+        with socket.create_connection(address, timeout=2) as sock:
+            return sock.makefile().readline().strip() or None
+    except OSError:
+        return None
