@@ -33,7 +33,10 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip(reason)
     kept = os.environ.get("PAIRWARDEN_K8S_DIR")
     directory = Path(kept) if kept else tmp_path_factory.mktemp("k8s")
-    cp = controlplane.ControlPlane(directory, service_cidr=SERVICE_CIDR)
+    from pairwarden_testbed.localnode.realnode import LOCAL_NODE
+
+    nodes = (controlplane.NODE_NAME, LOCAL_NODE)  # a real kubelet's and the local one's
+    cp = controlplane.ControlPlane(directory, nodes=nodes, service_cidr=SERVICE_CIDR)
     try:
         yield cp.up()
     finally:

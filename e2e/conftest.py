@@ -5,28 +5,109 @@ a pair with a shortened heartbeat (100 ms x 10 = 1 s window), so time rules are 
 their real pace without waiting 30 s. `PAIRWARDEN_E2E_CLUSTER` names a kubeconfig to run the
 same scenarios against kind or any cluster instead; scenarios that need to break a node
 (kill -9 a pod's processes, cut its network) skip there with that reason.
+
+Each scenario runs twice: on the sandbox, and on the real Kubernetes 1.20 control plane
+(hack/control-plane.sh, one per session), where the local kubelet is a Node the scheduler
+binds the pods to, and the operator and the agents act as the chart's ServiceAccounts with
+only the RBAC the chart renders (a verb the chart lacks fails the scenario there).
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from pairwarden_testbed.localcluster import LocalCluster, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, RealBackend, wait_until
 
 INTERVAL_MS, MISSED = 100, 10
 WINDOW = INTERVAL_MS * MISSED / 1000
 
 
-@pytest.fixture
-def cluster() -> Iterator[LocalCluster]:
+BACKENDS = ("sandbox", "kube-1.20")
+# The chart as an operator watching one namespace would install it (the release in it too).
+CHART_RELEASE, CHART_NAMESPACE = "pw", "voice"
+CHART_VALUES = {"operator": {"watch": {"allNamespaces": False, "namespaces": [CHART_NAMESPACE]}}}
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+# The scenarios that run on the real control plane in `make test`; PAIRWARDEN_E2E_REAL=all
+# runs every one there (each takes 1-2 minutes).
+ON_REAL = {"test_an_invalid_spec_is_refused_by_the_operator_without_cel"}
+
+
+@pytest.fixture(params=BACKENDS)
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     if os.environ.get("PAIRWARDEN_E2E_CLUSTER"):
         pytest.skip("scenarios drive node faults through the local kubelet; on a real cluster "
                     "run `make e2e` (e2e/kind.py) instead")  # fmt: skip
-    with LocalCluster() as local:
+    if request.param == "sandbox":
+        with LocalCluster() as local:
+            yield local
+        return
+    if request.function.__name__ not in ON_REAL and os.environ.get("PAIRWARDEN_E2E_REAL") != "all":
+        pytest.skip(
+            "on real Kubernetes only with PAIRWARDEN_E2E_REAL=all: not yet reliable there on a "
+            "loaded 2-core machine (crash passed 1 run of 3; manual failover and replication "
+            "replicate both ways but miss the 10 s route check after the flip)"
+        )
+    plane = request.getfixturevalue("real_cluster")
+    rbac: list[dict[str, Any]] = request.getfixturevalue("chart_rbac")
+    namespace = f"voice-{uuid.uuid4().hex[:8]}"
+    fullname = f"{CHART_RELEASE}-pairwarden"
+    real = RealBackend(
+        plane=plane,
+        rbac=retarget(rbac, CHART_NAMESPACE, namespace),
+        operator_account=f"{fullname}-operator",
+        agent_account=f"{fullname}-agent",
+    )
+    with LocalCluster(namespace, real=real) as local:
         yield local
+
+
+@pytest.fixture(scope="session")
+def chart_rbac(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The ServiceAccounts, Roles, ClusterRoles and bindings of charts/pairwarden, rendered
+    once by helm-sdkpy (tests/chart's renderer) for an operator watching `voice`."""
+    import yaml
+    from kubernetes import config
+    from tests.chart.conftest import ChartCluster
+
+    from pairwarden_testbed.sandbox import Sandbox
+
+    with Sandbox(crds_dir=tmp_path_factory.mktemp("no-crds")) as sandbox:
+        api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
+        with api:
+            chart = ChartCluster(sandbox, api)
+            chart.ensure_namespace(CHART_NAMESPACE)
+            result = chart.install(CHART_RELEASE, CHART_NAMESPACE, CHART_VALUES)
+    objects = [d for d in yaml.safe_load_all(result["manifest"]) if d]
+    found = [o for o in objects if o["kind"] in RBAC_KINDS]
+    assert found, "the chart rendered no RBAC objects"
+    return found
+
+
+def retarget(objects: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:
+    """The chart's objects as if rendered for namespace `new` instead of `old`: namespaced
+    objects and subjects move; cluster-scoped names get the namespace as a suffix, so the
+    scenarios' copies live side by side (pure)."""
+    out = []
+    for obj in objects:
+        meta = dict(obj["metadata"])
+        if meta.get("namespace") == old:
+            meta["namespace"] = new
+        elif obj["kind"].startswith("Cluster"):
+            meta["name"] = f"{meta['name']}-{new}"
+        copy = {**obj, "metadata": meta}
+        if "subjects" in obj:
+            copy["subjects"] = [
+                {**s, "namespace": new} if s.get("namespace") == old else s for s in obj["subjects"]
+            ]
+        if obj["kind"] == "ClusterRoleBinding":
+            copy["roleRef"] = {**obj["roleRef"], "name": f"{obj['roleRef']['name']}-{new}"}
+        out.append(copy)
+    return out
 
 
 def start(cluster: LocalCluster, **spec: object) -> str:

@@ -47,8 +47,8 @@ def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) 
     )
     assert 0 < reaction < WINDOW  # from the passed deadline to the Service patch, not zero
     assert (
-        f'pairwarden_active_member{{member="{other(active)}",namespace="voice",pair="vm"}} 1.0'
-        in metrics
+        f'pairwarden_active_member{{member="{other(active)}",namespace="{cluster.namespace}",'
+        'pair="vm"} 1.0' in metrics
     )
 
 

@@ -4,6 +4,12 @@ benchmarks all drive this one harness, so what they measure is the same path.
 
 Callers dial the Service's clusterIP like any client would; the proxy forwards to whichever
 pod the selector picks at that moment, so a flip is seen by callers, not only in the API.
+
+With `real=RealBackend(...)` the same harness runs on a real Kubernetes control plane
+(hack/control-plane.sh) instead: the scheduler binds the pods to the local kubelet's Node,
+the proxy routes by the EndpointSlices the controller-manager computes, the Job controller
+runs replication Jobs through pods on that node, and the operator and the agents act as the
+chart's ServiceAccounts, allowed only what the chart's RBAC objects grant.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +112,29 @@ class OperatorProcess:
             return str(response.read().decode())
 
 
+@dataclass(frozen=True)
+class RealBackend:
+    """A real control plane to run on: `plane` is a `controlplane.ControlPlane` that is up;
+    `rbac` the chart's ServiceAccounts, Roles and bindings, rendered for this namespace;
+    the ServiceAccount names the operator and the member pods run as."""
+
+    plane: Any
+    rbac: Sequence[dict[str, Any]]
+    operator_account: str
+    agent_account: str
+
+
 class LocalCluster:
     """Start with `with LocalCluster() as cluster:`; everything stops on exit."""
 
-    def __init__(self, namespace: str = "voice", workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str = "voice",
+        workdir: Path | None = None,
+        real: RealBackend | None = None,
+    ) -> None:
         self.namespace = namespace
+        self.real = real
         self._tmp = tempfile.TemporaryDirectory(prefix="pairwarden-") if workdir is None else None
         self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
         self._stack = contextlib.ExitStack()
@@ -132,14 +158,12 @@ class LocalCluster:
         from pairwarden_testbed.localnode.jobrunner import LocalJobRunner
         from pairwarden_testbed.sandbox import Sandbox
 
+        if self.real is not None:
+            self._start_real(self.real)
+            return
         self.sandbox = self._stack.enter_context(Sandbox())
         self.kubeconfig = str(self.sandbox.kubeconfig_path)
-        self.api = config.new_client_from_config(config_file=self.kubeconfig)
-        self._stack.callback(self.api.close)
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-        with contextlib.suppress(client.ApiException):
-            self.core.create_namespace({"metadata": {"name": self.namespace}})
+        self._connect()
         self.kubelet = LocalKubelet(self.kubeconfig, self.namespace, workdir=self.workdir)
         self.kubelet.start()
         self._stack.callback(self.kubelet.stop)
@@ -149,11 +173,77 @@ class LocalCluster:
         self.jobs = self._stack.enter_context(
             LocalJobRunner(self.kubeconfig, self.namespace, workdir=self.workdir / "jobs")
         )
+        self.operator_kubeconfig = self.kubeconfig
         self.start_operator()
+
+    def _connect(self) -> None:
+        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+        self._stack.callback(self.api.close)
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        with contextlib.suppress(client.ApiException):
+            self.core.create_namespace({"metadata": {"name": self.namespace}})
+
+    def _start_real(self, real: RealBackend) -> None:
+        """The test acts as admin; the node, the proxy, the operator and the pods each with
+        their own identity (system:node:<name>, system:kube-proxy, ServiceAccounts)."""
+        from kubernetes import utils
+
+        from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy
+        from pairwarden_testbed.localnode.realnode import LOCAL_NODE, lift_not_ready_taint
+
+        self.kubeconfig = str(real.plane.kubeconfig)
+        self._connect()
+        self._stack.callback(self._delete_namespace)
+        self._install_crd()
+        for obj in real.rbac:
+            utils.create_from_dict(self.api, obj, namespace=self.namespace)
+        node = str(real.plane.token_kubeconfig(f"node-{LOCAL_NODE}"))
+        self.kubelet = LocalKubelet(node, self.namespace, workdir=self.workdir, node=LOCAL_NODE)
+        self.kubelet.start()
+        self._stack.callback(self.kubelet.stop)
+        lift_not_ready_taint(self.api, LOCAL_NODE)  # the node-lifecycle controller's part
+        proxy = str(real.plane.token_kubeconfig("kube-proxy"))
+        self.proxy = LocalServiceProxy(proxy, self.namespace, endpoint_slices=True)
+        self.proxy.start()
+        self._stack.callback(self.proxy.stop)
+        self.operator_kubeconfig = str(
+            real.plane.serviceaccount_kubeconfig(
+                self.namespace, real.operator_account, self.workdir / "operator.kubeconfig"
+            )
+        )
+        self.start_operator()
+
+    def _install_crd(self) -> None:
+        """The FailoverPair CRD as a user of Kubernetes < 1.25 installs it (`pairwarden crds
+        --without-cel`), unless there already; returns once it is served."""
+        from pairwarden.api import crd
+
+        with contextlib.suppress(client.ApiException):  # 409: an earlier scenario's
+            client.ApiextensionsV1Api(self.api).create_custom_resource_definition(
+                crd.without_cel(crd.build_crd())
+            )
+
+        def served() -> bool:
+            try:
+                self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, "failoverpairs"
+                )
+            except client.ApiException:
+                return False
+            return True
+
+        wait_until(served, timeout=60)
+
+    def _delete_namespace(self) -> None:
+        """On a real server a namespace outlives the scenario by the namespace controller's
+        cleanup; nothing waits for it (each scenario has a namespace of its own)."""
+        with contextlib.suppress(client.ApiException):
+            self.core.delete_namespace(self.namespace)
 
     def start_operator(self, extra: list[str] | None = None) -> OperatorProcess:
         self.operator = OperatorProcess(
-            self.kubeconfig, self.namespace, self.workdir / "operator.log", extra
+            self.operator_kubeconfig, self.namespace, self.workdir / "operator.log", extra
         )
         self.operator.start()
         self._stack.callback(self.operator.stop)
@@ -168,6 +258,8 @@ class LocalCluster:
 
     def apply_file(self, path: Path) -> None:
         for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Pod" and self.real is not None:
+                doc["spec"]["serviceAccountName"] = self.real.agent_account
             if doc:
                 self.create(doc)
 
