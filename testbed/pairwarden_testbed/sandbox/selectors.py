@@ -236,8 +236,13 @@ COMMON_FIELD_LABELS = frozenset({"metadata.name", "metadata.namespace"})
 def check_field_labels(group: str, plural: str, selector: Selector) -> None:
     """A field selector on a label the real server does not support for this resource is
     refused as it refuses it, not silently matched against the object."""
-    allowed = COMMON_FIELD_LABELS | FIELD_LABELS.get((group, plural), frozenset())
+    own = FIELD_LABELS.get((group, plural))
+    allowed = COMMON_FIELD_LABELS | (own or frozenset())
     for field in selector.fields:
         label = ".".join(field.path)
-        if label not in allowed:
-            raise bad_request(f"field label not supported: {label}")
+        if label in allowed:
+            continue
+        if own is None:  # the generic registry's wording (Leases, ConfigMaps, custom resources)
+            only = '"metadata.name", "metadata.namespace"'
+            raise bad_request(f'"{label}" is not a known field selector: only {only}')
+        raise bad_request(f"field label not supported: {label}")
