@@ -187,7 +187,7 @@ def longest_unjustified_silence(world: World, marks: list[tuple[float, Availabil
     return worst
 
 
-@profile(examples=1000 if CI else 150)
+@profile(examples=300 if CI else 150)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 def test_never_two_answering_and_never_silent_beyond_the_window(
     schedule: list[tuple[float, str, Member]], latency: float
@@ -206,7 +206,7 @@ def test_never_two_answering_and_never_silent_beyond_the_window(
     assert epochs == list(range(1, len(epochs) + 1)), "epoch +1 on every change of holder"
 
 
-@profile(examples=400 if CI else 50)
+@profile(examples=150 if CI else 50)
 @given(
     schedule=schedules,
     loss=st.sampled_from([0.05, 0.2, 0.5]),
@@ -221,7 +221,7 @@ def test_lost_heartbeats_never_make_two_answer(
     assert all(span <= overlap + 1e-6 for span in both_answering_spans(world))
 
 
-@profile(examples=400 if CI else 50)
+@profile(examples=150 if CI else 50)
 @given(
     schedule=schedules,
     start=st.integers(0, 23 * 60 + 59),
@@ -257,7 +257,7 @@ flapping = st.lists(
 )
 
 
-@profile(examples=400 if CI else 50)
+@profile(examples=150 if CI else 50)
 @given(schedule=flapping)
 def test_role_changes_per_period_are_bounded_under_flapping(
     schedule: list[tuple[float, str, Member]],
@@ -305,7 +305,7 @@ def end_faults(world: World) -> None:
     "to the fencing bound when the old holder cannot hear the handoff (issue 12 deliverable 5, "
     "revoke-before-grant, is not on main yet)",
 )
-@profile(examples=1000 if CI else 150)
+@profile(examples=300 if CI else 150)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 @example(  # a manual move away from a holder whose agent was killed: it cannot hear it
     schedule=[(20.0, "kill_agent", "primary"), (21.0, "manual_failover", "primary")],
@@ -329,7 +329,7 @@ def converges(schedule: list[tuple[float, str, Member]], latency: float) -> None
     assert world.converged() is None, "whole, then not: " + str(world.converged())
 
 
-@profile(examples=200 if CI else 20)
+@profile(examples=60 if CI else 20)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 def test_converges_once_the_member_faults_stop(
     schedule: list[tuple[float, str, Member]], latency: float
@@ -343,7 +343,7 @@ def test_converges_once_the_member_faults_stop(
     "Lease: a half-done flip or a foreign write is never repaired (issue 12 deliverable 1, "
     "not on main yet)",
 )
-@profile(examples=400 if CI else 60)
+@profile(examples=150 if CI else 60)
 @given(schedule=world_schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 @example(schedule=[(1.0, "foreign_lease", "secondary")], latency=0.05)
 def test_converges_once_every_fault_stops(
