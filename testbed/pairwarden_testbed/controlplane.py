@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pairwarden_testbed.processes import save_state, started_here
+
 K8S_VERSION = "1.20.2"
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "hack" / "control-plane.sh"
@@ -330,27 +332,10 @@ class ControlPlane:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def _save(self) -> None:
-        tmp = self.directory / "state.json.tmp"
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-        tmp.replace(self.directory / "state.json")
+        save_state(self.directory, self.state)
 
     def _ours(self, name: str, pid: int) -> bool:
-        """Whether pid is still the `name` process started for this directory (not a
-        reused pid, not a zombie)."""
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-        return (
-            bool(cmdline)
-            and Path(cmdline[0].decode()).name == name
-            and any(str(self.directory).encode() in arg for arg in cmdline)
-        )
+        return started_here(name, pid, self.directory)
 
     def _prepare(self) -> None:
         d = self.directory

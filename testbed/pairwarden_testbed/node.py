@@ -65,6 +65,7 @@ from pairwarden_testbed.controlplane import (
     bin_dir,
     free_port,
 )
+from pairwarden_testbed.processes import save_state, started_here
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES_SCRIPT = REPO / "hack" / "images.sh"
@@ -283,26 +284,10 @@ class Node:
         LOCK.write_text(f"{self.directory}\n")
 
     def _save(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / "state.json.tmp"
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-        tmp.replace(self.directory / "state.json")
+        save_state(self.directory, self.state)
 
     def _ours(self, name: str, pid: int) -> bool:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-        return (
-            bool(cmdline)
-            and Path(cmdline[0].decode()).name == name
-            and any(str(self.directory).encode() in arg for arg in cmdline)
-        )
+        return started_here(name, pid, self.directory)
 
     def _prepare(self) -> None:
         d = self.directory
