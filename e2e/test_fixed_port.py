@@ -6,24 +6,17 @@ the kube-proxy stand-in drops the flow when its pod leaves the Service, as kube-
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from e2e.conftest import WINDOW, start
 from e2e.scenarios import other
+from e2e.sippcall import needs_sipp, sipp_call
 
 from pairwarden_testbed.localcluster import LocalCluster, free_port
 
-SIPP = shutil.which("sipp")
-SCENARIO = Path(__file__).resolve().parent / "sipp" / "uac_answered_by.xml"
-pytestmark = pytest.mark.skipif(
-    SIPP is None,
-    reason="sipp is not installed: `make tools` as root installs it (Debian package sip-tester)",
-)
+pytestmark = needs_sipp
 
 
 class Pbx:
@@ -38,28 +31,11 @@ class Pbx:
 
     def call(self) -> str | None:
         """One call; the pod that answered it, or None (refused, unanswered)."""
-        assert SIPP is not None
         self.calls += 1
         log = self.workdir / f"call-{self.calls}.log"
-        options = {
-            "-sf": str(SCENARIO),
-            "-s": "1000",
-            "-i": "127.0.0.1",
-            "-p": str(self.port),
-            "-mp": "0",
-            "-m": "1",
-            "-timeout": "5s",
-            "-log_file": str(log),
-        }
-        flags = ["-nostdin", "-timeout_error", "-trace_logs"]
-        command = [SIPP, *(x for pair in options.items() for x in pair), *flags]
-        target = f"{self.address[0]}:{self.address[1]}"
-        # The log says who answered; the exit code says only whether the call went as written.
-        done = subprocess.run([*command, target], cwd=self.workdir, capture_output=True, timeout=30)
-        text = log.read_text() if log.exists() else ""
-        self.last = f"exit {done.returncode}: {text} {done.stderr[-400:]!r}"
-        answered = [line.split()[-1] for line in text.splitlines() if "answered-by" in line]
-        return answered[-1] if answered else None
+        done = sipp_call("uac_answered_by.xml", self.address, log, local_port=self.port)
+        self.last = done.text
+        return done.answered_by
 
     def until(self, pod: str, timeout: float) -> tuple[float, int]:
         """Call until `pod` answers: (when, calls placed meanwhile)."""

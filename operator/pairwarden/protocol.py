@@ -6,8 +6,10 @@ apart: both go through `MemberReport.to_annotations` / `MemberReport.from_annota
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -27,6 +29,9 @@ ANNOTATION_REQUEST = PREFIX + "request"
 ANNOTATION_REQUEST_ID = PREFIX + "request-id"
 # On the active Lease: which member holds it.
 ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
+# On the active Lease: where callers reach the holder ("host:port" of its SIP port), copied
+# from the holder's own report in the same write, so the other member can redirect to it.
+ANNOTATION_ACTIVE_CONTACT = PREFIX + "active-contact"
 # On a replication Job: the replicate command's report (JSON), written by the Job itself.
 REPORT_ANNOTATION = PREFIX + "replication-report"
 
@@ -102,6 +107,34 @@ def parse_time(text: str | None) -> datetime | None:
         return None
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+
+
+def call_contact(text: str | None) -> str:
+    """`text` if it is a `host:port` callers can be sent to (an IPv4 address, a DNS name, or a
+    bracketed IPv6 address, and a port 1-65535), else "". A contact travels from one agent's
+    Lease through the operator into the other member's SIP Contact header: anything else (a
+    CR LF, a URI parameter, a foreign writer's junk) must never get that far."""
+    host, colon, port = (text or "").rpartition(":")
+    if (
+        not colon
+        or not (port.isascii() and port.isdigit())
+        or not 0 < int(port) < 65536
+        or len(port) > 5
+    ):
+        return ""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return ""
+        return f"{host}:{int(port)}"
+    if not _HOSTNAME.fullmatch(host):
+        return ""
+    return f"{host}:{int(port)}"
+
+
 def _int(text: str | None) -> int:
     try:
         return int(text or 0)
@@ -127,6 +160,7 @@ class MemberReport:
     data_version: str = ""  # fingerprint of the replicated files and database (replication)
     # per-setting digests, compact JSON {name: digest}: the operator names what differs
     setting_digests: str = ""
+    call_contact: str = ""  # where callers reach this member: "host:port" (protocol.call_contact)
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -142,6 +176,7 @@ class MemberReport:
         "settings_digest": PREFIX + "settings-digest",
         "data_version": PREFIX + "data-version",
         "setting_digests": PREFIX + "setting-digests",
+        "call_contact": PREFIX + "call-contact",
     }
     # A change in any of these is written at once, not held until the next renewal.
     URGENT = ("agent_running", "service_up", "answering", "cpu_excessive", "inactive_calls")
@@ -162,6 +197,7 @@ class MemberReport:
             k["settings_digest"]: self.settings_digest,
             k["data_version"]: self.data_version,
             k["setting_digests"]: self.setting_digests,
+            k["call_contact"]: self.call_contact,
         }
 
     @classmethod
@@ -182,6 +218,7 @@ class MemberReport:
             settings_digest=a.get(k["settings_digest"], ""),
             data_version=a.get(k["data_version"], ""),
             setting_digests=a.get(k["setting_digests"], ""),
+            call_contact=call_contact(a.get(k["call_contact"])),
         )
 
     def digests_by_setting(self) -> dict[str, str]:

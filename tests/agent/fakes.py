@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pairwarden.agent.core import VoicemailView
+from pairwarden.agent.core import StandbyCalls, VoicemailView
 from pairwarden.agent.kubeio import LeaseMissing, LeaseView
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
@@ -64,6 +64,9 @@ class FakeKube:
         pass
 
 
+NO_HOLD = StandbyCalls()
+
+
 class FakeVoicemail:
     """The real voicemail rules (VoicemailCore) behind the agent's client interface."""
 
@@ -72,6 +75,7 @@ class FakeVoicemail:
         self.up = True
         self.cpu: float | None = 5.0
         self.orders: list[tuple[bool, int, float]] = []
+        self.standby: list[StandbyCalls] = []  # what each order said about calls on standby
 
     async def status(self) -> VoicemailView:
         if not self.up:
@@ -83,12 +87,16 @@ class FakeVoicemail:
             settings={"callPort": 5070},
         )  # fmt: skip
 
-    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None:
+    async def order(
+        self, active: bool, epoch: int, valid_for: float = 0.0, standby: StandbyCalls = NO_HOLD
+    ) -> int | None:
         if not self.up:
             return None
         self.orders.append((active, epoch, valid_for))
+        self.standby.append(standby)
         try:
             self.core.set_role(active, epoch, valid_for)
         except StaleEpoch:
             return 409
+        self.core.redirect, self.core.hold_for = standby.redirect or None, standby.hold_for
         return 200

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from pairwarden.agent.core import (
+    HOLD_TRIGGERING_CALL,
     CpuJudge,
     FenceInputs,
     InactiveCallCounter,
     LicensingClocks,
+    StandbyCalls,
     decide_answer,
     licensing_expired,
     settings_digest,
     settings_from_spec,
+    standby_calls,
 )
 from pairwarden.clock import ManualClock
 
@@ -121,3 +126,25 @@ def test_settings_digest_is_order_independent() -> None:
     assert settings_digest({"a": 1, "b": 2}) == settings_digest({"b": 2, "a": 1})
     assert settings_digest({"a": 1}) != settings_digest({"a": 2})
     assert settings_digest(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("force", "holder", "contact", "expected"),
+    [
+        # Force Failover: hold the call that causes failover, whoever holds the Lease.
+        (True, "vm-primary", "10.0.0.6:5060", StandbyCalls(hold_for=HOLD_TRIGGERING_CALL)),
+        (True, None, "", StandbyCalls(hold_for=HOLD_TRIGGERING_CALL)),
+        # Without it: to the active member when its contact is known, else refuse.
+        (False, "vm-primary", "10.0.0.6:5060", StandbyCalls(redirect="10.0.0.6:5060")),
+        (False, "vm-primary", "", StandbyCalls()),
+        (False, "", "10.0.0.6:5060", StandbyCalls()),  # nobody active: nowhere to send it
+        (False, None, "10.0.0.6:5060", StandbyCalls()),
+        (False, "vm-secondary", "10.0.0.7:5060", StandbyCalls()),  # never to itself
+    ],
+)
+def test_what_the_standby_does_with_a_call(
+    force: bool, holder: str | None, contact: str, expected: StandbyCalls
+) -> None:
+    settings = settings_from_spec({"forceFailoverOnInactiveCall": force})
+    assert settings.force_failover is force
+    assert standby_calls(settings, holder, "vm-secondary", contact) == expected

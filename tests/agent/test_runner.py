@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from pairwarden.agent.core import HOLD_TRIGGERING_CALL, StandbyCalls
 from pairwarden.agent.kubeio import LeaseView
 from pairwarden.agent.runner import Agent, AgentConfig
 from pairwarden.agent.state import STATE_FILE, AgentState
 from pairwarden.clock import ManualClock
-from pairwarden.protocol import Member, MemberReport
+from pairwarden.protocol import ANNOTATION_ACTIVE_CONTACT, Member, MemberReport
 from pairwarden_testbed.voicemail.core import VoicemailCore
 
 from .fakes import FakeKube, FakeVoicemail
@@ -206,3 +207,54 @@ async def test_clean_stop_survives_an_unreachable_api(failure: str) -> None:
         del rig.kube.leases["vm-primary"]
     await rig.agent.shutdown()
     assert not rig.vm.core.answering()
+
+
+def _active(holder: str, epoch: int, contact: str) -> LeaseView:
+    return LeaseView(
+        "vm-active", holder=holder, transitions=epoch,
+        annotations={ANNOTATION_ACTIVE_CONTACT: contact},
+    )  # fmt: skip
+
+
+async def test_the_standby_redirects_to_the_contact_the_active_lease_names() -> None:
+    """Force Failover off: a call reaching the member that is not active goes to the holder's
+    contact, learnt from the active Lease (the operator copies it from the holder's report)."""
+    rig = Rig("secondary")
+    rig.agent = Agent(
+        AgentConfig(pair="vm", member="secondary", namespace="voice", pod="vm-secondary",
+                    call_contact="10.0.0.7:5060"),
+        rig.kube, rig.vm, rig.clock,
+    )  # fmt: skip
+    rig.kube.put("vm-secondary")
+    await rig.agent.poll_once()
+    assert await rig.agent.renew_once()
+    assert rig.report().call_contact == "10.0.0.7:5060"  # what the operator copies when it flips
+    rig.agent.on_active_lease(_active("vm-primary", 1, "10.0.0.6:5060"))
+    await rig.agent.evaluate()
+    assert rig.vm.standby[-1] == StandbyCalls(redirect="10.0.0.6:5060")
+    assert rig.vm.core.redirect == "10.0.0.6:5060"
+    # A new holder with a new contact is a new order at once.
+    rig.agent.on_active_lease(_active("vm-primary", 2, "10.0.0.8:5060"))
+    await rig.agent.evaluate()
+    assert rig.vm.core.redirect == "10.0.0.8:5060"
+    # A contact no caller can be sent to (a foreign writer, CR LF) is no contact: refuse.
+    rig.agent.on_active_lease(_active("vm-primary", 3, "10.0.0.8:5060\r\nX: y"))
+    await rig.agent.evaluate()
+    assert rig.vm.core.redirect is None and rig.vm.standby[-1] == StandbyCalls()
+    # This member becomes the holder: it answers, and redirects nobody to itself.
+    rig.agent.on_active_lease(_active("vm-secondary", 4, "10.0.0.7:5060"))
+    await rig.agent.evaluate()
+    assert rig.vm.core.answering() and rig.vm.standby[-1] == StandbyCalls()
+
+
+async def test_force_failover_holds_calls_on_the_standby() -> None:
+    rig = Rig("secondary")
+    rig.kube.spec = {**SPEC, "forceFailoverOnInactiveCall": True}
+    await rig.agent.refresh_settings()
+    rig.kube.put("vm-secondary")
+    await rig.agent.poll_once()
+    assert await rig.agent.renew_once()
+    rig.agent.on_active_lease(_active("vm-primary", 1, "10.0.0.6:5060"))
+    await rig.agent.evaluate()
+    assert rig.vm.standby[-1] == StandbyCalls(hold_for=HOLD_TRIGGERING_CALL)
+    assert rig.vm.core.hold_for == HOLD_TRIGGERING_CALL and rig.vm.core.redirect is None

@@ -11,16 +11,17 @@ from kubernetes import client as sync_client
 
 from pairwarden.controller import leases
 from pairwarden.kube import async_api_client
-from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER
+from pairwarden.protocol import ANNOTATION_ACTIVE_CONTACT, ANNOTATION_ACTIVE_MEMBER
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+CONTACTS = {"primary": "10.0.0.6:5060", "secondary": "10.0.0.7:5060"}
 OWNER = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "u-1"}
 
 
 def write(api: Any, namespace: str, epoch: int, expected: int, member: str = "secondary") -> Any:
     return leases.write_active(
         api, namespace, "vm", holder=f"vm-{member}", member=member, epoch=epoch,
-        expected_epoch=expected, now=NOW,
+        expected_epoch=expected, now=NOW, contact=CONTACTS[member],
     )  # fmt: skip
 
 
@@ -41,6 +42,8 @@ async def test_a_flip_is_one_conditional_patch(
         lease = active(api_client, namespace)
         assert (lease.spec.holder_identity, lease.spec.lease_transitions) == ("vm-secondary", 1)
         assert lease.metadata.annotations[ANNOTATION_ACTIVE_MEMBER] == "secondary"
+        # The holder's contact travels in the same write: never one holder, another's contact.
+        assert lease.metadata.annotations[ANNOTATION_ACTIVE_CONTACT] == "10.0.0.7:5060"
 
         await write(api, namespace, epoch=1, expected=0)  # an interrupted move, retried
         assert active(api_client, namespace).spec.lease_transitions == 1
@@ -68,3 +71,4 @@ async def test_a_lease_without_the_member_annotation_is_still_handed_over(
     lease = active(api_client, namespace)
     assert (lease.spec.holder_identity, lease.spec.lease_transitions) == ("vm-primary", 1)
     assert lease.metadata.annotations[ANNOTATION_ACTIVE_MEMBER] == "primary"
+    assert lease.metadata.annotations[ANNOTATION_ACTIVE_CONTACT] == "10.0.0.6:5060"

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
-from pairwarden.protocol import HeartbeatSizing, MemberReport
+import pytest
+
+from pairwarden.protocol import HeartbeatSizing, MemberReport, call_contact
 
 
 def test_default_sizing_meets_the_write_budget_and_the_window() -> None:
@@ -30,6 +32,7 @@ def test_report_round_trips_through_annotations() -> None:
         primary_contact=None,
         epoch=4,
         settings_digest="abc",
+        call_contact="10.0.0.7:5060",
     )
     annotations = report.to_annotations()
     assert annotations["pairwarden.io/agent"] == "stopping"
@@ -49,3 +52,31 @@ def test_urgent_changes_are_the_ones_that_cannot_wait_for_a_renewal() -> None:
     base = MemberReport(service_up=True)
     assert MemberReport(service_up=False).urgent_change(base)
     assert not MemberReport(service_up=True, cpu_percent=50).urgent_change(base)
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("10.0.0.7:5060", "10.0.0.7:5060"),
+        ("vm-primary.voice.svc.cluster.local:5060", "vm-primary.voice.svc.cluster.local:5060"),
+        ("[fd00::7]:5060", "[fd00::7]:5060"),
+        ("10.0.0.7:05060", "10.0.0.7:5060"),
+        ("10.0.0.7", ""),  # no port
+        ("10.0.0.7:0", ""),
+        ("10.0.0.7:65536", ""),
+        ("10.0.0.7:5060\r\nX-Evil: 1", ""),  # it ends up in a SIP header
+        ("evil;maddr=1.2.3.4:5060", ""),
+        ("sip:a@b:5060", ""),
+        ("[not-v6]:5060", ""),
+        ("fd00::7:5060", ""),  # IPv6 unbracketed
+        ("a:\u00b2", ""),  # a digit that is not ASCII
+        ("-bad-.example:5060", ""),
+        ("", ""),
+    ],
+)
+def test_a_call_contact_is_host_and_port_or_nothing(text: str, read: str) -> None:
+    """A contact crosses two agents and the operator into a SIP Contact header: what is not
+    plainly host:port is dropped, wherever it was written."""
+    assert call_contact(text) == read
+    report = MemberReport.from_annotations({"pairwarden.io/call-contact": text})
+    assert report.call_contact == read

@@ -89,6 +89,72 @@ async def test_standby_redirects_when_told_the_active_contact(member: Member) ->
     assert (await member.status())["inactiveCalls"] == 1
 
 
+async def test_force_failover_holds_the_call_until_the_member_is_active(member: Member) -> None:
+    """The reference's inactive secondary answers the call that causes failover: it rings
+    while the order to become active comes, then answers that same call."""
+    body = {"active": False, "epoch": 3, "validForMs": 0, "holdMs": 10_000}
+    assert (await member.post("/role", body))[0] == 200
+    held = asyncio.create_task(call(member, 200, mailbox="1000", timeout=15.0))
+    await member.wait_for("the call held", lambda: member.server.stats["held"] == 1)
+    assert (await member.status())["inactiveCalls"] == 1  # what makes the operator fail over
+    assert not held.done()
+    promote = {"active": True, "epoch": 4, "validForMs": 60_000, "holdMs": 10_000}
+    assert (await member.post("/role", promote))[0] == 200
+    outcome = await held
+    assert (outcome.result, outcome.code, outcome.bye_code) == ("answered", 200, 200)
+    status = await member.status()
+    assert status["answeredCalls"] == 1 and status["refused"] == 0
+
+
+async def test_a_held_call_is_refused_when_the_member_stays_standby(member: Member) -> None:
+    body = {"active": False, "epoch": 3, "validForMs": 0, "holdMs": 200}
+    assert (await member.post("/role", body))[0] == 200
+    outcome = await call(member, 100, timeout=10.0)
+    assert (outcome.result, outcome.code) == ("refused", 503)
+    assert member.server.stats["held"] == 1 and member.core.calls_in_progress == 0
+
+
+async def test_a_held_call_can_be_cancelled(member: Member) -> None:
+    body = {"active": False, "epoch": 3, "validForMs": 0, "holdMs": 30_000}
+    assert (await member.post("/role", body))[0] == 200
+
+    def ring_then_cancel() -> list[int]:
+        offer = sip.build_sdp("127.0.0.1", 9, 1)
+        sock, invite = _raw(member, "INVITE", call_id="held-1", body=offer)
+        with sock:
+            seen = [_next(sock).status, _next(sock).status]  # 100, 180
+            sock.sendto(invite.encode(), member.address)  # a retransmission: rings again
+            seen.append(_next(sock).status)
+            cancel = sip.request(
+                "CANCEL", invite.uri, via_host="127.0.0.1", via_port=sock.getsockname()[1],
+                from_=invite.header("From"), to=invite.header("To"), call_id="held-1",
+                cseq=1, branch=invite.branch,
+            )  # fmt: skip
+            sock.sendto(cancel.encode(), member.address)
+            replies = {(m.cseq[1], m.status) for m in (_next(sock), _next(sock))}
+            assert replies == {("CANCEL", 200), ("INVITE", 487)}
+            return seen
+
+    assert await asyncio.to_thread(ring_then_cancel) == [100, 180, 180]
+    status = await member.status()
+    assert status["inactiveCalls"] == 1  # the retransmission is the same call
+    assert status["answeredCalls"] == 0 and status["refused"] == 0
+
+
+async def test_role_orders_with_a_bad_contact_or_hold_are_refused(member: Member) -> None:
+    base = {"active": False, "epoch": 3, "validForMs": 0}
+    for bad in (
+        {"activeContact": "10.0.0.1:5060\r\nX-Evil: 1"},
+        {"activeContact": "10.0.0.1"},
+        {"holdMs": True},
+        {"holdMs": -1},
+        {"holdMs": 10_000_000},
+    ):
+        status, reply = await member.post("/role", {**base, **bad})
+        assert status == 400, (bad, reply)
+    assert member.core.redirect is None and member.core.hold_for == 0
+
+
 def _raw(
     member: Member, method: str, *, call_id: str = "raw-1", to_tag: str = "", body: bytes = b""
 ) -> tuple[socket.socket, sip.SipMessage]:

@@ -19,6 +19,11 @@ DEFAULT_CPU_DURATION = 60.0
 DEFAULT_NEVER_CONTACTED_GRACE = 14400.0  # 4 h after restart (reference)
 DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
 DEFAULT_SETTINGS_FILE = "member-settings.json"  # the reference voicemail process keeps them here
+# Force Failover: how long the standby holds the call that triggers it (ringing) while it
+# becomes active. The flip takes one urgent renewal, one reconciliation and one Lease event
+# (about 0.1 s idle, 1-3 s on a loaded machine); a caller hears ringback meanwhile, shorter
+# than a phone system's no-answer timer. Past this the call is refused (503) as before.
+HOLD_TRIGGERING_CALL = 8.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class PairSettings:
     max_since_contact: float = DEFAULT_MAX_SINCE_CONTACT
     settings_files: tuple[str, ...] = (DEFAULT_SETTINGS_FILE,)  # spec.memberSettings
     settings_command: tuple[str, ...] = ()
+    force_failover: bool = False  # spec.forceFailoverOnInactiveCall
 
 
 def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -69,6 +75,7 @@ def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
         max_since_contact=_number(lic, "maxSecondsSinceContact", DEFAULT_MAX_SINCE_CONTACT),
         settings_files=_strings(member, "files", (DEFAULT_SETTINGS_FILE,)),
         settings_command=_strings(member, "command", ()),
+        force_failover=spec.get("forceFailoverOnInactiveCall") is True,
     )
 
 
@@ -163,6 +170,29 @@ def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> V
     return Verdict(True, "active Lease holder", valid_for=left)
 
 
+@dataclass(frozen=True)
+class StandbyCalls:
+    """What the voicemail server does with a new call while it does not answer. The reference:
+    with Force Failover the inactive secondary answers the call that causes failover; without
+    it the call goes to the active server. Neither: refuse (503), the caller retries."""
+
+    hold_for: float = 0.0  # ring this long waiting to become active, then answer or refuse
+    redirect: str = ""  # "host:port" of the active member: 302 the caller there
+
+
+def standby_calls(
+    settings: PairSettings, holder: str | None, pod: str, contact: str
+) -> StandbyCalls:
+    """Force Failover holds the call (the flip it causes answers it); otherwise a call that
+    reaches this member while another holds the active Lease is sent to that member's
+    contact (protocol.call_contact, "" when unknown: refuse)."""
+    if settings.force_failover:
+        return StandbyCalls(hold_for=HOLD_TRIGGERING_CALL)
+    if holder and holder != pod and contact:
+        return StandbyCalls(redirect=contact)
+    return StandbyCalls()
+
+
 def settings_digest(settings: Mapping[str, Any] | None) -> str:
     """Digest of the per-member settings never replicated, so the operator can see drift."""
     if not settings:
@@ -197,6 +227,7 @@ def build_report(
     digest: str,
     data_version: str = "",
     setting_digests: str = "",
+    call_contact: str = "",
 ) -> MemberReport:
     return MemberReport(
         agent_running=not stopping,
@@ -212,6 +243,7 @@ def build_report(
         settings_digest=digest,
         data_version=data_version,
         setting_digests=setting_digests,
+        call_contact=call_contact,
     )
 
 

@@ -21,7 +21,7 @@ from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
-from pairwarden.protocol import REPLICATED_DIRECTORIES
+from pairwarden.protocol import REPLICATED_DIRECTORIES, call_contact
 from pairwarden.replication.drift import read_member_settings
 from pairwarden.replication.fileapi import make_app
 from pairwarden.replication.paths import PathRefused, check_directories
@@ -41,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--voicemail-url",
         default="http://127.0.0.1:8081",
         help="the voicemail process's control port, on the pod's loopback",
+    )
+    parser.add_argument(
+        "--call-contact",
+        default=f"{os.environ['POD_IP']}:5060" if os.environ.get("POD_IP") else "",
+        help="host:port where callers reach this member's voicemail (SIP), written to the "
+        "active Lease while it is active so the other member redirects callers there "
+        "(default: $POD_IP:5060; empty: none)",
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="persisted licensing clock")
     parser.add_argument("--metrics-address", default=pod_ip)
@@ -71,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.pod:
         log.error("--pod or $POD_NAME is required")
         return 2
+    if args.call_contact and not call_contact(args.call_contact):
+        # Not fatal: the member still serves; only the other member's redirect is lost.
+        log.error(
+            "--call-contact %r is not host:port; callers are not redirected here", args.call_contact
+        )
     return asyncio.run(serve(args))
 
 
@@ -90,6 +102,7 @@ async def serve(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         pod=args.pod,
         poll_interval=args.poll_interval,
+        call_contact=args.call_contact,
     )
     directories = await _replicated_directories(kube) if args.data_dir is not None else []
     agent = Agent(

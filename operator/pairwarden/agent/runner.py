@@ -20,6 +20,7 @@ from pairwarden.agent.core import (
     InactiveCallCounter,
     LicensingClocks,
     PairSettings,
+    StandbyCalls,
     Verdict,
     VoicemailView,
     build_report,
@@ -27,6 +28,7 @@ from pairwarden.agent.core import (
     licensing_expired,
     settings_digest,
     settings_from_spec,
+    standby_calls,
 )
 from pairwarden.agent.cpu import CpuSampler, FunctionSampler
 from pairwarden.agent.kubeio import TRANSIENT, KubeIO, LeaseMissing, LeaseView
@@ -34,9 +36,11 @@ from pairwarden.agent.metrics import AgentMetrics
 from pairwarden.agent.state import AgentState
 from pairwarden.clock import Clock
 from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_CONTACT,
     Member,
     MemberReport,
     active_lease_name,
+    call_contact,
     member_lease_name,
 )
 from pairwarden.replication.drift import setting_digests
@@ -49,7 +53,9 @@ CONTACT_PERSIST_EVERY = 60.0  # seconds; the clock it feeds counts in days
 class Voicemail(Protocol):
     async def status(self) -> VoicemailView: ...
 
-    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None: ...
+    async def order(
+        self, active: bool, epoch: int, valid_for: float = 0.0, standby: StandbyCalls = ...
+    ) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class AgentConfig:
     poll_interval: float = 0.2
     spec_refresh: float = 30.0
     shutdown_budget: float = 0.7  # SIGTERM to exit, well under a second
+    call_contact: str = ""  # where callers reach this member ("host:port"), for the other's 302
 
 
 # (files, command) -> the member's own settings: drift.read_member_settings over the data dir
@@ -101,6 +108,7 @@ class Agent:
         self.clocks = LicensingClocks(clock.wall(), self.state.load_primary_contact())
         self.vm_view = VoicemailView()
         self.holder: str | None = None
+        self.active_contact = ""  # the holder's call contact, from the active Lease
         self.epoch = 0
         self.holder_checked: float | None = None
         self.last_renewal_sent: float | None = None
@@ -114,7 +122,7 @@ class Agent:
         self.verdict = Verdict(False, "starting")
         self._cpu_judge = CpuJudge()
         self._inactive = InactiveCallCounter()
-        self._told: tuple[bool, int, float | None] | None = None
+        self._told: tuple[bool, int, float | None, StandbyCalls] | None = None
         self._refused: tuple[bool, int] | None = None
         self._primary_renew_seen: str | None = None
         self._contact_persisted: float | None = None
@@ -135,6 +143,7 @@ class Agent:
             digest=self._settings_read[1] if self._settings_read else self._vm_digest(),
             data_version=self.data_version(),
             setting_digests=self._settings_read[2] if self._settings_read else "",
+            call_contact=call_contact(self.config.call_contact),
         )
 
     def _vm_digest(self) -> str:
@@ -270,6 +279,7 @@ class Agent:
                 log.info("active Lease: holder %r epoch %d", view.holder, view.transitions)
             self.holder = view.holder
             self.epoch = view.transitions
+            self.active_contact = call_contact(view.annotations.get(ANNOTATION_ACTIVE_CONTACT))
         else:
             return
         self.holder_checked = seen_at
@@ -323,11 +333,13 @@ class Agent:
         if want == self._refused:
             return
         stamp = self.last_renewal_sent if verdict.answer else None
-        told = (*want, stamp)
+        standby = standby_calls(self.settings, self.holder, self.config.pod, self.active_contact)
+        told = (*want, stamp, standby)
         out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
         if told == self._told and not out_of_step:
             return
-        status = await self.vm.order(*want, verdict.valid_for if verdict.answer else 0.0)
+        valid_for = verdict.valid_for if verdict.answer else 0.0
+        status = await self.vm.order(*want, valid_for, standby)
         self.metrics.role_orders.labels(str(verdict.answer).lower()).inc()
         if status == 200:
             self._told = told

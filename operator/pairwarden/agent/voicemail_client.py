@@ -6,8 +6,10 @@ from typing import Any
 
 import aiohttp
 
-from pairwarden.agent.core import VoicemailView
+from pairwarden.agent.core import StandbyCalls, VoicemailView
 from pairwarden.protocol import MAX_ORDER_MS
+
+_REFUSE = StandbyCalls()
 
 
 class VoicemailClient:
@@ -44,12 +46,20 @@ class VoicemailClient:
             epoch=int(body.get("epoch") or 0),
         )
 
-    async def order(self, active: bool, epoch: int, valid_for: float = 0.0) -> int | None:
+    async def order(
+        self, active: bool, epoch: int, valid_for: float = 0.0, standby: StandbyCalls = _REFUSE
+    ) -> int | None:
         """POST /role; the HTTP status, or None if the process did not answer. The order
         always carries its expiry (`validForMs`, bounded by MAX_ORDER_MS): the process
-        refuses one without."""
-        valid_ms = order_valid_ms(valid_for)
-        body: dict[str, Any] = {"active": active, "epoch": epoch, "validForMs": valid_ms}
+        refuses one without. It also says what to do with calls while not answering: hold
+        them (`holdMs`) or redirect them to the active member (`activeContact`)."""
+        body: dict[str, Any] = {
+            "active": active,
+            "epoch": epoch,
+            "validForMs": order_valid_ms(valid_for),
+            "holdMs": order_valid_ms(standby.hold_for),
+            "activeContact": standby.redirect or None,
+        }
         try:
             async with self._http().post(f"{self._base}/role", json=body) as r:
                 return r.status

@@ -14,6 +14,7 @@ from kubernetes_asyncio import client
 
 from pairwarden.controller.client import JSON_PATCH, status_of
 from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_CONTACT,
     ANNOTATION_ACTIVE_MEMBER,
     LABEL_MEMBER,
     LABEL_PAIR,
@@ -21,6 +22,8 @@ from pairwarden.protocol import (
     active_lease_name,
     member_lease_name,
 )
+
+_CONTACT_POINTER = ANNOTATION_ACTIVE_CONTACT.replace("~", "~0").replace("/", "~1")  # RFC 6901
 
 
 class EpochConflict(Exception):
@@ -86,6 +89,7 @@ async def write_active(
     pair: str,
     *,
     holder: str,
+    contact: str = "",
     member: str,
     epoch: int,
     expected_epoch: int,
@@ -101,6 +105,9 @@ async def write_active(
     ops = [
         {"op": "test", "path": "/spec/leaseTransitions", "value": expected_epoch},
         {"op": "add", "path": f"/metadata/annotations/{annotation}", "value": member},
+        # Where callers reach the holder (its own report), in the same write: the other member
+        # redirects callers there and must never read one holder with another's contact.
+        {"op": "add", "path": f"/metadata/annotations/{_CONTACT_POINTER}", "value": contact},
         *(
             {"op": "add", "path": f"/spec/{key}", "value": value}
             for key, value in (
@@ -120,6 +127,7 @@ async def write_active(
         if status_of(error) not in (400, 422):  # 422: a failed test (400 on older servers)
             raise
     current = await read_active(api, namespace, pair)
+    current["metadata"].setdefault("annotations", {})[ANNOTATION_ACTIVE_CONTACT] = contact
     spec = current.setdefault("spec", {})
     if int(spec.get("leaseTransitions") or 0) not in (expected_epoch, epoch):
         raise EpochConflict(f"active Lease is at epoch {spec.get('leaseTransitions')}")

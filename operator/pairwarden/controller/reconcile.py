@@ -214,6 +214,7 @@ async def _apply(
             namespace,
             name,
             holder=(pod_names[member] or "") if member else "",
+            contact=book.members[member].report.call_contact if member in book.members else "",
             member=member or "none",
             epoch=write.epoch,
             expected_epoch=write.expected_epoch,

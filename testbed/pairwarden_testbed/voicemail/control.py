@@ -6,13 +6,15 @@ only the agent beside the process, in the same network namespace, can order its 
 GET  /healthz  -> 200 "ok"
 GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
                       cpuPercent, settings, [storeOnline, queuedMessages, sip...]}
-POST /role     {"active": bool, "epoch": int, "validForMs": int, "activeContact"?: str|null}
+POST /role     {"active": bool, "epoch": int, "validForMs": int, "activeContact"?: str|null,
+                "holdMs"?: int}
                -> 200 status | 400 malformed | 409 stale. Every order carries its expiry
                (`validForMs`, at most MAX_ORDER_MS): an "active" order that is not renewed
                in time demotes the process, so no order, lost agent or replay outlives the
                agent's own fencing deadline. `activeContact` ("host:port" of the active
                member's SIP port) makes a standby redirect SIP callers (302) rather than
-               refuse them.
+               refuse them; `holdMs` (Force Failover) makes it hold a new call ringing that
+               long while it may become active, then answer it or refuse it.
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
 POST /store    {"offline": bool}  take the message store offline by hand (tests of the UMR queue)
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pairwarden.protocol import MAX_ORDER_MS
+from pairwarden.protocol import MAX_ORDER_MS, call_contact
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
 from pairwarden_testbed.voicemail.store import MessageDatabase
@@ -140,6 +142,13 @@ def make_app(
             contact = order.get("activeContact", core.redirect)
             if contact is not None and not isinstance(contact, str):
                 raise TypeError("activeContact must be a string or null")
+            if contact and not call_contact(contact):
+                raise ValueError("activeContact must be host:port")
+            hold_ms = order.get("holdMs", round(core.hold_for * 1000))
+            if not isinstance(hold_ms, int) or isinstance(hold_ms, bool):
+                raise TypeError("holdMs must be an integer")
+            if not 0 <= hold_ms <= MAX_ORDER_MS:
+                raise ValueError(f"holdMs must be between 0 and {MAX_ORDER_MS}")
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:
@@ -147,6 +156,7 @@ def make_app(
         except StaleEpoch as exc:
             return web.json_response({"error": str(exc), **core.status()}, status=409)
         core.redirect = contact or None
+        core.hold_for = hold_ms / 1000.0
         return web.json_response(await status())
 
     async def post_store(request: web.Request) -> web.Response:

@@ -53,6 +53,9 @@ class VoicemailCore:
         # Where the active member answers ("host:port"), when the control API said so: a
         # standby SIP front end then redirects callers (302) instead of refusing them (503).
         self.redirect: str | None = None
+        # Force Failover: hold a new call this long while not answering (it may be the call
+        # that makes this member active), then answer it or refuse it.
+        self.hold_for = 0.0
         self.draining = False  # stopping: no new calls, whatever the orders say
 
     @property

@@ -4,9 +4,11 @@ Active: INVITE -> 100 Trying, (180 Ringing while `answer_delay` runs), 200 OK wi
 answer naming an RTP port opened for this call; the caller's PCMU is recorded and, at BYE,
 left as a WAV message through the UMR queue, then an MWI NOTIFY goes to the subscriber.
 Standby: INVITE -> 503 (or 302 to the active member when the control API named one), and
-the call counts as an inactive call. A demotion never touches dialogs in progress: ACK,
-BYE and RTP keep working until the caller hangs up (the reference maintains calls in
-progress on a clean failover).
+the call counts as an inactive call. With Force Failover (the control API's `holdMs`) the
+standby rings instead (100, 180) while the call makes it active, answers it if it becomes
+active within the hold, and refuses it (503) if not. A demotion never touches dialogs in
+progress: ACK, BYE and RTP keep working until the caller hangs up (the reference maintains
+calls in progress on a clean failover).
 
 Replies go to the datagram's source address (RFC 3581 rport behaviour, always), so a caller
 behind the Service proxy gets its answers back through the same flow.
@@ -55,6 +57,16 @@ class Dialog:
     cseq_out: int = 1
 
 
+@dataclass
+class Held:
+    """An INVITE ringing on a standby under Force Failover, waiting for this member's role."""
+
+    invite: sip.SipMessage
+    remote: Addr
+    local_tag: str
+    cancelled: bool = False
+
+
 class _Udp(asyncio.DatagramProtocol):
     def __init__(self, owner: SipServer) -> None:
         self._owner = owner
@@ -101,11 +113,12 @@ class SipServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dialogs: dict[str, Dialog] = {}
+        self._held: dict[str, Held] = {}
         self._replies: dict[tuple[str, str, str], tuple[bytes, float]] = {}
         self._notifies: dict[str, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.stats = {"invites": 0, "answered": 0, "refused": 0, "messages": 0, "mwiSent": 0,
-                      "mwiAcked": 0}  # fmt: skip
+        self.stats = {"invites": 0, "answered": 0, "refused": 0, "held": 0, "messages": 0,
+                      "mwiSent": 0, "mwiAcked": 0}  # fmt: skip
         if queue is not None:
             queue.listeners.append(self._message_delivered)
 
@@ -226,25 +239,67 @@ class SipServer:
             if not existing.ended and existing.final is None:  # still answering
                 self._reply(req, addr, 100, "Trying")
             return
+        held = self._held.get(req.call_id)
+        if held is not None:  # a retransmission while it rings
+            self._reply(req, addr, 180, "Ringing", to_tag=held.local_tag)
+            return
         if not self._core.answering():
             self._core.offer(_caller(req))  # counts as an inactive call
-            self.stats["refused"] += 1
-            redirect = self._core.redirect
-            if redirect:
-                user = _mailbox(req)
-                self._reply(req, addr, 302, "Moved Temporarily", to_tag=sip.new_tag(),
-                            headers=[("Contact", f"<sip:{user}@{redirect}>")])  # fmt: skip
+            if self._core.hold_for > 0 and not self._core.draining:
+                self._hold(req, addr)
             else:
-                self._reply(req, addr, 503, "Service Unavailable", to_tag=sip.new_tag(),
-                            headers=[("Retry-After", "1")])  # fmt: skip
+                self._refuse(req, addr, sip.new_tag())
             return
+        self._accept(req, addr, sip.new_tag())
+
+    def _refuse(self, req: sip.SipMessage, addr: Addr, tag: str) -> None:
+        """302 to the active member when the control API named it, else 503: retry."""
+        self.stats["refused"] += 1
+        redirect = self._core.redirect
+        if redirect:
+            contact = ("Contact", f"<sip:{_mailbox(req)}@{redirect}>")
+            self._reply(req, addr, 302, "Moved Temporarily", to_tag=tag, headers=[contact])
+        else:
+            retry = ("Retry-After", "1")
+            self._reply(req, addr, 503, "Service Unavailable", to_tag=tag, headers=[retry])
+
+    def _hold(self, req: sip.SipMessage, addr: Addr) -> None:
+        """Force Failover: this call is the one that makes the member active (the agent reports
+        it as an inactive call, the operator flips), so ring while that happens instead of
+        refusing it, as the reference's secondary answers the call that causes failover."""
+        held = Held(req, addr, sip.new_tag())
+        self._held[req.call_id] = held
+        self.stats["held"] += 1
+        self._reply(req, addr, 100, "Trying")
+        self._reply(req, addr, 180, "Ringing", to_tag=held.local_tag)
+        self._background(self._await_role(held, self._core.hold_for))
+
+    async def _await_role(self, held: Held, hold_for: float) -> None:
+        assert self._loop is not None
+        deadline = self._loop.time() + hold_for
+        try:
+            while not held.cancelled and self._loop.time() < deadline:
+                if self._core.answering():
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            if self._held.get(held.invite.call_id) is held:
+                del self._held[held.invite.call_id]
+        if held.cancelled:
+            return
+        if self._core.answering():
+            self._accept(held.invite, held.remote, held.local_tag)
+        else:
+            self._refuse(held.invite, held.remote, held.local_tag)
+
+    def _accept(self, req: sip.SipMessage, addr: Addr, tag: str) -> None:
         try:
             offer = sip.parse_sdp(req.body)
             if PCMU not in offer.payload_types:
                 raise sip.SipError("no PCMU in the offer")
             remote_target = sip.parse_uri(sip.uri_of(req.header("Contact"))).hostport
         except sip.SipError as exc:
-            self._reply(req, addr, 488, "Not Acceptable Here", to_tag=sip.new_tag(),
+            self._reply(req, addr, 488, "Not Acceptable Here", to_tag=tag,
                         headers=[("Warning", f'399 pairwarden "{exc}"')])  # fmt: skip
             return
         answer = self._core.offer(_caller(req))
@@ -253,7 +308,7 @@ class SipServer:
             call=answer.call,
             invite=req,
             remote=addr,
-            local_tag=sip.new_tag(),
+            local_tag=tag,
             mailbox=_mailbox(req),
             caller_uri=sip.uri_of(req.header("From")),
             remote_target=remote_target,
@@ -322,6 +377,13 @@ class SipServer:
         self._end(dialog, keep_message=True)
 
     def _on_cancel(self, req: sip.SipMessage, addr: Addr) -> None:
+        held = self._held.get(req.call_id)
+        if held is not None and held.invite.branch == req.branch:
+            held.cancelled = True
+            del self._held[req.call_id]
+            self._reply(req, addr, 200, "OK")
+            self._reply(held.invite, held.remote, 487, "Request Terminated", to_tag=held.local_tag)
+            return
         dialog = self._dialogs.get(req.call_id)
         if dialog is None or dialog.invite.branch != req.branch:
             self._reply(req, addr, 481, "Call/Transaction Does Not Exist")
