@@ -42,6 +42,8 @@ def test_changes_reach_the_standby_and_come_back_after_failover(cluster: LocalCl
     # The very first Job may beat the token Secret into the pods (503, retried next interval).
     wait_until(lambda: _condition(cluster, "ReplicationHealthy") == "True", 30)
     assert status(cluster)["replication"]["lastSuccess"]
+    # The Job's report (its pod's termination message) reached status: the copy was counted.
+    wait_until(lambda: status(cluster)["replication"].get("files", 0) >= 1, 30)
 
     cluster.request("failover")
     assert_serving(cluster, "secondary")

@@ -1,5 +1,5 @@
-"""The one way pairwarden connects to Kubernetes, for the operator, the agent, the replicate
-command and the test rig alike.
+"""The one way pairwarden connects to Kubernetes, for the operator, the agent and the test rig
+alike (the replicate command calls no Kubernetes API: its report goes through the kubelet).
 
 Credentials, first found wins: the kubeconfig named by the caller, then `$KUBECONFIG`, then the
 pod's ServiceAccount (in-cluster), then `~/.kube/config`. That is kubectl's order with the
@@ -7,8 +7,8 @@ in-cluster step where client-go puts it, so a pod always uses its own identity u
 otherwise. In the sandbox the local kubelet hands each pod a kubeconfig through `$KUBECONFIG`,
 the way a real kubelet hands it a ServiceAccount token; the same path serves both.
 
-The synchronous client is imported only when asked for, so the agent (asynchronous throughout)
-never loads it.
+The synchronous client (the rig's stand-ins use it) is imported only when asked for, so the
+agent (asynchronous throughout) never loads it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Names and encodings shared by the agent and the operator (see docs/protocol.md).
 
 One module, so the writer (agent) and the reader (operator) of a member Lease cannot drift
-apart: both go through `MemberReport.to_annotations` / `MemberReport.from_annotations`.
+apart: both go through `MemberReport.to_annotations` / `MemberReport.from_annotations`. The
+same holds for a replication Job's report: `ReplicationReport.to_message` in the Job's pod,
+`ReplicationReport.from_message` in the operator.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import ipaddress
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -32,8 +34,9 @@ ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
 # On the active Lease: where callers reach the holder ("host:port" of its SIP port), copied
 # from the holder's own report in the same write, so the other member can redirect to it.
 ANNOTATION_ACTIVE_CONTACT = PREFIX + "active-contact"
-# On a replication Job: the replicate command's report (JSON), written by the Job itself.
-REPORT_ANNOTATION = PREFIX + "replication-report"
+# The kubelet keeps at most this many bytes of a container's terminationMessagePath
+# (kubelet's MaxContainerTerminationMessageLength): a replication report must fit in it.
+TERMINATION_MESSAGE_LIMIT = 4096
 
 
 # The voicemail data layout the reference describes, shared by the voicemail process, the
@@ -247,3 +250,110 @@ class MemberReport:
 
     def urgent_change(self, before: MemberReport) -> bool:
         return any(getattr(self, f) != getattr(before, f) for f in self.URGENT)
+
+
+def _count(value: object) -> int:
+    """A non-negative integer from a decoded report; anything else is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class ReplicationReport:
+    """What one `pairwarden replicate` run did. The run fills it in as it goes; its Job's pod
+    leaves it as the container's termination message (`to_message`), and the operator reads
+    it from the pod's status (`from_message`): the Job's pod has no API token, so the
+    kubelet carries the report."""
+
+    source: str
+    target: str
+    ok: bool = False
+    files: int = 0
+    bytes: int = 0
+    bytes_changed: int = 0
+    deleted: int = 0
+    skipped: list[str] = field(default_factory=list)
+    skipped_omitted: int = 0  # skipped paths left out of the message to fit the kubelet's limit
+    duration_seconds: float = 0.0
+    db_copied: bool = False
+    db_bytes: int = 0
+    db_version: str | None = None
+    differing_settings: list[str] | None = None
+    error: str | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        return asdict(self)
+
+    def to_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
+        """One JSON line of at most `limit` UTF-8 bytes: the kubelet cuts a longer message,
+        which would leave no report at all. Skipped paths go first (counted in
+        `skipped_omitted`), then the differing settings, then the error is shortened."""
+        wire = self.to_wire()
+        kept = len(self.skipped)
+
+        def encode() -> str:
+            wire["skipped"] = self.skipped[:kept]
+            wire["skipped_omitted"] = self.skipped_omitted + len(self.skipped) - kept
+            return json.dumps(wire, sort_keys=True)
+
+        line = encode()
+        while len(line.encode()) > limit and kept:
+            kept //= 2
+            line = encode()
+        for key, keep in (("differing_settings", 0), ("error", 200), ("error", 0)):
+            if len(line.encode()) <= limit:
+                break
+            value = wire.get(key)
+            wire[key] = value[:keep] if isinstance(value, str) and keep else None
+            line = json.dumps(wire, sort_keys=True)
+        return line
+
+    @classmethod
+    def from_wire(cls, data: object) -> ReplicationReport | None:
+        """A report from decoded JSON; None unless it is one (source, target and ok are what
+        every report has). Fields of the wrong type read as their defaults."""
+        if not isinstance(data, dict):
+            return None
+        source, target, ok = data.get("source"), data.get("target"), data.get("ok")
+        if not isinstance(source, str) or not isinstance(target, str) or not isinstance(ok, bool):
+            return None
+        skipped, differing = data.get("skipped"), data.get("differing_settings")
+        duration = data.get("duration_seconds")
+        return cls(
+            source=source,
+            target=target,
+            ok=ok,
+            files=_count(data.get("files")),
+            bytes=_count(data.get("bytes")),
+            bytes_changed=_count(data.get("bytes_changed")),
+            deleted=_count(data.get("deleted")),
+            skipped=[p for p in skipped if isinstance(p, str)] if isinstance(skipped, list) else [],
+            skipped_omitted=_count(data.get("skipped_omitted")),
+            duration_seconds=float(duration)
+            if isinstance(duration, int | float) and math.isfinite(duration)
+            else 0.0,
+            db_copied=data.get("db_copied") is True,
+            db_bytes=_count(data.get("db_bytes")),
+            db_version=_text(data.get("db_version")),
+            differing_settings=[s for s in differing if isinstance(s, str)]
+            if isinstance(differing, list)
+            else None,
+            error=_text(data.get("error")),
+        )
+
+    @classmethod
+    def from_message(cls, message: str | None) -> ReplicationReport | None:
+        """The report in a container's termination message, or None. The last line that is a
+        report wins: with `FallbackToLogsOnError` a run that wrote no file leaves the tail of
+        its log, whose last stdout line is the report when the run got that far."""
+        for line in reversed((message or "").splitlines()):
+            try:
+                report = cls.from_wire(json.loads(line))
+            except (ValueError, RecursionError):
+                continue
+            if report is not None:
+                return report
+        return None

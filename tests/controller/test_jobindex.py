@@ -127,8 +127,11 @@ async def test_the_watch_and_the_operators_writes_keep_the_index(
         done = {"status": final_status("2026-01-05T12:00:00Z", True, "Completed", "ok")}
         await client.BatchV1Api(api).patch_namespaced_job_status(name, namespace, done)
         await eventually_async(lambda: woken == [(namespace, "vm")])
-        result = jobs.newest_result(await jobs.list_jobs(api, namespace, "vm", index))
+        newest = jobs.newest_finished(await jobs.list_jobs(api, namespace, "vm", index))
+        assert newest is not None
+        result = await jobs.read_result(api, namespace, newest)
         assert result is not None and result.name == name and result.succeeded
+        assert result.report is None  # no pod ran it: succeeded, without a report
         assert await jobs.cleanup_jobs(api, namespace, "vm", keep=0, index=index) == [name]
         assert names(index, ns=namespace) == []
         assert "list jobs" not in sandbox.stats()["requests"]

@@ -4,11 +4,12 @@ from pairwarden.api.models import FailoverPairStatus, parse_spec
 from pairwarden.controller.jobs import JobResult
 from pairwarden.controller.replication import (
     ReplicationMemory,
-    _unread_result,
     due,
     seconds_until_due,
+    unread_job,
     with_result,
 )
+from pairwarden.protocol import ReplicationReport
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SPEC = parse_spec(
@@ -62,8 +63,12 @@ def test_nothing_runs_paused_without_an_active_member_or_with_a_member_down() ->
     assert not due(SPEC, status(), both_up=False, now=T0)
 
 
+def report(files: int, bytes: int) -> ReplicationReport:
+    return ReplicationReport("http://a", "http://b", ok=True, files=files, bytes=bytes)
+
+
 def test_a_failed_job_keeps_the_last_success_and_turns_the_condition_false() -> None:
-    good = JobResult("j1", True, T0, {"files": 3, "bytes": 10}, "copied 3 files")
+    good = JobResult("j1", True, T0, report(files=3, bytes=10), "copied 3 files")
     after = with_result(status(), good, T0 + timedelta(seconds=2))
     assert after.replication is not None
     assert after.replication.last_success == T0 and after.replication.files == 3
@@ -91,7 +96,7 @@ def test_unchanged_data_needs_no_job_but_a_change_or_a_role_change_does() -> Non
 
 
 def test_a_successful_job_records_the_version_it_copied() -> None:
-    good = JobResult("j1", True, T0, {"files": 1, "bytes": 1}, "copied 1 files")
+    good = JobResult("j1", True, T0, report(files=1, bytes=1), "copied 1 files")
     after = with_result(status(), good, T0, version="v7")
     assert after.replication is not None and after.replication.data_version == "v7"
     bad = JobResult("j2", False, T0, None, "refused")
@@ -112,10 +117,10 @@ def test_our_jobs_result_is_read_by_name_even_within_the_same_second() -> None:
     """Two Jobs finishing in one second have the same time: ours is known by its name."""
     recorded = status(replication={"lastRun": T0.isoformat(), "epoch": 1})
     listed = [finished_job("j1"), {"metadata": {"name": "j2"}, "status": {"active": 1}}]
-    assert _unread_result(listed, ReplicationMemory(running="j2"), recorded) is None  # runs
+    assert unread_job(listed, ReplicationMemory(running="j2"), recorded) is None  # runs
     listed[1] = finished_job("j2")
-    mine = _unread_result(listed, ReplicationMemory(running="j2"), recorded)
-    assert mine is not None and mine.name == "j2"
+    mine = unread_job(listed, ReplicationMemory(running="j2"), recorded)
+    assert mine is not None and mine["metadata"]["name"] == "j2"
     # after a restart nothing is ours: only a result newer than the recorded run counts
-    assert _unread_result(listed, ReplicationMemory(), recorded) is None
-    assert _unread_result(listed, ReplicationMemory(), status()) is not None
+    assert unread_job(listed, ReplicationMemory(), recorded) is None
+    assert unread_job(listed, ReplicationMemory(), status()) is not None

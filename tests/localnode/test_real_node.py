@@ -6,12 +6,14 @@ to completion. Skips, naming the reason, without that control plane."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,6 +64,7 @@ class RealNode:
     namespace: str
     kubelet: LocalKubelet
     proxy: LocalServiceProxy
+    kubeconfig: str  # the admin's
 
 
 def _pod(name: str, code: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def node(real_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     with kubelet, proxy:
         lift_not_ready_taint(admin, LOCAL_NODE)  # the node-lifecycle controller's part
-        yield RealNode(admin, namespace, kubelet, proxy)
+        yield RealNode(admin, namespace, kubelet, proxy, str(real_cluster.kubeconfig))
     core.delete_namespace(namespace)
     admin.close()
 
@@ -198,3 +201,47 @@ def _dial(address: tuple[str, int]) -> str | None:
             return sock.makefile().readline().strip() or None
     except OSError:
         return None
+
+
+async def test_the_operator_reads_a_replication_report_from_the_jobs_pod(
+    node: RealNode, tmp_path: Path
+) -> None:
+    """The product's replication Job, run by the real Job controller on this node, holds no
+    API token: `pairwarden replicate` leaves its report as the termination message, the node
+    writes it into the pod's status, and the operator finds it by listing the Job's pods."""
+    from tests.replication.helpers import PAIR, TOKEN, member, seed, tree
+
+    from pairwarden.controller import jobs
+    from pairwarden.controller.secrets import TOKEN_KEY
+    from pairwarden.kube import async_api_client
+
+    secret = {"metadata": {"name": f"{PAIR}-replication-token"}, "stringData": {TOKEN_KEY: TOKEN}}
+    client.CoreV1Api(node.admin).create_namespaced_secret(node.namespace, secret)
+    a, b = tmp_path / "a", tmp_path / "b"
+    seed(a, 7)
+    api = await async_api_client(node.kubeconfig)
+    try:
+        async with member(a) as source, member(b) as target:
+            # 127.0.0.1 in a pod's arguments is the pod's own loopback here: name the host's
+            urls = [u.replace("127.0.0.1", "localhost") for u in (source, target)]
+            job = jobs.ReplicationJob(
+                node.namespace, PAIR, *urls, f"{PAIR}-replication-token", "pairwarden/agent:dev"
+            )
+            name = await jobs.ensure_replication_job(api, job)
+            assert name is not None
+            result = None
+            for _ in range(1200):  # up to 120 s: the Job controller, the node, a process
+                (listed,) = await jobs.list_jobs(api, node.namespace, PAIR)
+                if (result := await jobs.read_result(api, node.namespace, listed)) is not None:
+                    break
+                await asyncio.sleep(0.1)
+        assert result is not None, "the Job did not finish"
+        assert result.succeeded, result.message
+        assert result.report is not None and result.report.files == 7
+        assert result.status_fields()["files"] == 7 and tree(b) == tree(a)
+        pods = client.CoreV1Api(node.admin).list_namespaced_pod(
+            node.namespace, label_selector=f"job-name={name}"
+        )
+        assert [p.spec.automount_service_account_token for p in pods.items] == [False]
+    finally:
+        await api.close()

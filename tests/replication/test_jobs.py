@@ -1,5 +1,6 @@
 """Replication Jobs and the token Secret on the sandbox, run by the local job runner: one Job
-per pair at a time, the report read back from the Job, old Jobs cleaned up."""
+per pair at a time, the report read back from the termination message of the Job's pod, old
+Jobs cleaned up."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from pairwarden.controller.jobs import (
     job_body,
     job_name,
     list_jobs,
-    newest_result,
+    newest_finished,
+    read_result,
     result_of,
 )
 from pairwarden.controller.secrets import ensure_token, token_of
@@ -72,7 +74,8 @@ async def kube(sandbox: Any) -> AsyncIterator[Any]:
 async def _finished(api: Any, namespace: str, name: str) -> jobs.JobResult:
     for _ in range(600):  # the child is a real process: wait for it, up to 30 s
         for job in await list_jobs(api, namespace, "vm"):
-            if job["metadata"]["name"] == name and (result := result_of(job)) is not None:
+            result = await read_result(api, namespace, job)
+            if job["metadata"]["name"] == name and result is not None:
                 return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {name} did not finish")
@@ -110,10 +113,11 @@ async def test_a_replication_job_runs_reports_and_is_cleaned_up(
             result = await _finished(kube, namespace, name)
             assert result.succeeded, result
             assert tree(b) == tree(a)
-            assert result.report is not None and result.report["files"] == 9
-            latest = newest_result(await list_jobs(kube, namespace, "vm"))
-            assert latest is not None and latest.name == name
-            assert latest.status_fields()["files"] == 9
+            assert result.report is not None and result.report.files == 9
+            newest = newest_finished(await list_jobs(kube, namespace, "vm"))
+            assert newest is not None and newest["metadata"]["name"] == name
+            latest = await read_result(kube, namespace, newest)
+            assert latest is not None and latest.status_fields()["files"] == 9
             # a Job against a member that does not answer fails with the replicate's reason
             unanswered = "http://127.0.0.1:9/replication"
             bad = await ensure_replication_job(

@@ -102,7 +102,8 @@ app.kubernetes.io/component: operator
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
-# Member pods: read their state and address, add the pair/member/role labels.
+# Member pods: read their state and address, add the pair/member/role labels. Replication
+# Job pods: list them by job-name to read the report from their termination message.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "patch"]

@@ -2,9 +2,10 @@
 inactive one at the configured intervals, at most one Job per pair at a time, and reads the
 result back from the Job (docs/replication.md).
 
-The report travels in the Job annotation `pairwarden.io/replication-report`, written by the
-replicate process itself (it knows its Job from the downward API), so the operator reads it
-the same way in a real cluster and in the sandbox.
+The report travels as the termination message of the Job's pod: the replicate process writes
+it to the container's terminationMessagePath, the kubelet copies it into the pod's status, and
+the operator lists the finished Job's pods by their `job-name` label and decodes it with
+`ReplicationReport.from_message`. The pod needs no API token for that (it has none).
 
 The operator keeps the replication Jobs in a `JobIndex`, fed by one watch per namespace, so a
 replication tick reads no list from the API server: at 2,000 pairs three label-selected lists
@@ -15,7 +16,6 @@ at once, so a Job it has just started is never missed.
 from __future__ import annotations
 
 import functools
-import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from kubernetes_asyncio import client
 from pairwarden import watching
 from pairwarden.controller.client import to_dict
 from pairwarden.controller.secrets import TOKEN_KEY
-from pairwarden.protocol import LABEL_PAIR, REPORT_ANNOTATION, parse_time
+from pairwarden.protocol import LABEL_PAIR, ReplicationReport, parse_time
 
 LABEL_REPLICATION = "pairwarden.io/replication"
 LABEL_KIND = "pairwarden.io/replication-kind"
@@ -36,6 +36,7 @@ TOKEN_DIR = "/var/run/pairwarden/replication"
 TERMINATION_LOG = "/dev/termination-log"
 TTL_SECONDS = 300
 MAX_NAME = 63  # the Job's name is also the value of its pods' job-name label
+LABEL_JOB_NAME = "job-name"  # set on a Job's pods by the Job controller (every version)
 
 ReplicationKind = Literal["files", "database", "all"]
 JobState = Literal["active", "succeeded", "failed"]
@@ -97,17 +98,9 @@ CONTAINER_SECURITY: dict[str, Any] = {
 }
 
 
-def _field_env(name: str, path: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
-
-
 def job_body(name: str, job: ReplicationJob) -> dict[str, Any]:
     """The Job manifest (pure). backoffLimit 0: the next interval is the retry."""
     labels = {LABEL_PAIR: job.pair, LABEL_REPLICATION: "true", LABEL_KIND: job.kind}
-    env = [
-        _field_env("PAIRWARDEN_JOB_NAME", "metadata.labels['job-name']"),
-        _field_env("PAIRWARDEN_JOB_NAMESPACE", "metadata.namespace"),
-    ]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         # The Job calls no Kubernetes API: no token in the pod at all.
@@ -119,7 +112,6 @@ def job_body(name: str, job: ReplicationJob) -> dict[str, Any]:
                 "image": job.image,
                 "command": ["pairwarden", "replicate"],
                 "args": job.args(),
-                "env": env,
                 "volumeMounts": [{"name": "token", "mountPath": TOKEN_DIR, "readOnly": True}],
                 "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -164,7 +156,7 @@ class JobResult:
     name: str
     succeeded: bool
     finished: datetime | None
-    report: dict[str, Any] | None
+    report: ReplicationReport | None
     message: str
     epoch: int | None = None  # the pair's epoch when the Job started
 
@@ -180,12 +172,12 @@ class JobResult:
             if self.succeeded:
                 out["lastSuccess"] = stamp
         if self.report:
-            out["files"] = int(self.report.get("files", 0))
-            out["bytes"] = int(self.report.get("bytes", 0)) + int(self.report.get("db_bytes", 0))
+            out["files"] = self.report.files
+            out["bytes"] = self.report.bytes + self.report.db_bytes
         return out
 
 
-def _finished_at(job: dict[str, Any]) -> datetime | None:
+def finished_at(job: dict[str, Any]) -> datetime | None:
     status = job.get("status") or {}
     stamps = [status.get("completionTime")] + [
         c.get("lastTransitionTime") for c in status.get("conditions") or []
@@ -194,37 +186,55 @@ def _finished_at(job: dict[str, Any]) -> datetime | None:
     return max(times) if times else None
 
 
-def result_of(job: dict[str, Any]) -> JobResult | None:
-    """The result of a finished Job (None while it runs), with the report if it wrote one."""
+def report_of(pods: Iterable[dict[str, Any]]) -> ReplicationReport | None:
+    """The report a Job's pods left in their termination messages (pure): the last one to
+    finish that left one. None when no pod did (killed before writing, or already gone)."""
+    ended = [
+        (str(terminated.get("finishedAt") or ""), report)
+        for pod in pods
+        for container in (pod.get("status") or {}).get("containerStatuses") or []
+        if isinstance(terminated := (container.get("state") or {}).get("terminated"), dict)
+        and (report := ReplicationReport.from_message(terminated.get("message")))
+    ]
+    return max(ended, key=lambda e: e[0])[1] if ended else None
+
+
+def result_of(job: dict[str, Any], pods: Iterable[dict[str, Any]] = ()) -> JobResult | None:
+    """The result of a finished Job (None while it runs), with the report its pods left."""
     state = job_state(job)
     if state == "active":
         return None
-    annotations = (job.get("metadata") or {}).get("annotations") or {}
-    raw = annotations.get(REPORT_ANNOTATION)
-    epoch = annotations.get(EPOCH_ANNOTATION)
-    report: dict[str, Any] | None = None
-    if raw:
-        try:
-            report = json.loads(raw)
-        except ValueError:
-            report = None
+    epoch = ((job.get("metadata") or {}).get("annotations") or {}).get(EPOCH_ANNOTATION)
+    report = report_of(pods)
     conds = (job.get("status") or {}).get("conditions") or []
     failed = [c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"]
     reason = f"{failed[0].get('reason', '')}: {failed[0].get('message', '')}" if failed else ""
-    if report is not None and report.get("error"):
-        message = str(report["error"])
+    if report is not None and report.error:
+        message = report.error
     elif state == "failed":
         message = reason.strip(": ") or "replication job failed"
     else:
-        message = f"copied {report.get('files', 0)} files" if report else "replication done"
+        message = f"copied {report.files} files" if report else "replication done"
     return JobResult(
         name=job["metadata"]["name"],
         succeeded=state == "succeeded",
-        finished=_finished_at(job),
+        finished=finished_at(job),
         report=report,
         message=message,
         epoch=int(epoch) if epoch and epoch.isdigit() else None,
     )
+
+
+async def read_result(
+    api: client.ApiClient, namespace: str, job: dict[str, Any]
+) -> JobResult | None:
+    """A finished Job's result (None while it runs), its report read from its pods' status:
+    one list by the `job-name` label (the operator may list pods in the namespace)."""
+    if job_state(job) == "active":
+        return None
+    selector = f"{LABEL_JOB_NAME}={job['metadata']['name']}"
+    listed = await client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector)
+    return result_of(job, to_dict(api, listed).get("items") or [])
 
 
 PairKey = tuple[str, str]  # (namespace, pair)
@@ -380,11 +390,11 @@ async def ensure_replication_job(
     return name
 
 
-def newest_result(jobs: Iterable[dict[str, Any]]) -> JobResult | None:
-    """The most recently finished Job's result, if any is left (pure)."""
-    results = [r for j in jobs if (r := result_of(j))]
-    results.sort(key=lambda r: (r.finished is not None, r.finished or datetime.min))
-    return results[-1] if results else None
+def newest_finished(jobs: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The most recently finished Job, if any is left (pure)."""
+    done = [j for j in jobs if job_state(j) != "active"]
+    done.sort(key=lambda j: (finished_at(j) is not None, finished_at(j) or datetime.min))
+    return done[-1] if done else None
 
 
 async def cleanup_jobs(

@@ -105,20 +105,21 @@ def with_result(
     return status.model_copy(update={"replication": replication, "conditions": [*kept, condition]})
 
 
-def _unread_result(
+def unread_job(
     listed: list[dict[str, Any]], memory: ReplicationMemory, status: FailoverPairStatus
-) -> jobs.JobResult | None:
-    """Our Job's result once it finished, known by its name (Job times have whole seconds, so
-    two quick Jobs can share one). With no Job of ours, after a restart: the newest result a
-    previous operator process did not record."""
+) -> dict[str, Any] | None:
+    """Pure: the finished Job whose result is not in status yet. Ours, known by its name (Job
+    times have whole seconds, so two quick Jobs can share one), once it finished. With no Job
+    of ours, after a restart: the newest one, if it finished after the last recorded run."""
     if memory.running is not None:
         mine = next((j for j in listed if j["metadata"]["name"] == memory.running), None)
-        return jobs.result_of(mine) if mine is not None else None
-    newest = jobs.newest_result(listed)
-    last_run = status.replication.last_run if status.replication else None
-    if newest is None or newest.finished is None:
+        return mine if mine is not None and jobs.job_state(mine) != "active" else None
+    newest = jobs.newest_finished(listed)
+    finished = jobs.finished_at(newest) if newest is not None else None
+    if finished is None:
         return None
-    return newest if last_run is None or newest.finished > last_run else None
+    last_run = status.replication.last_run if status.replication else None
+    return newest if last_run is None or finished > last_run else None
 
 
 async def tick(
@@ -142,7 +143,8 @@ async def tick(
     if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
     listed = await jobs.list_jobs(api, namespace, pair, index)
-    finished = _unread_result(listed, memory, status)
+    unread = unread_job(listed, memory, status)
+    finished = await jobs.read_result(api, namespace, unread) if unread is not None else None
     if memory.running is not None and finished is None:
         if any(j["metadata"]["name"] == memory.running for j in listed):
             return status, None  # our Job still runs

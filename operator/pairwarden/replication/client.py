@@ -11,11 +11,11 @@ import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
 
+from pairwarden.protocol import ReplicationReport
 from pairwarden.replication.drift import compare
 from pairwarden.replication.fileapi import MTIME_HEADER, SHA_HEADER
 from pairwarden.replication.manifest import Entry, Plan, diff
@@ -30,27 +30,6 @@ TOKEN_POLL = 1.0
 
 class ReplicationError(RuntimeError):
     """A failed run; the message says which member and what it answered."""
-
-
-@dataclass
-class Report:
-    source: str
-    target: str
-    ok: bool = False
-    files: int = 0
-    bytes: int = 0
-    bytes_changed: int = 0
-    deleted: int = 0
-    skipped: list[str] = field(default_factory=list)
-    duration_seconds: float = 0.0
-    db_copied: bool = False
-    db_bytes: int = 0
-    db_version: str | None = None
-    differing_settings: list[str] | None = None
-    error: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _client_fault(uploads: int) -> None:
@@ -116,7 +95,11 @@ async def _copy_file(src: _Member, dst: _Member, batch: str, entry: Entry) -> in
 
 
 async def _files(
-    src: _Member, dst: _Member, dirs: Sequence[str] | None, report: Report, concurrency: int
+    src: _Member,
+    dst: _Member,
+    dirs: Sequence[str] | None,
+    report: ReplicationReport,
+    concurrency: int,
 ) -> None:
     source, target = await asyncio.gather(_manifest(src, dirs), _manifest(dst, dirs))
     plan: Plan = diff(source, target)
@@ -156,7 +139,7 @@ async def _files(
         raise
 
 
-async def _database(src: _Member, dst: _Member, report: Report) -> None:
+async def _database(src: _Member, dst: _Member, report: ReplicationReport) -> None:
     src_info, dst_info = await asyncio.gather(
         src.json("GET", "/db", "database info"), dst.json("GET", "/db", "database info")
     )
@@ -182,7 +165,7 @@ async def _database(src: _Member, dst: _Member, report: Report) -> None:
     report.db_version = str(body["installed"]["version"])
 
 
-async def _settings(src: _Member, dst: _Member, report: Report) -> None:
+async def _settings(src: _Member, dst: _Member, report: ReplicationReport) -> None:
     a, b = await asyncio.gather(
         src.json("GET", "/settings", "settings"), dst.json("GET", "/settings", "settings")
     )
@@ -224,11 +207,11 @@ async def replicate(
     concurrency: int = 8,
     request_timeout: float = 3600.0,
     token_wait: float = TOKEN_WAIT,
-) -> Report:
+) -> ReplicationReport:
     """One replication run from `source` to `target` (file API base URLs, e.g.
     `http://10.1.2.3:8080/replication`). A member's failure does not raise: the report
     says `ok: false` and `error` names the member, the step and its answer."""
-    report = Report(source, target)
+    report = ReplicationReport(source, target)
     began = time.monotonic()
     headers = {"Authorization": f"Bearer {token.strip()}"}
     connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True)

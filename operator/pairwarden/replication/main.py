@@ -1,29 +1,23 @@
 """`pairwarden replicate`: one replication run between two members' file APIs.
 
-The JSON report is printed as the last stdout line, written to `--report-json` (the Job uses
-`/dev/termination-log`), and, when run by a replication Job (`PAIRWARDEN_JOB_NAME` set from
-the pod's `job-name` label), recorded on the Job as the annotation
-`pairwarden.io/replication-report`: the one place the operator reads it, in a real cluster
-and in the sandbox alike.
+The JSON report is printed as the last stdout line and written to `--report-json`: the Job
+names its container's terminationMessagePath (`/dev/termination-log`), so the kubelet puts the
+report into the pod's status, where the operator reads it (`ReplicationReport.from_message`).
+The Job's pod holds no API token: it reports through the kubelet, not the API server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
 
-from pairwarden.protocol import REPORT_ANNOTATION
-from pairwarden.replication.client import Report, replicate
+from pairwarden.protocol import ReplicationReport
+from pairwarden.replication.client import replicate
 
-JOB_NAME_ENV = "PAIRWARDEN_JOB_NAME"
-JOB_NAMESPACE_ENV = "PAIRWARDEN_JOB_NAMESPACE"
 log = logging.getLogger("pairwarden.replicate")
 
 
@@ -50,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         token = args.token_file.read_text().strip()
     except OSError as exc:
-        return _finish(args, Report(args.source, args.target, error=f"token file: {exc}"))
+        return _finish(
+            args, ReplicationReport(args.source, args.target, error=f"token file: {exc}")
+        )
     if args.pair and not token.startswith(f"{args.pair}."):
         error = f"the token in {args.token_file} is not for pair {args.pair!r}"
-        return _finish(args, Report(args.source, args.target, error=error))
+        return _finish(args, ReplicationReport(args.source, args.target, error=error))
     context = ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else None
     report = asyncio.run(
         replicate(
@@ -71,9 +67,8 @@ def run(args: argparse.Namespace) -> int:
     return _finish(args, report)
 
 
-def _finish(args: argparse.Namespace, report: Report) -> int:
-    wire = report.to_wire()
-    line = json.dumps(wire, sort_keys=True)
+def _finish(args: argparse.Namespace, report: ReplicationReport) -> int:
+    line = report.to_message()
     if report.error:
         print(f"pairwarden replicate: {report.error}", file=sys.stderr)
     if args.report_json is not None:
@@ -81,32 +76,5 @@ def _finish(args: argparse.Namespace, report: Report) -> int:
             args.report_json.write_text(line + "\n")
         except OSError as exc:
             print(f"pairwarden replicate: cannot write report: {exc}", file=sys.stderr)
-    _annotate_job(wire)
     print(line, flush=True)
     return 0 if report.ok else 1
-
-
-def _annotate_job(report: dict[str, Any]) -> None:
-    """Best effort: a missing permission or API must not turn a good copy into a failure."""
-    name, namespace = os.environ.get(JOB_NAME_ENV), os.environ.get(JOB_NAMESPACE_ENV)
-    if not name or not namespace:
-        return
-    try:
-        from kubernetes import client
-
-        from pairwarden.kube import sync_api_client
-
-        api = sync_api_client()
-        try:
-            body = {"metadata": {"annotations": {REPORT_ANNOTATION: json.dumps(report)}}}
-            client.BatchV1Api(api).patch_namespaced_job(
-                name,
-                namespace,
-                body,
-                _content_type="application/merge-patch+json",
-                _request_timeout=10,
-            )
-        finally:
-            api.close()
-    except Exception as exc:  # reporting is secondary to the copy itself
-        print(f"pairwarden replicate: cannot annotate job {name}: {exc!r}", file=sys.stderr)

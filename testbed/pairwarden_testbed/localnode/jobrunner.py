@@ -2,13 +2,19 @@
 Job's first container as a local process and writes the Job's status like the real
 controller (startTime, active, succeeded/failed, completionTime, Complete/Failed conditions).
 
+Each attempt is a Pod, as the Job controller makes it (`job-name` and `controller-uid` labels,
+the Job as its controller owner), bound to the node `JOB_NODE` so the sandbox's kubelet leaves
+it alone. When the process exits, the Pod's status says so as a kubelet writes it: phase
+Succeeded or Failed, and the container's `state.terminated` with the termination message
+(podspec.termination_message), which is where the operator reads the replication report.
+The Job's status is written after the Pod's, as the real controller counts finished pods.
+
 A leading `pairwarden` becomes `python -m pairwarden.cli`; Secret and emptyDir volumes become
-files in a work dir (so `--token-file` works), `/dev/termination-log` a file there; downward
-API env gets the pod fields a Job's pod would have (`job-name` label, namespace). The child
-gets the runner's kubeconfig in $KUBECONFIG, as a pod gets its service-account token, so the
-replicate process annotates its own Job with its report exactly as in a real cluster.
-Honours backoffLimit (immediate retries), activeDeadlineSeconds, ttlSecondsAfterFinished, and
-kills the process when its Job is deleted.
+files in a work dir (so `--token-file` works), the terminationMessagePath a file there;
+downward API env gets the pod's fields. The child gets no kubeconfig: a Job's pod here has no
+API token, as in the chart. Honours backoffLimit (immediate retries), activeDeadlineSeconds,
+ttlSecondsAfterFinished, and kills the process (and deletes its pods, as the garbage collector
+would) when its Job is deleted.
 """
 
 from __future__ import annotations
@@ -17,16 +23,17 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 Obj = Mapping[str, Any]
 LABEL_REPLICATION = "pairwarden.io/replication"
 TERMINATION_LOG = "/dev/termination-log"
+JOB_NODE = "pairwarden-jobrunner"  # the node the runner's pods are bound to
 
 
 def _now() -> str:
@@ -59,6 +67,44 @@ def is_finished(job: Obj) -> bool:
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions") or []
     )
+
+
+def pod_for(job: Obj, suffix: str) -> dict[str, Any]:
+    """The Pod the Job controller would create for one attempt of `job` (pure)."""
+    meta = job["metadata"]
+    name, uid = str(meta["name"]), str(meta.get("uid", ""))
+    template = job["spec"]["template"]
+    labels = dict((template.get("metadata") or {}).get("labels") or {})
+    labels.update({"job-name": name, "controller-uid": uid})
+    owner: dict[str, Any] = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid}
+    owner.update({"controller": True, "blockOwnerDeletion": True})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{name}-{suffix}", "labels": labels, "ownerReferences": [owner]},
+        "spec": {**template["spec"], "nodeName": JOB_NODE},
+    }
+
+
+def terminated_pod_status(
+    container: Obj, started: str, exit_code: int, message: str
+) -> dict[str, Any]:
+    """A finished pod's status as the kubelet writes it (pure)."""
+    terminated: dict[str, Any] = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started,
+        "finishedAt": _now(),
+    }
+    if message:
+        terminated["message"] = message
+    status = {"name": container["name"], "image": container.get("image", ""), "imageID": ""}
+    status.update({"ready": False, "started": False, "restartCount": 0})
+    return {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "startTime": started,
+        "containerStatuses": [{**status, "state": {"terminated": terminated}}],
+    }
 
 
 def final_status(started: str, succeeded: bool, reason: str, message: str) -> dict[str, Any]:
@@ -111,19 +157,27 @@ class _Run:
         return out
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
-        template = self.job["spec"]["template"]
-        pod_spec = template["spec"]
+        pod_spec = self.job["spec"]["template"]["spec"]
         container = pod_spec["containers"][0]
         mounts = podspec.mount_map(container, self._volumes(pod_spec))
-        mounts.append((TERMINATION_LOG, str(self.workdir / "termination-log")))
-        labels = {**(template.get("metadata") or {}).get("labels", {}),
-                  "job-name": self.name, "batch.kubernetes.io/job-name": self.name}  # fmt: skip
-        pod = {"metadata": {"name": f"{self.name}-local", "namespace": self.runner.namespace,
-                            "labels": labels}, "spec": pod_spec}  # fmt: skip
-        env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ,
-                                  {"KUBECONFIG": self.runner.kubeconfig})  # fmt: skip
+        mounts.append((self.message_path(container), str(self.message_file)))
+        pod = pod_for(self.job, "local")
+        pod["metadata"]["namespace"] = self.runner.namespace
+        env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ, {})
         argv = podspec.command_line(container, mounts, env)
         return argv, env
+
+    @staticmethod
+    def message_path(container: Obj) -> str:
+        return str(container.get("terminationMessagePath") or TERMINATION_LOG)
+
+    @property
+    def message_file(self) -> Path:
+        return self.workdir / "termination-log"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "output.log"
 
     def _main(self) -> None:
         started = _now()
@@ -156,19 +210,34 @@ class _Run:
             self.runner.expire_later(self.name, self.uid, float(ttl))
 
     def _attempt(self, argv: list[str], env: dict[str, str], end: float | None) -> int | None:
-        """The exit code, or None when the deadline killed it."""
-        with open(self.workdir / "output.log", "ab") as out:
+        """One pod: created, run, its status written when the process ends. The exit code,
+        or None when the deadline killed it."""
+        container = self.job["spec"]["template"]["spec"]["containers"][0]
+        pod = self.runner.create_pod(pod_for(self.job, secrets.token_hex(3)[:5]))
+        started = _now()
+        self.message_file.unlink(missing_ok=True)
+        with open(self.log_file, "ab") as out:
             self.proc = subprocess.Popen(
                 argv, env=env, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         try:
-            return self.proc.wait(None if end is None else max(0.0, end - time.monotonic()))
+            code: int | None = self.proc.wait(
+                None if end is None else max(0.0, end - time.monotonic())
+            )
         except subprocess.TimeoutExpired:
             self.cancel()
             self.cancelled.clear()
             self.proc.wait()
-            return None
+            code = None
+        if pod is not None and not self.cancelled.is_set():
+            exit_code = 137 if code is None else code  # killed: 128 + SIGKILL
+            message = podspec.termination_message(
+                container, self.message_file, self.log_file, exit_code
+            )
+            status = terminated_pod_status(container, started, exit_code, message)
+            self.runner.write_pod_status(pod, status)
+        return code
 
 
 class LocalJobRunner:
@@ -228,6 +297,8 @@ class LocalJobRunner:
             with self._lock:
                 self._runs.pop(name, None)
             known = None
+        if kind == "DELETED":
+            self.delete_pods(uid)  # the garbage collector's part
         if kind == "DELETED" or known is not None or self._stop.is_set():
             return
         if not is_runnable(job) or is_finished(job) or (job.get("status") or {}).get("startTime"):
@@ -241,25 +312,59 @@ class LocalJobRunner:
     # ---- writing -------------------------------------------------------------------------
 
     def write_status(self, name: str, uid: str, status: dict[str, Any]) -> None:
+        """Merge `status` into the Job's, unless the Job is now another one of that name."""
+
+        def change(obj: dict[str, Any]) -> dict[str, Any] | None:
+            if obj["metadata"].get("uid", "") != uid:
+                return None
+            return {**obj, "status": {**(obj.get("status") or {}), **status}}
+
+        self._replace_status("job", name, change)
+
+    def write_pod_status(self, name: str, status: dict[str, Any]) -> None:
+        self._replace_status("pod", name, lambda obj: {**obj, "status": status})
+
+    def _replace_status(
+        self,
+        kind: Literal["job", "pod"],
+        name: str,
+        change: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> None:
+        """Read, change, replace /status; again on a conflict, never on 404 (gone)."""
+        if kind == "job":
+            read, replace = self.batch.read_namespaced_job, self.batch.replace_namespaced_job_status
+        else:
+            read, replace = self.core.read_namespaced_pod, self.core.replace_namespaced_pod_status
         for _ in range(10):
             try:
-                resp = self.batch.read_namespaced_job(
-                    name, self.namespace, _preload_content=False, _request_timeout=5
-                )
-                obj = json.loads(resp.data)
-                if obj["metadata"].get("uid", "") != uid:
-                    return
-                obj["status"] = {**(obj.get("status") or {}), **status}
-                self.batch.replace_namespaced_job_status(
-                    name, self.namespace, obj, _request_timeout=5
-                )
+                resp = read(name, self.namespace, _preload_content=False, _request_timeout=5)
+                body = change(json.loads(resp.data))
+                if body is not None:
+                    replace(name, self.namespace, body, _request_timeout=5)
                 return
             except ApiException as exc:
                 if exc.status == 404:
                     return
                 if exc.status != 409:
-                    log.warning("status of job %s: %s %s", name, exc.status, exc.reason)
+                    log.warning("status of %s %s: %s %s", kind, name, exc.status, exc.reason)
                     time.sleep(0.1)
+
+    def create_pod(self, pod: dict[str, Any]) -> str | None:
+        """The created pod's name; None (logged) when the API server refuses it."""
+        try:
+            self.core.create_namespaced_pod(self.namespace, pod, _request_timeout=5)
+        except ApiException as exc:
+            log.warning("pod %s: %s %s", pod["metadata"]["name"], exc.status, exc.reason)
+            return None
+        return str(pod["metadata"]["name"])
+
+    def delete_pods(self, job_uid: str) -> None:
+        if not job_uid or self._stop.is_set():
+            return
+        with contextlib.suppress(ApiException):
+            self.core.delete_collection_namespaced_pod(
+                self.namespace, label_selector=f"controller-uid={job_uid}", _request_timeout=5
+            )
 
     def expire_later(self, name: str, uid: str, ttl: float) -> None:
         def expire() -> None:

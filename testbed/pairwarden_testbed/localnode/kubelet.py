@@ -67,6 +67,7 @@ class _Container:
     def __init__(self, pod: _Pod, spec: Obj) -> None:
         self.pod = pod
         self.name = str(spec["name"])
+        self.spec = spec
         self.image = str(spec.get("image", ""))
         mounts = podspec.mount_map(spec, pod.volumes)
         self.termination_log = pod.workdir / f"{self.name}.termination-log"
@@ -174,9 +175,10 @@ class _Container:
     def terminated(self) -> dict[str, Any]:
         """The terminated state with the message the process left in its
         terminationMessagePath (what the operator reads of a finished Job's pod)."""
-        message = ""
-        with contextlib.suppress(OSError):
-            message = self.termination_log.read_text(errors="replace")[-4096:]
+        exit_code = self.last_exit if self.last_exit is not None else -1
+        message = podspec.termination_message(
+            self.spec, self.termination_log, self.log_path, exit_code
+        )
         return {
             "exitCode": self.last_exit,
             "reason": "Completed" if self.last_exit == 0 else "Error",
@@ -450,6 +452,8 @@ class LocalKubelet:
     def _on_pod(self, kind: str, obj: dict[str, Any]) -> None:
         if self._closing.is_set() or not podspec.is_local_pod(obj):
             return
+        if (obj.get("spec") or {}).get("nodeName") not in (None, "", self.node):
+            return  # bound to another node (on the sandbox: the Job runner's pods)
         meta = obj["metadata"]
         name, uid = meta["name"], meta.get("uid", "")
         with self._lock:

@@ -1,5 +1,6 @@
 """Pure translation of a Pod manifest into local processes: which pods are ours, the command
-line, the environment (with downward-API fields) and volume paths mapped into a work dir."""
+line, the environment (with downward-API fields), volume paths mapped into a work dir, and
+the termination message a kubelet would report."""
 
 from __future__ import annotations
 
@@ -22,6 +23,27 @@ COMMAND_MODULES = {"pairwarden": "pairwarden.cli", "pairwarden-testbed": "pairwa
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 
 Obj = Mapping[str, Any]
+# The kubelet's bounds on state.terminated.message: the first 4096 bytes of the container's
+# terminationMessagePath; with FallbackToLogsOnError, for a failed container that wrote none,
+# the last 80 lines of its log, at most 2048 bytes (kubelet's kuberuntime_container.go).
+MESSAGE_BYTES, FALLBACK_LINES, FALLBACK_BYTES = 4096, 80, 2048
+
+
+def termination_message(container: Obj, message_file: Path, log_file: Path, exit_code: int) -> str:
+    """state.terminated.message as the kubelet fills it (pure but for reading the files)."""
+    try:
+        with open(message_file, "rb") as f:
+            message = f.read(MESSAGE_BYTES)
+    except OSError:
+        message = b""
+    fallback = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+    if not message and fallback and exit_code != 0:
+        try:
+            lines = log_file.read_bytes().splitlines(keepends=True)[-FALLBACK_LINES:]
+        except OSError:
+            lines = []
+        message = b"".join(lines)[-FALLBACK_BYTES:]
+    return message.decode(errors="replace")
 
 
 def is_local_pod(pod: Obj) -> bool:
