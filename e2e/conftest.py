@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,8 +43,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     if os.environ.get("PAIRWARDEN_E2E_CLUSTER"):
         pytest.skip("scenarios drive node faults through the local kubelet; on a real cluster "
                     "run `make e2e` (e2e/kind.py) instead")  # fmt: skip
+    keep = os.environ.get("PAIRWARDEN_E2E_KEEP")  # a directory: keep each scenario's logs there
+    workdir = Path(keep) / f"{request.node.name}-{uuid.uuid4().hex[:6]}" if keep else None
+    if workdir is not None:
+        workdir.mkdir(parents=True)
     if request.param == "sandbox":
-        with LocalCluster() as local:
+        with LocalCluster(workdir=workdir) as local:
             yield local
         return
     if request.function.__name__ not in ON_REAL and os.environ.get("PAIRWARDEN_E2E_REAL") != "all":
@@ -62,7 +67,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         operator_account=f"{fullname}-operator",
         agent_account=f"{fullname}-agent",
     )
-    with LocalCluster(namespace, real=real) as local:
+    with LocalCluster(namespace, workdir=workdir, real=real) as local:
         yield local
 
 
