@@ -57,11 +57,17 @@ async def member(root: Path, pair: str = PAIR, token: str = TOKEN,
 class MemberProcess:
     """A file API in its own process, so a test can kill -9 it."""
 
-    def __init__(self, root: Path, token_file: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        token_file: Path,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pairwarden.replication.serve", "--root", str(root),
-             "--pair", PAIR, "--token-file", str(token_file), "--directories", *DIRS],
+             "--pair", PAIR, "--token-file", str(token_file), "--directories", *DIRS, *args],
             stdout=subprocess.PIPE, env={**os.environ, **(env or {})},
         )  # fmt: skip
         self._url: str | None = None

@@ -48,6 +48,10 @@ DEFAULT_MAX_BODY = 4 << 30
 # Seconds a body may go without sending a byte: a stalled client gives up its request (408)
 # and its staging file, never anything another client waits for.
 BODY_TIMEOUT = 30.0
+# Seconds a connection may take to send a whole request line and headers (from its opening,
+# or from the end of its previous response), and may stay idle between requests: a client
+# trickling headers (slowloris) is closed then, holding no more than a socket till then.
+HEADER_TIMEOUT = 10.0
 MAX_MTIME_NS = (1 << 63) - 1  # what os.utime takes
 _MTIME_RE = re.compile(r"^[0-9]{1,19}$")
 CHUNK = 1 << 20
@@ -374,18 +378,39 @@ def make_app(
     return app
 
 
+def header_bounded_runner(
+    app: web.Application, header_timeout: float = HEADER_TIMEOUT
+) -> web.AppRunner:
+    """A runner whose connections must complete each request's headers within
+    `header_timeout`. aiohttp has no header timeout by that name, but (from 3.11, pinned
+    here) its keep-alive timer starts when a connection opens and again after each response,
+    is not reset by arriving bytes, and closes the connection if no whole request has
+    arrived by then: a keep-alive timeout is a header timeout. A request being handled (a
+    slow upload's body) is never cut by it: bodies have BODY_TIMEOUT."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout)
+
+
+async def start_site(
+    runner: web.AppRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> int:
+    """Listen on host:port (0: any free port); the bound port."""
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else port
+
+
 async def serve(
-    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    header_timeout: float = HEADER_TIMEOUT,
 ) -> tuple[web.AppRunner, int]:
     """Run a file API on its own (tests, the benchmark, `python -m ...serve`), mounted under
     `/replication/` exactly as the agent mounts it. Returns the runner and the bound port."""
     root = web.Application(client_max_size=1 << 20)
     root.add_subapp("/replication/", app)
-    runner = web.AppRunner(root, access_log=None)
+    runner = header_bounded_runner(root, header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = int(sockets[0].getsockname()[1]) if sockets else port
-    return runner, bound
+    return runner, await start_site(runner, host, port, ssl_context)

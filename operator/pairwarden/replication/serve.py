@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 from pairwarden.protocol import REPLICATED_DIRECTORIES as DATA_DIRECTORIES
-from pairwarden.replication.fileapi import DEFAULT_MAX_BODY, make_app, serve
+from pairwarden.replication.fileapi import DEFAULT_MAX_BODY, HEADER_TIMEOUT, make_app, serve
 from pairwarden.replication.paths import PathRefused
 
 
 async def _main(args: argparse.Namespace) -> int:
     token = args.token_file.read_text().strip()
     app = make_app(args.root, args.directories, args.pair, token, args.max_body)
-    runner, port = await serve(app, args.host, args.port)
+    runner, port = await serve(app, args.host, args.port, header_timeout=args.header_timeout)
     print(f"port {port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--directories", nargs="+", default=list(DATA_DIRECTORIES))
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY)
+    parser.add_argument(
+        "--header-timeout", type=float, default=HEADER_TIMEOUT, help="s to send headers"
+    )
     args = parser.parse_args(argv)
     try:
         return asyncio.run(_main(args))
