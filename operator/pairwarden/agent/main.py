@@ -23,11 +23,17 @@ from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
 from pairwarden.protocol import REPLICATED_DIRECTORIES, call_contact
 from pairwarden.replication.drift import read_member_settings
-from pairwarden.replication.fileapi import make_app
+from pairwarden.replication.fileapi import header_bounded_runner, make_app, start_site
 from pairwarden.replication.paths import PathRefused, check_directories
 from pairwarden.replication.version import fingerprint
 
 log = logging.getLogger("pairwarden.agent")
+
+# Two ports, two audiences: metrics and health for the scraper (and anyone: they say nothing
+# secret), the file API for the pair's replication Jobs only (controller/netpol.py admits just
+# them). One port could not be told apart by a NetworkPolicy.
+METRICS_PORT = 8080
+REPLICATION_PORT = 8082
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +56,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: $POD_IP:5060; empty: none)",
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="persisted licensing clock")
-    parser.add_argument("--metrics-address", default=pod_ip)
-    parser.add_argument("--metrics-port", type=int, default=8080)
+    parser.add_argument("--metrics-address", default=pod_ip, help="/metrics and /healthz")
+    parser.add_argument("--metrics-port", type=int, default=METRICS_PORT)
+    parser.add_argument(
+        "--replication-address", default=pod_ip, help="the file API (with --data-dir)"
+    )
+    parser.add_argument(
+        "--replication-port",
+        type=int,
+        default=REPLICATION_PORT,
+        help="the file API's own port, so a NetworkPolicy can admit only replication Jobs",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.2, help="voicemail poll, s")
     parser.add_argument(
         "--data-dir",
@@ -116,21 +131,31 @@ async def serve(args: argparse.Namespace) -> int:
         data_version=(lambda: fingerprint(args.data_dir, directories)) if directories else None,
         member_settings=_settings_reader(args.data_dir),
     )
-    app = _metrics_app(agent, metrics)
+    runners = [header_bounded_runner(_metrics_app(agent, metrics))]
     if args.data_dir is not None:
         token = _token_reader(args.replication_token_file)
-        app.add_subapp("/replication/", make_app(args.data_dir, directories, args.pair, token))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+        files = web.Application(client_max_size=1 << 20)
+        files.add_subapp("/replication/", make_app(args.data_dir, directories, args.pair, token))
+        runners.append(header_bounded_runner(files))
     try:
-        await web.TCPSite(runner, args.metrics_address, args.metrics_port).start()
+        for runner, (host, port) in zip(runners, _addresses(args), strict=False):
+            await runner.setup()
+            await start_site(runner, host, port)
         log.info("agent %s (%s of %s) starting", args.pod, args.member, args.pair)
         await agent.run(stop)
     finally:
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()
         await voicemail.close()
         await kube.close()
     return 0
+
+
+def _addresses(args: argparse.Namespace) -> list[tuple[str, int]]:
+    return [
+        (args.metrics_address, args.metrics_port),
+        (args.replication_address, args.replication_port),
+    ]
 
 
 async def _replicated_directories(kube: KubernetesIO) -> list[str]:

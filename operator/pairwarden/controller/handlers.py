@@ -20,6 +20,7 @@ import kubernetes
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.clock import SystemClock
 from pairwarden.controller import health, jobs, leasewatch, metrics, peering
+from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
@@ -30,15 +31,19 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 def new_memo(
-    kubeconfig: str | None, namespaces: list[str], replication: ReplicationSettings
+    kubeconfig: str | None,
+    namespaces: list[str],
+    replication: ReplicationSettings,
+    policies: PolicySettings | None = None,
 ) -> kopf.Memo:
-    """`namespaces` empty: every namespace."""
+    """`namespaces` empty: every namespace. `policies` None: no NetworkPolicies are made."""
     return kopf.Memo(
         kubeconfig=kubeconfig,
         namespaces=namespaces,
         book=ObservationBook(),
         clock=SystemClock(),
         replication=replication,
+        policies=policies,
     )
 
 
@@ -109,6 +114,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         clock=memo.clock,
         replication=memo.replication,
         jobs=index,
+        policies=Policies(memo.policies, memo.clock) if memo.get("policies") else None,
     )
     if not settings.peering.standalone and settings.peering.mandatory:
         namespaces = [ns for ns in (memo.get("namespaces") or []) if isinstance(ns, str)]

@@ -6,15 +6,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import kopf
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
 from pairwarden.controller import alerts, health, metrics
+from pairwarden.controller.netpol import PolicySettings
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.kube import async_api_client
 
@@ -46,7 +49,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("PAIRWARDEN_REPLICATION_SERVICE_ACCOUNT"),
         help="ServiceAccount of replication Jobs",
     )
-    parser.add_argument("--agent-port", type=int, default=8080, help="agents' HTTP port")
+    parser.add_argument(
+        "--agent-replication-port",
+        "--agent-port",
+        dest="agent_port",
+        type=int,
+        default=ReplicationSettings.agent_port,
+        help="the agents' file API port (replication Jobs' URLs; the NetworkPolicy)",
+    )
+    parser.add_argument(
+        "--agent-metrics-port",
+        type=int,
+        default=PolicySettings.metrics_port,
+        help="the agents' /metrics port (the NetworkPolicy admits it)",
+    )
+    parser.add_argument(
+        "--network-policies",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per pair, a NetworkPolicy admitting the file API from the pair's replication"
+        " Jobs only (controller/netpol.py)",
+    )
+    parser.add_argument(
+        "--network-policy-metrics-from",
+        type=_peers,
+        default=(),
+        metavar="JSON",
+        help="NetworkPolicyPeers (a JSON list) admitted to the agents' metrics port;"
+        " default: every source",
+    )
     parser.add_argument(
         "--alertmanager-port",
         type=int,
@@ -77,6 +108,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _peers(text: str) -> tuple[dict[str, Any], ...]:
+    """A JSON list of NetworkPolicyPeer objects; anything else is refused at start."""
+    try:
+        peers = json.loads(text or "[]")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
+        raise argparse.ArgumentTypeError("expected a JSON list of NetworkPolicyPeer objects")
+    return tuple(peers)
+
+
 def _own_namespace() -> str:
     return os.environ.get("POD_NAMESPACE", "default")
 
@@ -94,6 +136,9 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             service_account=args.replication_service_account,
             agent_port=args.agent_port,
         ),
+        PolicySettings(args.agent_port, args.agent_metrics_port, args.network_policy_metrics_from)
+        if args.network_policies
+        else None,
     )
 
     def not_ready() -> str | None:

@@ -27,6 +27,7 @@ from pairwarden.controller import (
     events,
     leases,
     metrics,
+    netpol,
     pods,
     rbac,
     replication,
@@ -66,6 +67,7 @@ class Runtime:
         default_factory=replication.ReplicationSettings
     )
     jobs: JobIndex | None = None  # the replication Jobs' watch; None: list from the API
+    policies: netpol.Policies | None = None  # per-pair NetworkPolicies; None: not made
 
 
 @dataclass
@@ -101,6 +103,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         )
         await rbac.ensure_agent_rbac(rt.api, namespace, name, _owner(body))
         memory.leases_ready = True
+    if rt.policies is not None:  # at most once per netpol.RECHECK_SECONDS
+        await rt.policies.ensure(rt.api, namespace, name, spec.service, _owner(body))
 
     book = rt.book.pair(namespace, name)
     previous = memory.status or parse_status(body.get("status"))

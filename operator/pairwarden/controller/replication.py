@@ -26,7 +26,7 @@ class ReplicationSettings:
 
     image: str = "pairwarden/agent:dev"
     service_account: str | None = None
-    agent_port: int = 8080
+    agent_port: int = 8082  # the agents' file API (agent/main.py REPLICATION_PORT)
 
 
 @dataclass
