@@ -47,6 +47,7 @@ PROMETHEUS_OPERATOR_KINDS = [
 NO_CRDS = {"crds": {"create": False}}
 MONITORING_RELEASE = "pwmon"
 MONITORING_NAMESPACE = "monitoring-pw"
+MONITORING = {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
 COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "defaults": ("pwdef", "pairwarden", {}),
     "monitoring": (
@@ -56,6 +57,7 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             **NO_CRDS,
             "serviceMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
             "podMonitor": {"enabled": True, "additionalLabels": {"release": "prom"}},
+            "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": MONITORING}}]},
             "grafanaDashboard": {"enabled": True},
             "prometheusRule": {
                 "enabled": True,
@@ -84,6 +86,7 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             },
             "memberNamespaces": ["voice-c"],
             "image": {"operator": {"tag": "1.2.3"}},
+            "networkPolicy": {"enabled": False},
         },
     ),
 }

@@ -21,6 +21,9 @@ NAMESPACED: set[Grant] = {
     },
     *{("", "pods", v) for v in ("get", "list", "patch")},
     ("", "services", "patch"),
+    # the per-pair NetworkPolicy (controller/netpol.py), with networkPolicy.enabled (default)
+    ("", "services", "get"),
+    *{("networking.k8s.io", "networkpolicies", v) for v in ("get", "create", "patch")},
     ("", "events", "create"),
     *{("batch", "jobs", v) for v in ("list", "watch", "create", "delete")},
     ("", "secrets", "create"),  # never get: the operator reads no Secret
@@ -89,6 +92,17 @@ def test_namespaced_operator_rules(chart_cluster: ChartCluster) -> None:
     # members run where the operator watches, so agent identities are created there
     agents = _named(rendered, "ServiceAccount", "-agent")
     assert sorted(sa["metadata"]["namespace"] for sa in agents) == ["voice-a", "voice-b"]
+
+
+def test_without_network_policies_the_operator_reads_no_service(
+    chart_cluster: ChartCluster,
+) -> None:
+    rendered = chart_cluster.render("single")
+    (role,) = _named(rendered, "ClusterRole", "-operator")
+    assert ("", "services", "get") not in grants(role)
+    assert not {g for g in grants(role) if g[1] == "networkpolicies"}
+    (operator,) = rendered.of_kind("StatefulSet")
+    assert "--no-network-policies" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_no_role_but_the_operators_lacks_resource_names(rendered: Rendered) -> None:

@@ -300,6 +300,25 @@ def test_operator_is_told_the_replication_image_and_service_account(rendered: Re
     assert flag.split("=", 1)[1] in accounts and flag.endswith("-replication")
 
 
+def test_operator_is_told_the_agent_ports_and_the_network_policy_values(
+    rendered: Rendered,
+) -> None:
+    """The operator's flags parse as `pairwarden operator` parses them: what the chart renders
+    is what the operator then does (agent ports, NetworkPolicies on or off, metrics peers)."""
+    import argparse
+
+    from pairwarden.controller.main import configure
+
+    args = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["args"]
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    parsed = parser.parse_args([a for a in args[1:] if "$(" not in a])
+    policy = rendered.values.get("networkPolicy", {})
+    assert (parsed.agent_port, parsed.agent_metrics_port) == (8082, 8080)
+    assert parsed.network_policies is policy.get("enabled", True)
+    assert list(parsed.network_policy_metrics_from) == policy.get("metricsFrom", [])
+
+
 def test_helm_test_hook_probes_the_operator_through_its_service(rendered: Rendered) -> None:
     (pod,) = rendered.hooks
     assert pod["kind"] == "Pod"

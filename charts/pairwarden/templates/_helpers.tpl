@@ -131,6 +131,16 @@ app.kubernetes.io/component: operator
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["create"]
+{{- if .Values.networkPolicy.enabled }}
+# Per pair, the NetworkPolicy over its members (controller/netpol.py): the callers' Service is
+# read for its ports, the policy read and written only when it differs.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
 {{- end }}
 {{- define "pairwarden.operatorClusterRules" -}}
 # kopf lists and watches namespaces to resolve namespace patterns.

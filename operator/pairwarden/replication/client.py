@@ -209,7 +209,7 @@ async def replicate(
     token_wait: float = TOKEN_WAIT,
 ) -> ReplicationReport:
     """One replication run from `source` to `target` (file API base URLs, e.g.
-    `http://10.1.2.3:8080/replication`). A member's failure does not raise: the report
+    `http://10.1.2.3:8082/replication`). A member's failure does not raise: the report
     says `ok: false` and `error` names the member, the step and its answer."""
     report = ReplicationReport(source, target)
     began = time.monotonic()
