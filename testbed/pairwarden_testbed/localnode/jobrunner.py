@@ -39,7 +39,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
-from pairwarden_testbed.localnode import podspec
+from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class _Run:
                 secret = self.runner.core.read_namespaced_secret(
                     vol["secret"]["secretName"], self.runner.namespace
                 )
-                podspec.write_secret(path, secret.data)
+                podspec.write_secret(path, secret.data, _access({"spec": pod_spec}, vol))
             out[str(vol["name"])] = path
         return out
 
@@ -238,6 +238,10 @@ class _Run:
             status = terminated_pod_status(container, started, exit_code, message)
             self.runner.write_pod_status(pod, status)
         return code
+
+
+def _access(pod: Obj, volume: Obj) -> Callable[[str], security.FileAccess]:
+    return lambda key: security.secret_file_access(pod, volume, key)
 
 
 class LocalJobRunner:

@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
-from pairwarden_testbed.localnode import podspec
+from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.link import NetworkLink
 from pairwarden_testbed.localnode.realnode import NodeHeartbeat, pod_credentials
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
@@ -88,6 +88,9 @@ class _Container:
         self.started_at: str | None = None
         self.last_exit: int | None = None
         self.waiting_reason = "ContainerCreating"
+        # What a node would refuse (runAsNonRoot as root) or break (an unreadable Secret):
+        # never started, with the reason, as a kubelet reports CreateContainerConfigError.
+        self.refused = security.refusal(pod.obj, spec)
         self._thread = threading.Thread(
             target=self._supervise, name=f"{pod.name}/{self.name}", daemon=True
         )
@@ -109,6 +112,11 @@ class _Container:
             self._thread.join(timeout)
 
     def _supervise(self) -> None:
+        if self.refused is not None:
+            log.warning("%s/%s not started: %s", self.pod.name, self.name, self.refused)
+            self.waiting_reason = "CreateContainerConfigError"
+            self.pod.kubelet.mark_dirty(self.pod)
+            return
         backoff = BACKOFF_START
         while not self.pod.stopping.is_set():
             if self.pod.node_down.is_set():
@@ -159,6 +167,8 @@ class _Container:
             state = {"terminated": self.terminated()}
         else:
             state = {"waiting": {"reason": self.waiting_reason}}
+            if self.refused is not None:
+                state["waiting"]["message"] = self.refused
         out: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
@@ -207,6 +217,11 @@ class _Pod:
         self.kubeconfig = workdir / "kubeconfig"
         kubelet.write_pod_kubeconfig(self.kubeconfig, self.link, kubelet.credentials(obj))
         self.containers = [_Container(self, c) for c in obj["spec"]["containers"]]
+
+    def secret_access(self, volume: str) -> Callable[[str], security.FileAccess]:
+        """Each key's mode and owner in the Secret volume `volume`, as a node leaves them."""
+        spec = next(v for v in self.obj["spec"]["volumes"] if v["name"] == volume)
+        return lambda key: security.secret_file_access(self.obj, spec, key)
 
     def start(self) -> None:
         for c in self.containers:
@@ -550,7 +565,7 @@ class LocalKubelet:
                         if exc.status != 404:  # absent: an optional volume stays empty
                             log.warning("secret %s for pod %s: %s", secret, pod.name, exc.status)
                         continue
-                    podspec.write_secret(pod.volumes[volume], data)
+                    podspec.write_secret(pod.volumes[volume], data, pod.secret_access(volume))
 
     def _write_status(self, pod: _Pod) -> None:
         for _ in range(5):

@@ -8,9 +8,11 @@ import base64
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from pairwarden_testbed.localnode.security import FileAccess
 
 IMAGE_PREFIX = "pairwarden/"
 # Each image's ENTRYPOINT (images/Dockerfile): the product's command, but the reference
@@ -76,14 +78,21 @@ def secret_volumes(pod: Obj) -> list[tuple[str, str]]:
     ]
 
 
-def write_secret(path: Path, data: Mapping[str, str] | None) -> None:
+def write_secret(
+    path: Path, data: Mapping[str, str] | None, access: Callable[[str], FileAccess] | None = None
+) -> None:
     """Project a Secret's base64 `data` into files, each replaced atomically (as the kubelet's
-    atomic writer does), so a reader never sees half a token."""
+    atomic writer does), so a reader never sees half a token. `access`: each key's mode and
+    owner as a node leaves them (security.secret_file_access); owners only when this process
+    may set them (root)."""
     path.mkdir(parents=True, exist_ok=True)
     for key, value in (data or {}).items():
         staged = path / f".{key}.tmp"
         staged.write_bytes(base64.b64decode(value))
-        staged.chmod(0o600)
+        wanted = access(key) if access is not None else None
+        staged.chmod(wanted.mode if wanted is not None else 0o600)
+        if wanted is not None and os.geteuid() == 0:
+            os.chown(staged, wanted.uid, wanted.gid)
         os.replace(staged, path / key)
 
 
