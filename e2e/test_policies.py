@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from e2e.conftest import WINDOW, start
@@ -119,11 +117,8 @@ def test_excessive_cpu_on_the_active_fails_over_to_the_calm_standby(cluster: Loc
     start(cluster, excessiveCpu={"thresholdPercent": 50, "durationSeconds": 1})
     wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
     before = epoch(cluster)
-    ip = cluster.kubelet.pod_ip("vm-primary")
-    busy = urllib.request.Request(
-        f"http://{ip}:8081/load", data=json.dumps({"busy": True}).encode(), method="POST"
-    )
-    urllib.request.urlopen(busy, timeout=5).close()  # a real busy loop in the voicemail process
+    # a real busy loop in the voicemail process, ordered on its pod's loopback control port
+    cluster.voicemail_control("vm-primary", "/load", {"busy": True})
     transition = next_transition(cluster, before, timeout=20)
     assert transition["cause"] == "ExcessiveCpu"
     assert_serving(cluster, "secondary")

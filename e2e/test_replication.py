@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from e2e.conftest import start
 from e2e.scenarios import assert_serving, status
@@ -26,6 +27,14 @@ def _has(root: Path, relative: str, text: str) -> bool:
     return path.exists() and path.read_text() == text
 
 
+def _policy(cluster: LocalCluster) -> dict[str, Any]:
+    policy = client.NetworkingV1Api(cluster.api).read_namespaced_network_policy(
+        "vm-members", cluster.namespace
+    )
+    result: dict[str, Any] = cluster.api.sanitize_for_serialization(policy)
+    return result
+
+
 def _condition(cluster: LocalCluster, kind: str) -> str | None:
     found = [c for c in status(cluster).get("conditions", []) if c["type"] == kind]
     return found[0]["status"] if found else None
@@ -44,6 +53,12 @@ def test_changes_reach_the_standby_and_come_back_after_failover(cluster: LocalCl
     assert status(cluster)["replication"]["lastSuccess"]
     # The Job's report (its pod's termination message) reached status: the copy was counted.
     wait_until(lambda: status(cluster)["replication"].get("files", 0) >= 1, 30)
+    # ...through the agents' file API port, which the pair's NetworkPolicy admits from the
+    # pair's replication Jobs only (the stand-in proxy does not enforce it: the object is read)
+    policy = _policy(cluster)
+    files = next(r for r in policy["spec"]["ingress"] if r.get("from"))
+    assert files["ports"] == [{"protocol": "TCP", "port": 8082}]
+    assert policy["metadata"]["ownerReferences"][0]["name"] == "vm"
 
     cluster.request("failover")
     assert_serving(cluster, "secondary")

@@ -344,15 +344,27 @@ class LocalCluster:
         return [m for m in MEMBERS if self.kubelet_status(f"{name}-{m}").get("answering")]
 
     def kubelet_status(self, pod: str) -> dict[str, Any]:
+        try:
+            return self.voicemail_control(pod, "/status", timeout=0.5)
+        except OSError:
+            return {}
+
+    def voicemail_control(
+        self, pod: str, path: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Call the voicemail process's control port, which listens on its pod's loopback
+        (127.0.0.1:8081) so that only the agent beside it orders its role. The local kubelet
+        gives each pod a loopback address of its own (`127.0.0.1` in a pod means its podIP),
+        so the test, on the same host, reaches it there; on a real node this takes
+        `kubectl exec` into the pod. GET without a body, POST with one."""
         import json
         import urllib.request
 
         ip = self.core.read_namespaced_pod(pod, self.namespace).status.pod_ip
         if not ip:
-            return {}
-        try:
-            with urllib.request.urlopen(f"http://{ip}:8081/status", timeout=0.5) as response:
-                result: dict[str, Any] = json.loads(response.read())
-                return result
-        except OSError:
-            return {}
+            raise OSError(f"pod {pod} has no address yet")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://{ip}:8081{path}", data=data)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result: dict[str, Any] = json.loads(response.read() or b"{}")
+            return result
