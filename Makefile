@@ -18,7 +18,7 @@ help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
 	@echo "make test   - lint, then the whole test suite on the embedded sandbox"
 	@echo "make lint   - ruff, mypy --strict, import contracts, hadolint"
-	@echo "make tools  - system tools the tests use (promtool and sipp, from Debian packages)"
+	@echo "make tools  - system tools the tests use (promtool, sipp and baresip, from Debian packages)"
 	@echo "make control-plane - build real Kubernetes 1.20 (etcd, kube-apiserver, ...) from Debian's packages"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
 	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one"
@@ -61,6 +61,13 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sip-tester >/dev/null; \
 	  else \
 	    echo "make tools: sipp is missing; install it (apt-get install sip-tester, as root) or the sipp tests skip"; \
+	  fi; }
+	@command -v baresip >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing baresip (Debian package baresip-core): a third-party SIP endpoint for the generic adapter's test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends baresip-core >/dev/null; \
+	  else \
+	    echo "make tools: baresip is missing; install it (apt-get install baresip-core, as root) or the baresip test skips"; \
 	  fi; }
 
 # A real Kubernetes 1.20 control plane for tests/realk8s and the real_cluster fixture,

@@ -1,6 +1,7 @@
 """One call placed by sipp (Debian sip-tester, `make tools`) with a scenario from e2e/sipp,
 read back from sipp's log: who answered it, and where a redirect sent it. The scenarios log
-`answered-by POD` (the user part of the 200 OK's Contact) and `redirected-to HOST:PORT`."""
+`answered-by POD` (the user part of the 200 OK's Contact), `answered-at HOST` (its host) and
+`redirected-to HOST:PORT`."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ needs_sipp = pytest.mark.skipif(
 class SippCall:
     exit_code: int
     answered_by: str | None  # the pod that answered, None when nobody did
+    answered_at: str | None  # the host in the answer's Contact (the pod's IP)
     redirected_to: str | None  # the 302's host:port, when the scenario followed one
     text: str  # the log and the end of stderr, for failure messages
 
@@ -34,13 +36,14 @@ def sipp_call(
     *,
     local_port: int = 0,
     timeout: float = 5.0,
+    user: str = "1000",
 ) -> SippCall:
     """Place one call to `target` from `local_port` (0: any); the exit code says only whether
     the call went as the scenario is written, the log says who answered."""
     assert SIPP is not None
     options = {
         "-sf": str(SCENARIOS / scenario),
-        "-s": "1000",
+        "-s": user,
         "-i": "127.0.0.1",
         "-p": str(local_port),
         "-mp": "0",
@@ -60,6 +63,7 @@ def sipp_call(
     return SippCall(
         exit_code=done.returncode,
         answered_by=_last(text, "answered-by"),
+        answered_at=_last(text, "answered-at"),
         redirected_to=_last(text, "redirected-to"),
         text=f"exit {done.returncode}: {text} {done.stderr[-400:]!r}",
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pairwarden.agent.adapters import HookError, HookVoicemail, Unusable, hook_config
 from pairwarden.agent.cpu import CgroupSampler, CpuSampler
 from pairwarden.agent.kubeio import KubernetesIO
 from pairwarden.agent.metrics import AgentMetrics
@@ -55,6 +56,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "active Lease while it is active so the other member redirects callers there "
         "(default: $POD_IP:5060; empty: none)",
     )
+    hooks = parser.add_argument_group(
+        "generic voicemail adapter",
+        "supervise any voicemail server instead of the reference process's control port "
+        "(docs/voicemail-contract.md): each is http(s)://URL, tcp://HOST:PORT, sip://HOST:PORT "
+        "(SIP OPTIONS) or a command line; orders are an HTTP call or a command",
+    )
+    hooks.add_argument("--voicemail-health", help="the server is up (enables the adapter)")
+    hooks.add_argument("--voicemail-activate", help="start answering (renewed before expiry)")
+    hooks.add_argument("--voicemail-deactivate", help="stop answering, keep calls in progress")
+    hooks.add_argument("--voicemail-stats", help="JSON {calls, inactiveCalls, cpuPercent}")
+    hooks.add_argument("--voicemail-hook-timeout", type=float, default=2.0, help="seconds")
     parser.add_argument("--state-dir", type=Path, default=None, help="persisted licensing clock")
     parser.add_argument("--metrics-address", default=pod_ip, help="/metrics and /healthz")
     parser.add_argument("--metrics-port", type=int, default=METRICS_PORT)
@@ -109,7 +121,7 @@ async def serve(args: argparse.Namespace) -> int:
     metrics = AgentMetrics()
     api = await async_api_client(args.kubeconfig)
     kube = KubernetesIO(api, args.namespace, args.pair)
-    voicemail = VoicemailClient(args.voicemail_url)
+    voicemail = _voicemail(args)
     cpu: CpuSampler | None = CgroupSampler() if args.cpu_source == "cgroup" else None
     config = AgentConfig(
         pair=args.pair,
@@ -185,6 +197,26 @@ def replicated_directories(spec: object) -> tuple[list[str], str | None]:
         return check_directories(listed), None
     except PathRefused as error:
         return [], f"spec.replication.directories: {error}"
+
+
+def _voicemail(args: argparse.Namespace) -> VoicemailClient | HookVoicemail | Unusable:
+    """The reference process's control port, or the generic adapter when a health hook is
+    named. Hooks that cannot be used are logged and the member reports its service down (the
+    other member serves) rather than exit: a bad argument must not crash-loop the pod."""
+    if not args.voicemail_health:
+        return VoicemailClient(args.voicemail_url)
+    try:
+        config = hook_config(
+            args.voicemail_health,
+            args.voicemail_activate or "",
+            args.voicemail_deactivate or "",
+            args.voicemail_stats,
+            args.voicemail_hook_timeout,
+        )
+    except HookError as error:
+        log.error("generic voicemail adapter: %s; reporting the service down", error)
+        return Unusable()
+    return HookVoicemail(config, SystemClock())
 
 
 def _settings_reader(data_dir: Path | None) -> SettingsReader | None:
