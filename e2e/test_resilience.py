@@ -9,7 +9,7 @@ import pytest
 from e2e.conftest import WINDOW, start
 from e2e.scenarios import assert_serving, epoch, next_transition, other
 
-from pairwarden_testbed.localcluster import LocalCluster
+from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 
 def test_operator_restart_alone_causes_no_failover(cluster: LocalCluster) -> None:
@@ -40,6 +40,33 @@ def test_operator_stops_on_sigterm_with_its_daemons_returning_on_their_own(
     assert "is cancelled" not in tail and "did not exit in time" not in tail, tail
     cluster.start_operator()
     assert_serving(cluster, active)
+
+
+def test_a_stop_lets_the_step_in_flight_finish_within_the_grace_period(
+    cluster: LocalCluster,
+) -> None:
+    """SIGTERM while a flip waits on a slow API (6 s for the Service patch, as a loaded real
+    server answered): the daemon finishes its step before it returns, kopf cancels nothing,
+    and the process is gone well within the chart's 30 s terminationGracePeriodSeconds."""
+    if cluster.real is not None:
+        pytest.skip("a slow API needs the sandbox's fault hooks; a real server has none")
+    active = start(cluster)
+    assert cluster.operator is not None and cluster.operator.process is not None
+    log = cluster.workdir / "operator.log"
+    offset = log.stat().st_size
+    cluster.sandbox.reset_stats()
+    cluster.sandbox.inject_fault(verb="patch", resource="services", status=500, delay=6.0)
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGTERM)  # a clean stop: a flip at once
+    wait_until(lambda: cluster.sandbox.stats()["requests"].get("patch services"), timeout=30)
+    began = time.monotonic()
+    cluster.operator.stop(signal.SIGTERM, timeout=30)
+    stopped = time.monotonic() - began
+    assert cluster.operator.process.returncode == 0
+    tail = log.read_text()[offset:]
+    assert "is cancelled" not in tail and "did not exit in time" not in tail, tail
+    assert stopped < 25, f"stopped {stopped:.1f} s after SIGTERM"
+    cluster.start_operator()
+    assert_serving(cluster, other(active), timeout=30)
 
 
 def test_operator_restart_in_the_middle_of_a_failover(cluster: LocalCluster) -> None:
