@@ -37,6 +37,13 @@ HTTP_VERBS = {
 # controller-manager and scheduler, 1.20's endpointsleases lock; events): not the operator's
 # start-up work, so they do not keep `settle()` waiting.
 HOUSEKEEPING_WRITES = ("update leases", "update endpoints", "create events", "patch events")
+# The writes a flip waits on (an agent's stop, the active Lease, the Service), whose latency
+# the API server measures itself (`apiserver_request_duration_seconds`).
+TIMED_WRITES = ("update leases", "patch leases", "patch services")
+TIMED_LABELS = [
+    (next(http for http, verb in HTTP_VERBS.items() if verb == key.split()[0]), key.split()[1])
+    for key in TIMED_WRITES
+]  # ("PUT", "leases"), ...: the labels of their lines in /metrics
 
 
 @dataclass
@@ -47,6 +54,8 @@ class Counts:
     operator: dict[str, int] = field(default_factory=dict)
     writers: dict[str, int] = field(default_factory=dict)
     etcd_writes: float = float("nan")
+    # TIMED_WRITES: cumulative count per histogram bucket (upper bound in seconds)
+    latency: dict[str, dict[float, float]] = field(default_factory=dict)
 
     @property
     def settling(self) -> dict[str, int]:
@@ -57,11 +66,29 @@ class Counts:
             diff = {k: n - b.get(k, 0) for k, n in a.items()}
             return {k: n for k, n in diff.items() if n}
 
+        latency = {
+            key: {le: n - before.latency.get(key, {}).get(le, 0.0) for le, n in buckets.items()}
+            for key, buckets in self.latency.items()
+        }
         return Counts(
             sub(self.operator, before.operator),
             sub(self.writers, before.writers),
             self.etcd_writes - before.etcd_writes,
+            latency,
         )
+
+    def latency_quantile(self, key: str, q: float) -> float:
+        """The upper bound of the histogram bucket holding the q-quantile (q in 0..1) of the
+        API server's own latency for `key`; NaN without samples."""
+        buckets = sorted(self.latency.get(key, {}).items())
+        total = buckets[-1][1] if buckets else 0.0
+        if total <= 0:
+            return float("nan")
+        return next(le for le, n in buckets if n >= q * total)
+
+    def latency_count(self, key: str) -> int:
+        buckets = self.latency.get(key, {})
+        return int(max(buckets.values(), default=0.0))
 
 
 class Backend:
@@ -249,9 +276,17 @@ class KubernetesBackend(Backend):
 def _request_counts(metrics: str) -> Counts:
     """Write requests by "verb resource[/subresource]" from kube-apiserver's
     `apiserver_request_total`; a PUT of a Lease goes to `writers`, the rest to `operator`."""
-    lines = "\n".join(
-        line for line in metrics.splitlines() if line.startswith("apiserver_request_total{")
-    )
+
+    def wanted(line: str) -> bool:
+        if line.startswith("apiserver_request_total{"):
+            return True
+        # thousands of bucket lines: only those of TIMED_WRITES reach the (slow) parser
+        return line.startswith("apiserver_request_duration_seconds_bucket{") and any(
+            f'resource="{resource}"' in line and f'verb="{verb}"' in line
+            for verb, resource in TIMED_LABELS
+        )
+
+    lines = "\n".join(line for line in metrics.splitlines() if wanted(line))
     counts = Counts()
     for family in text_string_to_metric_families(lines + "\n"):
         for sample in family.samples:
@@ -262,6 +297,12 @@ def _request_counts(metrics: str) -> Counts:
             if sample.labels.get("subresource"):
                 resource += "/" + sample.labels["subresource"]
             key = f"{verb} {resource}"
+            if sample.name.endswith("_bucket"):
+                if key in TIMED_WRITES:
+                    buckets = counts.latency.setdefault(key, {})
+                    le = float(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+                continue
             into = counts.writers if key == "update leases" else counts.operator
             into[key] = into.get(key, 0) + int(sample.value)
     return counts

@@ -19,6 +19,7 @@ after a role change; `--changing-data` makes every pair busy instead.
 
     python bench/scale.py                        # 100, 500, 2000 pairs; 1000 ms x 30
     python bench/scale.py --short                # 100 and 500 pairs; 500 ms x 20 (make bench)
+    python bench/scale.py --short --backend all  # + 20 on the real control plane (and sandbox)
     python bench/scale.py --pairs 2000 --profile 20   # also py-spy the operator (if on PATH)
     python bench/scale.py --pairs 500 --changing-data  # a replication Job per pair per minute
     python bench/scale.py --backend kubernetes --pairs 100,500   # real kube-apiserver + etcd
@@ -55,14 +56,16 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _backends import BACKENDS, Backend, resolve
-from _common import machine, percentile, sample_process, seconds, verdict
+from _backends import BACKENDS, TIMED_WRITES, Backend, resolve
+from _common import machine, percentile, sample_process, seconds, summary, verdict
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_MEMBER,
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
     LABEL_MEMBER,
+    LABEL_PAIR,
     MEMBERS,
     HeartbeatSizing,
     Member,
@@ -85,6 +88,8 @@ WRITES_PER_PAIR = 0.2
 REACTION_P99 = 1.0
 CPU_CORES = 1.0
 RSS_MB = 500.0
+SHORT_KUBERNETES = 20  # pairs on the real control plane in --short (make bench)
+STRAGGLERS = 60.0  # seconds a fault may take to flip before it counts as never flipped
 
 
 def micro_time(now: datetime) -> str:
@@ -215,6 +220,35 @@ class Flips:
 
 
 @dataclass
+class Decisions:
+    """When the operator decided each role change: the active Lease's `acquireTime`, which
+    `leases.write_active` stamps from the operator's wall clock just before its first write of
+    a flip, mapped onto this process's monotonic clock (one machine, one clock). It splits a
+    reaction into detection (cause -> decision: watch delivery to the operator, its wake-up
+    and step) and application (decision -> selector seen here: the Lease and Service writes
+    and the watch delivery back)."""
+
+    offset: float = field(default_factory=lambda: time.time() - time.monotonic())
+    events: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+
+    def record(self, obj: dict[str, Any]) -> None:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        member = (meta.get("annotations") or {}).get(ANNOTATION_ACTIVE_MEMBER, "none")
+        stamp = spec.get("acquireTime")
+        if not stamp or member not in MEMBERS:
+            return
+        at = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() - self.offset
+        pair = meta["name"].removesuffix("-active")
+        self.events.setdefault(pair, []).append((at, member))
+
+    def first(self, pair: str, member: str, after: float) -> float:
+        return min(
+            (at for at, m in self.events.get(pair, []) if m == member and at >= after),
+            default=math.nan,
+        )
+
+
+@dataclass
 class Row:
     pairs: int
     activation: float = math.nan
@@ -230,6 +264,11 @@ class Row:
     crash_reactions: list[float] = field(default_factory=list)
     manual_reactions: list[float] = field(default_factory=list)  # --manual
     missed_flips: int = 0
+    # by fault: cause -> the operator's decision, and decision -> selector seen (Decisions)
+    detection: dict[str, list[float]] = field(default_factory=dict)
+    application: dict[str, list[float]] = field(default_factory=dict)
+    # during the faults, by write: the API server's own latency p50, p99 (bucket bounds), n
+    server_latency: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     spurious: int = 0  # selector changes of pairs that had no fault injected
     writer_errors: int = 0
     rewatches: int = 0
@@ -264,6 +303,7 @@ class Simulation:
             (p, m): Writer(self, p, m) for p in self.names for m in MEMBERS
         }
         self.flips = Flips(pairs)
+        self.decisions = Decisions()
         self.static_contact = False  # --static-contact: primary-contact never moves
         self.changing_data = False  # --changing-data: a replication Job per pair per interval
         self.manual = False  # --manual: also a sample of manual failover requests
@@ -357,6 +397,10 @@ class Simulation:
         selector = (obj.get("spec") or {}).get("selector") or {}
         self.flips.record(name.removesuffix("-calls"), selector.get(LABEL_MEMBER, "none"), at)
 
+    def on_active_lease(self, kind: str, obj: dict[str, Any], at: float) -> None:
+        if kind != "DELETED":
+            self.decisions.record(obj)
+
     def on_lease(self, kind: str, obj: dict[str, Any], at: float) -> None:
         labels = obj["metadata"].get("labels") or {}
         pair, member = labels.get("pairwarden.io/pair"), labels.get(LABEL_MEMBER)
@@ -401,6 +445,12 @@ class Simulation:
                 )
                 self.tasks.append(
                     asyncio.create_task(self.watch(self.jobrunner, JOBS, "", self.on_job))
+                )
+                active = f"{LABEL_PAIR},!{LABEL_MEMBER}"  # the active Leases only
+                self.tasks.append(
+                    asyncio.create_task(
+                        self.watch(self.admin, LEASES, active, self.on_active_lease)
+                    )
                 )
                 began = time.monotonic()
                 await self.create_objects()
@@ -487,6 +537,7 @@ class Simulation:
         sample = min(len(serving) // 4, max(20, self.n // 20))
         chosen = random.sample(serving, 3 * sample if self.manual else 2 * sample)
         stops, crashes, manuals = chosen[:sample], chosen[sample : 2 * sample], chosen[2 * sample :]
+        counts2 = await self.backend.counts(self.admin)
         cpu2, t2 = sample_process(pid), time.monotonic()
         crashed: dict[str, tuple[Member, float]] = {}
         for pair in crashes:
@@ -516,6 +567,31 @@ class Simulation:
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         cpu3, t3 = sample_process(pid), time.monotonic()
         faulted = set(stops) | set(crashes) | set(manuals)
+        kinds = (
+            ("clean stop", row.stop_reactions, stopped, window),
+            ("crash", row.crash_reactions, crashed, window),
+            ("manual", row.manual_reactions, requested, 0.0),
+        )
+
+        def unflipped() -> int:
+            return sum(
+                math.isnan(self.flips.first(pair, other(victim), cause - since))
+                for _, _, faults, since in kinds
+                for pair, (victim, cause) in faults.items()
+            )
+
+        # A slow flip is not a missing one: stragglers get STRAGGLERS more seconds (the
+        # CPU under faults stays measured over the fixed span above).
+        for _ in range(int(STRAGGLERS / 0.5)):
+            if not unflipped():
+                break
+            await asyncio.sleep(0.5)
+        during = (await self.backend.counts(self.admin)).minus(counts2)
+        row.server_latency = {
+            key: (during.latency_quantile(key, 0.5), during.latency_quantile(key, 0.99), n)
+            for key in TIMED_WRITES
+            if (n := during.latency_count(key))
+        }
         row.spurious = sum(
             1
             for pair, events in self.flips.events.items()
@@ -525,17 +601,18 @@ class Simulation:
         )
         row.cpu_cores_faults = (cpu3.cpu_seconds - cpu2.cpu_seconds) / (t3 - t2)
         row.rss_mb = max(row.rss_mb, cpu3.rss_mb)
-        for reactions, faults, since in (
-            (row.stop_reactions, stopped, window),
-            (row.crash_reactions, crashed, window),
-            (row.manual_reactions, requested, 0.0),
-        ):
+        for label, reactions, faults, since in kinds:
             for pair, (victim, cause) in faults.items():
                 flipped = self.flips.first(pair, other(victim), cause - since)
                 if math.isnan(flipped):
                     row.missed_flips += 1
-                else:
-                    reactions.append(flipped - cause)
+                    row.notes.append(f"{label} of {pair} ({victim}) never flipped")
+                    continue
+                reactions.append(flipped - cause)
+                decided = self.decisions.first(pair, other(victim), cause - since)
+                if not math.isnan(decided):
+                    row.detection.setdefault(label, []).append(decided - cause)
+                    row.application.setdefault(label, []).append(flipped - decided)
 
     async def request(self, pair: str, active: Member) -> float:
         """A manual failover (or failback) request on the FailoverPair, as `kubectl
@@ -631,8 +708,10 @@ async def py_spy(pid: int, duration: float, workdir: Path, n: int) -> None:
 
 
 def keep_logs(directory: Path) -> None:
-    for log in directory.glob("*.log"):
-        shutil.copy(log, Path.cwd() / log.name)
+    """Every log of the run (the operator's, and the control plane's on kubernetes), named
+    by where it was: `kubernetes-100-operator-100.log`, `...-control-plane-logs-etcd.log`."""
+    for log in directory.rglob("*.log"):
+        shutil.copy(log, Path.cwd() / "-".join(log.relative_to(directory).parts))
 
 
 def print_table(rows: list[Row], window: float, period: float) -> None:
@@ -679,6 +758,22 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
                 f"{seconds(percentile(values, 50))} {seconds(percentile(values, 99))}"
                 f" {seconds(max(values, default=math.nan))}"
             )
+        for label in r.detection:
+            d50, d99, _ = summary(r.detection[label])
+            a50, a99, _ = summary(r.application[label])
+            print(
+                f"  {'':>5}       {label:<10} cause -> decision {seconds(d50)} {seconds(d99)};"
+                f" decision -> selector seen {seconds(a50)} {seconds(a99)}"
+            )
+        if r.server_latency:
+            print(
+                f"  {'':>5}       API server's own latency of writes during the faults "
+                "(p50 / p99, bucket bounds): "
+                + ", ".join(
+                    f"{key} {a:.2f} / {b:.2f} s (n={n})"
+                    for key, (a, b, n) in r.server_latency.items()
+                )
+            )
         if r.missed_flips:
             print(f"  {r.pairs:>5} pairs: {r.missed_flips} faults never flipped the Service")
     print("\nrequests in steady state by verb (per second per pair):")
@@ -704,13 +799,31 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
         )
 
 
+def plan(pairs: str, short: bool, backends: list[str]) -> list[tuple[str, int]]:
+    """(backend, pair count) in the order they run. `--pairs` applies to every backend.
+    `--short` without it: the sandbox at 100 and 500 pairs, the real control plane (a
+    control plane per count, minutes of start-up work each) at SHORT_KUBERNETES only, and
+    the sandbox at that count too, so the kubernetes/sandbox ratios have a pair."""
+    if pairs:
+        counts = [int(x) for x in pairs.split(",")]
+        return [(b, n) for b in backends for n in counts]
+    if not short:
+        return [(b, n) for b in backends for n in (100, 500, 2000)]
+    sandbox = [100, 500]
+    if "kubernetes" in backends:
+        sandbox = [SHORT_KUBERNETES, *sandbox]
+    by = {"sandbox": sandbox, "kubernetes": [SHORT_KUBERNETES]}
+    return [(b, n) for b in backends for n in by[b]]
+
+
 async def main_async(args: argparse.Namespace) -> int:
-    counts = [int(x) for x in args.pairs.split(",")] if args.pairs else None
-    if counts is None:
-        counts = [100, 500] if args.short else [100, 500, 2000]
     interval, missed = (500, 20) if args.short else (args.interval_ms, args.missed)
     sizing = HeartbeatSizing.from_spec(interval, missed, 3)
-    note = " (--short: 100 and 500 pairs only, 500 ms x 20)" if args.short else ""
+    note = (
+        f" (--short: 500 ms x 20; sandbox 100 and 500 pairs, kubernetes {SHORT_KUBERNETES})"
+        if args.short
+        else ""
+    )
     print(f"pairwarden scale benchmark{note}")
     print(f"machine: {machine()}")
     print(
@@ -720,10 +833,7 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="pairwarden-scale-") as tmp:
-        for backend, n in [(b, n) for b in resolve(args.backend) for n in counts]:
-            if args.short and backend == "kubernetes" and n > 100:
-                print(f"  {n} pairs on kubernetes: skipped in --short (a control plane each)")
-                continue
+        for backend, n in plan(args.pairs, args.short, resolve(args.backend)):
             began = time.monotonic()
             try:
                 sim = Simulation(n, interval, missed, Path(tmp) / f"{backend}-{n}", backend)
@@ -746,7 +856,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--short", action="store_true", help="100 and 500 pairs, 500 ms x 20")
+    parser.add_argument(
+        "--short",
+        action="store_true",
+        help=f"500 ms x 20; 100 and 500 pairs (kubernetes: {SHORT_KUBERNETES}) unless --pairs",
+    )
     parser.add_argument("--pairs", default="", help="comma-separated pair counts")
     parser.add_argument("--interval-ms", type=int, default=1000)
     parser.add_argument("--missed", type=int, default=30)
