@@ -83,11 +83,15 @@ unit: $(STAMP) tools
 	$(BIN)/pytest tests
 
 # failover and scale on the sandbox, then on the real control plane (hack/control-plane.sh)
-# when its binaries are cached here; otherwise a line says it was skipped and why.
+# when its binaries are cached here; otherwise a line says it was skipped and why. Short:
+# scale runs 20 pairs on the real control plane; BENCH_PAIRS=100,500 scales every backend up.
 BENCH_BACKENDS ?= all
+BENCH_PAIRS ?=
 bench: $(STAMP)
 	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/[!_]*.py; do echo "== $$b"; \
-		case $$b in *failover.py|*scale.py) backends="--backend $(BENCH_BACKENDS)";; *) backends="";; esac; \
+		case $$b in *failover.py) backends="--backend $(BENCH_BACKENDS)";; \
+		*scale.py) backends="--backend $(BENCH_BACKENDS) $(if $(BENCH_PAIRS),--pairs $(BENCH_PAIRS))";; \
+		*) backends="";; esac; \
 		$(BIN)/python $$b --short $$backends || exit 1; done; \
 	else echo "no benchmarks yet (bench/ is empty)"; exit 1; fi
 

@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,18 +41,43 @@ from kubernetes import client, config, watch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import resolve
 from _common import machine, seconds, summary, verdict
-from pairwarden.protocol import (
-    ANNOTATION_REQUEST,
-    ANNOTATION_REQUEST_ID,
-    LABEL_MEMBER,
-    other,
-)
+from pairwarden.protocol import LABEL_MEMBER, other
 from pairwarden_testbed.localcluster import LocalCluster, free_port, wait_until
 from pairwarden_testbed.sipcaller import call_through
 
 SERVICE = "vm-calls"
 WRITE_VERBS = ("create", "update", "patch", "delete")
 PBX_PACE = 0.02  # between one fixed-port call's end and the next INVITE: a busy trunk
+
+
+class Arrivals:
+    """Values seen by a thread, each with its monotonic arrival time; others wait for one."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, str]] = []
+        self.cond = threading.Condition()
+
+    def add(self, at: float, value: str) -> None:
+        with self.cond:
+            self.seen.append((at, value))
+            self.cond.notify_all()
+
+    def last(self, default: str) -> str:
+        with self.cond:
+            return self.seen[-1][1] if self.seen else default
+
+    def wait_for(self, value: str, after: float, timeout: float) -> float:
+        """When `value` first arrived at or after `after`; NaN if not within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for at, seen in self.seen:
+                    if at >= after and seen == value:
+                        return at
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return math.nan
+                self.cond.wait(left)
 
 
 class SelectorWatch:
@@ -63,8 +87,7 @@ class SelectorWatch:
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
         self.namespace, self.service = namespace, service
-        self.events: list[tuple[float, str]] = []
-        self.cond = threading.Condition()
+        self.events = Arrivals()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="selector-watch", daemon=True)
         self.thread.start()
@@ -79,11 +102,8 @@ class SelectorWatch:
                     timeout_seconds=60,
                 )
                 for event in stream:
-                    arrived = time.monotonic()
                     selector = event["object"].spec.selector or {}
-                    with self.cond:
-                        self.events.append((arrived, str(selector.get(LABEL_MEMBER, "none"))))
-                        self.cond.notify_all()
+                    self.events.add(time.monotonic(), str(selector.get(LABEL_MEMBER, "none")))
                     if self.stopped.is_set():
                         return
             except Exception:  # the sandbox went away, or a reconnect: try again unless stopping
@@ -91,21 +111,11 @@ class SelectorWatch:
                     return
 
     def current(self) -> str:
-        with self.cond:
-            return self.events[-1][1] if self.events else "none"
+        return self.events.last("none")
 
     def wait_for(self, member: str, after: float, timeout: float) -> float:
         """Arrival time of the first event at or after `after` naming `member`; NaN if none."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for arrived, value in self.events:
-                    if arrived >= after and value == member:
-                        return arrived
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return math.nan
-                self.cond.wait(left)
+        return self.events.wait_for(member, after, timeout)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -119,8 +129,7 @@ class FixedPortCaller:
     def __init__(self, cluster: LocalCluster) -> None:
         self.address = cluster.sip_address()
         self.port = free_port()
-        self.answers: list[tuple[float, str]] = []  # (monotonic time of the 200 OK, pod)
-        self.cond = threading.Condition()
+        self.answers = Arrivals()  # (monotonic time of the 200 OK, pod)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="fixed-port-caller", daemon=True)
         self.thread.start()
@@ -130,23 +139,12 @@ class FixedPortCaller:
             began = time.monotonic()
             outcome = call_through(self.address, 0, caller="pbx", local_port=self.port, timeout=0.3)
             if outcome.code == 200 and outcome.pod:
-                with self.cond:
-                    self.answers.append((began + outcome.setup_ms / 1000, outcome.pod))
-                    self.cond.notify_all()
+                self.answers.add(began + outcome.setup_ms / 1000, outcome.pod)
             self.stopped.wait(PBX_PACE)
 
     def wait_for(self, pod: str, after: float, timeout: float) -> float:
         """When `pod` first answered at or after `after`; NaN if not within `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for at, who in self.answers:
-                    if at >= after and who == pod:
-                        return at
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return math.nan
-                self.cond.wait(left)
+        return self.answers.wait_for(pod, after, timeout)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -178,9 +176,8 @@ class Result:
 
 
 def _request(cluster: LocalCluster, active: str) -> None:
-    action = "failover" if active == "primary" else "failback"
-    annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
-    cluster.patch_pair({"metadata": {"annotations": annotations}})
+    """What `kubectl pairwarden failover|failback` writes, away from the active member."""
+    cluster.request("failover" if active == "primary" else "failback")
 
 
 def faults(window: float) -> list[Fault]:
