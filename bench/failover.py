@@ -13,6 +13,7 @@ in steady state, by resource.
     python bench/failover.py --short         # 5 runs per fault (make bench)
     python bench/failover.py --runs 100
     python bench/failover.py --backend kubernetes   # the real control plane, without a node
+    python bench/failover.py --backend kubernetes --real-node --runs 5   # with the local node
 
 `--backend kubernetes` runs on the real control plane (kube-apiserver 1.20 + etcd + the
 controller-manager) with no node: no pod runs there, so the members are bench/scale.py's
@@ -27,14 +28,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config, watch
 
@@ -42,11 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import resolve
 from _common import machine, seconds, summary, verdict
 from pairwarden.protocol import LABEL_MEMBER, other
-from pairwarden_testbed.localcluster import LocalCluster, free_port, wait_until
+from pairwarden_testbed.localcluster import LocalCluster, RealBackend, free_port, wait_until
 from pairwarden_testbed.sipcaller import call_through
 
 SERVICE = "vm-calls"
 WRITE_VERBS = ("create", "update", "patch", "delete")
+SERVICE_CIDR = "127.96.0.0/16"  # conftest.py's: Service IPs on loopback
+ACCOUNTS = ("bench-operator", "bench-agent")  # ServiceAccounts on the real control plane
 PBX_PACE = 0.02  # between one fixed-port call's end and the next INVITE: a busy trunk
 
 
@@ -300,13 +306,26 @@ def print_results(results: list[Result], runs: dict[str, int]) -> None:
 
 
 def measure_cluster(
-    interval_ms: int, missed: int, runs: int, only: list[str] | None, steady: float
+    interval_ms: int,
+    missed: int,
+    runs: int,
+    only: list[str] | None,
+    steady: float,
+    plane: Any = None,
 ) -> tuple[list[Result], dict[str, int], dict[str, int]]:
+    """On the sandbox, or on `plane` (a real control plane that is up) with the local node:
+    the kubelet and kube-proxy stand-ins registered as a Node, the real EndpointSlice
+    controller between the Service and the proxy."""
     window = interval_ms * missed / 1000
     results: list[Result] = []
     counts: dict[str, int] = {}
     writes: dict[str, int] = {}
-    with LocalCluster() as cluster:
+    real = None
+    namespace = "voice"
+    if plane is not None:
+        namespace = f"bench-{uuid.uuid4().hex[:6]}"
+        real = RealBackend(plane, admin_rbac(namespace), *ACCOUNTS)
+    with LocalCluster(namespace, real=real) as cluster:
         selectors = SelectorWatch(cluster.kubeconfig, cluster.namespace)
         pbx: FixedPortCaller | None = None
         try:
@@ -318,7 +337,7 @@ def measure_cluster(
                 f"  heartbeat {interval_ms} ms x {missed} = {window:.1f} s window: "
                 f"pair active and standby healthy {time.monotonic() - began:.1f} s after create"
             )
-            if steady > 0:
+            if steady > 0 and real is None:
                 time.sleep(window)  # past start-up writes (labels, first status)
                 writes = steady_writes(cluster, steady)
             pbx = FixedPortCaller(cluster)
@@ -337,6 +356,59 @@ def measure_cluster(
             if pbx is not None:
                 pbx.stop()
     return results, counts, writes
+
+
+def load() -> str:
+    return f"{os.getloadavg()[0]:.0f}"
+
+
+def admin_rbac(namespace: str) -> list[dict[str, Any]]:
+    """ServiceAccounts for the operator and the members, bound to cluster-admin: RBAC is not
+    what this benchmark measures (the e2e scenarios run with the chart's)."""
+    accounts = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": n}} for n in ACCOUNTS
+    ]
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"{namespace}-bench-admin"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "cluster-admin",
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": n, "namespace": namespace} for n in ACCOUNTS
+        ],
+    }
+    return [*accounts, binding]
+
+
+def measure_real_node(
+    interval_ms: int, missed: int, runs: int
+) -> tuple[list[Result], dict[str, int]]:
+    """Failover as callers see it on the real control plane: real agents and voicemail
+    processes on the local node, fault -> selector -> EndpointSlice -> kube-proxy stand-in ->
+    first call answered."""
+    import tempfile
+
+    from pairwarden_testbed import controlplane
+    from pairwarden_testbed.localnode.realnode import LOCAL_NODE
+
+    with tempfile.TemporaryDirectory(prefix="pairwarden-failover-node-") as tmp:
+        # as the repository's real_cluster fixture starts it: an identity for the local node,
+        # and a service range the local kube-proxy stand-in can serve on loopback
+        plane = controlplane.ControlPlane(
+            Path(tmp) / "control-plane", nodes=(LOCAL_NODE,), service_cidr=SERVICE_CIDR
+        )
+        began = time.monotonic()
+        plane.up()
+        print(f"  control plane up in {time.monotonic() - began:.0f} s")
+        try:
+            results, counts, _ = measure_cluster(interval_ms, missed, runs, None, 0, plane)
+        finally:
+            plane.down()
+    return results, counts
 
 
 def print_writes(writes: dict[str, int], duration: float, renew_period: float) -> None:
@@ -405,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--backend", default="sandbox", help="sandbox, kubernetes, sandbox,kubernetes or all"
     )
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="with kubernetes: real members on the local node, fault to first call answered",
+    )
     args = parser.parse_args(argv)
     backends = resolve(args.backend)
     runs = args.runs or (5 if args.short else 30)
@@ -414,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(f"{runs} runs per fault at {args.interval_ms} ms x {args.missed} = {window:.1f} s")
     started = time.monotonic()
+    if args.real_node and "kubernetes" in backends:
+        print(f"\nbackend kubernetes, real members on the local node, load {load()}")
+        node, node_counts = measure_real_node(args.interval_ms, args.missed, runs)
+        print_results(node, node_counts)
+        print(f"(load average {load()} after)")
     if "sandbox" not in backends:
         measure_kubernetes(args.interval_ms, args.missed, runs)
         print(f"\ntotal {time.monotonic() - started:.0f} s")
