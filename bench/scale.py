@@ -567,8 +567,11 @@ class Simulation:
         await asyncio.sleep(max(0.0, deadline - time.monotonic()))
         cpu3, t3 = sample_process(pid), time.monotonic()
         faulted = set(stops) | set(crashes) | set(manuals)
+        # (label, reactions, faults, how long before its cause a flip may count): a crash's
+        # cause is computed (last renewal + W), so an early flip shows as negative; a stop's
+        # and a request's are writes, and a flip before them was not theirs
         kinds = (
-            ("clean stop", row.stop_reactions, stopped, window),
+            ("clean stop", row.stop_reactions, stopped, 0.0),
             ("crash", row.crash_reactions, crashed, window),
             ("manual", row.manual_reactions, requested, 0.0),
         )
