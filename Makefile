@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # tests/plugin/test_packaging.py); `pairwarden --version` prints it.
 APP_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 
-.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane chaos
+.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane chaos lock
 
 help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
@@ -25,13 +25,26 @@ help:
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (Docker, else buildah from a local base)"
 	@echo "make crds   - regenerate crds/ from the pydantic models"
+	@echo "make lock   - regenerate the hashed dependency locks (requirements/) with uv"
 
-$(STAMP): pyproject.toml testbed/pyproject.toml
+# Installs exactly the locked, hashed tree (requirements/), then the two local packages on top
+# (--no-deps, built with the locked setuptools: no build isolation fetching another).
+$(STAMP): pyproject.toml testbed/pyproject.toml requirements/dev.txt requirements/build.txt
 	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (python3.12 on PATH or pyenv 3.12)"; exit 1; fi
 	@test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip 2>/dev/null || true
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e testbed
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt -r requirements/build.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e '.[test]' -e testbed
 	@touch $(STAMP)
+
+# Regenerate the hashed locks from the pyproject pins (uv, installed into the venv on demand).
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.12 --no-header
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(UV_COMPILE) pyproject.toml -o requirements/operator.txt
+	$(UV_COMPILE) pyproject.toml testbed/pyproject.toml -o requirements/testbed.txt
+	$(UV_COMPILE) pyproject.toml testbed/pyproject.toml --extra test -o requirements/dev.txt
+	$(UV_COMPILE) requirements/build.in -o requirements/build.txt
 
 venv: $(STAMP)
 
