@@ -53,7 +53,7 @@ CASES = {
 def test_every_pin_is_locked_at_its_version_with_hashes(lock: str) -> None:
     entries = locked(LOCKS / lock)
     for name, version in CASES[lock].items():
-        assert entries.get(name, ("missing", 0))[0] == version, f"{lock}: {name}"
+        assert entries.get(name, ("missing", 0))[0] == version, f"{lock}: {name}: run make lock"
     assert all(hashes for _, hashes in entries.values()), f"{lock}: an entry without a hash"
 
 
