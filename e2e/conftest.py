@@ -8,8 +8,9 @@ same scenarios against kind or any cluster instead; scenarios that need to break
 
 Each scenario runs twice: on the sandbox, and on the real Kubernetes 1.20 control plane
 (hack/control-plane.sh, one per session), where the local kubelet is a Node the scheduler
-binds the pods to, and the operator and the agents act as the chart's ServiceAccounts with
-only the RBAC the chart renders (a verb the chart lacks fails the scenario there).
+binds the pods to, the operator acts as the chart's ServiceAccount with only the RBAC the
+chart renders (a verb the chart lacks fails the scenario there), and the agents as the
+ServiceAccount the operator makes for their pair, with the Role it makes (controller/rbac.py).
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         plane=plane,
         rbac=retarget(rbac, CHART_NAMESPACE, namespace),
         operator_account=f"{fullname}-operator",
-        agent_account=f"{fullname}-agent",
     )
     with LocalCluster(namespace, workdir=workdir, real=real) as local:
         yield local

@@ -8,8 +8,9 @@ pod the selector picks at that moment, so a flip is seen by callers, not only in
 With `real=RealBackend(...)` the same harness runs on a real Kubernetes control plane
 (hack/control-plane.sh) instead: the scheduler binds the pods to the local kubelet's Node,
 the proxy routes by the EndpointSlices the controller-manager computes, the Job controller
-runs replication Jobs through pods on that node, and the operator and the agents act as the
-chart's ServiceAccounts, allowed only what the chart's RBAC objects grant.
+runs replication Jobs through pods on that node, the operator acts as the chart's
+ServiceAccount, allowed only what the chart's RBAC objects grant, and the agents as the
+ServiceAccount the operator makes per pair.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import yaml
 from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
+from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
 from pairwarden_testbed.waiting import eventually
 
@@ -116,12 +118,11 @@ class OperatorProcess:
 class RealBackend:
     """A real control plane to run on: `plane` is a `controlplane.ControlPlane` that is up;
     `rbac` the chart's ServiceAccounts, Roles and bindings, rendered for this namespace;
-    the ServiceAccount names the operator and the member pods run as."""
+    the ServiceAccount the operator runs as (the members run as their pair's own)."""
 
     plane: Any
     rbac: Sequence[dict[str, Any]]
     operator_account: str
-    agent_account: str
 
 
 class LocalCluster:
@@ -256,10 +257,11 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ objects
 
-    def apply_file(self, path: Path) -> None:
+    def apply_file(self, path: Path, service_account: str | None = None) -> None:
+        """Create every object in `path`; its Pods as `service_account` when given."""
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == "Pod" and self.real is not None:
-                doc["spec"]["serviceAccountName"] = self.real.agent_account
+            if doc and doc["kind"] == "Pod" and service_account is not None:
+                doc["spec"]["serviceAccountName"] = service_account
             if doc:
                 self.create(doc)
 
@@ -277,11 +279,29 @@ class LocalCluster:
             raise ValueError(f"LocalCluster.create does not know kind {kind}")
 
     def start_pair(self, **spec: Any) -> dict[str, Any]:
-        """The example voicemail pods and Service, then a FailoverPair naming them."""
-        self.apply_file(EXAMPLES / "voicemail-pair.yaml")
+        """The example voicemail pods and Service, then a FailoverPair naming them.
+
+        On a real server the pair comes first: its members run as the pair's own
+        ServiceAccount `<pair>-agent`, which the operator creates for the pair with a Role
+        naming only its Leases (controller/rbac.py), and the ServiceAccount admission of 1.20
+        refuses a pod whose account has no token yet."""
         pair = failover_pair(**spec)
+        if self.real is None:
+            self.apply_file(EXAMPLES / "voicemail-pair.yaml")
+            self.create(pair)
+            return pair
         self.create(pair)
+        account = agent_account(pair["metadata"]["name"])
+        wait_until(lambda: self._has_token(account), 90, f"ServiceAccount {account}'s token")
+        self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
         return pair
+
+    def _has_token(self, account: str) -> bool:
+        try:
+            found = self.core.read_namespaced_service_account(account, self.namespace)
+        except client.ApiException:
+            return False
+        return bool(found.secrets)
 
     def pair(self, name: str = "vm") -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(
