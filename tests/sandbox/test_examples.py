@@ -46,3 +46,17 @@ def test_each_invalid_example_is_refused_naming_its_field(
     # kubectl checks a missing required field itself against the server's OpenAPI v2 (1.20)
     refused_by_kubectl = f'missing required field "{leaf}"' in done.stderr and parent in done.stderr
     assert refused_by_server or refused_by_kubectl, done.stderr
+
+
+def test_an_unknown_time_zone_is_refused_at_its_field_with_the_rules_message(
+    kubectl: Kubectl, api_client: client.ApiClient, namespace: str
+) -> None:
+    """CEL cannot turn the unknown zone's evaluation error into false; the server then words
+    the refusal at the node that carries the rule (timeZone itself) and names the rule by its
+    message: `<field>: Invalid value: ...: <error> evaluating rule: <message>`."""
+    skip_without_cel(api_client)
+    path = ROOT / "examples" / "invalid" / "bad-time-zone.yaml"
+    done = kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+    assert done.returncode != 0
+    assert "spec.failback.window.timeZone: Invalid value:" in done.stderr, done.stderr
+    assert "evaluating rule: timeZone must be an IANA time zone name" in done.stderr, done.stderr

@@ -14,7 +14,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from pairwarden.protocol import REPLICATED_DIRECTORIES
@@ -190,6 +198,18 @@ class FailbackType(StrEnum):
     SCHEDULED = "Scheduled"
 
 
+# Kubernetes CEL reads IANA zones for timestamp accessors. An unknown name is an evaluation
+# error, not false, and CEL cannot catch it, so the rule's fieldPath is never used; the API
+# server then words the refusal "<field>: Invalid value: ...: <error> evaluating rule:
+# <message>", at the node that carries the rule. The rule sits on timeZone itself, so that
+# node is the field: `spec.failback.window.timeZone: ... unknown time zone Mars/Olympus_Mons
+# evaluating rule: timeZone must be an IANA time zone name (...)`.
+TIME_ZONE_RULE: dict[str, JsonValue] = {
+    "rule": "timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
+    "message": "timeZone must be an IANA time zone name (such as Europe/Berlin or UTC)",
+}
+
+
 class FailbackWindow(_Wire):
     """Scheduled Failback Start/End, in the pair's time zone; end before start wraps midnight."""
 
@@ -197,20 +217,17 @@ class FailbackWindow(_Wire):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {"rule": "self.start != self.end", "message": "window end must differ from start"},
-                # Kubernetes CEL reads IANA zones for timestamp accessors; an unknown name is
-                # an evaluation error, so the API server itself refuses it.
-                {
-                    "rule": "timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
-                    "message": "timeZone must be an IANA time zone name",
-                    "fieldPath": ".timeZone",
-                },
             ]
         }
     )
     start: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
     end: str = Field(pattern=HHMM_PATTERN, description="HH:MM, local to timeZone.")
     time_zone: str = Field(
-        default="UTC", min_length=1, max_length=64, description="IANA time zone name."
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone name.",
+        json_schema_extra={"x-kubernetes-validations": [TIME_ZONE_RULE]},
     )
 
     @field_validator("time_zone")
@@ -219,7 +236,9 @@ class FailbackWindow(_Wire):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+            raise ValueError(
+                f"must be an IANA time zone name (such as Europe/Berlin or UTC), not {value!r}"
+            ) from exc
         return value
 
     @model_validator(mode="after")

@@ -225,13 +225,17 @@ def _cel_errors(value: Any, old: Any, schema: Schema, path: str) -> list[Cause]:
         if transition:
             activation["oldSelf"] = json_to_cel(None if old is _NO_OLD else old)
         message = item.get("message") or f"failed rule: {rule}"
+        field_path = str(item.get("fieldPath") or "")
         try:
             result = compile_rule(rule).evaluate(activation)
             ok = bool(result) if isinstance(result, celpy.celtypes.BoolType) else False
         except Exception as exc:  # evaluation errors (missing keys...) fail the rule
-            ok, message = False, f"{exc.args[0] if exc.args else exc} evaluating rule: {rule}"
+            # as the real server words it: at the rule's own node (fieldPath is for a false
+            # result only), naming the rule by its message when it has one
+            error, named = exc.args[0] if exc.args else exc, item.get("message") or rule
+            ok, message, field_path = False, f"{error} evaluating rule: {named}", ""
         if not ok:
-            field = path + str(item.get("fieldPath") or "")
+            field = path + field_path
             field = field.lstrip(".")
             reason = str(item.get("reason") or "FieldValueInvalid")
             prefix = {
