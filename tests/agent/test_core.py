@@ -13,6 +13,7 @@ from pairwarden.agent.core import (
     InactiveCallCounter,
     LicensingClocks,
     StandbyCalls,
+    accepts_replication,
     decide_answer,
     licensing_expired,
     settings_digest,
@@ -148,3 +149,10 @@ def test_what_the_standby_does_with_a_call(
     settings = settings_from_spec({"forceFailoverOnInactiveCall": force})
     assert settings.force_failover is force
     assert standby_calls(settings, holder, "vm-secondary", contact) == expected
+
+
+def test_only_a_member_known_not_to_be_active_takes_replication_writes() -> None:
+    assert accepts_replication("vm-secondary", "vm-primary")
+    assert accepts_replication("", "vm-primary")  # nobody holds it: the operator copies nothing
+    assert not accepts_replication("vm-primary", "vm-primary")  # a stale Job's writes
+    assert not accepts_replication(None, "vm-primary")  # not seen yet: it may be the active one

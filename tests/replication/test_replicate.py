@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from pairwarden.replication.client import replicate
-from pairwarden.replication.fileapi import make_token
+from pairwarden.replication.fileapi import make_app, make_token, serve
 
 from .helpers import DIRS, PAIR, TOKEN, member, seed, tree, write
 
@@ -115,7 +115,6 @@ async def test_settings_drift_is_reported(tmp_path: Path) -> None:
 async def test_the_first_run_waits_for_the_token_to_reach_the_target(tmp_path: Path) -> None:
     """A new pair: the target's agent does not hold the Secret's token yet (the kubelet has
     not synced the volume). The run waits for it instead of failing `no-token`."""
-    from pairwarden.replication.fileapi import make_app, serve
 
     a, b = tmp_path / "a", tmp_path / "b"
     seed(a, 5)
@@ -143,3 +142,32 @@ async def test_the_first_run_waits_for_the_token_to_reach_the_target(tmp_path: P
             assert not refused.ok and "no-token" in (refused.error or "")
     finally:
         await runner.cleanup()
+
+
+async def test_a_target_holding_the_active_lease_takes_no_replication(tmp_path: Path) -> None:
+    """A Job ordered before a failover may start after it (a pod starts seconds later on a
+    real node) and copy the old way round: the new active member refuses its batch and its
+    database (409 target-active), so what callers left there since stays. Once it is the
+    standby again, the same copy goes through."""
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    seed(a, 5)
+    add_message(a, "old")
+    write(b, {"UnityMTA/left-by-a-caller.wav": b"new message"})
+    add_message(b, "left on the new active member")
+    before = tree(b)
+    active = [True]
+    app = make_app(b, DIRS, PAIR, TOKEN, writable=lambda: not active[0])
+    runner, port = await serve(app, "127.0.0.1", 0)
+    target = f"http://127.0.0.1:{port}/replication"
+    try:
+        async with member(a) as source:
+            refused = await replicate(source, target, TOKEN, database=True)
+            assert not refused.ok and "target-active" in (refused.error or "")
+            assert tree(b) == before and messages(b) == ["left on the new active member"]
+            active[0] = False
+            done = await replicate(source, target, TOKEN, database=True)
+    finally:
+        await runner.cleanup()
+    assert done.ok, done.error
+    assert tree(b) == tree(a) and messages(b) == ["old"]

@@ -193,6 +193,14 @@ def standby_calls(
     return StandbyCalls()
 
 
+def accepts_replication(holder: str | None, pod: str) -> bool:
+    """Whether this member's file API takes replication writes: only while it is known not to
+    hold the active Lease (`holder` as last seen; None before the first sight). Replication
+    runs from the active member to the other; a Job that reaches the active one is stale (it
+    was ordered before a role change) and would overwrite what callers have left since."""
+    return holder is not None and holder != pod
+
+
 def settings_digest(settings: Mapping[str, Any] | None) -> str:
     """Digest of the per-member settings never replicated, so the operator can see drift."""
     if not settings:

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pairwarden.agent.adapters import HookError, HookVoicemail, Unusable, hook_config
+from pairwarden.agent.core import accepts_replication
 from pairwarden.agent.cpu import CgroupSampler, CpuSampler
 from pairwarden.agent.kubeio import KubernetesIO
 from pairwarden.agent.metrics import AgentMetrics
@@ -146,8 +147,13 @@ async def serve(args: argparse.Namespace) -> int:
     runners = [header_bounded_runner(_metrics_app(agent, metrics))]
     if args.data_dir is not None:
         token = _token_reader(args.replication_token_file)
+
+        def writable() -> bool:
+            return accepts_replication(agent.holder, config.pod)
+
         files = web.Application(client_max_size=1 << 20)
-        files.add_subapp("/replication/", make_app(args.data_dir, directories, args.pair, token))
+        served = make_app(args.data_dir, directories, args.pair, token, writable=writable)
+        files.add_subapp("/replication/", served)
         runners.append(header_bounded_runner(files))
     try:
         for runner, (host, port) in zip(runners, _addresses(args), strict=False):

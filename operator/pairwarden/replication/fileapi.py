@@ -82,8 +82,15 @@ class FileApi:
     """The state behind the routes; one per served root."""
 
     def __init__(
-        self, root: Path, directories: list[str], pair: str, token: Token, max_body: int
+        self,
+        root: Path,
+        directories: list[str],
+        pair: str,
+        token: Token,
+        max_body: int,
+        writable: Callable[[], bool] = lambda: True,
     ) -> None:
+        self.writable = writable
         self.body_timeout = BODY_TIMEOUT
         self.root = root
         self.directories = check_directories(directories)
@@ -101,6 +108,16 @@ class FileApi:
             stale.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------------- auth, errors
+
+    def check_writable(self) -> None:
+        """A member that holds the active Lease takes no replication writes: a Job ordered
+        before a role change may start after it (a pod starts seconds later on a real node)
+        and would copy the old direction, deleting what the new active member has written
+        since. Checked under the lock, right before the tree or the database changes."""
+        if not self.writable():
+            raise PathRefused(
+                409, "target-active", "this member holds the active Lease: no replication writes"
+            )
 
     def authorise(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
@@ -241,6 +258,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 async def open_batch(request: web.Request) -> web.Response:
     api = request.app[STATE]
     async with api.lock:
+        api.check_writable()
         batch = await asyncio.to_thread(api.batches.open)
     return web.json_response({"batch": batch}, status=201)
 
@@ -273,6 +291,7 @@ async def commit(request: web.Request) -> web.Response:
     api = request.app[STATE]
     batch = api.batch_id(request)
     async with api.lock:
+        api.check_writable()
         # shielded: a client that disconnects mid-commit must not cancel the renames
         steps, _ = await asyncio.shield(asyncio.to_thread(api.batches.commit, batch))
     put = sum(1 for s in steps if s.op == "put")
@@ -330,6 +349,11 @@ async def db_install(request: web.Request) -> web.Response:
     size = await api.receive(request, part, sha)
     info = SnapshotInfo(sha, size)
     async with api.lock:
+        try:
+            api.check_writable()
+        except PathRefused:
+            part.unlink(missing_ok=True)
+            raise
         await asyncio.shield(asyncio.to_thread(api.db.install, part, info))
     return web.json_response({"installed": info.to_wire()})
 
@@ -352,11 +376,14 @@ def make_app(
     pair: str,
     token: Token,
     max_body: int = DEFAULT_MAX_BODY,
+    writable: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     """The file API for the data directory `root` (also holding UnityDb.sqlite and
-    member-settings.json). Recovers any batch a previous process left. Mount it with
+    member-settings.json). Recovers any batch a previous process left. `writable` says whether
+    batches and database installs are taken now (the agent: not while it holds the active
+    Lease; refused with 409 `target-active`). Mount it with
     `parent.add_subapp("/replication/", make_app(...))`; TLS is the site's (`ssl_context`)."""
-    api = FileApi(root, directories, pair, token, max_body)
+    api = FileApi(root, directories, pair, token, max_body, writable)
     app = web.Application(middlewares=[_guard], client_max_size=1 << 20)
     app[STATE] = api
     app.router.add_get("/manifest", manifest)
