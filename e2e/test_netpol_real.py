@@ -1,0 +1,89 @@
+"""On the real 1.20 control plane, as the chart's operator identity (its rendered RBAC, not
+admin): the operator may read the callers' Service and make the pair's NetworkPolicy, the
+server stores it as built (so a recheck only reads), and the agent's identity may not touch
+NetworkPolicies at all."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from e2e.conftest import CHART_NAMESPACE, CHART_RELEASE, retarget
+from kubernetes import client, config, utils
+
+from pairwarden.clock import ManualClock
+from pairwarden.controller import netpol
+from pairwarden.kube import async_api_client
+
+PORTS = [
+    {"name": "calls", "port": 5070, "protocol": "TCP"},
+    {"name": "sip", "port": 5060, "protocol": "UDP"},
+]
+
+
+async def _ensure_twice(kubeconfig: Path, namespace: str, owner: dict[str, Any]) -> list[str]:
+    """Make the policy, then recheck it; the methods the recheck sent."""
+    clock = ManualClock()
+    policies = netpol.Policies(netpol.PolicySettings(), clock)
+    api = await async_api_client(str(kubeconfig))
+    sent: list[str] = []
+    try:
+        await policies.ensure(api, namespace, "vm", "vm-calls", owner)
+        original = api.rest_client.request
+
+        async def counting(method: str, *args: Any, **kwargs: Any) -> Any:
+            sent.append(method)
+            return await original(method, *args, **kwargs)
+
+        api.rest_client.request = counting
+        clock.advance(netpol.RECHECK_SECONDS)
+        await policies.ensure(api, namespace, "vm", "vm-calls", owner)
+    finally:
+        await api.close()
+    return sent
+
+
+def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
+    real_cluster: Any, chart_rbac: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    admin = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+    core, net = client.CoreV1Api(admin), client.NetworkingV1Api(admin)
+    namespace = f"np-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        for obj in retarget(chart_rbac, CHART_NAMESPACE, namespace):
+            utils.create_from_dict(admin, obj, namespace=namespace)
+        core.create_namespaced_service(
+            namespace, {"metadata": {"name": "vm-calls"}, "spec": {"ports": PORTS}}
+        )
+        # a real owner, so the garbage collector keeps what it owns (a FailoverPair in use)
+        held = core.create_namespaced_config_map(namespace, {"metadata": {"name": "vm-owner"}})
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "vm-owner"}
+        owner |= {"uid": held.metadata.uid, "controller": True}
+        fullname = f"{CHART_RELEASE}-pairwarden"
+        operator = real_cluster.serviceaccount_kubeconfig(
+            namespace, f"{fullname}-operator", tmp_path / "operator.kubeconfig"
+        )
+        sent = asyncio.run(_ensure_twice(operator, namespace, owner))
+        made = admin.sanitize_for_serialization(
+            net.read_namespaced_network_policy("vm-members", namespace)
+        )
+        assert made["spec"] == netpol.policy_spec(
+            "vm", netpol.caller_ports({"spec": {"ports": PORTS}}), netpol.PolicySettings()
+        )
+        assert sent == ["GET", "GET"]  # stored as built: the recheck wrote nothing
+
+        agent = real_cluster.serviceaccount_kubeconfig(
+            namespace, f"{fullname}-agent", tmp_path / "agent.kubeconfig"
+        )
+        as_agent = client.NetworkingV1Api(config.new_client_from_config(config_file=str(agent)))
+        try:
+            as_agent.delete_namespaced_network_policy("vm-members", namespace)
+            raise AssertionError("the agent's identity deleted the pair's NetworkPolicy")
+        except client.ApiException as refused:
+            assert refused.status == 403
+    finally:
+        core.delete_namespace(namespace)
+        admin.close()
