@@ -13,10 +13,11 @@ do not come back to the API server in one instant.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,20 @@ class Backoff:
 
 
 RETRY = Backoff()
+
+
+@dataclass(frozen=True)
+class Endless:
+    """`backoff`'s pauses for failures 1, 2, 3, ... without end, afresh on every iteration:
+    what kopf's `settings.networking.error_backoffs` takes. kopf retries a request once per
+    value and gives up when they run out; on its re-list of a watched resource, giving up
+    stops the whole operator. With endless pauses it keeps retrying, as this module's own
+    watches do: a slow API server delays the operator, it does not end it."""
+
+    backoff: Backoff
+
+    def __iter__(self) -> Iterator[float]:
+        return (self.backoff.pause(n, random.random()) for n in itertools.count(1))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ with the server's answers, from a scripted lister (no server needed)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,6 +26,16 @@ from pairwarden.watching import Backoff, Changed, Listed
 )
 def test_backoff_grows_caps_and_jitters(failures: int, draw: float, expected: float) -> None:
     assert Backoff().pause(failures, draw) == pytest.approx(expected)
+
+
+def test_endless_pauses_never_run_out_and_start_afresh_on_each_iteration() -> None:
+    """kopf iterates `error_backoffs` once per failing request and gives up when it ends."""
+    pauses = watching.Endless(Backoff(first=1.0, cap=30.0, jitter=0.0))
+    first = list(itertools.islice(pauses, 200))
+    again = list(itertools.islice(pauses, 3))
+    assert first[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert first[-1] == 30.0 and len(first) == 200
+    assert again == [1.0, 2.0, 4.0]  # a new request starts from the first pause
 
 
 class _Response:
