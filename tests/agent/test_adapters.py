@@ -310,3 +310,24 @@ async def test_a_sip_check_on_a_closed_port_says_down_at_once() -> None:
     started = loop.time()
     assert not (await HookVoicemail(config, ManualClock()).status()).up
     assert loop.time() - started < 10.0  # far under the timeout: the ICMP answer, not a wait
+
+
+async def test_a_renewal_does_not_wait_for_the_server(tmp_path: Path) -> None:
+    """The agent renews its Lease in the step that renews the order: a hung server must not
+    hold the heartbeat back. The renewal is extended at once; a failed renewal hook ends it."""
+    hang = tmp_path / "hang"
+    order = _script(tmp_path / "order.sh", f"test -e {shlex.quote(str(hang))} && sleep 30\ntrue")
+    clock = ManualClock()
+    vm = HookVoicemail(hook_config("true", order, "true", timeout=0.5), clock)
+    assert await vm.order(True, 1, 25.0) == 200
+    hang.touch()
+    clock.advance(10)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await vm.order(True, 1, 25.0) == 200  # at once, though the hook hangs
+    assert loop.time() - started < 0.4
+    clock.advance(20)  # past the first order's expiry, within the renewal's
+    assert (await vm.status()).answering
+    assert vm._renewing is not None
+    await vm._renewing  # the hung hook times out
+    assert not (await vm.status()).answering  # so the agent orders again

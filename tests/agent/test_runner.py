@@ -258,3 +258,17 @@ async def test_force_failover_holds_calls_on_the_standby() -> None:
     await rig.agent.evaluate()
     assert rig.vm.standby[-1] == StandbyCalls(hold_for=HOLD_TRIGGERING_CALL)
     assert rig.vm.core.hold_for == HOLD_TRIGGERING_CALL and rig.vm.core.redirect is None
+
+
+async def test_an_agent_started_before_its_pair_reads_the_spec_when_its_lease_appears() -> None:
+    """Pods usually start before the FailoverPair exists; the operator creates the member
+    Lease once it does, so that is when the spec is there to read (not 30 s later)."""
+    rig = Rig("secondary")
+    rig.kube.spec = None
+    await rig.agent.refresh_settings()
+    assert not rig.agent.settings.force_failover and not rig.agent.spec_seen
+    rig.kube.spec = {**SPEC, "forceFailoverOnInactiveCall": True}
+    rig.kube.put("vm-secondary")
+    await rig.agent.poll_once()
+    assert await rig.agent.renew_once()
+    assert rig.agent.settings.force_failover and rig.agent.spec_seen

@@ -144,6 +144,7 @@ class HookVoicemail:
         self._active_until: float | None = None  # monotonic expiry of the active order
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()  # one order at a time, in the order given
+        self._renewing: asyncio.Task[None] | None = None
 
     async def status(self) -> VoicemailView:
         await self._expire()
@@ -166,6 +167,8 @@ class HookVoicemail:
     ) -> int | None:
         """200 when the hook obeyed, 409 for an order older than the one obeyed (no hook
         runs), None when the hook failed: the agent sends the order again."""
+        if active and epoch == self._epoch and self._answering():
+            return self._renew(RoleOrder(active, epoch, valid_for, standby))
         async with self._lock:
             if epoch < self._epoch:
                 return 409
@@ -178,7 +181,28 @@ class HookVoicemail:
             self._active_until = self._clock.monotonic() + valid_for if active else None
             return 200
 
+    def _renew(self, order: RoleOrder) -> int:
+        """The renewal of an order the server obeyed: extend it now and run the hook in the
+        background, since the agent renews its Lease in the same step and a slow or hung
+        server must not hold its heartbeat back. A failed renewal hook ends the order, so the
+        agent orders again."""
+        self._active_until = self._clock.monotonic() + order.valid_for
+        if self._renewing is None or self._renewing.done():
+            self._renewing = asyncio.create_task(self._renew_hook(order))
+        return 200
+
+    async def _renew_hook(self, order: RoleOrder) -> None:
+        async with self._lock:
+            if self._epoch != order.epoch or self._active_until is None:
+                return  # overtaken by a newer order
+            if not (await self._run(self.config.activate, order)).ok:
+                hook = self.config.activate
+                log.warning("voicemail hook %s failed renewing epoch %d", hook, order.epoch)
+                self._active_until = None
+
     async def close(self) -> None:
+        if self._renewing is not None:
+            self._renewing.cancel()
         if self._session is not None:
             await self._session.close()
 

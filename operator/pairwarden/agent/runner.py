@@ -101,6 +101,7 @@ class Agent:
         self.cpu: CpuSampler = cpu or FunctionSampler(lambda: self.vm_view.cpu_percent)
         self.metrics = metrics or AgentMetrics()
         self.settings: PairSettings = settings_from_spec(None)
+        self.spec_seen = False  # the last read found the FailoverPair
         self.member_lease = member_lease_name(config.pair, config.member)
         self.active_lease = active_lease_name(config.pair)
         self.primary_lease = member_lease_name(config.pair, "primary")
@@ -192,6 +193,7 @@ class Agent:
             return
         if spec is None:
             log.info("FailoverPair %s not found; using defaults", self.config.pair)
+        self.spec_seen = spec is not None
         self.settings = settings_from_spec(spec)
 
     async def poll_once(self) -> None:
@@ -256,6 +258,10 @@ class Agent:
         if lease is None:
             raise LeaseMissing(self.member_lease)
         self.lease_seen = True
+        if not self.spec_seen:
+            # The operator creates the Lease once the pair exists: read its spec now, not at
+            # the next refresh (Force Failover, settings files and sizing apply from the start).
+            await self.refresh_settings()
         previous = MemberReport.from_annotations(dict(lease.annotations))
         self._inactive.floor(previous.inactive_calls)
 
