@@ -184,8 +184,9 @@ class HookVoicemail:
     def _renew(self, order: RoleOrder) -> int:
         """The renewal of an order the server obeyed: extend it now and run the hook in the
         background, since the agent renews its Lease in the same step and a slow or hung
-        server must not hold its heartbeat back. A failed renewal hook ends the order, so the
-        agent orders again."""
+        server must not hold its heartbeat back (nor may a failed renewal send the agent back
+        to a blocking order: the health check says whether the server is there). A failed
+        renewal hook is tried again with the next renewal."""
         self._active_until = self._clock.monotonic() + order.valid_for
         if self._renewing is None or self._renewing.done():
             self._renewing = asyncio.create_task(self._renew_hook(order))
@@ -198,7 +199,6 @@ class HookVoicemail:
             if not (await self._run(self.config.activate, order)).ok:
                 hook = self.config.activate
                 log.warning("voicemail hook %s failed renewing epoch %d", hook, order.epoch)
-                self._active_until = None
 
     async def close(self) -> None:
         if self._renewing is not None:
