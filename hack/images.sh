@@ -314,8 +314,10 @@ build_buildah() {
         echo "$key" >"$stamp"
         say "$name built in $(($(now) - t0))s -> $archive"
     done
-    # Dangling intermediate images of earlier contents: vfs keeps full copies of each.
-    bah rmi --prune >/dev/null 2>&1 || true
+    # Dangling intermediate images of earlier contents: vfs keeps a full copy of each, so
+    # prune there. Not on overlay: those images are --layers' cache (the dependencies' layer
+    # above all), and layers share their files there.
+    if [ "$DRIVER" = vfs ]; then bah rmi --prune >/dev/null 2>&1 || true; fi
 }
 
 build_docker() {
@@ -335,10 +337,15 @@ cmd_build() {
     [ ${#targets[@]} -gt 0 ] || targets=("${TARGETS_ALL[@]}")
     local t0
     t0=$(now)
+    # One build at a time per cache (two test sessions may build at once).
+    exec 9>"$CACHE/build.lock"
+    flock 9
     if docker_answers; then
         build_docker "${targets[@]}"
     else
         pick_driver
+        # A build killed midway (a timeout, ^C) leaves its working containers behind.
+        bah rm --all >/dev/null 2>&1 || true
         say "no Docker engine answers 'docker info': building with buildah ($DRIVER storage in $STORE)"
         build_buildah "${targets[@]}"
     fi
