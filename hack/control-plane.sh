@@ -301,8 +301,12 @@ case "${1:-}" in
         run_py up "$2" ;;
     down)
         [ $# -eq 2 ] || usage
-        { [ -e "$2/node/state.json" ] && bash "$HERE/node.sh" down "$2"; } || true
-        run_py down "$2" ;;
+        # The node first (its pods use the API server); it names anything it left behind
+        # and then fails `down`, after the control plane has stopped too.
+        node_rc=0
+        if [ -e "$2/node/state.json" ]; then bash "$HERE/node.sh" down "$2" || node_rc=$?; fi
+        run_py down "$2"
+        exit "$node_rc" ;;
     status) [ $# -eq 2 ] || usage; run_py status "$2" ;;
     kubeconfig) [ $# -eq 4 ] || usage; run_py kubeconfig "$2" "$3" "$4" ;;
     bindir) echo "$BIN" ;;

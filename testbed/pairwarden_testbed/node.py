@@ -75,6 +75,9 @@ BRIDGE_IP = "10.244.0.1"
 CLUSTER_CIDR = "10.244.0.0/16"
 PAUSE_IMAGE = "docker.io/pairwarden/pause:3.2"
 CNI_BIN = Path("/usr/lib/cni")
+# Where a 1.20 kubelet writes pods' logs (its constants, not configurable).
+POD_LOGS = Path("/var/log/pods")
+CONTAINER_LOGS = Path("/var/log/containers")
 # Started in this order, stopped in the reverse one.
 COMPONENTS = ("containerd", "kubelet", "kube-proxy")
 # Debian packages the node needs, by the command that shows each is there.
@@ -138,6 +141,19 @@ def install_packages() -> None:
         raise NodeError(f"apt-get install {' '.join(pkgs)} failed (apt-get update first?): {tail}")
 
 
+def build_images(*targets: str) -> None:
+    """Build the project's images (hack/images.sh build: cached by content, so a warm call
+    takes seconds) and the pause image; the OCI archives `Node.load_images` imports."""
+    _images_script("build", *targets)
+
+
+def _images_script(*args: str) -> None:
+    proc = subprocess.run(["bash", str(IMAGES_SCRIPT), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
+        raise NodeError(f"hack/images.sh {' '.join(args)} failed: {tail}")
+
+
 def _run(*cmd: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(cmd), capture_output=True, text=True)
     if check and proc.returncode != 0:
@@ -157,6 +173,12 @@ def _sysctl(key: str, value: str) -> str | None:
         return old
     except OSError:
         return None
+
+
+def _veths() -> list[str]:
+    """The host's veth links (the CNI bridge plugin puts each pod's host end here)."""
+    out = _run("ip", "-o", "link", "show", "type", "veth", check=False, quiet=True).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
 def _short_dir(directory: Path) -> Path:
@@ -196,11 +218,21 @@ class Node:
         return _run("ctr", "--address", str(self.containerd_socket), "-n", "k8s.io", *args,
                     check=check, quiet=True)  # fmt: skip
 
+    def container_pid(self, container_id: str) -> int:
+        """The host pid of a running container's first process, by the id a pod's status
+        gives (`containerd://ID` or ID): what a test kills to crash a container."""
+        wanted = container_id.removeprefix("containerd://")
+        for line in self.ctr("tasks", "ls").stdout.splitlines()[1:]:
+            task, pid, *_ = line.split()
+            if task == wanted:
+                return int(pid)
+        raise NodeError(f"no running task {wanted} in containerd")
+
     def load_images(self, build: bool = False, targets: Sequence[str] = ()) -> None:
         """Import the OCI archives of hack/images.sh (building them first if `build`)."""
         if build:
-            self._images("build", *targets)
-        self._images("load", str(self.containerd_socket))
+            _images_script("build", *targets)
+        _images_script("load", str(self.containerd_socket))
 
     # ---- lifecycle --------------------------------------------------------------------
     def up(self, timeout: float = 180, images: bool = False) -> Node:
@@ -209,6 +241,7 @@ class Node:
         why = unavailable()
         if why:
             raise NodeError(why)
+        self.cp = ControlPlane(self.control_dir)  # as it is now (it may have started since)
         if not self.cp.state or not self.cp.running():
             raise NodeError(
                 f"no control plane runs in {self.control_dir}: hack/control-plane.sh up it first"
@@ -225,8 +258,8 @@ class Node:
             self._network_up()
             self._start("containerd")
             self._wait_socket(deadline)
-            self._images("pause")
-            self._images("load", str(self.containerd_socket), "pause")
+            _images_script("pause")
+            _images_script("load", str(self.containerd_socket), "pause")
             if images:
                 self.load_images(build=True)
             self._start("kubelet")
@@ -250,6 +283,7 @@ class Node:
         self._kill_shims()
         if self.state:
             self._unmount_all()
+            self._remove_pod_logs()
             self._network_down()
             self._iptables_cleanup()
             self.state["pids"] = {}
@@ -437,6 +471,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "syncFrequency": "10s",
             "fileCheckFrequency": "10s",
             "volumeStatsAggPeriod": "0s",
+            # The kubelet writes pods' logs under /var/log/pods (fixed in 1.20, not under
+            # its root dir): keep each container's small; `down` removes them.
+            "containerLogMaxSize": "1Mi",
+            "containerLogMaxFiles": 2,
             "podCIDR": POD_CIDR,
             "maxPods": 60,
         }
@@ -539,12 +577,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 raise NodeError(f"containerd does not answer on {self.containerd_socket}")
             time.sleep(0.1)
 
-    def _images(self, *args: str) -> None:
-        proc = subprocess.run(["bash", str(IMAGES_SCRIPT), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = " | ".join(proc.stderr.strip().splitlines()[-6:])
-            raise NodeError(f"hack/images.sh {' '.join(args)} failed: {tail}")
-
     # -- the Node object
     def _api(self, method: str, path: str, body: Any = None, ctype: str = "") -> Any:
         token = self.cp.state["tokens"]["admin"]
@@ -620,6 +652,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             old = _sysctl(key, value)
             if old is not None:
                 sysctls[key] = old
+        self.state["veths_before"] = _veths()
         self._save()
         if _run("ip", "link", "show", BRIDGE, check=False, quiet=True).returncode != 0:
             _run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -732,7 +765,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def _kill_shims(self) -> None:
         """containerd-shim-runc-v2 processes of our containerd (they outlive it)."""
+        for pid in self._shims():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _shims(self) -> list[int]:
         needle = str(self.containerd_socket).encode()
+        found = []
         for proc_dir in Path("/proc").iterdir():
             if not proc_dir.name.isdigit():
                 continue
@@ -741,21 +780,64 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             except OSError:
                 continue
             if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and needle in cmdline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc_dir.name), signal.SIGKILL)
+                found.append(int(proc_dir.name))
+        return found
+
+    def _remove_pod_logs(self) -> None:
+        """The logs of this node's pods: /var/log/pods/<ns>_<pod>_<uid> for each pod uid the
+        kubelet kept under its root, and the /var/log/containers links into them (the
+        kubelet's paths, fixed in 1.20; another kubelet's pods are not touched)."""
+        uids = {p.name for p in (self.directory / "kubelet/root/pods").glob("*")}
+        removed = []
+        for pod_dir in POD_LOGS.glob("*_*_*"):
+            if pod_dir.name.rsplit("_", 1)[-1] in uids:
+                shutil.rmtree(pod_dir, ignore_errors=True)
+                removed.append(str(pod_dir))
+        for link in CONTAINER_LOGS.glob("*.log"):
+            with contextlib.suppress(OSError):
+                if link.is_symlink() and os.readlink(link).startswith(tuple(removed)):
+                    link.unlink()
+
+    def leftovers(self) -> list[str]:
+        """What of this node is still on the machine after `down`: its daemons and pods'
+        processes, mounts under its directories, network namespaces, the bridge and veths,
+        iptables chains, pod logs. Empty when `down` cleaned up (tests assert it)."""
+        found = [f"process {n}" for n in self.running()]
+        found += [f"shim {pid}" for pid in self._shims()]
+        found += [f"mount {m}" for m in self._mounts()]
+        if _run("ip", "link", "show", BRIDGE, check=False, quiet=True).returncode == 0:
+            found.append(f"bridge {BRIDGE}")
+        before = set(self.state.get("veths_before", []))
+        found += [f"veth {v}" for v in _veths() if v not in before]
+        for table in ("filter", "nat", "mangle"):
+            rules = _run("iptables-save", "-t", table, check=False, quiet=True).stdout
+            found += [
+                f"iptables {table} {line.split()[0][1:]}"
+                for line in rules.splitlines()
+                if line.startswith((":KUBE-", ":PAIRWARDEN-NODE"))
+            ]
+        uids = {p.name for p in (self.directory / "kubelet/root/pods").glob("*")}
+        found += [
+            f"pod log {p}" for p in POD_LOGS.glob("*_*_*") if p.name.rsplit("_", 1)[-1] in uids
+        ]
+        return found
 
     def _unmount_all(self) -> None:
-        """Everything mounted under the node's directory (pod volumes, netns, rootfs),
-        deepest first."""
-        prefixes = [str(self.directory) + "/", str(_short_dir(self.directory / "run")) + "/"]
-        mounts = []
+        """Everything mounted under the node's directory (pod volumes, rootfs, and the pods'
+        network namespaces, which containerd bind-mounts under its state directory: once
+        unmounted and their processes gone, the kernel frees them), deepest first."""
+        for point in sorted(self._mounts(), key=len, reverse=True):
+            _run("umount", "-l", point, check=False, quiet=True)
+
+    def _mounts(self) -> set[str]:
+        prefixes = (str(self.directory) + "/", str(_short_dir(self.directory / "run")) + "/")
+        mounts = set()
         with contextlib.suppress(OSError):
             for line in Path("/proc/self/mountinfo").read_text().splitlines():
                 point = line.split()[4].encode().decode("unicode_escape")
-                if any(point.startswith(p) for p in prefixes):
-                    mounts.append(point)
-        for point in sorted(set(mounts), key=len, reverse=True):
-            _run("umount", "-l", point, check=False, quiet=True)
+                if point.startswith(prefixes):
+                    mounts.add(point)
+        return mounts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -775,7 +857,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     file=sys.stderr,
                 )
             case ["down", directory]:
-                Node(Path(directory)).down()
+                node = Node(Path(directory))
+                node.down()
+                left = node.leftovers()
+                if left:
+                    print(f"node: left behind: {', '.join(left)}", file=sys.stderr)
+                    return 1
             case ["status", directory]:
                 node = Node(Path(directory))
                 if not node.state:
