@@ -9,6 +9,8 @@
 #   hack/images.sh load SOCKET [NAME...]  import the archives (default: pause and the three images)
 #                                      into the containerd at SOCKET (namespace k8s.io)
 #   hack/images.sh archives            print the directory of the OCI archives
+#   hack/images.sh fresh [TARGET...]   exit 0 when the archives are those this tree builds
+#                                      (nothing is built), else 1 naming a stale one
 #
 # With a Docker engine (`docker info` answers) `build` uses `docker build` and `docker save`.
 # Without one it uses buildah (Debian's package, installed when missing, as root) in a storage
@@ -370,7 +372,29 @@ cmd_load() {
     done
 }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+# Exit 0 when the archives of the targets (default: all) are those the tree as it is now
+# builds, else 1 naming the first stale one; builds nothing (a test decides with it whether
+# the images' minutes are already spent).
+cmd_fresh() {
+    local targets=("$@") t store key base
+    [ ${#targets[@]} -gt 0 ] || targets=("${TARGETS_ALL[@]}")
+    base=$(base_key "$(python312_prefix)")
+    for store in "$CACHE/storage-${DRIVER:-overlay}" "$CACHE/storage-vfs"; do
+        [ "$(cat "$store/base.key" 2>/dev/null)" = "$base" ] || continue
+        for t in "${targets[@]}"; do
+            key=$(context_key "$t" "$base")
+            if [ "$(cat "$store/$t.key" 2>/dev/null)" != "$key" ] || [ ! -s "$ARCHIVES/$t.tar" ]; then
+                say "$t is not built for this tree (make images)"
+                return 1
+            fi
+        done
+        return 0
+    done
+    say "the base image is not built (make images)"
+    return 1
+}
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case "${1:-}" in
     build) shift; cmd_build "$@" ;;
@@ -378,5 +402,6 @@ case "${1:-}" in
     pause) mkdir -p "$CACHE"; pick_driver; ensure_tools buildah; cmd_pause ;;
     load) [ $# -ge 2 ] || usage; shift; cmd_load "$@" ;;
     archives) echo "$ARCHIVES" ;;
+    fresh) shift; cmd_fresh "$@" ;;
     *) usage ;;
 esac
