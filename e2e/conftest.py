@@ -75,19 +75,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
 def chart_rbac(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """The ServiceAccounts, Roles, ClusterRoles and bindings of charts/pairwarden, rendered
     once by helm-sdkpy (tests/chart's renderer) for an operator watching `voice`."""
-    import yaml
-    from kubernetes import config
-    from tests.chart.conftest import ChartCluster
+    from tests.chart.conftest import render_chart
 
-    from pairwarden_testbed.sandbox import Sandbox
-
-    with Sandbox(crds_dir=tmp_path_factory.mktemp("no-crds")) as sandbox:
-        api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
-        with api:
-            chart = ChartCluster(sandbox, api)
-            chart.ensure_namespace(CHART_NAMESPACE)
-            result = chart.install(CHART_RELEASE, CHART_NAMESPACE, CHART_VALUES)
-    objects = [d for d in yaml.safe_load_all(result["manifest"]) if d]
+    empty = tmp_path_factory.mktemp("no-crds")
+    objects = render_chart(CHART_RELEASE, CHART_NAMESPACE, CHART_VALUES, empty)
     found = [o for o in objects if o["kind"] in RBAC_KINDS]
     assert found, "the chart rendered no RBAC objects"
     return found

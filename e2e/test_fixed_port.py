@@ -12,41 +12,11 @@ from pathlib import Path
 
 from e2e.conftest import WINDOW, start
 from e2e.scenarios import other
-from e2e.sippcall import needs_sipp, sipp_call
+from e2e.sippcall import Pbx, needs_sipp
 
-from pairwarden_testbed.localcluster import LocalCluster, free_port
+from pairwarden_testbed.localcluster import LocalCluster
 
 pytestmark = needs_sipp
-
-
-class Pbx:
-    """sipp calls, one at a time, all from one local UDP port."""
-
-    def __init__(self, cluster: LocalCluster, workdir: Path) -> None:
-        self.address = cluster.sip_address()
-        self.port = free_port()
-        self.workdir = workdir
-        self.calls = 0
-        self.last = ""  # what the last call said, for failure messages
-
-    def call(self) -> str | None:
-        """One call; the pod that answered it, or None (refused, unanswered)."""
-        self.calls += 1
-        log = self.workdir / f"call-{self.calls}.log"
-        done = sipp_call("uac_answered_by.xml", self.address, log, local_port=self.port)
-        self.last = done.text
-        return done.answered_by
-
-    def until(self, pod: str, timeout: float) -> tuple[float, int]:
-        """Call until `pod` answers: (when, calls placed meanwhile)."""
-        deadline, placed = time.monotonic() + timeout, 0
-        while time.monotonic() < deadline:
-            placed += 1
-            if self.call() == pod:
-                return time.monotonic(), placed
-        raise AssertionError(
-            f"{pod} never answered the fixed-port caller in {timeout} s: {self.last}"
-        )
 
 
 def _new_socket_answer(cluster: LocalCluster, pod: str, timeout: float) -> float:
@@ -62,7 +32,7 @@ def test_a_fixed_port_caller_follows_a_manual_failover(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     active = start(cluster)
-    pbx = Pbx(cluster, tmp_path)
+    pbx = Pbx(cluster.sip_address(), tmp_path)
     pbx.until(f"vm-{active}", timeout=30)  # the PBX's flow is pinned to the active member
     fault = time.monotonic()
     cluster.request("failover" if active == "primary" else "failback")
@@ -76,7 +46,7 @@ def test_a_fixed_port_caller_follows_a_crash_of_the_active_pod(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     active = start(cluster)
-    pbx = Pbx(cluster, tmp_path)
+    pbx = Pbx(cluster.sip_address(), tmp_path)
     pbx.until(f"vm-{active}", timeout=30)
     fault = time.monotonic()
     cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)

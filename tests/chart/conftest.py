@@ -238,6 +238,22 @@ class ChartCluster:
         return found
 
 
+def render_chart(
+    release: str, namespace: str, values: dict[str, Any], crds_dir: Path
+) -> list[dict[str, Any]]:
+    """The objects the chart renders for one release, in manifest order: installed into a
+    sandbox of its own (empty `crds_dir`: the chart brings its CRDs), for a cluster Helm
+    cannot install into as is (kind, the real 1.20 control plane: the chart asks >= 1.28)."""
+    with Sandbox(crds_dir=crds_dir) as sandbox:
+        api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
+        with api:
+            chart = ChartCluster(sandbox, api)
+            for ns in [namespace, *_namespaces_in(values)]:
+                chart.ensure_namespace(ns)
+            result = chart.install(release, namespace, values)
+    return [d for d in yaml.safe_load_all(result["manifest"]) if d]
+
+
 def _namespaces_in(values: dict[str, Any]) -> list[str]:
     watch = values.get("operator", {}).get("watch", {})
     return [*watch.get("namespaces", []), *values.get("memberNamespaces", [])]

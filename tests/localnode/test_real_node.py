@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy
 from pairwarden_testbed.localnode.realnode import (
@@ -25,6 +23,7 @@ from pairwarden_testbed.localnode.realnode import (
     NODE_LEASE_NAMESPACE,
     lift_not_ready_taint,
 )
+from pairwarden_testbed.waiting import eventually
 
 # A pod's process: answers each TCP connection with its pod name, and says who it is to the
 # API server (the 403 of an unprivileged ServiceAccount names it) in its termination message.
@@ -45,17 +44,6 @@ try:
 except urllib.error.HTTPError as e:
     open(sys.argv[1], "w").write(e.read().decode())
 """  # noqa: E501
-
-
-def eventually[T](probe: Callable[[], T | None], timeout: float = 90, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
 
 
 @dataclass
@@ -91,12 +79,15 @@ def _pod(name: str, code: str, labels: dict[str, str] | None = None) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def node(real_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
-    admin = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+def node(
+    real_cluster: Any,
+    admin: client.ApiClient,
+    make_namespace: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RealNode]:
     core = client.CoreV1Api(admin)
-    namespace = f"node-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    eventually(lambda: _token_of_default(core, namespace), 60, "the default ServiceAccount token")
+    namespace = make_namespace("node")
+    eventually(lambda: _token_of_default(core, namespace), 60, "the default SA token", poll=0.2)
     kubelet = LocalKubelet(
         real_cluster.token_kubeconfig(f"node-{LOCAL_NODE}"),
         namespace,
@@ -109,8 +100,6 @@ def node(real_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with kubelet, proxy:
         lift_not_ready_taint(admin, LOCAL_NODE)  # the node-lifecycle controller's part
         yield RealNode(admin, namespace, kubelet, proxy, str(real_cluster.kubeconfig))
-    core.delete_namespace(namespace)
-    admin.close()
 
 
 def _token_of_default(core: client.CoreV1Api, namespace: str) -> bool:
@@ -128,7 +117,9 @@ def test_the_node_registers_renews_its_lease_and_becomes_schedulable(node: RealN
             for c in core.read_node(LOCAL_NODE).status.conditions or []
             if c.type == "Ready" and c.status == "True"
         ],
-        what="Node Ready",
+        90,
+        "Node Ready",
+        poll=0.2,
     )
     assert ready
     assert not core.read_node(LOCAL_NODE).spec.taints  # lifted once Ready (fixture)
@@ -153,13 +144,15 @@ def test_a_bound_pod_runs_reports_ready_and_is_reached_through_endpointslices(
             },
         },
     )
-    pod = eventually(lambda: _ready(core, node.namespace, "web"), what="pod web Ready")
+    pod = eventually(lambda: _ready(core, node.namespace, "web"), 90, "pod web Ready", poll=0.2)
     assert pod.spec.node_name == LOCAL_NODE  # bound by the real scheduler
     assert pod.status.pod_ip.startswith("127.") and pod.status.phase == "Running"
     svc = core.read_namespaced_service("web", node.namespace)
     address = (svc.spec.cluster_ip, 80)
-    eventually(lambda: node.proxy.endpoints("web") == [(pod.status.pod_ip, 8080)], what="slice")
-    assert eventually(lambda: _dial(address), what="a reply through the Service") == "web"
+    eventually(
+        lambda: node.proxy.endpoints("web") == [(pod.status.pod_ip, 8080)], 90, "slice", poll=0.2
+    )
+    assert eventually(lambda: _dial(address), 90, "a reply through the Service", poll=0.2) == "web"
 
 
 def test_a_job_runs_to_completion_through_the_job_controller_as_its_serviceaccount(
@@ -178,7 +171,9 @@ def test_a_job_runs_to_completion_through_the_job_controller_as_its_serviceaccou
             c.type == "Complete" and c.status == "True"
             for c in batch.read_namespaced_job("whoami", node.namespace).status.conditions or []
         ),
-        what="Job Complete",
+        90,
+        "Job Complete",
+        poll=0.2,
     )
     core = client.CoreV1Api(node.admin)
     (pod,) = core.list_namespaced_pod(node.namespace, label_selector="job-name=whoami").items

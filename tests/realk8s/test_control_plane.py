@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +20,10 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from pairwarden_testbed.waiting import eventually
+
 pytestmark = pytest.mark.realk8s
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-
-
-def eventually[T](probe: Callable[[], T | None], timeout: float = 60, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def admin(real_cluster: Any) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
-    yield api
-    api.close()
-
-
-@pytest.fixture
-def ns(admin: client.ApiClient) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(admin)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def test_version_is_1_20(real_cluster: Any, admin: client.ApiClient) -> None:
@@ -105,7 +80,7 @@ def test_rbac_denies_an_unprivileged_serviceaccount(
                 "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": ns}],
             },
         )
-        assert eventually(lambda: _allowed(lambda: sa_core.list_namespaced_pod(ns)), 30)
+        assert eventually(lambda: _allowed(lambda: sa_core.list_namespaced_pod(ns)), 30, poll=0.2)
         with pytest.raises(ApiException) as still:
             sa_core.list_namespaced_config_map(ns)
         assert still.value.status == 403
@@ -168,7 +143,7 @@ def test_scheduler_binds_a_pod_to_a_ready_node_and_endpointslices_follow(
             },
         )
         bound = eventually(
-            lambda: core.read_namespaced_pod("p", ns).spec.node_name, 60, "pod bound"
+            lambda: core.read_namespaced_pod("p", ns).spec.node_name, 60, "pod bound", poll=0.2
         )
         assert bound == node
         core.create_namespaced_service(
@@ -189,6 +164,7 @@ def test_scheduler_binds_a_pod_to_a_ready_node_and_endpointslices_follow(
             )["items"],
             60,
             "EndpointSlice of service s",
+            poll=0.2,
         )
     finally:
         # No kubelet confirms the pod's end: delete it at once, or its namespace never goes.
