@@ -339,3 +339,7 @@ def test_notes_tell_the_next_steps_with_namespaces(rendered: Rendered) -> None:
     assert f"helm test {rendered.release} -n {rendered.namespace}" in rendered.notes
     owns_crds = rendered.values.get("crds", {}).get("create", True)
     assert ("helm upgrade updates the CRDs" in rendered.notes) == owns_crds
+    policies = rendered.values.get("networkPolicy", {}).get("enabled", True)
+    assert (
+        '"<pair>-members" admits the agents\' file API (port 8082)' in rendered.notes
+    ) == policies
