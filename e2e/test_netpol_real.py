@@ -6,10 +6,11 @@ NetworkPolicies at all."""
 from __future__ import annotations
 
 import asyncio
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e.conftest import CHART_NAMESPACE, CHART_RELEASE, retarget
 from kubernetes import client, config, utils
 
@@ -46,44 +47,40 @@ async def _ensure_twice(kubeconfig: Path, namespace: str, owner: dict[str, Any])
 
 
 def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
-    real_cluster: Any, chart_rbac: list[dict[str, Any]], tmp_path: Path
+    plane: Any,
+    admin: Any,
+    make_namespace: Callable[[str], str],
+    chart_rbac: list[dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
-    admin = config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
     core, net = client.CoreV1Api(admin), client.NetworkingV1Api(admin)
-    namespace = f"np-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    try:
-        for obj in retarget(chart_rbac, CHART_NAMESPACE, namespace):
-            utils.create_from_dict(admin, obj, namespace=namespace)
-        core.create_namespaced_service(
-            namespace, {"metadata": {"name": "vm-calls"}, "spec": {"ports": PORTS}}
-        )
-        # a real owner, so the garbage collector keeps what it owns (a FailoverPair in use)
-        held = core.create_namespaced_config_map(namespace, {"metadata": {"name": "vm-owner"}})
-        owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "vm-owner"}
-        owner |= {"uid": held.metadata.uid, "controller": True}
-        fullname = f"{CHART_RELEASE}-pairwarden"
-        operator = real_cluster.serviceaccount_kubeconfig(
-            namespace, f"{fullname}-operator", tmp_path / "operator.kubeconfig"
-        )
-        sent = asyncio.run(_ensure_twice(operator, namespace, owner))
-        made = admin.sanitize_for_serialization(
-            net.read_namespaced_network_policy("vm-members", namespace)
-        )
-        assert made["spec"] == netpol.policy_spec(
-            "vm", netpol.caller_ports({"spec": {"ports": PORTS}}), netpol.PolicySettings()
-        )
-        assert sent == ["GET", "GET"]  # stored as built: the recheck wrote nothing
+    namespace = make_namespace("np")
+    for obj in retarget(chart_rbac, CHART_NAMESPACE, namespace):
+        utils.create_from_dict(admin, obj, namespace=namespace)
+    core.create_namespaced_service(
+        namespace, {"metadata": {"name": "vm-calls"}, "spec": {"ports": PORTS}}
+    )
+    # a real owner, so the garbage collector keeps what it owns (a FailoverPair in use)
+    held = core.create_namespaced_config_map(namespace, {"metadata": {"name": "vm-owner"}})
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "vm-owner"}
+    owner |= {"uid": held.metadata.uid, "controller": True}
+    fullname = f"{CHART_RELEASE}-pairwarden"
+    operator = plane.serviceaccount_kubeconfig(
+        namespace, f"{fullname}-operator", tmp_path / "operator.kubeconfig"
+    )
+    sent = asyncio.run(_ensure_twice(operator, namespace, owner))
+    made = admin.sanitize_for_serialization(
+        net.read_namespaced_network_policy("vm-members", namespace)
+    )
+    assert made["spec"] == netpol.policy_spec(
+        "vm", netpol.caller_ports({"spec": {"ports": PORTS}}), netpol.PolicySettings()
+    )
+    assert sent == ["GET", "GET"]  # stored as built: the recheck wrote nothing
 
-        agent = real_cluster.serviceaccount_kubeconfig(
-            namespace, f"{fullname}-agent", tmp_path / "agent.kubeconfig"
-        )
-        as_agent = client.NetworkingV1Api(config.new_client_from_config(config_file=str(agent)))
-        try:
-            as_agent.delete_namespaced_network_policy("vm-members", namespace)
-            raise AssertionError("the agent's identity deleted the pair's NetworkPolicy")
-        except client.ApiException as refused:
-            assert refused.status == 403
-    finally:
-        core.delete_namespace(namespace)
-        admin.close()
+    agent = plane.serviceaccount_kubeconfig(
+        namespace, f"{fullname}-agent", tmp_path / "agent.kubeconfig"
+    )
+    as_agent = config.new_client_from_config(config_file=str(agent))
+    with as_agent, pytest.raises(client.ApiException) as refused:
+        client.NetworkingV1Api(as_agent).delete_namespaced_network_policy("vm-members", namespace)
+    assert refused.value.status == 403
