@@ -109,7 +109,7 @@ async def test_made_once_kept_and_followed_when_the_service_gains_a_port(
     try:
         await policies.ensure(api, namespace, "vm", "vm-calls", OWNER)  # no Service yet
         assert not net.list_namespaced_network_policy(namespace).items
-        clock.advance(netpol.RECHECK_SECONDS)
+        clock.advance(netpol.MISSING_SERVICE_RETRY_SECONDS)  # looked for again soon, not in 5 min
         _service(core, namespace, [{"name": "calls", "port": 5070, "protocol": "TCP"}])
         await policies.ensure(api, namespace, "vm", "vm-calls", OWNER)
         made = api_client.sanitize_for_serialization(

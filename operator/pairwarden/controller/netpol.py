@@ -16,8 +16,9 @@ pod's loopback and needs none.
 The policy selects pods by the labels the operator gives members (pods.labels_for), so it
 applies once a pod is a labelled member. The Service and the policy are read again every
 RECHECK_SECONDS, so a port added to the Service is admitted within that time; the policy is
-written only when it differs. Refused (an operator installed without these rights), missing
-Service, or any API error: logged, tried again later; the pair is served meanwhile, for
+written only when it differs. Refused (an operator installed without these rights) or any API
+error: logged, tried again later; a missing Service (the pair applied before it): looked for
+again within MISSING_SERVICE_RETRY_SECONDS. The pair is served meanwhile, for
 the policy guards a token-protected API and is not on the call path.
 """
 
@@ -36,6 +37,9 @@ from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS
 
 log = logging.getLogger("pairwarden.controller")
 RECHECK_SECONDS = 300.0
+# A pair may be created before its Service (its pods and Service applied after it): then the
+# members would run without their policy for a whole RECHECK_SECONDS. Looked for again soon.
+MISSING_SERVICE_RETRY_SECONDS = 5.0
 REFUSED = "refused (the operator needs networkpolicies get/create/patch and services get)"
 
 
@@ -128,19 +132,21 @@ class Policies:
             return
         self._next[key] = now + RECHECK_SECONDS
         try:
-            await self._write(api, namespace, pair, service, owner)
+            if not await self._write(api, namespace, pair, service, owner):
+                self._next[key] = now + MISSING_SERVICE_RETRY_SECONDS
         except client.ApiException as exc:
             why = REFUSED if status_of(exc) == 403 else "not written, will try again"
             log.warning("%s/%s: NetworkPolicy %s: %s", namespace, pair, why, exc.reason)
 
     async def _write(
         self, api: client.ApiClient, namespace: str, pair: str, service: str, owner: dict[str, Any]
-    ) -> None:
+    ) -> bool:
+        """Write the policy if it differs; False when there is no Service to take ports from."""
         core, net = client.CoreV1Api(api), client.NetworkingV1Api(api)
         found = await _read(core.read_namespaced_service(service, namespace), api)
         if found is None:
             log.info("%s/%s: no Service %s yet: no NetworkPolicy", namespace, pair, service)
-            return
+            return False
         body = policy_body(pair, caller_ports(found), self.settings, owner)
         name = policy_name(pair)
         existing = await _read(net.read_namespaced_network_policy(name, namespace), api)
@@ -153,6 +159,7 @@ class Policies:
             await net.patch_namespaced_network_policy(
                 name, namespace, {"spec": body["spec"]}, _content_type=MERGE_PATCH
             )
+        return True
 
 
 async def _read(call: Any, api: client.ApiClient) -> dict[str, Any] | None:
