@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.conftest import WINDOW, start
+from e2e.conftest import start, window
 from e2e.scenarios import (
     assert_nobody_serving,
     assert_serving,
@@ -21,7 +21,6 @@ from e2e.scenarios import (
 
 from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
-RENEW = WINDOW / 3
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 
 
@@ -30,11 +29,11 @@ def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) 
     before = epoch(cluster)
     fault = time.monotonic()
     cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
-    transition = next_transition(cluster, before)
+    transition = next_transition(cluster, before, timeout=15 + window(cluster))
     took = time.monotonic() - fault
     assert transition["cause"] == "HeartbeatLost"
     assert transition["to"] == other(active)
-    assert took >= WINDOW - RENEW  # never before the window could have run out
+    assert took >= window(cluster) * 2 / 3  # never before the window could have run out
     assert_serving(cluster, other(active))
     assert "HeartbeatLost" in reasons(cluster)
     assert cluster.operator is not None
@@ -45,7 +44,7 @@ def test_crash_of_the_active_fails_over_after_the_window(cluster: LocalCluster) 
         for line in metrics.splitlines()
         if line.startswith('pairwarden_reaction_seconds_sum{cause="HeartbeatLost"}')
     )
-    assert 0 < reaction < WINDOW  # from the passed deadline to the Service patch, not zero
+    assert 0 < reaction < window(cluster)  # from the passed deadline to the Service patch, not zero
     assert (
         f'pairwarden_active_member{{member="{other(active)}",namespace="{cluster.namespace}",'
         'pair="vm"} 1.0' in metrics
@@ -58,7 +57,7 @@ def test_clean_stop_fails_over_at_once(cluster: LocalCluster) -> None:
     cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGTERM)
     transition = next_transition(cluster, before)
     assert transition["cause"] == "AgentStopped"
-    assert transition["durationSeconds"] < WINDOW  # released, not timed out
+    assert transition["durationSeconds"] < window(cluster)  # released, not timed out
     assert_serving(cluster, other(active))
 
 
@@ -95,7 +94,7 @@ def test_partition_of_the_active_fences_it_and_heals_to_one(cluster: LocalCluste
     assert_serving(cluster, other(active))  # the cut member fenced itself: only one answers
     cluster.kubelet.link(f"vm-{active}").heal()
     wait_until(lambda: (status(cluster)["members"][active] or {}).get("serviceUp"), 10)
-    time.sleep(WINDOW)  # a healed partition must not bring a second answering member
+    time.sleep(window(cluster))  # a healed partition must not bring a second answering member
     assert cluster.answering_members() == [other(active)]
 
 
@@ -104,8 +103,8 @@ def test_both_down_then_the_first_to_start_becomes_active(cluster: LocalCluster)
     cluster.kubelet.kill_pod(f"vm-{other(active)}", signal.SIGKILL)
     cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
     # The engine may first hand over to the standby, whose window has not run out yet.
-    assert_nobody_serving(cluster, timeout=WINDOW * 5)
-    wait_until(lambda: status(cluster).get("activeMember") == "none", WINDOW * 5)
+    assert_nobody_serving(cluster, timeout=window(cluster) * 5)
+    wait_until(lambda: status(cluster).get("activeMember") == "none", window(cluster) * 5)
     nobody = epoch(cluster)
     cluster.kubelet.revive_pod("vm-secondary")
     transition = next_transition(cluster, nobody)
