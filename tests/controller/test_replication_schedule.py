@@ -6,6 +6,7 @@ from pairwarden.controller.replication import (
     ReplicationMemory,
     due,
     seconds_until_due,
+    stale,
     unread_job,
     with_result,
 )
@@ -124,3 +125,15 @@ def test_our_jobs_result_is_read_by_name_even_within_the_same_second() -> None:
     # after a restart nothing is ours: only a result newer than the recorded run counts
     assert unread_job(listed, ReplicationMemory(), recorded) is None
     assert unread_job(listed, ReplicationMemory(), status()) is not None
+
+
+def test_a_job_in_the_direction_the_pair_left_is_stale() -> None:
+    """A Job started before a failover copies towards the new active member, which refuses
+    its writes: the operator stops it instead of letting the copy back wait for it."""
+    running = ReplicationMemory(running="vm-replicate-1", version="v1", epoch=1)
+    assert not stale(running, status(epoch=1))
+    assert stale(running, status(activeMember="secondary", epoch=2))
+    assert not stale(ReplicationMemory(running=None, epoch=1), status(epoch=2))  # none runs
+    # A Job a previous operator process started: its direction is unknown here, so it is left
+    # to finish (its result is read as before).
+    assert not stale(ReplicationMemory(running="vm-replicate-1"), status(epoch=2))

@@ -409,16 +409,24 @@ async def cleanup_jobs(
     jobs = await list_jobs(api, namespace, pair, index)
     finished = [j for j in jobs if job_state(j) != "active"]
     doomed = finished[: max(0, len(finished) - keep)]
-    batch = client.BatchV1Api(api)
-    gone = []
-    for job in doomed:
-        name = job["metadata"]["name"]
-        try:
-            await batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-            gone.append(name)
-        except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-        if index is not None:
-            index.record("DELETED", job)
+    return [
+        job["metadata"]["name"] for job in doomed if await delete_job(api, namespace, job, index)
+    ]
+
+
+async def delete_job(
+    api: client.ApiClient, namespace: str, job: dict[str, Any], index: JobIndex | None = None
+) -> bool:
+    """Delete one Job and its pods; False when it was already gone."""
+    gone = True
+    try:
+        await client.BatchV1Api(api).delete_namespaced_job(
+            job["metadata"]["name"], namespace, propagation_policy="Background"
+        )
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        gone = False
+    if index is not None:
+        index.record("DELETED", job)
     return gone

@@ -34,6 +34,14 @@ class ReplicationMemory:
     secret: str | None = None
     running: str | None = None  # the Job we started and have not read the result of
     version: str | None = None  # the source's data version when that Job started
+    epoch: int | None = None  # the pair's epoch (so the direction) when that Job started
+
+
+def stale(memory: ReplicationMemory, status: FailoverPairStatus) -> bool:
+    """Pure: our running Job copies in a direction the pair has left (a failover since it
+    started). The new active member refuses its writes (409 target-active), so letting it run
+    only holds back the copy the other way, which waits for our Job to end."""
+    return memory.running is not None and memory.epoch not in (None, status.epoch)
 
 
 def interval_seconds(spec: FailoverPairSpec) -> float:
@@ -143,6 +151,12 @@ async def tick(
     if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
     listed = await jobs.list_jobs(api, namespace, pair, index)
+    if stale(memory, status):
+        for old in [j for j in listed if j["metadata"]["name"] == memory.running]:
+            if jobs.job_state(old) == "active":
+                await jobs.delete_job(api, namespace, old, index)
+                listed.remove(old)
+        memory.running = None
     unread = unread_job(listed, memory, status)
     finished = await jobs.read_result(api, namespace, unread) if unread is not None else None
     if memory.running is not None and finished is None:
@@ -177,5 +191,5 @@ async def tick(
             )
             started = await jobs.ensure_replication_job(api, job, index)
             if started:  # None: a Job is still running (perhaps a previous operator's)
-                memory.running, memory.version = started, version
+                memory.running, memory.version, memory.epoch = started, version, status.epoch
     return status, finished
