@@ -118,11 +118,13 @@ class OperatorProcess:
 class RealBackend:
     """A real control plane to run on: `plane` is a `controlplane.ControlPlane` that is up;
     `rbac` the chart's ServiceAccounts, Roles and bindings, rendered for this namespace;
-    the ServiceAccount the operator runs as (the members run as their pair's own)."""
+    the ServiceAccount the operator runs as; the members run as `agent_account` when given
+    (bench/failover.py: one bound to cluster-admin), else as their pair's own."""
 
     plane: Any
     rbac: Sequence[dict[str, Any]]
     operator_account: str
+    agent_account: str | None = None  # None: the pair's own, made by the operator
 
 
 class LocalCluster:
@@ -281,13 +283,14 @@ class LocalCluster:
     def start_pair(self, **spec: Any) -> dict[str, Any]:
         """The example voicemail pods and Service, then a FailoverPair naming them.
 
-        On a real server the pair comes first: its members run as the pair's own
-        ServiceAccount `<pair>-agent`, which the operator creates for the pair with a Role
-        naming only its Leases (controller/rbac.py), and the ServiceAccount admission of 1.20
-        refuses a pod whose account has no token yet."""
+        On a real server whose backend names no agent account the pair comes first: its
+        members run as the pair's own ServiceAccount `<pair>-agent`, which the operator creates
+        for the pair with a Role naming only its Leases (controller/rbac.py), and the
+        ServiceAccount admission of 1.20 refuses a pod whose account has no token yet."""
         pair = failover_pair(**spec)
-        if self.real is None:
-            self.apply_file(EXAMPLES / "voicemail-pair.yaml")
+        if self.real is None or self.real.agent_account is not None:
+            account = self.real.agent_account if self.real is not None else None
+            self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
             self.create(pair)
             return pair
         self.create(pair)
