@@ -18,10 +18,10 @@ in steady state, by resource.
 `--backend kubernetes` runs on the real control plane (kube-apiserver 1.20 + etcd + the
 controller-manager) with no node: no pod runs there, so the members are bench/scale.py's
 simulated agents (4 x runs pairs, a sample of each fault), and the figure is the fault to the
-Service selector change as a watch on the real API server delivers it. Not measured there: the
-EndpointSlice and kube-proxy steps and the first call answered through the Service (they need
-a node: kubelet, containerd, kube-proxy), the voicemail-exit fault and the fixed-port caller
-(they need the real agent and voicemail process in a pod).
+Service selector change as a watch on the real API server delivers it. `--real-node` adds the
+whole path as callers see it: real agents and voicemail processes on the repository's local
+node (kubelet and kube-proxy stand-ins registered as a Node), every fault, through the real
+EndpointSlice controller to the first call answered.
 """
 
 from __future__ import annotations
@@ -441,6 +441,7 @@ def measure_kubernetes(interval_ms: int, missed: int, runs: int) -> dict[str, fl
     with tempfile.TemporaryDirectory(prefix="pairwarden-failover-k8s-") as tmp:
         sim = Simulation(4 * runs, interval_ms, missed, Path(tmp), "kubernetes")
         sim.manual = True
+        sim.reactions_only = True
         row = asyncio.run(sim.run(0.0, True))
     print(
         "\nfault            backend     n  target |  flip p50   p99     max | verdict"
@@ -463,7 +464,7 @@ def measure_kubernetes(interval_ms: int, missed: int, runs: int) -> dict[str, fl
         f"(load average {row.load}; faults that never flipped {row.missed_flips}; "
         f"notes: {'; '.join(row.notes) or '-'})\n"
         "not measured on kubernetes: answered through the Service, EndpointSlice and "
-        "kube-proxy (no node yet), voicemail exit and the fixed-port caller (no pods)"
+        "kube-proxy, voicemail exit and the fixed-port caller (--real-node measures them)"
     )
     return p99s
 

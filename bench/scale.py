@@ -307,6 +307,7 @@ class Simulation:
         self.static_contact = False  # --static-contact: primary-contact never moves
         self.changing_data = False  # --changing-data: a replication Job per pair per interval
         self.manual = False  # --manual: also a sample of manual failover requests
+        self.reactions_only = False  # bench/failover.py: no settling for a steady window
         self.tasks: list[asyncio.Task[None]] = []
         self.lease_watch: asyncio.Task[None] | None = None
         self.started_writers = 0
@@ -645,6 +646,9 @@ class Simulation:
         that, a renewal period without an operator write, or 12 periods at most. The seconds
         it took. Busy pairs (--changing-data) never settle."""
         began = time.monotonic()
+        if self.reactions_only:  # the writes are not measured: two renewals are enough
+            await asyncio.sleep(2 * period)
+            return time.monotonic() - began
         await asyncio.sleep(max(period, HOUSEKEEPING) + 2)
         if self.changing_data:
             return time.monotonic() - began
