@@ -65,6 +65,10 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pairwarden_testbed import controlplane
     from pairwarden_testbed import node as realnode
 
+    if os.environ.get("PAIRWARDEN_REAL_NODE") != "0" and os.geteuid() == 0:
+        # Debian's containerd, runc, CNI plugins, conntrack (as `make tools` installs sipp).
+        with contextlib.suppress(realnode.NodeError):  # then unavailable() names what lacks
+            realnode.install_packages()
     reason = realnode.unavailable() or controlplane.unavailable()
     if reason:
         pytest.skip(reason)

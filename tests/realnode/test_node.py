@@ -5,96 +5,34 @@ through the `kubernetes` Service, and a UDP caller on one fixed source port foll
 Service to its new pod while the old one still answers (kube-proxy deletes the stale
 conntrack entry, as issue 16 needs).
 
-Opt-in (PAIRWARDEN_REAL_NODE=1) until its time inside `make test` is measured. Skips,
-naming the reason, when the node cannot run here (not root, binaries not built,
-Debian packages missing, PAIRWARDEN_REAL_NODE=0) or the operator image cannot be built."""
+Runs in `make test` where the node can start (root, Debian's containerd, runc, CNI plugins,
+iptables, conntrack; kubelet and kube-proxy built by `make control-plane`); skips, naming the
+reason, elsewhere or with PAIRWARDEN_REAL_NODE=0. The images are built once and cached by
+content (hack/images.sh): warm, the node with its images is up in about half a minute."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-# Cold, the image build alone takes minutes on a loaded 2-core machine.
+from pairwarden_testbed.waiting import eventually
+
+# Cold, the image build alone takes minutes on a loaded 2-core machine (the session fixture
+# real_node builds them, inside the first test's time).
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(2400)]
-ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "docker.io/pairwarden/operator:dev"
 
 
-def eventually[T](probe: Callable[[], T | None], timeout: float = 90, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from pairwarden_testbed import controlplane
-    from pairwarden_testbed import node as realnode
-
-    if os.environ.get("PAIRWARDEN_REAL_NODE") != "1":
-        # Opt-in for now: a cold or invalidated image build alone took 20+ min on this
-        # machine at load 30 (3 to 5 min when quiet); not yet measured inside `make test`.
-        pytest.skip("real-node smoke test is opt-in: set PAIRWARDEN_REAL_NODE=1")
-    reason = controlplane.unavailable()
-    if reason:
-        pytest.skip(reason)
-    try:
-        realnode.install_packages()
-    except realnode.NodeError as exc:
-        pytest.skip(f"real node not available: {exc}")
-    reason = realnode.unavailable()
-    if reason:
-        pytest.skip(reason)
-    build = subprocess.run(
-        ["bash", str(ROOT / "hack" / "images.sh"), "build", "operator"],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if build.returncode != 0:
-        tail = " | ".join(build.stderr.strip().splitlines()[-4:])
-        pytest.skip(f"the operator image cannot be built here (hack/images.sh): {tail}")
-    cp = controlplane.ControlPlane(tmp_path_factory.mktemp("k8snode"))
-    n = realnode.Node(cp.directory)
-    try:
-        cp.up()
-        n.up()
-        n.load_images(targets=["operator"])
-        yield n
-    finally:
-        n.down()
-        cp.down()
-
-
-@pytest.fixture(scope="module")
-def core(node: Any) -> Iterator[client.CoreV1Api]:
-    api = config.new_client_from_config(config_file=str(node.cp.kubeconfig))
-    yield client.CoreV1Api(api)
-    api.close()
-
-
-@pytest.fixture
-def ns(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name, grace_period_seconds=0)
+def core(admin: client.ApiClient) -> Iterator[client.CoreV1Api]:
+    yield client.CoreV1Api(admin)
 
 
 def pod(name: str, labels: dict[str, str], command: list[str], **spec: Any) -> dict[str, Any]:
@@ -115,8 +53,8 @@ def ready(core: client.CoreV1Api, ns: str, name: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
 
 
-def test_node_is_ready_and_untainted(node: Any, core: client.CoreV1Api) -> None:
-    obj = core.read_node(node.name)
+def test_node_is_ready_and_untainted(real_node: Any, core: client.CoreV1Api) -> None:
+    obj = core.read_node(real_node.name)
     conditions = {c.type: c.status for c in obj.status.conditions}
     assert conditions["Ready"] == "True"
     assert not obj.spec.taints
@@ -134,7 +72,7 @@ def test_a_project_image_answers_through_a_cluster_ip(core: client.CoreV1Api, ns
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
         },
     )
-    eventually(lambda: ready(core, ns, "web"), what="pod web Ready")
+    eventually(lambda: ready(core, ns, "web"), 90, "pod web Ready", poll=0.2)
     ip = svc.spec.cluster_ip
 
     def get() -> int | None:
@@ -171,7 +109,7 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
         p = core.read_namespaced_pod("api", ns).status.phase
         return p if p in ("Succeeded", "Failed") else None
 
-    assert eventually(phase, 90, "the API probe pod finishes") == "Succeeded"
+    assert eventually(phase, 90, "the API probe pod finishes", poll=0.2) == "Succeeded"
 
 
 ECHO = (
@@ -200,7 +138,7 @@ def test_a_udp_caller_on_one_port_follows_the_service_to_the_new_pod(
         },
     )
     for name in ("vm-a", "vm-b"):
-        eventually(lambda name=name: ready(core, ns, name), what=f"pod {name} Ready")  # type: ignore[misc]
+        eventually(lambda name=name: ready(core, ns, name), 90, f"pod {name} Ready", poll=0.2)  # type: ignore[misc]
     caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     caller.bind(("0.0.0.0", 0))  # one source port for the whole test
     caller.settimeout(0.3)
