@@ -46,6 +46,7 @@ from e2e.sippcall import Pbx, needs_sipp
 from kubernetes import client, dynamic
 
 from pairwarden import GROUP, VERSION
+from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
 from pairwarden_testbed.node import BRIDGE_IP
 from pairwarden_testbed.waiting import eventually
@@ -87,10 +88,15 @@ def on_kubernetes_1_20(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def members_from_example(path: Path) -> list[dict[str, Any]]:
-    """examples/voicemail-pair.yaml as it is, but for the message store: a directory of the
-    machine (hostPath) there, an emptyDir here, so the test leaves nothing on the host."""
+    """examples/voicemail-pair.yaml as it is, but for the message store (a directory of the
+    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host) and
+    the agents' ServiceAccount: the one the operator makes per pair (`vm-agent`, with the
+    pair's Role since per-pair RBAC), where the example still names the chart's
+    `pairwarden-agent`, which no Role grants the Leases any more (403 on a real server)."""
     objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
     for obj in objects:
+        if obj["kind"] == "Pod":
+            obj["spec"]["serviceAccountName"] = agent_account("vm")
         for volume in obj.get("spec", {}).get("volumes", []):
             if "hostPath" in volume:
                 del volume["hostPath"]
@@ -225,12 +231,16 @@ def pair(
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
     t_operator = time.monotonic() - t0
-    eventually(
-        lambda: core.read_namespaced_service_account(f"{RELEASE}-agent", voice), 30, "agent SA",
-        tolerate=(client.ApiException,), poll=0.2,
-    )  # fmt: skip
-    create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
+    # The pair first: the operator makes its agents' ServiceAccount, which the pods name.
     create_all(admin, [pair_from_example(ROOT / "examples" / "failoverpair.yaml")], voice)
+    eventually(
+        lambda: core.read_namespaced_service_account(agent_account("vm"), voice),
+        60,
+        "the pair's agent ServiceAccount",
+        tolerate=(client.ApiException,),
+        poll=0.2,
+    )
+    create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
     p = Pair(admin, real_node, voice, tmp_path_factory.mktemp("sipp"))
     eventually(p.routed, 180, "the Service routed to a member", poll=0.5)
     eventually(p.both_up, 120, "both members' voicemail up", poll=0.5)
