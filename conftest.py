@@ -122,17 +122,27 @@ def admin(plane: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def make_namespace(admin: Any) -> Iterator[Callable[[str], str]]:
-    """Create a namespace named `prefix-<random>` (returned); all of them go at the end of
-    the module, with their pods at once (grace 0)."""
+    """Create a namespace named `prefix-<random>` (returned) once pods can be created in it
+    (its default ServiceAccount has a token); all of them go at the end of the module, with
+    their pods at once (grace 0)."""
     from kubernetes import client
+
+    from pairwarden_testbed.waiting import eventually
 
     core = client.CoreV1Api(admin)
     made: list[str] = []
+
+    def has_token(name: str) -> bool:
+        with contextlib.suppress(client.ApiException):
+            return bool(core.read_namespaced_service_account("default", name).secrets)
+        return False
 
     def make(prefix: str) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         core.create_namespace({"metadata": {"name": name}})
         made.append(name)
+        # 1.20 refuses a pod of a ServiceAccount whose token the controller has not made yet.
+        eventually(lambda: has_token(name), 60, f"the default ServiceAccount token in {name}")
         return name
 
     yield make

@@ -85,9 +85,7 @@ def node(
     make_namespace: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RealNode]:
-    core = client.CoreV1Api(admin)
     namespace = make_namespace("node")
-    eventually(lambda: _token_of_default(core, namespace), 60, "the default SA token", poll=0.2)
     kubelet = LocalKubelet(
         real_cluster.token_kubeconfig(f"node-{LOCAL_NODE}"),
         namespace,
@@ -100,13 +98,6 @@ def node(
     with kubelet, proxy:
         lift_not_ready_taint(admin, LOCAL_NODE)  # the node-lifecycle controller's part
         yield RealNode(admin, namespace, kubelet, proxy, str(real_cluster.kubeconfig))
-
-
-def _token_of_default(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        return bool(core.read_namespaced_service_account("default", namespace).secrets)
-    except client.ApiException:
-        return False
 
 
 def test_the_node_registers_renews_its_lease_and_becomes_schedulable(node: RealNode) -> None:
