@@ -663,6 +663,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             if old is not None:
                 sysctls[key] = old
         self.state["veths_before"] = _veths()
+        self.state["pod_logs_before"] = [p.name for p in POD_LOGS.glob("*_*_*")]
         self._save()
         if _run("ip", "link", "show", BRIDGE, check=False, quiet=True).returncode != 0:
             _run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -794,19 +795,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return found
 
     def _remove_pod_logs(self) -> None:
-        """The logs of this node's pods: /var/log/pods/<ns>_<pod>_<uid> for each pod uid the
-        kubelet kept under its root, and the /var/log/containers links into them (the
-        kubelet's paths, fixed in 1.20; another kubelet's pods are not touched)."""
-        uids = {p.name for p in (self.directory / "kubelet/root/pods").glob("*")}
-        removed = []
-        for pod_dir in POD_LOGS.glob("*_*_*"):
-            if pod_dir.name.rsplit("_", 1)[-1] in uids:
-                shutil.rmtree(pod_dir, ignore_errors=True)
-                removed.append(str(pod_dir))
+        """The logs of this node's pods: the /var/log/pods/<ns>_<pod>_<uid> directories that
+        appeared while it ran (one node per machine; the kubelet forgets a deleted pod, a
+        finished Job's, before its logs go), and the /var/log/containers links into them
+        (the kubelet's paths, fixed in 1.20)."""
+        removed = [str(p) for p in self._pod_logs()]
+        for pod_dir in removed:
+            shutil.rmtree(pod_dir, ignore_errors=True)
         for link in CONTAINER_LOGS.glob("*.log"):
             with contextlib.suppress(OSError):
                 if link.is_symlink() and os.readlink(link).startswith(tuple(removed)):
                     link.unlink()
+
+    def _pod_logs(self) -> list[Path]:
+        before = set(self.state.get("pod_logs_before", []))
+        return [p for p in POD_LOGS.glob("*_*_*") if p.name not in before]
 
     def leftovers(self) -> list[str]:
         """What of this node is still on the machine after `down`: its daemons and pods'
@@ -826,10 +829,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 for line in rules.splitlines()
                 if line.startswith((":KUBE-", ":PAIRWARDEN-NODE"))
             ]
-        uids = {p.name for p in (self.directory / "kubelet/root/pods").glob("*")}
-        found += [
-            f"pod log {p}" for p in POD_LOGS.glob("*_*_*") if p.name.rsplit("_", 1)[-1] in uids
-        ]
+        found += [f"pod log {p}" for p in self._pod_logs()]
         return found
 
     def _unmount_all(self) -> None:
