@@ -89,9 +89,11 @@ def test_namespaced_operator_rules(chart_cluster: ChartCluster) -> None:
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["voice-a", "voice-b"]
     for binding in bindings:
         assert binding["subjects"][0]["namespace"] == "pwns-system"
-    # members run where the operator watches, so agent identities are created there
-    agents = _named(rendered, "ServiceAccount", "-agent")
-    assert sorted(sa["metadata"]["namespace"] for sa in agents) == ["voice-a", "voice-b"]
+    # members run where the operator watches, so the replication Jobs' identities are made there;
+    # the agents' are per pair, made by the operator (controller/rbac.py), never by the chart
+    jobs = _named(rendered, "ServiceAccount", "-replication")
+    assert sorted(sa["metadata"]["namespace"] for sa in jobs) == ["voice-a", "voice-b"]
+    assert _named(rendered, "ServiceAccount", "-agent") == []
 
 
 def test_without_network_policies_the_operator_reads_no_service(

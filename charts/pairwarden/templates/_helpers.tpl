@@ -45,10 +45,6 @@ app.kubernetes.io/component: operator
 {{- default (printf "%s-operator" (include "pairwarden.fullname" .)) .Values.serviceAccount.operatorName -}}
 {{- end -}}
 
-{{- define "pairwarden.agentServiceAccount" -}}
-{{- default (printf "%s-agent" (include "pairwarden.fullname" .)) .Values.serviceAccount.agentName -}}
-{{- end -}}
-
 {{- define "pairwarden.replicationServiceAccount" -}}
 {{- default (printf "%s-replication" (include "pairwarden.fullname" .)) .Values.serviceAccount.replicationName -}}
 {{- end -}}
