@@ -18,13 +18,15 @@ import yaml
 from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
+from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
 from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
 
 pytestmark = pytest.mark.cluster
 KUBECONFIG = os.environ.get("PAIRWARDEN_E2E_CLUSTER", "")
 NAMESPACE = os.environ.get("PAIRWARDEN_E2E_NAMESPACE", "voice")
-AGENT_SERVICE_ACCOUNT = os.environ.get("PAIRWARDEN_E2E_AGENT_SA", "pairwarden-agent")
+# Empty: the pair's own `vm-agent`, which the operator makes (controller/rbac.py).
+AGENT_SERVICE_ACCOUNT = os.environ.get("PAIRWARDEN_E2E_AGENT_SA", "")
 
 
 class Remote:
@@ -36,16 +38,27 @@ class Remote:
         self.discovery = client.DiscoveryV1Api(self.api)
 
     def apply_pair(self) -> None:
-        for doc in yaml.safe_load_all(Path(EXAMPLES / "voicemail-pair.yaml").read_text()):
-            if doc["kind"] == "Pod":
-                doc["spec"]["serviceAccountName"] = AGENT_SERVICE_ACCOUNT
-                self.core.create_namespaced_pod(self.namespace, doc)
-            elif doc["kind"] == "Service":
-                self.core.create_namespaced_service(self.namespace, doc)
+        """The pair first, as the README's quickstart: its members run as the ServiceAccount the
+        operator makes for it, and admission refuses a pod whose account does not exist yet."""
         pair = failover_pair(interval_ms=200, missed=10)
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "failoverpairs", pair
         )
+        account = AGENT_SERVICE_ACCOUNT or agent_account(pair["metadata"]["name"])
+        wait_until(lambda: self._has_account(account), 90, f"ServiceAccount {account}")
+        for doc in yaml.safe_load_all(Path(EXAMPLES / "voicemail-pair.yaml").read_text()):
+            if doc["kind"] == "Pod":
+                doc["spec"]["serviceAccountName"] = account
+                self.core.create_namespaced_pod(self.namespace, doc)
+            elif doc["kind"] == "Service":
+                self.core.create_namespaced_service(self.namespace, doc)
+
+    def _has_account(self, name: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account(name, self.namespace)
+        except client.ApiException:
+            return False
+        return True
 
     def status(self) -> dict[str, Any]:
         pair = self.custom.get_namespaced_custom_object(

@@ -57,7 +57,7 @@ pytestmark = [
     needs_sipp,
 ]
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden": agents run as pairwarden-agent
+RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
 RUNS = int(os.environ.get("PAIRWARDEN_REAL_NODE_RUNS", "3"))
 # A 2 s window (200 ms x 10): crash and manual failovers do not wait for it (the agent
 # publishes a voicemail exit at once), but a loaded machine must not trip it by accident.
@@ -89,10 +89,9 @@ def on_kubernetes_1_20(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def members_from_example(path: Path) -> list[dict[str, Any]]:
     """examples/voicemail-pair.yaml as it is, but for the message store (a directory of the
-    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host) and
-    the agents' ServiceAccount: the one the operator makes per pair (`vm-agent`, with the
-    pair's Role since per-pair RBAC), where the example still names the chart's
-    `pairwarden-agent`, which no Role grants the Leases any more (403 on a real server)."""
+    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host). The
+    agents' ServiceAccount is set to the one the operator makes per pair (`vm-agent`, with
+    the pair's Role), which the example names too: a renamed pair stays served."""
     objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
     for obj in objects:
         if obj["kind"] == "Pod":
