@@ -56,6 +56,16 @@ DATABASE_NAME = "UnityDb.sqlite"
 MAX_ORDER_MS = 600_000
 
 
+def member_labels(pair: str, member: str, active: bool) -> dict[str, str]:
+    """The labels a member pod carries: the Service selects on pair and member; the role is
+    for people (`kubectl get pods -l pairwarden.io/role=active`)."""
+    return {
+        LABEL_PAIR: pair,
+        LABEL_MEMBER: member,
+        LABEL_ROLE: ROLE_ACTIVE if active else ROLE_STANDBY,
+    }
+
+
 def member_lease_name(pair: str, member: str) -> str:
     return f"{pair}-{member}"
 

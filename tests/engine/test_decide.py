@@ -66,11 +66,32 @@ def run(
     request: ManualRequest | None = None,
     now: Now = NOW,
 ) -> Decision:
+    primary, secondary = own_pod(primary, "vm-0"), own_pod(secondary, "vm-1")
     return decide(spec, Observed(status, primary, secondary, request, generation=1), now)
+
+
+def own_pod(seen: MemberObservation, pod: str) -> MemberObservation:
+    """Each member its own pod (two members naming one pod is an error the engine reports)."""
+    return replace(seen, pod_name=pod) if seen.pod_name == "vm-x" else seen
 
 
 def role(decision: Decision) -> Activate | Deactivate | None:
     return decision.role_change
+
+
+def handed_over(
+    spec: FailoverPairSpec,
+    status: FailoverPairStatus,
+    primary: MemberObservation,
+    secondary: MemberObservation,
+    request: ManualRequest | None = None,
+    now: Now = NOW,
+) -> tuple[Activate | Deactivate | None, Activate | Deactivate | None]:
+    """A move away from a holder that can serve: the revoke, then (the old holder reporting
+    it no longer answers, as these fixtures do) the grant on the next look."""
+    first = run(spec, status, primary, secondary, request, now)
+    second = run(spec, first.status, primary, secondary, request, now)
+    return role(first), role(second)
 
 
 def test_steady_state_changes_nothing() -> None:
@@ -166,17 +187,23 @@ def test_never_activates_a_member_whose_service_is_down() -> None:
 def test_manual_failover_is_immediate_and_acknowledged_once() -> None:
     request = ManualRequest("r-1", "failover")
     decision = run(make_spec(), holding("primary"), member(), contacted(), request)
-    assert role(decision) == Activate("secondary", 2, Cause.MANUAL_FAILOVER, "primary")
-    assert AckRequest("r-1", "failover", "Accepted", "secondary made active") in decision.actions
+    assert role(decision) == Deactivate(2, Cause.MANUAL_FAILOVER, "primary")
+    accepted = AckRequest("r-1", "failover", "Accepted", "secondary is being made active")
+    assert accepted in decision.actions
     again = run(make_spec(), decision.status, member(), contacted(), request)
-    assert role(again) is None
+    assert role(again) == Activate("secondary", 3, Cause.MANUAL_FAILOVER, "primary")
     assert not any(isinstance(a, AckRequest) for a in again.actions)
+    third = run(make_spec(), again.status, member(), contacted(), request)
+    assert role(third) is None
 
 
 def test_manual_failback_is_immediate() -> None:
     request = ManualRequest("r-2", "failback")
-    decision = run(make_spec(), holding("secondary"), member(), contacted(), request)
-    assert role(decision) == Activate("primary", 2, Cause.MANUAL_FAILBACK, "secondary")
+    moves = handed_over(make_spec(), holding("secondary"), member(), contacted(), request)
+    assert moves == (
+        Deactivate(2, Cause.MANUAL_FAILBACK, "secondary"),
+        Activate("primary", 3, Cause.MANUAL_FAILBACK, "secondary"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -221,8 +248,11 @@ def test_paused_pair_takes_no_automatic_action_but_honours_requests() -> None:
     decision = run(spec, holding("primary"), member(service_up=False), contacted())
     assert role(decision) is None and decision.status.phase == "Paused"
     request = ManualRequest("r-6", "failover")
-    decision = run(spec, holding("primary"), member(service_up=False), contacted(), request)
-    assert role(decision) == Activate("secondary", 2, Cause.MANUAL_FAILOVER, "primary")
+    moves = handed_over(spec, holding("primary"), member(service_up=False), contacted(), request)
+    assert moves == (
+        Deactivate(2, Cause.MANUAL_FAILOVER, "primary"),
+        Activate("secondary", 3, Cause.MANUAL_FAILOVER, "primary"),
+    )
 
 
 # --------------------------------------------------------------------- inactive calls
@@ -238,18 +268,27 @@ def test_inactive_call_without_force_only_warns_once() -> None:
 
 def test_inactive_call_with_force_fails_over_either_way() -> None:
     spec = make_spec(forceFailoverOnInactiveCall=True)
-    decision = run(spec, holding("primary"), member(), contacted(inactive_calls=1))
-    assert role(decision) == Activate("secondary", 2, Cause.INACTIVE_CALL, "primary")
-    decision = run(spec, holding("secondary"), member(inactive_calls=3), contacted())
-    assert role(decision) == Activate("primary", 2, Cause.INACTIVE_CALL, "secondary")
+    moves = handed_over(spec, holding("primary"), member(), contacted(inactive_calls=1))
+    assert moves == (
+        Deactivate(2, Cause.INACTIVE_CALL, "primary"),
+        Activate("secondary", 3, Cause.INACTIVE_CALL, "primary"),
+    )
+    moves = handed_over(spec, holding("secondary"), member(inactive_calls=3), contacted())
+    assert moves == (
+        Deactivate(2, Cause.INACTIVE_CALL, "secondary"),
+        Activate("primary", 3, Cause.INACTIVE_CALL, "secondary"),
+    )
 
 
 # ----------------------------------------------------------------------- excessive cpu
 
 
 def test_excessive_cpu_on_the_active_fails_over_to_a_calm_standby() -> None:
-    decision = run(make_spec(), holding("primary"), member(cpu_excessive=True), contacted())
-    assert role(decision) == Activate("secondary", 2, Cause.EXCESSIVE_CPU, "primary")
+    moves = handed_over(make_spec(), holding("primary"), member(cpu_excessive=True), contacted())
+    assert moves == (
+        Deactivate(2, Cause.EXCESSIVE_CPU, "primary"),
+        Activate("secondary", 3, Cause.EXCESSIVE_CPU, "primary"),
+    )
     both = run(
         make_spec(), holding("primary"), member(cpu_excessive=True), contacted(cpu_excessive=True)
     )
@@ -287,8 +326,8 @@ def test_flapping_never_holds_failover_away_from_a_dead_member() -> None:
 
 def test_hold_lifts_when_transitions_leave_the_period() -> None:
     status = holding("primary", transitions=history(4, minutes_apart=20))  # 2 within the hour
-    decision = run(make_spec(), status, member(cpu_excessive=True), contacted())
-    assert role(decision) == Activate("secondary", 2, Cause.EXCESSIVE_CPU, "primary")
+    _, grant = handed_over(make_spec(), status, member(cpu_excessive=True), contacted())
+    assert grant == Activate("secondary", 3, Cause.EXCESSIVE_CPU, "primary")
 
 
 # ------------------------------------------------------------------- scheduled failback
@@ -302,8 +341,11 @@ def scheduled(start: str, end: str, zone: str = "UTC") -> FailoverPairSpec:
 
 def test_scheduled_failback_only_inside_the_window_and_to_a_healthy_primary() -> None:
     spec = scheduled("12:00", "12:30")
-    inside = run(spec, holding("secondary"), member(), contacted())
-    assert role(inside) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+    inside = handed_over(spec, holding("secondary"), member(), contacted())
+    assert inside == (
+        Deactivate(2, Cause.SCHEDULED_FAILBACK, "secondary"),
+        Activate("primary", 3, Cause.SCHEDULED_FAILBACK, "secondary"),
+    )
     outside = Now(MONO, T0 + timedelta(minutes=30))
     assert role(run(spec, holding("secondary"), member(), contacted(), now=outside)) is None
     sick = run(spec, holding("secondary"), member(service_up=False), contacted())
@@ -319,8 +361,8 @@ def test_scheduled_failback_window_in_the_pairs_time_zone() -> None:
     at_noon_utc = run(spec, holding("secondary"), member(), contacted())
     assert role(at_noon_utc) is None
     tokyo_morning = Now(MONO, datetime(2026, 1, 5, 22, 30, tzinfo=UTC))
-    decision = run(spec, holding("secondary"), member(), contacted(), now=tokyo_morning)
-    assert role(decision) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+    _, grant = handed_over(spec, holding("secondary"), member(), contacted(), now=tokyo_morning)
+    assert grant == Activate("primary", 3, Cause.SCHEDULED_FAILBACK, "secondary")
 
 
 def manual_failover_at(when: datetime) -> FailoverPairStatus:
@@ -357,7 +399,8 @@ def test_a_manual_failover_inside_the_window_is_kept_until_the_next_opening(
 ) -> None:
     spec = scheduled(*window)
     decision = run(spec, manual_failover_at(failed_over), member(), contacted(), now=Now(MONO, now))
-    expected = Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary") if fails_back else None
+    # A failback starts by revoking the secondary (the primary is granted once it stopped).
+    expected = Deactivate(2, Cause.SCHEDULED_FAILBACK, "secondary") if fails_back else None
     assert role(decision) == expected
 
 
@@ -367,8 +410,11 @@ def test_after_an_automatic_failover_inside_the_window_it_fails_back_at_once(cau
     last = {"time": took_over, "from": "primary", "to": "secondary", "cause": cause, "epoch": 1}
     status = holding("secondary", lastTransition=last)
     now = Now(MONO, T0 + timedelta(minutes=2))
-    decision = run(scheduled("12:00", "12:30"), status, member(), contacted(), now=now)
-    assert role(decision) == Activate("primary", 2, Cause.SCHEDULED_FAILBACK, "secondary")
+    moves = handed_over(scheduled("12:00", "12:30"), status, member(), contacted(), now=now)
+    assert moves == (
+        Deactivate(2, Cause.SCHEDULED_FAILBACK, "secondary"),
+        Activate("primary", 3, Cause.SCHEDULED_FAILBACK, "secondary"),
+    )
 
 
 def test_opened_at_is_the_latest_opening_in_the_pairs_zone() -> None:
@@ -428,7 +474,12 @@ def test_both_answering_beyond_the_fencing_bound_keeps_the_primary() -> None:
         replace(both[1], last_seen=MONO + 30),
     )
     decision = run(spec, first.status, *fresh, now=later)
-    assert role(decision) == Activate("primary", 2, Cause.PARTITION_HEALED, "secondary")
+    # The secondary still answers: it is revoked first, and the primary keeps the role once
+    # the secondary reports it stopped.
+    assert role(decision) == Deactivate(2, Cause.PARTITION_HEALED, "secondary")
+    stopped = (fresh[0], replace(fresh[1], report=replace(fresh[1].report, answering=False)))
+    grant = run(spec, decision.status, *stopped, now=later)
+    assert role(grant) == Activate("primary", 3, Cause.PARTITION_HEALED, "secondary")
 
 
 def test_a_brief_overlap_during_handoff_is_not_acted_on() -> None:
@@ -458,9 +509,11 @@ def test_status_is_the_only_memory_it_round_trips_through_the_wire() -> None:
     request = ManualRequest("r-7", "failover")
     decision = run(make_spec(), holding("primary"), member(), contacted(), request)
     rebuilt = FailoverPairStatus.model_validate(decision.status.to_wire())
+    assert rebuilt.handoff is not None and rebuilt.handoff.to == "secondary"
     again = run(make_spec(), rebuilt, member(), contacted(), request)
-    assert role(again) is None and again.status.epoch == 2
-    assert rebuilt.transitions[-1].cause == "ManualFailover"
+    assert role(again) == Activate("secondary", 3, Cause.MANUAL_FAILOVER, "primary")
+    rebuilt = FailoverPairStatus.model_validate(again.status.to_wire())
+    assert rebuilt.transitions[-1].cause == "ManualFailover" and rebuilt.epoch == 3
 
 
 def test_drift_between_members_is_reported() -> None:

@@ -49,7 +49,10 @@ def test_manual_failover_answers_immediately_and_keeps_calls() -> None:
     world = settled()
     world.request_manual("maint-1", "failover")
     waited = world.run_until_answering("secondary", IMMEDIATE)
-    assert waited is not None and waited <= 3 * LATENCY
+    # Revoke first: the revoke reaches the primary's agent, its "not answering" reaches the
+    # operator, the grant reaches the secondary's agent, which orders its voicemail process.
+    assert waited is not None and waited <= 5 * LATENCY
+    assert no_overlap(world)
     assert last_cause(world) == Cause.MANUAL_FAILOVER
     assert world.acks[-1].outcome == "Accepted"
 
@@ -257,7 +260,8 @@ def test_excessive_cpu_ping_pong_is_damped() -> None:
         world.set_cpu("secondary", False)
         world.run_for(30)
         world.set_cpu(next(iter(world.answering()), "primary"), True)
-    assert len(world.changes) - 1 <= 4  # the first change is FirstToStart
+    moves = [c for c in world.changes if c.to != "none"]  # a revoke-first move counts once
+    assert len(moves) - 1 <= 4  # the first change is FirstToStart
     assert world.status.phase == "Held"
     world.stop_service(next(iter(world.answering())))
     assert (

@@ -429,6 +429,7 @@ ActiveMember = Literal["primary", "secondary", "none"]
 
 class Phase(StrEnum):
     PENDING = "Pending"
+    HANDING_OVER = "HandingOver"  # the old holder is revoked; the new one waits for its ack
     HEALTHY = "Healthy"
     FAILED_OVER = "FailedOver"
     DEGRADED = "Degraded"
@@ -487,6 +488,16 @@ class ReplicationStatus(_StatusWire):
     )
 
 
+class Handoff(_StatusWire):
+    """A revoke-first move in progress (never two answering): `from` was revoked at `epoch`."""
+
+    from_: Literal["primary", "secondary"] = Field(alias="from")
+    to: Literal["primary", "secondary"]
+    cause: str
+    epoch: int = Field(ge=0)
+    since: datetime
+
+
 class LicensingStatus(_StatusWire):
     secondary_deadline: datetime | None = None
     reason: str | None = None
@@ -527,6 +538,10 @@ class FailoverPairStatus(_StatusWire):
     last_request: RequestStatus | None = None
     # Monotonic-free memory for the "both lost" gap: when the pair was left without a holder.
     no_active_since: datetime | None = None
+    handoff: Handoff | None = None
+    # Since when the holder, healthy by its heartbeat, reports it is not answering: after a
+    # window of that the engine fails over (NotAnswering).
+    holder_silent_since: datetime | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
 

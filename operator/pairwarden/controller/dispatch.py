@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pairwarden.api.models import ActiveMember
-from pairwarden.engine.types import AckRequest, Activate, Cause, Deactivate, Decision, Warn
-from pairwarden.protocol import Member
-
-# Causes an operator chose or a person asked for: a Normal Event; the others are faults.
-ROUTINE = frozenset(
-    {
-        Cause.MANUAL_FAILOVER,
-        Cause.MANUAL_FAILBACK,
-        Cause.SCHEDULED_FAILBACK,
-        Cause.FIRST_TO_START,
-    }
+from pairwarden.engine.types import (
+    AckRequest,
+    Activate,
+    Cause,
+    Deactivate,
+    Decision,
+    Route,
+    Warn,
+    is_routine,
 )
+from pairwarden.protocol import Member
 
 EventType = Literal["Normal", "Warning"]
 
@@ -80,13 +79,17 @@ Write = WriteActiveLease | RouteService | LabelPods | RoleMoved | RecordEvent
 
 def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
     """The decision's actions as ordered writes; `expected_epoch` is the active Lease's epoch
-    the first role move starts from (each further move starts from the one before)."""
+    the first role move starts from (the action's own, when the engine read the Lease; each
+    further move starts from the one before). A Route repairs the Service and the labels
+    without touching the Lease."""
     out: list[Write] = []
     for action in decision.actions:
         if isinstance(action, Activate | Deactivate):
             member = action.member if isinstance(action, Activate) else None
             to: ActiveMember = member or "none"
-            event: EventType = "Normal" if action.cause in ROUTINE else "Warning"
+            event: EventType = "Normal" if is_routine(action.cause) else "Warning"
+            if action.expected_epoch is not None:
+                expected_epoch = action.expected_epoch
             out += [
                 WriteActiveLease(member, action.epoch, expected_epoch),
                 RouteService(member),
@@ -94,6 +97,9 @@ def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
                 LabelPods(member),
             ]
             expected_epoch = action.epoch
+        elif isinstance(action, Route):
+            member = None if action.member == "none" else action.member
+            out += [RouteService(member), LabelPods(member)]
         elif isinstance(action, Warn):
             out.append(RecordEvent("Warning", action.reason, action.message))
         elif isinstance(action, AckRequest):

@@ -94,11 +94,12 @@ async def write_active(
     epoch: int,
     expected_epoch: int,
     now: datetime,
-) -> None:
+) -> dict[str, Any]:
     """Hand the active Lease to `holder` at `epoch`, only from `expected_epoch`: one JSON patch
     whose `test` is the optimistic check, since this write starts every flip. When the test or
     a path fails (the Lease is already at `epoch` after an interrupted move, or it predates the
-    member annotation), read it and replace it at its resourceVersion."""
+    member annotation), read it and replace it at its resourceVersion. Returns the Lease as
+    written (its resourceVersion orders it against the watch's events)."""
     coordination = client.CoordinationV1Api(api)
     stamp = _micro_time(now)
     annotation = ANNOTATION_ACTIVE_MEMBER.replace("~", "~0").replace("/", "~1")  # RFC 6901
@@ -119,10 +120,10 @@ async def write_active(
         ),
     ]
     try:
-        await coordination.patch_namespaced_lease(
+        written = await coordination.patch_namespaced_lease(
             active_lease_name(pair), namespace, ops, _content_type=JSON_PATCH
         )
-        return
+        return _plain(api, written)
     except client.ApiException as error:
         if status_of(error) not in (400, 422):  # 422: a failed test (400 on older servers)
             raise
@@ -135,8 +136,18 @@ async def write_active(
     annotations[ANNOTATION_ACTIVE_MEMBER] = member
     spec.update(holderIdentity=holder, leaseTransitions=epoch, acquireTime=stamp, renewTime=stamp)
     try:
-        await coordination.replace_namespaced_lease(active_lease_name(pair), namespace, current)
+        replaced = await coordination.replace_namespaced_lease(
+            active_lease_name(pair), namespace, current
+        )
     except client.ApiException as error:
         if status_of(error) == 409:
             raise EpochConflict("active Lease changed while writing it") from error
         raise
+    return _plain(api, replaced)
+
+
+def _plain(api: client.ApiClient, lease: Any) -> dict[str, Any]:
+    if isinstance(lease, dict):
+        return lease
+    result: dict[str, Any] = api.sanitize_for_serialization(lease)
+    return result

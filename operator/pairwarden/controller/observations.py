@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pairwarden.clock import Clock, SystemClock
-from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport
+from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport, active_lease_name
 
 
 @dataclass
@@ -27,13 +27,55 @@ class MemberSighting:
     deleted: bool = False
 
 
+@dataclass(frozen=True)
+class ActiveSighting:
+    """The active Lease as last seen (watched, or as our own write returned it)."""
+
+    holder: str
+    epoch: int
+    resource_version: str
+
+
+def newer(candidate: ActiveSighting, known: ActiveSighting | None) -> bool:
+    """A watch event may arrive after our own write's response: keep the later version.
+    resourceVersions are opaque, but where both are integers (etcd's revisions, the sandbox's)
+    their order is the order of writes; otherwise take the candidate."""
+    if known is None:
+        return True
+    try:
+        return int(candidate.resource_version) >= int(known.resource_version)
+    except ValueError:
+        return True
+
+
+def active_sighting(lease: dict[str, Any]) -> ActiveSighting:
+    spec = lease.get("spec") or {}
+    return ActiveSighting(
+        holder=str(spec.get("holderIdentity") or ""),
+        epoch=int(spec.get("leaseTransitions") or 0),
+        resource_version=str((lease.get("metadata") or {}).get("resourceVersion") or ""),
+    )
+
+
 @dataclass
 class PairBook:
     members: dict[str, MemberSighting] = field(default_factory=dict)
+    active: ActiveSighting | None = None  # the `<pair>-active` Lease: who holds the role
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
+
+    def see_active(self, sighting: ActiveSighting) -> bool:
+        """Take a sighting of the active Lease; True when it changed what we knew."""
+        if not newer(sighting, self.active):
+            return False
+        changed = self.active is None or (sighting.holder, sighting.epoch) != (
+            self.active.holder,
+            self.active.epoch,
+        )
+        self.active = sighting
+        return changed
 
     def nudge(self, now: float) -> None:
         if not self.wake.is_set():
@@ -76,6 +118,12 @@ class ObservationBook:
         meta = lease.get("metadata") or {}
         labels = meta.get("labels") or {}
         pair, member = labels.get(LABEL_PAIR), labels.get(LABEL_MEMBER)
+        if pair and member is None and meta.get("name") == active_lease_name(pair):
+            # Someone moved the active Lease (or our own write came back): look at once.
+            book = self.pair(meta.get("namespace", ""), pair)
+            if event_type != "DELETED" and book.see_active(active_sighting(lease)):
+                book.nudge(now)
+            return False
         if not pair or member not in MEMBERS:
             return False
         book = self.pair(meta.get("namespace", ""), pair)

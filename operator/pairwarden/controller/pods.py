@@ -2,18 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 from kubernetes_asyncio import client
 
 from pairwarden.controller.client import MERGE_PATCH, status_of
-from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, LABEL_ROLE, ROLE_ACTIVE, ROLE_STANDBY
+from pairwarden.protocol import member_labels
+
+labels_for = member_labels
 
 
-def labels_for(pair: str, member: str, active: bool) -> dict[str, str]:
-    return {
-        LABEL_PAIR: pair,
-        LABEL_MEMBER: member,
-        LABEL_ROLE: ROLE_ACTIVE if active else ROLE_STANDBY,
-    }
+@dataclass(frozen=True)
+class Resolution:
+    """The pod a member names, as read: `problem` says why it names no single running pod
+    (the field is named, for the condition and the Event)."""
+
+    name: str | None
+    running: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def _running(pod: Any) -> bool:
+    phase = pod.status.phase if pod.status else None
+    return phase == "Running" and pod.metadata.deletion_timestamp is None
+
+
+async def resolve_member(
+    api: client.ApiClient,
+    namespace: str,
+    field_path: str,
+    pod_name: str | None,
+    selector: dict[str, str] | None,
+) -> Resolution:
+    """Read the member's pod: by name (absent or not running is the pod being gone, which the
+    engine fails over on), or the one running pod its selector matches (several is an error
+    in the spec, named by `field_path`)."""
+    core = client.CoreV1Api(api)
+    if pod_name:
+        try:
+            pod = await core.read_namespaced_pod(pod_name, namespace)
+        except client.ApiException as error:
+            if status_of(error) == 404:
+                return Resolution(pod_name)
+            raise
+        return Resolution(pod_name, _running(pod), dict(pod.metadata.labels or {}))
+    if not selector:
+        return Resolution(None, problem=f"{field_path}: names no pod")
+    pods = (await core.list_namespaced_pod(namespace, label_selector=selector_text(selector))).items
+    running = sorted((p for p in pods if _running(p)), key=lambda p: str(p.metadata.name))
+    if len(running) > 1:
+        names = ", ".join(str(p.metadata.name) for p in running[:5])
+        return Resolution(
+            None, problem=f"{field_path}.selector matches {len(running)} running pods ({names})"
+        )
+    if running:
+        pod = running[0]
+        return Resolution(str(pod.metadata.name), True, dict(pod.metadata.labels or {}))
+    return Resolution(None)
+
+
+async def selected(
+    api: client.ApiClient, namespace: str, selector: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The running pods a Service's selector matches (what kube-proxy would route to)."""
+    if not selector:
+        return ()
+    found = await client.CoreV1Api(api).list_namespaced_pod(
+        namespace, label_selector=selector_text(selector)
+    )
+    return tuple(sorted(str(p.metadata.name) for p in found.items if _running(p)))
+
+
+def selector_text(selector: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
 
 async def label(
@@ -34,23 +98,6 @@ async def label(
         pod, namespace, {"metadata": {"labels": wanted}}, _content_type=MERGE_PATCH
     )
     return True
-
-
-async def resolve(
-    api: client.ApiClient, namespace: str, pod_name: str | None, selector: dict[str, str] | None
-) -> str | None:
-    """The pod a member names: by name, or the one running pod its label selector matches."""
-    if pod_name:
-        return pod_name
-    if not selector:
-        return None
-    text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    pods = await client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=text)
-    running = sorted(
-        (p for p in pods.items if p.metadata.deletion_timestamp is None),
-        key=lambda p: (p.status.phase != "Running", p.metadata.name),
-    )
-    return str(running[0].metadata.name) if running else None
 
 
 async def ip(api: client.ApiClient, namespace: str, pod: str | None) -> str | None:

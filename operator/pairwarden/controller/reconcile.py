@@ -1,20 +1,19 @@
 """One reconciliation of one pair: observe, ask the engine, apply its actions in a safe order.
 
-Order matters for callers: `dispatch.writes` puts the active Lease (the fencing token) first,
-so no agent is routed calls before it is told it may answer; then the Service selector (one
-atomic flip); then pod labels (for people); the status comes last.
+Order matters for callers: the active Lease (the fencing token) is written first, so no agent
+is routed calls before it is told it may answer; then the Service selector (one atomic flip);
+then pod labels (for people); then status and Events.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from kubernetes_asyncio import client
 
 from pairwarden.api.models import (
-    Condition,
     FailoverPairSpec,
     FailoverPairStatus,
     SpecError,
@@ -36,13 +35,21 @@ from pairwarden.controller import (
     status,
 )
 from pairwarden.controller.jobs import JobIndex
-from pairwarden.controller.observations import ObservationBook, PairBook
-from pairwarden.engine import decide
+from pairwarden.controller.observations import (
+    ObservationBook,
+    PairBook,
+    active_sighting,
+)
+from pairwarden.engine import decide, worth_writing
+from pairwarden.engine.conditions import spec_valid, stamp
+from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, timers
+from pairwarden.engine.schedule import still_quiet as quiet_for
 from pairwarden.engine.types import (
+    LeaseView,
     MemberObservation,
     Now,
     Observed,
-    UpdateStatus,
+    RoutingView,
 )
 from pairwarden.protocol import (
     MEMBERS,
@@ -50,12 +57,10 @@ from pairwarden.protocol import (
     Member,
 )
 
-# Status fields that change with every renewal: written only along with a real change, so the
-# operator adds no steady-state writes to the agents' heartbeat budget.
-VOLATILE_MEMBER_FIELDS = ("lastHeartbeatSeen", "cpuPercent", "callsInProgress")
+log = logging.getLogger(__name__)
+
 INVALID_SPEC_RETRY = 300.0
-HOUSEKEEPING = 30.0  # the longest a pair's reconciler sleeps with nothing due
-REPLICATION_RETRY = 5.0  # the interval passed, but no Job started (no change, or no pod IP)
+HOUSEKEEPING = RESYNC_SECONDS  # the longest a pair's reconciler sleeps: the resync period
 
 
 @dataclass
@@ -76,6 +81,7 @@ class PairMemory:
     not have delivered it yet) and whether the Leases exist."""
 
     status: FailoverPairStatus | None = None
+    status_version: str = ""  # resourceVersion our last status write returned
     leases_ready: bool = False
     spec: tuple[int | None, FailoverPairSpec] | None = None  # parsed spec by generation
     exported: FailoverPairStatus | None = None  # what the metrics last showed
@@ -85,6 +91,14 @@ class PairMemory:
     replication: replication.ReplicationMemory = field(
         default_factory=replication.ReplicationMemory
     )
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One step's reads besides the member Leases: the member pods and the Service."""
+
+    pods: dict[Member, pods.Resolution]
+    routing: RoutingView
 
 
 async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
@@ -97,80 +111,93 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         await _reject_spec(rt, body, memory, error)
         return INVALID_SPEC_RETRY
     sizing = HeartbeatSizing(spec.heartbeat.window_seconds, spec.heartbeat.renew_period_seconds)
-    if not memory.leases_ready:
-        await leases.ensure_leases(
+    book = rt.book.pair(namespace, name)
+    if not memory.leases_ready or book.active is None:
+        active = await leases.ensure_leases(
             rt.api, namespace, name, sizing.lease_duration_seconds, _owner(body)
         )
+        book.see_active(active_sighting(active))
         await rbac.ensure_agent_rbac(rt.api, namespace, name, _owner(body))
         memory.leases_ready = True
     if rt.policies is not None:  # at most once per netpol.RECHECK_SECONDS
         await rt.policies.ensure(rt.api, namespace, name, spec.service, _owner(body))
 
-    book = rt.book.pair(namespace, name)
-    previous = memory.status or parse_status(body.get("status"))
-    pod_names = {m: await _pod_of(rt, namespace, spec, m) for m in MEMBERS}
     annotations = dict(meta.get("annotations") or {})
     wanted = requests.pending(annotations, meta.get("resourceVersion"))
     if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
+    stored = parse_status(body.get("status"))
+    previous = memory.status or stored
+    seen = await _read_world(rt, namespace, spec)
+    pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
+    assert book.active is not None
     observed = Observed(
         status=previous,
-        primary=_member(book, "primary", pod_names["primary"]),
-        secondary=_member(book, "secondary", pod_names["secondary"]),
+        primary=_member(book, "primary", seen.pods["primary"]),
+        secondary=_member(book, "secondary", seen.pods["secondary"]),
         request=wanted.request,
         generation=meta.get("generation"),
+        lease=LeaseView(book.active.holder, book.active.epoch),
+        routing=seen.routing,
+        service=spec.service,
+        pair=name,
     )
     now = Now(rt.clock.monotonic(), rt.clock.wall())
     decision = decide(spec, observed, now)
+    if decision.actions:
+        log.info("%s/%s: %s", namespace, name, decision.reason)
 
-    for write in dispatch.writes(decision, expected_epoch=previous.epoch):
+    for write in dispatch.writes(decision, expected_epoch=book.active.epoch):
         await _apply(rt, body, spec, write, pod_names, book)
-    final = decision.status
-    for action in decision.actions:
-        if isinstance(action, UpdateStatus):
-            final = action.status
-    final = _spec_valid(final, now, meta.get("generation"))
-    both_up = all(_serving(observed.member(m), sizing, now) for m in MEMBERS)
+    final = _with_spec_valid(decision.status, None, now, meta.get("generation"))
     source = observed.member(final.active_member) if final.active_member != "none" else None
     final, finished = await replication.tick(
-        rt.api, rt.replication, memory.replication, body, spec, final, pod_names, both_up,
-        _owner(body), now.wall, source.report.data_version if source else "", rt.jobs,
+        rt.api, rt.replication, memory.replication, body, spec, final, pod_names,
+        decision.replicate, _owner(body), now.wall,
+        source.report.data_version if source else "", rt.jobs,
     )  # fmt: skip
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
-    await _write_status(rt, namespace, name, spec, previous, final, memory)
+    await _write_status(rt, body, spec, _written_base(body, stored, memory), final, memory)
     if requests.consumable(annotations, final.last_request.id if final.last_request else None):
         await requests.consume(rt.api, namespace, name, annotations)
     _export(namespace, name, final, book, memory)
-    return _next_look(spec, sizing, book, final, memory, both_up, now)
-
-
-def _serving(member: MemberObservation, sizing: HeartbeatSizing, now: Now) -> bool:
-    """Alive by its heartbeat, its agent running and its voicemail process up."""
-    fresh = member.last_seen is not None and now.monotonic - member.last_seen <= sizing.window
-    return (
-        bool(member.pod_name)
-        and fresh
-        and member.report.agent_running
-        and (member.report.service_up)
+    due_in = (
+        replication.seconds_until_due(spec, final, now.wall)
+        if memory.replication.running is None and decision.replicate and not spec.paused
+        else None
     )
+    look = LookInputs(spec=spec, status=final, now=now, replication_due_in=due_in)
+    memory.window, memory.timers_at = sizing.window, now.monotonic + timers(look)
+    memory.checked_at = now.monotonic
+    book.window = sizing.window
+    return next_look(look, _last_seen(book))
 
 
-def _spec_valid(final: FailoverPairStatus, now: Now, generation: int | None) -> FailoverPairStatus:
-    """Say so once the spec parses (and again after it was invalid)."""
-    old = next((c for c in final.conditions if c.type == "SpecValid"), None)
-    if old is not None and old.status == "True":
-        return final
-    valid = Condition(
-        type="SpecValid",
-        status="True",
-        reason="Valid",
-        message="the spec passed the operator's validation",
-        last_transition_time=now.wall,
-        observed_generation=generation,
-    )
-    kept = [c for c in final.conditions if c.type != "SpecValid"]
-    return final.model_copy(update={"conditions": [*kept, valid]})
+async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Seen:
+    """The member pods (each must resolve to one running pod) and the Service as it is now:
+    read every step, so a foreign write or a restored backup is seen within a resync."""
+    found: dict[Member, pods.Resolution] = {}
+    for member in MEMBERS:
+        ref = getattr(spec.members, member)
+        selector = ref.selector.match_labels if ref.selector else None
+        found[member] = await pods.resolve_member(
+            rt.api, namespace, f"spec.members.{member}", ref.pod_name, selector
+        )
+    selector = await services.read_selector(rt.api, namespace, spec.service)
+    if selector is None:
+        return Seen(found, RoutingView(exists=False))
+    selected = await pods.selected(rt.api, namespace, selector)
+    return Seen(found, RoutingView(exists=True, selector=selector, selected=selected))
+
+
+def _with_spec_valid(
+    final: FailoverPairStatus, problem: str | None, now: Now, generation: int | None
+) -> FailoverPairStatus:
+    """Say whether the spec parses (the controller's one condition; the engine builds the
+    others)."""
+    conditions = stamp(final.conditions, [spec_valid(problem)], now.wall, generation)
+    return final.model_copy(update={"conditions": conditions})
 
 
 def _parsed_spec(body: Any, memory: PairMemory) -> FailoverPairSpec:
@@ -181,23 +208,16 @@ def _parsed_spec(body: Any, memory: PairMemory) -> FailoverPairSpec:
     return memory.spec[1]
 
 
-async def _pod_of(
-    rt: Runtime, namespace: str, spec: FailoverPairSpec, member: Member
-) -> str | None:
-    ref = getattr(spec.members, member)
-    selector = ref.selector.match_labels if ref.selector else None
-    return await pods.resolve(rt.api, namespace, ref.pod_name, selector)
-
-
-def _member(book: PairBook, member: Member, pod_name: str | None) -> MemberObservation:
+def _member(book: PairBook, member: Member, pod: pods.Resolution) -> MemberObservation:
     seen = book.members.get(member)
-    if seen is None or seen.deleted:
-        return MemberObservation(pod_name=pod_name, pod_running=pod_name is not None)
+    alive = seen is not None and not seen.deleted
     return MemberObservation(
-        pod_name=pod_name,
-        pod_running=pod_name is not None,
-        last_seen=seen.last_seen,
-        report=seen.report,
+        pod_name=pod.name,
+        pod_running=pod.running,
+        last_seen=seen.last_seen if seen is not None and alive else None,
+        report=seen.report if seen is not None and alive else MemberObservation().report,
+        pod_problem=pod.problem,
+        labels=pod.labels if pod.name else None,
     )
 
 
@@ -213,7 +233,7 @@ async def _apply(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if isinstance(write, dispatch.WriteActiveLease):
         member = write.member
-        await leases.write_active(
+        written = await leases.write_active(
             rt.api,
             namespace,
             name,
@@ -224,7 +244,9 @@ async def _apply(
             expected_epoch=write.expected_epoch,
             now=rt.clock.wall(),
         )
+        book.see_active(active_sighting(written))  # the watch may bring it later
     elif isinstance(write, dispatch.RouteService):
+        # False: the Service does not exist; the engine reports that (Ready=ServiceMissing).
         await services.point_at(rt.api, namespace, spec.service, name, write.member)
     elif isinstance(write, dispatch.RoleMoved):
         reaction = rt.clock.monotonic() - (book.woken_at or rt.clock.monotonic())
@@ -244,93 +266,53 @@ def _event(body: Any, kind: dispatch.EventType, reason: str, message: str) -> No
     (events.normal if kind == "Normal" else events.warning)(body, reason, message)
 
 
-def _routine_only(before: dict[str, Any], after: dict[str, Any], spec: FailoverPairSpec) -> bool:
-    """True when all that changed is what moves with every renewal: heartbeat times, CPU and
-    calls, and the secondary's last contact with the primary (with its licensing deadline)
-    moving forward by less than a hundredth of the contact limit (14.4 h of the default 60
-    days). Writing those would add one status write per renewal to the heartbeat budget, which
-    the agents' renewals use up on their own; the engine reads the live values from the member
-    Leases, the secondary's agent keeps its contact on disk, and the stored contact only backs
-    both up. Stale by up to the tolerance, it errs early: the licence deadline derived from it
-    comes sooner, never later."""
-    tolerance = spec.licensing.max_seconds_since_contact / 100
-
-    def moved(path: tuple[str, ...]) -> bool:
-        old, new = _dig(before, path), _dig(after, path)
-        if old is None or new is None:
-            return old is not new
-        shift = (_instant(new) - _instant(old)).total_seconds()
-        return not 0 <= shift < tolerance
-
-    def strip(status: dict[str, Any]) -> dict[str, Any]:
-        members = {
-            m: {
-                k: v
-                for k, v in (status.get("members") or {}).get(m, {}).items()
-                if k not in VOLATILE_MEMBER_FIELDS and k != "primaryContact"
-            }
-            for m in MEMBERS
-        }
-        licensing = {
-            k: v for k, v in (status.get("licensing") or {}).items() if k != "secondaryDeadline"
-        }
-        return {**status, "members": members, "licensing": licensing}
-
-    if strip(before) != strip(after):
-        return False
-    return not moved(("members", "secondary", "primaryContact")) and not moved(
-        ("licensing", "secondaryDeadline")
-    )
-
-
-def _dig(data: dict[str, Any], path: tuple[str, ...]) -> Any:
-    for key in path:
-        data = (data or {}).get(key) or {}
-    return data or None
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+def _written_base(body: Any, stored: FailoverPairStatus, memory: PairMemory) -> FailoverPairStatus:
+    """The status to compare a new one with: what is stored, unless the watch has not yet
+    delivered our own last write (then that write). A status someone else wrote is stored,
+    so it differs from what the engine derived from the Lease and is overwritten."""
+    if memory.status is None:
+        return stored
+    version = str(body["metadata"].get("resourceVersion") or "")
+    try:
+        behind = int(version) < int(memory.status_version)
+    except ValueError:
+        behind = False
+    return memory.status if behind else stored
 
 
 async def _write_status(
     rt: Runtime,
-    namespace: str,
-    name: str,
+    body: Any,
     spec: FailoverPairSpec,
-    previous: FailoverPairStatus,
+    base: FailoverPairStatus,
     final: FailoverPairStatus,
     memory: PairMemory,
 ) -> None:
-    if final == previous:
+    meta = body["metadata"]
+    if not worth_writing(base, final, spec):
+        memory.status = memory.status or final
         return
-    before, after = previous.to_wire(), final.to_wire()
-    if memory.status is not None and _routine_only(before, after, spec):
-        return
+    before, after = base.to_wire(), final.to_wire()
     delta = status.changed(before, after)
     for key in before.keys() - after.keys():
         delta[key] = None  # merge-patch deletes what the engine dropped
-    await status.patch(rt.api, namespace, name, delta)
+    written = await status.patch(rt.api, meta["namespace"], meta["name"], delta)
     memory.status = final
+    memory.status_version = str(
+        ((written or {}).get("metadata") or {}).get("resourceVersion") or ""
+    )
 
 
 async def _reject_spec(rt: Runtime, body: Any, memory: PairMemory, error: SpecError) -> None:
     meta = body["metadata"]
     current = parse_status(body.get("status"))
-    condition = Condition(
-        type="SpecValid",
-        status="False",
-        reason="InvalidSpec",
-        message=str(error)[:1000],
-        last_transition_time=rt.clock.wall(),
-        observed_generation=meta.get("generation"),
-    )
-    kept = [c for c in current.conditions if c.type != "SpecValid"]
     old = next((c for c in current.conditions if c.type == "SpecValid"), None)
-    if old and old.status == "False" and old.message == condition.message:
+    message = str(error)[:1000]
+    if old and old.status == "False" and old.message == message:
         return
-    events.warning(body, "InvalidSpec", str(error)[:1000])
-    updated = current.model_copy(update={"conditions": [*kept, condition]})
+    events.warning(body, "InvalidSpec", message)
+    now = Now(rt.clock.monotonic(), rt.clock.wall())
+    updated = _with_spec_valid(current, message, now, meta.get("generation"))
     await status.patch(
         rt.api, meta["namespace"], meta["name"], {"conditions": updated.to_wire()["conditions"]}
     )
@@ -368,60 +350,9 @@ def _export(
 
 def still_quiet(memory: PairMemory, book: PairBook, now: float) -> float | None:
     """After a timed wake-up with no report in between: seconds until the next thing could be
-    due, or None when something is (then run the step). A member that renewed meanwhile has
-    moved its own deadline, so most wake-ups cost a few comparisons, not a reconciliation."""
-    if memory.window is None or memory.timers_at is None:
-        return None
-    soonest = min([memory.timers_at, *_unjudged(book, memory.window, memory.checked_at)])
-    return soonest - now if soonest > now else None
+    due, or None when something is (then run the step); see engine.schedule.still_quiet."""
+    return quiet_for(memory.timers_at, memory.window, _last_seen(book), memory.checked_at, now)
 
 
-def _unjudged(book: PairBook, window: float, checked_at: float) -> list[float]:
-    """Members' loss deadlines that fall after the last step: those already past were judged
-    then (a dead member must not keep its pair's reconciler spinning)."""
-    deadlines = (s.last_seen + window + 0.01 for s in book.members.values() if not s.deleted)
-    return [d for d in deadlines if d > checked_at]
-
-
-def _next_look(
-    spec: FailoverPairSpec,
-    sizing: HeartbeatSizing,
-    book: PairBook,
-    final: FailoverPairStatus,
-    memory: PairMemory,
-    both_up: bool,
-    now: Now,
-) -> float:
-    """Sleep until the next moment something could be due, never on a fixed tick: a member's
-    window running out, the licence deadline, a replication Job, a new pair's settle time.
-    Reports that matter wake the reconciler early (observations.PairBook.nudge)."""
-    timers = _timers(spec, sizing, final, memory, both_up, now)
-    memory.window, memory.timers_at = sizing.window, now.monotonic + timers
-    book.window = sizing.window
-    memory.checked_at = now.monotonic
-    pending = _unjudged(book, sizing.window, now.monotonic)
-    return max(0.01, min([timers, *(d - now.monotonic for d in pending)]))
-
-
-def _timers(
-    spec: FailoverPairSpec,
-    sizing: HeartbeatSizing,
-    final: FailoverPairStatus,
-    memory: PairMemory,
-    both_up: bool,
-    now: Now,
-) -> float:
-    """Seconds until the earliest due time that does not move with heartbeats."""
-    waits = [HOUSEKEEPING]
-    deadline = final.licensing.secondary_deadline
-    if deadline is not None and final.active_member == "secondary":
-        waits.append((deadline - now.wall).total_seconds() + 0.01)
-    if final.epoch == 0 or any(
-        c.type == "SplitBrainSuspected" and c.status == "True" for c in final.conditions
-    ):
-        waits.append(sizing.renew_period)
-    if memory.replication.running is None and both_up and not spec.paused:
-        due_in = replication.seconds_until_due(spec, final, now.wall)
-        # Due with unchanged data, or due yet not started: look again later, not in a loop.
-        waits.append(due_in if due_in > 0 else REPLICATION_RETRY)
-    return max(0.01, min(waits))
+def _last_seen(book: PairBook) -> list[float]:
+    return [s.last_seen for s in book.members.values() if not s.deleted]

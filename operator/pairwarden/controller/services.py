@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubernetes_asyncio import client
 
-from pairwarden.controller.client import MERGE_PATCH
+from pairwarden.controller.client import MERGE_PATCH, status_of
 from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR
 
 NOBODY = "none"
@@ -16,10 +18,28 @@ def selector_for(pair: str, member: str | None) -> dict[str, str]:
 
 async def point_at(
     api: client.ApiClient, namespace: str, name: str, pair: str, member: str | None
-) -> None:
+) -> bool:
     """Merge our two keys over the user's selector. No read first: the merge patch is
-    idempotent, and the flip is the one write a caller waits for."""
-    await client.CoreV1Api(api).patch_namespaced_service(
-        name, namespace, {"spec": {"selector": selector_for(pair, member)}},
-        _content_type=MERGE_PATCH,
-    )  # fmt: skip
+    idempotent, and the flip is the one write a caller waits for. False when the Service
+    does not exist (the engine reports that as a condition; retrying cannot fix it)."""
+    body = {"spec": {"selector": selector_for(pair, member)}}
+    try:
+        await client.CoreV1Api(api).patch_namespaced_service(
+            name, namespace, body, _content_type=MERGE_PATCH
+        )
+    except client.ApiException as error:
+        if status_of(error) == 404:
+            return False
+        raise
+    return True
+
+
+async def read_selector(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """The Service's selector, or None when the Service does not exist."""
+    try:
+        service = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
+    except client.ApiException as error:
+        if status_of(error) == 404:
+            return None
+        raise
+    return dict((service.spec.selector if service.spec else None) or {})

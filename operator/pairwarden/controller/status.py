@@ -10,10 +10,15 @@ from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.client import MERGE_PATCH
 
 
-async def patch(api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]) -> None:
-    await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+async def patch(
+    api: client.ApiClient, namespace: str, name: str, status: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge-patch the status; the object as written (its resourceVersion tells a later read
+    whether the watch has delivered this write yet)."""
+    written = await client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
     )
+    return written if isinstance(written, dict) else {}
 
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

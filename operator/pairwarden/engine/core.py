@@ -7,16 +7,17 @@ The rules, in the order they are tried, are documented in docs/behaviour.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pairwarden.api.models import (
     ActiveMember,
-    Condition,
     DriftStatus,
     FailbackType,
     FailoverPairSpec,
     FailoverPairStatus,
+    Handoff,
     LicensingStatus,
     MemberStatus,
     MemberStatuses,
@@ -24,7 +25,17 @@ from pairwarden.api.models import (
     RequestStatus,
     Transition,
 )
+from pairwarden.engine.conditions import (
+    READY_PROBLEMS,
+    Check,
+    ReadyInputs,
+    find,
+    members_resolved,
+    ready,
+    stamp,
+)
 from pairwarden.engine.types import (
+    REVOKE_FIRST,
     AckRequest,
     Action,
     Activate,
@@ -35,11 +46,25 @@ from pairwarden.engine.types import (
     MemberObservation,
     Now,
     Observed,
+    Route,
     UpdateStatus,
     Warn,
 )
-from pairwarden.protocol import MEMBERS, Member, MemberReport, other
+from pairwarden.protocol import (
+    LABEL_MEMBER,
+    LABEL_PAIR,
+    MEMBERS,
+    PREFIX,
+    Member,
+    MemberReport,
+    member_labels,
+    other,
+)
 
+# Failures after which a member cannot be answering: its grant ran out (it fences itself
+# within W - R/2 of its last renewal; the operator waits W) or its pod is not running. A move
+# away from it needs no revoke first.
+CANNOT_ANSWER = frozenset({Cause.HEARTBEAT_LOST, Cause.POD_GONE})
 HISTORY_LIMIT = 32  # transitions kept in status; flap damping needs only those in the period
 
 
@@ -77,11 +102,14 @@ def judge(
     name: Member,
     seen: MemberObservation,
     now: Now,
+    problem: str | None = None,
 ) -> MemberHealth:
     """Whether a member can serve, and if not, the cause to name."""
     report = seen.report
     failure: Cause | None = None
-    if not seen.pod_running:
+    if problem is not None or seen.pod_problem is not None:
+        failure = Cause.POD_UNRESOLVED
+    elif not seen.pod_running:
         failure = Cause.POD_GONE
     elif not report.agent_running:
         failure = Cause.AGENT_STOPPED
@@ -136,20 +164,73 @@ def is_held(spec: FailoverPairSpec, status: FailoverPairStatus, now: Now) -> boo
     return recent >= spec.flap_damping.max_transitions
 
 
+@dataclass(frozen=True)
+class Truth:
+    """Who is active and at which epoch, from the active Lease (or the status when no Lease
+    was read). `floor` is the highest epoch anyone holds: the next write goes above it, since
+    agents ignore an epoch lower than their own. `rewrite` says why the Lease itself must be
+    written again even if its holder stays (it names a stranger, or an epoch agents ignore)."""
+
+    holder: ActiveMember
+    epoch: int
+    floor: int
+    rewrite: str | None = None
+
+
+def read_truth(observed: Observed) -> Truth:
+    """The active Lease is the one record of who is active; a status written by anyone (a
+    restored backup, a person's patch) never overrides it."""
+    reported = max(observed.primary.report.epoch, observed.secondary.report.epoch)
+    lease = observed.lease
+    if lease is None:
+        status = observed.status
+        return Truth(status.active_member, status.epoch, max(status.epoch, reported))
+    floor = max(lease.epoch, reported)
+    if not lease.holder:
+        holder: ActiveMember = "none"
+    else:
+        named = [m for m in MEMBERS if observed.member(m).pod_name == lease.holder]
+        if len(named) != 1:
+            return Truth("none", lease.epoch, floor, f"it names {lease.holder}, no member's pod")
+        holder = named[0]
+    if floor > lease.epoch:
+        return Truth(holder, lease.epoch, floor, f"agents hold epoch {floor} > {lease.epoch}")
+    return Truth(holder, lease.epoch, floor)
+
+
+def member_problems(observed: Observed) -> dict[Member, str]:
+    """Why a member names no single running pod of its own: the controller says when its
+    podName/selector matches none or several; two members naming one pod is caught here."""
+    problems: dict[Member, str] = {
+        m: p for m in MEMBERS if (p := observed.member(m).pod_problem) is not None
+    }
+    first, second = observed.primary.pod_name, observed.secondary.pod_name
+    if first is not None and first == second:
+        problems["secondary"] = (
+            f"spec.members.secondary resolves to {second}, the pod of spec.members.primary"
+        )
+    return problems
+
+
 def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     """One reconciliation: who should hold the active role now, and what to record."""
     status = observed.status
-    health = {m: judge(spec, status, m, observed.member(m), now) for m in MEMBERS}
-    holder = status.active_member
+    problems = member_problems(observed)
+    health = {m: judge(spec, status, m, observed.member(m), now, problems.get(m)) for m in MEMBERS}
+    truth = read_truth(observed)
+    holder = truth.holder
+    handoff = _pending_handoff(status.handoff, truth)
     held = is_held(spec, status, now)
     actions: list[Action] = []
     change: tuple[ActiveMember, Cause] | None = None
     last_request = status.last_request
+    why: list[str] = []
 
     request = observed.request
     if request is not None and (last_request is None or last_request.id != request.id):
-        change, ack = _manual(request, holder, health)
+        change, ack = _manual(request, holder, health, handoff)
         actions.append(ack)
+        why.append(f"request {ack.id}: {ack.outcome}")
         last_request = RequestStatus(
             id=ack.id, action=ack.action, outcome=ack.outcome, message=ack.message, time=now.wall
         )
@@ -169,41 +250,82 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
         )
 
     split_since = _split_brain_since(status, health, now)
-    if change is None and not spec.paused:
-        if status.epoch == 0 and not _settled(spec, status, now):
+    if change is None and handoff is not None:
+        change, handoff = _continue_handoff(spec, handoff, health, now)
+        if handoff is not None:
+            why.append(
+                f"waiting for {handoff.from_} to stop answering before granting {handoff.to}"
+            )
+    elif change is None and not spec.paused:
+        if truth.epoch == 0 and not _settled(spec, status, now):
             change = _new_pair(health)
         else:
-            change = _automatic(
-                spec, health, holder, held, new_calls, split_since, status.last_transition, now
-            )
+            change = _automatic(spec, status, health, holder, held, new_calls, split_since, now)
+    if change is None and truth.rewrite is not None:
+        change = (
+            (holder if holder == "none" or health[holder].eligible else "none"),
+            (Cause.LEASE_REPAIRED),
+        )
 
-    epoch = status.epoch
+    epoch = truth.epoch
     transitions = list(status.transitions)
     last_transition = status.last_transition
     no_active_since = status.no_active_since
-    if change is not None and change[0] != holder:
+    if change is not None and (change[0] != holder or truth.rewrite is not None):
         target, cause = change
-        epoch += 1
-        if target == "none":
-            actions.append(Deactivate(epoch=epoch, cause=cause, previous=holder))
-            no_active_since = now.wall
-        else:
-            actions.append(Activate(member=target, epoch=epoch, cause=cause, previous=holder))
-        last_transition = Transition(
-            time=now.wall,
-            from_=holder,
-            to=target,
-            cause=cause.value,
-            epoch=epoch,
-            duration_seconds=_outage_seconds(holder, cause, health, no_active_since, now),
+        # A member whose grant expired during a handoff answers no more, whatever its last
+        # (stale) report says.
+        waived = handoff.from_ if handoff is not None and _expired(spec, handoff, now) else None
+        others = [m for m in MEMBERS if m not in (target, waived) and health[m].answering]
+        revoke = target != "none" and (
+            bool(others)
+            or (holder != "none" and holder != target and _may_answer(health[holder], cause))
         )
-        if target != "none":
-            no_active_since = None
-        transitions = [*transitions, last_transition][-HISTORY_LIMIT:]
-        holder = target
+        epoch = truth.floor + 1
+        if revoke and target != "none":
+            old: Member = other(target)
+            if holder != "none" or truth.rewrite is not None:
+                actions.append(
+                    Deactivate(epoch, cause, previous=holder, expected_epoch=truth.epoch)
+                )
+            else:
+                epoch = truth.epoch  # nobody is named: nothing to revoke, only to wait for
+            handoff = Handoff(from_=old, to=target, cause=cause.value, epoch=epoch, since=now.wall)
+            why.append(f"{cause.value}: revoked {old} at epoch {epoch}; {target} waits for it")
+            no_active_since = no_active_since or now.wall
+            holder = "none"
+        else:
+            previous = handoff.from_ if handoff is not None else holder
+            if target == "none":
+                actions.append(
+                    Deactivate(epoch, cause, previous=previous, expected_epoch=truth.epoch)
+                )
+                no_active_since = no_active_since or now.wall
+            else:
+                actions.append(
+                    Activate(target, epoch, cause, previous=previous, expected_epoch=truth.epoch)
+                )
+            if target != holder or previous != target:
+                last_transition = Transition(
+                    time=now.wall,
+                    from_=previous,
+                    to=target,
+                    cause=cause.value,
+                    epoch=epoch,
+                    duration_seconds=_outage_seconds(holder, cause, health, no_active_since, now),
+                )
+                transitions = [*transitions, last_transition][-HISTORY_LIMIT:]
+            why.append(f"{cause.value}: {previous} -> {target} at epoch {epoch}")
+            if target != "none":
+                no_active_since = None
+            holder = target
+            handoff = None
     elif holder == "none" and no_active_since is None:
         no_active_since = now.wall
 
+    routing = _routing_repair(observed, holder, actions)
+    if routing is not None:
+        why.append(routing.reason)
     new_status = _status(
         spec,
         observed,
@@ -216,38 +338,170 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
         last_request=last_request,
         no_active_since=no_active_since,
         split_brain=split_since is not None,
-    )
+    ).model_copy(update={"handoff": handoff})
     held_after = is_held(spec, new_status, now)
+    checks = _checks(spec, observed, new_status, health, held_after, split_since, problems)
+    conditions = stamp(
+        status.conditions,
+        checks,
+        now.wall,
+        observed.generation,
+        since={"SplitBrainSuspected": split_since} if split_since is not None else None,
+    )
+    ready_check = next(c for c in checks if c.type == "Ready")
+    silent = ready_check.reason == "HolderNotAnswering"
     new_status = new_status.model_copy(
         update={
-            "phase": _phase(spec, holder, health, held_after),
-            "conditions": _conditions(
-                spec,
-                status.conditions,
-                new_status,
-                health,
-                held_after,
-                split_since,
-                now,
-                observed.generation,
-            ),
+            "phase": _phase(spec, holder, health, held_after, handoff is not None),
+            "conditions": conditions,
+            "holder_silent_since": (status.holder_silent_since or now.wall) if silent else None,
         }
     )
     drift = _drift_warning(status, new_status)
     if drift is not None:
         actions.append(drift)
-    if _material(new_status) != _material(status):
+    actions.extend(_problem_events(status, checks))
+    if worth_writing(status, new_status, spec):
         actions.append(UpdateStatus(new_status))
-    return Decision(actions=tuple(actions), status=new_status)
+    if not why:
+        why.append(f"no change: {ready_check.message}")
+    return Decision(
+        actions=tuple(actions),
+        status=new_status,
+        reason="; ".join(why),
+        replicate=all(health[m].failure is None for m in MEMBERS),
+    )
+
+
+def _may_answer(old: MemberHealth, cause: Cause) -> bool:
+    """Whether a move away from `old` must revoke it first: a discretionary or requested move
+    from a holder that may still be answering."""
+    return cause in REVOKE_FIRST and (old.failure is None or old.failure not in CANNOT_ANSWER)
+
+
+def _pending_handoff(handoff: Handoff | None, truth: Truth) -> Handoff | None:
+    """A handoff still stands while the Lease is where the revoke left it: nobody named at
+    the revoke's epoch. Any other Lease (a foreign write, a newer operator) ends it."""
+    if handoff is None or truth.holder != "none" or truth.epoch != handoff.epoch:
+        return None
+    return handoff
+
+
+def _continue_handoff(
+    spec: FailoverPairSpec, handoff: Handoff, health: dict[Member, MemberHealth], now: Now
+) -> tuple[tuple[ActiveMember, Cause] | None, Handoff | None]:
+    """Grant the new holder once the old one stopped answering (its report says so) or its
+    grant expired (W after the revoke: the agent fences itself within W - R/2 of its last
+    confirmation of the Lease). Meanwhile, if the target can no longer serve, the old holder
+    may have the role back at once: it is the only one that might be answering."""
+    cause = Cause(handoff.cause)
+    old, target = health[handoff.from_], health[handoff.to]
+    released = not old.answering or _expired(spec, handoff, now)
+    if released and target.eligible:
+        return (handoff.to, cause), handoff
+    if not target.eligible and old.eligible:
+        return (handoff.from_, cause), handoff
+    if released:
+        return None, None  # neither can take it now: the automatic rules decide next look
+    return None, handoff
+
+
+def _expired(spec: FailoverPairSpec, handoff: Handoff, now: Now) -> bool:
+    """The revoked holder's grant has run out: W after the revoke (its agent stops answering
+    within W - R/2 of its last confirmation of the Lease, which came before the revoke)."""
+    return (now.wall - handoff.since).total_seconds() >= window_seconds(spec)
+
+
+def _routing_repair(
+    observed: Observed, holder: ActiveMember, actions: list[Action]
+) -> Route | None:
+    """Service selector and pod labels follow the Lease; repair them when they differ (a flip
+    cut short, a foreign write). A role change this step routes anyway."""
+    routing = observed.routing
+    if routing is None or any(isinstance(a, Activate | Deactivate) for a in actions):
+        return None
+    wrong: list[str] = []
+    if routing.exists:
+        routed = routing.selector.get(LABEL_MEMBER)
+        if routed != holder or routing.selector.get(LABEL_PAIR) != observed.pair:
+            wrong.append(f"Service {observed.service} selects {routed or 'no member'}")
+    for name in MEMBERS:
+        seen = observed.member(name)
+        if seen.labels is None or seen.pod_name is None:
+            continue
+        wanted = member_labels(observed.pair, name, active=name == holder)
+        if any(seen.labels.get(k) != v for k, v in wanted.items()):
+            wrong.append(f"pod {seen.pod_name} is labelled {_shown(seen.labels, wanted)}")
+    if not wrong:
+        return None
+    route = Route(holder, f"repaired routing to {holder}: " + ", ".join(wrong))
+    actions.append(route)
+    actions.append(Warn("RoutingRepaired", route.reason))
+    return route
+
+
+def _shown(labels: Mapping[str, str], wanted: Mapping[str, str]) -> str:
+    return ",".join(f"{k.removeprefix(PREFIX)}={labels.get(k, '')}" for k in wanted)
+
+
+def _problem_events(status: FailoverPairStatus, checks: list[Check]) -> list[Warn]:
+    """One Warning Event when a condition takes a reason a person must act on."""
+    return [
+        Warn(check.reason, check.message)
+        for check in checks
+        if _needs_person(check)
+        and getattr(find(status, check.type), "reason", None) != check.reason
+    ]
+
+
+def _reason(status: FailoverPairStatus, kind: str) -> str | None:
+    condition = find(status, kind)
+    return condition.reason if condition is not None else None
+
+
+def _needs_person(check: Check) -> bool:
+    if check.type == "Ready":
+        return check.reason in READY_PROBLEMS
+    return check.type == "MembersResolved" and not check.status
+
+
+def worth_writing(
+    before: FailoverPairStatus, after: FailoverPairStatus, spec: FailoverPairSpec
+) -> bool:
+    """The one status-write filter. Not worth a write: what moves with every renewal
+    (heartbeat times, CPU, calls in progress), nor the secondary's last contact with the
+    primary (with its licensing deadline) moving forward by less than a hundredth of the
+    contact limit (14.4 h of the default 60 days). Writing those would add one status write
+    per renewal to the heartbeat budget; the engine reads the live values from the member
+    Leases and the secondary's agent keeps its contact on disk. Stale by up to the tolerance,
+    the stored contact errs early: the deadline derived from it comes sooner, never later."""
+    if before == after:
+        return False
+    tolerance = spec.licensing.max_seconds_since_contact / 100
+
+    def moved(old: datetime | None, new: datetime | None) -> bool:
+        if old is None or new is None:
+            return old is not new
+        return not 0 <= (new - old).total_seconds() < tolerance
+
+    if moved(before.members.secondary.primary_contact, after.members.secondary.primary_contact):
+        return True
+    if moved(before.licensing.secondary_deadline, after.licensing.secondary_deadline):
+        return True
+    return _material(before) != _material(after)
 
 
 # --------------------------------------------------------------------------------- rules
 
 
 def _manual(
-    request: ManualRequest, holder: ActiveMember, health: dict[Member, MemberHealth]
+    request: ManualRequest,
+    holder: ActiveMember,
+    health: dict[Member, MemberHealth],
+    handoff: Handoff | None,
 ) -> tuple[tuple[ActiveMember, Cause] | None, AckRequest]:
-    """Manual failover/failback: immediate, honoured even when paused or held."""
+    """Manual failover/failback: honoured even when paused or held; like every move away
+    from a holder that can serve, it revokes first and grants once the old one stopped."""
     targets: dict[str, tuple[Member, Cause]] = {
         "failover": ("secondary", Cause.MANUAL_FAILOVER),
         "failback": ("primary", Cause.MANUAL_FAILBACK),
@@ -257,6 +511,10 @@ def _manual(
             request.id, request.action, "Refused", "unknown action: use failover or failback"
         )
     target, cause = targets[request.action]
+    if handoff is not None and handoff.to == target:
+        return None, AckRequest(
+            request.id, request.action, "Accepted", f"{target} is being made active"
+        )
     if holder == target:
         return None, AckRequest(
             request.id, request.action, "AlreadyActive", f"{target} is already active"
@@ -274,7 +532,7 @@ def _manual(
             f"{target} licensing ran out ({member.licence_reason})",
         )
     return (target, cause), AckRequest(
-        request.id, request.action, "Accepted", f"{target} made active"
+        request.id, request.action, "Accepted", f"{target} is being made active"
     )
 
 
@@ -325,12 +583,12 @@ def _split_brain_since(
 
 def _automatic(
     spec: FailoverPairSpec,
+    status: FailoverPairStatus,
     health: dict[Member, MemberHealth],
     holder: ActiveMember,
     held: bool,
     new_calls: list[Member],
     split_since: datetime | None,
-    last_transition: Transition | None,
     now: Now,
 ) -> tuple[ActiveMember, Cause] | None:
     """The automatic rules, most urgent first. None means: keep the holder."""
@@ -349,6 +607,15 @@ def _automatic(
         return fallback, active.failure
     if not active.licensed:
         return fallback, Cause.LICENSING_EXPIRED
+    # Healthy by its heartbeat, yet not answering at its epoch for longer than a window (it
+    # cannot read the Lease, its voicemail refuses the order): it is not serving anyone.
+    silent = status.holder_silent_since
+    if (
+        silent is not None
+        and standby.eligible
+        and (now.wall - silent).total_seconds() > window_seconds(spec)
+    ):
+        return standby.name, Cause.NOT_ANSWERING
 
     # Both answer for longer than the fencing bound: the reference keeps the primary.
     if (
@@ -366,7 +633,7 @@ def _automatic(
         return standby.name, Cause.EXCESSIVE_CPU
     if spec.force_failover_on_inactive_call and standby.name in new_calls:
         return standby.name, Cause.INACTIVE_CALL
-    if holder == "secondary" and scheduled_failback_due(spec, last_transition, now):
+    if holder == "secondary" and scheduled_failback_due(spec, status.last_transition, now):
         return "primary", Cause.SCHEDULED_FAILBACK
     return None
 
@@ -492,8 +759,14 @@ def _member_status(
 
 
 def _phase(
-    spec: FailoverPairSpec, holder: ActiveMember, health: dict[Member, MemberHealth], held: bool
+    spec: FailoverPairSpec,
+    holder: ActiveMember,
+    health: dict[Member, MemberHealth],
+    held: bool,
+    handing_over: bool,
 ) -> Phase:
+    if handing_over:
+        return Phase.HANDING_OVER
     if spec.paused:
         return Phase.PAUSED
     if holder == "none":
@@ -507,33 +780,41 @@ def _phase(
     return Phase.FAILED_OVER if holder == "secondary" else Phase.HEALTHY
 
 
-def _conditions(
+def _checks(
     spec: FailoverPairSpec,
-    previous: list[Condition],
+    observed: Observed,
     status: FailoverPairStatus,
     health: dict[Member, MemberHealth],
     held: bool,
     split_since: datetime | None,
-    now: Now,
-    generation: int | None,
-) -> list[Condition]:
+    problems: dict[Member, str],
+) -> list[Check]:
     holder = status.active_member
-    serving = holder != "none" and health[holder].eligible
+    member = health[holder] if holder != "none" else None
+    failure: str | None = None
+    if member is not None and not member.eligible:
+        failure = member.failure.value if member.failure else member.licence_reason
+    readiness = ready(
+        ReadyInputs(
+            holder=holder,
+            epoch=status.epoch,
+            holder_failure=failure,
+            holder_seen=member.observation if member else None,
+            routing=observed.routing,
+            service=observed.service,
+            handoff_to=status.handoff.to if status.handoff else None,
+        )
+    )
     licensed = health["secondary"].licensed
-    wanted = [
-        (
-            "Ready",
-            serving,
-            "Serving" if serving else "NotServing",
-            f"{holder} is active and serving" if serving else "no member is serving calls",
-        ),
-        (
+    return [
+        readiness,
+        Check(
             "Active",
             holder != "none",
             "Holder" if holder != "none" else "NoHolder",
             f"active member: {holder}",
         ),
-        (
+        Check(
             "SplitBrainSuspected",
             split_since is not None,
             "BothAnswering" if split_since is not None else "OneAnswering",
@@ -541,7 +822,7 @@ def _conditions(
             if split_since is not None
             else "at most one member answers",
         ),
-        (
+        Check(
             "FlappingHeld",
             held,
             "TooManyTransitions" if held else "WithinBudget",
@@ -550,13 +831,13 @@ def _conditions(
             if held
             else "role changes within budget",
         ),
-        (
+        Check(
             "LicensingOK",
             licensed,
             "Licensed" if licensed else "LicensingExpired",
             status.licensing.reason or "",
         ),
-        (
+        Check(
             "InSync",
             status.drift.in_sync,
             "Same" if status.drift.in_sync else "Drift",
@@ -564,33 +845,17 @@ def _conditions(
             if status.drift.in_sync
             else "per-member settings differ: " + ", ".join(status.drift.differing_settings),
         ),
+        members_resolved(problems),
     ]
-    result = {c.type: c for c in previous}
-    for kind, truth, reason, message in wanted:
-        text = "True" if truth else "False"
-        before = result.get(kind)
-        since = before.last_transition_time if before and before.status == text else now.wall
-        if kind == "SplitBrainSuspected" and split_since is not None:
-            since = split_since
-        result[kind] = Condition(
-            type=kind,
-            status=text,
-            reason=reason,
-            message=message,
-            last_transition_time=since,
-            observed_generation=generation,
-        )
-    return list(result.values())
+
+
+VOLATILE_MEMBER_FIELDS = {"last_heartbeat_seen", "cpu_percent", "calls_in_progress"}
 
 
 def _material(status: FailoverPairStatus) -> object:
-    """What is worth a status write: heartbeat times and CPU samples alone are not."""
-    dumped = status.model_dump(
-        exclude={
-            "members": {
-                "primary": {"last_heartbeat_seen", "cpu_percent"},
-                "secondary": {"last_heartbeat_seen", "cpu_percent"},
-            }
-        }
-    )
-    return dumped
+    """The status less what moves with every renewal (compared with a tolerance apart)."""
+    volatile = {
+        "primary": VOLATILE_MEMBER_FIELDS,
+        "secondary": {*VOLATILE_MEMBER_FIELDS, "primary_contact"},
+    }
+    return status.model_dump(exclude={"members": volatile, "licensing": {"secondary_deadline"}})

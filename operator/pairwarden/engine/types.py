@@ -5,6 +5,7 @@ All frozen dataclasses: the engine is a function, these are its arguments and it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,18 +23,62 @@ class Cause(StrEnum):
     SERVICE_STOPPED = "ServiceStopped"  # the voicemail process reports down
     AGENT_STOPPED = "AgentStopped"  # clean agent stop (SIGTERM)
     POD_GONE = "PodGone"  # pod deleted or not running: the reference's power loss / turned off
+    POD_UNRESOLVED = "PodUnresolved"  # the member's podName/selector names no single pod
+    NOT_ANSWERING = "NotAnswering"  # healthy by its heartbeat, yet not answering at the epoch
     INACTIVE_CALL = "InactiveCall"  # a call arrived on the inactive member
     EXCESSIVE_CPU = "ExcessiveCpu"
     SCHEDULED_FAILBACK = "ScheduledFailback"
     FIRST_TO_START = "FirstToStart"  # nobody held the role: the first eligible member takes it
     PARTITION_HEALED = "PartitionHealed"  # both found answering: one is told to stop
     LICENSING_EXPIRED = "LicensingExpired"
+    LEASE_REPAIRED = "LeaseRepaired"  # the active Lease named a pod that is no member's
 
+
+class CauseKind(StrEnum):
+    """The one classification of causes: what each may do and how it is announced."""
+
+    FAULT = "Fault"  # the holder cannot serve (or the record is wrong): at once, never held
+    DISCRETIONARY = "Discretionary"  # by choice: held when flapping, revokes before it grants
+    REQUESTED = "Requested"  # a person asked: never held, revokes before it grants
+    ROUTINE = "Routine"  # the pair's normal course (first start)
+
+
+CAUSE_KINDS: dict[Cause, CauseKind] = {
+    Cause.MANUAL_FAILOVER: CauseKind.REQUESTED,
+    Cause.MANUAL_FAILBACK: CauseKind.REQUESTED,
+    Cause.HEARTBEAT_LOST: CauseKind.FAULT,
+    Cause.SERVICE_STOPPED: CauseKind.FAULT,
+    Cause.AGENT_STOPPED: CauseKind.FAULT,
+    Cause.POD_GONE: CauseKind.FAULT,
+    Cause.POD_UNRESOLVED: CauseKind.FAULT,
+    Cause.NOT_ANSWERING: CauseKind.FAULT,
+    Cause.INACTIVE_CALL: CauseKind.DISCRETIONARY,
+    Cause.EXCESSIVE_CPU: CauseKind.DISCRETIONARY,
+    Cause.SCHEDULED_FAILBACK: CauseKind.DISCRETIONARY,
+    Cause.FIRST_TO_START: CauseKind.ROUTINE,
+    Cause.PARTITION_HEALED: CauseKind.FAULT,
+    Cause.LICENSING_EXPIRED: CauseKind.FAULT,
+    Cause.LEASE_REPAIRED: CauseKind.FAULT,
+}
 
 # Changes the pair makes by choice, not because the holder cannot serve: held when flapping.
 DISCRETIONARY: frozenset[Cause] = frozenset(
-    {Cause.EXCESSIVE_CPU, Cause.INACTIVE_CALL, Cause.SCHEDULED_FAILBACK}
+    c for c, k in CAUSE_KINDS.items() if k == CauseKind.DISCRETIONARY
 )
+# Moves away from a holder that can still serve: the old holder is revoked first and the new
+# one granted only once the old one stopped answering (never two answering).
+REVOKE_FIRST: frozenset[Cause] = frozenset(
+    c for c, k in CAUSE_KINDS.items() if k in (CauseKind.DISCRETIONARY, CauseKind.REQUESTED)
+)
+# Announced as Normal Events (an operator's choice or a person's request); faults Warn.
+ROUTINE: frozenset[Cause] = frozenset(
+    c for c, k in CAUSE_KINDS.items() if k in (CauseKind.ROUTINE, CauseKind.REQUESTED)
+) | {Cause.SCHEDULED_FAILBACK}
+
+
+def is_routine(cause: Cause) -> bool:
+    """True when a role change with this cause is a Normal Event, False for a Warning."""
+    return cause in ROUTINE
 
 
 @dataclass(frozen=True)
@@ -52,6 +97,28 @@ class MemberObservation:
     pod_running: bool = True
     last_seen: float | None = None  # operator monotonic time of the last observed renewal
     report: MemberReport = field(default_factory=MemberReport)
+    # Why the member's podName/selector names no single running pod (None: it names one).
+    pod_problem: str | None = None
+    # The pod's labels as read (None: not read): the Service selects on them.
+    labels: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    """The `<pair>-active` Lease as read: the one record of who is active. The agents obey
+    `holder` (a pod name, "" for nobody) and ignore an epoch lower than one they hold."""
+
+    holder: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class RoutingView:
+    """The callers' Service as read, and the running pods its whole selector matches."""
+
+    exists: bool = True
+    selector: Mapping[str, str] = field(default_factory=dict)
+    selected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,13 +131,21 @@ class ManualRequest:
 
 @dataclass(frozen=True)
 class Observed:
-    """Everything the engine may know: the previous status (its only memory) and the present."""
+    """Everything the engine may know: the previous status (its memory for clocks and
+    history), the active Lease (the truth of who is active), the Service and the members.
+
+    `lease` None means not read (the status' holder is taken); `routing` None means the
+    Service was not read (Ready then rests on the holder's report alone)."""
 
     status: FailoverPairStatus
     primary: MemberObservation
     secondary: MemberObservation
     request: ManualRequest | None = None
     generation: int | None = None
+    lease: LeaseView | None = None
+    routing: RoutingView | None = None
+    service: str = ""  # the Service's name, for messages
+    pair: str = ""  # the pair's name: the value of its pods' and selector's pair label
 
     def member(self, name: Member) -> MemberObservation:
         return self.primary if name == "primary" else self.secondary
@@ -81,21 +156,36 @@ class Observed:
 
 @dataclass(frozen=True)
 class Activate:
-    """Write the active Lease naming `member` with `epoch`, then route the Service to it."""
+    """Write the active Lease naming `member` with `epoch` (only from `expected_epoch`, the
+    epoch read), then route the Service and label the pods for it."""
 
     member: Member
     epoch: int
     cause: Cause
     previous: ActiveMember
+    # The epoch read (the write's optimistic check); None: the status' epoch (no Lease read).
+    # Not part of the action's identity: equal moves compare equal whatever was read.
+    expected_epoch: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class Deactivate:
-    """Write the active Lease naming nobody with `epoch`: no member may answer."""
+    """Write the active Lease naming nobody with `epoch`: no member may answer. Also the
+    first half of a revoke-first move (the status' `handoff` says who is granted next)."""
 
     epoch: int
     cause: Cause
     previous: ActiveMember
+    expected_epoch: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Repair what is derived from the Lease: point the Service at `member` ("none": nobody)
+    and label the member pods, because what was read differs (`reason` says how)."""
+
+    member: ActiveMember
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -123,13 +213,18 @@ class UpdateStatus:
     status: FailoverPairStatus
 
 
-Action = Activate | Deactivate | Warn | AckRequest | UpdateStatus
+Action = Activate | Deactivate | Route | Warn | AckRequest | UpdateStatus
 
 
 @dataclass(frozen=True)
 class Decision:
+    """The engine's answer. `reason` is one line for the log saying why this step did what it
+    did (or nothing); `replicate` says whether both members serve, so replication may run."""
+
     actions: tuple[Action, ...]
     status: FailoverPairStatus
+    reason: str = ""
+    replicate: bool = False
 
     @property
     def role_change(self) -> Activate | Deactivate | None:

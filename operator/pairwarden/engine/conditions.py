@@ -1,0 +1,157 @@
+"""Every condition the FailoverPair status carries, built in one place from the engine's view.
+
+`Ready` means what a caller needs: the Service selects exactly one pod, that pod is the active
+Lease holder's, and the holder's agent reports answering at the Lease's epoch. When it is not,
+its reason names the first check that fails (`READY_PROBLEMS`), so a person reads why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from pairwarden.api.models import ActiveMember, Condition, FailoverPairStatus
+from pairwarden.engine.types import MemberObservation, RoutingView
+from pairwarden.protocol import LABEL_MEMBER, Member
+
+# Ready=False reasons a person must fix (the engine cannot): announced by one Warning Event
+# when the condition takes that reason, not again while it keeps it.
+READY_PROBLEMS = frozenset({"ServiceMissing", "SeveralPodsSelected"})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One condition's verdict before it is stamped with times."""
+
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReadyInputs:
+    """What Ready is judged from: the truth (holder, epoch), the holder's state and the
+    Service as read."""
+
+    holder: ActiveMember
+    epoch: int
+    holder_failure: str | None  # why the holder cannot serve, None when it can
+    holder_seen: MemberObservation | None
+    routing: RoutingView | None  # None: the Service was not read
+    service: str
+    handoff_to: Member | None = None
+
+
+def ready(inputs: ReadyInputs) -> Check:
+    """Ready: a call through the Service is answered by the Lease holder, nothing less."""
+    holder, seen, routing, svc = inputs.holder, inputs.holder_seen, inputs.routing, inputs.service
+    if holder == "none" or seen is None:
+        if inputs.handoff_to is not None:
+            return Check(
+                "Ready",
+                False,
+                "HandingOver",
+                f"the old holder is revoked; {inputs.handoff_to} is granted once it stops "
+                "answering or its grant expires",
+            )
+        return Check("Ready", False, "NoHolder", "no member holds the active Lease")
+    if inputs.holder_failure is not None:
+        return Check(
+            "Ready", False, "HolderCannotServe", f"{holder} cannot serve: {inputs.holder_failure}"
+        )
+    pod = seen.pod_name or "?"
+    if routing is not None:
+        if not routing.exists:
+            return Check("Ready", False, "ServiceMissing", f"Service {svc} does not exist")
+        routed = routing.selector.get(LABEL_MEMBER, "none")
+        if routed != holder:
+            return Check(
+                "Ready",
+                False,
+                "ServiceNotRouted",
+                f"Service {svc} selects member {routed}, not the Lease holder {holder}",
+            )
+        if len(routing.selected) > 1:
+            return Check(
+                "Ready",
+                False,
+                "SeveralPodsSelected",
+                f"Service {svc} selects {len(routing.selected)} running pods "
+                f"({', '.join(routing.selected[:5])}): it must select {pod} alone",
+            )
+        if tuple(routing.selected) != (pod,):
+            found = routing.selected[0] if routing.selected else "no running pod"
+            return Check(
+                "Ready",
+                False,
+                "HolderPodNotSelected",
+                f"Service {svc} selects {found}, not the holder's pod {pod}",
+            )
+    report = seen.report
+    if not report.answering:
+        return Check(
+            "Ready",
+            False,
+            "HolderNotAnswering",
+            f"{holder} ({pod}) reports it is not answering calls (active Lease epoch "
+            f"{inputs.epoch})",
+        )
+    if report.epoch != inputs.epoch:
+        return Check(
+            "Ready",
+            False,
+            "HolderBehindEpoch",
+            f"{holder} ({pod}) answers at epoch {report.epoch}; the active Lease is at epoch "
+            f"{inputs.epoch}",
+        )
+    where = f" through Service {svc}" if routing is not None else ""
+    return Check(
+        "Ready", True, "Serving", f"{holder} ({pod}) answers{where} at epoch {inputs.epoch}"
+    )
+
+
+def members_resolved(problems: Mapping[Member, str]) -> Check:
+    """Each member names exactly one running pod of its own."""
+    if not problems:
+        return Check("MembersResolved", True, "OnePodEach", "each member names one running pod")
+    return Check("MembersResolved", False, "PodUnresolved", "; ".join(problems.values()))
+
+
+def stamp(
+    previous: list[Condition],
+    checks: list[Check],
+    now: datetime,
+    generation: int | None,
+    since: Mapping[str, datetime] | None = None,
+) -> list[Condition]:
+    """The new conditions: a check keeps its transition time while its status holds; those
+    not checked (SpecValid, written by the controller) are kept as they were."""
+    result = {c.type: c for c in previous}
+    for check in checks:
+        text = "True" if check.status else "False"
+        before = result.get(check.type)
+        at = before.last_transition_time if before and before.status == text else now
+        if since and check.type in since:
+            at = since[check.type]
+        result[check.type] = Condition(
+            type=check.type,
+            status=text,
+            reason=check.reason,
+            message=check.message,
+            last_transition_time=at,
+            observed_generation=generation,
+        )
+    return list(result.values())
+
+
+def find(status: FailoverPairStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def spec_valid(message: str | None) -> Check:
+    """SpecValid: None when the spec parsed, else the parser's message naming the field."""
+    if message is None:
+        return Check("SpecValid", True, "Valid", "the spec passed the operator's validation")
+    return Check("SpecValid", False, "InvalidSpec", message[:1000])

@@ -1,0 +1,92 @@
+"""When a pair's reconciler must look again: a pure function of the decision and the clock.
+
+The reconciler sleeps until the next moment something could be due, never on a fixed tick: a
+member's window running out, the licence deadline, a handoff's grant expiring, a replication
+Job, a new pair's settle time. Reports that matter wake it early (controller.observations).
+`RESYNC_SECONDS` bounds every sleep: a drift nobody announces (a foreign write to the Service,
+a pod's labels) is repaired within one resync period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pairwarden.api.models import FailoverPairSpec, FailoverPairStatus
+from pairwarden.engine.conditions import find
+from pairwarden.engine.types import Now
+
+RESYNC_SECONDS = 30.0  # the longest a pair's reconciler sleeps with nothing due
+REPLICATION_RETRY = 5.0  # the interval passed, but no Job started (no change, or no pod IP)
+DEADLINE_MARGIN = 0.01  # look just after a deadline, so it has passed when judged
+SHORTEST = 0.01
+
+
+@dataclass(frozen=True)
+class LookInputs:
+    """What the next look depends on, besides members' heartbeats."""
+
+    spec: FailoverPairSpec
+    status: FailoverPairStatus  # as decided (and written) by this step
+    now: Now
+    replication_due_in: float | None  # None: no replication can start (running, paused, down)
+
+
+def timers(inputs: LookInputs) -> float:
+    """Seconds until the earliest due time that does not move with heartbeats."""
+    spec, status, now = inputs.spec, inputs.status, inputs.now
+    window = spec.heartbeat.window_seconds
+    renew = spec.heartbeat.renew_period_seconds
+    waits = [RESYNC_SECONDS]
+    deadline = status.licensing.secondary_deadline
+    if deadline is not None and status.active_member == "secondary":
+        waits.append(_seconds_until(deadline, now) + DEADLINE_MARGIN)
+    split = find(status, "SplitBrainSuspected")
+    if status.epoch == 0 or (split is not None and split.status == "True"):
+        waits.append(renew)
+    if status.handoff is not None:
+        expiry = _seconds_until(status.handoff.since, now) + window
+        waits.append(min(renew, expiry + DEADLINE_MARGIN))
+    if status.holder_silent_since is not None:
+        waits.append(_seconds_until(status.holder_silent_since, now) + window + DEADLINE_MARGIN)
+    if inputs.replication_due_in is not None:
+        due_in = inputs.replication_due_in
+        # Due with unchanged data, or due yet not started: look again later, not in a loop.
+        waits.append(due_in if due_in > 0 else REPLICATION_RETRY)
+    return max(SHORTEST, min(waits))
+
+
+def unjudged(last_seen: Iterable[float], window: float, checked_at: float) -> list[float]:
+    """Members' loss deadlines that fall after the last step: those already past were judged
+    then (a dead member must not keep its pair's reconciler spinning)."""
+    deadlines = (seen + window + DEADLINE_MARGIN for seen in last_seen)
+    return [d for d in deadlines if d > checked_at]
+
+
+def next_look(inputs: LookInputs, last_seen: Iterable[float]) -> float:
+    """Seconds to sleep after a step: the earliest timer or member loss deadline."""
+    window = inputs.spec.heartbeat.window_seconds
+    mono = inputs.now.monotonic
+    pending = unjudged(last_seen, window, mono)
+    return max(SHORTEST, min([timers(inputs), *(d - mono for d in pending)]))
+
+
+def still_quiet(
+    timers_at: float | None,
+    window: float | None,
+    last_seen: Iterable[float],
+    checked_at: float,
+    now: float,
+) -> float | None:
+    """After a timed wake-up with no report in between: seconds until the next thing could be
+    due, or None when something is (then run the step). A member that renewed meanwhile has
+    moved its own deadline, so most wake-ups cost a few comparisons, not a reconciliation."""
+    if window is None or timers_at is None:
+        return None
+    soonest = min([timers_at, *unjudged(last_seen, window, checked_at)])
+    return soonest - now if soonest > now else None
+
+
+def _seconds_until(instant: datetime, now: Now) -> float:
+    return (instant - now.wall).total_seconds()

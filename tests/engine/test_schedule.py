@@ -1,0 +1,110 @@
+"""The two cost rules, pure: which status changes are worth a write (engine.worth_writing),
+and when a pair's reconciler next needs to look (engine.schedule)."""
+
+from datetime import UTC, datetime, timedelta
+
+from pairwarden.api.models import FailoverPairStatus, parse_spec
+from pairwarden.engine import worth_writing
+from pairwarden.engine.schedule import (
+    RESYNC_SECONDS,
+    LookInputs,
+    next_look,
+    still_quiet,
+    timers,
+)
+from pairwarden.engine.types import Now
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SPEC = parse_spec(
+    {"members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}}, "service": "calls"}
+)
+
+
+def status(contact: datetime, cpu: int = 5, phase: str = "Healthy") -> FailoverPairStatus:
+    deadline = contact + timedelta(days=60)
+    return FailoverPairStatus.model_validate(
+        {
+            "activeMember": "primary",
+            "phase": phase,
+            "epoch": 1,
+            "members": {"secondary": {"primaryContact": contact.isoformat(), "cpuPercent": cpu}},
+            "licensing": {"secondaryDeadline": deadline.isoformat()},
+        }
+    )
+
+
+def test_renewal_churn_is_not_written_but_real_changes_are() -> None:
+    before = status(T0)
+    assert not worth_writing(before, status(T0 + timedelta(seconds=10), cpu=40), SPEC)
+    hundredth = timedelta(days=60) / 100  # of the default contact limit
+    assert not worth_writing(before, status(T0 + hundredth - timedelta(seconds=1)), SPEC)
+    assert worth_writing(before, status(T0 + hundredth), SPEC)  # the backup's resolution
+    assert worth_writing(before, status(T0, phase="FailedOver"), SPEC)
+
+
+def test_a_foreign_holder_or_epoch_in_the_status_is_worth_overwriting() -> None:
+    ours = status(T0)
+    restored = ours.model_copy(update={"epoch": 99, "active_member": "secondary"})
+    assert worth_writing(restored, ours, SPEC)
+
+
+def test_contact_resolution_shrinks_with_a_short_licence() -> None:
+    short = SPEC.model_copy(
+        update={"licensing": SPEC.licensing.model_copy(update={"max_seconds_since_contact": 4})}
+    )
+    assert worth_writing(status(T0), status(T0 + timedelta(seconds=1)), short)
+
+
+def look(held: FailoverPairStatus, now: Now, due_in: float | None = None) -> LookInputs:
+    return LookInputs(spec=SPEC, status=held, now=now, replication_due_in=due_in)
+
+
+HOLDING = FailoverPairStatus.model_validate({"activeMember": "primary", "epoch": 1})
+
+
+def test_a_healthy_pair_sleeps_until_a_window_could_run_out_not_every_renewal() -> None:
+    # W = 30, R = 10; both members last renewed at 100 s.
+    wait = next_look(look(HOLDING, Now(101.0, T0)), [100.0, 100.0])
+    assert 29.0 <= wait <= 29.02 < RESYNC_SECONDS  # a loss is possible at 130 s, not before
+    wait = next_look(look(HOLDING, Now(125.0, T0)), [100.0, 100.0])
+    assert 5.0 <= wait <= 5.02
+    assert next_look(look(FailoverPairStatus(), Now(101.0, T0)), [100.0, 100.0]) == 10.0
+
+
+def test_nothing_due_still_resyncs_within_the_period() -> None:
+    """A drift nobody announces (a foreign write to the Service) is looked at within
+    RESYNC_SECONDS, however quiet the pair is."""
+    assert next_look(look(HOLDING, Now(1000.0, T0)), []) == RESYNC_SECONDS
+    assert timers(look(HOLDING, Now(1000.0, T0), due_in=900.0)) == RESYNC_SECONDS
+
+
+def test_a_dead_member_does_not_keep_its_pair_spinning() -> None:
+    held = FailoverPairStatus.model_validate({"activeMember": "secondary", "epoch": 2})
+    wait = next_look(look(held, Now(200.0, T0)), [100.0, 190.0])
+    assert 19.0 < wait <= 20.02  # the live secondary's deadline, not the dead primary's past one
+
+
+def test_a_pending_handoff_is_looked_at_each_renewal_period_and_at_its_expiry() -> None:
+    handing = FailoverPairStatus.model_validate(
+        {
+            "activeMember": "none",
+            "epoch": 2,
+            "handoff": {
+                "from": "primary",
+                "to": "secondary",
+                "cause": "ManualFailover",
+                "epoch": 2,
+                "since": (T0 - timedelta(seconds=25)).isoformat(),
+            },
+        }
+    )
+    assert 5.0 <= timers(look(handing, Now(0.0, T0))) <= 5.02  # expires 30 s after the revoke
+
+
+def test_a_timed_wake_up_costs_a_step_only_when_something_is_due() -> None:
+    assert still_quiet(None, None, [100.0], 0.0, 100.0) is None  # never stepped: step
+    timers_at = 101.0 + timers(look(HOLDING, Now(101.0, T0)))  # the resync, at 131 s
+    renewed = [125.0]  # renewed while the reconciler slept
+    quiet = still_quiet(timers_at, 30.0, renewed, 101.0, 130.02)
+    assert quiet is not None and 0 < quiet <= 1.0  # the resync (at 131) is next, not a loss
+    assert still_quiet(timers_at, 30.0, renewed, 101.0, 131.5) is None  # resync due: step
