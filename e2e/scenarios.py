@@ -22,9 +22,14 @@ def epoch(cluster: LocalCluster) -> int:
 
 
 def next_transition(cluster: LocalCluster, after_epoch: int, timeout: float = 15) -> dict[str, Any]:
-    """Wait for the status to record a role change beyond `after_epoch`; that transition."""
-    current = wait_until(lambda: status(cluster) if epoch(cluster) > after_epoch else None, timeout)
-    return dict(current["lastTransition"])
+    """Wait for the status to record a role change beyond `after_epoch`; that transition. (A
+    move by choice takes two epochs, the revoke and the grant; only the grant is a transition.)"""
+
+    def recorded() -> dict[str, Any] | None:
+        last = status(cluster).get("lastTransition") or {}
+        return dict(last) if int(last.get("epoch") or 0) > after_epoch else None
+
+    return wait_until(recorded, timeout)
 
 
 def reasons(cluster: LocalCluster) -> list[str]:
