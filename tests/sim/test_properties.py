@@ -157,6 +157,23 @@ def is_revoke(change: RoleChange) -> bool:
     return change.to == "none" and change.cause in REVOKE_FIRST
 
 
+def decisions(changes: list[RoleChange]) -> list[RoleChange]:
+    """Each discretionary move once, at the instant it was decided: a revoke-first move is
+    decided at its revoke; the grant that completes it (same cause, the next epoch) is not
+    a second decision."""
+    out: list[RoleChange] = []
+    for before, change in zip([None, *changes], changes, strict=False):
+        completes = (
+            before is not None
+            and is_revoke(before)
+            and before.cause == change.cause
+            and change.epoch == before.epoch + 1
+        )
+        if change.cause in DISCRETIONARY and not completes:
+            out.append(change)
+    return out
+
+
 def both_answering_spans(world: World) -> list[float]:
     spans, since = [], None
     for sample, following in zip(world.samples, [*world.samples[1:], None], strict=True):
@@ -279,13 +296,7 @@ def test_role_changes_per_period_are_bounded_under_flapping(
     world, _ = play(spec, schedule, 0.05)
     period = timedelta(seconds=120)
     moves = [c for c in world.changes if not is_revoke(c)]  # a revoke-first move counts once
-    # A discretionary move is decided when its old holder is revoked; the grant that follows
-    # (from nobody) completes it.
-    decided = [
-        c
-        for c in world.changes
-        if c.cause in DISCRETIONARY and (is_revoke(c) or c.previous != "none")
-    ]
+    decided = decisions(world.changes)
     for change in decided:
         before = [c for c in moves if change.wall - period < c.wall < change.wall]
         assert len(before) < 3, "a discretionary change happened while held"
@@ -313,12 +324,6 @@ def end_faults(world: World) -> None:
         world.restart_operator()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a discretionary move grants before the old holder is revoked: both answer for up "
-    "to the fencing bound when the old holder cannot hear the handoff (issue 12 deliverable 5, "
-    "revoke-before-grant, is not on main yet)",
-)
 @profile(examples=300 if CI else 150)
 @given(schedule=schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 @example(  # a manual move away from a holder whose agent was killed: it cannot hear it
@@ -351,12 +356,6 @@ def test_converges_once_the_member_faults_stop(
     converges(schedule, latency)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator takes the holder from its memory or the status, never from the active "
-    "Lease: a half-done flip or a foreign write is never repaired (issue 12 deliverable 1, "
-    "not on main yet)",
-)
 @profile(examples=150 if CI else 60)
 @given(schedule=world_schedules, latency=st.sampled_from([0.01, 0.05, 0.3]))
 @example(schedule=[(1.0, "foreign_lease", "secondary")], latency=0.05)

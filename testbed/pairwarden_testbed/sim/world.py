@@ -20,7 +20,7 @@ import heapq
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from pairwarden.agent.core import (
@@ -40,11 +40,20 @@ from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
 from pairwarden.controller.status import changed
 from pairwarden.engine import Cause, ManualRequest, MemberObservation, Now, Observed, decide
-from pairwarden.engine.types import AckRequest, UpdateStatus
-from pairwarden.protocol import MEMBERS, HeartbeatSizing, Member, MemberReport
+from pairwarden.engine.types import AckRequest, LeaseView, RoutingView, UpdateStatus
+from pairwarden.protocol import (
+    LABEL_MEMBER,
+    LABEL_PAIR,
+    MEMBERS,
+    HeartbeatSizing,
+    Member,
+    MemberReport,
+    member_labels,
+)
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
 NEVER = float("-inf")
+PAIR = "vm"  # the pair's name, its Service's name, and its pods' prefix
 CPU_HIGH, CPU_LOW = 99.0, 20.0
 API_VERBS = ("lease", "service", "labels", "status")  # the operator's writes a fault can fail
 
@@ -119,7 +128,7 @@ class SimMember:
 
     @property
     def pod(self) -> str:
-        return f"vm-{self.name}"
+        return pod_of(self.name)
 
     @property
     def alive(self) -> bool:
@@ -426,7 +435,7 @@ class World:
         self.operator_started_at = self.now
         for name, report in self.member_leases.items():
             self.observations[name] = MemberObservation(
-                pod_name=f"vm-{name}", pod_running=True, last_seen=self.now, report=report
+                pod_name=pod_of(name), pod_running=True, last_seen=self.now, report=report
             )
         self._reconcile()
 
@@ -613,7 +622,7 @@ class World:
         """agent.runner.Agent.on_active_lease: an older epoch than the one held is stale."""
         if epoch < member.epoch:
             return
-        member.holder = f"vm-{holder}" if holder != "none" else ""
+        member.holder = pod_of(holder)
         member.epoch = epoch
         member.holder_checked = seen_at
 
@@ -643,7 +652,7 @@ class World:
         if not self.operator_up:
             return
         self.observations[name] = MemberObservation(
-            pod_name=f"vm-{name}", pod_running=True, last_seen=self.now, report=report
+            pod_name=pod_of(name), pod_running=True, last_seen=self.now, report=report
         )
         self._reconcile()
 
@@ -659,18 +668,23 @@ class World:
         previous = self.memory or self.status
         observed = Observed(
             status=previous,
-            primary=self.observations.get("primary", MemberObservation(pod_name="vm-primary")),
-            secondary=self.observations.get(
-                "secondary", MemberObservation(pod_name="vm-secondary")
-            ),
+            primary=self._observed_member("primary"),
+            secondary=self._observed_member("secondary"),
             request=self.request,
             generation=1,
+            lease=LeaseView(pod_of(self.holder), self.epoch),
+            routing=RoutingView(
+                selector={LABEL_PAIR: PAIR, LABEL_MEMBER: self.selector},
+                selected=(pod_of(self.selector),) if self.selector != "none" else (),
+            ),
+            service=PAIR,
+            pair=PAIR,
         )
         decision = decide(self.spec, observed, Now(self.now, self.clock.wall()))
         self.acks += [a for a in decision.actions if isinstance(a, AckRequest)]
         final = decision.status
         try:
-            for write in dispatch.writes(decision, expected_epoch=previous.epoch):
+            for write in dispatch.writes(decision, expected_epoch=self.epoch):
                 self._apply(write)
             for action in decision.actions:
                 if isinstance(action, UpdateStatus):
@@ -689,6 +703,12 @@ class World:
         acknowledged = final.last_request.id if final.last_request else None
         if self.request is not None and acknowledged == self.request.id:
             self.request = None  # controller.requests.consume: the annotation goes
+
+    def _observed_member(self, name: Member) -> MemberObservation:
+        """What the controller reads of a member: its Lease's last renewal and its pod's
+        labels (the Service selects on them)."""
+        seen = self.observations.get(name, MemberObservation(pod_name=pod_of(name)))
+        return replace(seen, labels=member_labels(PAIR, name, active=self.labels == name))
 
     def _api(self, verb: str) -> None:
         """Raise ApiFailure when a fault answers this write."""
@@ -731,3 +751,8 @@ class World:
                         self._deliver_active(member)
 
                 self._later(member, self.latency, watch)
+
+
+def pod_of(member: ActiveMember) -> str:
+    """A member's pod name as the Lease names it ("" for nobody)."""
+    return f"{PAIR}-{member}" if member != "none" else ""
