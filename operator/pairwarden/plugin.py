@@ -232,8 +232,13 @@ def _patch_pair(api: client.ApiClient, namespace: str, name: str, patch: dict[st
     _call(
         f"FailoverPair {namespace}/{name}",
         client.CustomObjectsApi(api).patch_namespaced_custom_object,
-        GROUP, VERSION, namespace, PLURAL, name, patch,
-    )  # fmt: skip
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        name,
+        patch,
+    )
 
 
 # ------------------------------------------------------------------------------ status

@@ -12,13 +12,15 @@ class AgentMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.answering = Gauge(
-            "pairwarden_agent_answering", "1 while the fencing rule lets this member answer",
+            "pairwarden_agent_answering",
+            "1 while the fencing rule lets this member answer",
             registry=r,
-        )  # fmt: skip
+        )
         self.service_up = Gauge(
-            "pairwarden_agent_service_up", "1 while the voicemail process answers its health check",
+            "pairwarden_agent_service_up",
+            "1 while the voicemail process answers its health check",
             registry=r,
-        )  # fmt: skip
+        )
         self.epoch = Gauge("pairwarden_agent_epoch", "active-Lease epoch acted on", registry=r)
         self.renewal_age = Gauge(
             "pairwarden_agent_renewal_age_seconds",
@@ -29,9 +31,11 @@ class AgentMetrics:
             "pairwarden_agent_renewals", "member Lease writes by result", ["result"], registry=r
         )
         self.role_orders = Counter(
-            "pairwarden_agent_role_orders", "role orders sent to the voicemail process",
-            ["active"], registry=r,
-        )  # fmt: skip
+            "pairwarden_agent_role_orders",
+            "role orders sent to the voicemail process",
+            ["active"],
+            registry=r,
+        )
         self.cpu = Gauge(
             "pairwarden_agent_cpu_ratio",
             "sampled CPU of the pod as a ratio (the member report's percent / 100)",

@@ -151,11 +151,19 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         await _apply(rt, body, spec, write, pod_names, book)
     final = _with_spec_valid(decision.status, None, now, meta.get("generation"))
     source = observed.member(final.active_member) if final.active_member != "none" else None
+    step = replication.PairStep(
+        body=body,
+        spec=spec,
+        status=final,
+        pod_names=pod_names,
+        both_up=decision.replicate,
+        owner=_owner(body),
+        now=now.wall,
+        version=source.report.data_version if source else "",
+    )
     final, finished = await replication.tick(
-        rt.api, rt.replication, memory.replication, body, spec, final, pod_names,
-        decision.replicate, _owner(body), now.wall,
-        source.report.data_version if source else "", rt.jobs,
-    )  # fmt: skip
+        rt.api, rt.replication, memory.replication, step, rt.jobs
+    )
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
     await _write_status(rt, body, spec, _written_base(body, stored, memory), final, memory)

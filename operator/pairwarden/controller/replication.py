@@ -9,6 +9,7 @@ once, in the new direction. Nothing runs while the pair is paused or a member is
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -130,23 +131,38 @@ def unread_job(
     return newest if last_run is None or finished > last_run else None
 
 
+@dataclass(frozen=True)
+class PairStep:
+    """The pair as one reconcile step leaves it: what replication reads a result into and
+    starts the next Job from."""
+
+    body: Any
+    spec: FailoverPairSpec
+    status: FailoverPairStatus
+    pod_names: Mapping[Member, str | None]
+    both_up: bool  # the engine's decision: both members up, so a copy may run
+    owner: dict[str, Any]
+    now: datetime
+    version: str = ""  # the active member's data version: a change makes a copy due
+
+
 async def tick(
     api: client.ApiClient,
     settings: ReplicationSettings,
     memory: ReplicationMemory,
-    body: Any,
-    spec: FailoverPairSpec,
-    status: FailoverPairStatus,
-    pod_names: dict[Member, str | None],
-    both_up: bool,
-    owner: dict[str, Any],
-    now: datetime,
-    version: str = "",
+    step: PairStep,
     index: jobs.JobIndex | None = None,
 ) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
     """Read a finished Job into status, and start the next one when due; never the next one
     while the result of ours is unread (it may finish while we look up the pods' addresses)."""
-    meta = body["metadata"]
+    spec, status, both_up, now, version = (
+        step.spec,
+        step.status,
+        step.both_up,
+        step.now,
+        step.version,
+    )
+    meta = step.body["metadata"]
     namespace, pair = meta["namespace"], meta["name"]
     if memory.running is None and not due(spec, status, both_up, now, version):
         return status, None
@@ -172,9 +188,13 @@ async def tick(
         lag = (now - status.replication.last_success).total_seconds()
         metrics.REPLICATION_LAG.labels(namespace, pair).set(max(0.0, lag))
     if due(spec, status, both_up, now, version):
-        memory.secret = memory.secret or await secrets.ensure_token(api, namespace, pair, owner)
+        memory.secret = memory.secret or await secrets.ensure_token(
+            api, namespace, pair, step.owner
+        )
         source: Member = status.active_member  # type: ignore[assignment]
-        addresses = [await pods.ip(api, namespace, pod_names[m]) for m in (source, other(source))]
+        addresses = [
+            await pods.ip(api, namespace, step.pod_names[m]) for m in (source, other(source))
+        ]
         if all(addresses):
             urls = [f"http://{ip}:{settings.agent_port}/replication" for ip in addresses]
             job = jobs.ReplicationJob(
@@ -184,7 +204,7 @@ async def tick(
                 target_url=urls[1],
                 secret_name=memory.secret,
                 image=settings.image,
-                owner=owner,
+                owner=step.owner,
                 directories=spec.replication.directories,
                 service_account=settings.service_account,
                 epoch=status.epoch,
