@@ -20,9 +20,8 @@ NAMESPACED: set[Grant] = {
         for v in ("get", "list", "watch", "create", "update", "patch")
     },
     *{("", "pods", v) for v in ("get", "list", "patch")},
-    ("", "services", "patch"),
+    *{("", "services", v) for v in ("get", "patch")},
     # the per-pair NetworkPolicy (controller/netpol.py), with networkPolicy.enabled (default)
-    ("", "services", "get"),
     *{("networking.k8s.io", "networkpolicies", v) for v in ("get", "create", "patch")},
     ("", "events", "create"),
     *{("batch", "jobs", v) for v in ("list", "watch", "create", "delete")},
@@ -96,12 +95,11 @@ def test_namespaced_operator_rules(chart_cluster: ChartCluster) -> None:
     assert _named(rendered, "ServiceAccount", "-agent") == []
 
 
-def test_without_network_policies_the_operator_reads_no_service(
+def test_without_network_policies_the_operator_touches_no_policy(
     chart_cluster: ChartCluster,
 ) -> None:
     rendered = chart_cluster.render("single")
     (role,) = _named(rendered, "ClusterRole", "-operator")
-    assert ("", "services", "get") not in grants(role)
     assert not {g for g in grants(role) if g[1] == "networkpolicies"}
     (operator,) = rendered.of_kind("StatefulSet")
     assert "--no-network-policies" in operator["spec"]["template"]["spec"]["containers"][0]["args"]

@@ -103,10 +103,10 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "patch"]
-# The callers' Service: the operator sets its selector to the active member (no read).
+# The callers' Service: read each step, its selector set to the active member.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["patch"]
+  verbs: ["get", "patch"]
 # Events on FailoverPairs (kopf posts core Events).
 - apiGroups: [""]
   resources: ["events"]
@@ -128,11 +128,8 @@ app.kubernetes.io/component: operator
   resources: ["roles", "rolebindings"]
   verbs: ["create"]
 {{- if .Values.networkPolicy.enabled }}
-# Per pair, the NetworkPolicy over its members (controller/netpol.py): the callers' Service is
-# read for its ports, the policy read and written only when it differs.
-- apiGroups: [""]
-  resources: ["services"]
-  verbs: ["get"]
+# Per pair, the NetworkPolicy over its members (controller/netpol.py), read and written only
+# when it differs (the callers' Service, read above, gives its ports).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "create", "patch"]
