@@ -125,12 +125,13 @@ def test_kubectl_shows_the_pair_its_status_and_its_events(cluster: LocalCluster)
     start(cluster)
     before = epoch(cluster)
     cluster.request("failover")
-    next_transition(cluster, before)
+    moved = next_transition(cluster, before)  # a revoke, then the grant: two epochs on
     kubectl = [KUBECTL, "--kubeconfig", cluster.kubeconfig, "-n", cluster.namespace]
     table = subprocess.run([*kubectl, "get", "fp"], capture_output=True, text=True, check=True)
     header, row = table.stdout.splitlines()[:2]
     assert header.split()[:4] == ["NAME", "ACTIVE", "PHASE", "EPOCH"]
-    assert row.split()[:4] == ["vm", "secondary", "FailedOver", str(before + 1)]
+    assert row.split()[:4] == ["vm", "secondary", "FailedOver", str(moved["epoch"])]
+    assert moved["epoch"] == before + 2
     described = subprocess.run([*kubectl, "describe", "fp", "vm"], capture_output=True,
                                text=True, check=True).stdout  # fmt: skip
     assert "ManualFailover" in described and "primary -> secondary" in described

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pairwarden.api import FailoverPairStatus, parse_spec
-from pairwarden.api.models import FailoverPairSpec
+from pairwarden.api.models import FailoverPairSpec, Transition
 from pairwarden.engine import (
     Activate,
     Cause,
@@ -421,3 +421,38 @@ def test_a_foreign_lease_write_during_a_handoff_ends_it() -> None:
         request=request,
     )
     assert taken.status.handoff is None and taken.status.active_member == "primary"
+
+
+def test_a_holder_just_granted_gets_one_window_to_start_answering_first() -> None:
+    """A slow node hears its grant, orders its voicemail process and reports late: it is not
+    failed over for that alone. Silence counts from one window after the grant."""
+    spec = make_spec()
+    window = spec.heartbeat.window_seconds
+    granted = status("primary", 1).model_copy(
+        update={
+            "last_transition": Transition.model_validate(
+                {"time": T0, "from": "none", "to": "primary", "cause": "FirstToStart", "epoch": 1}
+            ),
+            "holder_silent_since": T0,
+        }
+    )
+    mute = seen("primary", answering=False)
+
+    def at(seconds: float) -> Decision:
+        now = Now(MONO + seconds, T0 + timedelta(seconds=seconds))
+        fresh = {"last_seen": MONO + seconds - 0.1}
+        return look(
+            LeaseView("vm-0", 1),
+            granted,
+            replace(mute, **fresh),
+            replace(seen("secondary"), **fresh),
+            routed("primary"),
+            spec=spec,
+            now=now,
+        )
+
+    assert at(window + 1).role_change is None
+    assert at(2 * window - 1).role_change is None
+    assert at(2 * window + 1).role_change == Activate(
+        "secondary", 2, Cause.NOT_ANSWERING, "primary"
+    )

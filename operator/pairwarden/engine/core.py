@@ -560,6 +560,20 @@ def _settled(spec: FailoverPairSpec, status: FailoverPairStatus, now: Now) -> bo
     return elapsed >= spec.heartbeat.renew_period_seconds
 
 
+def silence_counts_from(
+    status: FailoverPairStatus, holder: ActiveMember, window: float
+) -> datetime | None:
+    """When a holder's silence starts to count towards a NotAnswering failover. A holder
+    granted the role is silent until its agent has heard the grant, ordered its voicemail
+    process and reported back: it gets one window for that (as long as a member is given to
+    show a heartbeat), so a slow node is not failed over the instant it is granted."""
+    since = status.holder_silent_since
+    last = status.last_transition
+    if since is None or last is None or last.to != holder:
+        return since
+    return max(since, last.time + timedelta(seconds=window))
+
+
 def _new_pair(health: dict[Member, MemberHealth]) -> tuple[ActiveMember, Cause] | None:
     """A new pair's pods start together, so "first to start" would be a coin toss. The primary
     is active under normal circumstances: it wins if it can serve, and the secondary waits one
@@ -609,7 +623,7 @@ def _automatic(
         return fallback, Cause.LICENSING_EXPIRED
     # Healthy by its heartbeat, yet not answering at its epoch for longer than a window (it
     # cannot read the Lease, its voicemail refuses the order): it is not serving anyone.
-    silent = status.holder_silent_since
+    silent = silence_counts_from(status, holder, window_seconds(spec))
     if (
         silent is not None
         and standby.eligible
