@@ -52,4 +52,8 @@ def assert_nobody_serving(cluster: LocalCluster, timeout: float = 10) -> None:
     wait_until(lambda: cluster.selector().get(LABEL_MEMBER) == "none", timeout)
     wait_until(lambda: cluster.answering_members() == [], timeout)
     wait_until(lambda: cluster.call() is None, timeout)
-    assert all(cluster.pod_labels(f"vm-{m}").get(LABEL_ROLE) != "active" for m in MEMBERS)
+    # The labels are written after the Service (the flip's last write).
+    wait_until(
+        lambda: all(cluster.pod_labels(f"vm-{m}").get(LABEL_ROLE) != "active" for m in MEMBERS),
+        timeout,
+    )

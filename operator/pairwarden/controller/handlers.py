@@ -193,8 +193,9 @@ async def guard(
             try:
                 wait = quiet if quiet is not None else await step(runtime, body, memory)
             except Exception as error:  # keep guarding: the next look retries from fresh reads
+                # The memory stays: after a Lease write it holds that move's record (its
+                # transition, its handoff), which the stored status may not have yet.
                 logger.exception(f"reconcile failed, retrying: {error}")
-                memory.status = None
                 wait = ERROR_BACKOFF
             pair.woken_at = None
             try:

@@ -149,6 +149,10 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
 
     for write in dispatch.writes(decision, expected_epoch=book.active.epoch):
         await _apply(rt, body, spec, write, pod_names, book)
+        if isinstance(write, dispatch.WriteActiveLease):
+            # The role moved, whatever fails next: the next step builds on this decision
+            # (its transition, its handoff), not on a status that predates the Lease write.
+            memory.status = decision.status
     final = _with_spec_valid(decision.status, None, now, meta.get("generation"))
     source = observed.member(final.active_member) if final.active_member != "none" else None
     step = replication.PairStep(

@@ -686,6 +686,8 @@ class World:
         try:
             for write in dispatch.writes(decision, expected_epoch=self.epoch):
                 self._apply(write)
+                if isinstance(write, dispatch.WriteActiveLease):
+                    self.memory = decision.status  # controller.reconcile.step: the role moved
             for action in decision.actions:
                 if isinstance(action, UpdateStatus):
                     final = action.status
