@@ -102,6 +102,19 @@ def look(
     return decide(spec or make_spec(), observed, now)
 
 
+def revoked(request: ManualRequest) -> Decision:
+    """`request` made of a whole pair whose primary holds the role: the first step of a move
+    by choice (the primary revoked, the handoff begun)."""
+    return look(
+        LeaseView("vm-0", 1),
+        status("primary", 1),
+        seen("primary"),
+        seen("secondary"),
+        routed("primary"),
+        request=request,
+    )
+
+
 def ready(decision: Decision) -> tuple[str, str]:
     condition = {c.type: c for c in decision.status.conditions}["Ready"]
     return condition.status, condition.reason
@@ -312,14 +325,7 @@ def test_huge_licensing_clocks_do_not_overflow() -> None:
 def test_a_move_by_choice_revokes_first_and_grants_on_acknowledgement() -> None:
     spec = make_spec()
     request = ManualRequest("m-1", "failover")
-    first = look(
-        LeaseView("vm-0", 1),
-        status("primary", 1),
-        seen("primary"),
-        seen("secondary"),
-        routed("primary"),
-        request=request,
-    )
+    first = revoked(request)
     assert first.role_change == Deactivate(2, Cause.MANUAL_FAILOVER, "primary")
     assert first.status.phase == "HandingOver" and ready(first) == ("False", "HandingOver")
     # The primary has not heard yet: still answering at epoch 1. Nothing is granted.
@@ -351,14 +357,7 @@ def test_an_old_holder_that_never_acknowledges_is_waited_out_for_one_window() ->
     by itself within W - R/2 of its last confirmation. The engine grants after W: the worst
     case this safety adds to a move by choice."""
     request = ManualRequest("m-2", "failover")
-    first = look(
-        LeaseView("vm-0", 1),
-        status("primary", 1),
-        seen("primary"),
-        seen("secondary"),
-        routed("primary"),
-        request=request,
-    )
+    first = revoked(request)
     deaf = seen("primary")  # still says it answers: its reports are stale
     for elapsed in (1.0, 15.0, 29.9):
         at = Now(MONO + elapsed, T0 + timedelta(seconds=elapsed))
@@ -387,14 +386,7 @@ def test_an_old_holder_that_never_acknowledges_is_waited_out_for_one_window() ->
 
 def test_a_target_that_fails_during_the_handoff_gives_the_role_back_at_once() -> None:
     request = ManualRequest("m-3", "failover")
-    first = look(
-        LeaseView("vm-0", 1),
-        status("primary", 1),
-        seen("primary"),
-        seen("secondary"),
-        routed("primary"),
-        request=request,
-    )
+    first = revoked(request)
     sick = seen("secondary", "primary", service_up=False)
     back = look(
         LeaseView("", 2), first.status, seen("primary"), sick, routed("none"), request=request
@@ -404,14 +396,7 @@ def test_a_target_that_fails_during_the_handoff_gives_the_role_back_at_once() ->
 
 def test_a_foreign_lease_write_during_a_handoff_ends_it() -> None:
     request = ManualRequest("m-4", "failover")
-    first = look(
-        LeaseView("vm-0", 1),
-        status("primary", 1),
-        seen("primary"),
-        seen("secondary"),
-        routed("primary"),
-        request=request,
-    )
+    first = revoked(request)
     taken = look(
         LeaseView("vm-0", 9),
         first.status,
