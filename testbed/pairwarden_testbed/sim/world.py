@@ -627,10 +627,12 @@ class World:
         member.holder_checked = seen_at
 
     def _deliver_active(self, member: SimMember) -> None:
-        """The agent's watch delivers the active Lease as the API holds it now."""
+        """The agent's watch delivers the active Lease as the API holds it now. The agent
+        orders its voicemail process at once, and its next poll (0.2 s later, here at once)
+        writes the changed answer as an urgent renewal: a revoke is acknowledged promptly."""
         holder, epoch = self.lease
         self._on_active_lease(member, holder, epoch, self.now)
-        self._evaluate(member)
+        self._poll(member)
 
     def _on_primary_renewal(self, member: SimMember) -> None:
         """agent.runner.Agent.on_primary_lease: a change after the first sight is contact."""
