@@ -40,6 +40,7 @@ from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
 from pairwarden.controller.status import changed
 from pairwarden.engine import Cause, ManualRequest, MemberObservation, Now, Observed, decide
+from pairwarden.engine.core import worth_writing
 from pairwarden.engine.types import AckRequest, LeaseView, RoutingView, UpdateStatus
 from pairwarden.protocol import (
     LABEL_MEMBER,
@@ -693,9 +694,12 @@ class World:
             for action in decision.actions:
                 if isinstance(action, UpdateStatus):
                     final = action.status
-            if final != previous:
+            # controller.reconcile._write_status: compared with what is stored, since the
+            # memory may hold a move whose status write failed (or a foreign write replaced).
+            base = self.status
+            if worth_writing(base, final, self.spec):
                 self._api("status")
-                before, after = previous.to_wire(), final.to_wire()
+                before, after = base.to_wire(), final.to_wire()
                 delta = changed(before, after)
                 stored = {**self.stored_status, **delta}
                 for key in before.keys() - after.keys():
