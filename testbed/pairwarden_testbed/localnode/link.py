@@ -48,10 +48,6 @@ class NetworkLink:
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
-    @property
-    def is_cut(self) -> bool:
-        return self._cut
-
     def cut(self) -> None:
         """Blackhole the link: existing and new connections stall."""
         self._loop.run(self._set_cut(True))
