@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from pairwarden.protocol import REPLICATED_DIRECTORIES
+from pairwarden.protocol import REPLICATED_DIRECTORIES, HeartbeatSizing
 
 KIND = "FailoverPair"
 SINGULAR = "failoverpair"
@@ -183,14 +183,22 @@ class HeartbeatSpec(_Wire):
         return self
 
     @property
+    def sizing(self) -> HeartbeatSizing:
+        """W and R, computed in one place (`protocol.HeartbeatSizing`, which the agent uses
+        without the models)."""
+        return HeartbeatSizing.from_spec(
+            self.interval_ms, self.missed_before_failover, self.renewals_per_window
+        )
+
+    @property
     def window_seconds(self) -> float:
         """W: observed silence after which a member is lost."""
-        return self.interval_ms * self.missed_before_failover / 1000.0
+        return self.sizing.window
 
     @property
     def renew_period_seconds(self) -> float:
         """R: seconds between an agent's renewals."""
-        return self.window_seconds / self.renewals_per_window
+        return self.sizing.renew_period
 
 
 class FailbackType(StrEnum):

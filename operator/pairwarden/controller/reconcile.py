@@ -53,7 +53,6 @@ from pairwarden.engine.types import (
 )
 from pairwarden.protocol import (
     MEMBERS,
-    HeartbeatSizing,
     Member,
 )
 
@@ -110,7 +109,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     except SpecError as error:
         await _reject_spec(rt, body, memory, error)
         return INVALID_SPEC_RETRY
-    sizing = HeartbeatSizing(spec.heartbeat.window_seconds, spec.heartbeat.renew_period_seconds)
+    sizing = spec.heartbeat.sizing
     book = rt.book.pair(namespace, name)
     if not memory.leases_ready or book.active is None:
         active = await leases.ensure_leases(
