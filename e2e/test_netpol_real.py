@@ -15,7 +15,7 @@ from e2e.conftest import CHART_NAMESPACE, CHART_RELEASE, retarget
 from kubernetes import client, config, utils
 
 from pairwarden.clock import ManualClock
-from pairwarden.controller import netpol
+from pairwarden.controller import netpol, rbac
 from pairwarden.kube import async_api_client
 
 PORTS = [
@@ -44,6 +44,14 @@ async def _ensure_twice(kubeconfig: Path, namespace: str, owner: dict[str, Any])
     finally:
         await api.close()
     return sent
+
+
+async def _agent_identity(kubeconfig: Path, namespace: str, owner: dict[str, Any]) -> None:
+    api = await async_api_client(str(kubeconfig))
+    try:
+        assert await rbac.ensure_agent_rbac(api, namespace, "vm", owner)
+    finally:
+        await api.close()
 
 
 def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
@@ -77,9 +85,9 @@ def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
     )
     assert sent == ["GET", "GET"]  # stored as built: the recheck wrote nothing
 
-    agent = plane.serviceaccount_kubeconfig(
-        namespace, f"{fullname}-agent", tmp_path / "agent.kubeconfig"
-    )
+    # The pair's agent identity as the operator makes it (`<pair>-agent` and its Role).
+    asyncio.run(_agent_identity(operator, namespace, owner))
+    agent = plane.serviceaccount_kubeconfig(namespace, "vm-agent", tmp_path / "agent.kubeconfig")
     as_agent = config.new_client_from_config(config_file=str(agent))
     with as_agent, pytest.raises(client.ApiException) as refused:
         client.NetworkingV1Api(as_agent).delete_namespaced_network_policy("vm-members", namespace)
