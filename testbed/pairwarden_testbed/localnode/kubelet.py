@@ -504,6 +504,7 @@ class LocalKubelet:
         with self._lock:
             self._pods[name] = pod
         log.info("pod %s: starting on %s", name, ip)
+        self._project_secrets(pod)
         pod.start()
         self.mark_dirty(pod)
 
@@ -556,16 +557,21 @@ class LocalKubelet:
             with self._lock:
                 pods = list(self._pods.values())
             for pod in pods:
-                for volume, secret in podspec.secret_volumes(pod.obj):
-                    try:
-                        data = self._core.read_namespaced_secret(
-                            secret, self.namespace, _request_timeout=5
-                        ).data
-                    except ApiException as exc:
-                        if exc.status != 404:  # absent: an optional volume stays empty
-                            log.warning("secret %s for pod %s: %s", secret, pod.name, exc.status)
-                        continue
-                    podspec.write_secret(pod.volumes[volume], data, pod.secret_access(volume))
+                self._project_secrets(pod)
+
+    def _project_secrets(self, pod: _Pod) -> None:
+        """Write the pod's Secret volumes as they are now (before its containers start, as a
+        kubelet mounts volumes first; then again on each sync)."""
+        for volume, secret in podspec.secret_volumes(pod.obj):
+            try:
+                data = self._core.read_namespaced_secret(
+                    secret, self.namespace, _request_timeout=5
+                ).data
+            except ApiException as exc:
+                if exc.status != 404:  # absent: an optional volume stays empty
+                    log.warning("secret %s for pod %s: %s", secret, pod.name, exc.status)
+                continue
+            podspec.write_secret(pod.volumes[volume], data, pod.secret_access(volume))
 
     def _write_status(self, pod: _Pod) -> None:
         for _ in range(5):
