@@ -145,6 +145,10 @@ class PairStep:
     now: datetime
     version: str = ""  # the active member's data version: a change makes a copy due
 
+    def due(self, status: FailoverPairStatus) -> bool:
+        """Whether a copy is due with `status` (the step's, or with a finished Job read in)."""
+        return due(self.spec, status, self.both_up, self.now, self.version)
+
 
 async def tick(
     api: client.ApiClient,
@@ -155,16 +159,10 @@ async def tick(
 ) -> tuple[FailoverPairStatus, jobs.JobResult | None]:
     """Read a finished Job into status, and start the next one when due; never the next one
     while the result of ours is unread (it may finish while we look up the pods' addresses)."""
-    spec, status, both_up, now, version = (
-        step.spec,
-        step.status,
-        step.both_up,
-        step.now,
-        step.version,
-    )
+    status, now = step.status, step.now
     meta = step.body["metadata"]
     namespace, pair = meta["namespace"], meta["name"]
-    if memory.running is None and not due(spec, status, both_up, now, version):
+    if memory.running is None and not step.due(status):
         return status, None
     listed = await jobs.list_jobs(api, namespace, pair, index)
     if stale(memory, status):
@@ -187,7 +185,7 @@ async def tick(
     if status.replication and status.replication.last_success is not None:
         lag = (now - status.replication.last_success).total_seconds()
         metrics.REPLICATION_LAG.labels(namespace, pair).set(max(0.0, lag))
-    if due(spec, status, both_up, now, version):
+    if step.due(status):
         memory.secret = memory.secret or await secrets.ensure_token(
             api, namespace, pair, step.owner
         )
@@ -205,11 +203,11 @@ async def tick(
                 secret_name=memory.secret,
                 image=settings.image,
                 owner=step.owner,
-                directories=spec.replication.directories,
+                directories=step.spec.replication.directories,
                 service_account=settings.service_account,
                 epoch=status.epoch,
             )
             started = await jobs.ensure_replication_job(api, job, index)
             if started:  # None: a Job is still running (perhaps a previous operator's)
-                memory.running, memory.version, memory.epoch = started, version, status.epoch
+                memory.running, memory.version, memory.epoch = started, step.version, status.epoch
     return status, finished
