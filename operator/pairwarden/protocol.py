@@ -191,8 +191,17 @@ class MemberReport:
         "setting_digests": PREFIX + "setting-digests",
         "call_contact": PREFIX + "call-contact",
     }
-    # A change in any of these is written at once, not held until the next renewal.
-    URGENT = ("agent_running", "service_up", "answering", "cpu_excessive", "inactive_calls")
+    # A change in any of these is written at once, not held until the next renewal, and
+    # wakes the operator. Settings change rarely, so their digest costs nothing here, and
+    # drift between members is then reported within a renewal, not at the next resync.
+    URGENT = (
+        "agent_running",
+        "service_up",
+        "answering",
+        "cpu_excessive",
+        "inactive_calls",
+        "settings_digest",
+    )
 
     def to_annotations(self) -> dict[str, str]:
         k = self.KEYS

@@ -52,6 +52,9 @@ def test_urgent_changes_are_the_ones_that_cannot_wait_for_a_renewal() -> None:
     base = MemberReport(service_up=True)
     assert MemberReport(service_up=False).urgent_change(base)
     assert not MemberReport(service_up=True, cpu_percent=50).urgent_change(base)
+    # a member's settings changed: drift is reported within a renewal, not at the resync
+    assert MemberReport(service_up=True, settings_digest="a1").urgent_change(base)
+    assert not MemberReport(service_up=True, data_version="v2").urgent_change(base)
 
 
 @pytest.mark.parametrize(
