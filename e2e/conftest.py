@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.scenarios import assert_serving
 
 from pairwarden_testbed.localcluster import LocalCluster, RealBackend, wait_until
 
@@ -138,6 +139,17 @@ def start(cluster: LocalCluster, **spec: object) -> str:
     wait_until(lambda: _status_names(cluster, member), timeout=10)
     wait_until(lambda: _both_up(cluster), timeout=10)
     return member
+
+
+def start_on_primary(cluster: LocalCluster, **spec: object) -> None:
+    """`start`, then the primary active: scenarios that act on the primary. A new pair's
+    first holder is whoever can serve first (the reference's "first server started"), and
+    on a loaded machine or a real node the secondary's pod may be up a renewal earlier; a
+    manual failback then puts the primary in place, as an operator would by hand."""
+    if start(cluster, **spec) == "secondary":
+        cluster.request("failback")
+        assert_serving(cluster, "primary")
+        wait_until(lambda: _both_up(cluster), timeout=10)
 
 
 def _both_up(cluster: LocalCluster) -> bool:

@@ -7,7 +7,7 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 
-from e2e.conftest import WINDOW, start
+from e2e.conftest import WINDOW, start, start_on_primary
 from e2e.scenarios import (
     assert_nobody_serving,
     assert_serving,
@@ -88,8 +88,7 @@ def test_call_on_the_inactive_member_only_warns_when_disabled(cluster: LocalClus
 
 def test_secondary_stops_answering_when_its_licence_runs_out(cluster: LocalCluster) -> None:
     grace = 4  # seconds since the last contact with the primary (60 days in production)
-    start(cluster, licensing={"maxSecondsSinceContact": grace})
-    wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
+    start_on_primary(cluster, licensing={"maxSecondsSinceContact": grace})
     # The 60-day rule needs a contact first (without one, the 4-hour rule applies).
     wait_until(lambda: status(cluster)["members"]["secondary"].get("primaryContact"), 10)
     before = epoch(cluster)
@@ -114,8 +113,7 @@ def test_paused_pair_takes_no_automatic_action(cluster: LocalCluster) -> None:
 
 
 def test_excessive_cpu_on_the_active_fails_over_to_the_calm_standby(cluster: LocalCluster) -> None:
-    start(cluster, excessiveCpu={"thresholdPercent": 50, "durationSeconds": 1})
-    wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
+    start_on_primary(cluster, excessiveCpu={"thresholdPercent": 50, "durationSeconds": 1})
     before = epoch(cluster)
     # a real busy loop in the voicemail process, ordered on its pod's loopback control port
     cluster.voicemail_control("vm-primary", "/load", {"busy": True})

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2e.conftest import start
+from e2e.conftest import start, start_on_primary
 from e2e.scenarios import assert_serving, status
 from kubernetes import client
 
@@ -41,8 +41,7 @@ def _condition(cluster: LocalCluster, kind: str) -> str | None:
 
 
 def test_changes_reach_the_standby_and_come_back_after_failover(cluster: LocalCluster) -> None:
-    start(cluster, replication=FAST)
-    wait_until(lambda: status(cluster).get("activeMember") == "primary", 10)
+    start_on_primary(cluster, replication=FAST)
     primary, secondary = cluster.data_dir("vm-primary"), cluster.data_dir("vm-secondary")
     _write(primary, "Localize/Prompts/greeting.txt", "hello from the primary")
     wait_until(
@@ -55,7 +54,8 @@ def test_changes_reach_the_standby_and_come_back_after_failover(cluster: LocalCl
     wait_until(lambda: status(cluster)["replication"].get("files", 0) >= 1, 30)
     # ...through the agents' file API port, which the pair's NetworkPolicy admits from the
     # pair's replication Jobs only (the stand-in proxy does not enforce it: the object is read)
-    policy = _policy(cluster)
+    # (a pair applied before its Service gets its policy within netpol.RETRY_SECONDS)
+    policy = wait_until(lambda: _policy(cluster), 15, tolerate=(client.ApiException,))
     files = next(r for r in policy["spec"]["ingress"] if r.get("from"))
     assert files["ports"] == [{"protocol": "TCP", "port": 8082}]
     assert policy["metadata"]["ownerReferences"][0]["name"] == "vm"

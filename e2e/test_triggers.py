@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from e2e.conftest import start
+from e2e.conftest import start, start_on_primary
 from e2e.scenarios import assert_serving, epoch, next_transition, other
 
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID
@@ -74,7 +74,7 @@ def test_alertmanager_alerts_fail_over_and_back(cluster: LocalCluster, tmp_path:
     port = free_port()
     receiver = ["--alertmanager-port", str(port), "--alertmanager-token-file", str(token)]
     cluster.start_operator(["--standalone", *receiver])
-    assert start(cluster) == "primary"
+    start_on_primary(cluster)
     wait_until(lambda: _reachable(port), timeout=30)
 
     assert _post(port, "wrong", _notification("failover", "2026-01-05T12:00:00Z"))[0] == 401

@@ -109,7 +109,9 @@ async def test_made_once_kept_and_followed_when_the_service_gains_a_port(
     try:
         await policies.ensure(api, namespace, "vm", "vm-calls", OWNER)  # no Service yet
         assert not net.list_namespaced_network_policy(namespace).items
-        clock.advance(netpol.MISSING_SERVICE_RETRY_SECONDS)  # looked for again soon, not in 5 min
+        # looked for again soon, not in 5 min, and the reconciler is told when
+        assert policies.due_in(namespace, "vm") == netpol.RETRY_SECONDS
+        clock.advance(netpol.RETRY_SECONDS)
         _service(core, namespace, [{"name": "calls", "port": 5070, "protocol": "TCP"}])
         await policies.ensure(api, namespace, "vm", "vm-calls", OWNER)
         made = api_client.sanitize_for_serialization(
@@ -117,6 +119,7 @@ async def test_made_once_kept_and_followed_when_the_service_gains_a_port(
         )
         assert made["metadata"]["ownerReferences"][0]["uid"] == "u-1"
         assert made["spec"]["ingress"][-1]["ports"] == [{"protocol": "TCP", "port": 5070}]
+        assert policies.due_in(namespace, "vm") == netpol.RECHECK_SECONDS
 
         counting = _Counting(api.rest_client)
         await policies.ensure(api, namespace, "vm", "vm-calls", OWNER)  # within the recheck

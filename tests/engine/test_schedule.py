@@ -78,6 +78,15 @@ def test_nothing_due_still_resyncs_within_the_period() -> None:
     assert timers(look(HOLDING, Now(1000.0, T0), due_in=900.0)) == RESYNC_SECONDS
 
 
+def test_a_quiet_pair_wakes_for_its_network_policy_retry() -> None:
+    """A pair applied before its Service: the policy is tried again in seconds, and the
+    reconciler must be awake then, not at its resync."""
+    retry = LookInputs(
+        spec=SPEC, status=HOLDING, now=Now(1000.0, T0), replication_due_in=None, policy_due_in=5.0
+    )
+    assert timers(retry) == 5.0
+
+
 def test_a_dead_member_does_not_keep_its_pair_spinning() -> None:
     held = FailoverPairStatus.model_validate({"activeMember": "secondary", "epoch": 2})
     wait = next_look(look(held, Now(200.0, T0)), [100.0, 190.0])

@@ -17,8 +17,8 @@ The policy selects pods by the labels the operator gives members (pods.labels_fo
 applies once a pod is a labelled member. The Service and the policy are read again every
 RECHECK_SECONDS, so a port added to the Service is admitted within that time; the policy is
 written only when it differs. Refused (an operator installed without these rights) or any API
-error: logged, tried again later; a missing Service (the pair applied before it): looked for
-again within MISSING_SERVICE_RETRY_SECONDS. The pair is served meanwhile, for
+error, or a missing Service (the pair applied before it): logged, tried again within
+RETRY_SECONDS. The pair is served meanwhile, for
 the policy guards a token-protected API and is not on the call path.
 """
 
@@ -37,9 +37,10 @@ from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS
 
 log = logging.getLogger("pairwarden.controller")
 RECHECK_SECONDS = 300.0
-# A pair may be created before its Service (its pods and Service applied after it): then the
-# members would run without their policy for a whole RECHECK_SECONDS. Looked for again soon.
-MISSING_SERVICE_RETRY_SECONDS = 5.0
+# A pair may be created before its Service (its pods and Service applied after it), and a
+# write may fail: the members would then run without their policy for a whole
+# RECHECK_SECONDS. Tried again soon instead (the reconciler wakes for it: `due_in`).
+RETRY_SECONDS = 5.0
 REFUSED = "refused (the operator needs networkpolicies get/create/patch and services get)"
 
 
@@ -130,13 +131,19 @@ class Policies:
         now = self.clock.monotonic()
         if now < self._next.get(key, now):
             return
-        self._next[key] = now + RECHECK_SECONDS
+        self._next[key] = now + RETRY_SECONDS
         try:
-            if not await self._write(api, namespace, pair, service, owner):
-                self._next[key] = now + MISSING_SERVICE_RETRY_SECONDS
+            if await self._write(api, namespace, pair, service, owner):
+                self._next[key] = now + RECHECK_SECONDS
         except client.ApiException as exc:
             why = REFUSED if status_of(exc) == 403 else "not written, will try again"
             log.warning("%s/%s: NetworkPolicy %s: %s", namespace, pair, why, exc.reason)
+
+    def due_in(self, namespace: str, pair: str) -> float | None:
+        """Seconds until `ensure` acts again for this pair (None: never called), so the
+        reconciler of a quiet pair wakes for a retry instead of at its next resync."""
+        at = self._next.get((namespace, pair))
+        return None if at is None else at - self.clock.monotonic()
 
     async def _write(
         self, api: client.ApiClient, namespace: str, pair: str, service: str, owner: dict[str, Any]

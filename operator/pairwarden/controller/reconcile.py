@@ -178,7 +178,13 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         if memory.replication.running is None and decision.replicate and not spec.paused
         else None
     )
-    look = LookInputs(spec=spec, status=final, now=now, replication_due_in=due_in)
+    look = LookInputs(
+        spec=spec,
+        status=final,
+        now=now,
+        replication_due_in=due_in,
+        policy_due_in=rt.policies.due_in(namespace, name) if rt.policies else None,
+    )
     memory.window, memory.timers_at = sizing.window, now.monotonic + timers(look)
     memory.checked_at = now.monotonic
     book.window = sizing.window

@@ -31,6 +31,7 @@ class LookInputs:
     status: FailoverPairStatus  # as decided (and written) by this step
     now: Now
     replication_due_in: float | None  # None: no replication can start (running, paused, down)
+    policy_due_in: float | None = None  # the NetworkPolicy's next try (controller/netpol.py)
 
 
 def timers(inputs: LookInputs) -> float:
@@ -54,6 +55,8 @@ def timers(inputs: LookInputs) -> float:
         due_in = inputs.replication_due_in
         # Due with unchanged data, or due yet not started: look again later, not in a loop.
         waits.append(due_in if due_in > 0 else REPLICATION_RETRY)
+    if inputs.policy_due_in is not None:
+        waits.append(inputs.policy_due_in)
     return max(SHORTEST, min(waits))
 
 
