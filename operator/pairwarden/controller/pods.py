@@ -12,6 +12,7 @@ from pairwarden.controller.client import MERGE_PATCH, status_of
 from pairwarden.protocol import member_labels
 
 labels_for = member_labels
+FROM_CACHE = "0"  # a list's resourceVersion: any version the API server's watch cache holds
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,17 @@ async def resolve_member(
 async def selected(
     api: client.ApiClient, namespace: str, selector: Mapping[str, str]
 ) -> tuple[str, ...]:
-    """The running pods a Service's selector matches (what kube-proxy would route to)."""
+    """The running pods a Service's selector matches (what kube-proxy would route to).
+
+    Read with resourceVersion "0", from the API server's watch cache: every step of every pair
+    makes this list, and without it kube-apiserver reads and decodes every pod of the namespace
+    from etcd to filter them (a cost of pairs x pods, quadratic in the pairs of a namespace).
+    The cache may lag etcd by a moment; a stale answer is corrected at the next look, and the
+    reads that decide a failover (the member pods by name, the Leases) stay fresh."""
     if not selector:
         return ()
     found = await client.CoreV1Api(api).list_namespaced_pod(
-        namespace, label_selector=selector_text(selector)
+        namespace, label_selector=selector_text(selector), resource_version=FROM_CACHE
     )
     return tuple(sorted(str(p.metadata.name) for p in found.items if _running(p)))
 
