@@ -27,6 +27,8 @@ from pairwarden_testbed.sandbox.kubeconfig import write_kubeconfig
 REPO = Path(__file__).resolve().parent.parent
 CRDS = ("failoverpairs.pairwarden.io.yaml",)
 HTTP_VERBS = {
+    "GET": "get",  # reads: counted beside the writes (a read costs the API server too)
+    "LIST": "list",
     "POST": "create",
     "PUT": "update",
     "PATCH": "patch",
@@ -54,6 +56,11 @@ class Counts:
     operator: dict[str, int] = field(default_factory=dict)
     writers: dict[str, int] = field(default_factory=dict)
     etcd_writes: float = float("nan")
+    # monotonic time of the server's snapshot (when its answer began); in a difference
+    # (`minus`), the seconds between the two snapshots: the window of every rate taken from
+    # them. The reader's own timestamps around the reads made it longer by a read and a parse
+    # of /metrics, which counted 1-3 % more writes per second than were made.
+    at: float = float("nan")
     # TIMED_WRITES: cumulative count per histogram bucket (upper bound in seconds)
     latency: dict[str, dict[float, float]] = field(default_factory=dict)
 
@@ -73,8 +80,9 @@ class Counts:
         return Counts(
             sub(self.operator, before.operator),
             sub(self.writers, before.writers),
-            self.etcd_writes - before.etcd_writes,
-            latency,
+            etcd_writes=self.etcd_writes - before.etcd_writes,
+            at=self.at - before.at,
+            latency=latency,
         )
 
     def latency_quantile(self, key: str, q: float) -> float:
@@ -182,8 +190,9 @@ class SandboxBackend(Backend):
 
     async def counts(self, admin: aiohttp.ClientSession) -> Counts:
         async with admin.get("/sandbox/stats") as response:
+            at = time.monotonic()
             stats = (await response.json())["by_user"]
-        return Counts(dict(stats.get("operator", {})), dict(stats.get("writers", {})))
+        return Counts(dict(stats.get("operator", {})), dict(stats.get("writers", {})), at=at)
 
 
 class KubernetesBackend(Backend):
@@ -249,8 +258,10 @@ class KubernetesBackend(Backend):
         """Parsed in a thread, and only its request counters: /metrics is megabytes, and
         parsing it whole on the event loop stalled the writers' renewals under load."""
         async with admin.get("/metrics") as response:
+            at = time.monotonic()
             text = await response.text()
         counts = await asyncio.to_thread(_request_counts, text)
+        counts.at = at
         counts.etcd_writes = await self.etcd_writes()
         return counts
 
@@ -274,7 +285,7 @@ class KubernetesBackend(Backend):
 
 
 def _request_counts(metrics: str) -> Counts:
-    """Write requests by "verb resource[/subresource]" from kube-apiserver's
+    """Requests (writes, GETs and LISTs) by "verb resource[/subresource]" from kube-apiserver's
     `apiserver_request_total`; a PUT of a Lease goes to `writers`, the rest to `operator`."""
 
     def wanted(line: str) -> bool:
@@ -294,6 +305,8 @@ def _request_counts(metrics: str) -> Counts:
             if verb is None:
                 continue
             resource = sample.labels.get("resource", "")
+            if not resource:  # /metrics, /healthz (the path is the subresource): readers'
+                continue
             if sample.labels.get("subresource"):
                 resource += "/" + sample.labels["subresource"]
             key = f"{verb} {resource}"

@@ -519,17 +519,20 @@ class Simulation:
         counts1 = await self.backend.counts(self.admin)
         stats = counts1.minus(counts0)
         row.load = load_average()
-        row.steady_seconds = t1 - t0
+        row.steady_seconds = stats.at  # the requests' window: between the two snapshots
         row.cpu_cores = (cpu1.cpu_seconds - cpu0.cpu_seconds) / (t1 - t0)
         row.bench_cpu = (own1 - own0) / (t1 - t0)
         row.server_cpu = {name: (api1[name] - api0[name]) / (t1 - t0) for name in api1}
-        row.etcd_writes = stats.etcd_writes / (t1 - t0) / self.n
+        row.etcd_writes = stats.etcd_writes / stats.at / self.n  # read just after /metrics
         row.rss_mb = cpu1.rss_mb
         row.operator_verbs = dict(sorted(stats.operator.items()))
         row.writer_verbs = dict(sorted(stats.writers.items()))
         row.writer_writes = _writes(row.writer_verbs) / row.steady_seconds / self.n
         row.operator_writes = _writes(row.operator_verbs) / row.steady_seconds / self.n
-        print(f"  steady state measured over {row.steady_seconds:.1f} s")
+        print(
+            f"  steady state measured over {t1 - t0:.1f} s (requests: {row.steady_seconds:.1f} s"
+            " between the server's two snapshots)"
+        )
 
         # faults into a sample: clean stops spread over the window, crashes all at once
         serving = [p for p in self.names if self.flips.current(p) in MEMBERS]

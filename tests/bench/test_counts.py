@@ -1,0 +1,41 @@
+"""The scale benchmark's request counts as kube-apiserver reports them (`apiserver_request_total`):
+writes split into the agents' Lease PUTs and the rest, reads beside them, and every rate over
+the window between the server's two snapshots."""
+
+from __future__ import annotations
+
+import pytest
+from bench._backends import Counts, _request_counts
+
+METRICS = """\
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 40
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource",subresource="",verb="PUT",version="v1"} 2
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="services",scope="resource",subresource="",verb="PATCH",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"} 7
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 14
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="",scope="",subresource="/metrics",verb="GET",version=""} 9
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="WATCH",version="v1"} 5
+"""  # noqa: E501
+
+
+def test_writes_and_reads_are_counted_by_verb_and_resource() -> None:
+    counts = _request_counts(METRICS)
+    assert counts.writers == {"update leases": 42}  # every code: a refused write was made too
+    assert counts.operator == {
+        "patch services": 3,
+        "list pods": 7,
+        "get pods": 14,
+        "patch pods/status": 1,
+    }  # the readers' own /metrics and the watches are not requests of the pairs
+
+
+def test_a_rate_is_taken_over_the_window_between_the_two_snapshots() -> None:
+    before = Counts({"patch services": 3}, {"update leases": 40}, etcd_writes=100.0, at=10.0)
+    after = Counts({"patch services": 3}, {"update leases": 100}, etcd_writes=160.0, at=40.0)
+    delta = after.minus(before)
+    assert delta.at == pytest.approx(30.0)
+    assert delta.writers == {"update leases": 60}
+    assert delta.operator == {}  # no change is no entry
+    assert delta.etcd_writes == pytest.approx(60.0)
