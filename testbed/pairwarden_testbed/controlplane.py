@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pairwarden_testbed import processes
 from pairwarden_testbed.processes import save_state, started_here
 
 K8S_VERSION = "1.20.2"
@@ -297,19 +297,7 @@ class ControlPlane:
     def down(self, grace: float = 15) -> None:
         """Stop every component this directory started (idempotent)."""
         procs = self.state.get("pids", {})
-        for name in reversed(COMPONENTS):
-            pid = procs.get(name)
-            if pid and self._ours(name, pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for name in reversed(COMPONENTS):
-            pid = procs.get(name)
-            while pid and self._ours(name, pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid and self._ours(name, pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        processes.stop([(n, procs.get(n)) for n in reversed(COMPONENTS)], self.directory, grace)
         if procs:
             self.state["pids"] = {}
             self._save()
@@ -318,8 +306,7 @@ class ControlPlane:
             shutil.rmtree(etcd_data, ignore_errors=True)
 
     def running(self) -> list[str]:
-        procs = self.state.get("pids", {})
-        return [n for n in COMPONENTS if procs.get(n) and self._ours(n, procs[n])]
+        return processes.running(COMPONENTS, self.state.get("pids", {}), self.directory)
 
     def __enter__(self) -> ControlPlane:
         return self.up()
@@ -483,19 +470,9 @@ class ControlPlane:
         return link
 
     def _start(self, name: str) -> None:
-        cmd = self._command(name)
-        log = (self.directory / "logs" / f"{name}.log").open("ab")
-        with log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        self.state["pids"][name] = proc.pid
-        (self.directory / f"{name}.pid").write_text(f"{proc.pid}\n")
+        pid = processes.spawn(self._command(name), self.directory / "logs" / f"{name}.log").pid
+        self.state["pids"][name] = pid
+        (self.directory / f"{name}.pid").write_text(f"{pid}\n")
         self._save()
 
     def _check_alive(self) -> None:
@@ -603,11 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{directory}: no control plane here")
                     return 1
                 print(f"server {cp.server}  kubeconfig {cp.kubeconfig}")
-                for name in COMPONENTS:
-                    pid = cp.state.get("pids", {}).get(name)
-                    alive = bool(pid) and cp._ours(name, pid)
-                    print(f"{name:24} {'running' if alive else 'stopped'} {pid or ''}")
-                return 0 if cp.running() == list(COMPONENTS) else 1
+                return processes.print_status(COMPONENTS, cp.state.get("pids", {}), cp.directory)
             case ["kubeconfig", directory, namespace, sa]:
                 path = ControlPlane(Path(directory)).serviceaccount_kubeconfig(namespace, sa)
                 sys.stdout.write(path.read_text())

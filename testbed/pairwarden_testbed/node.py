@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pairwarden_testbed import processes
 from pairwarden_testbed.controlplane import (
     NODE_NAME,
     ControlPlane,
@@ -303,8 +304,7 @@ class Node:
                 LOCK.unlink()
 
     def running(self) -> list[str]:
-        procs = self.state.get("pids", {})
-        return [n for n in COMPONENTS if procs.get(n) and self._ours(n, procs[n])]
+        return processes.running(COMPONENTS, self.state.get("pids", {}), self.directory)
 
     def __enter__(self) -> Node:
         return self.up()
@@ -535,18 +535,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         raise ValueError(name)
 
     def _start(self, name: str) -> None:
-        log = (self.directory / "logs" / f"{name}.log").open("ab")
         env = {**os.environ, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-        with log:
-            proc = subprocess.Popen(
-                self._command(name),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
+        proc = processes.spawn(self._command(name), self.directory / "logs" / f"{name}.log", env)
         self._procs[name] = proc
         self.state["pids"][name] = proc.pid
         self._save()
@@ -557,16 +547,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 print(f"node: {name} (pid {pid}) does not look like ours: left running",
                       file=sys.stderr)  # fmt: skip
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self._ours(name, pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._ours(name, pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while self._ours(name, pid) and time.monotonic() < deadline + 5:
-                time.sleep(0.05)
+        processes.stop([(name, pid)], self.directory, grace)
 
     def _check_alive(self, *names: str) -> None:
         for name in names or tuple(self.state["pids"]):
@@ -878,11 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not node.state:
                     print(f"{directory}: no node here")
                     return 1
-                for name in COMPONENTS:
-                    pid = node.state.get("pids", {}).get(name)
-                    alive = bool(pid) and node._ours(name, pid)
-                    print(f"{name:12} {'running' if alive else 'stopped'} {pid or ''}")
-                return 0 if node.running() == list(COMPONENTS) else 1
+                pids = node.state.get("pids", {})
+                return processes.print_status(COMPONENTS, pids, node.directory)
             case _:
                 print(usage, file=sys.stderr)
                 return 2

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.voicemail import sip
 from pairwarden_testbed.voicemail.rtp import PCMU, SAMPLES_PER_PACKET, RtpPacket, tone
 
@@ -260,7 +261,7 @@ def _place(call: _Call, duration_ms: int, timeout: float, mwi_wait: float, frequ
     return outcome("answered", "OK", rtp_packets=sent, bye_code=200)
 
 
-class CallLoad:
+class CallLoad(Service):
     """Calls placed in the background, one every `interval_ms`, each `duration_ms` long.
 
         with CallLoad(("10.0.0.1", 5060)) as load:
@@ -311,12 +312,6 @@ class CallLoad:
         if wait:
             for t in list(self._threads):
                 t.join()
-
-    def __enter__(self) -> CallLoad:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def outcomes(self) -> list[CallOutcome]:
         """Finished calls, in the order they ended."""

@@ -39,6 +39,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
@@ -244,7 +245,7 @@ def _access(pod: Obj, volume: Obj) -> Callable[[str], security.FileAccess]:
     return lambda key: security.secret_file_access(pod, volume, key)
 
 
-class LocalJobRunner:
+class LocalJobRunner(Service):
     """`with LocalJobRunner(kubeconfig, namespace) as runner: ...` runs replication Jobs."""
 
     def __init__(
@@ -277,12 +278,6 @@ class LocalJobRunner:
         self._api.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalJobRunner:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def log_path(self, name: str) -> Path | None:
         with self._lock:

@@ -42,6 +42,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.link import NetworkLink
 from pairwarden_testbed.localnode.realnode import NodeHeartbeat, pod_credentials
@@ -266,7 +267,7 @@ class _Pod:
 SECRET_SYNC_SECONDS = 1.0
 
 
-class LocalKubelet:
+class LocalKubelet(Service):
     """`with LocalKubelet(kubeconfig, namespace) as kubelet: ...`
 
     kubeconfig: the sandbox's (the kubelet's own credentials, also handed to the pods).
@@ -345,12 +346,6 @@ class LocalKubelet:
         self._api.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalKubelet:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     # ---- test hooks ----------------------------------------------------------------------
 

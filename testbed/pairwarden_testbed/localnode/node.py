@@ -10,15 +10,15 @@ import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode.jobrunner import LocalJobRunner
 from pairwarden_testbed.localnode.kubelet import LocalKubelet
 from pairwarden_testbed.localnode.proxy import LocalServiceProxy
 from pairwarden_testbed.localnode.statefulsets import LocalStatefulSets
 
 
-class LocalNode:
+class LocalNode(Service):
     """`with LocalNode(kubeconfig, ["voice"], workdir) as node:` the stand-ins run until exit.
 
     The stand-ins watch one namespace each (as the tests use them), so the node is told its
@@ -53,14 +53,3 @@ class LocalNode:
 
     def stop(self) -> None:
         self._stack.close()
-
-    def __enter__(self) -> LocalNode:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

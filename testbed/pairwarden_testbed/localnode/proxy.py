@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode.loop import LoopThread, pipe
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
@@ -115,7 +116,7 @@ def backends(service: Obj, port_spec: Obj, pods: list[Obj]) -> list[tuple[str, i
     return out
 
 
-class LocalServiceProxy:
+class LocalServiceProxy(Service):
     """`LocalServiceProxy(kubeconfig, namespace).start()`; or, without a kubeconfig, fed by
     `apply_service` / `apply_pod` (tests)."""
 
@@ -164,12 +165,6 @@ class LocalServiceProxy:
         with contextlib.suppress(Exception):
             self._loop.run(close_all())
         self._loop.stop()
-
-    def __enter__(self) -> LocalServiceProxy:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def endpoints(
         self, service: str, port: int | None = None, protocol: str = "TCP"

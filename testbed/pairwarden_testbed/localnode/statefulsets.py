@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def pod_for(sts: dict[str, Any], ordinal: int) -> dict[str, Any]:
     }
 
 
-class LocalStatefulSets:
+class LocalStatefulSets(Service):
     """`with LocalStatefulSets(kubeconfig, namespace):` keeps each StatefulSet's pods."""
 
     def __init__(self, kubeconfig: str | os.PathLike[str], namespace: str) -> None:
@@ -69,12 +70,6 @@ class LocalStatefulSets:
 
     def stop(self) -> None:
         self._watcher.stop()
-
-    def __enter__(self) -> LocalStatefulSets:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _on_sts(self, event: str, sts: dict[str, Any]) -> None:
         with self._lock:

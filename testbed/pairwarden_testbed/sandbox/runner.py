@@ -12,6 +12,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from pairwarden_testbed.lifecycle import Service
+
 from .admin import Fault
 from .kubeconfig import write_kubeconfig
 from .server import ApiServer, Settings
@@ -20,10 +22,23 @@ T = TypeVar("T")
 
 
 class _Controls:
-    """What both forms offer; `_call` runs a function on the server's loop."""
+    """What both forms offer; `_call` runs a function on the server's loop.
+
+    data_dir: where objects persist across restarts (None: memory only); crds_dir: extra
+    CRDs to serve; port: 0 for any free one."""
 
     server: ApiServer
-    _tmp: Path
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        crds_dir: str | Path | None = None,
+        port: int = 0,
+        settings: Settings | None = None,
+    ) -> None:
+        self._args = (data_dir, crds_dir, settings)
+        self._port = port
+        self._tmp = Path(tempfile.mkdtemp(prefix="pairwarden-sandbox-"))
 
     def _call(self, fn: Callable[[], T]) -> T:
         raise NotImplementedError
@@ -84,21 +99,11 @@ class _Controls:
         self._call(self.server.store.compact)
 
 
-class Sandbox(_Controls):
+class Sandbox(_Controls, Service):
     """`with Sandbox() as sb:` an API server on 127.0.0.1 served from a background thread."""
 
-    def __init__(
-        self,
-        data_dir: str | Path | None = None,
-        crds_dir: str | Path | None = None,
-        port: int = 0,
-        settings: Settings | None = None,
-    ) -> None:
-        self._args = (data_dir, crds_dir, settings)
-        self._port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._tmp = Path(tempfile.mkdtemp(prefix="pairwarden-sandbox-"))
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
 
     def start(self) -> Sandbox:
         ready = threading.Event()
@@ -143,36 +148,15 @@ class Sandbox(_Controls):
             self._loop = None
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class AsyncSandbox(_Controls):
     """`async with AsyncSandbox() as sb:` the same server on the caller's running loop."""
-
-    def __init__(
-        self,
-        data_dir: str | Path | None = None,
-        crds_dir: str | Path | None = None,
-        port: int = 0,
-        settings: Settings | None = None,
-    ) -> None:
-        self.server = ApiServer(data_dir, crds_dir, settings)
-        self._port = port
-        self._tmp = Path(tempfile.mkdtemp(prefix="pairwarden-sandbox-"))
 
     def _call(self, fn: Callable[[], T]) -> T:
         return fn()
 
     async def start(self) -> AsyncSandbox:
+        self.server = ApiServer(*self._args)
         await self.server.start(port=self._port)
         return self
 
