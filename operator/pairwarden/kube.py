@@ -14,6 +14,7 @@ agent (asynchronous throughout) never loads it.
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 import kubernetes_asyncio
@@ -54,3 +55,15 @@ def sync_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClien
     else:
         kubernetes.config.load_incluster_config(client_configuration=cfg)
     return kubernetes.client.ApiClient(configuration=cfg)
+
+
+async def absent_as_none[T](read: Awaitable[T]) -> T | None:
+    """The object a read returns, or None when it does not exist (404). Most reads here ask
+    "is it there, and what is it?", where a missing pod, Service, Lease or pair is an answer
+    (a member gone, a condition to report), not an error; every other error is raised."""
+    try:
+        return await read
+    except kubernetes_asyncio.client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

@@ -17,6 +17,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from pairwarden import GROUP, PLURAL, VERSION, watching
+from pairwarden.kube import absent_as_none
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +95,22 @@ class KubernetesIO:
         return out
 
     async def get_pair_spec(self) -> Mapping[str, Any] | None:
-        try:
-            obj = await self._custom.get_namespaced_custom_object(
+        obj = await absent_as_none(
+            self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, self._ns, PLURAL, self._pair, _request_timeout=self.timeout
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        )
+        if obj is None:
+            return None
         spec = obj.get("spec") if isinstance(obj, dict) else None
         return spec if isinstance(spec, dict) else {}
 
     async def get_lease(self, name: str) -> LeaseView | None:
-        try:
-            lease = await self._leases.read_namespaced_lease(
-                name, self._ns, _request_timeout=self.timeout
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        lease = await absent_as_none(
+            self._leases.read_namespaced_lease(name, self._ns, _request_timeout=self.timeout)
+        )
+        if lease is None:
+            return None
         return LeaseView.from_dict(self._dict(lease))
 
     async def renew(

@@ -8,7 +8,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from pairwarden.controller.client import MERGE_PATCH, status_of
+from pairwarden.controller.client import MERGE_PATCH
+from pairwarden.kube import absent_as_none
 from pairwarden.protocol import member_labels
 
 labels_for = member_labels
@@ -43,12 +44,9 @@ async def resolve_member(
     in the spec, named by `field_path`)."""
     core = client.CoreV1Api(api)
     if pod_name:
-        try:
-            pod = await core.read_namespaced_pod(pod_name, namespace)
-        except client.ApiException as error:
-            if status_of(error) == 404:
-                return Resolution(pod_name)
-            raise
+        pod = await absent_as_none(core.read_namespaced_pod(pod_name, namespace))
+        if pod is None:
+            return Resolution(pod_name)
         return Resolution(pod_name, _running(pod), dict(pod.metadata.labels or {}))
     if not selector:
         return Resolution(None, problem=f"{field_path}: names no pod")
@@ -92,12 +90,10 @@ async def label(
 ) -> bool:
     """Set the labels when they differ; False when the pod is absent or already labelled."""
     core = client.CoreV1Api(api)
-    try:
-        current = (await core.read_namespaced_pod(pod, namespace)).metadata.labels or {}
-    except client.ApiException as error:
-        if status_of(error) == 404:
-            return False
-        raise
+    found = await absent_as_none(core.read_namespaced_pod(pod, namespace))
+    if found is None:
+        return False
+    current = found.metadata.labels or {}
     wanted = labels_for(pair, member, active)
     if all(current.get(k) == v for k, v in wanted.items()):
         return False
@@ -111,10 +107,7 @@ async def ip(api: client.ApiClient, namespace: str, pod: str | None) -> str | No
     """The pod's IP, or None when it has none yet (or is gone)."""
     if not pod:
         return None
-    try:
-        found = await client.CoreV1Api(api).read_namespaced_pod(pod, namespace)
-    except client.ApiException as error:
-        if status_of(error) == 404:
-            return None
-        raise
-    return str(found.status.pod_ip) if found.status and found.status.pod_ip else None
+    found = await absent_as_none(client.CoreV1Api(api).read_namespaced_pod(pod, namespace))
+    if found is None or not found.status or not found.status.pod_ip:
+        return None
+    return str(found.status.pod_ip)

@@ -7,6 +7,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from pairwarden.controller.client import MERGE_PATCH, status_of
+from pairwarden.kube import absent_as_none
 from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR
 
 NOBODY = "none"
@@ -36,10 +37,7 @@ async def point_at(
 
 async def read_selector(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     """The Service's selector, or None when the Service does not exist."""
-    try:
-        service = await client.CoreV1Api(api).read_namespaced_service(name, namespace)
-    except client.ApiException as error:
-        if status_of(error) == 404:
-            return None
-        raise
+    service = await absent_as_none(client.CoreV1Api(api).read_namespaced_service(name, namespace))
+    if service is None:
+        return None
     return dict((service.spec.selector if service.spec else None) or {})
