@@ -115,10 +115,11 @@ def test_update_validation_leaves_object_unchanged(
     widgets: client.CustomObjectsApi, namespace: str
 ) -> None:
     before = _create(widgets, namespace, widget("u"))
-    with pytest.raises(ApiException):
+    with pytest.raises(ApiException) as refused:
         widgets.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "u", {"spec": {"replicas": 99}}
         )
+    assert refused.value.status == 422 and "spec.replicas" in refused.value.body
     after = widgets.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "u")
     assert after == before
 
