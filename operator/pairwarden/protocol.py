@@ -34,6 +34,9 @@ ANNOTATION_ACTIVE_MEMBER = PREFIX + "member"
 # On the active Lease: where callers reach the holder ("host:port" of its SIP port), copied
 # from the holder's own report in the same write, so the other member can redirect to it.
 ANNOTATION_ACTIVE_CONTACT = PREFIX + "active-contact"
+# On the active Lease: the move that put it there (status.lastTransition's JSON), in the same
+# write, so a move survives an operator stopped before its status write. Operator-only.
+ANNOTATION_ACTIVE_MOVE = PREFIX + "active-move"
 # The kubelet keeps at most this many bytes of a container's terminationMessagePath
 # (kubelet's MaxContainerTerminationMessageLength): a replication report must fit in it.
 TERMINATION_MESSAGE_LIMIT = 4096

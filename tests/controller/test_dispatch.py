@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pairwarden.api.models import FailoverPairStatus
+from datetime import UTC, datetime
+
+from pairwarden.api.models import FailoverPairStatus, Transition
 from pairwarden.controller.dispatch import (
     LabelPods,
     RecordEvent,
@@ -11,7 +13,15 @@ from pairwarden.controller.dispatch import (
     WriteActiveLease,
     writes,
 )
-from pairwarden.engine.types import AckRequest, Activate, Cause, Deactivate, Decision, Warn
+from pairwarden.engine.types import (
+    AckRequest,
+    Activate,
+    Cause,
+    Deactivate,
+    Decision,
+    RecordMove,
+    Warn,
+)
 
 
 def decision(*actions: object) -> Decision:
@@ -58,3 +68,30 @@ def test_warnings_and_request_outcomes_are_events_only() -> None:
         RecordEvent("Warning", "RequestRefused", "failover r1: secondary is not serving"),
         RecordEvent("Normal", "RequestAccepted", "failback r2: primary made active"),
     )
+
+
+def moved_to_secondary(epoch: int) -> Transition:
+    return Transition.model_validate(
+        {"time": datetime(2026, 1, 5, tzinfo=UTC), "from": "primary", "to": "secondary",
+         "cause": "HeartbeatLost", "epoch": epoch}
+    )  # fmt: skip
+
+
+def test_the_lease_write_carries_the_move_it_makes_and_a_revoke_carries_none() -> None:
+    """The transition rides in the active Lease's own request: an operator stopped before
+    its status write leaves it there for the next one (engine.missed_move)."""
+    move = moved_to_secondary(4)
+    status = FailoverPairStatus(last_transition=move)
+    grant = writes(
+        Decision((Activate("secondary", 4, Cause.HEARTBEAT_LOST, "primary"),), status), 3
+    )
+    assert grant[0] == WriteActiveLease("secondary", 4, 3, move)
+    revoke = writes(Decision((Deactivate(5, Cause.EXCESSIVE_CPU, "secondary"),), status), 4)
+    assert revoke[0] == WriteActiveLease(None, 5, 4, None)  # the record is cleared
+
+
+def test_a_move_recorded_late_is_announced_like_the_move() -> None:
+    (event,) = writes(decision(RecordMove(moved_to_secondary(4))), 4)
+    assert isinstance(event, RecordEvent)
+    assert (event.type, event.reason) == ("Warning", "HeartbeatLost")
+    assert event.message.startswith("primary -> secondary (epoch 4)")

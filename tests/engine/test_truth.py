@@ -22,6 +22,7 @@ from pairwarden.engine import (
     MemberObservation,
     Now,
     Observed,
+    RecordMove,
     Route,
     RoutingView,
     UpdateStatus,
@@ -441,3 +442,62 @@ def test_a_holder_just_granted_gets_one_window_to_start_answering_first() -> Non
     assert at(2 * window + 1).role_change == Activate(
         "secondary", 2, Cause.NOT_ANSWERING, "primary"
     )
+
+
+# ------------------------------------------------------------- a move the status missed
+
+
+def lost_primary_move(epoch: int = 2, cause: str = "HeartbeatLost") -> Transition:
+    """The move an operator wrote into the active Lease before it was killed -9 (its status
+    write never happened)."""
+    return Transition.model_validate(
+        {"time": T0 - timedelta(seconds=20), "from": "primary", "to": "secondary",
+         "cause": cause, "epoch": epoch, "durationSeconds": 31.0}
+    )  # fmt: skip
+
+
+def after_the_kill(lease: LeaseView) -> Decision:
+    """A restarted operator: the stored status predates the move (primary at epoch 1), the
+    primary is gone, the secondary answers at epoch 2 but is not routed yet."""
+    gone = replace(seen("primary", holder="secondary", epoch=1), pod_running=False)
+    return look(
+        lease, status("primary", 1), gone, seen("secondary", "secondary", 2), routed("primary")
+    )
+
+
+def test_a_move_the_status_missed_is_recorded_from_the_active_lease() -> None:
+    """The Lease carries the move it made (cause, previous holder, time): the status takes
+    it as its lastTransition and history, and its Event is posted, once."""
+    move = lost_primary_move()
+    decision = after_the_kill(LeaseView("vm-1", 2, move))
+    assert decision.role_change is None  # nothing moves again: only the record is made
+    assert decision.status.last_transition == move
+    assert decision.status.transitions[-1] == move
+    assert (decision.status.active_member, decision.status.epoch) == ("secondary", 2)
+    assert [a for a in decision.actions if isinstance(a, RecordMove)] == [RecordMove(move)]
+    again = look(
+        LeaseView("vm-1", 2, move),
+        decision.status,
+        replace(seen("primary", holder="secondary", epoch=1), pod_running=False),
+        seen("secondary", "secondary", 2),
+        routed("secondary"),
+    )
+    assert not [a for a in again.actions if isinstance(a, RecordMove)]
+    assert again.status.transitions == decision.status.transitions
+
+
+@pytest.mark.parametrize(
+    ("lease", "why"),
+    [
+        (LeaseView("vm-0", 2, lost_primary_move()), "a foreign write named another holder"),
+        (LeaseView("vm-1", 3, lost_primary_move()), "a foreign write bumped the epoch"),
+        (LeaseView("vm-1", 2, lost_primary_move(cause="Whatever")), "an unknown cause"),
+        (LeaseView("vm-1", 2), "no record"),
+    ],
+)
+def test_a_lease_record_that_is_not_this_holders_move_is_ignored(
+    lease: LeaseView, why: str
+) -> None:
+    decision = after_the_kill(lease)
+    assert not [a for a in decision.actions if isinstance(a, RecordMove)], why
+    assert lease.move not in decision.status.transitions, why

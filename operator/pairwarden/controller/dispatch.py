@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pairwarden.api.models import ActiveMember
+from pairwarden.api.models import ActiveMember, Transition
 from pairwarden.engine.types import (
     AckRequest,
     Activate,
     Cause,
     Deactivate,
     Decision,
+    RecordMove,
     Route,
     Warn,
     is_routine,
@@ -36,6 +37,9 @@ class WriteActiveLease:
     member: Member | None
     epoch: int
     expected_epoch: int
+    # The transition this write makes, carried by the Lease itself (leases.write_active): the
+    # status write comes later, and an operator stopped in between must not lose it.
+    move: Transition | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
             if action.expected_epoch is not None:
                 expected_epoch = action.expected_epoch
             out += [
-                WriteActiveLease(member, action.epoch, expected_epoch),
+                WriteActiveLease(member, action.epoch, expected_epoch, _move(decision, action)),
                 RouteService(member),
                 RoleMoved(action.cause, action.previous, to, action.epoch, event),
                 LabelPods(member),
@@ -102,6 +106,16 @@ def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
             out += [RouteService(member), LabelPods(member)]
         elif isinstance(action, Warn):
             out.append(RecordEvent("Warning", action.reason, action.message))
+        elif isinstance(action, RecordMove):
+            move = action.transition
+            out.append(
+                RecordEvent(
+                    "Normal" if is_routine(Cause(move.cause)) else "Warning",
+                    move.cause,
+                    f"{move.from_} -> {move.to} (epoch {move.epoch}), recorded from the "
+                    "active Lease after the operator stopped before its status write",
+                )
+            )
         elif isinstance(action, AckRequest):
             out.append(
                 RecordEvent(
@@ -111,3 +125,13 @@ def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
                 )
             )
     return tuple(out)
+
+
+def _move(decision: Decision, action: Activate | Deactivate) -> Transition | None:
+    """The transition `action` makes, if it makes one (a revoke or a Lease repair that keeps
+    its holder records none)."""
+    last = decision.status.last_transition
+    to = action.member if isinstance(action, Activate) else "none"
+    if last is None or (last.epoch, last.to) != (action.epoch, to):
+        return None
+    return last

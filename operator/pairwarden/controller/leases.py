@@ -7,15 +7,19 @@ The active Lease is the fencing token: `holderIdentity` names the pod that may a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
+from pydantic import ValidationError
 
+from pairwarden.api.models import Transition
 from pairwarden.controller.client import JSON_PATCH, status_of
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_CONTACT,
     ANNOTATION_ACTIVE_MEMBER,
+    ANNOTATION_ACTIVE_MOVE,
     LABEL_MEMBER,
     LABEL_PAIR,
     MEMBERS,
@@ -23,7 +27,27 @@ from pairwarden.protocol import (
     member_lease_name,
 )
 
-_CONTACT_POINTER = ANNOTATION_ACTIVE_CONTACT.replace("~", "~0").replace("/", "~1")  # RFC 6901
+
+def _pointer(annotation: str) -> str:
+    """The JSON pointer (RFC 6901) of an annotation."""
+    return "/metadata/annotations/" + annotation.replace("~", "~0").replace("/", "~1")
+
+
+def move_annotation(move: Transition | None) -> str:
+    """The active Lease's record of the move that put it there ("" for none)."""
+    return move.model_dump_json(by_alias=True, exclude_none=True) if move is not None else ""
+
+
+def parse_move(annotations: Mapping[str, str] | None) -> Transition | None:
+    """The move the active Lease records, or None when there is none or it does not parse
+    (anyone may write the Lease: what they write is checked, never trusted to be whole)."""
+    text = (annotations or {}).get(ANNOTATION_ACTIVE_MOVE) or ""
+    if not text:
+        return None
+    try:
+        return Transition.model_validate_json(text)
+    except ValidationError:
+        return None
 
 
 class EpochConflict(Exception):
@@ -94,21 +118,25 @@ async def write_active(
     epoch: int,
     expected_epoch: int,
     now: datetime,
+    move: Transition | None = None,
 ) -> dict[str, Any]:
     """Hand the active Lease to `holder` at `epoch`, only from `expected_epoch`: one JSON patch
     whose `test` is the optimistic check, since this write starts every flip. When the test or
     a path fails (the Lease is already at `epoch` after an interrupted move, or it predates the
-    member annotation), read it and replace it at its resourceVersion. Returns the Lease as
-    written (its resourceVersion orders it against the watch's events)."""
+    member annotation), read it and replace it at its resourceVersion. `move` (the transition
+    this write makes, None for none) rides in the same request, so the move outlives an
+    operator stopped before its status write. Returns the Lease as written (its
+    resourceVersion orders it against the watch's events)."""
     coordination = client.CoordinationV1Api(api)
     stamp = _micro_time(now)
-    annotation = ANNOTATION_ACTIVE_MEMBER.replace("~", "~0").replace("/", "~1")  # RFC 6901
+    record = move_annotation(move)
     ops = [
         {"op": "test", "path": "/spec/leaseTransitions", "value": expected_epoch},
-        {"op": "add", "path": f"/metadata/annotations/{annotation}", "value": member},
+        {"op": "add", "path": _pointer(ANNOTATION_ACTIVE_MEMBER), "value": member},
         # Where callers reach the holder (its own report), in the same write: the other member
         # redirects callers there and must never read one holder with another's contact.
-        {"op": "add", "path": f"/metadata/annotations/{_CONTACT_POINTER}", "value": contact},
+        {"op": "add", "path": _pointer(ANNOTATION_ACTIVE_CONTACT), "value": contact},
+        {"op": "add", "path": _pointer(ANNOTATION_ACTIVE_MOVE), "value": record},
         *(
             {"op": "add", "path": f"/spec/{key}", "value": value}
             for key, value in (
@@ -134,6 +162,7 @@ async def write_active(
         raise EpochConflict(f"active Lease is at epoch {spec.get('leaseTransitions')}")
     annotations = current["metadata"].setdefault("annotations", {})
     annotations[ANNOTATION_ACTIVE_MEMBER] = member
+    annotations[ANNOTATION_ACTIVE_MOVE] = record
     spec.update(holderIdentity=holder, leaseTransitions=epoch, acquireTime=stamp, renewTime=stamp)
     try:
         replaced = await coordination.replace_namespaced_lease(

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
+from pairwarden.controller.leases import parse_move
 from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport, active_lease_name
 
 
@@ -34,6 +36,7 @@ class ActiveSighting:
     holder: str
     epoch: int
     resource_version: str
+    move: Transition | None = None  # the move it records (leases.write_active)
 
 
 def newer(candidate: ActiveSighting, known: ActiveSighting | None) -> bool:
@@ -54,6 +57,7 @@ def active_sighting(lease: dict[str, Any]) -> ActiveSighting:
         holder=str(spec.get("holderIdentity") or ""),
         epoch=int(spec.get("leaseTransitions") or 0),
         resource_version=str((lease.get("metadata") or {}).get("resourceVersion") or ""),
+        move=parse_move((lease.get("metadata") or {}).get("annotations")),
     )
 
 

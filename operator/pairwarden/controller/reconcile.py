@@ -40,6 +40,7 @@ from pairwarden.controller.observations import (
     PairBook,
     active_sighting,
 )
+from pairwarden.controller.status import Written
 from pairwarden.engine import decide, worth_writing
 from pairwarden.engine.conditions import spec_valid, stamp
 from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, timers
@@ -76,11 +77,11 @@ class Runtime:
 
 @dataclass
 class PairMemory:
-    """Per-pair state that lives only in this process: the status we last wrote (the watch may
-    not have delivered it yet) and whether the Leases exist."""
+    """Per-pair state that lives only in this process: the status as last decided, the one
+    we last wrote (the watch may not have delivered it yet) and whether the Leases exist."""
 
-    status: FailoverPairStatus | None = None
-    status_version: str = ""  # resourceVersion our last status write returned
+    status: FailoverPairStatus | None = None  # the engine's memory: the last decision
+    written: Written | None = None  # our last status write (what the server holds)
     leases_ready: bool = False
     spec: tuple[int | None, FailoverPairSpec] | None = None  # parsed spec by generation
     exported: FailoverPairStatus | None = None  # what the metrics last showed
@@ -136,7 +137,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         secondary=_member(book, "secondary", seen.pods["secondary"]),
         request=wanted.request,
         generation=meta.get("generation"),
-        lease=LeaseView(book.active.holder, book.active.epoch),
+        lease=LeaseView(book.active.holder, book.active.epoch, book.active.move),
         routing=seen.routing,
         service=spec.service,
         pair=name,
@@ -169,7 +170,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     )
     if finished is not None and not finished.succeeded:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
-    await _write_status(rt, body, spec, _written_base(body, stored, memory), final, memory)
+    version = str(meta.get("resourceVersion") or "")
+    await _write_status(rt, body, spec, status.base(stored, version, memory.written), final, memory)
     if requests.consumable(annotations, final.last_request.id if final.last_request else None):
         await requests.consume(rt.api, namespace, name, annotations)
     _export(namespace, name, final, book, memory)
@@ -260,6 +262,7 @@ async def _apply(
             epoch=write.epoch,
             expected_epoch=write.expected_epoch,
             now=rt.clock.wall(),
+            move=write.move,
         )
         book.see_active(active_sighting(written))  # the watch may bring it later
     elif isinstance(write, dispatch.RouteService):
@@ -283,20 +286,6 @@ def _event(body: Any, kind: dispatch.EventType, reason: str, message: str) -> No
     (events.normal if kind == "Normal" else events.warning)(body, reason, message)
 
 
-def _written_base(body: Any, stored: FailoverPairStatus, memory: PairMemory) -> FailoverPairStatus:
-    """The status to compare a new one with: what is stored, unless the watch has not yet
-    delivered our own last write (then that write). A status someone else wrote is stored,
-    so it differs from what the engine derived from the Lease and is overwritten."""
-    if memory.status is None:
-        return stored
-    version = str(body["metadata"].get("resourceVersion") or "")
-    try:
-        behind = int(version) < int(memory.status_version)
-    except ValueError:
-        behind = False
-    return memory.status if behind else stored
-
-
 async def _write_status(
     rt: Runtime,
     body: Any,
@@ -306,18 +295,16 @@ async def _write_status(
     memory: PairMemory,
 ) -> None:
     meta = body["metadata"]
+    memory.status = final
     if not worth_writing(base, final, spec):
-        memory.status = memory.status or final
         return
     before, after = base.to_wire(), final.to_wire()
     delta = status.changed(before, after)
     for key in before.keys() - after.keys():
         delta[key] = None  # merge-patch deletes what the engine dropped
     written = await status.patch(rt.api, meta["namespace"], meta["name"], delta)
-    memory.status = final
-    memory.status_version = str(
-        ((written or {}).get("metadata") or {}).get("resourceVersion") or ""
-    )
+    version = str(((written or {}).get("metadata") or {}).get("resourceVersion") or "")
+    memory.written = Written(final, version)
 
 
 async def _reject_spec(rt: Runtime, body: Any, memory: PairMemory, error: SpecError) -> None:

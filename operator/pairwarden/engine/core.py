@@ -8,7 +8,7 @@ The rules, in the order they are tried, are documented in docs/behaviour.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pairwarden.api.models import (
@@ -42,10 +42,12 @@ from pairwarden.engine.types import (
     Cause,
     Deactivate,
     Decision,
+    LeaseView,
     ManualRequest,
     MemberObservation,
     Now,
     Observed,
+    RecordMove,
     Route,
     UpdateStatus,
     Warn,
@@ -65,6 +67,7 @@ from pairwarden.protocol import (
 # within W - R/2 of its last renewal; the operator waits W) or its pod is not running. A move
 # away from it needs no revoke first.
 CANNOT_ANSWER = frozenset({Cause.HEARTBEAT_LOST, Cause.POD_GONE})
+KNOWN_CAUSES = frozenset(c.value for c in Cause)
 HISTORY_LIMIT = 32  # transitions kept in status; flap damping needs only those in the period
 
 
@@ -212,16 +215,41 @@ def member_problems(observed: Observed) -> dict[Member, str]:
     return problems
 
 
+def missed_move(
+    status: FailoverPairStatus, truth: Truth, lease: LeaseView | None
+) -> Transition | None:
+    """The move the active Lease carries and the status lacks: written in the Lease's own
+    request, it survives an operator stopped before its status write. It counts only while
+    the Lease still names its holder at its epoch (a foreign write leaves it stale) and the
+    status has no transition of that epoch or a later one."""
+    move = lease.move if lease is not None else None
+    if move is None or truth.rewrite is not None or move.cause not in KNOWN_CAUSES:
+        return None
+    if (move.epoch, move.to) != (truth.epoch, truth.holder):
+        return None
+    last = status.last_transition
+    if last is not None and last.epoch >= move.epoch:
+        return None
+    return move
+
+
 def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     """One reconciliation: who should hold the active role now, and what to record."""
+    stored = observed.status
+    truth = read_truth(observed)
+    actions: list[Action] = []
+    missed = missed_move(stored, truth, observed.lease)
+    if missed is not None:
+        transitions = [*stored.transitions, missed][-HISTORY_LIMIT:]
+        recorded = stored.model_copy(update={"last_transition": missed, "transitions": transitions})
+        observed = replace(observed, status=recorded)
+        actions.append(RecordMove(missed))
     status = observed.status
     problems = member_problems(observed)
     health = {m: judge(spec, status, m, observed.member(m), now, problems.get(m)) for m in MEMBERS}
-    truth = read_truth(observed)
     holder = truth.holder
     handoff = _pending_handoff(status.handoff, truth)
     held = is_held(spec, status, now)
-    actions: list[Action] = []
     change: tuple[ActiveMember, Cause] | None = None
     last_request = status.last_request
     why: list[str] = []
@@ -361,7 +389,7 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     if drift is not None:
         actions.append(drift)
     actions.extend(_problem_events(status, checks))
-    if worth_writing(status, new_status, spec):
+    if worth_writing(stored, new_status, spec):
         actions.append(UpdateStatus(new_status))
     if not why:
         why.append(f"no change: {ready_check.message}")

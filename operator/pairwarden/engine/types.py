@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pairwarden.api.models import ActiveMember, FailoverPairStatus
+from pairwarden.api.models import ActiveMember, FailoverPairStatus, Transition
 from pairwarden.protocol import Member, MemberReport
 
 
@@ -110,6 +110,10 @@ class LeaseView:
 
     holder: str
     epoch: int
+    # The move that put it there, as the operator wrote it in the same request (None: none
+    # written, or unreadable). It stands only for this holder and epoch: a foreign write
+    # leaves an older one behind, which then names another epoch or holder.
+    move: Transition | None = None
 
 
 @dataclass(frozen=True)
@@ -207,13 +211,21 @@ class AckRequest:
 
 
 @dataclass(frozen=True)
+class RecordMove:
+    """Announce a move the status missed: the active Lease carries it (its operator was
+    stopped between the Lease write and the status write), so its Event was never posted."""
+
+    transition: Transition
+
+
+@dataclass(frozen=True)
 class UpdateStatus:
     """Patch the status subresource with this status."""
 
     status: FailoverPairStatus
 
 
-Action = Activate | Deactivate | Route | Warn | AckRequest | UpdateStatus
+Action = Activate | Deactivate | Route | Warn | AckRequest | RecordMove | UpdateStatus
 
 
 @dataclass(frozen=True)

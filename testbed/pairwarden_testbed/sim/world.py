@@ -35,7 +35,13 @@ from pairwarden.agent.core import (
     licensing_expired,
     settings_from_spec,
 )
-from pairwarden.api.models import ActiveMember, FailoverPairSpec, FailoverPairStatus, parse_status
+from pairwarden.api.models import (
+    ActiveMember,
+    FailoverPairSpec,
+    FailoverPairStatus,
+    Transition,
+    parse_status,
+)
 from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
 from pairwarden.controller.status import changed
@@ -190,6 +196,7 @@ class World:
         # The API server's state: the active Lease, the Service selector, the pair's status
         # and annotations, the member Leases' reports; and the faults it will answer with.
         self.lease: tuple[ActiveMember, int] = ("none", 0)
+        self.lease_move: Transition | None = None  # the move the Lease records (its annotation)
         self.selector: ActiveMember = "none"
         self.labels: ActiveMember = "none"
         self.stored_status: dict[str, object] = {}
@@ -675,7 +682,7 @@ class World:
             secondary=self._observed_member("secondary"),
             request=self.request,
             generation=1,
-            lease=LeaseView(pod_of(self.holder), self.epoch),
+            lease=LeaseView(pod_of(self.holder), self.epoch, self.lease_move),
             routing=RoutingView(
                 selector={LABEL_PAIR: PAIR, LABEL_MEMBER: self.selector},
                 selected=(pod_of(self.selector),) if self.selector != "none" else (),
@@ -732,6 +739,7 @@ class World:
             if self.epoch not in (write.expected_epoch, write.epoch):
                 raise ApiFailure(f"active Lease is at epoch {self.epoch}")  # EpochConflict
             to: ActiveMember = write.member or "none"
+            self.lease_move = write.move  # in the same request (leases.write_active)
             if self.lease != (to, write.epoch):
                 self.lease = (to, write.epoch)
                 self._announce_lease()
