@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from conftest import ChartCluster, Rendered
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "helm" / "agent-role-per-pair.yaml"
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
 NAMESPACED: set[Grant] = {
