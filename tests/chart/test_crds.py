@@ -53,6 +53,9 @@ def test_helm_installs_the_crds_as_written(chart_cluster: ChartCluster) -> None:
 
 
 def test_crds_follow_the_create_switch(rendered: Rendered) -> None:
+    """The CRDs are templates (files/crds/ read by templates/crds.yaml), never in the chart's
+    crds/ folder, which `helm upgrade` does not update."""
+    assert not (ROOT / "charts" / "pairwarden" / "crds").exists()
     crds = rendered.of_kind("CustomResourceDefinition")
     if rendered.values.get("crds", {}).get("create", True):
         assert {c["metadata"]["name"] for c in crds} >= {"failoverpairs.pairwarden.io"}
