@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: percentiles, PASS/MISS, the machine, /proc readings.
+"""Helpers shared by the benchmarks: percentiles, PASS/FAIL, the machine, /proc readings.
 
 Benchmarks import this as a sibling module (`python bench/x.py` puts bench/ on sys.path).
 """
@@ -26,7 +26,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+    return "PASS" if ok else "FAIL"
 
 
 def seconds(value: float) -> str:

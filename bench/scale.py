@@ -851,7 +851,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 sim.changing_data = args.changing_data
                 sim.manual = args.manual
                 rows.append(await sim.run(args.profile, args.short))
-            except Exception as error:  # report and go on: a MISS, not a crash
+            except Exception as error:  # report and go on: a FAIL, not a crash
                 print(f"  {n} pairs: failed: {error!r}")
                 row = Row(n, backend=backend, load=load_average())
                 row.notes.append(f"failed: {error!r}")

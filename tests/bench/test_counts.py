@@ -1,6 +1,7 @@
-"""The scale benchmark's request counts as kube-apiserver reports them (`apiserver_request_total`):
-writes split into the agents' Lease PUTs and the rest, reads beside them, and every rate over
-the window between the server's two snapshots."""
+"""What the benchmarks report: request counts as kube-apiserver gives them
+(`apiserver_request_total`), writes split into the agents' Lease PUTs and the rest, reads
+beside them, every rate over the window between the server's two snapshots; and failover rows
+that each name their backend and a PASS or FAIL."""
 
 from __future__ import annotations
 
@@ -39,3 +40,22 @@ def test_a_rate_is_taken_over_the_window_between_the_two_snapshots() -> None:
     assert delta.writers == {"update leases": 60}
     assert delta.operator == {}  # no change is no entry
     assert delta.etcd_writes == pytest.approx(60.0)
+
+
+def test_every_failover_row_names_its_backend_and_a_pass_or_fail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench.failover import Result, print_results
+
+    results = [
+        Result("clean stop", window=2.0, bound=1.0, flips=[0.2, 0.4]),
+        Result("manual", window=2.0, bound=0.5, flips=[0.3, 1.9]),
+    ]
+    print_results(results, {"clean stop": 2, "manual": 2}, "sandbox")
+    rows = capsys.readouterr().out.strip().splitlines()[1:]
+    assert [row.split()[:3] for row in rows] == [
+        ["clean", "stop", "sandbox"],
+        ["manual", "sandbox", "2/2"],
+    ]
+    assert rows[0].split("|")[-1].split()[0] == "PASS"
+    assert rows[1].split("|")[-1].split()[0] == "FAIL"  # p99 1.9 s against 0.5 s
