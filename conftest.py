@@ -61,7 +61,11 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     Skips, naming the reason, when the node cannot run here (not root, Debian packages or
     binaries missing, PAIRWARDEN_REAL_NODE=0), when the images are not built for this tree
-    (unless PAIRWARDEN_REAL_NODE=1, which builds them) or cannot be built."""
+    (unless PAIRWARDEN_REAL_NODE=1, which builds them) or cannot be built.
+
+    PAIRWARDEN_REAL_NODE_DIR=DIR keeps the control plane and the node running in DIR between
+    sessions, as PAIRWARDEN_K8S_DIR does for real_cluster (`hack/control-plane.sh down DIR`
+    stops both): a developer's next run skips their start."""
     from pairwarden_testbed import controlplane
     from pairwarden_testbed import node as realnode
 
@@ -85,7 +89,9 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         realnode.build_images()
     except realnode.NodeError as error:
         pytest.skip(f"the project's images cannot be built here: {error}")
-    cp = controlplane.ControlPlane(tmp_path_factory.mktemp("k8snode"))
+    kept = os.environ.get("PAIRWARDEN_REAL_NODE_DIR")
+    directory = Path(kept) if kept else tmp_path_factory.mktemp("k8snode")
+    cp = controlplane.ControlPlane(directory)
     node = realnode.Node(cp.directory)
     try:
         try:
@@ -96,11 +102,12 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         node.load_images()
         yield node
     finally:
-        node.down()
-        cp.down()
+        if not kept:
+            node.down()
+            cp.down()
     # Checked here, once per session: `down` leaves no containers, mounts, network
     # namespaces, veths, bridge, iptables chains or pod logs behind.
-    assert not node.leftovers(), f"the real node left behind: {node.leftovers()}"
+    assert kept or not node.leftovers(), f"the real node left behind: {node.leftovers()}"
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +132,12 @@ def make_namespace(admin: Any) -> Iterator[Callable[[str], str]]:
     """Create a namespace named `prefix-<random>` (returned) once pods can be created in it
     (its default ServiceAccount has a token); all of them go at the end of the module, with
     their pods at once (grace 0)."""
+    yield from namespaces(admin)
+
+
+def namespaces(admin: Any) -> Iterator[Callable[[str], str]]:
+    """make_namespace's work, for a fixture of any scope (tests/realnode's are the session's:
+    its pair is installed once)."""
     from kubernetes import client
 
     from pairwarden_testbed.waiting import eventually

@@ -1,0 +1,310 @@
+"""The pair of examples/ on the real node (issue 19), installed as users install it, and
+what the scenarios of tests/realnode ask of it.
+
+The operator runs from its own image, as the chart's StatefulSet with the chart's RBAC, and
+the two members of examples/voicemail-pair.yaml (voicemail + agent, from the project's images)
+run as pods on the node: containerd and runc run them, the bridge CNI wires them, the real
+EndpointSlice controller and kube-proxy (iptables) route the Service to the active one. The
+operator is the image rather than a local process because that is what users run: its
+in-cluster configuration, its ServiceAccount token and the `kubernetes` Service are exercised
+only that way (the local-process operator is covered on the sandbox and the 1.20 control
+plane by e2e/).
+
+The chart cannot be installed on 1.20 as is (it asks Kubernetes >= 1.28, for the
+StatefulSet's `apps.kubernetes.io/pod-index` label): its objects are rendered by Helm (into a
+sandbox, tests/chart's renderer) and created here, with one change: POD_INDEX, the peering
+priority that 1.28 gives each replica from that label, is the value it would have for the one
+replica, "0" (`on_kubernetes_1_20`)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from e2e.sippcall import Pbx
+from kubernetes import client, dynamic
+from kubernetes.dynamic.exceptions import ConflictError
+
+from pairwarden import GROUP, VERSION
+from pairwarden.controller.rbac import agent_account
+from pairwarden.protocol import (
+    ANNOTATION_REQUEST,
+    ANNOTATION_REQUEST_ID,
+    LABEL_MEMBER,
+    LABEL_ROLE,
+    MEMBERS,
+)
+from pairwarden_testbed.node import BRIDGE_IP
+from pairwarden_testbed.waiting import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
+# A 2 s window (200 ms x 10): crash and manual failovers do not wait for it (the agent
+# publishes a voicemail exit at once), but a loaded machine must not trip it by accident.
+HEARTBEAT = {"intervalMs": 200, "missedBeforeFailover": 10, "renewalsPerWindow": 2}
+POD_INDEX_LABEL = "metadata.labels['apps.kubernetes.io/pod-index']"
+
+
+def other(member: str) -> str:
+    return "secondary" if member == "primary" else "primary"
+
+
+def on_kubernetes_1_20(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chart's objects as a 1.20 server can run them (pure): the operator's POD_INDEX
+    (from the pod-index label, 1.28+) is the one replica's ordinal, 0."""
+    out = copy.deepcopy(objects)
+    for obj in out:
+        if obj["kind"] != "StatefulSet":
+            continue
+        assert obj["spec"]["replicas"] == 1, "POD_INDEX=0 holds for one replica only"
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env", []):
+                ref = (env.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
+                if ref == POD_INDEX_LABEL:
+                    env.pop("valueFrom")
+                    env["value"] = "0"
+    return out
+
+
+def members_from_example(path: Path) -> list[dict[str, Any]]:
+    """examples/voicemail-pair.yaml as it is, but for the message store (a directory of the
+    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host). The
+    agents' ServiceAccount is set to the one the operator makes per pair (`vm-agent`, with
+    the pair's Role), which the example names too: a renamed pair stays served."""
+    objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for obj in objects:
+        if obj["kind"] == "Pod":
+            obj["spec"]["serviceAccountName"] = agent_account("vm")
+        for volume in obj.get("spec", {}).get("volumes", []):
+            if "hostPath" in volume:
+                del volume["hostPath"]
+                volume["emptyDir"] = {}
+    return objects
+
+
+def pair_from_example(path: Path) -> dict[str, Any]:
+    """examples/failoverpair.yaml with a short heartbeat, manual failback, no CPU rule and
+    replication rare enough that its Jobs stay out of the measurements."""
+    pair: dict[str, Any] = yaml.safe_load(path.read_text())
+    spec = pair["spec"]
+    spec["heartbeat"] = HEARTBEAT
+    spec["failback"] = {"type": "Manual"}
+    spec["excessiveCpu"] = {"enabled": False}
+    spec["flapDamping"] = {"maxTransitions": 100, "periodSeconds": 3600}
+    spec["replication"].update(fileIntervalSeconds=3600, databaseIntervalSeconds=3600)
+    return pair
+
+
+@dataclass
+class Pair:
+    """The pair `vm` of namespace `namespace` on the real node, and its callers."""
+
+    admin: client.ApiClient
+    node: Any
+    namespace: str
+    workdir: Path
+    core: client.CoreV1Api = field(init=False)
+    custom: client.CustomObjectsApi = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.admin)
+        self.custom = client.CustomObjectsApi(self.admin)
+
+    def status(self) -> dict[str, Any]:
+        pair = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "failoverpairs", "vm"
+        )
+        return dict(pair.get("status") or {})
+
+    def routed(self) -> str | None:
+        spec = self.core.read_namespaced_service("vm-calls", self.namespace).spec
+        member = (spec.selector or {}).get(LABEL_MEMBER)
+        return member if member in ("primary", "secondary") else None
+
+    def sip_address(self) -> tuple[str, int]:
+        spec = self.core.read_namespaced_service("vm-calls", self.namespace).spec
+        port = next(p.port for p in spec.ports if p.protocol == "UDP")
+        return str(spec.cluster_ip), int(port)
+
+    def caller(self, fixed_port: bool) -> Pbx:
+        # From the bridge's address: the pods answer it directly (the BYE goes to the 200's
+        # Contact, the pod's own address).
+        return Pbx(self.sip_address(), self.workdir, local_ip=BRIDGE_IP, fixed_port=fixed_port)
+
+    def both_up(self) -> bool:
+        members = self.status().get("members") or {}
+        return all((members.get(m) or {}).get("serviceUp") for m in ("primary", "secondary"))
+
+    def request(self, action: str) -> None:
+        annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            "failoverpairs",
+            "vm",
+            {"metadata": {"annotations": annotations}},
+        )
+
+    def pod(self, member: str) -> Any:
+        return self.core.read_namespaced_pod(f"vm-{member}", self.namespace)
+
+    def container_pid(self, member: str, container: str) -> int:
+        """The host pid of a member's running container (containerd's task)."""
+        statuses = self.pod(member).status.container_statuses or []
+        (state,) = [c for c in statuses if c.name == container]
+        return int(self.node.container_pid(state.container_id))
+
+    def data_dir(self, member: str) -> Path:
+        """The member's --data-dir (an emptyDir) as the host sees it, through its agent's
+        mount namespace."""
+        return Path(f"/proc/{self.container_pid(member, 'agent')}/root/var/lib/voicemail")
+
+    def epoch(self) -> int:
+        return int(self.status().get("epoch") or 0)
+
+    def next_transition(self, after_epoch: int, timeout: float) -> dict[str, Any]:
+        """The role change the status records beyond `after_epoch` (a move by choice takes
+        two epochs, the revoke and the grant; only the grant is a transition)."""
+
+        def recorded() -> dict[str, Any] | None:
+            last = self.status().get("lastTransition") or {}
+            return dict(last) if int(last.get("epoch") or 0) > after_epoch else None
+
+        found: dict[str, Any] = eventually(recorded, timeout, "a recorded transition", poll=0.1)
+        return found
+
+    def answering(self) -> list[str]:
+        """Members whose voicemail answers a call placed to its own pod address (the line
+        protocol on 5070), not through the Service: exactly one when the pair is whole."""
+        found = []
+        for member in MEMBERS:
+            ip = self.pod(member).status.pod_ip
+            if ip and answered_by(ip) == f"vm-{member}":
+                found.append(member)
+        return found
+
+    def member_up(self, member: str) -> bool:
+        return bool(((self.status().get("members") or {}).get(member) or {}).get("serviceUp"))
+
+    def serving(self, member: str) -> bool:
+        """Service, status, pod labels and the voicemail processes all name `member`."""
+        return (
+            self.routed() == member
+            and self.status().get("activeMember") == member
+            and (self.pod(member).metadata.labels or {}).get(LABEL_ROLE) == "active"
+            and self.answering() == [member]
+        )
+
+    def standby(self, member: str) -> bool:
+        """`member` runs, reports its voicemail up, and is the pair's standby."""
+        labels = self.pod(member).metadata.labels or {}
+        return (
+            self.member_up(member)
+            and labels.get(LABEL_ROLE) == "standby"
+            and self.status().get("activeMember") == other(member)
+        )
+
+
+def create_all(admin: client.ApiClient, objects: list[dict[str, Any]], namespace: str) -> None:
+    """Create objects in order; CRDs first, each Established before anything uses it."""
+    dyn = dynamic.DynamicClient(admin)
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    for crd in crds:
+        # Cluster-wide objects may be there from an earlier session (PAIRWARDEN_REAL_NODE_DIR).
+        with contextlib.suppress(ConflictError):
+            dyn.resources.get(api_version=crd["apiVersion"], kind=crd["kind"]).create(body=crd)
+    ext = client.ApiextensionsV1Api(admin)
+    for crd in crds:
+        eventually(
+            lambda crd=crd: any(  # type: ignore[misc]
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(
+                    crd["metadata"]["name"]
+                ).status.conditions
+                or []
+            ),
+            60,
+            f"CRD {crd['metadata']['name']} Established",
+            poll=0.2,
+        )
+    dyn = dynamic.DynamicClient(admin)  # discovery again, with the CRDs
+    for obj in objects:
+        if obj["kind"] == "CustomResourceDefinition":
+            continue
+        resource = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        if resource.namespaced:
+            resource.create(body=obj, namespace=obj["metadata"].get("namespace", namespace))
+        else:
+            try:
+                resource.create(body=obj)
+            except ConflictError:  # an earlier session's (its binding names its namespace)
+                resource.delete(name=obj["metadata"]["name"])
+                resource.create(body=obj)
+
+
+def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    try:
+        status = core.read_namespaced_pod(name, namespace).status
+    except client.ApiException:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+
+
+def answered_by(ip: str, timeout: float = 5.0) -> str | None:
+    """Place one call on the line protocol at `ip`:5070; the pod that answered, or None
+    (refused as standby, or no answer)."""
+    try:
+        with socket.create_connection((ip, 5070), timeout=timeout) as sock:
+            sock.sendall(b"CALL realnode\n")
+            reply = sock.makefile("rb").readline().decode().split()
+            with contextlib.suppress(OSError):
+                sock.sendall(b"BYE\n")
+    except OSError:
+        return None
+    return reply[1] if len(reply) >= 2 and reply[0] == "ANSWERED" else None
+
+
+def install(
+    node: Any, admin: client.ApiClient, namespaces: Callable[[str], str], workdir: Path
+) -> Pair:
+    """The chart's objects (as a 1.20 server takes them), the pair and its two members;
+    returns once the Service is routed and both voicemail processes are up."""
+    from tests.chart.conftest import render_chart
+
+    core = client.CoreV1Api(admin)
+    system, voice = namespaces("pw-system"), namespaces("voice")
+    values = {"operator": {"replicas": 1, "watch": {"allNamespaces": False, "namespaces": [voice]}}}
+    t0 = time.monotonic()
+    objects = render_chart(RELEASE, system, values, workdir / "no-crds")
+    create_all(admin, on_kubernetes_1_20(objects), system)
+    operator = f"{RELEASE}-operator-0"
+    eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
+    t_operator = time.monotonic() - t0
+    # The pair first: the operator makes its agents' ServiceAccount, which the pods name.
+    create_all(admin, [pair_from_example(ROOT / "examples" / "failoverpair.yaml")], voice)
+    eventually(
+        lambda: core.read_namespaced_service_account(agent_account("vm"), voice),
+        60,
+        "the pair's agent ServiceAccount",
+        tolerate=(client.ApiException,),
+        poll=0.2,
+    )
+    create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
+    (workdir / "sipp").mkdir()
+    p = Pair(admin, node, voice, workdir / "sipp")
+    eventually(p.routed, 180, "the Service routed to a member", poll=0.5)
+    eventually(p.both_up, 120, "both members' voicemail up", poll=0.5)
+    print(
+        f"real node: operator Ready {t_operator:.1f}s after install, pair whole "
+        f"{time.monotonic() - t0:.1f}s after install"
+    )
+    return p

@@ -1,0 +1,246 @@
+"""The e2e scenarios on the real node (issue 19), on the pair of tests/realnode/pairs.py: a
+kubectl delete of the active pod, a clean stop of the active agent (SIGTERM, the kubelet
+restarts it), a partition of the active member from the API server (iptables in its pod's
+network namespace: callers still reach it), and replication through a Job pod running the
+project's agent image. Each scenario starts from whichever member the last one left active,
+ends with the pair whole again, and prints its duration.
+
+Every wait polls with a generous deadline (a loaded 2-core machine starts a pod in seconds,
+the operator's image takes its time too); none sleeps to let a time rule run out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.realnode.pairs import ROOT, Pair, create_all, members_from_example, other
+
+from pairwarden import GROUP, VERSION
+from pairwarden.controller.jobs import LABEL_REPLICATION
+from pairwarden.protocol import LABEL_PAIR, parse_time
+from pairwarden_testbed.waiting import eventually
+
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(900)]
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+CLEAN = ("AgentStopped", "ServiceStopped")  # a release, never a timed-out heartbeat
+VOICEMAIL_UID = 10001  # the images' user (examples/voicemail-pair.yaml's runAsUser)
+
+
+@pytest.fixture
+def active(pair: Pair, capsys: pytest.CaptureFixture[str]) -> Iterator[str]:
+    """The member active at the start, once the pair is whole; prints the scenario's time."""
+    t0 = time.monotonic()
+    member: str = eventually(pair.routed, 60, "a routed member", poll=0.2)
+    eventually(lambda: pair.serving(member), 120, f"{member} serving", poll=0.5)
+    eventually(lambda: pair.standby(other(member)), 120, f"{other(member)} standby", poll=0.5)
+    yield member
+    with capsys.disabled():
+        print(f"\nreal node scenario took {time.monotonic() - t0:.1f}s")
+
+
+def kubectl(pair: Pair, *args: str) -> list[str]:
+    return [KUBECTL, "--kubeconfig", str(pair.node.cp.kubeconfig), "-n", pair.namespace, *args]
+
+
+def follow_agent(pair: Pair, member: str) -> subprocess.Popen[str]:
+    """`kubectl logs -f` of the member's agent: it ends when the container does."""
+    command = kubectl(pair, "logs", "-f", f"vm-{member}", "-c", "agent")
+    follower = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert follower.stdout is not None
+    follower.stdout.readline()  # attached: the container's first line came through
+    return follower
+
+
+def assert_stopped_cleanly(transition: dict[str, Any], follower: subprocess.Popen[str]) -> str:
+    """The agent took its SIGTERM path: it released its Lease (AgentStopped, at once), or
+    said it could not within its release budget (`shutdown_budget`, 0.45 s for the Lease
+    write), which a loaded machine's API server can exceed: then the pair moves when the
+    heartbeat window runs out (HeartbeatLost). Never anything else."""
+    log = follower.communicate(timeout=120)[0]
+    cause = str(transition["cause"])
+    if cause in CLEAN:
+        assert "released" in log, log
+    else:
+        assert cause == "HeartbeatLost", transition
+        assert "could not release" in log, log
+    return cause
+
+
+def one_answering(pair: Pair, member: str) -> bool:
+    answering = pair.answering()
+    assert len(answering) <= 1, answering
+    return answering == [member]
+
+
+def pod_gone(pair: Pair, member: str) -> bool:
+    try:
+        pair.pod(member)
+    except client.ApiException as error:
+        return error.status == 404
+    return False
+
+
+def restarts(pair: Pair, member: str, container: str) -> int:
+    statuses = pair.pod(member).status.container_statuses or []
+    return next(c.restart_count for c in statuses if c.name == container)
+
+
+def test_deleting_the_active_pod_hands_over_and_the_recreated_pod_rejoins_as_standby(
+    pair: Pair, active: str
+) -> None:
+    before = pair.epoch()
+    # As a user does it: kubectl, the pod's own grace period (SIGTERM to both containers).
+    follower = follow_agent(pair, active)
+    subprocess.run(
+        kubectl(pair, "delete", "pod", f"vm-{active}", "--wait=false"),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    transition = pair.next_transition(before, 60)
+    assert transition["from"] == active, transition
+    print(f"pod deleted: {assert_stopped_cleanly(transition, follower)}, {transition}")
+    eventually(lambda: pair.serving(other(active)), 60, f"{other(active)} serving", poll=0.2)
+    eventually(lambda: pod_gone(pair, active), 120, f"vm-{active} deleted", poll=0.5)
+    # Recreated, as its owner would (the example's pods have none): it joins as the standby.
+    manifest = [
+        m
+        for m in members_from_example(ROOT / "examples" / "voicemail-pair.yaml")
+        if m["metadata"]["name"] == f"vm-{active}"
+    ]
+    create_all(pair.admin, manifest, pair.namespace)
+    eventually(lambda: pair.standby(active), 180, f"recreated vm-{active} standby", poll=0.5)
+    assert pair.routed() == other(active)
+    eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
+
+
+def test_a_clean_stop_of_the_active_agent_hands_over_at_once(pair: Pair, active: str) -> None:
+    before, restarted = pair.epoch(), restarts(pair, active, "agent")
+    follower = follow_agent(pair, active)
+    os.kill(pair.container_pid(active, "agent"), signal.SIGTERM)
+    transition = pair.next_transition(before, 60)
+    assert transition["from"] == active, transition
+    print(f"agent stopped: {assert_stopped_cleanly(transition, follower)}, {transition}")
+    eventually(lambda: pair.serving(other(active)), 60, f"{other(active)} serving", poll=0.2)
+    # The kubelet restarts the agent (restartPolicy Always); it comes back as the standby.
+    eventually(
+        lambda: restarts(pair, active, "agent") > restarted, 120, "the agent restarted", poll=0.5
+    )
+    eventually(lambda: pair.standby(active), 120, f"vm-{active} standby again", poll=0.5)
+    eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
+
+
+@contextlib.contextmanager
+def cut_from_api(pair: Pair, member: str) -> Iterator[None]:
+    """Drop what the member's pod sends to the `kubernetes` Service (the in-cluster address
+    its agent uses), in the pod's own network namespace: the agent loses the API server,
+    while callers, the other member and replication still reach the pod."""
+    api_ip = client.CoreV1Api(pair.admin).read_namespaced_service("kubernetes", "default")
+    rule = [
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-d",
+        f"{api_ip.spec.cluster_ip}/32",
+        "--dport",
+        "443",
+        "-j",
+        "DROP",
+    ]
+    netns = f"--net=/proc/{pair.container_pid(member, 'voicemail')}/ns/net"
+    subprocess.run(["nsenter", netns, "iptables", "-w", "-I", *rule], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run(["nsenter", netns, "iptables", "-w", "-D", *rule], check=True, timeout=30)
+
+
+def reported_since(pair: Pair, member: str, since: datetime) -> bool:
+    """The member's agent was heard after `since` and has caught up with the pair's epoch."""
+    status = pair.status()
+    seen = ((status.get("members") or {}).get(member) or {}).get("lastHeartbeatSeen")
+    caught_up = int(status["members"][member].get("epoch") or 0) >= int(status.get("epoch") or 0)
+    heard = parse_time(seen)
+    return heard is not None and heard > since and caught_up
+
+
+def test_a_partitioned_active_member_is_fenced_and_rejoins_as_standby(
+    pair: Pair, active: str
+) -> None:
+    before = pair.epoch()
+    with cut_from_api(pair, active):
+        transition = pair.next_transition(before, 60)
+        assert transition["from"] == active, transition
+        assert transition["cause"] == "HeartbeatLost", transition
+        # The cut member fenced itself (its voicemail stops answering, asked directly).
+        eventually(lambda: pair.serving(other(active)), 60, f"only {other(active)}", poll=0.2)
+        healed = datetime.now(UTC)
+    eventually(lambda: reported_since(pair, active, healed), 120, "the healed agent heard")
+    # Healed, it learns the new epoch and stays standby: one member answers (a call may
+    # go unanswered on a loaded machine; a second answering member is never allowed).
+    eventually(lambda: pair.standby(active), 60, f"vm-{active} standby", poll=0.5)
+    eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
+    assert pair.routed() == other(active)
+
+
+def replication_pods(pair: Pair) -> list[Any]:
+    selector = f"{LABEL_PAIR}=vm,{LABEL_REPLICATION}=true"
+    return list(pair.core.list_namespaced_pod(pair.namespace, label_selector=selector).items)
+
+
+def set_file_interval(pair: Pair, seconds: int) -> None:
+    body = {"spec": {"replication": {"fileIntervalSeconds": seconds}}}
+    pair.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, pair.namespace, "failoverpairs", "vm", body
+    )
+
+
+def test_a_file_written_on_the_active_reaches_the_standby_through_a_job_pod(
+    pair: Pair, active: str
+) -> None:
+    relative = f"Localize/Prompts/greeting-{uuid.uuid4().hex[:8]}.txt"
+    text = "hello from the active member"
+    source = pair.data_dir(active) / relative
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(text)
+    for path in (source, source.parent, source.parent.parent):
+        os.chown(path, VOICEMAIL_UID, VOICEMAIL_UID)
+    target = pair.data_dir(other(active)) / relative
+    set_file_interval(pair, 2)
+    try:
+        eventually(
+            lambda: target.exists() and target.read_text() == text,
+            180,
+            f"{relative} on the standby",
+            tolerate=(OSError,),
+            poll=0.5,
+        )
+    finally:
+        set_file_interval(pair, 3600)
+
+    # ...copied by a Job's pod on the node, from the project's own agent image.
+    def succeeded() -> list[Any]:
+        return [
+            p
+            for p in replication_pods(pair)
+            if p.status.phase == "Succeeded" and "pairwarden/agent" in p.spec.containers[0].image
+        ]
+
+    eventually(succeeded, 120, "a replication Job pod Succeeded", poll=0.5)
+    eventually(
+        lambda: (pair.status().get("replication") or {}).get("lastSuccess"),
+        60,
+        "a replication success in the status",
+        poll=0.5,
+    )
