@@ -47,9 +47,10 @@ from pairwarden_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
-# A 2 s window (200 ms x 10): crash and manual failovers do not wait for it (the agent
-# publishes a voicemail exit at once), but a loaded machine must not trip it by accident.
-HEARTBEAT = {"intervalMs": 200, "missedBeforeFailover": 10, "renewalsPerWindow": 2}
+# A 5 s window (500 ms x 10): crash and manual failovers do not wait for it (the agent
+# publishes a voicemail exit at once), a partition does. 2 s (200 ms x 10) was tripped by
+# accident at load 20 (an agent's renewal through a loaded API server): the pair flapped.
+HEARTBEAT = {"intervalMs": 500, "missedBeforeFailover": 10, "renewalsPerWindow": 2}
 POD_INDEX_LABEL = "metadata.labels['apps.kubernetes.io/pod-index']"
 
 
@@ -171,13 +172,15 @@ class Pair:
     def epoch(self) -> int:
         return int(self.status().get("epoch") or 0)
 
-    def next_transition(self, after_epoch: int, timeout: float) -> dict[str, Any]:
-        """The role change the status records beyond `after_epoch` (a move by choice takes
-        two epochs, the revoke and the grant; only the grant is a transition)."""
+    def next_transition(self, after_epoch: int, away_from: str, timeout: float) -> dict[str, Any]:
+        """The role change away from `away_from` that the status records beyond `after_epoch`
+        (a move by choice takes two epochs, the revoke and the grant; only the grant is a
+        transition; the pair's first grant may be recorded a moment after its epoch)."""
 
         def recorded() -> dict[str, Any] | None:
             last = self.status().get("lastTransition") or {}
-            return dict(last) if int(last.get("epoch") or 0) > after_epoch else None
+            ours = int(last.get("epoch") or 0) > after_epoch and last.get("from") == away_from
+            return dict(last) if ours else None
 
         found: dict[str, Any] = eventually(recorded, timeout, "a recorded transition", poll=0.1)
         return found
