@@ -4,8 +4,10 @@ Three processes, as in a cluster: the sandbox API server (`pairwarden-testbed sa
 operator, and this one with 2N lightweight lease writers on one asyncio loop, speaking the
 agent's protocol (a PUT of the member Lease every R with `MemberReport.to_annotations()` and
 `spec.renewTime`, an extra write at once for a clean stop). Not full agents: no voicemail
-processes, no fencing. Each client has its own identity, so the sandbox's per-user counters
-separate the operator's requests from the writers'. All three share the machine's cores: the
+processes, no fencing; a member answers while the active Lease names it and says so at once
+when that changes (the revoke of a manual move waits for it), as the agent does. Each client
+has its own identity, so the sandbox's per-user counters separate the operator's requests
+from the writers'. All three share the machine's cores: the
 figures are upper bounds.
 
 Measured per N: time until every pair has an active member after the operator starts; API
@@ -111,6 +113,7 @@ class Writer:
         self.errors = 0
         self.renewals = 0  # with --changing-data, each renewal publishes new data
         self.renewing = asyncio.Lock()  # a fault waits for a renewal in flight to land
+        self.answered = False  # the answer the last renewal carried
         self.task: asyncio.Task[None] | None = None
 
     def report(self) -> MemberReport:
@@ -121,7 +124,8 @@ class Writer:
         return MemberReport(
             agent_running=not self.stopping,
             service_up=True,
-            answering=False,
+            answering=self.answering(),
+            epoch=self.sim.epochs.get(self.pair, 0),  # the active Lease's, as heard
             cpu_percent=3,
             calls_in_progress=0,
             started=self.started,
@@ -129,6 +133,20 @@ class Writer:
             settings_digest="bench",
             data_version=f"{self.name}-{self.renewals}" if self.sim.changing_data else "idle",
         )
+
+    def answering(self) -> bool:
+        """As the agent's `decide_answer`: while the active Lease names this member."""
+        return not self.stopping and self.sim.holders.get(self.pair) == self.member
+
+    def hear_active(self) -> None:
+        """The active Lease moved: an agent whose answer changes says so at once (an urgent
+        renewal), which is what a revoke waits for before its grant."""
+        if self.task is not None and not self.task.done() and self.answering() != self.answered:
+            self.sim.tasks.append(asyncio.get_running_loop().create_task(self.renew_quietly()))
+
+    async def renew_quietly(self) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            await self.renew()
 
     async def renew(self) -> None:
         async with self.renewing:
@@ -145,6 +163,7 @@ class Writer:
             renewTime=micro_time(now),
             leaseDurationSeconds=self.sim.sizing.lease_duration_seconds,
         )
+        answered = self.answering()
         sent = time.monotonic()
         url = f"{LEASES}/{self.name}"
         async with self.sim.writers_http.put(url, json=body) as response:
@@ -158,6 +177,7 @@ class Writer:
                 return
             self.obj = await response.json()
         self.last_sent, self.last_wall = sent, now
+        self.answered = answered
         self.renewals += 1
 
     async def run(self) -> None:
@@ -303,6 +323,8 @@ class Simulation:
             (p, m): Writer(self, p, m) for p in self.names for m in MEMBERS
         }
         self.flips = Flips(pairs)
+        self.holders: dict[str, str] = {}  # pair -> the member its active Lease names
+        self.epochs: dict[str, int] = {}  # pair -> its active Lease's epoch
         self.decisions = Decisions()
         self.static_contact = False  # --static-contact: primary-contact never moves
         self.changing_data = False  # --changing-data: a replication Job per pair per interval
@@ -399,8 +421,21 @@ class Simulation:
         self.flips.record(name.removesuffix("-calls"), selector.get(LABEL_MEMBER, "none"), at)
 
     def on_active_lease(self, kind: str, obj: dict[str, Any], at: float) -> None:
-        if kind != "DELETED":
-            self.decisions.record(obj)
+        if kind == "DELETED":
+            return
+        self.decisions.record(obj)
+        pair = obj["metadata"]["name"].removesuffix("-active")
+        holder = ((obj.get("metadata") or {}).get("annotations") or {}).get(
+            ANNOTATION_ACTIVE_MEMBER, "none"
+        )
+        if (obj.get("spec") or {}).get("holderIdentity") in (None, ""):
+            holder = "none"  # revoked: nobody may answer
+        self.epochs[pair] = int((obj.get("spec") or {}).get("leaseTransitions") or 0)
+        if self.holders.get(pair) != holder:
+            self.holders[pair] = holder
+            for member in MEMBERS:
+                if (writer := self.writers.get((pair, member))) is not None:
+                    writer.hear_active()
 
     def on_lease(self, kind: str, obj: dict[str, Any], at: float) -> None:
         labels = obj["metadata"].get("labels") or {}
@@ -553,7 +588,7 @@ class Simulation:
             await writer.crash()
             crashed[pair] = (victim, writer.last_sent + window)
         stopped: dict[str, tuple[Member, float]] = {}
-        gap = min(window, 10.0) / sample
+        gap = min(window, 10.0) / max(1, sample)  # 0: fewer than 4 pairs serving, no faults
         for pair in stops:
             victim = self.flips.current(pair)  # type: ignore[assignment]
             if victim not in MEMBERS:

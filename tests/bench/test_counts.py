@@ -5,8 +5,12 @@ that each name their backend and a PASS or FAIL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bench._backends import Counts, _request_counts
+
+from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER
 
 METRICS = """\
 # TYPE apiserver_request_total counter
@@ -59,3 +63,31 @@ def test_every_failover_row_names_its_backend_and_a_pass_or_fail(
     ]
     assert rows[0].split("|")[-1].split()[0] == "PASS"
     assert rows[1].split("|")[-1].split()[0] == "FAIL"  # p99 1.9 s against 0.5 s
+
+
+def _active(pair: str, member: str, epoch: int) -> dict[str, object]:
+    holder = f"{pair}-{member}" if member != "none" else ""
+    return {
+        "metadata": {
+            "name": f"{pair}-active",
+            "annotations": {ANNOTATION_ACTIVE_MEMBER: member},
+        },
+        "spec": {"holderIdentity": holder, "leaseTransitions": epoch},
+    }
+
+
+def test_a_simulated_member_answers_while_the_active_lease_names_it(tmp_path: Path) -> None:
+    """As the agent: a revoke (nobody named) ends the answer, which a manual move waits for."""
+    from bench.scale import Simulation
+
+    sim = Simulation(1, 500, 20, tmp_path, "sandbox")
+    primary, secondary = sim.writers[("p0000", "primary")], sim.writers[("p0000", "secondary")]
+    sim.on_active_lease("MODIFIED", _active("p0000", "primary", 1), 0.0)
+    assert (primary.report().answering, secondary.report().answering) == (True, False)
+    assert primary.report().epoch == 1  # the epoch it heard, as an agent reports it
+    sim.on_active_lease("MODIFIED", _active("p0000", "none", 2), 1.0)
+    assert (primary.report().answering, secondary.report().answering) == (False, False)
+    sim.on_active_lease("MODIFIED", _active("p0000", "secondary", 3), 2.0)
+    assert (primary.report().answering, secondary.report().answering) == (False, True)
+    secondary.stopping = True  # a clean stop: no answer, whatever the Lease says
+    assert not secondary.report().answering
