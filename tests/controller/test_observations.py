@@ -49,6 +49,19 @@ def test_urgent_reports_wake_the_pair_and_routine_ones_do_not() -> None:
     assert pair.wake.is_set()
 
 
+def test_new_data_on_a_member_wakes_the_pair_for_its_replication() -> None:
+    """An idle pair sleeps until its data moves (replication.seconds_until_due is None):
+    the renewal that reports a new data version wakes it."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("primary", "t1", service_up=True, data_version="v1"), None, 1.0)
+    pair.wake.clear()
+    book.record_lease(lease("primary", "t2", service_up=True, data_version="v1"), "MODIFIED", 2.0)
+    assert not pair.wake.is_set()
+    book.record_lease(lease("primary", "t3", service_up=True, data_version="v2"), "MODIFIED", 3.0)
+    assert pair.wake.is_set()
+
+
 def test_deleted_lease_marks_the_member_gone_and_wakes() -> None:
     book = ObservationBook()
     book.record_lease(lease("secondary", "t1", service_up=True), None, 1.0)

@@ -96,6 +96,15 @@ def test_unchanged_data_needs_no_job_but_a_change_or_a_role_change_does() -> Non
     assert due(SPEC, moved, True, later, version="v1")
 
 
+def test_an_idle_pair_is_not_due_until_its_data_changes() -> None:
+    """The reconciler sleeps to its resync, not a retry every few seconds, while the data
+    it copied last is the active member's data now; new data is due at the interval."""
+    copied = status(replication={"lastRun": T0.isoformat(), "dataVersion": "v1", "epoch": 1})
+    assert seconds_until_due(SPEC, copied, T0 + timedelta(seconds=120), "v1") is None
+    assert seconds_until_due(SPEC, copied, T0 + timedelta(seconds=10), "v2") == 20
+    assert seconds_until_due(SPEC, copied, T0 + timedelta(seconds=10), "") == 20
+
+
 def test_a_successful_job_records_the_version_it_copied() -> None:
     good = JobResult("j1", True, T0, report(files=1, bytes=1), "copied 1 files")
     after = with_result(status(), good, T0, version="v7")

@@ -156,6 +156,9 @@ class ObservationBook:
             before is not None and book.window is not None and now - before.last_seen > book.window
         )
         urgent = before is None or before.deleted or returned or report.urgent_change(before.report)
-        if urgent:
+        # New data on a member may make a copy due (replication.seconds_until_due sleeps
+        # until then): not urgent for the agent, but the pair looks at once.
+        new_data = before is not None and report.data_version != before.report.data_version
+        if urgent or new_data:
             book.nudge(now)
         return urgent

@@ -176,7 +176,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         await requests.consume(rt.api, namespace, name, annotations)
     _export(namespace, name, final, book, memory)
     due_in = (
-        replication.seconds_until_due(spec, final, now.wall)
+        replication.seconds_until_due(spec, final, now.wall, step.version)
         if memory.replication.running is None and decision.replicate and not spec.paused
         else None
     )

@@ -62,21 +62,24 @@ def due(
     version ("" when its agent publishes none: then at every interval)."""
     if spec.paused or status.active_member == "none" or not both_up:
         return False
-    last = status.replication.last_run if status.replication else None
-    if last is None:
-        return True
-    if status.replication is not None and status.replication.epoch != status.epoch:
-        return True  # a new active member since: copy in the new direction at once
-    copied = status.replication.data_version if status.replication else None
-    if version and version == copied:
-        return False  # nothing changed since the last copy
-    return (now - last).total_seconds() >= interval_seconds(spec)
+    return seconds_until_due(spec, status, now, version) == 0.0
 
 
-def seconds_until_due(spec: FailoverPairSpec, status: FailoverPairStatus, now: datetime) -> float:
-    last = status.replication.last_run if status.replication else None
-    if last is None:
+def seconds_until_due(
+    spec: FailoverPairSpec, status: FailoverPairStatus, now: datetime, version: str = ""
+) -> float | None:
+    """Pure: seconds until the next copy is due (0: now), or None: not until the active
+    member's data version moves from the one last copied. An idle pair then sleeps until its
+    resync or the renewal that reports new data (the observation book wakes it), instead of
+    looking every few seconds to find nothing changed."""
+    replication = status.replication
+    last = replication.last_run if replication else None
+    if replication is None or last is None:
         return 0.0
+    if replication.epoch != status.epoch:
+        return 0.0  # a new active member since: copy in the new direction at once
+    if version and version == replication.data_version:
+        return None  # nothing changed since the last copy
     return max(0.0, interval_seconds(spec) - (now - last).total_seconds())
 
 
