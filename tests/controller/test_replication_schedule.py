@@ -4,13 +4,14 @@ from pairwarden.api.models import FailoverPairStatus, parse_spec
 from pairwarden.controller.jobs import JobResult
 from pairwarden.controller.replication import (
     ReplicationMemory,
+    copy_key,
     due,
     seconds_until_due,
     stale,
     unread_job,
     with_result,
 )
-from pairwarden.protocol import ReplicationReport
+from pairwarden.protocol import MemberReport, ReplicationReport
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SPEC = parse_spec(
@@ -146,3 +147,16 @@ def test_a_job_in_the_direction_the_pair_left_is_stale() -> None:
     # A Job a previous operator process started: its direction is unknown here, so it is left
     # to finish (its result is read as before).
     assert not stale(ReplicationMemory(running="vm-replicate-1"), status(epoch=2))
+
+
+def test_a_standby_that_started_again_needs_a_copy_though_the_data_did_not_change() -> None:
+    """A standby pod recreated with an empty volume: the active's data version is the one
+    copied, yet the copy went to the standby's previous incarnation."""
+    source = MemberReport(data_version="v1")
+    first = copy_key(source, MemberReport(started=T0))
+    copied = status(replication={"lastRun": T0.isoformat(), "dataVersion": first, "epoch": 1})
+    later = T0 + timedelta(seconds=120)
+    assert not due(SPEC, copied, True, later, version=first)
+    again = copy_key(source, MemberReport(started=T0 + timedelta(seconds=100)))
+    assert due(SPEC, copied, True, later, version=again)
+    assert copy_key(MemberReport(), MemberReport(started=T0)) == ""  # no version: by interval

@@ -486,8 +486,8 @@ class ReplicationStatus(_StatusWire):
     message: str | None = None
     data_version: str | None = Field(
         default=None,
-        description="The source's data version the last successful Job copied: an unchanged "
-        "version needs no Job.",
+        description="What the last successful Job copied: the active member's data version "
+        "onto the standby as it last started; while both are unchanged no Job is needed.",
     )
     epoch: int | None = Field(
         default=None,

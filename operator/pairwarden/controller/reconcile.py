@@ -52,10 +52,7 @@ from pairwarden.engine.types import (
     Observed,
     RoutingView,
 )
-from pairwarden.protocol import (
-    MEMBERS,
-    Member,
-)
+from pairwarden.protocol import MEMBERS, Member, other
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +151,12 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
             # (its transition, its handoff), not on a status that predates the Lease write.
             memory.status = decision.status
     final = _with_spec_valid(decision.status, None, now, meta.get("generation"))
-    source = observed.member(final.active_member) if final.active_member != "none" else None
+    holder = final.active_member
+    source, target = (
+        (observed.member(holder).report, observed.member(other(holder)).report)
+        if holder != "none"
+        else (None, None)
+    )
     step = replication.PairStep(
         body=body,
         spec=spec,
@@ -163,7 +165,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         both_up=decision.replicate,
         owner=_owner(body),
         now=now.wall,
-        version=source.report.data_version if source else "",
+        version=replication.copy_key(source, target),
     )
     final, finished = await replication.tick(
         rt.api, rt.replication, memory.replication, step, rt.jobs

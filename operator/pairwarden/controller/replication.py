@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 
 from pairwarden.api.models import Condition, FailoverPairSpec, FailoverPairStatus, ReplicationStatus
 from pairwarden.controller import jobs, metrics, pods, secrets
-from pairwarden.protocol import Member, other
+from pairwarden.protocol import Member, MemberReport, other
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,17 @@ def due(
     if spec.paused or status.active_member == "none" or not both_up:
         return False
     return seconds_until_due(spec, status, now, version) == 0.0
+
+
+def copy_key(source: MemberReport | None, target: MemberReport | None) -> str:
+    """What a finished copy stays good for: the active member's data version, onto the
+    standby as its agent last started. A standby recreated with an empty volume reports a new
+    start while the active's data is unchanged, and needs a copy all the same. "" when the
+    active publishes no version: then a copy at every interval."""
+    if source is None or not source.data_version:
+        return ""
+    started = target.started.isoformat() if target is not None and target.started else ""
+    return f"{source.data_version}@{started}"
 
 
 def seconds_until_due(
