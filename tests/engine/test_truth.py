@@ -157,6 +157,23 @@ def test_a_flip_cut_after_the_lease_write_is_finished_from_the_lease() -> None:
     assert routes(after) == [] and ready(after) == ("True", "Serving")
 
 
+def test_a_new_pair_is_routed_to_nobody_without_a_warning() -> None:
+    """Nobody held the role yet (epoch 0): the pods carry no labels of ours and the Service
+    the user's selector. Routing them is the pair's first routing, not a repair: a healthy
+    start shows no Warning. The same state at epoch 1 is a repair and warns."""
+    unlabelled = {
+        m: replace(seen(m, holder="none", epoch=0, service_up=False), labels={"app": "vm"})
+        for m in PODS
+    }
+    users = RoutingView(exists=True, selector={"app": "vm"}, selected=tuple(PODS.values()))
+    new = look(LeaseView("", 0), FailoverPairStatus(), *unlabelled.values(), users)
+    (route,) = routes(new)
+    assert route.member == "none" and route.reason.startswith("routed to none")
+    assert not [a for a in new.actions if isinstance(a, Warn)]
+    held = look(LeaseView("", 1), status("none", 1), *unlabelled.values(), users)
+    assert [a.reason for a in held.actions if isinstance(a, Warn)] == ["RoutingRepaired"]
+
+
 def test_a_foreign_lease_write_naming_the_standby_is_taken_as_the_truth() -> None:
     decision = look(
         LeaseView("vm-1", 7),

@@ -444,7 +444,9 @@ def _routing_repair(
     observed: Observed, holder: ActiveMember, actions: list[Action]
 ) -> Route | None:
     """Service selector and pod labels follow the Lease; repair them when they differ (a flip
-    cut short, a foreign write). A role change this step routes anyway."""
+    cut short, a foreign write). A role change this step routes anyway. A new pair (nobody
+    ever held the role: epoch 0) has unlabelled pods and the user's selector: routing it to
+    nobody is its first routing, not a repair, and no Warning for a healthy start."""
     routing = observed.routing
     if routing is None or any(isinstance(a, Activate | Deactivate) for a in actions):
         return None
@@ -462,9 +464,13 @@ def _routing_repair(
             wrong.append(f"pod {seen.pod_name} is labelled {_shown(seen.labels, wanted)}")
     if not wrong:
         return None
-    route = Route(holder, f"repaired routing to {holder}: " + ", ".join(wrong))
+    first = observed.lease is not None and observed.lease.epoch == 0
+    route = Route(
+        holder, f"{'routed' if first else 'repaired routing'} to {holder}: " + ", ".join(wrong)
+    )
     actions.append(route)
-    actions.append(Warn("RoutingRepaired", route.reason))
+    if not first:
+        actions.append(Warn("RoutingRepaired", route.reason))
     return route
 
 
