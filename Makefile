@@ -21,7 +21,7 @@ help:
 	@echo "make tools  - system tools the tests use (promtool, sipp and baresip, from Debian packages)"
 	@echo "make control-plane - build real Kubernetes 1.20 (etcd, kube-apiserver, ...) from Debian's packages"
 	@echo "make bench  - failover latency, scale and replication benchmarks (short mode)"
-	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one"
+	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one; CHAOS_KEEP=DIR keeps the logs"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (Docker, else buildah from a local base)"
 	@echo "make crds   - regenerate crds/ from the pydantic models"

@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -378,8 +379,14 @@ class Runner:
 
 @contextlib.contextmanager
 def local_runner() -> Iterator[Runner]:
-    """A fresh sandbox cluster with a whole pair (W = 2 s), and a Runner on it."""
-    with LocalCluster() as cluster:
+    """A fresh sandbox cluster with a whole pair (W = 2 s), and a Runner on it. CHAOS_KEEP
+    names a directory to keep each cluster's logs in (operator.log, the pods' logs), one
+    `cluster-HHMMSS` per cluster; a failure's line gives the wall-clock time to look for."""
+    keep = os.environ.get("CHAOS_KEEP")
+    workdir = Path(keep) / time.strftime("cluster-%H%M%S") if keep else None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+    with LocalCluster(workdir=workdir) as cluster:
         cluster.start_pair(interval_ms=INTERVAL_MS, missed=MISSED)
         runner = Runner(LocalBackend(cluster), cluster.namespace)
         whole, problem = runner.wait_whole(180)
@@ -418,7 +425,8 @@ def play_all(schedules: list[Schedule], out: Any = None) -> int:
                 failures += 1
                 print(
                     f"FAIL {schedule.label} not whole within "
-                    f"{BOUND:.0f}s: {outcome.problem} | {schedule.describe()}",
+                    f"{BOUND:.0f}s at {time.strftime('%H:%M:%S')}: "
+                    f"{outcome.problem} | {schedule.describe()}",
                     file=out,
                     flush=True,
                 )
