@@ -127,6 +127,20 @@ class RealBackend:
     agent_account: str | None = None  # None: the pair's own, made by the operator
 
 
+def place_call(address: tuple[str, int], caller: str, timeout: float) -> str | None:
+    """One call on the reference voicemail's line protocol: the pod that answered, or None
+    (refused as standby, or no answer)."""
+    try:
+        with socket.create_connection(address, timeout=timeout) as sock:
+            sock.sendall(f"CALL {caller}\n".encode())
+            reply = sock.makefile("rb").readline().decode().split()
+            with contextlib.suppress(OSError):
+                sock.sendall(b"BYE\n")
+    except OSError:
+        return None
+    return reply[1] if len(reply) >= 2 and reply[0] == "ANSWERED" else None
+
+
 class LocalCluster:
     """Start with `with LocalCluster() as cluster:`; everything stops on exit."""
 
@@ -352,15 +366,7 @@ class LocalCluster:
 
     def call(self, service: str = "vm-calls", timeout: float = 0.5) -> str | None:
         """Dial the Service like a caller; the answering pod's name, or None if refused."""
-        try:
-            with socket.create_connection(self.service_address(service), timeout=timeout) as sock:
-                sock.sendall(b"CALL demo\n")
-                reply = sock.makefile("rb").readline().decode().split()
-                with contextlib.suppress(OSError):
-                    sock.sendall(b"BYE\n")
-        except OSError:
-            return None
-        return reply[1] if len(reply) >= 2 and reply[0] == "ANSWERED" else None
+        return place_call(self.service_address(service), "demo", timeout)
 
     def answering_members(self, name: str = "vm") -> list[Member]:
         """Members whose voicemail process says it answers, asked directly (not via Service)."""

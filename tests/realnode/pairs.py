@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from pairwarden.protocol import (
     LABEL_ROLE,
     MEMBERS,
 )
+from pairwarden_testbed.localcluster import place_call
 from pairwarden_testbed.node import BRIDGE_IP
 from pairwarden_testbed.waiting import eventually
 
@@ -265,15 +265,7 @@ def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
 def answered_by(ip: str, timeout: float = 5.0) -> str | None:
     """Place one call on the line protocol at `ip`:5070; the pod that answered, or None
     (refused as standby, or no answer)."""
-    try:
-        with socket.create_connection((ip, 5070), timeout=timeout) as sock:
-            sock.sendall(b"CALL realnode\n")
-            reply = sock.makefile("rb").readline().decode().split()
-            with contextlib.suppress(OSError):
-                sock.sendall(b"BYE\n")
-    except OSError:
-        return None
-    return reply[1] if len(reply) >= 2 and reply[0] == "ANSWERED" else None
+    return place_call((ip, 5070), "realnode", timeout)
 
 
 def install(
