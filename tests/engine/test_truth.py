@@ -200,25 +200,6 @@ def test_a_lease_naming_a_stranger_is_rewritten_above_every_epoch_held() -> None
     assert move.member == "primary"
 
 
-def test_a_deleted_holder_found_by_selector_fails_over_as_pod_gone() -> None:
-    """A member found by selector resolves to no pod once its pod is deleted. The Lease
-    still names that pod: the holder is that member with its pod gone (PodGone from it, as
-    for a member named by podName), not a stranger's Lease to rewrite."""
-    held = FailoverPairStatus.model_validate(
-        {
-            "activeMember": "secondary",
-            "epoch": 3,
-            "members": {"primary": {"podName": "vm-0"}, "secondary": {"podName": "vm-1"}},
-        }
-    )
-    gone = MemberObservation(pod_name=None, pod_running=False, last_seen=MONO - 1.0)
-    decision = look(LeaseView("vm-1", 3), held, seen("primary", "secondary", 3), gone)
-    move = decision.role_change
-    assert isinstance(move, Activate) and move.member == "primary" and move.epoch == 4
-    last = decision.status.last_transition
-    assert last is not None and (last.from_, last.cause) == ("secondary", "PodGone")
-
-
 def test_a_lease_below_the_epoch_agents_hold_is_rewritten_behind_a_revoke() -> None:
     """The primary answers at epoch 5 while a foreign write put the Lease back at 2, naming
     the secondary: revoke above 5 first, then grant the secondary once the primary stopped."""

@@ -193,26 +193,12 @@ def read_truth(observed: Observed) -> Truth:
         holder: ActiveMember = "none"
     else:
         named = [m for m in MEMBERS if observed.member(m).pod_name == lease.holder]
-        if not named:
-            named = _gone_holder(observed, lease.holder)
         if len(named) != 1:
             return Truth("none", lease.epoch, floor, f"it names {lease.holder}, no member's pod")
         holder = named[0]
     if floor > lease.epoch:
         return Truth(holder, lease.epoch, floor, f"agents hold epoch {floor} > {lease.epoch}")
     return Truth(holder, lease.epoch, floor)
-
-
-def _gone_holder(observed: Observed, holder: str) -> list[Member]:
-    """The member whose pod the Lease names, when that pod is gone and nothing replaced it:
-    a member found by selector resolves to no pod once its pod is deleted, yet the holder
-    is still that member (its pod gone: PodGone, a failover), not a stranger to rewrite."""
-    return [
-        m
-        for m in MEMBERS
-        if observed.member(m).pod_name is None
-        and getattr(observed.status.members, m).pod_name == holder
-    ]
 
 
 def member_problems(observed: Observed) -> dict[Member, str]:
