@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+from pydantic.alias_generators import to_camel
 
 from pairwarden import GROUP, PLURAL, VERSION, __version__
 from pairwarden.protocol import (
@@ -294,7 +295,8 @@ def _dump(data: Any, output: str) -> None:
 
 def status_document(pair: dict[str, Any], leases: dict[str, Any]) -> dict[str, Any]:
     """What `status -o json|yaml` prints: the pair's status and each member's last report
-    (the fields of its Lease's annotations) with its renewal time; pure, for tests."""
+    (the fields of its Lease's annotations) with its renewal time; pure, for tests. Every key
+    is camelCase, as in the status beside it, so one document reads as one API."""
     meta = pair["metadata"]
     members: dict[str, Any] = {}
     for member in MEMBERS:
@@ -304,7 +306,7 @@ def status_document(pair: dict[str, Any], leases: dict[str, Any]) -> dict[str, A
             "renewTime": (lease.get("spec") or {}).get("renewTime"),
             "holder": (lease.get("spec") or {}).get("holderIdentity"),
             "report": {
-                key: value.isoformat() if isinstance(value, datetime) else value
+                to_camel(key): value.isoformat() if isinstance(value, datetime) else value
                 for key, value in vars(report).items()
             },
         }

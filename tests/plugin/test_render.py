@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from pairwarden.plugin import render_status
+from pairwarden.plugin import render_status, status_document
 from pairwarden.protocol import MemberReport
 
 NOW = datetime(2026, 11, 25, 13, 0, 30, tzinfo=UTC)
@@ -70,3 +70,15 @@ def test_a_renewal_stamped_ahead_of_this_clock_is_never_negative() -> None:
     text = render_status(pair, {"primary": ahead}, NOW)
     primary = next(line for line in text.splitlines() if line.startswith("primary"))
     assert "0.0s ago" in primary and "-0.0s" not in primary
+
+
+def test_the_yaml_document_is_camel_case_throughout() -> None:
+    """`status -o yaml` puts each member's report beside the pair's status: the report's keys
+    follow the status's camelCase, so a script reads `dataVersion`, not `data_version`."""
+    report = MemberReport(answering=True, epoch=3, data_version="v7", calls_in_progress=2)
+    pair = {"metadata": {"namespace": "voice", "name": "vm"}, "status": {"activeMember": "primary"}}
+    document = status_document(pair, {"primary": lease(report, "2026-11-25T13:00:29Z")})
+    shown = document["members"]["primary"]["report"]
+    assert (shown["dataVersion"], shown["callsInProgress"], shown["epoch"]) == ("v7", 2, 3)
+    assert not [key for key in shown if "_" in key]
+    assert document["members"]["secondary"]["report"]["answering"] is False
