@@ -5,6 +5,11 @@ result of `start()`, another `self`; one took the exception triple, others `*_`)
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Self
 
 
@@ -25,3 +30,26 @@ class Service:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit as Ctrl-C raises KeyboardInterrupt, so the
+    `with` blocks around it stop what they started. Python's default SIGTERM ends the process
+    where it stands: a chaos or demo run stopped by `kill` (or a CI timeout) left its operator,
+    agents and voicemail processes running. A handler someone else installed is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def unwind(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -33,6 +33,7 @@ from kubernetes import client, config
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
+from pairwarden_testbed.lifecycle import sigterm_unwinds
 from pairwarden_testbed.waiting import eventually
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # shipped in the package
@@ -175,6 +176,8 @@ class LocalCluster:
         from pairwarden_testbed.localnode.jobrunner import LocalJobRunner
         from pairwarden_testbed.sandbox import Sandbox
 
+        # a `kill` of the run (chaos, demo, bench) stops what this cluster started, too
+        self._stack.enter_context(sigterm_unwinds())
         if self.real is not None:
             self._start_real(self.real)
             return
