@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.conftest import start, start_on_primary
-from e2e.scenarios import assert_serving, epoch, next_transition, other
+from e2e.scenarios import assert_serving, epoch, next_transition, other, status
 
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID
 from pairwarden_testbed.localcluster import LocalCluster, free_port, wait_until
@@ -40,6 +40,36 @@ def test_a_request_without_an_id_fires_every_time_it_is_written(cluster: LocalCl
         wait_until(lambda: _consumed(cluster), timeout=15)  # removed once acknowledged
         last = cluster.pair()["status"]["lastRequest"]
         assert last["outcome"] == "Accepted" and last["id"].startswith("auto-")
+
+
+def test_a_trigger_after_a_kubectl_pairwarden_request_is_not_paired_with_its_id(
+    cluster: LocalCluster,
+) -> None:
+    """`kubectl pairwarden failover` writes an id of its own; a trigger written later without
+    one (`kubectl annotate ... request=failback --overwrite`) must not inherit that id, or
+    the engine takes it for the request it already answered and ignores it while kubectl
+    says "annotated" (found replaying issue 16 from the outside)."""
+    active = start(cluster)
+    away, back = ("failover", "failback") if active == "primary" else ("failback", "failover")
+    before = epoch(cluster)
+    request_id = cluster.request(away)
+    assert next_transition(cluster, before)["to"] == other(active)
+    wait_until(lambda: _consumed(cluster), timeout=15)  # its id is not left behind
+    assert cluster.pair()["status"]["lastRequest"]["id"] == request_id
+
+    _annotate(cluster, back)
+
+    def answered() -> dict[str, Any] | None:
+        last: dict[str, Any] = cluster.pair()["status"]["lastRequest"]
+        return last if last["id"] != request_id else None
+
+    # Answered as a request of its own (AlreadyActive when a loaded machine's automatic
+    # failover got there first), not taken for the one already answered.
+    last = wait_until(answered, timeout=30)
+    assert last["id"].startswith("auto-") and last["action"] == back, last
+    assert last["outcome"] in ("Accepted", "AlreadyActive"), last
+    wait_until(lambda: status(cluster).get("activeMember") == active, timeout=30)
+    wait_until(lambda: _consumed(cluster), timeout=15)
 
 
 def _post(port: int, token: str, body: Any) -> tuple[int, dict[str, Any]]:

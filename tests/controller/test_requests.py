@@ -5,11 +5,13 @@ never removed)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as sync_client
 
 from pairwarden import GROUP, VERSION
+from pairwarden.api.models import RequestStatus
 from pairwarden.controller import requests
 from pairwarden.engine import ManualRequest
 from pairwarden.kube import async_api_client
@@ -30,14 +32,40 @@ def test_a_request_without_an_id_waits_for_the_stamp_of_this_write() -> None:
     assert requests.pending({}, "41") == requests.Pending(None)
 
 
-def test_only_an_acknowledged_stamped_request_is_consumed() -> None:
+def _ack(request_id: str, action: str = "failover") -> RequestStatus:
+    return RequestStatus(
+        id=request_id, action=action, outcome="Accepted", time=datetime(2026, 1, 5, tzinfo=UTC)
+    )
+
+
+def test_only_an_acknowledged_request_is_consumed() -> None:
     stamped = {ANNOTATION_REQUEST: "failover", ANNOTATION_REQUEST_ID: "auto-41"}
-    assert requests.consumable(stamped, "auto-41")
-    assert not requests.consumable(stamped, "auto-40")  # not acknowledged yet
+    assert requests.consumable(stamped, _ack("auto-41"))
+    assert not requests.consumable(stamped, _ack("auto-40"))  # not acknowledged yet
     assert not requests.consumable(stamped, None)
-    # A person's own id stays where they wrote it: `kubectl pairwarden` reads it back.
-    assert not requests.consumable(
-        {ANNOTATION_REQUEST: "failover", ANNOTATION_REQUEST_ID: "x1"}, "x1"
+    # Another action written over the id since: a new request, not to be removed unseen.
+    assert not requests.consumable(stamped, _ack("auto-41", "failback"))
+    # An id of the writer's own (`kubectl pairwarden`, Alertmanager) is removed as well once
+    # answered: left behind, a trigger written later without an id would inherit it.
+    assert requests.consumable(
+        {ANNOTATION_REQUEST: "failover", ANNOTATION_REQUEST_ID: "x1"}, _ack("x1")
+    )
+
+
+def test_an_action_rewritten_over_an_acknowledged_id_is_a_new_request() -> None:
+    """`kubectl pairwarden failback` (id x1) answered, then, before its annotations are
+    removed, `kubectl annotate ... request=failover --overwrite`: the failover is new."""
+    rewritten = {ANNOTATION_REQUEST: "failover", ANNOTATION_REQUEST_ID: "x1"}
+    assert requests.pending(rewritten, "52", _ack("x1", "failback")) == requests.Pending(
+        None, stamp="auto-52"
+    )
+    # The same action under the same id is the answered request itself: nothing new.
+    assert requests.pending(rewritten, "52", _ack("x1")) == requests.Pending(
+        ManualRequest(id="x1", action="failover")
+    )
+    # An id not answered yet is acted on as written.
+    assert requests.pending(rewritten, "52", _ack("x0", "failback")) == requests.Pending(
+        ManualRequest(id="x1", action="failover")
     )
 
 

@@ -119,12 +119,12 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     if rt.policies is not None:  # at most once per netpol.RECHECK_SECONDS
         await rt.policies.ensure(rt.api, namespace, name, spec.service, _owner(body))
 
-    annotations = dict(meta.get("annotations") or {})
-    wanted = requests.pending(annotations, meta.get("resourceVersion"))
-    if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
-        await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
     stored = parse_status(body.get("status"))
     previous = memory.status or stored
+    annotations = dict(meta.get("annotations") or {})
+    wanted = requests.pending(annotations, meta.get("resourceVersion"), previous.last_request)
+    if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
+        await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
     seen = await _read_world(rt, namespace, spec)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
     assert book.active is not None
@@ -174,7 +174,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         events.warning(body, "ReplicationFailed", f"{finished.name}: {finished.message}")
     version = str(meta.get("resourceVersion") or "")
     await _write_status(rt, body, spec, status.base(stored, version, memory.written), final, memory)
-    if requests.consumable(annotations, final.last_request.id if final.last_request else None):
+    if requests.consumable(annotations, final.last_request):
         await requests.consume(rt.api, namespace, name, annotations)
     _export(namespace, name, final, book, memory)
     due_in = (

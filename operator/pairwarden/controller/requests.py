@@ -8,6 +8,12 @@ not from the action: the operator stamps `request-id: auto-<resourceVersion>` on
 (conditional on that resourceVersion, so a later write is never stamped with an older id), and
 once the request is acknowledged it removes both annotations (conditional on their values), so
 the next identical write is a change the API server records, not a no-op.
+
+A request with an id of its own (`kubectl pairwarden`, the Alertmanager receiver) is removed the
+same way once acknowledged: left in place, its id stayed behind, and a trigger written later
+without an id (`kubectl annotate ... request=failover --overwrite`) was paired with that old,
+acknowledged id and silently ignored. For the same reason an annotation whose id was
+acknowledged for another action is a rewrite over a leftover id: a new request, stamped.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from kubernetes_asyncio import client
 
 from pairwarden import GROUP, PLURAL, VERSION
+from pairwarden.api.models import RequestStatus
 from pairwarden.controller.client import JSON_PATCH, MERGE_PATCH, status_of
 from pairwarden.engine.types import ManualRequest
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID
@@ -33,29 +40,42 @@ class Pending:
     stamp: str | None = None  # the id to stamp before the request may be acted on
 
 
-def pending(annotations: Mapping[str, str], resource_version: str | None) -> Pending:
-    """The request the annotations carry. Without an id, nothing is acted on until the id
-    derived from this write (`auto-<resourceVersion>`) is stamped on the object: an id kept
-    only in memory would be forgotten by a restarted operator, which would act twice."""
+def pending(
+    annotations: Mapping[str, str],
+    resource_version: str | None,
+    acknowledged: RequestStatus | None = None,
+) -> Pending:
+    """The request the annotations carry. Without an id (or with a leftover id, `leftover`),
+    nothing is acted on until the id derived from this write (`auto-<resourceVersion>`) is
+    stamped on the object: an id kept only in memory would be forgotten by a restarted
+    operator, which would act twice."""
     action = annotations.get(ANNOTATION_REQUEST)
     if not action:
         return Pending(None)
     request_id = annotations.get(ANNOTATION_REQUEST_ID)
-    if request_id:
+    if request_id and not leftover(request_id, action, acknowledged):
         return Pending(ManualRequest(id=request_id, action=action))
     if not resource_version:
         return Pending(None)
     return Pending(None, stamp=f"{AUTO_PREFIX}{resource_version}")
 
 
-def consumable(annotations: Mapping[str, str], acknowledged_id: str | None) -> bool:
-    """A stamped request that the status says was acknowledged: remove it, so the same
-    annotation written again is a new request."""
-    request_id = annotations.get(ANNOTATION_REQUEST_ID) or ""
+def leftover(request_id: str, action: str, acknowledged: RequestStatus | None) -> bool:
+    """An id already acknowledged for another action: someone rewrote the action over the id
+    an earlier request left behind (before it was removed), which is a new request."""
     return (
-        bool(annotations.get(ANNOTATION_REQUEST))
-        and request_id.startswith(AUTO_PREFIX)
-        and request_id == acknowledged_id
+        acknowledged is not None and acknowledged.id == request_id and acknowledged.action != action
+    )
+
+
+def consumable(annotations: Mapping[str, str], acknowledged: RequestStatus | None) -> bool:
+    """A request that the status says was acknowledged, whoever chose its id: remove it, so
+    the same annotation written again is a new request and no id is left behind for a
+    trigger written later without one."""
+    return (
+        acknowledged is not None
+        and annotations.get(ANNOTATION_REQUEST) == acknowledged.action
+        and annotations.get(ANNOTATION_REQUEST_ID) == acknowledged.id
     )
 
 
