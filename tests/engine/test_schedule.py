@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from pairwarden.api.models import FailoverPairStatus, parse_spec
 from pairwarden.engine import worth_writing
 from pairwarden.engine.schedule import (
+    DEADLINE_MARGIN,
     RESYNC_SECONDS,
     LookInputs,
+    failback_window_opens_in,
     next_look,
     still_quiet,
     timers,
@@ -117,3 +119,39 @@ def test_a_timed_wake_up_costs_a_step_only_when_something_is_due() -> None:
     quiet = still_quiet(timers_at, 30.0, renewed, 101.0, 130.02)
     assert quiet is not None and 0 < quiet <= 1.0  # the resync (at 131) is next, not a loss
     assert still_quiet(timers_at, 30.0, renewed, 101.0, 131.5) is None  # resync due: step
+
+
+def scheduled(start: str, end: str, zone: str = "UTC") -> LookInputs:
+    window = {"start": start, "end": end, "timeZone": zone}
+    spec = parse_spec(
+        {**SPEC.model_dump(by_alias=True), "failback": {"type": "Scheduled", "window": window}}
+    )
+    return LookInputs(spec=spec, status=SECONDARY, now=Now(0.0, T0), replication_due_in=None)
+
+
+SECONDARY = FailoverPairStatus.model_validate({"activeMember": "secondary", "epoch": 2})
+
+
+def test_the_failback_window_opening_is_a_timer_while_the_secondary_holds() -> None:
+    """Failback "when the time scheduled arrives": a quiet pair wakes at the opening, not at
+    its next resync (found replaying issue 16: 10 s late, up to RESYNC_SECONDS)."""
+    # T0 is 12:00 UTC; 45 s later the opening is 15 s away, sooner than the resync.
+    soon = scheduled("12:01", "12:00")  # closed for this minute, opens at 12:01
+    assert failback_window_opens_in(soon.spec, SECONDARY, soon.now) == 60.0
+    assert timers(soon) == RESYNC_SECONDS  # 60 s away: the resync comes first
+    inside = LookInputs(
+        spec=soon.spec,
+        status=SECONDARY,
+        now=Now(0.0, T0 + timedelta(seconds=45)),
+        replication_due_in=None,
+    )
+    assert timers(inside) == 15.0 + DEADLINE_MARGIN
+    # Open now (opened at 11:30): the next opening is tomorrow; nothing earlier is due.
+    open_now = scheduled("11:30", "13:00")
+    assert failback_window_opens_in(open_now.spec, SECONDARY, open_now.now) == 23.5 * 3600
+    # On the pair's own clock: 12:00 UTC is 13:00 in Paris in November.
+    paris = scheduled("13:01", "14:00", "Europe/Paris")
+    assert failback_window_opens_in(paris.spec, SECONDARY, paris.now) == 60.0
+    # The primary holds, or failback is Manual: no such timer.
+    assert failback_window_opens_in(soon.spec, HOLDING, soon.now) is None
+    assert failback_window_opens_in(SPEC, SECONDARY, soon.now) is None

@@ -275,6 +275,11 @@ class FailbackWindow(_Wire):
             opened -= timedelta(days=1)
         return opened
 
+    def next_opening(self, instant: datetime) -> datetime:
+        """The window's first opening after `instant` (aware), on the pair's local clock: when
+        a scheduled failback can next become due without anything else changing."""
+        return self.opened_at(instant) + timedelta(days=1)
+
 
 def _hhmm(text: str) -> time:
     match = re.fullmatch(r"(\d\d):(\d\d)", text)

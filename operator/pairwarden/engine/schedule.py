@@ -2,7 +2,8 @@
 
 The reconciler sleeps until the next moment something could be due, never on a fixed tick: a
 member's window running out, the licence deadline, a handoff's grant expiring, a replication
-Job, a new pair's settle time. Reports that matter wake it early (controller.observations).
+Job, a new pair's settle time, the failback window opening. Reports that matter wake it early
+(controller.observations).
 `RESYNC_SECONDS` bounds every sleep: a drift nobody announces (a foreign write to the Service,
 a pod's labels) is repaired within one resync period.
 """
@@ -13,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pairwarden.api.models import FailoverPairSpec, FailoverPairStatus
+from pairwarden.api.models import FailbackType, FailoverPairSpec, FailoverPairStatus
 from pairwarden.engine.conditions import find
 from pairwarden.engine.types import Now
 
@@ -57,7 +58,24 @@ def timers(inputs: LookInputs) -> float:
         waits.append(due_in if due_in > 0 else REPLICATION_RETRY)
     if inputs.policy_due_in is not None:
         waits.append(inputs.policy_due_in)
+    opens_in = failback_window_opens_in(spec, status, now)
+    if opens_in is not None:
+        waits.append(opens_in + DEADLINE_MARGIN)
     return max(SHORTEST, min(waits))
+
+
+def failback_window_opens_in(
+    spec: FailoverPairSpec, status: FailoverPairStatus, now: Now
+) -> float | None:
+    """Seconds until the failback window next opens, while the secondary holds a Scheduled
+    pair: failback is due "when the time scheduled arrives", so the opening is a timer, not
+    something a quiet pair notices at its next resync (up to RESYNC_SECONDS late)."""
+    window = spec.failback.window
+    if spec.failback.type != FailbackType.SCHEDULED or window is None:
+        return None
+    if status.active_member != "secondary":
+        return None
+    return _seconds_until(window.next_opening(now.wall), now)
 
 
 def unjudged(last_seen: Iterable[float], window: float, checked_at: float) -> list[float]:
