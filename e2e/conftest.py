@@ -127,12 +127,13 @@ def retarget(objects: list[dict[str, Any]], old: str, new: str) -> list[dict[str
     return out
 
 
-def start(cluster: LocalCluster, **spec: object) -> str:
+def start(cluster: LocalCluster, missed: int | None = None, **spec: object) -> str:
     """Create the pair and wait until it is whole: a member answers through the Service and
     both members' voicemail processes are up (scenarios fail one over to the other). The
-    active member's name."""
-    interval_ms, missed = heartbeat(cluster)
-    cluster.start_pair(interval_ms=interval_ms, missed=missed, **spec)
+    active member's name. `missed`: renewals missed before failover instead of the backend's
+    (a longer window, for a scenario whose fault takes more than one step)."""
+    interval_ms, usual = heartbeat(cluster)
+    cluster.start_pair(interval_ms=interval_ms, missed=missed or usual, **spec)
     # 60 s: an operator process takes 15 s and more to start on a loaded 2-core machine
     member = wait_until(lambda: _routed(cluster), timeout=60)
     wait_until(lambda: cluster.call() == f"vm-{member}", timeout=10)

@@ -113,6 +113,41 @@ def test_both_down_then_the_first_to_start_becomes_active(cluster: LocalCluster)
     assert_serving(cluster, "secondary")
 
 
+def test_a_deleted_active_pod_found_by_selector_fails_over_as_pod_gone(
+    cluster: LocalCluster,
+) -> None:
+    """The secondary is named by its labels (spec.members.secondary.selector) and holds the
+    role. Its node dies (kill -9) and its pod is force-deleted, as one does for a pod on a
+    lost node. Its selector then matches no pod, so it resolves to no pod while the active
+    Lease still names vm-secondary: that is the secondary with its pod gone
+    (engine.gone_holder, from the Lease's own member annotation). History says secondary ->
+    primary, PodGone; it said none -> primary, FirstToStart (the Lease rewritten as a
+    stranger's, the move away never recorded), found on the real node. A 5 s window: the
+    delete lands before it runs out, so the cause is the pod gone, not the silence."""
+    by_labels = {"selector": {"matchLabels": {"app": "voicemail", "member": "secondary"}}}
+    members = {"primary": {"podName": "vm-primary"}, "secondary": by_labels}
+    start(cluster, missed=50, members=members)
+    if status(cluster)["activeMember"] == "primary":
+        cluster.request("failover")
+        assert_serving(cluster, "secondary")
+    before = epoch(cluster)
+    cluster.kubelet.kill_pod("vm-secondary", signal.SIGKILL)
+    cluster.core.delete_namespaced_pod("vm-secondary", cluster.namespace, grace_period_seconds=0)
+    transition = next_transition(cluster, before, timeout=15 + 5 * window(cluster))
+    moved = (transition["from"], transition["to"], transition["cause"])
+    assert moved == ("secondary", "primary", "PodGone"), transition
+    history = [(t["from"], t["to"], t["cause"]) for t in status(cluster)["transitions"]]
+    assert history[-1] == moved, history
+    wait_until(lambda: cluster.selector().get("pairwarden.io/member") == "primary", 10)
+    wait_until(lambda: cluster.kubelet_status("vm-primary").get("answering"), 10)
+    wait_until(lambda: cluster.call() == "vm-primary", 10)
+    service = cluster.core.read_namespaced_service("vm-calls", cluster.namespace)
+    selector = ",".join(f"{k}={v}" for k, v in sorted(service.spec.selector.items()))
+    routed = cluster.core.list_namespaced_pod(cluster.namespace, label_selector=selector).items
+    assert [p.metadata.name for p in routed] == ["vm-primary"]  # one member behind the Service
+    assert status(cluster)["activeMember"] == "primary"
+
+
 def _plugin(cluster: LocalCluster, verb: str, *extra: str) -> str:
     command = [sys.executable, "-m", "pairwarden.plugin", "--kubeconfig", cluster.kubeconfig,
                "-n", cluster.namespace, verb, "vm", *extra]  # fmt: skip

@@ -40,6 +40,7 @@ async def test_renewals_are_stamped_with_the_operators_clock(
     try:
         pair = book.pair(namespace, "vm")
         await eventually_async(lambda: "primary" in pair.members)  # listed
+        assert book.hearing(namespace)  # the reconciler may judge the members now
         assert pair.members["primary"].last_seen == 10.0
         clock.advance(5)
         renewed = lease("primary", "2026-01-01T00:00:05.000000Z")

@@ -84,3 +84,44 @@ def test_a_member_back_after_a_window_of_silence_wakes_its_pair() -> None:
     assert not book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 120.0)
     assert book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 160.0)
     assert pair.wake.is_set()
+
+
+def test_a_namespace_is_heard_only_after_its_member_leases_were_listed() -> None:
+    """A restarted operator's first look may come before its first listing of the member
+    Leases; the reconciler waits for it (every member unseen would be judged silent), and
+    the listing wakes the pairs that waited, once."""
+    book = ObservationBook()
+    waiting, elsewhere = book.pair("voice", "vm"), book.pair("other", "vm")
+    assert not book.hearing("voice")
+    book.listed("voice", now=7.0)
+    assert book.hearing("voice") and not book.hearing("other")
+    assert waiting.wake.is_set() and waiting.woken_at == 7.0
+    assert not elsewhere.wake.is_set()
+    waiting.wake.clear()
+    book.listed("voice", now=9.0)  # a re-list after an error is no first listing
+    assert not waiting.wake.is_set()
+    book.listed(None, now=11.0)  # the watch of every namespace
+    assert book.hearing("other") and elsewhere.wake.is_set()
+
+
+def test_the_active_lease_sighting_carries_the_member_it_names() -> None:
+    """`pairwarden.io/member`, written with the holder by leases.write_active: the engine
+    finds the holder's member by it when that member's pod is gone (engine.gone_holder)."""
+    active = {
+        "metadata": {
+            "name": "vm-active",
+            "namespace": "voice",
+            "resourceVersion": "12",
+            "labels": {"pairwarden.io/pair": "vm"},
+            "annotations": {"pairwarden.io/member": "secondary"},
+        },
+        "spec": {"holderIdentity": "vm-secondary-7f9c", "leaseTransitions": 3},
+    }
+    book = ObservationBook()
+    book.record_lease(active, "MODIFIED", now=1.0)
+    seen = book.pair("voice", "vm").active
+    assert seen is not None and (seen.holder, seen.epoch, seen.member) == (
+        "vm-secondary-7f9c",
+        3,
+        "secondary",
+    )

@@ -200,6 +200,96 @@ def test_a_lease_naming_a_stranger_is_rewritten_above_every_epoch_held() -> None
     assert move.member == "primary"
 
 
+# A selector-named member whose pod was deleted (or stopped running) resolves to no pod.
+UNRESOLVED = MemberObservation(pod_name=None, pod_running=False, last_seen=MONO - 1.0)
+
+
+def test_a_deleted_holder_found_by_selector_fails_over_as_pod_gone() -> None:
+    """The secondary, found by selector, holds the role; its pod is deleted, so it resolves
+    to no pod while the Lease still names vm-1 and, written in the same request, the member
+    secondary. The holder is that member with its pod gone: PodGone from it to the primary,
+    recorded as secondary -> primary (it was rewritten as a stranger's Lease, none ->
+    primary FirstToStart, the move away never recorded)."""
+    decision = look(
+        LeaseView("vm-1", 3, member="secondary"),
+        status("secondary", 3),
+        seen("primary", "secondary", 3),
+        UNRESOLVED,
+        routed("secondary"),
+    )
+    assert decision.role_change == Activate("primary", 4, Cause.POD_GONE, "secondary")
+    last = decision.status.last_transition
+    assert last is not None and (last.from_, last.to, last.cause) == (
+        "secondary",
+        "primary",
+        "PodGone",
+    )
+
+
+def test_a_gone_holder_with_no_healthy_standby_is_revoked_not_rewritten_as_a_stranger() -> None:
+    """Both gone by selector: the holder is still the secondary (PodGone), and with nobody to
+    take over the Lease names nobody above the epoch, the move recorded from it."""
+    decision = look(
+        LeaseView("vm-1", 3, member="secondary"), status("secondary", 3), UNRESOLVED, UNRESOLVED
+    )
+    assert decision.role_change == Deactivate(4, Cause.POD_GONE, "secondary")
+
+
+@pytest.mark.parametrize(
+    ("member", "secondary", "why"),
+    [
+        ("", UNRESOLVED, "no member written: a foreign write, or a Lease before the annotation"),
+        ("intruder", UNRESOLVED, "the annotation names no member"),
+        ("primary", UNRESOLVED, "the member it names resolves to its own pod vm-0"),
+        (
+            "secondary",
+            replace(UNRESOLVED, pod_problem="spec.members.secondary.selector matches 2 pods"),
+            "the member's selector matches several pods: a problem, not a pod gone",
+        ),
+        (
+            "secondary",
+            replace(UNRESOLVED, pod_name="vm-7", pod_running=True),
+            "the member resolves to another pod (a replacement): the Lease is a stranger's",
+        ),
+    ],
+)
+def test_a_holder_no_member_answers_for_stays_a_strangers_lease(
+    member: str, secondary: MemberObservation, why: str
+) -> None:
+    """Only the Lease's own record attributes a pod that is no member's, and only to a member
+    that names no pod at all; otherwise the Lease is a stranger's, rewritten as before (the
+    pair starts over from nobody: none -> primary, FirstToStart)."""
+    decision = look(
+        LeaseView("vm-1", 3, member=member),
+        status("secondary", 3),
+        seen("primary", "secondary", 3),
+        secondary,
+        routed("secondary"),
+    )
+    move = decision.role_change
+    assert isinstance(move, Activate), why
+    assert (move.member, move.epoch, move.cause) == ("primary", 4, Cause.FIRST_TO_START), why
+    last = decision.status.last_transition
+    assert last is not None and last.from_ == "none", why
+
+
+def test_a_status_naming_the_gone_pod_does_not_make_it_the_holder() -> None:
+    """A status anyone can write (the reverted fd3213f read `status.members.<m>.podName`) is
+    not the record: with the Lease's member annotation absent, the Lease stays a stranger's."""
+    restored = FailoverPairStatus.model_validate(
+        {
+            "activeMember": "secondary",
+            "epoch": 3,
+            "members": {"primary": {"podName": "vm-0"}, "secondary": {"podName": "vm-1"}},
+        }
+    )
+    decision = look(LeaseView("vm-1", 3), restored, seen("primary", "secondary", 3), UNRESOLVED)
+    move = decision.role_change
+    assert isinstance(move, Activate) and move.cause == Cause.FIRST_TO_START
+    assert decision.status.last_transition is not None
+    assert decision.status.last_transition.from_ == "none"
+
+
 def test_a_lease_below_the_epoch_agents_hold_is_rewritten_behind_a_revoke() -> None:
     """The primary answers at epoch 5 while a foreign write put the Lease back at 2, naming
     the secondary: revoke above 5 first, then grant the secondary once the primary stopped."""

@@ -33,6 +33,7 @@ async def watch(
     def listed(items: list[dict[str, Any]]) -> None:
         for lease in items:
             book.record_lease(lease, None, clock.monotonic())
+        book.listed(namespace, clock.monotonic())
 
     def changed(kind: str, lease: dict[str, Any]) -> None:
         book.record_lease(lease, kind, clock.monotonic())

@@ -17,7 +17,14 @@ from typing import Any
 from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
 from pairwarden.controller.leases import parse_move
-from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MEMBERS, MemberReport, active_lease_name
+from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_MEMBER,
+    LABEL_MEMBER,
+    LABEL_PAIR,
+    MEMBERS,
+    MemberReport,
+    active_lease_name,
+)
 
 
 @dataclass
@@ -37,6 +44,7 @@ class ActiveSighting:
     epoch: int
     resource_version: str
     move: Transition | None = None  # the move it records (leases.write_active)
+    member: str = ""  # the member it names (pairwarden.io/member), written with the holder
 
 
 def newer(candidate: ActiveSighting, known: ActiveSighting | None) -> bool:
@@ -53,11 +61,14 @@ def newer(candidate: ActiveSighting, known: ActiveSighting | None) -> bool:
 
 def active_sighting(lease: dict[str, Any]) -> ActiveSighting:
     spec = lease.get("spec") or {}
+    meta = lease.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
     return ActiveSighting(
         holder=str(spec.get("holderIdentity") or ""),
         epoch=int(spec.get("leaseTransitions") or 0),
-        resource_version=str((lease.get("metadata") or {}).get("resourceVersion") or ""),
-        move=parse_move((lease.get("metadata") or {}).get("annotations")),
+        resource_version=str(meta.get("resourceVersion") or ""),
+        move=parse_move(annotations),
+        member=str(annotations.get(ANNOTATION_ACTIVE_MEMBER) or ""),
     )
 
 
@@ -93,6 +104,24 @@ class ObservationBook:
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, str], PairBook] = {}
         self._clock: Clock = SystemClock()
+        self._listed: set[str | None] = set()  # namespaces (None: all) listed at least once
+
+    def listed(self, namespace: str | None, now: float) -> None:
+        """The member Leases of `namespace` (None: every namespace) were listed and recorded.
+        The first listing wakes the pairs there: they waited for it (`hearing`)."""
+        if namespace in self._listed:
+            return
+        self._listed.add(namespace)
+        for (where, _), book in list(self._pairs.items()):
+            if namespace is None or where == namespace:
+                book.nudge(now)
+
+    def hearing(self, namespace: str) -> bool:
+        """Whether the member Leases of `namespace` have been listed since this process
+        started. Before that every member is unseen, and judging it would find each one
+        silent: a restarted operator failed the holder over (HeartbeatLost, then none ->
+        FirstToStart: two epochs) whenever its first look came before the first listing."""
+        return None in self._listed or namespace in self._listed
 
     def pair(self, namespace: str, pair: str) -> PairBook:
         return self._pairs.setdefault((namespace, pair), PairBook())

@@ -102,6 +102,10 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     """Reconcile once; return how many seconds may pass before the next look is needed."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
+    if not rt.book.hearing(namespace):
+        # No member can be judged before its Lease was listed: the listing wakes the pair.
+        log.info("%s/%s: waiting for the first listing of the member Leases", namespace, name)
+        return HOUSEKEEPING
     try:
         spec = _parsed_spec(body, memory)
     except SpecError as error:
@@ -134,7 +138,9 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         secondary=_member(book, "secondary", seen.pods["secondary"]),
         request=wanted.request,
         generation=meta.get("generation"),
-        lease=LeaseView(book.active.holder, book.active.epoch, book.active.move),
+        lease=LeaseView(
+            book.active.holder, book.active.epoch, book.active.move, book.active.member
+        ),
         routing=seen.routing,
         service=spec.service,
         pair=name,

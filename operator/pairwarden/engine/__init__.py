@@ -2,6 +2,7 @@
 
 from pairwarden.engine.core import (
     decide,
+    gone_holder,
     is_held,
     judge,
     licence_deadline,
@@ -59,6 +60,7 @@ __all__ = [
     "UpdateStatus",
     "Warn",
     "decide",
+    "gone_holder",
     "is_held",
     "is_routine",
     "judge",

@@ -182,7 +182,8 @@ class Truth:
 
 def read_truth(observed: Observed) -> Truth:
     """The active Lease is the one record of who is active; a status written by anyone (a
-    restored backup, a person's patch) never overrides it."""
+    restored backup, a person's patch) never overrides it. Its holder is the member whose
+    pod it names, or else the member whose pod is gone (`gone_holder`)."""
     reported = max(observed.primary.report.epoch, observed.secondary.report.epoch)
     lease = observed.lease
     if lease is None:
@@ -193,12 +194,35 @@ def read_truth(observed: Observed) -> Truth:
         holder: ActiveMember = "none"
     else:
         named = [m for m in MEMBERS if observed.member(m).pod_name == lease.holder]
+        if not named and (gone := gone_holder(observed, lease)) is not None:
+            named = [gone]
         if len(named) != 1:
             return Truth("none", lease.epoch, floor, f"it names {lease.holder}, no member's pod")
         holder = named[0]
     if floor > lease.epoch:
         return Truth(holder, lease.epoch, floor, f"agents hold epoch {floor} > {lease.epoch}")
     return Truth(holder, lease.epoch, floor)
+
+
+def gone_holder(observed: Observed, lease: LeaseView) -> Member | None:
+    """The member the Lease names whose pod is gone: a member found by selector resolves to
+    no pod once its pod is deleted or stops running (a member named by podName keeps its
+    name and is judged PodGone as it is), so the Lease names a pod that is no member's.
+    It is still that member's Lease, and the engine fails over from it (PodGone), rather
+    than rewriting it as a stranger's (none -> FirstToStart, the move away unrecorded).
+
+    Who held it comes from the Lease alone: `pairwarden.io/member`, written with the holder
+    in one request (leases.write_active), never from a status anyone may write. It counts
+    only while that member names no pod at all (no running pod matches it, and its spec has
+    no problem); a member that resolves to another pod, or to several, leaves the Lease a
+    stranger's, rewritten as before."""
+    member = next((m for m in MEMBERS if m == lease.member), None)
+    if member is None:
+        return None
+    seen = observed.member(member)
+    if seen.pod_name is not None or seen.pod_problem is not None:
+        return None
+    return member
 
 
 def member_problems(observed: Observed) -> dict[Member, str]:

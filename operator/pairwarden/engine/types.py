@@ -114,6 +114,9 @@ class LeaseView:
     # written, or unreadable). It stands only for this holder and epoch: a foreign write
     # leaves an older one behind, which then names another epoch or holder.
     move: Transition | None = None
+    # The member it names (`pairwarden.io/member`), written with `holder` in one request by
+    # leases.write_active: who held the role when that member's pod is gone ("": not written).
+    member: str = ""
 
 
 @dataclass(frozen=True)

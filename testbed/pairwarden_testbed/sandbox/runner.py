@@ -94,6 +94,10 @@ class _Controls:
     def clear_faults(self) -> None:
         self._call(self.server.faults.clear)
 
+    def pending_faults(self) -> list[dict[str, Any]]:
+        """The injected faults not yet used up, each with the count it has left."""
+        return self._call(self.server.faults.pending)
+
     def compact(self) -> None:
         """Drop all watch history: resuming from an earlier resourceVersion gets 410."""
         self._call(self.server.store.compact)

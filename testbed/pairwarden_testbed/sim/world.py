@@ -682,7 +682,7 @@ class World:
             secondary=self._observed_member("secondary"),
             request=self.request,
             generation=1,
-            lease=LeaseView(pod_of(self.holder), self.epoch, self.lease_move),
+            lease=LeaseView(pod_of(self.holder), self.epoch, self.lease_move, self.holder),
             routing=RoutingView(
                 selector={LABEL_PAIR: PAIR, LABEL_MEMBER: self.selector},
                 selected=(pod_of(self.selector),) if self.selector != "none" else (),
