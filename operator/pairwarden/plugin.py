@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     except PluginError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `kubectl pairwarden status | head`: the reader left; end quietly as kubectl does
+        # (stdout is pointed at /dev/null so the interpreter's final flush cannot fail too).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off by a pipe
 
 
 def version_line() -> str:

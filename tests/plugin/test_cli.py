@@ -225,3 +225,28 @@ def test_kubectl_finds_the_plugin_and_its_completion(kubeconfig: Path) -> None:
         timeout=60,
     )
     assert completed.stdout.splitlines() == ["history", ":4"]
+
+
+def test_a_reader_that_leaves_early_ends_the_plugin_quietly(
+    kubeconfig: Path, namespace: str, pair: str
+) -> None:
+    """`kubectl pairwarden status | head`: the pipe's reader is gone before the plugin writes;
+    it ends with a shell's SIGPIPE status and no traceback, as kubectl does."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": "/nonexistent"}
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from pairwarden.plugin import main; sys.exit(main())",
+    ]
+    with subprocess.Popen(
+        [*command, "status", pair, "-n", namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # the reader leaves before the first line is written
+        errors = process.stderr.read()
+        assert process.wait(timeout=120) == 141, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
