@@ -61,7 +61,8 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     Skips, naming the reason, when the node cannot run here (not root, Debian packages or
     binaries missing, PAIRWARDEN_REAL_NODE=0), when the images are not built for this tree
-    (unless PAIRWARDEN_REAL_NODE=1, which builds them) or cannot be built.
+    (`make test` builds them first, `make node-images`; PAIRWARDEN_REAL_NODE=1 builds them
+    here) or cannot be built.
 
     PAIRWARDEN_REAL_NODE_DIR=DIR keeps the control plane and the node running in DIR between
     sessions, as PAIRWARDEN_K8S_DIR does for real_cluster (`hack/control-plane.sh down DIR`
@@ -69,21 +70,24 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from pairwarden_testbed import controlplane
     from pairwarden_testbed import node as realnode
 
-    if os.environ.get("PAIRWARDEN_REAL_NODE") != "0" and os.geteuid() == 0:
-        # Debian's containerd, runc, CNI plugins, conntrack (as `make tools` installs sipp).
-        with contextlib.suppress(realnode.NodeError):  # then unavailable() names what lacks
-            realnode.install_packages()
-    reason = realnode.unavailable() or controlplane.unavailable()
+    reason = realnode.cannot_run()  # Debian's containerd, runc, CNI, conntrack installed first
     if reason:
         pytest.skip(reason)
     if os.environ.get("PAIRWARDEN_REAL_NODE") != "1":
-        # `make test` spends no image build (12-25 min cold on a loaded 2-core machine, a
-        # minute or more after a code change): it runs these tests on images already built.
+        # `make test` builds them before pytest starts (`make node-images`), outside every
+        # test's timeout; a bare pytest run spends no image build (tens of minutes cold, a
+        # minute or more after a code change) and skips on stale images.
         stale = realnode.images_stale()
         if stale:
+            failed = realnode.images_build_failure()
+            how = (
+                f"`make test` could not build them: {failed}"
+                if failed
+                else "`make images`, or PAIRWARDEN_REAL_NODE=1 to build them here"
+            )
             pytest.skip(
                 f"the project's images are not built for this tree ({stale.splitlines()[-1]}): "
-                "`make images`, or PAIRWARDEN_REAL_NODE=1 to build them here"
+                + how
             )
     try:
         realnode.build_images()
@@ -91,20 +95,15 @@ def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         pytest.skip(f"the project's images cannot be built here: {error}")
     kept = os.environ.get("PAIRWARDEN_REAL_NODE_DIR")
     directory = Path(kept) if kept else tmp_path_factory.mktemp("k8snode")
-    cp = controlplane.ControlPlane(directory)
-    node = realnode.Node(cp.directory)
     try:
-        try:
-            cp.up()
-            node.up()
-        except controlplane.ControlPlaneError as error:
-            pytest.skip(f"the real node did not start: {error}")
-        node.load_images()
+        node = realnode.start(directory)
+    except controlplane.ControlPlaneError as error:
+        pytest.skip(f"the real node did not start: {error}")
+    try:
         yield node
     finally:
         if not kept:
-            node.down()
-            cp.down()
+            realnode.stop(node)
     # Checked here, once per session: `down` leaves no containers, mounts, network
     # namespaces, veths, bridge, iptables chains or pod logs behind.
     assert kept or not node.leftovers(), f"the real node left behind: {node.leftovers()}"

@@ -7,6 +7,9 @@
 #                                    images (hack/images.sh)
 #   hack/node.sh down DIR            stop it: pods, containerd, bridge, iptables rules (idempotent)
 #   hack/node.sh status DIR          print what runs
+#   hack/node.sh images              build the project's images for the tree where a node can
+#                                    run here (`make test`'s step before tests/realnode); else,
+#                                    or when the build fails, say why (the tests' skip says it too)
 #
 # Also: `hack/control-plane.sh up DIR --with-node`; `down DIR` stops a node found there.
 # Needs root and Debian's containerd, runc, containernetworking-plugins, iptables, conntrack
@@ -16,10 +19,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -ge 2 ] || usage
-case "$1" in
-    up | down | status) ;;
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+case "${1:-}" in
+    up | down | status) [ $# -ge 2 ] || usage ;;
+    images) ;;
     *) usage ;;
 esac
 if [ "$1" = up ]; then

@@ -66,6 +66,7 @@ from pairwarden_testbed.controlplane import (
     bin_dir,
     free_port,
 )
+from pairwarden_testbed.controlplane import unavailable as control_plane_unavailable
 from pairwarden_testbed.processes import save_state, started_here
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,6 +147,74 @@ def build_images(*targets: str) -> None:
     """Build the project's images (hack/images.sh build: cached by content, so a warm call
     takes seconds) and the pause image; the OCI archives `Node.load_images` imports."""
     _images_script("build", *targets)
+
+
+def images_cache() -> Path:
+    """hack/images.sh's cache (the parent of its archives: PAIRWARDEN_IMAGES_CACHE or
+    ~/.cache/pairwarden/images)."""
+    proc = subprocess.run(["bash", str(IMAGES_SCRIPT), "archives"], capture_output=True, text=True)
+    return Path(proc.stdout.strip()).parent
+
+
+def images_build_failure() -> str | None:
+    """Why the last `prepare_images` could not build the images (None when it did, or never
+    ran): the reason tests/realnode's skip names."""
+    with contextlib.suppress(OSError):
+        return (images_cache() / "build-failed").read_text().strip() or None
+    return None
+
+
+def cannot_run() -> str | None:
+    """Why a node and its control plane cannot run here (None when they can), after
+    installing the Debian packages they lack where root can (as `make tools` installs sipp)."""
+    if os.environ.get("PAIRWARDEN_REAL_NODE") != "0" and os.geteuid() == 0:
+        with contextlib.suppress(NodeError):  # then unavailable() names what lacks
+            install_packages()
+    return unavailable() or control_plane_unavailable()
+
+
+def prepare_images() -> float:
+    """`make test`'s step before the tests (`hack/node.sh images`): the project's images built
+    for the tree as it is, where a node can run here, so that tests/realnode runs from a
+    fresh clone rather than skipping whenever operator/ or testbed/ changed. Seconds spent
+    (1-2 warm; one to three minutes after a code change; tens of minutes cold). Raises
+    NodeError naming why not; an image build's failure is also kept (images_build_failure)
+    for the tests' skip, since make goes on without the images."""
+    reason = cannot_run()
+    if reason:
+        raise NodeError(f"{reason} (tests/realnode skips for the same reason)")
+    failed = images_cache() / "build-failed"
+    t0 = time.monotonic()
+    try:
+        build_images()
+    except NodeError as error:
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        failed.write_text(f"{error}\n")
+        raise
+    failed.unlink(missing_ok=True)
+    return time.monotonic() - t0
+
+
+def start(directory: Path) -> Node:
+    """A control plane and a node in `directory`, the project's images (built already:
+    prepare_images, build_images) loaded: what tests/realnode and bench/failover.py's node
+    backend run on. Reuses what already runs there. A step that fails stops what was started
+    and raises ControlPlaneError (or NodeError) naming it."""
+    node = Node(directory)
+    try:
+        node.cp.up()
+        node.up()
+        node.load_images()
+    except BaseException:
+        stop(node)
+        raise
+    return node
+
+
+def stop(node: Node) -> None:
+    """`start`'s node and control plane down."""
+    node.down()
+    node.cp.down()
 
 
 def images_stale(*targets: str) -> str | None:
@@ -833,11 +902,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: node up DIR [--images] | down DIR | status DIR | install"
+    usage = "usage: node up DIR [--images] | down DIR | status DIR | install | images"
     try:
         match args:
             case ["install"]:
                 install_packages()
+            case ["images"]:
+                took = prepare_images()
+                print(
+                    f"node: the project's images are built for this tree ({took:.0f}s, "
+                    f"load average {os.getloadavg()[0]:.1f})",
+                    file=sys.stderr,
+                )
             case ["up", directory, *rest] if set(rest) <= {"--images"}:
                 install_packages()
                 t0 = time.monotonic()
