@@ -13,7 +13,17 @@ in steady state, by resource.
     python bench/failover.py --short         # 5 runs per fault (make bench)
     python bench/failover.py --runs 100
     python bench/failover.py --backend kubernetes   # the real control plane, without a node
+    python bench/failover.py --backend node         # a real node: kubelet, containerd, kube-proxy
     python bench/failover.py --backend kubernetes --real-node --runs 5   # with the local node
+
+`--backend node` runs on a real node (containerd, kubelet, kube-proxy 1.20 beside the real
+control plane, `hack/control-plane.sh up DIR --with-node`): the chart's operator and the
+example's members from the project's own images, each fault as a node has it (crash: kill -9
+both containers of the active pod; clean stop: `kubectl delete pod`; voicemail exit: kill -9
+its container; manual), timed by tests/realnode/measure.py from the fault to the selector, to
+the EndpointSlice holding the new pod alone, and to the first call answered through
+kube-proxy's ClusterIP from a new port and from one fixed UDP port. `all` runs it where a node
+can run here (root, Debian's containerd, sipp), else prints why not.
 
 `--backend kubernetes` runs on the real control plane (kube-apiserver 1.20 + etcd + the
 controller-manager) with no node: no pod runs there, so the members are bench/scale.py's
@@ -42,48 +52,21 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+# bench/ for its siblings; the repository for the node backend (tests/realnode's pair).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import resolve
 from _common import machine, seconds, summary, verdict
 from pairwarden.protocol import LABEL_MEMBER, other
 from pairwarden_testbed.localcluster import LocalCluster, RealBackend, free_port, wait_until
 from pairwarden_testbed.sipcaller import call_through
+from pairwarden_testbed.waiting import Arrivals
 
 SERVICE = "vm-calls"
 WRITE_VERBS = ("create", "update", "patch", "delete")
 SERVICE_CIDR = "127.96.0.0/16"  # conftest.py's: Service IPs on loopback
 ACCOUNTS = ("bench-operator", "bench-agent")  # ServiceAccounts on the real control plane
 PBX_PACE = 0.02  # between one fixed-port call's end and the next INVITE: a busy trunk
-
-
-class Arrivals:
-    """Values seen by a thread, each with its monotonic arrival time; others wait for one."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[float, str]] = []
-        self.cond = threading.Condition()
-
-    def add(self, at: float, value: str) -> None:
-        with self.cond:
-            self.seen.append((at, value))
-            self.cond.notify_all()
-
-    def last(self, default: str) -> str:
-        with self.cond:
-            return self.seen[-1][1] if self.seen else default
-
-    def wait_for(self, value: str, after: float, timeout: float) -> float:
-        """When `value` first arrived at or after `after`; NaN if not within `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for at, seen in self.seen:
-                    if at >= after and seen == value:
-                        return at
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return math.nan
-                self.cond.wait(left)
 
 
 class SelectorWatch:
@@ -93,7 +76,7 @@ class SelectorWatch:
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
         self.namespace, self.service = namespace, service
-        self.events = Arrivals()
+        self.events: Arrivals[str] = Arrivals()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="selector-watch", daemon=True)
         self.thread.start()
@@ -135,7 +118,7 @@ class FixedPortCaller:
     def __init__(self, cluster: LocalCluster) -> None:
         self.address = cluster.sip_address()
         self.port = free_port()
-        self.answers = Arrivals()  # (monotonic time of the 200 OK, pod)
+        self.answers: Arrivals[str] = Arrivals()  # (monotonic time of the 200 OK, pod)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="fixed-port-caller", daemon=True)
         self.thread.start()
@@ -174,6 +157,7 @@ class Result:
     flips: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)
     fixed_port: list[float] = field(default_factory=list)
+    endpoints: list[float] = field(default_factory=list)  # the real node's EndpointSlice
     errors: list[str] = field(default_factory=list)
 
     def ok(self, runs: int) -> bool:
@@ -289,20 +273,19 @@ def print_results(results: list[Result], runs: dict[str, int], backend: str) -> 
     backends one after the other)."""
     print(
         "\nfault            backend    runs  window  target |  flip p50   p99     max | "
-        "answered p50  p99     max | fixed port p50 p99    max | verdict"
+        "slice p50   p99     max | answered p50  p99     max | fixed port p50 p99    max | "
+        "verdict"
     )
     for r in results:
-        f50, f99, fmax = summary(r.flips)
-        a50, a99, amax = summary(r.answers)
-        p50, p99, pmax = summary(r.fixed_port)
+        columns = " |".join(
+            f"{seconds(p50)} {seconds(p99)} {seconds(top)}"
+            for p50, p99, top in map(summary, (r.flips, r.endpoints, r.answers, r.fixed_port))
+        )
         n = runs[r.fault]
         print(
             f"{r.fault:<16} {backend:<10} {len(r.flips):>2}/{n:<2} "
-            f"{r.window:5.1f}s {r.bound:6.2f}s |"
-            f"{seconds(f50)} {seconds(f99)} {seconds(fmax)} |"
-            f"{seconds(a50)} {seconds(a99)} {seconds(amax)} |"
-            f"{seconds(p50)} {seconds(p99)} {seconds(pmax)} | {verdict(r.ok(n))}"
-            f"  (p99 {f99 / r.bound:.0%} of target)"
+            f"{r.window:5.1f}s {r.bound:6.2f}s |{columns} | {verdict(r.ok(n))}"
+            f"  (p99 {summary(r.flips)[1] / r.bound:.0%} of target)"
         )
         for e in r.errors:
             print(f"    ! {e}")
@@ -414,6 +397,97 @@ def measure_real_node(
     return results, counts
 
 
+def node_unavailable() -> str | None:
+    """Why the node backend cannot run here (None when it can)."""
+    from e2e.sippcall import SIPP
+
+    from pairwarden_testbed import node
+
+    if SIPP is None:
+        return "sipp is not installed (`make tools`: Debian's sip-tester)"
+    return node.cannot_run()
+
+
+def measure_node(runs: int) -> list[Result] | None:
+    """Every fault on a real node (see the module's docstring), `runs` times each; None, with
+    a line saying why, where a node cannot run here or its images cannot be built."""
+    import tempfile
+
+    from tests.realnode.measure import FAULTS, Watches, measure
+    from tests.realnode.pairs import HEARTBEAT, install
+
+    from conftest import namespaces
+    from pairwarden_testbed import controlplane, node
+
+    reason = node_unavailable()
+    if reason is None:
+        try:
+            took = node.prepare_images()
+            print(f"  the project's images built for this tree in {took:.0f} s")
+        except controlplane.ControlPlaneError as error:
+            reason = f"the project's images cannot be built: {error}"
+    if reason is not None:
+        print(f"backend node: skipped ({reason})")
+        return None
+    window = HEARTBEAT["intervalMs"] * HEARTBEAT["missedBeforeFailover"] / 1000
+    bounds = {f.name: f.bound for f in faults(window)}
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="pairwarden-failover-node-") as tmp:
+        began = time.monotonic()
+        try:
+            started = node.start(Path(tmp))
+        except controlplane.ControlPlaneError as error:
+            print(f"backend node: skipped (the node did not start: {error})")
+            return None
+        watches = None
+        try:
+            admin = config.new_client_from_config(config_file=str(started.cp.kubeconfig))
+            (Path(tmp) / "pair").mkdir()
+            pair = install(started, admin, next(namespaces(admin)), Path(tmp) / "pair")
+            print(
+                f"  node Ready, images loaded, pair whole {time.monotonic() - began:.0f} s; "
+                f"heartbeat {HEARTBEAT['intervalMs']} ms x {HEARTBEAT['missedBeforeFailover']}"
+                f" = {window:.1f} s window (tests/realnode/pairs.py)"
+            )
+            watches = Watches(pair)
+            for fault in FAULTS.values():
+                result = Result(fault.name, window, bounds[fault.name])
+                results.append(result)
+                began = time.monotonic()
+                for i in range(runs):
+                    try:
+                        figures = measure(pair, watches, fault)
+                    except Exception as error:  # the table shows what was measured
+                        result.errors.append(f"run {i + 1}: {error!r}")
+                        break
+                    result.flips.append(figures["flip"])
+                    result.endpoints.append(figures["endpoints"])
+                    result.answers.append(figures["new port"])
+                    result.fixed_port.append(figures["fixed port"])
+                took = time.monotonic() - began
+                print(f"  {fault.name}: {len(result.flips)} runs in {took:.0f} s")
+        finally:
+            if watches is not None:
+                watches.stop()
+            node.stop(started)
+    return results
+
+
+def print_ratios(
+    results: list[Result], by_backend: dict[str, float], backend: str, why: str
+) -> None:
+    """`backend`'s flip p99 over the sandbox's, fault by fault where both have one."""
+    print(f"ratio {backend} / sandbox of the flip p99 ({why}):")
+    for r in results:
+        sandbox_p99 = summary(r.flips)[1]
+        if r.fault in by_backend and sandbox_p99 > 0:
+            print(f"  {r.fault:<14} {by_backend[r.fault] / sandbox_p99:.2f}")
+    print(
+        "  crash          not compared: the sandbox's runs time it from the kill (W - the time"
+        " since the last renewal, plus the reaction), with a window of its own"
+    )
+
+
 def print_writes(writes: dict[str, int], duration: float, renew_period: float) -> None:
     renewals = duration / renew_period
     total = sum(writes.values())
@@ -479,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=int, default=200)
     parser.add_argument("--missed", type=int, default=10)
     parser.add_argument(
-        "--backend", default="sandbox", help="sandbox, kubernetes, sandbox,kubernetes or all"
+        "--backend",
+        default="sandbox",
+        help="sandbox, kubernetes, node, a comma list, or all (each where it can run here)",
     )
     parser.add_argument(
         "--real-node",
@@ -487,7 +563,10 @@ def main(argv: list[str] | None = None) -> int:
         help="with kubernetes: real members on the local node, fault to first call answered",
     )
     args = parser.parse_args(argv)
-    backends = resolve(args.backend)
+    wanted = args.backend.split(",")
+    with_node = args.backend == "all" or "node" in wanted
+    others = args.backend if args.backend == "all" else ",".join(b for b in wanted if b != "node")
+    backends = resolve(others) if others else []
     runs = args.runs or (5 if args.short else 30)
     large_runs = 1 if args.short else 3
     window = args.interval_ms * args.missed / 1000
@@ -500,8 +579,16 @@ def main(argv: list[str] | None = None) -> int:
         node, node_counts = measure_real_node(args.interval_ms, args.missed, runs)
         print_results(node, node_counts, "kubernetes")
         print(f"(load average {load()} after)")
+    node: list[Result] | None = None
+    if with_node:
+        print(f"\nbackend node: the chart's operator and the example's pair, load {load()}")
+        node = measure_node(runs)
+        if node is not None:
+            print_results(node, dict.fromkeys((r.fault for r in node), runs), "node")
+            print(f"(load average {load()} after)")
     if "sandbox" not in backends:
-        measure_kubernetes(args.interval_ms, args.missed, runs)
+        if "kubernetes" in backends:
+            measure_kubernetes(args.interval_ms, args.missed, runs)
         print(f"\ntotal {time.monotonic() - started:.0f} s")
         return 0
     steady = 10.0 if args.short else 30.0
@@ -515,15 +602,17 @@ def main(argv: list[str] | None = None) -> int:
     print_writes(writes, steady, window / 3)
     if "kubernetes" in backends:
         real = measure_kubernetes(args.interval_ms, args.missed, runs)
-        print("ratio kubernetes / sandbox of the flip p99 (same cause, simulated vs real members):")
-        for r in results:
-            sandbox_p99 = summary(r.flips)[1]
-            if r.fault in ("clean stop", "manual") and sandbox_p99 > 0:
-                print(f"  {r.fault:<12} {real[r.fault] / sandbox_p99:.2f}")
-        print(
-            "  crash        not compared: the sandbox's runs time it from the kill (W - the time"
-            " since the last renewal, plus the reaction), kubernetes from the last renewal + W"
-        )
+        real.pop("crash", None)
+        print_ratios(results, real, "kubernetes", "same cause, simulated vs real members")
+    if node is not None:
+        print_results(node, dict.fromkeys((r.fault for r in node), runs), "node")
+        p99s = {r.fault: summary(r.flips)[1] for r in node if r.fault != "crash"}
+        print_ratios(results, p99s, "node", "the stand-ins vs containerd, kubelet and kube-proxy")
+        answered = {r.fault: summary(r.answers)[1] for r in results}
+        print("ratio node / sandbox of the first call answered from a new port, p99:")
+        for r in node:
+            if r.fault != "crash" and answered.get(r.fault, 0) > 0:
+                print(f"  {r.fault:<14} {summary(r.answers)[1] / answered[r.fault]:.2f}")
     print(f"\ntotal {time.monotonic() - started:.0f} s")
     return 0
 

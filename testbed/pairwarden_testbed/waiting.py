@@ -8,6 +8,8 @@ A check that raises counts as "not yet" only when it raises one of `tolerate` (f
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -54,3 +56,35 @@ async def eventually_async[T](
         if time.monotonic() > deadline:
             raise NotYet(f"not within {within} s: {what or getattr(check, '__name__', check)}")
         await asyncio.sleep(poll)
+
+
+class Arrivals[T]:
+    """Values a watching thread saw, each with its monotonic arrival time, for another thread
+    to wait on: when a Service's selector, an EndpointSlice's addresses or a caller's answer
+    first reached a value after a fault (bench/failover.py, tests/realnode)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, T]] = []
+        self.cond = threading.Condition()
+
+    def add(self, at: float, value: T) -> None:
+        with self.cond:
+            self.seen.append((at, value))
+            self.cond.notify_all()
+
+    def last(self, default: T) -> T:
+        with self.cond:
+            return self.seen[-1][1] if self.seen else default
+
+    def wait_for(self, value: T, after: float, timeout: float) -> float:
+        """When `value` first arrived at or after `after`; NaN if not within `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for at, seen in self.seen:
+                    if at >= after and seen == value:
+                        return at
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return math.nan
+                self.cond.wait(left)

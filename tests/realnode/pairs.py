@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +48,7 @@ from pairwarden_testbed.node import BRIDGE_IP
 from pairwarden_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
 # A 5 s window (500 ms x 10): crash and manual failovers do not wait for it (the agent
 # publishes a voicemail exit at once), a partition does. 2 s (200 ms x 10) was tripped by
@@ -194,6 +197,34 @@ class Pair:
             if ip and answered_by(ip) == f"vm-{member}":
                 found.append(member)
         return found
+
+    def kubectl(self, *args: str) -> list[str]:
+        """A kubectl command line on the pair's namespace, as the admin."""
+        kubeconfig = str(self.node.cp.kubeconfig)
+        return [KUBECTL, "--kubeconfig", kubeconfig, "-n", self.namespace, *args]
+
+    def delete_pod(self, member: str) -> None:
+        """`kubectl delete pod` as a user does it: the pod's own grace period (SIGTERM to
+        both containers), not waiting for the pod to go."""
+        command = self.kubectl("delete", "pod", f"vm-{member}", "--wait=false")
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def pod_gone(self, member: str) -> bool:
+        try:
+            self.pod(member)
+        except client.ApiException as error:
+            return error.status == 404
+        return False
+
+    def recreate(self, member: str) -> None:
+        """The member's pod as the example has it, as its owner would make it again (the
+        example's pods have none)."""
+        manifest = [
+            m
+            for m in members_from_example(ROOT / "examples" / "voicemail-pair.yaml")
+            if m["metadata"]["name"] == f"vm-{member}"
+        ]
+        create_all(self.admin, manifest, self.namespace)
 
     def member_up(self, member: str) -> bool:
         return bool(((self.status().get("members") or {}).get(member) or {}).get("serviceUp"))

@@ -14,17 +14,15 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.realnode.pairs import ROOT, Pair, create_all, members_from_example, other
+from tests.realnode.pairs import Pair, other
 
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.jobs import LABEL_REPLICATION
@@ -32,7 +30,6 @@ from pairwarden.protocol import LABEL_PAIR, MemberReport, member_lease_name
 from pairwarden_testbed.waiting import eventually
 
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(900)]
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 VOICEMAIL_UID = 10001  # the images' user (examples/voicemail-pair.yaml's runAsUser)
 
 
@@ -48,13 +45,9 @@ def active(pair: Pair, capsys: pytest.CaptureFixture[str]) -> Iterator[str]:
         print(f"\nreal node scenario took {time.monotonic() - t0:.1f}s")
 
 
-def kubectl(pair: Pair, *args: str) -> list[str]:
-    return [KUBECTL, "--kubeconfig", str(pair.node.cp.kubeconfig), "-n", pair.namespace, *args]
-
-
 def follow_agent(pair: Pair, member: str) -> subprocess.Popen[str]:
     """`kubectl logs -f` of the member's agent: it ends when the container does."""
-    command = kubectl(pair, "logs", "-f", f"vm-{member}", "-c", "agent")
+    command = pair.kubectl("logs", "-f", f"vm-{member}", "-c", "agent")
     follower = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert follower.stdout is not None
     follower.stdout.readline()  # attached: the container's first line came through
@@ -85,14 +78,6 @@ def one_answering(pair: Pair, member: str) -> bool:
     return answering == [member]
 
 
-def pod_gone(pair: Pair, member: str) -> bool:
-    try:
-        pair.pod(member)
-    except client.ApiException as error:
-        return error.status == 404
-    return False
-
-
 def restarts(pair: Pair, member: str, container: str) -> int:
     statuses = pair.pod(member).status.container_statuses or []
     return next(c.restart_count for c in statuses if c.name == container)
@@ -111,36 +96,20 @@ def test_deleting_the_active_pod_hands_over_and_the_recreated_pod_rejoins_as_sta
         delete_and_recreate(pair, active)
     finally:  # the next scenarios need both members, whatever happened here
         eventually(lambda: settled(pair, active), 120, f"vm-{active} deleted or kept", poll=0.5)
-        if pod_gone(pair, active):
-            recreate(pair, active)
+        if pair.pod_gone(active):
+            pair.recreate(active)
 
 
 def settled(pair: Pair, member: str) -> bool:
     """The member's pod is gone, or not being deleted."""
-    return pod_gone(pair, member) or pair.pod(member).metadata.deletion_timestamp is None
-
-
-def recreate(pair: Pair, member: str) -> None:
-    """The member's pod as the example has it, as its owner would make it again (the
-    example's pods have none)."""
-    manifest = [
-        m
-        for m in members_from_example(ROOT / "examples" / "voicemail-pair.yaml")
-        if m["metadata"]["name"] == f"vm-{member}"
-    ]
-    create_all(pair.admin, manifest, pair.namespace)
+    return pair.pod_gone(member) or pair.pod(member).metadata.deletion_timestamp is None
 
 
 def delete_and_recreate(pair: Pair, active: str) -> None:
     before = pair.epoch()
     # As a user does it: kubectl, the pod's own grace period (SIGTERM to both containers).
     follower = follow_agent(pair, active)
-    subprocess.run(
-        kubectl(pair, "delete", "pod", f"vm-{active}", "--wait=false"),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    pair.delete_pod(active)
     transition = pair.next_transition(before, active, 60)
     # A deleted pod: the operator may see the deletion before the agent's release.
     cause = assert_stopped_cleanly(
@@ -148,8 +117,8 @@ def delete_and_recreate(pair: Pair, active: str) -> None:
     )
     print(f"pod deleted: {cause}, {transition}")
     eventually(lambda: pair.serving(other(active)), 60, f"{other(active)} serving", poll=0.2)
-    eventually(lambda: pod_gone(pair, active), 120, f"vm-{active} deleted", poll=0.5)
-    recreate(pair, active)  # it joins as the standby
+    eventually(lambda: pair.pod_gone(active), 120, f"vm-{active} deleted", poll=0.5)
+    pair.recreate(active)  # it joins as the standby
     eventually(lambda: pair.standby(active), 180, f"recreated vm-{active} standby", poll=0.5)
     assert pair.routed() == other(active)
     eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")

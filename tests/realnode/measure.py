@@ -1,0 +1,221 @@
+"""Failover as callers see it on the real node (issue 19), shared by tests/realnode/
+test_failover.py and bench/failover.py's `node` backend.
+
+One fault of the active member of the pair of tests/realnode/pairs.py, timed from the fault to:
+- flip: the Service's selector names the other member (what the operator wrote), as a watch
+  on the API server delivers it;
+- endpoints: the Service's EndpointSlice holds the new active pod's address alone (what the
+  real EndpointSlice controller publishes and kube-proxy routes by);
+- fixed port: a sipp caller that sends every INVITE from one UDP port (a PBX) is answered by
+  the new active pod through the ClusterIP: kube-proxy must drop the stale conntrack flow;
+- new port: a sipp caller on a new port each call is answered by it.
+
+The faults are those of bench/failover.py's sandbox backend, as a real node has them."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from e2e.sippcall import Pbx
+from kubernetes import config, dynamic
+from tests.realnode.pairs import Pair, other
+
+from pairwarden.protocol import LABEL_MEMBER
+from pairwarden_testbed.waiting import Arrivals, eventually
+
+FIGURES = ("flip", "endpoints", "fixed port", "new port")
+SERVICE = "vm-calls"
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    inject: Callable[[Pair, str], None]  # (pair, active member)
+    # What brings the faulted member back before the next run (the kubelet restarts a killed
+    # container by itself; a deleted pod is made again, as its owner would).
+    recover: Callable[[Pair, str], None] | None = None
+
+
+def kill(containers: tuple[str, ...], sig: signal.Signals) -> Callable[[Pair, str], None]:
+    def inject(pair: Pair, member: str) -> None:
+        pids = [pair.container_pid(member, c) for c in containers]
+        for pid in pids:
+            os.kill(pid, sig)
+
+    return inject
+
+
+def recreate(pair: Pair, member: str) -> None:
+    eventually(lambda: pair.pod_gone(member), 120, f"vm-{member} deleted", poll=0.5)
+    pair.recreate(member)
+    eventually(lambda: pair.standby(member), 180, f"recreated vm-{member} standby", poll=0.5)
+
+
+def manual(pair: Pair, member: str) -> None:
+    """What `kubectl pairwarden failover|failback` writes, away from the active member."""
+    pair.request("failover" if member == "primary" else "failback")
+
+
+FAULTS = {
+    f.name: f
+    for f in (
+        Fault(
+            "crash",
+            "kill -9 both containers of the active pod",
+            kill(("agent", "voicemail"), signal.SIGKILL),
+        ),
+        Fault("clean stop", "kubectl delete pod of the active member", Pair.delete_pod, recreate),
+        Fault(
+            "voicemail exit",
+            "kill -9 the active pod's voicemail container",
+            kill(("voicemail",), signal.SIGKILL),
+        ),
+        Fault("manual", "failover/failback request annotation", manual),
+    )
+}
+
+
+class Watched:
+    """A watch, in a thread, of one kind of object in the pair's namespace: after each
+    event, `read` of the objects seen so far (by name), with its arrival time."""
+
+    def __init__(
+        self,
+        pair: Pair,
+        kind: tuple[str, str],  # (apiVersion, kind)
+        read: Callable[[list[Any]], str],
+        **selectors: str,
+    ) -> None:
+        # A client of its own: a watch shares no connection pool with the test's requests.
+        self.api = config.new_client_from_config(config_file=str(pair.node.cp.kubeconfig))
+        self.resource = dynamic.DynamicClient(self.api).resources.get(
+            api_version=kind[0], kind=kind[1]
+        )
+        self.namespace, self.read, self.selectors = pair.namespace, read, selectors
+        self.values: Arrivals[str] = Arrivals()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"watch-{kind[1]}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            objects: dict[str, Any] = {}  # a new watch lists them all again (ADDED)
+            try:
+                for event in self.resource.watch(
+                    namespace=self.namespace, timeout=30, **self.selectors
+                ):
+                    name = event["object"].metadata.name
+                    if event["type"] == "DELETED":
+                        objects.pop(name, None)
+                    else:
+                        objects[name] = event["object"]
+                    self.values.add(time.monotonic(), self.read(list(objects.values())))
+                    if self.stopped.is_set():
+                        return
+            except Exception:  # a reconnect, or the API server went away: again unless stopping
+                self.stopped.wait(0.1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.api.close()
+
+
+def selector_member(services: list[Any]) -> str:
+    selector = (services[0].spec.selector if services else None) or {}
+    return str(selector.get(LABEL_MEMBER) or "none")
+
+
+def ready_addresses(slices: list[Any]) -> str:
+    """The ready endpoints' addresses of the Service's EndpointSlices, sorted, comma-joined
+    (discovery.k8s.io/v1beta1 on 1.20: a missing `ready` means ready)."""
+    found = {
+        address
+        for s in slices
+        for endpoint in s.endpoints or []
+        if (endpoint.conditions or {}).get("ready") is not False
+        for address in endpoint.addresses or []
+    }
+    return ",".join(sorted(found))
+
+
+class Watches:
+    """The Service's selector and its EndpointSlices' addresses, watched for a session."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.selector = Watched(
+            pair, ("v1", "Service"), selector_member, field_selector=f"metadata.name={SERVICE}"
+        )
+        self.slices = Watched(
+            pair,
+            ("discovery.k8s.io/v1beta1", "EndpointSlice"),
+            ready_addresses,
+            label_selector=f"kubernetes.io/service-name={SERVICE}",
+        )
+
+    def stop(self) -> None:
+        self.selector.stop()
+        self.slices.stop()
+
+
+def measure(pair: Pair, watches: Watches, fault: Fault, deadline: float = 90) -> dict[str, float]:
+    """One fault of the active member; seconds from it to each of FIGURES (NaN for one not
+    seen within `deadline`). The faulted member is back as the standby at the end."""
+    active = eventually(pair.routed, 30, "a routed member", poll=0.2)
+    eventually(pair.both_up, 120, "both members up before the fault", poll=0.5)
+    standby = other(active)
+    new_ip = str(pair.pod(standby).status.pod_ip)
+    fixed, fresh = pair.caller(fixed_port=True), pair.caller(fixed_port=False)
+    fixed.until(f"vm-{active}", 60)  # the PBX's flow is pinned to the active member
+    answered: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def dial(name: str, caller: Pbx) -> None:
+        try:
+            answered[name] = caller.until(f"vm-{standby}", deadline)[0]
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=dial, args=("fixed port", fixed)),
+        threading.Thread(target=dial, args=("new port", fresh)),
+    ]
+    t_fault = time.monotonic()
+    fault.inject(pair, active)
+    for t in threads:
+        t.start()
+    flipped = watches.selector.values.wait_for(standby, t_fault, deadline)
+    published = watches.slices.values.wait_for(new_ip, t_fault, deadline)
+    for t in threads:
+        t.join()
+    if fault.recover is not None:
+        fault.recover(pair, active)
+    if errors:
+        raise errors[0]
+    return {
+        "flip": flipped - t_fault,
+        "endpoints": published - t_fault,
+        **{name: when - t_fault for name, when in answered.items()},
+    }
+
+
+def report(kind: str, runs: list[dict[str, float]]) -> str:
+    lines = [f"real node, {kind} ({len(runs)} runs): p50 / max seconds after the fault"]
+    for figure in FIGURES:
+        values = [r[figure] for r in runs if not math.isnan(r[figure])]
+        if not values:
+            lines.append(f"  {figure:11}    n/a")
+            continue
+        lines.append(
+            f"  {figure:11} {statistics.median(values):6.2f} / {max(values):6.2f}"
+            f"   ({', '.join(f'{v:.2f}' for v in values)})"
+        )
+    return "\n".join(lines)
