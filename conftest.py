@@ -51,65 +51,6 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real node (containerd, runc, bridge CNI, kubelet and kube-proxy 1.20, issue 19)
-    beside a control plane of its own, with the project's three images built (hack/images.sh,
-    cached by content) and loaded: a `pairwarden_testbed.node.Node` (.cp is its control
-    plane). Its own control plane because pods must reach the API server through the
-    `kubernetes` Service, which a loopback service range (the real_cluster's, for the local
-    kube-proxy stand-in) cannot give them.
-
-    Skips, naming the reason, when the node cannot run here (not root, Debian packages or
-    binaries missing, PAIRWARDEN_REAL_NODE=0), when the images are not built for this tree
-    (`make test` builds them first, `make node-images`; PAIRWARDEN_REAL_NODE=1 builds them
-    here) or cannot be built.
-
-    PAIRWARDEN_REAL_NODE_DIR=DIR keeps the control plane and the node running in DIR between
-    sessions, as PAIRWARDEN_K8S_DIR does for real_cluster (`hack/control-plane.sh down DIR`
-    stops both): a developer's next run skips their start."""
-    from pairwarden_testbed import controlplane
-    from pairwarden_testbed import node as realnode
-
-    reason = realnode.cannot_run()  # Debian's containerd, runc, CNI, conntrack installed first
-    if reason:
-        pytest.skip(reason)
-    if os.environ.get("PAIRWARDEN_REAL_NODE") != "1":
-        # `make test` builds them before pytest starts (`make node-images`), outside every
-        # test's timeout; a bare pytest run spends no image build (tens of minutes cold, a
-        # minute or more after a code change) and skips on stale images.
-        stale = realnode.images_stale()
-        if stale:
-            failed = realnode.images_build_failure()
-            how = (
-                f"`make test` could not build them: {failed}"
-                if failed
-                else "`make images`, or PAIRWARDEN_REAL_NODE=1 to build them here"
-            )
-            pytest.skip(
-                f"the project's images are not built for this tree ({stale.splitlines()[-1]}): "
-                + how
-            )
-    try:
-        realnode.build_images()
-    except realnode.NodeError as error:
-        pytest.skip(f"the project's images cannot be built here: {error}")
-    kept = os.environ.get("PAIRWARDEN_REAL_NODE_DIR")
-    directory = Path(kept) if kept else tmp_path_factory.mktemp("k8snode")
-    try:
-        node = realnode.start(directory)
-    except controlplane.ControlPlaneError as error:
-        pytest.skip(f"the real node did not start: {error}")
-    try:
-        yield node
-    finally:
-        if not kept:
-            realnode.stop(node)
-    # Checked here, once per session: `down` leaves no containers, mounts, network
-    # namespaces, veths, bridge, iptables chains or pod logs behind.
-    assert kept or not node.leftovers(), f"the real node left behind: {node.leftovers()}"
-
-
-@pytest.fixture(scope="session")
 def plane(real_cluster: Any) -> Any:
     """The control plane that `admin` and `ns` talk to: the session's real_cluster here,
     the real node's own in tests/realnode (which overrides this fixture)."""

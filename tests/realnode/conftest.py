@@ -1,12 +1,14 @@
 """The real node's own tests (marker `realnode`: `pytest -m realnode`): the node, the
 project's images on it, the operator installed from the chart, failover as callers see it.
-The pair is installed once per session and shared by the modules (its install is a minute
-or more of the suite's time); each scenario starts from whatever member the last one left
-active."""
+The node and the pair are set up once for this package and shared by its modules (their
+start is two minutes or more of the suite's time); each scenario starts from whatever member
+the last one left active."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +23,76 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
+def real_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real node (containerd, runc, bridge CNI, kubelet and kube-proxy 1.20, issue 19)
+    beside a control plane of its own, with the project's three images built (hack/images.sh,
+    cached by content) and loaded: a `pairwarden_testbed.node.Node` (.cp is its control
+    plane). Its own control plane because pods must reach the API server through the
+    `kubernetes` Service, which a loopback service range (the real_cluster's, for the local
+    kube-proxy stand-in) cannot give them.
+
+    Skips, naming the reason, when the node cannot run here (not root, Debian packages or
+    binaries missing, PAIRWARDEN_REAL_NODE=0), when the images are not built for this tree
+    (`make test` builds them first, `make node-images`; PAIRWARDEN_REAL_NODE=1 builds them
+    here) or cannot be built.
+
+    PAIRWARDEN_REAL_NODE_DIR=DIR keeps the control plane and the node running in DIR between
+    sessions, as PAIRWARDEN_K8S_DIR does for real_cluster (`hack/control-plane.sh down DIR`
+    stops both): a developer's next run skips their start.
+
+    Package-scoped (tests/realnode is a package for this): the node, its control plane and
+    the pair stop after the last test here, not at the end of `make test`'s session, where
+    they kept about 0.2 of the machine's 2 cores busy through the other half of the suite."""
+    from pairwarden_testbed import controlplane
+    from pairwarden_testbed import node as realnode
+
+    reason = realnode.cannot_run()  # Debian's containerd, runc, CNI, conntrack installed first
+    if reason:
+        pytest.skip(reason)
+    if os.environ.get("PAIRWARDEN_REAL_NODE") != "1":
+        # `make test` builds them before pytest starts (`make node-images`), outside every
+        # test's timeout; a bare pytest run spends no image build (tens of minutes cold, a
+        # minute or more after a code change) and skips on stale images.
+        stale = realnode.images_stale()
+        if stale:
+            failed = realnode.images_build_failure()
+            how = (
+                f"`make test` could not build them: {failed}"
+                if failed
+                else "`make images`, or PAIRWARDEN_REAL_NODE=1 to build them here"
+            )
+            pytest.skip(
+                f"the project's images are not built for this tree ({stale.splitlines()[-1]}): "
+                + how
+            )
+    try:
+        realnode.build_images()
+    except realnode.NodeError as error:
+        pytest.skip(f"the project's images cannot be built here: {error}")
+    kept = os.environ.get("PAIRWARDEN_REAL_NODE_DIR")
+    directory = Path(kept) if kept else tmp_path_factory.mktemp("k8snode")
+    try:
+        node = realnode.start(directory)
+    except controlplane.ControlPlaneError as error:
+        pytest.skip(f"the real node did not start: {error}")
+    try:
+        yield node
+    finally:
+        if not kept:
+            realnode.stop(node)
+    # Checked here, once per session: `down` leaves no containers, mounts, network
+    # namespaces, veths, bridge, iptables chains or pod logs behind.
+    assert kept or not node.leftovers(), f"the real node left behind: {node.leftovers()}"
+
+
+@pytest.fixture(scope="package")
 def plane(real_node: Any) -> Any:
     """`admin` and `ns` talk to the real node's own control plane here."""
     return real_node.cp
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def admin(plane: Any) -> Iterator[Any]:
     """The session's admin client (the pair below outlives a module)."""
     from kubernetes import config
@@ -37,12 +102,12 @@ def admin(plane: Any) -> Iterator[Any]:
     api.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def make_namespace(admin: Any) -> Iterator[Callable[[str], str]]:
     yield from namespaces(admin)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pair(
     real_node: Any,
     admin: Any,
