@@ -83,13 +83,6 @@ def restarts(pair: Pair, member: str, container: str) -> int:
     return next(c.restart_count for c in statuses if c.name == container)
 
 
-@pytest.mark.skipif(
-    os.environ.get("PAIRWARDEN_REAL_NODE_DELETE") != "1",
-    reason="opt-in (PAIRWARDEN_REAL_NODE_DELETE=1): when the deleted active member is the one "
-    "found by selector (the secondary), the operator rewrites its Lease as a stranger's and "
-    "records none -> primary (FirstToStart), not a move away from it; the engine's fix "
-    "(a deleted holder found by selector is that member, PodGone) is not on main yet",
-)
 def test_deleting_the_active_pod_hands_over_and_the_recreated_pod_rejoins_as_standby(
     pair: Pair, active: str
 ) -> None:
@@ -180,7 +173,7 @@ def reported_since(pair: Pair, member: str, since: datetime) -> bool:
 
 @pytest.mark.skipif(
     os.environ.get("PAIRWARDEN_REAL_NODE_PARTITION") != "1",
-    reason="opt-in (PAIRWARDEN_REAL_NODE_PARTITION=1): 1 of 2 runs failed on 30 November at "
+    reason="opt-in (PAIRWARDEN_REAL_NODE_PARTITION=1): 1 of 3 runs failed on 30 November, at "
     "load 15-20: the standby took over (HeartbeatLost), its agent judged its voicemail down a "
     "second later, and the operator gave the role back to the cut member (none -> primary, "
     "FirstToStart), which hears the API server's watch events (only what it sends is "
