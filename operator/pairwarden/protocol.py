@@ -197,6 +197,10 @@ class MemberReport:
     # A change in any of these is written at once, not held until the next renewal, and
     # wakes the operator. Settings change rarely, so their digest costs nothing here, and
     # drift between members is then reported within a renewal, not at the next resync.
+    # The epoch is the agent's acknowledgement of the active Lease: a revoke's grant waits
+    # for the old holder to report not answering at the new epoch, and a holder that was
+    # already not answering changes nothing else, so without it the grant waited for the
+    # next renewal or the operator's timed look (a renewal period).
     URGENT = (
         "agent_running",
         "service_up",
@@ -204,6 +208,7 @@ class MemberReport:
         "cpu_excessive",
         "inactive_calls",
         "settings_digest",
+        "epoch",
     )
 
     def to_annotations(self) -> dict[str, str]:

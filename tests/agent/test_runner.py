@@ -117,6 +117,26 @@ async def test_service_down_is_an_urgent_change() -> None:
     assert not rig.agent.verdict.answer
 
 
+async def test_hearing_a_new_epoch_is_reported_at_once_even_when_not_answering() -> None:
+    """The standby, not answering, hears a revoke (nobody at epoch 2): nothing else in its
+    report changes, yet the new epoch is its acknowledgement, written at once."""
+    rig = Rig("secondary")
+    rig.kube.put("vm-primary")
+    rig.kube.put("vm-secondary")
+    rig.kube.put("vm-active", holder="vm-primary", transitions=1)
+    await rig.agent.refresh_settings()
+    for _ in range(2):  # the first renewal reads the active Lease after it writes
+        await rig.agent.poll_once()
+        assert await rig.agent.renew_once()
+    assert not rig.report().answering and rig.report().epoch == 1
+    rig.agent._wake.clear()
+    rig.agent.on_active_lease(LeaseView("vm-active", holder="", transitions=2))
+    await rig.agent.poll_once()
+    assert rig.agent._wake.is_set()
+    assert await rig.agent.renew_once()
+    assert rig.report().epoch == 2 and not rig.report().answering
+
+
 async def test_a_new_holder_demotes_at_once_keeping_calls() -> None:
     rig = Rig()
     await rig.start_active()

@@ -49,6 +49,19 @@ def test_urgent_reports_wake_the_pair_and_routine_ones_do_not() -> None:
     assert pair.wake.is_set()
 
 
+def test_an_agent_that_heard_a_new_epoch_wakes_the_pair() -> None:
+    """A move by choice revokes the old holder, then grants the new one once the old one
+    reports not answering at the revoke's epoch. A holder that was already not answering
+    reports only the new epoch: that report must wake the pair, or the grant waits for the
+    next timed look (a renewal period, 10 s by default)."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("primary", "t1", service_up=True, epoch=1), None, 1.0)
+    pair.wake.clear()
+    assert book.record_lease(lease("primary", "t2", service_up=True, epoch=2), "MODIFIED", 2.0)
+    assert pair.wake.is_set() and pair.woken_at == 2.0
+
+
 def test_new_data_on_a_member_wakes_the_pair_for_its_replication() -> None:
     """An idle pair sleeps until its data moves (replication.seconds_until_due is None):
     the renewal that reports a new data version wakes it."""

@@ -55,6 +55,8 @@ def test_urgent_changes_are_the_ones_that_cannot_wait_for_a_renewal() -> None:
     # a member's settings changed: drift is reported within a renewal, not at the resync
     assert MemberReport(service_up=True, settings_digest="a1").urgent_change(base)
     assert not MemberReport(service_up=True, data_version="v2").urgent_change(base)
+    # the agent heard a new active Lease (a revoke's acknowledgement): the operator may grant
+    assert MemberReport(service_up=True, epoch=2).urgent_change(base)
 
 
 @pytest.mark.parametrize(
