@@ -389,6 +389,32 @@ def test_a_holder_that_stops_answering_is_failed_over_after_a_window() -> None:
     assert second.role_change == Activate("secondary", 2, Cause.NOT_ANSWERING, "primary")
 
 
+
+def test_a_silence_remembered_from_before_a_restart_moves_nothing_once_the_holder_answers() -> (
+    None
+):
+    """The status an operator left when it was killed may remember a silence it never saw end
+    (the grant's first look, before the agent reported back). A restarted operator reads it
+    more than a window later: the holder answers now, so nothing moves (the restart scenario
+    failed 4 of 6 runs with NotAnswering, epoch 1 -> 3, on a holder answering for 2.7 s)."""
+    mute = seen("primary", answering=False)
+    first = look(
+        LeaseView("vm-0", 1), status("primary", 1), mute, seen("secondary"), routed("primary")
+    )
+    assert first.status.holder_silent_since == T0
+    later = Now(MONO + 31, T0 + timedelta(seconds=31))
+    answering = replace(seen("primary"), last_seen=MONO + 30)
+    second = look(
+        LeaseView("vm-0", 1),
+        first.status,
+        answering,
+        replace(seen("secondary"), last_seen=MONO + 30),
+        routed("primary"),
+        now=later,
+    )
+    assert second.role_change is None
+    assert second.status.holder_silent_since is None
+
 # ------------------------------------------------------------- members and pods
 
 

@@ -680,10 +680,14 @@ def _automatic(
     if not active.licensed:
         return fallback, Cause.LICENSING_EXPIRED
     # Healthy by its heartbeat, yet not answering at its epoch for longer than a window (it
-    # cannot read the Lease, its voicemail refuses the order): it is not serving anyone.
+    # cannot read the Lease, its voicemail refuses the order): it is not serving anyone. Its
+    # report now must say so too: the silence remembered in the status may be older than a
+    # restart (an operator killed before it wrote the answer that cleared it), and a holder
+    # that answers now is serving, whatever was remembered.
     silent = silence_counts_from(status, holder, window_seconds(spec))
     if (
         silent is not None
+        and not active.answering
         and standby.eligible
         and (now.wall - silent).total_seconds() > window_seconds(spec)
     ):
