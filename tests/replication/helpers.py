@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pairwarden.replication.fileapi import make_app, make_token, serve
+from pairwarden_testbed import faults
 
 PAIR = "vm"
 TOKEN = make_token(PAIR, "s3cret-Token_value")
@@ -61,15 +62,15 @@ class MemberProcess:
         self,
         root: Path,
         token_file: Path,
-        env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        kill_at: str | None = None,
     ) -> None:
+        """`kill_at`: a checkpoint (pairwarden.checkpoints) at which the process kills itself."""
         root.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pairwarden.replication.serve", "--root", str(root),
-             "--pair", PAIR, "--token-file", str(token_file), "--directories", *DIRS, *args],
-            stdout=subprocess.PIPE, env={**os.environ, **(env or {})},
-        )  # fmt: skip
+        argv = ["-m", "pairwarden.replication.serve", "--root", str(root), "--pair", PAIR,
+                "--token-file", str(token_file), "--directories", *DIRS, *args]  # fmt: skip
+        command = faults.command(kill_at, *argv) if kill_at else [sys.executable, *argv]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE)
         self._url: str | None = None
 
     @property

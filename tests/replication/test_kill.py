@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pairwarden.replication.client import CLIENT_FAULT_ENV
-from pairwarden.replication.storage import FAULT_ENV
+from pairwarden_testbed import faults
 
 from .helpers import DIRS, TOKEN, MemberProcess, seed, tree, write
 
@@ -44,14 +43,15 @@ def roots(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, str], dict[str
     yield a, b, tree(b), tree(a)
 
 
-def replicate(src: str, dst: str, token_file: Path, env: dict[str, str] | None = None,
+def replicate(src: str, dst: str, token_file: Path, kill_at: str | None = None,
               report: Path | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
-    argv = [sys.executable, "-m", "pairwarden.cli", "replicate", "--from", src, "--to", dst,
+    """The replicate client in its own process; killed at checkpoint `kill_at` if given."""
+    argv = ["-m", "pairwarden.cli", "replicate", "--from", src, "--to", dst,
             "--token-file", str(token_file), "--pair", "vm", "--concurrency", "2"]  # fmt: skip
     if report is not None:
         argv += ["--report-json", str(report)]
-    return subprocess.Popen(argv, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    command = faults.command(kill_at, *argv) if kill_at else [sys.executable, *argv]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def quiesce(url: str) -> None:
@@ -71,9 +71,7 @@ def test_replicate_killed_after_some_uploads_changes_nothing(
     a, b, before, after = roots
     src, dst = MemberProcess(a, token_file), MemberProcess(b, token_file)
     try:
-        proc = replicate(
-            src.url, dst.url, token_file, {CLIENT_FAULT_ENV: f"after-upload:{uploads}"}
-        )
+        proc = replicate(src.url, dst.url, token_file, f"replicate:after-upload:{uploads}")
         proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         quiesce(dst.url)
@@ -98,7 +96,7 @@ def test_target_killed_during_commit_recovers_on_restart(
 ) -> None:
     a, b, before, after = roots
     src = MemberProcess(a, token_file)
-    dst = MemberProcess(b, token_file, env={FAULT_ENV: point})
+    dst = MemberProcess(b, token_file, kill_at=point)
     try:
         proc = replicate(src.url, dst.url, token_file)
         _, err = proc.communicate(timeout=30)
@@ -138,8 +136,8 @@ def test_replicate_killed_at_random_moments(
     assert seen
 
 
-# One commit in a process of its own, killed by the fault hook (storage.FAULT_ENV) at the
-# point named in the environment: argv = root, then JSON {"puts": {path: text}, "deletes": []}.
+# One commit in a process of its own, run through pairwarden_testbed.faults to be killed at a
+# checkpoint: argv = root, then JSON {"puts": {path: text}, "deletes": []}, then the directories.
 COMMIT_SCRIPT = """
 import hashlib, json, sys
 from pathlib import Path
@@ -199,8 +197,8 @@ def test_kill_9_at_random_points_of_commits_that_change_types(tmp_path: Path) ->
         point = rng.choice(["commit:before-journal", "commit:after-journal", *points])
         plan = json.dumps({"puts": puts, "deletes": deletes})
         dirs = json.dumps(DIRS)
-        commit = [sys.executable, "-c", COMMIT_SCRIPT, str(root), plan, dirs]
-        run = subprocess.run(commit, env={**os.environ, FAULT_ENV: point}, capture_output=True)
+        commit = faults.command(point, "-c", COMMIT_SCRIPT, str(root), plan, dirs)
+        run = subprocess.run(commit, capture_output=True)
         killed += run.returncode == -signal.SIGKILL
         restart_argv = [sys.executable, "-c", RESTART_SCRIPT, str(root), dirs]
         restart = subprocess.run(restart_argv, capture_output=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pairwarden.replication import storage
+from pairwarden import checkpoints
 from pairwarden.replication.paths import PathRefused
 from pairwarden.replication.storage import Batches, plan_steps, recovery_action
 
@@ -61,7 +61,7 @@ def test_a_crash_anywhere_in_commit_recovers_to_before_or_after(
         if where == point:
             raise Crash(where)
 
-    monkeypatch.setattr(storage, "fault", crash_at)
+    monkeypatch.setattr(checkpoints, "_listeners", [crash_at])
     batches = Batches(root, DIRS)
     batch = batches.open()
     _stage(batches, batch, CHANGES)
@@ -139,11 +139,11 @@ def test_a_crash_in_a_commit_that_changes_types_recovers_to_before_or_after(
         if where == point:
             raise Crash(where)
 
-    monkeypatch.setattr(storage, "fault", crash_at)
+    monkeypatch.setattr(checkpoints, "_listeners", [crash_at])
     batches, batch, before, after = _type_change_batch(root)
     with pytest.raises(Crash):
         batches.commit(batch)
-    monkeypatch.setattr(storage, "fault", lambda _: None)
+    monkeypatch.setattr(checkpoints, "_listeners", [])
     for _ in range(restarts):  # a restart that is itself killed after recovery replays again
         Batches(root, DIRS).recover()
     assert tree(root) == (before if point == "commit:before-journal" else after)

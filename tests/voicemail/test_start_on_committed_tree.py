@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.replication.test_kill import COMMIT_SCRIPT
 
 from pairwarden.protocol import REPLICATED_DIRECTORIES
-from pairwarden.replication.storage import FAULT_ENV, Batches
+from pairwarden.replication.storage import Batches
+from pairwarden_testbed import faults
 from pairwarden_testbed.voicemail.main import committed_tree
 
 DIRS = list(REPLICATED_DIRECTORIES)
@@ -27,9 +26,9 @@ def half_committed(root: Path) -> dict[str, str]:
         (root / "Snapshot").mkdir(parents=True, exist_ok=True)
         (root / "Snapshot" / f"f{i}").write_text("old")
     plan = json.dumps({"puts": {f"Snapshot/f{i}": "new" for i in range(3)}, "deletes": []})
-    argv = [sys.executable, "-c", COMMIT_SCRIPT, str(root), plan, json.dumps(DIRS)]
-    env = {**os.environ, FAULT_ENV: "commit:after-rename:1"}
-    run = subprocess.run(argv, env=env, capture_output=True, check=False)
+    argv = faults.command("commit:after-rename:1", "-c", COMMIT_SCRIPT, str(root), plan,
+                          json.dumps(DIRS))  # fmt: skip
+    run = subprocess.run(argv, capture_output=True, check=False)
     assert run.returncode == -signal.SIGKILL, run.stderr
     texts = sorted((root / "Snapshot" / f"f{i}").read_text() for i in range(3))
     assert texts == ["new", "old", "old"]  # mixed: what the process must never start on

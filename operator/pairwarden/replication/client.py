@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -15,13 +13,13 @@ from typing import Any
 
 import aiohttp
 
+from pairwarden import checkpoints
 from pairwarden.protocol import ReplicationReport
 from pairwarden.replication.drift import compare
 from pairwarden.replication.fileapi import MTIME_HEADER, SHA_HEADER
 from pairwarden.replication.manifest import Entry, Plan, diff
 
 CHUNK = 1 << 20
-CLIENT_FAULT_ENV = "PAIRWARDEN_REPLICATE_FAULT"
 # A new pair's first Job may start before the kubelet has put the new token Secret into the
 # agents' volumes (it syncs mounted Secrets about once a minute): wait this long for it.
 TOKEN_WAIT = 120.0
@@ -30,12 +28,6 @@ TOKEN_POLL = 1.0
 
 class ReplicationError(RuntimeError):
     """A failed run; the message says which member and what it answered."""
-
-
-def _client_fault(uploads: int) -> None:
-    """Test hook: `PAIRWARDEN_REPLICATE_FAULT=after-upload:<n>` kills this process."""
-    if os.environ.get(CLIENT_FAULT_ENV) == f"after-upload:{uploads}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Member:
@@ -121,7 +113,7 @@ async def _files(
             report.files += 1
             report.bytes += sent
             uploads += 1
-            _client_fault(uploads)
+            checkpoints.reached(f"replicate:after-upload:{uploads}")
 
         await asyncio.gather(*(one(e) for e in plan.copy))
         for path in plan.delete:

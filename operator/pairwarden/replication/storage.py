@@ -22,24 +22,16 @@ import json
 import os
 import secrets
 import shutil
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pairwarden import checkpoints
 from pairwarden.atomicfile import fsync_dir, write_atomically
 from pairwarden.replication.paths import STATE_DIR, PathRefused, check_file_path, resolve_inside
 
-FAULT_ENV = "PAIRWARDEN_REPLICATION_FAULT"
 JOURNAL = "journal.json"
-
-
-def fault(point: str) -> None:
-    """Test hook: `PAIRWARDEN_REPLICATION_FAULT=<point>` kills this process at `point`
-    (`commit:before-journal`, `commit:after-journal`, `commit:after-rename:<n>`)."""
-    if os.environ.get(FAULT_ENV) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def staged_key(path: str) -> str:
@@ -192,10 +184,10 @@ class Batches:
         # replay could take a directory a later put of this batch made at that path.
         present = [i for i in items if i["op"] == "put" or _is_file(self.root / i["path"])]
         steps = plan_steps(self.rel(batch), present)
-        fault("commit:before-journal")
+        checkpoints.reached("commit:before-journal")
         journal = {"steps": [s.to_wire() for s in steps]}
         write_atomically(self.base / batch / JOURNAL, json.dumps(journal).encode())
-        fault("commit:after-journal")
+        checkpoints.reached("commit:after-journal")
         self._apply(batch, steps)
         hashes = {i["path"]: str(i["sha256"]) for i in items if i["op"] == "put"}
         return steps, hashes
@@ -217,7 +209,7 @@ class Batches:
                     shutil.rmtree(dst)  # checked before the journal: only deleted files inside
                 os.replace(src, dst)
                 touched.add(dst.parent)
-            fault(f"commit:after-rename:{n}")
+            checkpoints.reached(f"commit:after-rename:{n}")
         for d in touched:
             with contextlib.suppress(FileNotFoundError):
                 fsync_dir(d)
