@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
 from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
@@ -41,9 +41,7 @@ class Remote:
         """The pair first, as the README's quickstart: its members run as the ServiceAccount the
         operator makes for it, and admission refuses a pod whose account does not exist yet."""
         pair = failover_pair(interval_ms=200, missed=10)
-        self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", pair
-        )
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, pair)
         account = AGENT_SERVICE_ACCOUNT or agent_account(pair["metadata"]["name"])
         wait_until(lambda: self._has_account(account), 90, f"ServiceAccount {account}")
         for doc in yaml.safe_load_all(Path(EXAMPLES / "voicemail-pair.yaml").read_text()):
@@ -62,7 +60,7 @@ class Remote:
 
     def status(self) -> dict[str, Any]:
         pair = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", "vm"
+            GROUP, VERSION, self.namespace, PLURAL, "vm"
         )
         return dict(pair.get("status") or {})
 
@@ -90,7 +88,7 @@ class Remote:
     def request(self, action: str) -> None:
         annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", "vm",
+            GROUP, VERSION, self.namespace, PLURAL, "vm",
             {"metadata": {"annotations": annotations}},
         )  # fmt: skip
 
@@ -117,7 +115,7 @@ def remote() -> Iterator[Remote]:
     here.apply_pair()
     wait_until(lambda: here.serving("primary"), timeout=180, poll=1)
     yield here
-    here.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "failoverpairs", "vm")
+    here.custom.delete_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "vm")
     for name in ("vm-primary", "vm-secondary"):
         here.core.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
     here.core.delete_namespaced_service("vm-calls", NAMESPACE)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiException
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "invalid" / "members-equal.yaml"
@@ -22,10 +22,10 @@ def test_an_invalid_spec_is_refused_by_the_operator_without_cel(cluster: LocalCl
     create = cluster.custom.create_namespaced_custom_object
     if cluster.real is None:
         with pytest.raises(ApiException) as refused:
-            create(GROUP, VERSION, cluster.namespace, "failoverpairs", body)
+            create(GROUP, VERSION, cluster.namespace, PLURAL, body)
         assert refused.value.status == 422 and FIELD in refused.value.body
         return
-    create(GROUP, VERSION, cluster.namespace, "failoverpairs", body)  # accepted: no CEL
+    create(GROUP, VERSION, cluster.namespace, PLURAL, body)  # accepted: no CEL
 
     def refusal() -> dict[str, str] | None:
         conditions = status_of(cluster, "bad").get("conditions") or []

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.engine.schedule import RESYNC_SECONDS
 from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER, LABEL_MEMBER, MEMBERS, Member
 from pairwarden_testbed.localcluster import LocalCluster
@@ -245,7 +245,7 @@ class Runner:
             if answered != f"{PAIR}-{holder}":
                 return f"a call through the Service was answered by {answered}"
             pair = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "failoverpairs", PAIR
+                GROUP, VERSION, self.namespace, PLURAL, PAIR
             )
             status = pair.get("status") or {}
             if status.get("activeMember") != holder:
@@ -321,7 +321,7 @@ class Runner:
         elif fault.kind == "foreign_status":
             status = {"status": {"epoch": 99, "activeMember": m}}
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, "failoverpairs", PAIR, status
+                GROUP, VERSION, self.namespace, PLURAL, PAIR, status
             )
         elif fault.kind == "foreign_selector":
             body = {"spec": {"selector": {LABEL_MEMBER: m}}}

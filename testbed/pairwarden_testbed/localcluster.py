@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
 from pairwarden_testbed.lifecycle import sigterm_unwinds
@@ -246,9 +246,7 @@ class LocalCluster:
 
         def served() -> bool:
             try:
-                self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, "failoverpairs"
-                )
+                self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
             except client.ApiException:
                 return False
             return True
@@ -292,7 +290,7 @@ class LocalCluster:
             self.core.create_namespaced_service(self.namespace, body)
         elif kind == "FailoverPair":
             self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "failoverpairs", body
+                GROUP, VERSION, self.namespace, PLURAL, body
             )
         else:
             raise ValueError(f"LocalCluster.create does not know kind {kind}")
@@ -325,13 +323,13 @@ class LocalCluster:
 
     def pair(self, name: str = "vm") -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", name
+            GROUP, VERSION, self.namespace, PLURAL, name
         )
         return body
 
     def patch_pair(self, patch: dict[str, Any], name: str = "vm") -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", name, patch
+            GROUP, VERSION, self.namespace, PLURAL, name, patch
         )
 
     def request(self, action: str, name: str = "vm") -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 from tests.chart.conftest import ChartCluster
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden_testbed.localcluster import failover_pair, wait_until
 from pairwarden_testbed.localnode import LocalKubelet
 
@@ -68,16 +68,12 @@ def test_the_charts_operator_comes_up_and_takes_charge_of_a_pair(
         wait_until(lambda: _healthz(ready_url), timeout=60, poll=0.2)
 
         custom = client.CustomObjectsApi(chart_cluster.api)
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, members, "failoverpairs", failover_pair()
-        )
+        custom.create_namespaced_custom_object(GROUP, VERSION, members, PLURAL, failover_pair())
         leases = client.CoordinationV1Api(chart_cluster.api)
         wait_until(lambda: _exists(leases, members, "vm-active"), timeout=60, poll=0.2)
 
         def spec_valid() -> bool:
-            pair = custom.get_namespaced_custom_object(
-                GROUP, VERSION, members, "failoverpairs", "vm"
-            )
+            pair = custom.get_namespaced_custom_object(GROUP, VERSION, members, PLURAL, "vm")
             conditions = (pair.get("status") or {}).get("conditions") or []
             return any(c["type"] == "SpecValid" and c["status"] == "True" for c in conditions)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client as sync_client
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.api.models import RequestStatus
 from pairwarden.controller import requests
 from pairwarden.engine import ManualRequest
@@ -71,14 +71,14 @@ def test_an_action_rewritten_over_an_acknowledged_id_is_a_new_request() -> None:
 
 def _pair(objects: sync_client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
     body: dict[str, Any] = objects.get_namespaced_custom_object(
-        GROUP, VERSION, namespace, "failoverpairs", "vm"
+        GROUP, VERSION, namespace, PLURAL, "vm"
     )
     return body
 
 
 def _annotate(objects: sync_client.CustomObjectsApi, namespace: str, values: dict[str, Any]) -> str:
     patch = {"metadata": {"annotations": values}}
-    objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, "failoverpairs", "vm", patch)
+    objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "vm", patch)
     return str(_pair(objects, namespace)["metadata"]["resourceVersion"])
 
 
@@ -86,9 +86,7 @@ async def test_stamp_and_consume_are_conditional_on_the_sandbox(
     sandbox: Any, api_client: sync_client.ApiClient, namespace: str
 ) -> None:
     objects = sync_client.CustomObjectsApi(api_client)
-    objects.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, "failoverpairs", failover_pair()
-    )
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, failover_pair())
     first = _annotate(objects, namespace, {ANNOTATION_REQUEST: "failover"})
     later = _annotate(objects, namespace, {"someone/else": "wrote"})
     api = await async_api_client(str(sandbox.kubeconfig_path))

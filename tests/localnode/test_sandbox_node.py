@@ -19,6 +19,7 @@ import yaml
 sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 from kubernetes import client, config  # noqa: E402
 
+from pairwarden import GROUP, PLURAL, VERSION  # noqa: E402
 from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
 from pairwarden_testbed.waiting import eventually  # noqa: E402
 
@@ -81,7 +82,7 @@ def node() -> Iterator[Node]:
         core = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": NS}})
         client.CustomObjectsApi(api).create_namespaced_custom_object(
-            "pairwarden.io", "v1alpha1", NS, "failoverpairs",
+            GROUP, VERSION, NS, PLURAL,
             {"apiVersion": "pairwarden.io/v1alpha1", "kind": "FailoverPair",
              "metadata": {"name": "vm"}, "spec": SPEC},
         )  # fmt: skip

@@ -34,7 +34,7 @@ from e2e.sippcall import Pbx
 from kubernetes import client, dynamic
 from kubernetes.dynamic.exceptions import ConflictError
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
@@ -124,7 +124,7 @@ class Pair:
 
     def status(self) -> dict[str, Any]:
         pair = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "failoverpairs", "vm"
+            GROUP, VERSION, self.namespace, PLURAL, "vm"
         )
         return dict(pair.get("status") or {})
 
@@ -153,7 +153,7 @@ class Pair:
             GROUP,
             VERSION,
             self.namespace,
-            "failoverpairs",
+            PLURAL,
             "vm",
             {"metadata": {"annotations": annotations}},
         )

@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client
 from tests.realnode.pairs import Pair, other
 
-from pairwarden import GROUP, VERSION
+from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.jobs import LABEL_REPLICATION
 from pairwarden.protocol import LABEL_PAIR, MemberReport, member_lease_name
 from pairwarden_testbed.waiting import eventually
@@ -205,9 +205,7 @@ def replication_pods(pair: Pair) -> list[Any]:
 
 def set_file_interval(pair: Pair, seconds: int) -> None:
     body = {"spec": {"replication": {"fileIntervalSeconds": seconds}}}
-    pair.custom.patch_namespaced_custom_object(
-        GROUP, VERSION, pair.namespace, "failoverpairs", "vm", body
-    )
+    pair.custom.patch_namespaced_custom_object(GROUP, VERSION, pair.namespace, PLURAL, "vm", body)
 
 
 def test_a_file_written_on_the_active_reaches_the_standby_through_a_job_pod(
