@@ -8,6 +8,9 @@ import copy
 import json
 from typing import Any
 
+import jsonpatch
+import jsonpointer
+
 from .errors import ApiError, bad_request
 
 MERGE = "application/merge-patch+json"
@@ -48,112 +51,29 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def _pointer(path: Any) -> list[str]:
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise bad_request(f"invalid JSON pointer: {path!r}")
-    return [_unescape(t) for t in path.split("/")[1:]] if path else []
-
-
 def _patch_failed(message: str) -> ApiError:
     return ApiError(422, message, "Invalid")
 
 
-def _parent(doc: Any, tokens: list[str], path: str) -> tuple[Any, str]:
-    cur = doc
-    for tok in tokens[:-1]:
-        if isinstance(cur, dict) and tok in cur:
-            cur = cur[tok]
-        elif isinstance(cur, list) and tok.isdigit() and int(tok) < len(cur):
-            cur = cur[int(tok)]
-        else:
-            raise _patch_failed(f"doc is missing path: {path!r}: missing value")
-    return cur, tokens[-1]
-
-
-def _get(doc: Any, path: str) -> Any:
-    cur = doc
-    for tok in _pointer(path):
-        if isinstance(cur, dict) and tok in cur:
-            cur = cur[tok]
-        elif isinstance(cur, list) and tok.isdigit() and int(tok) < len(cur):
-            cur = cur[int(tok)]
-        else:
-            raise _patch_failed(f"doc is missing path: {path!r}: missing value")
-    return cur
-
-
-def _remove(doc: Any, path: str) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        raise _patch_failed("cannot remove the whole document")
-    parent, last = _parent(doc, tokens, path)
-    if isinstance(parent, dict) and last in parent:
-        return parent.pop(last)
-    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        return parent.pop(int(last))
-    raise _patch_failed(f"doc is missing path: {path!r}: missing value")
-
-
-def _add(doc: Any, path: str, value: Any, replace: bool) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        return value
-    parent, last = _parent(doc, tokens, path)
-    if isinstance(parent, dict):
-        if replace and last not in parent:
-            raise _patch_failed(f"doc is missing key: {path!r}: missing value")
-        parent[last] = value
-    elif isinstance(parent, list):
-        if last == "-" and not replace:
-            parent.append(value)
-        elif last.isdigit() and int(last) <= len(parent) - (1 if replace else 0):
-            if replace:
-                parent[int(last)] = value
-            else:
-                parent.insert(int(last), value)
-        else:
-            raise _patch_failed(f"unable to access invalid index: {last} in {path!r}")
-    else:
-        raise _patch_failed(f"doc is missing path: {path!r}: missing value")
-    return doc
-
-
 def json_patch(target: Any, ops: Any) -> Any:
-    """RFC 6902. A failed `test` is a 422, which is how kopf detects a concurrent change."""
+    """RFC 6902, by the jsonpatch library (kopf's own). A failed `test` is a 422, which is how
+    kopf detects a concurrent change; a path that is not there is a 422 too, as on the real
+    server, and a malformed operation a 400."""
     if not isinstance(ops, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    doc = copy.deepcopy(target)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise bad_request(f"invalid JSON patch operation: {json.dumps(op)}")
-        kind, path = op["op"], op["path"]
-        if kind in ("add", "replace", "test") and "value" not in op:
-            raise bad_request(f"missing value for operation {kind!r}")
-        if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op["value"]), replace=False)
-        elif kind == "replace":
-            doc = _add(doc, path, copy.deepcopy(op["value"]), replace=True)
-        elif kind == "remove":
-            _remove(doc, path)
-        elif kind == "move":
-            value = _remove(doc, op.get("from", ""))
-            doc = _add(doc, path, value, replace=False)
-        elif kind == "copy":
-            doc = _add(doc, path, copy.deepcopy(_get(doc, op.get("from", ""))), replace=False)
-        elif kind == "test":
-            actual = _get(doc, path)
-            if actual != op["value"]:
-                raise _patch_failed(
-                    f"testing value {path} failed: test operation does not apply: is "
-                    f"{json.dumps(actual)}, expected {json.dumps(op['value'])}"
-                )
-        else:
-            raise bad_request(f"Unexpected kind: {kind}")
-    return doc
+        if op["op"] in ("add", "replace", "test") and "value" not in op:
+            raise bad_request(f"missing value for operation {op['op']!r}")
+    try:
+        return jsonpatch.apply_patch(target, ops)  # on a deep copy: a failed patch changes nothing
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise _patch_failed(f"testing value failed: test operation does not apply: {exc}") from exc
+    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as exc:
+        raise _patch_failed(f"doc is missing path: {exc}") from exc
+    except jsonpatch.InvalidJsonPatch as exc:
+        raise bad_request(f"invalid JSON patch: {exc}") from exc
 
 
 def _list_key(field: str, items: list[Any]) -> str | None:
