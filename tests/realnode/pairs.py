@@ -10,16 +10,14 @@ in-cluster configuration, its ServiceAccount token and the `kubernetes` Service 
 only that way (the local-process operator is covered on the sandbox and the 1.20 control
 plane by e2e/).
 
-The chart cannot be installed on 1.20 as is (it asks Kubernetes >= 1.28, for the
-StatefulSet's `apps.kubernetes.io/pod-index` label): its objects are rendered by Helm (into a
-sandbox, tests/chart's renderer) and created here, with one change: POD_INDEX, the peering
-priority that 1.28 gives each replica from that label, is the value it would have for the one
-replica, "0" (`on_kubernetes_1_20`)."""
+The chart's objects are rendered by Helm (into a sandbox, tests/chart's renderer) and created
+here as they are. Each operator replica's peering priority is its StatefulSet ordinal: the
+pod-index label from 1.28, the ordinal ending its pod name before (POD_NAME), so on 1.20 two
+replicas still stand by for each other (tests/realnode/test_operator_life.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import subprocess
 import sys
 import time
@@ -54,28 +52,19 @@ RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
 # publishes a voicemail exit at once), a partition does. 2 s (200 ms x 10) was tripped by
 # accident at load 20 (an agent's renewal through a loaded API server): the pair flapped.
 HEARTBEAT = {"intervalMs": 500, "missedBeforeFailover": 10, "renewalsPerWindow": 2}
-POD_INDEX_LABEL = "metadata.labels['apps.kubernetes.io/pod-index']"
 
 
 def other(member: str) -> str:
     return "secondary" if member == "primary" else "primary"
 
 
-def on_kubernetes_1_20(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The chart's objects as a 1.20 server can run them (pure): the operator's POD_INDEX
-    (from the pod-index label, 1.28+) is the one replica's ordinal, 0."""
-    out = copy.deepcopy(objects)
-    for obj in out:
-        if obj["kind"] != "StatefulSet":
-            continue
-        assert obj["spec"]["replicas"] == 1, "POD_INDEX=0 holds for one replica only"
-        for container in obj["spec"]["template"]["spec"]["containers"]:
-            for env in container.get("env", []):
-                ref = (env.get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath")
-                if ref == POD_INDEX_LABEL:
-                    env.pop("valueFrom")
-                    env["value"] = "0"
-    return out
+def operator_values(voice: str, **operator: Any) -> dict[str, Any]:
+    """The chart's values here: one replica watching the pair's namespace, and `operator`'s
+    changes (a rolling upgrade's changed value, more replicas)."""
+    return {
+        "operator": {"replicas": 1, "watch": {"allNamespaces": False, "namespaces": [voice]}}
+        | operator
+    }
 
 
 def members_from_example(path: Path) -> list[dict[str, Any]]:
@@ -115,6 +104,7 @@ class Pair:
     node: Any
     namespace: str
     workdir: Path
+    system: str = ""  # the operator's namespace (the chart's release)
     core: client.CoreV1Api = field(init=False)
     custom: client.CustomObjectsApi = field(init=False)
 
@@ -308,10 +298,9 @@ def install(
 
     core = client.CoreV1Api(admin)
     system, voice = namespaces("pw-system"), namespaces("voice")
-    values = {"operator": {"replicas": 1, "watch": {"allNamespaces": False, "namespaces": [voice]}}}
     t0 = time.monotonic()
-    objects = render_chart(RELEASE, system, values, workdir / "no-crds")
-    create_all(admin, on_kubernetes_1_20(objects), system)
+    objects = render_chart(RELEASE, system, operator_values(voice), workdir / "no-crds")
+    create_all(admin, objects, system)
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
     t_operator = time.monotonic() - t0
@@ -326,7 +315,7 @@ def install(
     )
     create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
     (workdir / "sipp").mkdir()
-    p = Pair(admin, node, voice, workdir / "sipp")
+    p = Pair(admin, node, voice, workdir / "sipp", system)
     eventually(p.routed, 180, "the Service routed to a member", poll=0.5)
     eventually(p.both_up, 120, "both members' voicemail up", poll=0.5)
     print(
