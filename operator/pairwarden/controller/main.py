@@ -30,12 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces")
     parser.add_argument("--peering", default="pairwarden", help="kopf peering name")
     parser.add_argument("--standalone", action="store_true", help="no peering: single replica")
-    parser.add_argument(
-        "--priority",
-        type=peering_priority,
-        default=0,
-        help="peering priority (the highest acts); empty: the StatefulSet ordinal of $POD_NAME",
-    )
+    parser.add_argument("--priority", type=int, default=0, help="peering priority")
     parser.add_argument("--metrics-address", default=os.environ.get("POD_IP", "0.0.0.0"))
     parser.add_argument("--metrics-port", type=int, default=8080, help="/metrics and /readyz")
     parser.add_argument(
@@ -128,22 +123,6 @@ def _peers(text: str) -> tuple[dict[str, Any], ...]:
     if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
         raise argparse.ArgumentTypeError("expected a JSON list of NetworkPolicyPeer objects")
     return tuple(peers)
-
-
-def peering_priority(text: str, pod_name: str | None = None) -> int:
-    """The replica's peering priority: `text` as an integer, or, when it is empty, the ordinal
-    that ends the StatefulSet pod's name (`pairwarden-operator-1` -> 1). The chart passes the
-    pod-index label, which only Kubernetes 1.28+ sets; on older servers the label reads as
-    empty, and every replica would otherwise share one priority, so none would stand by."""
-    text = text.strip()
-    if text:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    pod_name = os.environ.get("POD_NAME", "") if pod_name is None else pod_name
-    ordinal = pod_name.rpartition("-")[2]
-    return int(ordinal) if ordinal.isdigit() else 0
 
 
 def _own_namespace() -> str:
