@@ -60,7 +60,7 @@ def test_present_peering_crds_are_left_to_their_owner(cluster: Cluster) -> None:
     for doc in yaml.safe_load_all((ROOT / "crds" / "kopf-peering.yaml").read_text()):
         doc["metadata"]["labels"] = FOREIGN
         cluster.ext.create_custom_resource_definition(doc)
-    install = "install pw charts/pairwarden --namespace pairwarden".split()
+    install = ["install", "pw", "charts/pairwarden", "--namespace", "pairwarden"]
     assert _kinds(cluster.helm(*install)) == {"failoverpairs.pairwarden.io"}
     for name in KOPF_CRDS:
         meta = cluster.crd(name).metadata
@@ -73,13 +73,13 @@ def test_present_peering_crds_are_left_to_their_owner(cluster: Cluster) -> None:
 def test_absent_peering_crds_are_created_kept_through_upgrades_and_uninstall(
     cluster: Cluster,
 ) -> None:
-    install = "install pw charts/pairwarden --namespace pairwarden".split()
+    install = ["install", "pw", "charts/pairwarden", "--namespace", "pairwarden"]
     assert _kinds(cluster.helm(*install)) == {"failoverpairs.pairwarden.io", *KOPF_CRDS}
     for name in KOPF_CRDS:
         annotations = cluster.crd(name).metadata.annotations
         assert annotations["helm.sh/resource-policy"] == "keep"
         assert annotations["meta.helm.sh/release-name"] == "pw"
-    upgrade = "upgrade pw charts/pairwarden --namespace pairwarden".split()
+    upgrade = ["upgrade", "pw", "charts/pairwarden", "--namespace", "pairwarden"]
     assert _kinds(cluster.helm(*upgrade)) >= set(KOPF_CRDS), "its own: still rendered"
     cluster.helm("uninstall", "pw", "--namespace", "pairwarden")
     for name in (*KOPF_CRDS, "failoverpairs.pairwarden.io"):
