@@ -1,5 +1,5 @@
-"""One `helm install|upgrade|uninstall` line of the README, run through helm-sdkpy (Helm's own library)
-in a process of its own: argv is the kubeconfig then the helm command's words; prints the
+"""One `helm install|upgrade|uninstall` line of the README, run through helm-sdkpy (Helm's own
+library) in a process of its own: argv is the kubeconfig then the helm command's words; prints the
 release as JSON. Releases are kept the way helm keeps them (Secrets), so install and uninstall
 may run in different processes, as two `helm` commands do."""
 
