@@ -25,7 +25,7 @@ help:
 	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one; CHAOS_KEEP=DIR keeps the logs"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (Docker, else buildah from a local base)"
-	@echo "make crds   - regenerate crds/ from the pydantic models"
+	@echo "make crds   - regenerate crds/ (and the chart's copies, with its variant without CEL) from the pydantic models"
 	@echo "make lock   - regenerate the hashed dependency locks (requirements/) with uv"
 
 # Installs exactly the locked, hashed tree (requirements/), then the two local packages on top
@@ -139,6 +139,7 @@ images:
 crds: $(STAMP)
 	$(BIN)/pairwarden crds
 	cp crds/*.yaml charts/pairwarden/files/crds/
+	$(BIN)/pairwarden crds --without-cel --output charts/pairwarden/files/crds-without-cel/failoverpairs.pairwarden.io.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

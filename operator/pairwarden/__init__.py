@@ -10,3 +10,7 @@ except PackageNotFoundError:  # a source tree on sys.path, not installed
 GROUP = "pairwarden.io"
 VERSION = "v1alpha1"
 PLURAL = "failoverpairs"
+# The oldest Kubernetes minor supported (README, the chart's kubeVersion, `kubectl pairwarden
+# version`; tests/plugin/test_packaging.py checks they agree). Before 1.25 the CRD goes without
+# its CEL rules (the chart chooses; the operator checks the same rules).
+MIN_KUBERNETES = "1.20"

@@ -6,7 +6,7 @@ failover PAIR      ask for a manual failover and wait for it (reports how long i
 failback PAIR      the same, back to the primary
 pause|resume PAIR  the reference's manual mode: no automatic failover, no replication
 events PAIR        the pair's Events, oldest first
-version            the plugin's version (the same as `pairwarden --version`)
+version            the plugin's version and the Kubernetes versions supported
 
 kubectl's connection flags (-n/--namespace, -A/--all-namespaces, --context, --kubeconfig)
 work anywhere on the line, as they do for kubectl; `-o json|yaml` prints status and history
@@ -33,7 +33,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pydantic.alias_generators import to_camel
 
-from pairwarden import GROUP, PLURAL, VERSION, __version__
+from pairwarden import GROUP, MIN_KUBERNETES, PLURAL, VERSION, __version__
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def version_line() -> str:
-    """What `kubectl pairwarden version` and `pairwarden --version` both print."""
-    return f"pairwarden {__version__}"
+    """What `kubectl pairwarden version` prints: `pairwarden --version`'s line and the
+    Kubernetes versions supported (the chart's kubeVersion says the same)."""
+    return f"pairwarden {__version__} (Kubernetes {MIN_KUBERNETES} and later)"
 
 
 def _connection_flags(suppress: bool) -> argparse.ArgumentParser:

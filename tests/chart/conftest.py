@@ -243,7 +243,7 @@ def render_chart(
 ) -> list[dict[str, Any]]:
     """The objects the chart renders for one release, in manifest order: installed into a
     sandbox of its own (empty `crds_dir`: the chart brings its CRDs), for a cluster Helm
-    cannot install into as is (kind, the real 1.20 control plane: the chart asks >= 1.28)."""
+    whose objects a test creates itself (kind, the real 1.20 control plane without a node)."""
     with Sandbox(crds_dir=crds_dir) as sandbox:
         api = config.new_client_from_config(config_file=str(sandbox.kubeconfig_path))
         with api:

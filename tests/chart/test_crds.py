@@ -1,5 +1,6 @@
 """The chart ships the repository's CRDs unchanged (copies in charts/pairwarden/files/crds/,
-rendered as templates so `helm upgrade` updates them, kept on uninstall)."""
+rendered as templates so `helm upgrade` updates them, kept on uninstall), and the FailoverPair
+CRD without CEL rules (files/crds-without-cel/) for Kubernetes before 1.25."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 REPO_CRDS = ROOT / "crds"
 CHART_CRDS = ROOT / "charts" / "pairwarden" / "files" / "crds"
+CHART_CRDS_WITHOUT_CEL = ROOT / "charts" / "pairwarden" / "files" / "crds-without-cel"
 
 
 def _yaml_files(directory: Path) -> dict[str, Path]:
@@ -30,6 +32,15 @@ def test_chart_ships_every_repository_crd_byte_for_byte() -> None:
         assert chart[name].read_bytes() == path.read_bytes(), (
             f"charts/pairwarden/files/crds/{name} differs from crds/{name}: make crds"
         )
+
+
+def test_chart_ships_the_variant_without_cel_as_generated() -> None:
+    from pairwarden.api.crd import CEL_KEY, render
+
+    path = CHART_CRDS_WITHOUT_CEL / "failoverpairs.pairwarden.io.yaml"
+    assert path.read_text() == render(cel=False), f"{path} is out of date: make crds"
+    assert CEL_KEY not in path.read_text()
+    assert CEL_KEY in (CHART_CRDS / "failoverpairs.pairwarden.io.yaml").read_text()
 
 
 def test_helm_installs_the_crds_as_written(chart_cluster: ChartCluster) -> None:

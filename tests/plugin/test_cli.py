@@ -163,9 +163,9 @@ def test_version_is_the_same_everywhere(capsys: pytest.CaptureFixture[str]) -> N
     from_plugin = capsys.readouterr().out.strip()
     with pytest.raises(SystemExit):
         pairwarden_cli.main(["--version"])
-    assert (
-        capsys.readouterr().out.strip() == from_plugin == f"pairwarden {pairwarden_cli.__version__}"
-    )
+    from_cli = capsys.readouterr().out.strip()
+    assert from_cli == f"pairwarden {pairwarden_cli.__version__}"
+    assert from_plugin == f"{from_cli} (Kubernetes 1.20 and later)", "plus the supported range"
 
 
 def lookup(kind: str, flags: argparse.Namespace) -> list[str]:

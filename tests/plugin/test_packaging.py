@@ -34,6 +34,19 @@ def test_entry_points_put_the_plugin_and_its_completion_on_path() -> None:
     assert scripts["kubectl_complete-pairwarden"] == "pairwarden.plugin:complete_main"
 
 
+def test_one_supported_kubernetes_story() -> None:
+    """The oldest supported Kubernetes is said once in the code (MIN_KUBERNETES) and the same
+    in the chart's kubeVersion, the README and docs/install.md."""
+    from pairwarden import MIN_KUBERNETES
+
+    chart = yaml.safe_load((ROOT / "charts" / "pairwarden" / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == f">={MIN_KUBERNETES}.0-0"
+    for doc in ("README.md", "docs/install.md"):
+        text = (ROOT / doc).read_text()
+        assert f"{MIN_KUBERNETES} and later" in text, f"{doc} does not say the supported range"
+        assert ">=1.28" not in text, f"{doc} still names the chart's old range"
+
+
 def test_chart_app_version_is_the_package_version() -> None:
     chart = yaml.safe_load((ROOT / "charts" / "pairwarden" / "Chart.yaml").read_text())
     assert chart["appVersion"] == _project()["version"]

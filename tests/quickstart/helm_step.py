@@ -1,5 +1,5 @@
-"""One `helm install|uninstall` line of the README, run through helm-sdkpy (Helm's own library)
-in a process of its own: argv is the kubeconfig then the helm command's words; prints the
+"""One `helm install|upgrade|uninstall` line of the README, run through helm-sdkpy (Helm's own
+library) in a process of its own: argv is the kubeconfig then the helm command's words; prints the
 release as JSON. Releases are kept the way helm keeps them (Secrets), so install and uninstall
 may run in different processes, as two `helm` commands do."""
 
@@ -43,6 +43,11 @@ def main(argv: list[str]) -> int:
         release, chart = positional
         action = helm_sdkpy.Install(config).run(
             release, chart, values=values or None, create_namespace=create, wait=False, timeout=60
+        )
+    elif verb == "upgrade":
+        release, chart = positional
+        action = helm_sdkpy.Upgrade(config).run(
+            release, chart, values=values or None, wait=False, timeout=60
         )
     elif verb == "uninstall":
         (release,) = positional

@@ -7,13 +7,12 @@ cluster. Between steps the test waits, with generous deadlines, for what a user 
 (the pair Healthy before looking at it); after each it checks what the user would read.
 
 On the real Kubernetes 1.20 control plane (`real_cluster`, hack/control-plane.sh) the same
-block runs but for its two helm lines: the chart declares kubeVersion >=1.28 (its operator
-StatefulSet takes kopf priorities from the pod-index label, 1.28; its CRD carries CEL rules,
-1.25), so Helm refuses 1.20 (docs/install.md, "Supported Kubernetes versions"). There the
-test applies instead what docs/install.md says a 1.20 user applies: the chart's rendered RBAC,
-the CRD without CEL (`pairwarden crds --without-cel`), and one operator with `--standalone`,
-run as the chart's operator ServiceAccount; the member pods run on the local kubelet stand-in
-registered as a node of that control plane. Every kubectl line runs as written."""
+block runs but for its two helm lines: that control plane has no node that could run the
+chart's operator pods (its member pods run on the local kubelet stand-in, which runs only the
+pair's namespace). There the test applies instead the chart's rendered RBAC, the CRD without
+CEL (`pairwarden crds --without-cel`, what the chart installs before 1.25), and one operator
+with `--standalone`, run as the chart's operator ServiceAccount. The chart's own install on
+1.20 is tests/realk8s/test_chart_1_20.py. Every kubectl line runs as written."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import kopf
 from aiohttp import web
 from kubernetes_asyncio.client import ApiClient
 
-from pairwarden.controller import alerts, health, metrics
+from pairwarden.controller import alerts, health, metrics, peering
 from pairwarden.controller.netpol import PolicySettings
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.kube import async_api_client
@@ -30,7 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces")
     parser.add_argument("--peering", default="pairwarden", help="kopf peering name")
     parser.add_argument("--standalone", action="store_true", help="no peering: single replica")
-    parser.add_argument("--priority", type=int, default=0, help="peering priority")
+    parser.add_argument(
+        "--priority",
+        type=peering.priority_of,
+        default=0,
+        help="peering priority: a number, or a StatefulSet pod name (its ordinal)",
+    )
     parser.add_argument("--metrics-address", default=os.environ.get("POD_IP", "0.0.0.0"))
     parser.add_argument("--metrics-port", type=int, default=8080, help="/metrics and /readyz")
     parser.add_argument(

@@ -3,11 +3,29 @@ and patching a missing object leaves each replica believing it is alone. Create 
 
 from __future__ import annotations
 
+import argparse
+
 from kubernetes_asyncio import client
 
 from pairwarden.controller.client import status_of
 
 GROUP, VERSION = "kopf.dev", "v1"
+
+
+def priority_of(text: str) -> int:
+    """A replica's kopf peering priority from `--priority`: a number, or a StatefulSet pod's
+    name whose ordinal (`operator-1` -> 1) is the priority. The chart passes the
+    `apps.kubernetes.io/pod-index` label's value on Kubernetes 1.28+ and the pod's name before
+    (the label does not exist there): both give each replica its own priority, as kopf pauses
+    every replica when two share one. Anything else is refused with a clear message."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    _, dash, ordinal = text.rpartition("-")
+    if dash and ordinal.isdigit():
+        return int(ordinal)
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a number nor a StatefulSet pod name ending in its ordinal"
+    )
 
 
 def _peering(kind: str, name: str) -> dict[str, object]:
