@@ -13,12 +13,20 @@ from typing import Any
 import helm_sdkpy
 
 
+def scalar(raw: str) -> Any:
+    """A `--set` value as helm types it: true/false, an integer, else the string."""
+    if raw in ("true", "false"):
+        return raw == "true"
+    return int(raw) if raw.lstrip("-").isdigit() else raw
+
+
 def set_value(values: dict[str, Any], assignment: str) -> None:
-    """`--set a.b=v` with helm's list form `{x,y}`; enough for the README's values."""
+    """`--set a.b=v` with helm's list form `{x,y}` and its typed scalars; enough for the
+    README's values and the tests' upgrades."""
     key, _, raw = assignment.partition("=")
-    value: Any = raw
+    value: Any = scalar(raw)
     if raw.startswith("{") and raw.endswith("}"):
-        value = [v for v in raw[1:-1].split(",") if v]
+        value = [scalar(v) for v in raw[1:-1].split(",") if v]
     *parents, leaf = key.split(".")
     for part in parents:
         values = values.setdefault(part, {})

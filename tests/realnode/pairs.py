@@ -10,14 +10,14 @@ in-cluster configuration, its ServiceAccount token and the `kubernetes` Service 
 only that way (the local-process operator is covered on the sandbox and the 1.20 control
 plane by e2e/).
 
-The chart's objects are rendered by Helm (into a sandbox, tests/chart's renderer) and created
-here as they are. Each operator replica's peering priority is its StatefulSet ordinal: the
-pod-index label from 1.28, the ordinal ending its pod name before (POD_NAME), so on 1.20 two
-replicas still stand by for each other (tests/realnode/test_operator_life.py)."""
+The chart is installed as users install it, `helm install` through Helm's own library
+(helm-sdkpy, the quickstart's helm_step.py), and upgraded the same way
+(tests/realnode/test_operator_life.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -47,6 +47,7 @@ from pairwarden_testbed.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+HELM_STEP = ROOT / "tests" / "quickstart" / "helm_step.py"
 RELEASE = "pairwarden"  # the chart's fullname is then "pairwarden"
 # A 5 s window (500 ms x 10): crash and manual failovers do not wait for it (the agent
 # publishes a voicemail exit at once), a partition does. 2 s (200 ms x 10) was tripped by
@@ -58,13 +59,26 @@ def other(member: str) -> str:
     return "secondary" if member == "primary" else "primary"
 
 
-def operator_values(voice: str, **operator: Any) -> dict[str, Any]:
-    """The chart's values here: one replica watching the pair's namespace, and `operator`'s
-    changes (a rolling upgrade's changed value, more replicas)."""
-    return {
-        "operator": {"replicas": 1, "watch": {"allNamespaces": False, "namespaces": [voice]}}
-        | operator
-    }
+def chart_values(voice: str, replicas: int = 1, *more: str) -> list[str]:
+    """`helm install|upgrade` options: `replicas` operator replicas watching the pair's
+    namespace, and `more` (`--set` words: a rolling upgrade's changed value)."""
+    sets = [
+        f"operator.replicas={replicas}",
+        "operator.watch.allNamespaces=false",
+        f"operator.watch.namespaces={{{voice}}}",
+        f"memberNamespaces={{{voice}}}",
+        *more,
+    ]
+    return [word for value in sets for word in ("--set", value)]
+
+
+def helm(kubeconfig: Path, *words: str) -> dict[str, Any]:
+    """One `helm` command (install, upgrade, uninstall) through helm-sdkpy; the release."""
+    argv = [sys.executable, str(HELM_STEP), str(kubeconfig), *words]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"helm {' '.join(words)}:\n{done.stdout}\n{done.stderr}"
+    release: dict[str, Any] = json.loads(done.stdout)
+    return release
 
 
 def members_from_example(path: Path) -> list[dict[str, Any]]:
@@ -246,20 +260,8 @@ def create_all(admin: client.ApiClient, objects: list[dict[str, Any]], namespace
         # Cluster-wide objects may be there from an earlier session (PAIRWARDEN_REAL_NODE_DIR).
         with contextlib.suppress(ConflictError):
             dyn.resources.get(api_version=crd["apiVersion"], kind=crd["kind"]).create(body=crd)
-    ext = client.ApiextensionsV1Api(admin)
     for crd in crds:
-        eventually(
-            lambda crd=crd: any(  # type: ignore[misc]
-                c.type == "Established" and c.status == "True"
-                for c in ext.read_custom_resource_definition(
-                    crd["metadata"]["name"]
-                ).status.conditions
-                or []
-            ),
-            60,
-            f"CRD {crd['metadata']['name']} Established",
-            poll=0.2,
-        )
+        crd_established(admin, crd["metadata"]["name"])
     dyn = dynamic.DynamicClient(admin)  # discovery again, with the CRDs
     for obj in objects:
         if obj["kind"] == "CustomResourceDefinition":
@@ -273,6 +275,18 @@ def create_all(admin: client.ApiClient, objects: list[dict[str, Any]], namespace
             except ConflictError:  # an earlier session's (its binding names its namespace)
                 resource.delete(name=obj["metadata"]["name"])
                 resource.create(body=obj)
+
+
+def crd_established(admin: client.ApiClient, name: str) -> None:
+    ext = client.ApiextensionsV1Api(admin)
+
+    def established() -> bool:
+        conditions = ext.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(
+        established, 60, f"CRD {name} Established", tolerate=(client.ApiException,), poll=0.2
+    )
 
 
 def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
@@ -292,15 +306,14 @@ def answered_by(ip: str, timeout: float = 5.0) -> str | None:
 def install(
     node: Any, admin: client.ApiClient, namespaces: Callable[[str], str], workdir: Path
 ) -> Pair:
-    """The chart's objects (as a 1.20 server takes them), the pair and its two members;
-    returns once the Service is routed and both voicemail processes are up."""
-    from tests.chart.conftest import render_chart
-
+    """The chart (helm install), the pair and its two members; returns once the Service is
+    routed and both voicemail processes are up."""
     core = client.CoreV1Api(admin)
     system, voice = namespaces("pw-system"), namespaces("voice")
     t0 = time.monotonic()
-    objects = render_chart(RELEASE, system, operator_values(voice), workdir / "no-crds")
-    create_all(admin, objects, system)
+    chart = str(ROOT / "charts" / "pairwarden")
+    helm(node.cp.kubeconfig, "install", RELEASE, chart, "--namespace", system, *chart_values(voice))
+    crd_established(admin, f"{PLURAL}.{GROUP}")
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
     t_operator = time.monotonic() - t0

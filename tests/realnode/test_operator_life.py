@@ -1,7 +1,7 @@
-"""The operator's own life on the real node, with calls running through the Service: a rolling
-upgrade (the chart re-rendered with a changed value and its StatefulSet replaced, as `helm
-upgrade` changes it), a kill -9 of the acting replica of two (kopf peering; the kubelet
-restarts it) and the acting replica leaving (scaled from two to one: the other takes over).
+"""The operator's own life on the real node, with calls running through the Service: `helm
+upgrade` with a changed value (a rolling restart of the operator), a kill -9 of the acting
+replica of two (kopf peering; the kubelet restarts it) and the acting replica leaving (`helm
+upgrade` from two replicas to one: the other takes over).
 None is a cause to move a role (docs/protocol.md): the epoch stays, every call is answered,
 and a replica acts again within kopf's peering lifetime (a manual failover asked for right
 after is carried out)."""
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.realnode.pairs import RELEASE, Pair, operator_values, other, pod_ready
+from tests.realnode.pairs import RELEASE, ROOT, Pair, chart_values, helm, other, pod_ready
 
 from pairwarden_testbed.localcluster import place_call
 from pairwarden_testbed.waiting import eventually
@@ -90,16 +90,11 @@ def rolled_out(pair: Pair, replicas: int) -> bool:
     )
 
 
-def apply_chart(pair: Pair, tmp: Any, **operator: Any) -> None:
-    """The chart's StatefulSet for these values, replacing the live one (what `helm upgrade`
-    changes of it)."""
-    from tests.chart.conftest import render_chart
-
-    objects = render_chart(RELEASE, pair.system, operator_values(pair.namespace, **operator), tmp)
-    (wanted,) = [o for o in objects if o["kind"] == "StatefulSet"]
-    live = statefulset(pair)
-    wanted["metadata"]["resourceVersion"] = live.metadata.resource_version
-    client.AppsV1Api(pair.admin).replace_namespaced_stateful_set(STATEFULSET, pair.system, wanted)
+def upgrade(pair: Pair, replicas: int = 1, *more: str) -> None:
+    """`helm upgrade` of the release with these values."""
+    chart = str(ROOT / "charts" / "pairwarden")
+    words = chart_values(pair.namespace, replicas, *more)
+    helm(pair.node.cp.kubeconfig, "upgrade", RELEASE, chart, "--namespace", pair.system, *words)
 
 
 def acting_replica(pair: Pair, replicas: int) -> str:
@@ -126,11 +121,11 @@ def assert_nothing_moved(pair: Pair, callers: Callers, serving: str, epoch: int)
 
 
 def test_a_rolling_upgrade_of_the_operator_moves_no_role_and_drops_no_call(
-    pair: Pair, settled: str, callers: Callers, tmp_path: Any
+    pair: Pair, settled: str, callers: Callers
 ) -> None:
     epoch = pair.epoch()
     old = statefulset(pair).status.current_revision
-    apply_chart(pair, tmp_path, extraEnv=[{"name": "PAIRWARDEN_UPGRADED", "value": "1"}])
+    upgrade(pair, 1, "operator.verbose=true")  # a changed value: a new pod template
     eventually(lambda: statefulset(pair).status.update_revision != old, 30, "a new revision")
     eventually(lambda: rolled_out(pair, 1), 240, "the upgraded operator Ready", poll=0.5)
     time.sleep(10)  # the new replica has judged the pair several times over (W = 5 s)
@@ -142,9 +137,9 @@ def test_a_rolling_upgrade_of_the_operator_moves_no_role_and_drops_no_call(
 
 
 def test_kill_9_of_the_acting_replica_moves_no_role_and_a_replica_acts_again(
-    pair: Pair, settled: str, tmp_path: Any
+    pair: Pair, settled: str
 ) -> None:
-    apply_chart(pair, tmp_path / "two", replicas=2)
+    upgrade(pair, 2)
     eventually(lambda: rolled_out(pair, 2), 240, "two operator replicas Ready", poll=0.5)
     serving = eventually(pair.routed, 60, "the Service routed", poll=0.5)
     epoch = pair.epoch()
@@ -169,7 +164,7 @@ def test_kill_9_of_the_acting_replica_moves_no_role_and_a_replica_acts_again(
         epoch = pair.epoch()
         with Callers((str(spec.cluster_ip), int(port))) as callers:
             time.sleep(2)
-            apply_chart(pair, tmp_path / "one", replicas=1)
+            upgrade(pair, 1)
             eventually(lambda: rolled_out(pair, 1), 240, "one replica left", poll=0.5)
             time.sleep(10)
             assert_nothing_moved(pair, callers, serving, epoch)
@@ -178,5 +173,5 @@ def test_kill_9_of_the_acting_replica_moves_no_role_and_a_replica_acts_again(
         print(f"handoff to {STATEFULSET}-0: {len(callers.calls)} calls, 0 unanswered; "
               f"failover after {took:.1f}s")  # fmt: skip
     finally:
-        apply_chart(pair, tmp_path / "after", replicas=1)
+        upgrade(pair, 1)
         eventually(lambda: rolled_out(pair, 1), 240, "one replica", poll=0.5)
