@@ -36,6 +36,9 @@ class MemberSighting:
     holder: str
     report: MemberReport
     deleted: bool = False
+    # When it renewed after a silence longer than W (counted: observations.Hearing), until a
+    # second renewal is seen: the engine does not yet count it as heard (engine.silent).
+    back_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,19 @@ class PairBook:
         self.wake.set()
 
 
+def rejoined(
+    before: MemberSighting | None, renewed: bool, returned: bool, now: float
+) -> float | None:
+    """A member's `back_since` after a sighting: set by a renewal after a lost heartbeat,
+    cleared by the next renewal (heard twice: it is back), kept otherwise. The first sighting
+    of a member (an operator start) is no return: a restart judges nobody."""
+    if before is None or before.deleted or not renewed:
+        return before.back_since if before is not None and not before.deleted else None
+    if returned:
+        return now
+    return None
+
+
 class ObservationBook:
     """Sightings per (namespace, pair, member), and a wake-up for each pair's reconciler."""
 
@@ -270,18 +286,22 @@ class ObservationBook:
         if not renew_time:  # created by the operator, never renewed by an agent yet
             return False
         renewed = before is None or before.deleted or renew_time != before.renew_time
+        # A renewal after more than a window of silence is a member coming back (a healed
+        # partition, a restarted node): as urgent as any report, though it may read the same.
+        # Silence as the engine counts it: the operator's own deafness is not the member's.
+        returned = (
+            before is not None
+            and book.window is not None
+            and now - book.listening.silence_counted_from(before.last_seen, now) > book.window
+        )
         sighting = MemberSighting(
             last_seen=now if renewed or before is None else before.last_seen,
             renew_time=renew_time,
             holder=str(spec.get("holderIdentity") or ""),
             report=report,
+            back_since=rejoined(before, renewed, returned, now),
         )
         book.members[member] = sighting
-        # A renewal after more than a window of silence is a member coming back (a healed
-        # partition, a restarted node): as urgent as any report, though it may read the same.
-        returned = (
-            before is not None and book.window is not None and now - before.last_seen > book.window
-        )
         urgent = before is None or before.deleted or returned or report.urgent_change(before.report)
         # New data on a member may make a copy due (replication.seconds_until_due sleeps
         # until then): not urgent for the agent, but the pair looks at once.
