@@ -143,6 +143,27 @@ def test_watches_closed_lagging_and_relisted_move_nothing(cluster: LocalCluster)
     assert_serving(cluster, other(active), timeout=30)
 
 
+def test_the_operators_watch_lagging_beyond_the_window_moves_nothing(
+    cluster: LocalCluster,
+) -> None:
+    """The server delivers the operator's watch events 3 s late (1.5 W), and says nothing:
+    each renewal reaches the operator after the member's window ran out on its clock. Each
+    verdict is read again before it is acted on, and the read finds the renewal (without it,
+    a HeartbeatLost every few seconds). A crash is still found, one read after W."""
+    sandbox_only(cluster)
+    window = 2.0
+    active = start(cluster, missed=20)
+    before = epoch(cluster)
+    cluster.sandbox.lag_watches(1.5 * window, user=OPERATOR)
+    try:
+        answers = dial_for(cluster, 10 * window)
+        assert_nothing_moved(cluster, active, before, answers)
+        assert_crash_fails_over(cluster, active, bound=window + 15)
+    finally:
+        cluster.sandbox.lag_watches(0)
+    assert_serving(cluster, other(active), timeout=30)
+
+
 def test_the_operator_cut_off_from_the_api_moves_nothing_when_it_hears_again(
     cluster: LocalCluster,
 ) -> None:

@@ -169,3 +169,20 @@ def test_the_operators_own_deafness_makes_no_return() -> None:
     book.record_lease(lease("primary", "t9", service_up=True), None, 33.0)
     assert pair.members["primary"].back_since is None
     assert pair.silent_beyond(6.0, 33.0) == []
+
+
+def test_a_lagging_watch_event_older_than_what_was_read_is_not_a_renewal() -> None:
+    """The confirming read showed the Lease at version 12; the watch, behind, then delivers
+    version 11: counting it would stamp a renewal that happened before the read as now."""
+    book = ObservationBook()
+    read = lease("primary", "t2", service_up=True)
+    read["metadata"]["resourceVersion"] = "12"
+    book.record_lease(read, None, 10.0)
+    late = lease("primary", "t1", service_up=True)
+    late["metadata"]["resourceVersion"] = "11"
+    assert book.record_lease(late, "MODIFIED", 14.0) is False
+    assert book.pair("voice", "vm").members["primary"].last_seen == 10.0
+    newer = lease("primary", "t3", service_up=True)
+    newer["metadata"]["resourceVersion"] = "13"
+    book.record_lease(newer, "MODIFIED", 15.0)
+    assert book.pair("voice", "vm").members["primary"].last_seen == 15.0

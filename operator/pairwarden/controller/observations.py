@@ -39,6 +39,7 @@ class MemberSighting:
     # When it renewed after a silence longer than W (counted: observations.Hearing), until a
     # second renewal is seen: the engine does not yet count it as heard (engine.silent).
     back_since: float | None = None
+    resource_version: str = ""  # of the Lease as last recorded: an older event is stale
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,16 @@ class PairBook:
         self.wake.set()
 
 
+def later_version(version: str, before: MemberSighting) -> bool:
+    """Whether a member Lease at `version` may be newer than the one recorded: where both are
+    integers (etcd's revisions, the sandbox's) their order is the order of writes; otherwise
+    (opaque, or unknown) it may be."""
+    try:
+        return int(version) > int(before.resource_version)
+    except ValueError:
+        return True
+
+
 def rejoined(
     before: MemberSighting | None, renewed: bool, returned: bool, now: float
 ) -> float | None:
@@ -285,6 +296,10 @@ class ObservationBook:
             return True
         if not renew_time:  # created by the operator, never renewed by an agent yet
             return False
+        version = str(meta.get("resourceVersion") or "")
+        if before is not None and not before.deleted and not later_version(version, before):
+            # A lagging watch delivers what a confirming read already showed: not news.
+            return False
         renewed = before is None or before.deleted or renew_time != before.renew_time
         # A renewal after more than a window of silence is a member coming back (a healed
         # partition, a restarted node): as urgent as any report, though it may read the same.
@@ -300,6 +315,7 @@ class ObservationBook:
             holder=str(spec.get("holderIdentity") or ""),
             report=report,
             back_since=rejoined(before, renewed, returned, now),
+            resource_version=version,
         )
         book.members[member] = sighting
         urgent = before is None or before.deleted or returned or report.urgent_change(before.report)

@@ -117,12 +117,14 @@ class _Controls:
         watches again; with `compact` first, it must list again (410 Gone)."""
         return self._call(self.server.store.end_watches)
 
-    def lag_watches(self, seconds: float) -> None:
+    def lag_watches(self, seconds: float, user: str | None = None) -> None:
         """Hold every watch event `seconds` before it is written (0: no lag): a server
-        behind its clients, which ends no stream and says nothing."""
+        behind its clients, which ends no stream and says nothing. `user`: only the watches
+        of that identity (a slow client the server is behind for)."""
 
         def lag() -> None:
             self.server.settings.watch_lag = seconds
+            self.server.settings.watch_lag_user = user
 
         self._call(lag)
 

@@ -40,6 +40,7 @@ class Settings:
     max_body_bytes: int = 3 * 1024 * 1024
     default_watch_timeout: float = 1800.0
     watch_lag: float = 0.0  # seconds every watch holds its events before writing them
+    watch_lag_user: str | None = None  # only this identity's watches lag (None: everyone's)
 
 
 @dataclass
@@ -447,7 +448,7 @@ class ApiServer:
                 while not watcher.queue.empty() and len(batch) < 500:
                     batch.append(watcher.queue.get_nowait())
                 stop = None in batch
-                if self.settings.watch_lag > 0 and not stop:  # a server behind its clients
+                if self._lags(request) and not stop:  # a server behind its clients
                     await asyncio.sleep(self.settings.watch_lag)
                     while not watcher.queue.empty() and len(batch) < 500:
                         batch.append(watcher.queue.get_nowait())
@@ -465,6 +466,12 @@ class ApiServer:
         finally:
             self.store.unsubscribe(watcher)
         return response
+
+    def _lags(self, request: web.Request) -> bool:
+        who = self.settings.watch_lag_user
+        return self.settings.watch_lag > 0 and (
+            who is None or who == user_of(request.headers.get("Authorization"))
+        )
 
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
