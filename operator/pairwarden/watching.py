@@ -82,11 +82,25 @@ class WatchError(Exception):
     """The server ended the watch with another ERROR event: list again after a pause."""
 
 
+@dataclass(frozen=True)
+class Signals:
+    """What a caller that judges by this watch must know besides its events: `alive()` on a
+    bookmark (the stream works, with nothing to say), `trouble()` whenever the watch ended by
+    an error or 410 Gone (events may have been missed until the next listing)."""
+
+    alive: Callable[[], None] = lambda: None
+    trouble: Callable[[], None] = lambda: None
+
+
+QUIET = Signals()
+
+
 async def list_then_watch(
     lister: Lister,
     what: str,
     watch_seconds: int = WATCH_SECONDS,
     retry: Backoff = RETRY,
+    signals: Signals = QUIET,
 ) -> AsyncIterator[Listed | Changed]:
     """Forever (until the consumer stops): a `Listed` after every listing, a `Changed` for
     every event in between. `watch_seconds` is the server-side length of one watch request."""
@@ -100,12 +114,17 @@ async def list_then_watch(
                 yield listed
             async for event, resume_from in _stream(lister, version, watch_seconds):
                 version = resume_from
-                yield event
+                if event is None:
+                    signals.alive()
+                else:
+                    yield event
         except asyncio.CancelledError:
             raise
         except _Relist:
+            signals.trouble()
             version = None
         except Exception as error:  # the watch must outlive any API trouble
+            signals.trouble()
             if getattr(error, "status", None) == 410:
                 version = None
                 continue
@@ -121,10 +140,11 @@ async def follow(
     listed: Callable[[list[dict[str, Any]]], None],
     changed: Callable[[str, dict[str, Any]], None],
     what: str,
+    signals: Signals = QUIET,
 ) -> None:
     """`list_then_watch` with callbacks, until cancelled: `listed(items)` after every listing,
     `changed(type, object)` for every event in between."""
-    async for event in list_then_watch(lister, what):
+    async for event in list_then_watch(lister, what, signals=signals):
         if isinstance(event, Listed):
             listed(event.items)
         else:
@@ -139,9 +159,9 @@ async def _list(lister: Lister, watch_seconds: int) -> tuple[Listed, str]:
 
 async def _stream(
     lister: Lister, version: str, watch_seconds: int
-) -> AsyncIterator[tuple[Changed, str]]:
+) -> AsyncIterator[tuple[Changed | None, str]]:
     """Follow one watch request until the server closes it: each event with the version to
-    resume from after it."""
+    resume from after it (None for a bookmark)."""
     response = await _call(lister, watch_seconds, watch=True, resource_version=version)
     async with response:
         async for line in response.content:
@@ -153,8 +173,7 @@ async def _stream(
                 message = obj.get("message") or "watch ended by the server"
                 raise _Relist(message) if obj.get("code") == 410 else WatchError(message)
             version = (obj.get("metadata") or {}).get("resourceVersion") or version
-            if kind != "BOOKMARK":
-                yield Changed(str(kind), obj), version
+            yield (None if kind == "BOOKMARK" else Changed(str(kind), obj)), version
 
 
 async def _call(lister: Lister, watch_seconds: int, **query: Any) -> Any:

@@ -4,9 +4,16 @@ A schedule is a short list of faults at random instants (a seed makes it again):
 member's pod, its agent, its voicemail process or the operator (also between the active Lease
 write and the Service patch, held there by a failing Service patch); API errors (500, 409, a
 hung call) on each verb the operator uses; foreign writes to the active Lease, the status and
-the Service selector; a member cut from the API. When the schedule ends every fault stops and
-the invariant must come back within a stated bound and stay: exactly one member answers, it
-holds the active Lease, a call through the Service reaches it, and the status names it.
+the Service selector; a member cut from the API; and the control plane's own life: the API
+server unreachable for everyone, every request slow, a storm of 5xx, the operator stopped and
+started again (a rolling restart). When the schedule ends every fault stops and the invariant
+must come back within a stated bound and stay: exactly one member answers, it holds the active
+Lease, a call through the Service reaches it, and the status names it.
+
+Two more checks: **no role move without a cause the reference names** (a transition blamed on
+a member's silence, HeartbeatLost or NotAnswering, in a schedule that faulted no member is a
+failure: an outage, a restart or a slow API is not a cause), and a schedule of control-plane
+faults only must keep every call through the Service answered and move no role at all.
 
 The faults go through a `Backend`: `LocalBackend` drives the sandbox's local kubelet, link and
 fault injection; the foreign writes and every check use the Kubernetes API only, so the same
@@ -36,7 +43,7 @@ from kubernetes import client
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.engine.schedule import RESYNC_SECONDS
 from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER, LABEL_MEMBER, MEMBERS, Member
-from pairwarden_testbed.localcluster import LocalCluster
+from pairwarden_testbed.localcluster import HARNESS, LocalCluster
 from pairwarden_testbed.waiting import NotYet, eventually
 
 PAIR, SERVICE, LEASE = "vm", "vm-calls", "vm-active"
@@ -64,6 +71,26 @@ OPERATOR_CALLS: tuple[tuple[str, str, str | None], ...] = (
 )
 ERRORS = (500, 409, 504)  # 504 after a hang longer than a client waits: a timeout
 
+# The control plane's faults, which hit every client of the API but the checks' own.
+# An outage for everyone silences the holder once its fence runs out (W - R/2 after its last
+# renewal) unless its peer vouches for it (the agents' failsafe, issue 24 deliverable 1), and
+# so does a storm of 5xx (half the renewals and reads failing, 185 of 265 calls lost at W = 6
+# s with no role moved). Until the failsafe is on main, an outage here is short enough for a
+# renewal to land before the fence (the last one was sent before the outage began, and the
+# agent retries within R/2 of its end), and a storm's calls are not counted. The switch, for the
+# merge of the failsafe: FAILSAFE True (or PAIRWARDEN_FAILSAFE=1 to try it before) draws
+# outages of up to two windows and counts every call of every calm schedule, storms too
+# (here and in e2e/test_control_plane.py).
+FAILSAFE = os.environ.get("PAIRWARDEN_FAILSAFE", "") == "1"
+NEED_FAILSAFE = frozenset() if FAILSAFE else frozenset({"storm"})  # calls not counted
+RENEW = WINDOW / 3  # the pair's renewal period: renewalsPerWindow 3
+SHORT_OUTAGE = WINDOW - 1.5 * RENEW - 0.3  # 0.7 s at W = 2 s: 0.3 s to spare
+LONGEST_OUTAGE = 2 * WINDOW if FAILSAFE else SHORT_OUTAGE
+# An agent gives a request max(0.5, min(5, R/2)) s: latency under that leaves renewals alive.
+MOST_LATENCY = 0.3
+STORM_SHARES = (0.2, 0.3, 0.5)  # of every request answered 503
+FOREVER = 10**9
+
 KINDS = (
     "kill_pod",
     "kill_agent",
@@ -75,7 +102,19 @@ KINDS = (
     "foreign_status",
     "foreign_selector",
     "partition",
+    "api_down",
+    "latency",
+    "storm",
+    "restart_operator",
 )
+# Kinds that fault a member (its pod, its processes, its link): the causes of silence.
+MEMBER_FAULTS = frozenset(
+    {"kill_pod", "kill_agent", "kill_voicemail", "kill_operator_mid_flip", "partition"}
+)
+# Kinds that fault only the control plane or the operator: the data path needs neither, so
+# every call must be answered and no role may move.
+CALM = frozenset({"kill_operator", "api_error", "api_down", "latency", "storm", "restart_operator"})
+SILENCE = frozenset({"HeartbeatLost", "NotAnswering"})
 
 
 @dataclass(frozen=True)
@@ -117,13 +156,18 @@ def make_schedule(seed: int, kinds: tuple[str, ...] = KINDS) -> Schedule:
             param = (resource, verb, name, rng.choice(ERRORS), rng.randint(1, 5))
         elif kind == "foreign_lease":
             param = (rng.choice((True, False)),)  # bump the epoch, or keep it
+        elif kind == "latency":
+            param = (round(rng.uniform(0.05, MOST_LATENCY), 2),)
+        elif kind == "storm":
+            param = (rng.choice(STORM_SHARES),)
+        longest = LONGEST_OUTAGE if kind == "api_down" else 2 * WINDOW
         faults.append(
             Fault(
                 at=round(rng.uniform(0, SPAN), 2),
                 kind=kind,
                 member=rng.choice(MEMBERS),
                 param=param,
-                lasts=round(rng.uniform(0.2, 2 * WINDOW), 2),
+                lasts=round(rng.uniform(0.2, longest), 2),
             )
         )
     return Schedule(seed, tuple(sorted(faults, key=lambda f: f.at)))
@@ -138,11 +182,15 @@ class Backend(Protocol):
     def revive_pod(self, member: Member) -> None: ...
     def kill_container(self, member: Member, container: str) -> None: ...
     def kill_operator(self) -> None: ...
+    def stop_operator(self) -> None: ...
     def start_operator(self) -> None: ...
     def operator_running(self) -> bool: ...
     def api_fault(self, resource: str, verb: str, name: str | None, status: int, count: int,
                   delay: float) -> None: ...  # fmt: skip
     def clear_api_faults(self) -> None: ...
+    def api_down(self, seconds: float) -> None: ...
+    def api_latency(self, delay: float, seconds: float) -> None: ...
+    def api_storm(self, share: float, seconds: float) -> None: ...
     def cut(self, member: Member) -> None: ...
     def heal(self, member: Member) -> None: ...
     def answering(self) -> list[Member]: ...
@@ -169,6 +217,11 @@ class LocalBackend:
         if self.cluster.operator is not None:
             self.cluster.operator.stop(signal.SIGKILL)
 
+    def stop_operator(self) -> None:
+        """A rolling restart's stop: SIGTERM, and the operator's own graceful exit."""
+        if self.cluster.operator is not None:
+            self.cluster.operator.stop(signal.SIGTERM)
+
     def start_operator(self) -> None:
         if not self.operator_running():
             self.cluster.start_operator()
@@ -186,6 +239,20 @@ class LocalBackend:
 
     def clear_api_faults(self) -> None:
         self.cluster.sandbox.clear_faults()
+
+    def api_down(self, seconds: float) -> None:
+        """Every request but the checks' own refused (503) for `seconds`."""
+        self.cluster.sandbox.inject_fault(status=503, count=FOREVER, seconds=seconds, spare=HARNESS)
+
+    def api_latency(self, delay: float, seconds: float) -> None:
+        self.cluster.sandbox.inject_fault(
+            status=0, delay=delay, count=FOREVER, seconds=seconds, spare=HARNESS
+        )
+
+    def api_storm(self, share: float, seconds: float) -> None:
+        self.cluster.sandbox.inject_fault(
+            status=503, fraction=share, count=FOREVER, seconds=seconds, spare=HARNESS
+        )
 
     def cut(self, member: Member) -> None:
         self.cluster.kubelet.link(f"{PAIR}-{member}").cut()
@@ -206,10 +273,11 @@ class Outcome:
     converged: float | None  # seconds after the faults stopped, None: not within BOUND
     problem: str = ""
     log: list[str] = field(default_factory=list)
+    broken: str = ""  # a check besides convergence that failed: a needless move, a lost call
 
     @property
     def failed(self) -> bool:
-        return self.converged is None
+        return self.converged is None or bool(self.broken)
 
 
 class Runner:
@@ -329,6 +397,17 @@ class Runner:
         elif fault.kind == "partition":
             b.cut(m)
             self._later(fault.lasts, lambda: b.heal(m))
+        elif fault.kind == "api_down":
+            b.api_down(fault.lasts)
+        elif fault.kind == "latency":
+            (delay,) = fault.param
+            b.api_latency(delay, fault.lasts)
+        elif fault.kind == "storm":
+            (share,) = fault.param
+            b.api_storm(share, fault.lasts)
+        elif fault.kind == "restart_operator":
+            b.stop_operator()
+            self._later(fault.lasts, b.start_operator)
         else:
             raise ValueError(f"unknown fault kind {fault.kind}")
 
@@ -359,22 +438,71 @@ class Runner:
                 b.revive_pod(member)
         b.start_operator()
 
+    def epoch(self) -> int:
+        lease = self.coordination.read_namespaced_lease(LEASE, self.namespace)
+        return int(lease.spec.lease_transitions or 0)
+
+    def moves_after(self, epoch: int) -> list[tuple[int, str]]:
+        """The role moves the status records beyond `epoch`: (epoch, cause)."""
+        pair = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "failoverpairs", PAIR
+        )
+        moves = (pair.get("status") or {}).get("transitions") or []
+        return [(int(t["epoch"]), str(t["cause"])) for t in moves if int(t["epoch"]) > epoch]
+
     def play(self, schedule: Schedule) -> Outcome:
         outcome = Outcome(schedule, None)
+        calm = all(f.kind in CALM for f in schedule.faults)
+        before = self.epoch()
+        dialled: list[str | None] = []
+        last_call = 0.0
+
+        def wait_until(instant: float) -> None:
+            """Undo what is due until `instant`; in a calm schedule, dial all along."""
+            nonlocal last_call
+            while time.monotonic() < instant:
+                self._run_due(time.monotonic())
+                if calm and time.monotonic() - last_call >= 0.2:
+                    last_call = time.monotonic()
+                    dialled.append(self.backend.call())
+                time.sleep(0.02)
+
         start = time.monotonic()
         try:
             for fault in schedule.faults:
-                while time.monotonic() - start < fault.at:
-                    self._run_due(time.monotonic())
-                    time.sleep(0.02)
+                wait_until(start + fault.at)
                 self.inject(fault)
-            self._run_due(start + SPAN)
+            wait_until(start + SPAN)
+            if calm:  # every fault over, and a window more for a needless move to show
+                wait_until(start + max(f.at + f.lasts for f in schedule.faults) + WINDOW)
         except Exception as error:  # a fault that could not be injected ends the schedule
             outcome.log.append(f"fault injection: {error!r}"[:200])
         finally:
             self.end_faults()
         outcome.converged, outcome.problem = self.wait_whole(BOUND)
+        outcome.broken = judge_moves(schedule, self.moves_after(before), dialled)
         return outcome
+
+
+def judge_moves(schedule: Schedule, moves: list[tuple[int, str]], dialled: list[str | None]) -> str:
+    """The checks besides convergence, '' when they pass: no move blamed on a member's
+    silence unless the schedule faulted a member (the reference's causes are a member's
+    faults; an outage, a restart or a slow API is none), and in a schedule of control-plane
+    faults only, no move at all and every call answered (storms: once FAILSAFE)."""
+    kinds = {f.kind for f in schedule.faults}
+    if not kinds & MEMBER_FAULTS:
+        needless = [f"{cause} at epoch {epoch}" for epoch, cause in moves if cause in SILENCE]
+        if needless:
+            return "a move without a faulted member: " + ", ".join(needless)
+    if kinds <= CALM:
+        if moves:
+            return "a move in a schedule that faulted no member: " + ", ".join(
+                f"{cause} at epoch {epoch}" for epoch, cause in moves
+            )
+        lost = sum(1 for answer in dialled if answer is None)
+        if lost and not kinds & NEED_FAILSAFE:
+            return f"{lost} of {len(dialled)} calls through the Service unanswered"
+    return ""
 
 
 @contextlib.contextmanager
@@ -423,10 +551,15 @@ def play_all(schedules: list[Schedule], out: Any = None) -> int:
             outcome = runner.play(schedule)
             if outcome.failed:
                 failures += 1
+                what = (
+                    outcome.broken
+                    if outcome.converged is not None
+                    else f"not whole within {BOUND:.0f}s: {outcome.problem}"
+                    + (f"; {outcome.broken}" if outcome.broken else "")
+                )
                 print(
-                    f"FAIL {schedule.label} not whole within "
-                    f"{BOUND:.0f}s at {time.strftime('%H:%M:%S')}: "
-                    f"{outcome.problem} | {schedule.describe()}",
+                    f"FAIL {schedule.label} at {time.strftime('%H:%M:%S')}: "
+                    f"{what} | {schedule.describe()}",
                     file=out,
                     flush=True,
                 )

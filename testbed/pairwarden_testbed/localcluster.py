@@ -37,6 +37,7 @@ from pairwarden_testbed.lifecycle import sigterm_unwinds
 from pairwarden_testbed.waiting import eventually
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # shipped in the package
+HARNESS, OPERATOR = "harness", "operator"  # the sandbox identities of the test and the operator
 
 
 wait_until = eventually  # the scenarios' name for it
@@ -183,7 +184,7 @@ class LocalCluster:
             return
         self.sandbox = self._stack.enter_context(Sandbox())
         self.kubeconfig = str(self.sandbox.kubeconfig_path)
-        self._connect()
+        self._connect(str(self.sandbox.kubeconfig_for(HARNESS)))
         self.kubelet = LocalKubelet(self.kubeconfig, self.namespace, workdir=self.workdir)
         self.kubelet.start()
         self._stack.callback(self.kubelet.stop)
@@ -193,11 +194,15 @@ class LocalCluster:
         self.jobs = self._stack.enter_context(
             LocalJobRunner(self.kubeconfig, self.namespace, workdir=self.workdir / "jobs")
         )
-        self.operator_kubeconfig = self.kubeconfig
+        # Its own identity, so a fault can cut the operator alone (inject_fault(user=...)).
+        self.operator_kubeconfig = str(self.sandbox.kubeconfig_for(OPERATOR))
         self.start_operator()
 
-    def _connect(self) -> None:
-        self.api = config.new_client_from_config(config_file=self.kubeconfig)
+    def _connect(self, kubeconfig: str | None = None) -> None:
+        """The test's own client: on the sandbox as HARNESS, so faults can spare the
+        observer (inject_fault(spare=HARNESS)) while the node, the pods and the operator
+        feel them."""
+        self.api = config.new_client_from_config(config_file=kubeconfig or self.kubeconfig)
         self._stack.callback(self.api.close)
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)

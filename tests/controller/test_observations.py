@@ -138,3 +138,51 @@ def test_the_active_lease_sighting_carries_the_member_it_names() -> None:
         3,
         "secondary",
     )
+
+
+def test_a_member_back_after_a_lost_heartbeat_must_be_heard_twice() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.window = 6.0
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
+    book.listening.heard(20.0)  # the operator heard all along: the silence is the member's
+    book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 20.0)
+    assert pair.members["primary"].back_since == 20.0
+    book.record_lease(lease("primary", "t2", service_up=False), "MODIFIED", 21.0)  # no renewal
+    assert pair.members["primary"].back_since == 20.0
+    book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 22.0)
+    assert pair.members["primary"].back_since is None
+
+
+def test_the_operators_own_deafness_makes_no_return() -> None:
+    """Cut off from the API itself for 30 s, the operator relists: the members renewed all
+    along, and none is a member back from a loss (which would make the holder ineligible)."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.window = 6.0
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
+    book.listening.heard(2.0)
+    book.listening.missed(3.0)
+    book.listening.heard(33.0)  # the relisting
+    book.record_lease(lease("primary", "t9", service_up=True), None, 33.0)
+    assert pair.members["primary"].back_since is None
+    assert pair.silent_beyond(6.0, 33.0) == []
+
+
+def test_a_lagging_watch_event_older_than_what_was_read_is_not_a_renewal() -> None:
+    """The confirming read showed the Lease at version 12; the watch, behind, then delivers
+    version 11: counting it would stamp a renewal that happened before the read as now."""
+    book = ObservationBook()
+    read = lease("primary", "t2", service_up=True)
+    read["metadata"]["resourceVersion"] = "12"
+    book.record_lease(read, None, 10.0)
+    late = lease("primary", "t1", service_up=True)
+    late["metadata"]["resourceVersion"] = "11"
+    assert book.record_lease(late, "MODIFIED", 14.0) is False
+    assert book.pair("voice", "vm").members["primary"].last_seen == 10.0
+    newer = lease("primary", "t3", service_up=True)
+    newer["metadata"]["resourceVersion"] = "13"
+    book.record_lease(newer, "MODIFIED", 15.0)
+    assert book.pair("voice", "vm").members["primary"].last_seen == 15.0

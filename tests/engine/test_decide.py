@@ -529,3 +529,23 @@ def test_the_primary_has_no_licensing_clock() -> None:
     ancient = member(started=T0 - timedelta(days=400))
     decision = run(make_spec(), holding("secondary"), ancient, contacted(service_up=False))
     assert role(decision) == Activate("primary", 2, Cause.SERVICE_STOPPED, "secondary")
+
+
+def test_a_member_back_from_a_lost_heartbeat_is_not_granted_the_role_until_heard_twice() -> None:
+    """The real node's partition: the cut primary was judged HeartbeatLost, one late renewal
+    of its was seen, and when the new holder's voicemail went down the role went back to the
+    cut member as FirstToStart. Heard once after a loss, a member is still lost."""
+    back_once = replace(member(age=2.0), rejoining=True)
+    decision = run(make_spec(), holding("secondary", 2), back_once, contacted(service_up=False))
+    assert role(decision) == Deactivate(3, Cause.SERVICE_STOPPED, "secondary")
+    nobody = holding("none", 3)
+    assert role(run(make_spec(), nobody, back_once, contacted(service_up=False))) is None
+    heard_twice = member(age=0.5)
+    decision = run(make_spec(), nobody, heard_twice, contacted(service_up=False))
+    assert role(decision) == Activate("primary", 4, Cause.FIRST_TO_START, "none")
+
+
+def test_a_holder_back_once_is_lost_still_and_the_standby_takes_over() -> None:
+    back_once = replace(member(age=0.1), rejoining=True)
+    decision = run(make_spec(), holding("primary", 4), back_once, contacted())
+    assert role(decision) == Activate("secondary", 5, Cause.HEARTBEAT_LOST, "primary")

@@ -154,3 +154,72 @@ def test_cli_up_installs_crds_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_a_slow_only_fault_serves_the_request_after_its_delay(
+    sandbox_only: Sandbox, core: client.CoreV1Api, namespace: str
+) -> None:
+    """Status 0: every matching request is slow, none fails (a control plane under load)."""
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "s"}, "data": {"a": "1"}})
+    sandbox_only.inject_fault(verb="get", resource="configmaps", status=0, delay=0.3, count=2)
+    began = time.monotonic()
+    assert core.read_namespaced_config_map("s", namespace).data == {"a": "1"}
+    assert core.read_namespaced_config_map("s", namespace).data == {"a": "1"}
+    assert time.monotonic() - began >= 0.6
+    assert sandbox_only.pending_faults() == []
+
+
+def test_a_storm_fails_a_share_of_requests_and_ends_by_itself(
+    sandbox_only: Sandbox, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "st"}})
+    sandbox_only.inject_fault(
+        verb="get", resource="configmaps", status=503, fraction=0.5, count=10**6, seconds=30
+    )
+    failed = 0
+    for _ in range(200):
+        try:
+            core.read_namespaced_config_map("st", namespace)
+        except ApiException as exc:
+            assert exc.status == 503
+            failed += 1
+    assert 50 < failed < 150  # about half: 200 draws of a fair coin
+    sandbox_only.clear_faults()
+    sandbox_only.inject_fault(verb="get", resource="configmaps", status=503, count=10, seconds=0.2)
+    time.sleep(0.3)
+    core.read_namespaced_config_map("st", namespace)  # its period is over
+    assert sandbox_only.pending_faults() == []
+
+
+def test_watches_end_when_the_server_drops_them_and_lag_when_it_is_behind(
+    sandbox_only: Sandbox, core: client.CoreV1Api, namespace: str
+) -> None:
+    from kubernetes import watch
+
+    version = core.list_namespaced_config_map(namespace).metadata.resource_version
+    seen: list[tuple[str, float]] = []
+
+    def follow() -> None:
+        for event in watch.Watch().stream(
+            core.list_namespaced_config_map,
+            namespace,
+            resource_version=version,
+            timeout_seconds=20,
+            _request_timeout=25,
+        ):
+            seen.append((event["object"].metadata.name, time.monotonic()))
+
+    import threading
+
+    sandbox_only.lag_watches(0.5)
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    wait_for(lambda: sandbox_only.stats()["watchers"] >= 1)
+    made = time.monotonic()
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "late"}})
+    wait_for(lambda: seen)
+    assert seen[0][0] == "late" and seen[0][1] - made >= 0.5
+    sandbox_only.lag_watches(0)
+    assert sandbox_only.end_watches() >= 1
+    thread.join(timeout=10)
+    assert not thread.is_alive()  # the stream ended well before its 20 s

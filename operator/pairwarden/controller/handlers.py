@@ -21,7 +21,7 @@ from pairwarden import GROUP, PLURAL, VERSION, watching
 from pairwarden.clock import SystemClock
 from pairwarden.controller import health, jobs, leasewatch, metrics, peering
 from pairwarden.controller.netpol import Policies, PolicySettings
-from pairwarden.controller.observations import ObservationBook
+from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.kube import async_api_client
@@ -191,10 +191,16 @@ async def guard(
             if quiet is None and pair.woken_at is None:  # a deadline passed: the cause is now
                 pair.woken_at = runtime.clock.monotonic()
             try:
-                wait = quiet if quiet is not None else await step(runtime, body, memory)
+                if quiet is not None:
+                    wait = quiet
+                else:
+                    wait = await step(runtime, body, memory)
+                    runtime.book.listening.heard(runtime.clock.monotonic())
             except Exception as error:  # keep guarding: the next look retries from fresh reads
                 # The memory stays: after a Lease write it holds that move's record (its
                 # transition, its handoff), which the stored status may not have yet.
+                if unheard(error):  # the operator's deafness, never a member's silence
+                    runtime.book.listening.missed(runtime.clock.monotonic())
                 logger.exception(f"reconcile failed, retrying: {error}")
                 wait = ERROR_BACKOFF
             pair.woken_at = None

@@ -7,6 +7,7 @@ The active Lease is the fencing token: `holderIdentity` names the pod that may a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,25 @@ async def read_active(api: client.ApiClient, namespace: str, pair: str) -> dict[
         active_lease_name(pair), namespace
     )
     result: dict[str, Any] = api.sanitize_for_serialization(lease)
+    return result
+
+
+async def read_member(
+    api: client.ApiClient, namespace: str, pair: str, member: str
+) -> dict[str, Any]:
+    """A member's Lease as the API server holds it now (a quorum read): the confirmation of
+    a silence the watch shows (reconcile.confirm_silences). Raw JSON, as the watch delivers
+    it: the renewTime is compared as the text the agent wrote (the client's models would
+    rewrite it as a datetime, and the same renewal would look new)."""
+    response = await client.CoordinationV1Api(api).read_namespaced_lease(
+        member_lease_name(pair, member), namespace, _preload_content=False
+    )
+    async with response:
+        text = await response.read()
+        if not 200 <= response.status <= 299:  # unread, the client raises nothing itself
+            reason = text[:200].decode(errors="replace")
+            raise client.ApiException(status=response.status, reason=reason)
+        result: dict[str, Any] = json.loads(text)
     return result
 
 

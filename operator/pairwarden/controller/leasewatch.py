@@ -3,7 +3,8 @@
 Heartbeats are the operator's hottest input: two events per pair per renewal period, 400 a
 second at 2,000 pairs. Each event is one JSON parse and a stamp in the observation book. A
 re-listed Lease (after 410 Gone or an error) counts as freshly seen only if its renewTime
-moved.
+moved. The stream is also the operator's hearing (observations.Hearing): its events, bookmarks
+and listings are successes, its errors open a deaf episode.
 """
 
 from __future__ import annotations
@@ -31,11 +32,17 @@ async def watch(
     )
 
     def listed(items: list[dict[str, Any]]) -> None:
+        book.listening.heard(clock.monotonic())
         for lease in items:
             book.record_lease(lease, None, clock.monotonic())
         book.listed(namespace, clock.monotonic())
 
     def changed(kind: str, lease: dict[str, Any]) -> None:
+        book.listening.heard(clock.monotonic())
         book.record_lease(lease, kind, clock.monotonic())
 
-    await watching.follow(lister, listed, changed, f"member Lease ({namespace or 'all'})")
+    signals = watching.Signals(
+        alive=lambda: book.listening.heard(clock.monotonic()),
+        trouble=lambda: book.listening.missed(clock.monotonic()),
+    )
+    await watching.follow(lister, listed, changed, f"member Lease ({namespace or 'all'})", signals)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+
 from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
 from pairwarden.controller.leases import parse_move
@@ -34,6 +36,10 @@ class MemberSighting:
     holder: str
     report: MemberReport
     deleted: bool = False
+    # When it renewed after a silence longer than W (counted: observations.Hearing), until a
+    # second renewal is seen: the engine does not yet count it as heard (engine.silent).
+    back_since: float | None = None
+    resource_version: str = ""  # of the Lease as last recorded: an older event is stale
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,82 @@ def active_sighting(lease: dict[str, Any]) -> ActiveSighting:
     )
 
 
+def unheard(error: BaseException) -> bool:
+    """Whether a failed request says the operator is not hearing the API server (its side
+    failed, or nothing came back), rather than that the request was wrong: 5xx, 429, a
+    timeout, a refused or broken connection. A 4xx is an answer."""
+    status = getattr(error, "status", None)
+    if isinstance(status, int) and status > 0:
+        return status >= 500 or status == 429
+    return isinstance(error, (TimeoutError, OSError, aiohttp.ClientError))
+
+
+DEAF_EPISODES_KEPT = 256  # closed episodes remembered; older ones credit nothing (conservative)
+
+
+@dataclass
+class Hearing:
+    """The operator's own hearing of the API server, on its own clock, and the one rule built
+    on it: a member's silence counts only over time in which the operator could have heard
+    its renewals (`silence_counted_from`).
+
+    The operator judges a member lost when it has not observed a renewal for W. Not observing
+    is evidence of the member's silence only while the operator itself is hearing the API:
+    while its requests fail, its member-Lease watch is broken and relisting, or the API server
+    does not answer, it would not observe a renewal that happened, and a member silent in that
+    time may be renewing as ever (an operator cut off alone), or may be unable to renew for
+    the same outage (an API server down for everyone) with no fault of its own. So each
+    failure opens a *deaf episode*, from the last success before it (nothing proves hearing
+    after that) to the first success after it; silence inside an episode is not counted.
+
+    What counts as a success (`heard`): a listing, a watch event or bookmark of the member
+    Leases, a confirming read of one, a reconciliation whose requests all succeeded. A failure
+    (`missed`): an API error of the server's side (5xx, 429), a timeout, a refused or broken
+    connection, a watch ended by an error or 410 Gone. A watch that lags without failing is
+    not caught here: the controller confirms every HeartbeatLost verdict by a fresh read of
+    the member's Lease before the engine may act on it (reconcile.confirm_silences)."""
+
+    last_heard: float | None = None  # monotonic: the last success
+    deaf_since: float | None = None  # the open episode's start, while failures go on
+    episodes: list[tuple[float, float]] = field(default_factory=list)  # closed: (start, end)
+
+    def heard(self, now: float) -> None:
+        if self.deaf_since is not None:
+            self._close(self.deaf_since, now)
+            self.deaf_since = None
+        self.last_heard = now
+
+    def missed(self, now: float) -> None:
+        if self.deaf_since is None:
+            self.deaf_since = self.last_heard if self.last_heard is not None else now
+
+    @property
+    def deaf(self) -> bool:
+        return self.deaf_since is not None
+
+    def _close(self, start: float, end: float) -> None:
+        if self.episodes and start <= self.episodes[-1][1]:  # overlapping: merge
+            start = min(start, self.episodes[-1][0])
+            self.episodes.pop()
+        self.episodes.append((start, end))
+        del self.episodes[:-DEAF_EPISODES_KEPT]
+
+    def deaf_between(self, start: float, now: float) -> float:
+        """Seconds of [start, now] inside deaf episodes (the open one runs to `now`)."""
+        spans = [*self.episodes]
+        if self.deaf_since is not None:
+            spans.append((self.deaf_since, now))
+        return sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in spans)
+
+    def silence_counted_from(self, last_seen: float, now: float) -> float:
+        """The instant from which a member last seen at `last_seen` counts as silent: its
+        sighting moved later by the deaf time since. Judged against W exactly as a sighting
+        (engine.judge), so a member crashed while the operator hears is lost at W as ever,
+        one crashed during an outage of the operator's API at W of hearing time, and nobody
+        at the moment the operator hears again after an outage of any length."""
+        return last_seen + self.deaf_between(last_seen, now)
+
+
 @dataclass
 class PairBook:
     members: dict[str, MemberSighting] = field(default_factory=dict)
@@ -80,6 +162,25 @@ class PairBook:
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
+    listening: Hearing = field(default_factory=Hearing)  # the operator's, shared by every pair
+
+    def counted_last_seen(self, member: str, now: float) -> float | None:
+        """The member's last sighting as the engine judges it: moved later by the time the
+        operator was deaf since (Hearing.silence_counted_from); None when never seen."""
+        seen = self.members.get(member)
+        if seen is None or seen.deleted:
+            return None
+        return self.listening.silence_counted_from(seen.last_seen, now)
+
+    def silent_beyond(self, window: float, now: float) -> list[str]:
+        """Members the engine would judge HeartbeatLost now: seen once, silent for longer
+        than `window` of the operator's hearing time. Each verdict is confirmed by a fresh
+        read before it is acted on."""
+        return [
+            member
+            for member in self.members
+            if (since := self.counted_last_seen(member, now)) is not None and now - since > window
+        ]
 
     def see_active(self, sighting: ActiveSighting) -> bool:
         """Take a sighting of the active Lease; True when it changed what we knew."""
@@ -98,6 +199,29 @@ class PairBook:
         self.wake.set()
 
 
+def later_version(version: str, before: MemberSighting) -> bool:
+    """Whether a member Lease at `version` may be newer than the one recorded: where both are
+    integers (etcd's revisions, the sandbox's) their order is the order of writes; otherwise
+    (opaque, or unknown) it may be."""
+    try:
+        return int(version) > int(before.resource_version)
+    except ValueError:
+        return True
+
+
+def rejoined(
+    before: MemberSighting | None, renewed: bool, returned: bool, now: float
+) -> float | None:
+    """A member's `back_since` after a sighting: set by a renewal after a lost heartbeat,
+    cleared by the next renewal (heard twice: it is back), kept otherwise. The first sighting
+    of a member (an operator start) is no return: a restart judges nobody."""
+    if before is None or before.deleted or not renewed:
+        return before.back_since if before is not None and not before.deleted else None
+    if returned:
+        return now
+    return None
+
+
 class ObservationBook:
     """Sightings per (namespace, pair, member), and a wake-up for each pair's reconciler."""
 
@@ -105,6 +229,7 @@ class ObservationBook:
         self._pairs: dict[tuple[str, str], PairBook] = {}
         self._clock: Clock = SystemClock()
         self._listed: set[str | None] = set()  # namespaces (None: all) listed at least once
+        self.listening = Hearing()  # the operator's own hearing of the API server
 
     def listed(self, namespace: str | None, now: float) -> None:
         """The member Leases of `namespace` (None: every namespace) were listed and recorded.
@@ -124,7 +249,7 @@ class ObservationBook:
         return None in self._listed or namespace in self._listed
 
     def pair(self, namespace: str, pair: str) -> PairBook:
-        return self._pairs.setdefault((namespace, pair), PairBook())
+        return self._pairs.setdefault((namespace, pair), PairBook(listening=self.listening))
 
     def forget(self, namespace: str, pair: str) -> None:
         self._pairs.pop((namespace, pair), None)
@@ -171,19 +296,28 @@ class ObservationBook:
             return True
         if not renew_time:  # created by the operator, never renewed by an agent yet
             return False
+        version = str(meta.get("resourceVersion") or "")
+        if before is not None and not before.deleted and not later_version(version, before):
+            # A lagging watch delivers what a confirming read already showed: not news.
+            return False
         renewed = before is None or before.deleted or renew_time != before.renew_time
+        # A renewal after more than a window of silence is a member coming back (a healed
+        # partition, a restarted node): as urgent as any report, though it may read the same.
+        # Silence as the engine counts it: the operator's own deafness is not the member's.
+        returned = (
+            before is not None
+            and book.window is not None
+            and now - book.listening.silence_counted_from(before.last_seen, now) > book.window
+        )
         sighting = MemberSighting(
             last_seen=now if renewed or before is None else before.last_seen,
             renew_time=renew_time,
             holder=str(spec.get("holderIdentity") or ""),
             report=report,
+            back_since=rejoined(before, renewed, returned, now),
+            resource_version=version,
         )
         book.members[member] = sighting
-        # A renewal after more than a window of silence is a member coming back (a healed
-        # partition, a restarted node): as urgent as any report, though it may read the same.
-        returned = (
-            before is not None and book.window is not None and now - before.last_seen > book.window
-        )
         urgent = before is None or before.deleted or returned or report.urgent_change(before.report)
         # New data on a member may make a copy due (replication.seconds_until_due sleeps
         # until then): not urgent for the agent, but the pair looks at once.

@@ -129,13 +129,14 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     wanted = requests.pending(annotations, meta.get("resourceVersion"), previous.last_request)
     if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
+    await confirm_silences(rt, namespace, name, book, sizing.window)
     seen = await _read_world(rt, namespace, spec)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
     assert book.active is not None
     observed = Observed(
         status=previous,
-        primary=_member(book, "primary", seen.pods["primary"]),
-        secondary=_member(book, "secondary", seen.pods["secondary"]),
+        primary=_member(book, "primary", seen.pods["primary"], rt.clock.monotonic()),
+        secondary=_member(book, "secondary", seen.pods["secondary"], rt.clock.monotonic()),
         request=wanted.request,
         generation=meta.get("generation"),
         lease=LeaseView(
@@ -198,7 +199,29 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     memory.window, memory.timers_at = sizing.window, now.monotonic + timers(look)
     memory.checked_at = now.monotonic
     book.window = sizing.window
-    return next_look(look, _last_seen(book))
+    return next_look(look, _last_seen(book, now.monotonic))
+
+
+async def confirm_silences(
+    rt: Runtime, namespace: str, pair: str, book: PairBook, window: float
+) -> None:
+    """Confirm each HeartbeatLost verdict by a fresh read before the engine may act on it.
+    The watch may lag, or have been closed and not yet relisted, without any error the
+    operator saw: a member silent to the watch may have renewed. Its Lease read now, a
+    renewTime other than the last sighting's is a renewal observed now; the same one confirms
+    the silence. A read that fails raises, and the step is retried: an unconfirmed verdict
+    never moves a role (and the failure opens a deaf episode, observations.Hearing). The
+    detection of a real crash grows by one read."""
+    now = rt.clock.monotonic()
+    for member in book.silent_beyond(window, now):
+        try:
+            lease = await leases.read_member(rt.api, namespace, pair, member)
+        except client.ApiException as error:
+            if error.status != 404:  # gone: nobody renews it, the silence stands
+                raise
+            continue
+        book.listening.heard(rt.clock.monotonic())
+        rt.book.record_lease(lease, None, rt.clock.monotonic())
 
 
 async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Seen:
@@ -235,13 +258,14 @@ def _parsed_spec(body: Any, memory: PairMemory) -> FailoverPairSpec:
     return memory.spec[1]
 
 
-def _member(book: PairBook, member: Member, pod: pods.Resolution) -> MemberObservation:
+def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) -> MemberObservation:
     seen = book.members.get(member)
     alive = seen is not None and not seen.deleted
     return MemberObservation(
         pod_name=pod.name,
         pod_running=pod.running,
-        last_seen=seen.last_seen if seen is not None and alive else None,
+        last_seen=book.counted_last_seen(member, now),
+        rejoining=seen is not None and alive and seen.back_since is not None,
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,
         labels=pod.labels if pod.name else None,
@@ -363,8 +387,9 @@ def _export(
 def still_quiet(memory: PairMemory, book: PairBook, now: float) -> float | None:
     """After a timed wake-up with no report in between: seconds until the next thing could be
     due, or None when something is (then run the step); see engine.schedule.still_quiet."""
-    return quiet_for(memory.timers_at, memory.window, _last_seen(book), memory.checked_at, now)
+    return quiet_for(memory.timers_at, memory.window, _last_seen(book, now), memory.checked_at, now)
 
 
-def _last_seen(book: PairBook) -> list[float]:
-    return [s.last_seen for s in book.members.values() if not s.deleted]
+def _last_seen(book: PairBook, now: float) -> list[float]:
+    """Each member's sighting as judged (deaf time credited): its loss deadline is W later."""
+    return [t for m in book.members if (t := book.counted_last_seen(m, now)) is not None]

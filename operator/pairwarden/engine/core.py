@@ -99,6 +99,20 @@ def window_seconds(spec: FailoverPairSpec) -> float:
     return spec.heartbeat.window_seconds
 
 
+def silent(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
+    """HeartbeatLost: no renewal observed for longer than W (of the operator's hearing time,
+    controller/observations.Hearing), or back after such a silence and heard only once
+    since. A member whose heartbeat was lost is eligible again only once it has been heard
+    twice: a single renewal after a loss may be one that was late (held in a cut network, a
+    lagging watch) from a member still cut off. On a real node a member cut from the API
+    server was judged HeartbeatLost, one late renewal of its was seen two seconds later, and
+    when the new holder's voicemail went down a second after that, the role went back to the
+    cut member (none -> primary, FirstToStart), which then fenced itself: nobody answered."""
+    if seen.last_seen is None or now.monotonic - seen.last_seen > window_seconds(spec):
+        return True
+    return seen.rejoining
+
+
 def judge(
     spec: FailoverPairSpec,
     status: FailoverPairStatus,
@@ -116,7 +130,7 @@ def judge(
         failure = Cause.POD_GONE
     elif not report.agent_running:
         failure = Cause.AGENT_STOPPED
-    elif seen.last_seen is None or now.monotonic - seen.last_seen > window_seconds(spec):
+    elif silent(spec, seen, now):
         failure = Cause.HEARTBEAT_LOST
     elif not report.service_up:
         failure = Cause.SERVICE_STOPPED

@@ -96,6 +96,9 @@ class MemberObservation:
     pod_name: str | None = None
     pod_running: bool = True
     last_seen: float | None = None  # operator monotonic time of the last observed renewal
+    # Back after a silence longer than the window and heard only once since: not yet
+    # eligible (engine.judge). The operator's observation book sets and clears it.
+    rejoining: bool = False
     report: MemberReport = field(default_factory=MemberReport)
     # Why the member's podName/selector names no single running pod (None: it names one).
     pod_problem: str | None = None

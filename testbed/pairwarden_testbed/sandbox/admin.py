@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,15 +32,29 @@ class Fault:
     count: int = 1
     message: str = ""
     delay: float = 0.0  # seconds the request hangs before the error: a slow or timed-out call
+    fraction: float = 1.0  # the share of matching requests it takes; the others pass untouched
+    seconds: float | None = None  # it ends by itself this long after it was added (a storm)
+    until: float | None = None  # monotonic, set from `seconds` when added
+    user: str | None = None  # only this identity's requests (user_of): one client cut off
+    spare: str | None = None  # never this identity's (the test's own observer)
 
-    def matches(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> bool:
+    def matches(
+        self, verb: str, resource: str, group: str, ns: str | None, name: str, user: str = ""
+    ) -> bool:
         qualified = f"{resource.split('/')[0]}.{group}" if group else resource
         return (
-            self.verb in ("*", verb)
+            self.user in (None, user)
+            and self.spare != user
+            and self.verb in ("*", verb)
             and self.resource in ("*", resource, qualified)
             and self.name in (None, name)
             and self.namespace in (None, ns)
         )
+
+    @property
+    def slows_only(self) -> bool:
+        """Status 0: the request is held `delay` seconds, then served as usual (a slow API)."""
+        return self.status == 0
 
     def error(self) -> ApiError:
         message = self.message or f"injected fault: {REASONS.get(self.status, self.status)}"
@@ -52,6 +68,10 @@ class Faults:
     def add(self, fault: Fault) -> None:
         if fault.count <= 0:
             raise ValueError("count must be positive")
+        if not 0.0 < fault.fraction <= 1.0:
+            raise ValueError("fraction must be in (0, 1]")
+        if fault.seconds is not None:
+            fault.until = time.monotonic() + fault.seconds
         self._faults.append(fault)
 
     def clear(self) -> None:
@@ -60,11 +80,18 @@ class Faults:
     def pending(self) -> list[dict[str, Any]]:
         return [asdict(f) for f in self._faults]
 
-    def take(self, verb: str, resource: str, group: str, ns: str | None, name: str) -> Fault | None:
+    def take(
+        self, verb: str, resource: str, group: str, ns: str | None, name: str, user: str = ""
+    ) -> Fault | None:
         """The first matching fault, consuming one of its count (the caller answers with its
-        error after its delay), or None."""
+        error after its delay, or serves the request after it for status 0), or None. A
+        fault whose period ended is dropped; one with a fraction takes only that share."""
+        now = time.monotonic()
+        self._faults = [f for f in self._faults if f.until is None or f.until > now]
         for fault in self._faults:
-            if fault.matches(verb, resource, group, ns, name):
+            if fault.matches(verb, resource, group, ns, name, user):
+                if fault.fraction < 1.0 and random.random() >= fault.fraction:
+                    continue
                 fault.count -= 1
                 if fault.count == 0:
                     self._faults.remove(fault)

@@ -83,13 +83,50 @@ class _Controls:
         namespace: str | None = None,
         message: str = "",
         delay: float = 0.0,
+        fraction: float = 1.0,
+        seconds: float | None = None,
+        user: str | None = None,
+        spare: str | None = None,
     ) -> None:
         """Fail the next `count` requests matching verb (get, list, watch, create, update,
         patch, delete, deletecollection or *), resource (plural, `plural/status`,
         `plural.group` or *), name and namespace, with `status` and a Status body, after
-        holding each for `delay` seconds (a slow API, or a client timeout)."""
-        fault = Fault(verb, resource, name, namespace, status, count, message, delay)
+        holding each for `delay` seconds (a slow API, or a client timeout). Status 0 serves
+        the request after the delay (every request slow); `fraction` takes only that share of
+        the matching requests (a 5xx storm); `seconds` ends the fault that long after now;
+        `user` limits it to one identity's requests (`kubeconfig_for(user)`), `spare` keeps
+        one identity's out of it."""
+        fault = Fault(
+            verb,
+            resource,
+            name,
+            namespace,
+            status,
+            count,
+            message,
+            delay,
+            fraction,
+            seconds,
+            user=user,
+            spare=spare,
+        )
         self._call(lambda: self.server.faults.add(fault))
+
+    def end_watches(self) -> int:
+        """End every open watch stream now (a server dropping slow clients): each client
+        watches again; with `compact` first, it must list again (410 Gone)."""
+        return self._call(self.server.store.end_watches)
+
+    def lag_watches(self, seconds: float, user: str | None = None) -> None:
+        """Hold every watch event `seconds` before it is written (0: no lag): a server
+        behind its clients, which ends no stream and says nothing. `user`: only the watches
+        of that identity (a slow client the server is behind for)."""
+
+        def lag() -> None:
+            self.server.settings.watch_lag = seconds
+            self.server.settings.watch_lag_user = user
+
+        self._call(lag)
 
     def clear_faults(self) -> None:
         self._call(self.server.faults.clear)

@@ -39,6 +39,8 @@ class Settings:
     bookmark_interval: float = 10.0
     max_body_bytes: int = 3 * 1024 * 1024
     default_watch_timeout: float = 1800.0
+    watch_lag: float = 0.0  # seconds every watch holds its events before writing them
+    watch_lag_user: str | None = None  # only this identity's watches lag (None: everyone's)
 
 
 @dataclass
@@ -307,12 +309,14 @@ class ApiServer:
         rt = route.rt
         verb = self._verb(request.method, route, q.get("watch", "") in TRUE)
         resource = f"{rt.plural}/{route.sub}" if route.sub else rt.plural
-        self.stats.record(user_of(request.headers.get("Authorization")), verb, resource)
-        fault = self.faults.take(verb, resource, rt.group, route.namespace, route.name or "")
+        user = user_of(request.headers.get("Authorization"))
+        self.stats.record(user, verb, resource)
+        fault = self.faults.take(verb, resource, rt.group, route.namespace, route.name or "", user)
         if fault is not None:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
-            raise fault.error()
+            if not fault.slows_only:
+                raise fault.error()
         if verb in ("list", "watch", "deletecollection"):
             selector = parse_selector(
                 route.namespace if rt.namespaced else None,
@@ -444,6 +448,11 @@ class ApiServer:
                 while not watcher.queue.empty() and len(batch) < 500:
                     batch.append(watcher.queue.get_nowait())
                 stop = None in batch
+                if self._lags(request) and not stop:  # a server behind its clients
+                    await asyncio.sleep(self.settings.watch_lag)
+                    while not watcher.queue.empty() and len(batch) < 500:
+                        batch.append(watcher.queue.get_nowait())
+                    stop = None in batch
                 chunk = b"".join(
                     self._event_line(rt, kind, event, neg.table, include)
                     for kind, event in (i for i in batch if i is not None)
@@ -457,6 +466,12 @@ class ApiServer:
         finally:
             self.store.unsubscribe(watcher)
         return response
+
+    def _lags(self, request: web.Request) -> bool:
+        who = self.settings.watch_lag_user
+        return self.settings.watch_lag > 0 and (
+            who is None or who == user_of(request.headers.get("Authorization"))
+        )
 
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}

@@ -200,6 +200,17 @@ class Store:
     def watcher_count(self) -> int:
         return sum(len(g) for by_ns in self._watchers.values() for g in by_ns.values())
 
+    def end_watches(self) -> int:
+        """End every open watch stream as a server does that drops its slow clients, or
+        restarts: each ends cleanly and its client watches again. How many were ended."""
+        ended = 0
+        for by_ns in self._watchers.values():
+            for group in by_ns.values():
+                for watcher in group:
+                    watcher.queue.put_nowait(None)
+                    ended += 1
+        return ended
+
     def close(self) -> None:
         for by_ns in self._watchers.values():
             for group in by_ns.values():

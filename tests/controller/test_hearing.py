@@ -1,0 +1,181 @@
+"""The operator's blindness is never a member's silence (observations.Hearing), and a
+HeartbeatLost verdict is confirmed by a fresh read (reconcile.confirm_silences)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client as aclient
+
+from pairwarden.clock import ManualClock
+from pairwarden.controller.observations import Hearing, ObservationBook, unheard
+from pairwarden.controller.reconcile import Runtime, confirm_silences
+from pairwarden.kube import async_api_client
+from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MemberReport, member_lease_name
+from pairwarden_testbed.sandbox import Sandbox
+
+W = 6.0
+
+
+def lease(member: str, renew: str, namespace: str = "voice") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": member_lease_name("vm", member),
+            "namespace": namespace,
+            "labels": {LABEL_PAIR: "vm", LABEL_MEMBER: member},
+            "annotations": MemberReport(service_up=True).to_annotations(),
+        },
+        "spec": {"renewTime": renew, "holderIdentity": f"vm-{member}"},
+    }
+
+
+def test_a_member_silent_while_the_operator_hears_is_lost_at_w() -> None:
+    book = ObservationBook()
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1"), None, 1.0)
+    for t in (2.0, 4.0, 6.0):  # the other member's renewals: the watch works
+        book.listening.heard(t)
+    pair = book.pair("voice", "vm")
+    assert pair.silent_beyond(W, 7.0) == []
+    assert pair.silent_beyond(W, 7.1) == ["primary"]
+
+
+def test_an_outage_of_any_length_is_not_counted_and_the_operator_hears_again_first() -> None:
+    hearing = Hearing()
+    hearing.heard(10.0)  # a member renewed at 10.0, seen then
+    hearing.missed(12.0)  # the API stops answering; the failure is noticed at 12
+    hearing.missed(500.0)  # still failing
+    assert hearing.silence_counted_from(10.0, 600.0) == 600.0  # deaf from 10 until now
+    hearing.heard(1000.0)  # it answers again
+    assert hearing.silence_counted_from(10.0, 1000.0) == 1000.0  # silent for 0 s counted
+    # The member is judged W of hearing time later, not at once: it can renew meanwhile.
+    assert hearing.silence_counted_from(10.0, 1000.0 + W) == 1000.0
+
+
+def test_silence_before_and_after_an_outage_adds_up() -> None:
+    """A crash before an outage is detected after W of hearing time in all, so an outage
+    delays the detection by its own length and no more."""
+    hearing = Hearing()
+    hearing.heard(0.0)
+    hearing.heard(4.0)  # the member's last renewal was seen at 0; the watch worked till 4
+    hearing.missed(5.0)
+    hearing.heard(30.0)
+    counted = hearing.silence_counted_from(0.0, 32.0)
+    assert 32.0 - counted == pytest.approx(4.0 + 2.0)
+
+
+def test_a_5xx_storm_leaves_most_time_counted() -> None:
+    """Half the requests fail, but the watch keeps delivering: each episode runs from the
+    success before a failure to the one after, and a crash is still detected near W."""
+    hearing = Hearing()
+    t = 0.0
+    while t < 60.0:
+        hearing.heard(t)
+        hearing.missed(t + 0.1)
+        t += 0.2
+    hearing.heard(60.0)
+    assert hearing.deaf_between(0.0, 60.0) == pytest.approx(60.0)  # every gap had a failure
+    hearing = Hearing()
+    for step in range(300):
+        t = step * 0.2
+        hearing.heard(t)
+        if step % 2:
+            hearing.heard(t + 0.1)
+            hearing.missed(t + 0.15)
+    hearing.heard(60.0)
+    assert hearing.deaf_between(0.0, 60.0) == pytest.approx(150 * 0.1, rel=0.05)
+
+
+def test_episodes_merge_and_are_bounded() -> None:
+    hearing = Hearing()
+    for i in range(1000):
+        hearing.heard(float(i))
+        hearing.missed(i + 0.5)
+    hearing.heard(1000.0)
+    assert len(hearing.episodes) == 1  # each began where the last success was: one span
+    assert hearing.deaf_between(0.0, 1000.0) == pytest.approx(1.0 * 1000 - 0.0, abs=1.0)
+
+
+def test_which_failures_are_deafness() -> None:
+    assert unheard(aclient.ApiException(status=503))
+    assert unheard(aclient.ApiException(status=429))
+    assert unheard(TimeoutError())
+    assert unheard(aiohttp.ServerDisconnectedError())
+    assert unheard(ConnectionRefusedError())
+    assert not unheard(aclient.ApiException(status=409))  # an answer
+    assert not unheard(aclient.ApiException(status=403))
+    assert not unheard(ValueError("a bug is not deafness"))
+
+
+# ------------------------------------------------------------------ the confirming read
+
+
+@pytest.fixture
+async def api(sandbox_only: Sandbox) -> AsyncIterator[aclient.ApiClient]:
+    api = await async_api_client(str(sandbox_only.kubeconfig_path))
+    yield api
+    await api.close()
+
+
+async def _put(api: aclient.ApiClient, namespace: str, member: str, renew: str) -> None:
+    body = lease(member, renew, namespace)
+    body["spec"]["renewTime"] = renew
+    leases = aclient.CoordinationV1Api(api)
+    try:
+        old = await leases.read_namespaced_lease(member_lease_name("vm", member), namespace)
+    except aclient.ApiException:
+        await leases.create_namespaced_lease(namespace, body)
+        return
+    body["metadata"]["resourceVersion"] = old.metadata.resource_version
+    await leases.replace_namespaced_lease(member_lease_name("vm", member), namespace, body)
+
+
+RENEW_1 = "2026-12-07T11:00:00.000000Z"
+RENEW_2 = "2026-12-07T11:00:05.000000Z"
+
+
+async def test_a_renewal_the_watch_did_not_deliver_is_found_by_the_read(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    await _put(api, namespace, "primary", RENEW_1)
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    await _put(api, namespace, "primary", RENEW_2)  # renewed; the watch lags behind
+    clock.advance(W + 1)
+    pair = book.pair(namespace, "vm")
+    assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
+    await confirm_silences(rt, namespace, "vm", pair, W)
+    assert pair.silent_beyond(W, clock.monotonic()) == []
+    assert pair.members["primary"].last_seen == clock.monotonic()
+
+
+async def test_an_unchanged_renewal_confirms_the_silence(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    await _put(api, namespace, "primary", RENEW_1)
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    clock.advance(W + 1)
+    pair = book.pair(namespace, "vm")
+    await confirm_silences(rt, namespace, "vm", pair, W)
+    assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
+
+
+async def test_a_failed_read_confirms_nothing(
+    api: aclient.ApiClient, namespace: str, sandbox_only: Sandbox
+) -> None:
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    clock.advance(W + 1)
+    sandbox_only.inject_fault("get", "leases", namespace=namespace, status=503, count=1)
+    with pytest.raises(aclient.ApiException):  # the step fails and is retried: no verdict
+        await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), W)
