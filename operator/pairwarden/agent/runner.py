@@ -344,7 +344,7 @@ class Agent:
         verdict = decide_answer(inputs, self.settings.sizing, now)
         self.failsafe.episode = failsafe_episode(self.failsafe.episode, verdict, self.clock.wall())
         self.metrics.failsafe.set(1 if verdict.failsafe else 0)
-        if verdict.answer != self.verdict.answer or (
+        if (verdict.answer, verdict.failsafe) != (self.verdict.answer, self.verdict.failsafe) or (
             not verdict.answer and verdict.reason != self.verdict.reason
         ):
             log.info("answer=%s: %s", verdict.answer, verdict.reason)
