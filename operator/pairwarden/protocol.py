@@ -177,6 +177,11 @@ class MemberReport:
     # per-setting digests, compact JSON {name: digest}: the operator names what differs
     setting_digests: str = ""
     call_contact: str = ""  # where callers reach this member: "host:port" (protocol.call_contact)
+    # Failsafe (docs/protocol.md): where the other agent reaches this one ("host:port"), and
+    # the last episode of answering on the peer's promise (ended None: still in effect).
+    peer_contact: str = ""
+    failsafe_since: datetime | None = None
+    failsafe_ended: datetime | None = None
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -193,6 +198,9 @@ class MemberReport:
         "data_version": PREFIX + "data-version",
         "setting_digests": PREFIX + "setting-digests",
         "call_contact": PREFIX + "call-contact",
+        "peer_contact": PREFIX + "peer-contact",
+        "failsafe_since": PREFIX + "failsafe",
+        "failsafe_ended": PREFIX + "failsafe-ended",
     }
     # A change in any of these is written at once, not held until the next renewal, and
     # wakes the operator. Settings change rarely, so their digest costs nothing here, and
@@ -209,6 +217,8 @@ class MemberReport:
         "inactive_calls",
         "settings_digest",
         "epoch",
+        "failsafe_since",
+        "failsafe_ended",
     )
 
     def to_annotations(self) -> dict[str, str]:
@@ -228,6 +238,9 @@ class MemberReport:
             k["data_version"]: self.data_version,
             k["setting_digests"]: self.setting_digests,
             k["call_contact"]: self.call_contact,
+            k["peer_contact"]: self.peer_contact,
+            k["failsafe_since"]: _time(self.failsafe_since),
+            k["failsafe_ended"]: _time(self.failsafe_ended),
         }
 
     @classmethod
@@ -249,6 +262,9 @@ class MemberReport:
             data_version=a.get(k["data_version"], ""),
             setting_digests=a.get(k["setting_digests"], ""),
             call_contact=call_contact(a.get(k["call_contact"])),
+            peer_contact=call_contact(a.get(k["peer_contact"])),
+            failsafe_since=parse_time(a.get(k["failsafe_since"])),
+            failsafe_ended=parse_time(a.get(k["failsafe_ended"])),
         )
 
     def digests_by_setting(self) -> dict[str, str]:

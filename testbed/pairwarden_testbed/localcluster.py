@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,6 +271,26 @@ class LocalCluster:
         self.operator.start()
         self._stack.callback(self.operator.stop)
         return self.operator
+
+    @contextlib.contextmanager
+    def api_away(self, pods: Sequence[str] = ("vm-primary", "vm-secondary")) -> Iterator[None]:
+        """The API server away for everyone a pair depends on (an upgrade, an etcd leader
+        change, an overloaded server): every member pod's link to it cut (their agents'
+        requests hang, as in a partition) and the operator stopped (SIGKILL: it writes nothing
+        on its way out). The kubelet and kube-proxy stand-ins keep the state they have, as the
+        real ones do while the API server is away: the data path needs none of it. On exit
+        the links heal and a new operator starts, as after a control-plane upgrade."""
+        assert self.operator is not None
+        self.operator.stop(signal.SIGKILL)
+        links = [self.kubelet.link(pod) for pod in pods]
+        for link in links:
+            link.cut()
+        try:
+            yield
+        finally:
+            for link in links:
+                link.heal()
+            self.start_operator()
 
     def stop(self) -> None:
         self._stack.close()

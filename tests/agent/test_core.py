@@ -16,9 +16,11 @@ from pairwarden.agent.core import (
     accepts_replication,
     decide_answer,
     licensing_expired,
+    may_promise,
     settings_digest,
     settings_from_spec,
     standby_calls,
+    wants_promise,
 )
 from pairwarden.clock import ManualClock
 
@@ -73,6 +75,114 @@ def test_a_stale_holder_confirmation_fences_even_with_fresh_renewals() -> None:
     v = decide_answer(inputs(last_renewal_sent=1020.0, holder_checked=1000.0), SIZING, 1024.0)
     assert v.answer and v.valid_for == 1.0
     assert not decide_answer(inputs(last_renewal_sent=1020.0), SIZING, 1025.0).answer
+
+
+# Failsafe (docs/protocol.md): renewal sent and holder confirmed at 1000, fence at 1025.
+# (inputs, now) -> (answers, failsafe, valid_for or None)
+FAILSAFE_TABLE = [
+    ("no promise: fences as before", {}, 1025.0, (False, False, None)),
+    ("a live promise carries it past the fence", {"peer_until": 1030.0}, 1025.0, (True, True, 5.0)),
+    ("the promise lapses: it fences", {"peer_until": 1030.0}, 1030.0, (False, False, None)),
+    (
+        "a renewal still valid: not failsafe, the longer bound",
+        {"peer_until": 1020.0},
+        1010.0,
+        (True, False, 15.0),
+    ),
+    (
+        "promise outlasting the renewal: valid for the promise",
+        {"peer_until": 1040.0},
+        1010.0,
+        (True, False, 30.0),
+    ),
+    (
+        "the peer knows a newer epoch: stop at once, even with a fresh renewal",
+        {"peer_epoch": 4, "peer_until": 1030.0},
+        1010.0,
+        (False, False, None),
+    ),
+    ("the peer's older epoch changes nothing", {"peer_epoch": 2}, 1010.0, (True, False, 15.0)),
+    (
+        "promised the peer: not even the named holder answers",
+        {"promised_until": 1012.0},
+        1010.0,
+        (False, False, None),
+    ),
+    ("that promise lapsed: answers", {"promised_until": 1012.0}, 1012.0, (True, False, 13.0)),
+    (
+        "failsafe is never for another's pod",
+        {"holder": "vm-secondary", "peer_until": 1030.0},
+        1025.0,
+        (False, False, None),
+    ),
+    (
+        "failsafe needs the voicemail up",
+        {"service_up": False, "peer_until": 1030.0},
+        1025.0,
+        (False, False, None),
+    ),
+    (
+        "failsafe keeps the licensing rule",
+        {"licensing": "licensing: x", "peer_until": 1030.0},
+        1025.0,
+        (False, False, None),
+    ),
+    (
+        "failsafe needs one renewal first",
+        {"last_renewal_sent": None, "peer_until": 1030.0},
+        1010.0,
+        (False, False, None),
+    ),
+    (
+        "a stale holder read alone is carried too",
+        {"last_renewal_sent": 1020.0, "peer_until": 1027.0},
+        1025.0,
+        (True, True, 2.0),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "now", "expected"),
+    [
+        pytest.param(change, now, expected, id=name)
+        for name, change, now, expected in FAILSAFE_TABLE
+    ],
+)
+def test_failsafe_rule(change: dict[str, object], now: float, expected: tuple[object, ...]) -> None:
+    verdict = decide_answer(inputs(**change), SIZING, now)
+    answers, failsafe, valid_for = expected
+    assert (verdict.answer, verdict.failsafe) == (answers, failsafe), verdict.reason
+    if valid_for is not None:
+        assert verdict.valid_for == valid_for
+    if verdict.failsafe:
+        assert "failsafe" in verdict.reason
+
+
+def test_the_holder_asks_only_once_its_own_validity_is_under_half() -> None:
+    # fence_after 25 s: ask once less than 12.5 s is left, i.e. from 1012.5 on
+    assert not wants_promise(inputs(), SIZING, 1012.4)
+    assert wants_promise(inputs(), SIZING, 1012.5)
+    assert wants_promise(inputs(last_renewal_sent=1012.0, holder_checked=1000.0), SIZING, 1013.0)
+    assert not wants_promise(inputs(holder="vm-secondary"), SIZING, 1020.0)
+    assert not wants_promise(inputs(last_renewal_sent=None), SIZING, 1020.0)
+    assert not wants_promise(inputs(holder_checked=None), SIZING, 1020.0)
+
+
+@pytest.mark.parametrize(
+    ("answering", "voicemail", "epoch", "asked", "promises"),
+    [
+        (False, False, 3, 3, True),  # the standby at the holder's epoch
+        (False, False, 2, 3, True),  # behind the holder: it cannot have been granted since
+        (False, False, 4, 3, False),  # a newer epoch: the asker must hear it and stop
+        (True, False, 3, 3, False),  # answering itself
+        (False, True, 3, 3, False),  # its voicemail still answers (an order not yet taken)
+    ],
+)
+def test_the_peer_promises_only_while_it_does_not_answer(
+    answering: bool, voicemail: bool, epoch: int, asked: int, promises: bool
+) -> None:
+    assert may_promise(answering, voicemail, epoch, asked) is promises
 
 
 def test_cpu_excessive_after_the_whole_duration_above_threshold() -> None:

@@ -33,9 +33,13 @@ def test_report_round_trips_through_annotations() -> None:
         epoch=4,
         settings_digest="abc",
         call_contact="10.0.0.7:5060",
+        peer_contact="10.0.0.7:8083",
+        failsafe_since=datetime(2026, 11, 25, 12, 1, tzinfo=UTC),
+        failsafe_ended=datetime(2026, 11, 25, 12, 2, tzinfo=UTC),
     )
     annotations = report.to_annotations()
     assert annotations["pairwarden.io/agent"] == "stopping"
+    assert annotations["pairwarden.io/failsafe"] == "2026-11-25T12:01:00Z"
     assert annotations["pairwarden.io/started"] == "2026-11-25T12:00:00Z"
     assert MemberReport.from_annotations(annotations) == report
 

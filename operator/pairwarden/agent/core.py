@@ -134,6 +134,13 @@ class FenceInputs:
     holder_checked: float | None  # monotonic time the holder was last confirmed by the API
     service_up: bool
     licensing: str | None  # licensing_expired(...)
+    # Failsafe (docs/protocol.md): until when the peer's promise not to answer holds for this
+    # member (own monotonic clock, counted from when the ask was sent), None without one;
+    # until when this member promised the peer not to answer; the highest epoch the peer
+    # has told us of (its word is a fencing token like the Lease's).
+    peer_until: float | None = None
+    promised_until: float | None = None
+    peer_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,7 @@ class Verdict:
     answer: bool
     reason: str
     valid_for: float = 0.0  # how long the answer holds without another successful renewal
+    failsafe: bool = False  # answering past the fence deadline on the peer's promise
 
 
 def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> Verdict:
@@ -148,26 +156,89 @@ def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> V
 
     `valid_for` is the time left before the rule would fence by itself; the agent hands it
     to the voicemail process with the order, so the bound holds even if the agent hangs.
+    Past the renewal's deadline the answer may go on only while the peer's promise holds
+    (failsafe); a member that has promised the peer does not answer whatever the Lease says.
     """
     if not inputs.holder or inputs.holder != inputs.pod:
         return Verdict(False, "not the active Lease holder")
+    if inputs.peer_epoch > inputs.epoch:
+        return Verdict(False, f"the peer knows a newer epoch ({inputs.peer_epoch})")
+    if inputs.promised_until is not None and now < inputs.promised_until:
+        return Verdict(False, "promised the peer not to answer until it stops or that lapses")
     if inputs.last_renewal_sent is None:
         return Verdict(False, "no successful renewal yet")
-    left = inputs.last_renewal_sent + sizing.fence_after - now
-    if left <= 0:
-        return Verdict(False, "last successful renewal too old")
-    # A watch can stall silently while renewals succeed; without a recent read the holder we
-    # act on may be stale, so it ages under the same bound as the renewal.
     if inputs.holder_checked is None:
         return Verdict(False, "active Lease not confirmed")
-    left = min(left, inputs.holder_checked + sizing.fence_after - now)
+    left, why = fence_left(inputs, sizing, now)
+    failsafe = False
+    peer_left = inputs.peer_until - now if inputs.peer_until is not None else 0.0
     if left <= 0:
-        return Verdict(False, "active Lease not confirmed recently")
+        if peer_left <= 0:
+            return Verdict(False, why)
+        left, failsafe = peer_left, True
+    else:
+        left = max(left, peer_left)
     if not inputs.service_up:
         return Verdict(False, "voicemail process down")
     if inputs.licensing:
         return Verdict(False, inputs.licensing)
+    if failsafe:
+        return Verdict(True, f"failsafe: {why}; the peer promised not to answer", left, True)
     return Verdict(True, "active Lease holder", valid_for=left)
+
+
+def fence_left(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> tuple[float, str]:
+    """Time left before the renewal's own deadline (`W - R/2` after the last successful renewal
+    was sent, and after the holder was last confirmed), with what would fence it. A watch can
+    stall silently while renewals succeed; without a recent read the holder we act on may be
+    stale, so it ages under the same bound as the renewal."""
+    sent, checked = inputs.last_renewal_sent or 0.0, inputs.holder_checked or 0.0
+    renewal = sent + sizing.fence_after - now
+    confirmed = checked + sizing.fence_after - now
+    if renewal <= confirmed:
+        return renewal, "last successful renewal too old"
+    return confirmed, "active Lease not confirmed recently"
+
+
+def wants_promise(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> bool:
+    """The holder asks its peer for a promise once its own validity is under half the fence
+    bound (a renewal, or the read after it, failed): never in a healthy steady state, so a
+    holder that crashes is failed over without waiting out a promise."""
+    if not inputs.holder or inputs.holder != inputs.pod or inputs.last_renewal_sent is None:
+        return False
+    if inputs.holder_checked is None:
+        return False
+    return fence_left(inputs, sizing, now)[0] <= sizing.fence_after / 2
+
+
+def may_promise(answering: bool, voicemail_answering: bool, epoch: int, asked_epoch: int) -> bool:
+    """The peer promises not to answer only while it does not answer (its verdict and its
+    voicemail process both say so) and knows no newer epoch than the asker's: an asker behind
+    a revoke or a grant must hear the newer epoch and stop, not be kept answering."""
+    return not answering and not voicemail_answering and epoch <= asked_epoch
+
+
+@dataclass(frozen=True)
+class FailsafeEpisode:
+    """A stretch of answering on the peer's promise (wall times: they are reported)."""
+
+    since: datetime
+    ended: datetime | None = None
+
+
+def failsafe_episode(
+    previous: FailsafeEpisode | None, verdict: Verdict, now: datetime
+) -> FailsafeEpisode | None:
+    """The episode to report after `verdict`: one begins when the member first answers on a
+    promise, ends when it answers on its own renewal again or stops, and is kept (ended)
+    until the next begins, so an operator that was away too still reads it."""
+    if verdict.failsafe:
+        if previous is None or previous.ended is not None:
+            return FailsafeEpisode(now)
+        return previous
+    if previous is not None and previous.ended is None:
+        return FailsafeEpisode(previous.since, now)
+    return previous
 
 
 @dataclass(frozen=True)
@@ -236,6 +307,8 @@ def build_report(
     data_version: str = "",
     setting_digests: str = "",
     call_contact: str = "",
+    failsafe: FailsafeEpisode | None = None,
+    peer_contact: str = "",
 ) -> MemberReport:
     return MemberReport(
         agent_running=not stopping,
@@ -252,6 +325,9 @@ def build_report(
         data_version=data_version,
         setting_digests=setting_digests,
         call_contact=call_contact,
+        peer_contact=peer_contact,
+        failsafe_since=failsafe.since if failsafe else None,
+        failsafe_ended=failsafe.ended if failsafe else None,
     )
 
 

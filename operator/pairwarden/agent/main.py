@@ -18,6 +18,14 @@ from pairwarden.agent.core import accepts_replication
 from pairwarden.agent.cpu import CgroupSampler, CpuSampler
 from pairwarden.agent.kubeio import KubernetesIO
 from pairwarden.agent.metrics import AgentMetrics
+from pairwarden.agent.peer import (
+    KEY_MOUNT,
+    PEER_PATH,
+    PEER_PORT,
+    HttpTransport,
+    PeerLink,
+    key_reader,
+)
 from pairwarden.agent.runner import Agent, AgentConfig, SettingsReader
 from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
@@ -93,6 +101,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=Path("/var/run/pairwarden/replication/token"),
         help="the pair's replication token (Secret <pair>-replication-token, read per request)",
     )
+    peer = parser.add_argument_group(
+        "failsafe peer link",
+        "the two agents of a pair speak directly, so the holder keeps answering while the API "
+        "server is away and its peer promises not to (docs/protocol.md, Failsafe)",
+    )
+    peer.add_argument("--peer-address", default=pod_ip, help="where the peer link listens")
+    peer.add_argument("--peer-port", type=int, default=PEER_PORT)
+    peer.add_argument(
+        "--peer-contact",
+        default=f"{os.environ['POD_IP']}:{PEER_PORT}" if os.environ.get("POD_IP") else "",
+        help="host:port where the other agent reaches this one, published in the member Lease "
+        "(default: $POD_IP:8083)",
+    )
+    peer.add_argument(
+        "--peer-key-file",
+        type=Path,
+        default=KEY_MOUNT,
+        help="the pair's peer key (Secret <pair>-peer-key); absent: no failsafe, fence as before",
+    )
     parser.add_argument(
         "--cpu-source",
         choices=["voicemail", "cgroup"],
@@ -131,8 +158,13 @@ async def serve(args: argparse.Namespace) -> int:
         pod=args.pod,
         poll_interval=args.poll_interval,
         call_contact=args.call_contact,
+        peer_contact=args.peer_contact,
     )
     directories = await _replicated_directories(kube) if args.data_dir is not None else []
+    transport = HttpTransport()
+    link = PeerLink(
+        args.pair, args.member, args.pod, key_reader(args.peer_key_file), SystemClock(), transport
+    )
     agent = Agent(
         config,
         kube,
@@ -143,8 +175,10 @@ async def serve(args: argparse.Namespace) -> int:
         metrics=metrics,
         data_version=(lambda: fingerprint(args.data_dir, directories)) if directories else None,
         member_settings=_settings_reader(args.data_dir),
+        peer=link,
     )
     runners = [header_bounded_runner(_metrics_app(agent, metrics))]
+    peers = [(header_bounded_runner(_peer_app(agent)), (args.peer_address, args.peer_port))]
     if args.data_dir is not None:
         token = _token_reader(args.replication_token_file)
 
@@ -156,14 +190,15 @@ async def serve(args: argparse.Namespace) -> int:
         files.add_subapp("/replication/", served)
         runners.append(header_bounded_runner(files))
     try:
-        for runner, (host, port) in zip(runners, _addresses(args), strict=False):
+        for runner, (host, port) in [*zip(runners, _addresses(args), strict=False), *peers]:
             await runner.setup()
             await start_site(runner, host, port)
         log.info("agent %s (%s of %s) starting", args.pod, args.member, args.pair)
         await agent.run(stop)
     finally:
-        for runner in runners:
+        for runner in [*runners, *(r for r, _ in peers)]:
             await runner.cleanup()
+        await transport.close()
         await voicemail.close()
         await kube.close()
     return 0
@@ -243,6 +278,18 @@ def _token_reader(path: Path) -> Callable[[], str | None]:
     return read
 
 
+def _peer_app(agent: Agent) -> web.Application:
+    """The failsafe peer link: one POST, authenticated per message (agent.peer)."""
+
+    async def peer(request: web.Request) -> web.Response:
+        status, body = await agent.peer_request(await request.content.read(4096))
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    app = web.Application(client_max_size=4096)
+    app.router.add_post(PEER_PATH, peer)
+    return app
+
+
 def _metrics_app(agent: Agent, metrics: AgentMetrics) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response(
@@ -251,6 +298,7 @@ def _metrics_app(agent: Agent, metrics: AgentMetrics) -> web.Application:
                 "reason": agent.verdict.reason,
                 "epoch": agent.epoch,
                 "holder": agent.holder,
+                "failsafe": agent.verdict.failsafe,
             }
         )
 

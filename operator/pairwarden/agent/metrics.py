@@ -44,6 +44,11 @@ class AgentMetrics:
         self.cpu_excessive = Gauge(
             "pairwarden_agent_cpu_excessive", "1 while CPU is judged excessive", registry=r
         )
+        self.failsafe = Gauge(
+            "pairwarden_agent_failsafe",
+            "1 while this member answers past its fence deadline on its peer's promise",
+            registry=r,
+        )
         self.calls = Gauge("pairwarden_agent_calls_in_progress", "calls in progress", registry=r)
         # a counter (exposed as ..._total): the voicemail process's count only grows
         self.inactive_calls = Counter(

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pairwarden.agent.core import (
     CpuJudge,
+    FailsafeEpisode,
     FenceInputs,
     InactiveCallCounter,
     LicensingClocks,
@@ -25,14 +26,18 @@ from pairwarden.agent.core import (
     VoicemailView,
     build_report,
     decide_answer,
+    failsafe_episode,
     licensing_expired,
+    may_promise,
     settings_digest,
     settings_from_spec,
     standby_calls,
+    wants_promise,
 )
 from pairwarden.agent.cpu import CpuSampler, FunctionSampler
 from pairwarden.agent.kubeio import TRANSIENT, KubeIO, LeaseMissing, LeaseView
 from pairwarden.agent.metrics import AgentMetrics
+from pairwarden.agent.peer import PROMISE_RATE_MARGIN, PeerLink, PeerMessage, PeerRefused
 from pairwarden.agent.state import AgentState
 from pairwarden.clock import Clock
 from pairwarden.protocol import (
@@ -42,6 +47,7 @@ from pairwarden.protocol import (
     active_lease_name,
     call_contact,
     member_lease_name,
+    other,
 )
 from pairwarden.replication.drift import setting_digests
 
@@ -68,6 +74,7 @@ class AgentConfig:
     spec_refresh: float = 30.0
     shutdown_budget: float = 0.7  # SIGTERM to exit, well under a second
     call_contact: str = ""  # where callers reach this member ("host:port"), for the other's 302
+    peer_contact: str = ""  # where the other agent reaches this one's peer link ("host:port")
 
 
 # (files, command) -> the member's own settings: drift.read_member_settings over the data dir
@@ -87,6 +94,7 @@ class Agent:
         metrics: AgentMetrics | None = None,
         data_version: Callable[[], str] | None = None,
         member_settings: SettingsReader | None = None,
+        peer: PeerLink | None = None,
     ) -> None:
         self.config = config
         self._data_version = data_version  # replication.version.fingerprint of the data dir
@@ -123,11 +131,13 @@ class Agent:
         self.verdict = Verdict(False, "starting")
         self._cpu_judge = CpuJudge()
         self._inactive = InactiveCallCounter()
-        self._told: tuple[bool, int, float | None, StandbyCalls] | None = None
+        self._told: tuple[bool, int, object, StandbyCalls] | None = None
         self._refused: tuple[bool, int] | None = None
         self._primary_renew_seen: str | None = None
         self._contact_persisted: float | None = None
         self._wake = asyncio.Event()
+        self.failsafe = Failsafe(peer, member_lease_name(config.pair, other(config.member)))
+        self.fence_inputs: FenceInputs | None = None  # as last judged, for peer_once
 
     # ---- what the agent says -------------------------------------------------------------
 
@@ -145,6 +155,8 @@ class Agent:
             data_version=self.data_version(),
             setting_digests=self._settings_read[2] if self._settings_read else "",
             call_contact=call_contact(self.config.call_contact),
+            failsafe=self.failsafe.episode,
+            peer_contact=call_contact(self.config.peer_contact),
         )
 
     def _vm_digest(self) -> str:
@@ -248,6 +260,8 @@ class Agent:
         self.written = report
         self.renew_ok = True
         await self.confirm_active()
+        if not self.failsafe.contact:
+            await self.refresh_peer()
         await self.evaluate()
         return True
 
@@ -324,9 +338,13 @@ class Agent:
             holder_checked=self.holder_checked,
             service_up=self.vm_view.up,
             licensing=self.licensing,
+            **self.failsafe.inputs(now),
         )
+        self.fence_inputs = inputs
         verdict = decide_answer(inputs, self.settings.sizing, now)
-        if verdict.answer != self.verdict.answer or (
+        self.failsafe.episode = failsafe_episode(self.failsafe.episode, verdict, self.clock.wall())
+        self.metrics.failsafe.set(1 if verdict.failsafe else 0)
+        if (verdict.answer, verdict.failsafe) != (self.verdict.answer, self.verdict.failsafe) or (
             not verdict.answer and verdict.reason != self.verdict.reason
         ):
             log.info("answer=%s: %s", verdict.answer, verdict.reason)
@@ -338,7 +356,8 @@ class Agent:
         want = (verdict.answer, self.epoch)
         if want == self._refused:
             return
-        stamp = self.last_renewal_sent if verdict.answer else None
+        # a new renewal or a new promise extends the order
+        stamp = (self.last_renewal_sent, self.failsafe.peer_until) if verdict.answer else None
         standby = standby_calls(self.settings, self.holder, self.config.pod, self.active_contact)
         told = (*want, stamp, standby)
         out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
@@ -367,7 +386,9 @@ class Agent:
         self.stopping = True
         with contextlib.suppress(TimeoutError, *TRANSIENT):
             async with asyncio.timeout(0.25):
-                await self.vm.order(False, self.epoch)
+                if await self.vm.order(False, self.epoch) == 200:
+                    self.vm_view = VoicemailView()
+                    await self.release_peer()
         self.verdict = Verdict(False, "stopping")
         try:
             async with asyncio.timeout(max(0.1, self.config.shutdown_budget - 0.25)):
@@ -408,6 +429,8 @@ class Agent:
         ]
         if self.config.member == "secondary":
             loops.append(self._primary_loop)
+        if self.failsafe.link is not None:
+            loops.append(self._peer_loop)
         tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -454,3 +477,123 @@ class Agent:
         while True:
             await asyncio.sleep(self.config.spec_refresh)
             await self.refresh_settings()
+            await self.refresh_peer()
+
+    async def _peer_loop(self) -> None:
+        while True:
+            await self.peer_once()
+            await asyncio.sleep(self.peer_period)
+
+    # ---- failsafe: the peer link (docs/protocol.md) --------------------------------------
+
+    @property
+    def peer_period(self) -> float:
+        """How often the holder asks while it needs a promise (also each ask's timeout): five
+        chances within the fence bound."""
+        return self.settings.sizing.fence_after / 5
+
+    async def refresh_peer(self) -> None:
+        """Where the other agent's peer link is, from its member Lease (read while the API
+        server is there, so it is known before an outage)."""
+        with contextlib.suppress(TimeoutError, *TRANSIENT):
+            async with asyncio.timeout(self.request_timeout):
+                view = await self.kube.get_lease(self.failsafe.other_lease)
+            if view is not None:
+                report = MemberReport.from_annotations(dict(view.annotations))
+                self.failsafe.contact = report.peer_contact
+
+    async def peer_once(self) -> None:
+        """The holder asks for a promise when its own validity runs low; a member that
+        stopped answering while it relied on one tells the peer so."""
+        f, now = self.failsafe, self.clock.monotonic()
+        if f.link is None:
+            return
+        inputs = self.fence_inputs
+        if inputs is not None and wants_promise(inputs, self.settings.sizing, now):
+            sent = now
+            f.link.timeout = self.peer_period
+            answer = await f.link.ask(f.contact, self.epoch)
+            if answer is not None:
+                f.heard(answer, sent, self.epoch)
+                await self.evaluate()
+        if not self.verdict.answer:
+            await self.release_peer()
+
+    async def release_peer(self) -> None:
+        """Once this member's voicemail confirmed it stopped answering, end the peer's promises
+        it relied on (the peer may then answer at once instead of when they lapse)."""
+        f = self.failsafe
+        if f.link is None or f.asked_up_to is None or self.vm_view.answering:
+            return
+        up_to, f.asked_up_to, f.peer_until = f.asked_up_to, None, None
+        f.link.timeout = self.peer_period
+        if not await f.link.release(f.contact, self.epoch, up_to):
+            f.asked_up_to = up_to  # try again; peer_until stays dropped: no answer on it
+        else:
+            log.info("told the peer this member stopped answering")
+
+    async def peer_request(self, raw: bytes) -> tuple[int, bytes]:
+        """The peer link's server side: (HTTP status, body)."""
+        f = self.failsafe
+        if f.link is None:
+            return 404, b""
+        try:
+            message = f.link.receive(raw)
+        except PeerRefused as exc:
+            log.warning("peer message refused: %s", exc)
+            return 403, b""
+        now = self.clock.monotonic()
+        f.peer_epoch = max(f.peer_epoch, message.epoch)
+        body = b"{}"
+        if message.kind == "release":
+            f.released(message)
+        elif message.kind == "ask":
+            promise = may_promise(
+                self.verdict.answer, self.vm_view.answering, self.epoch, message.epoch
+            )
+            promise_ms = int(self.settings.sizing.fence_after * 1000)
+            if promise:
+                f.promise(message, now + promise_ms / 1000)
+            body = f.link.reply(message, self.epoch, promise, promise_ms if promise else 0)
+        await self.evaluate()
+        return 200, body
+
+
+class Failsafe:
+    """The agent's failsafe memory: promises it gave (per boot of the asker, until when on our
+    clock, up to which seq), the promise it holds, and the episode it reports."""
+
+    def __init__(self, link: PeerLink | None, other_lease: str) -> None:
+        self.link = link
+        self.other_lease = other_lease
+        self.contact = ""  # the other agent's peer link, "host:port"
+        self.given: dict[str, tuple[int, float]] = {}  # asker's boot -> (seq, until)
+        self.peer_until: float | None = None  # the promise this member holds, own clock
+        self.asked_up_to: int | None = None  # the last ask whose promise we relied on
+        self.peer_epoch = 0
+        self.episode: FailsafeEpisode | None = None
+
+    def inputs(self, now: float) -> dict[str, Any]:
+        self.given = {b: v for b, v in self.given.items() if v[1] > now}
+        promised = max((v[1] for v in self.given.values()), default=None)
+        return {
+            "peer_until": self.peer_until,
+            "promised_until": promised,
+            "peer_epoch": self.peer_epoch,
+        }
+
+    def heard(self, answer: PeerMessage, sent: float, epoch: int) -> None:
+        self.peer_epoch = max(self.peer_epoch, answer.epoch)
+        if answer.promise and answer.epoch <= epoch and answer.promise_ms > 0:
+            until = sent + answer.promise_ms / 1000 * PROMISE_RATE_MARGIN
+            self.peer_until = max(self.peer_until or until, until)
+            self.asked_up_to = answer.up_to
+
+    def promise(self, ask: PeerMessage, until: float) -> None:
+        self.given[ask.boot] = (ask.seq, max(until, self.given.get(ask.boot, (0, until))[1]))
+
+    def released(self, release: PeerMessage) -> None:
+        given = self.given.get(release.boot)
+        if given is not None and release.up_to >= given[0]:
+            del self.given[release.boot]
+            log.info("the peer stopped answering: promise ended")

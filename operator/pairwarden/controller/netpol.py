@@ -6,7 +6,9 @@ with it), as Strimzi does per Kafka cluster for the ports it owns:
   never calls it);
 - the agent's metrics and health port: from the peers the operator is given (the monitoring
   namespace), else from anywhere;
-- the callers' ports, the target ports of the pair's Service: from anywhere.
+- the callers' ports, the target ports of the pair's Service: from anywhere;
+- the agents' failsafe peer link (peer port): only from the pair's member pods (each
+  message is authenticated with the pair's peer key besides).
 
 Any NetworkPolicy that selects a pod isolates it on every port, so the callers' ports must be
 listed: they are read from the Service. Any other port of a member pod (an admin UI) needs a
@@ -50,6 +52,7 @@ class PolicySettings:
 
     replication_port: int = 8082
     metrics_port: int = 8080
+    peer_port: int = 8083  # agent.peer.PEER_PORT
     # NetworkPolicyPeers admitted to the metrics port; empty: every source.
     metrics_from: tuple[dict[str, Any], ...] = ()
 
@@ -80,15 +83,18 @@ def policy_spec(
     metrics: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": settings.metrics_port}]}
     if settings.metrics_from:
         metrics["from"] = [dict(peer) for peer in settings.metrics_from]
+    members = {"key": LABEL_MEMBER, "operator": "In", "values": list(MEMBERS)}
+    selector = {"matchLabels": {LABEL_PAIR: pair}, "matchExpressions": [members]}
+    pair_members = {"podSelector": {**selector}}
     ingress = [
         {"from": [jobs], "ports": [{"protocol": "TCP", "port": settings.replication_port}]},
         metrics,
+        {"from": [pair_members], "ports": [{"protocol": "TCP", "port": settings.peer_port}]},
     ]
     if callers:
         ingress.append({"ports": callers})
-    members = {"key": LABEL_MEMBER, "operator": "In", "values": list(MEMBERS)}
     return {
-        "podSelector": {"matchLabels": {LABEL_PAIR: pair}, "matchExpressions": [members]},
+        "podSelector": selector,
         "policyTypes": ["Ingress"],
         "ingress": ingress,
     }

@@ -31,6 +31,7 @@ from pairwarden.controller import (
     rbac,
     replication,
     requests,
+    secrets,
     services,
     status,
 )
@@ -119,6 +120,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         )
         book.see_active(active_sighting(active))
         await rbac.ensure_agent_rbac(rt.api, namespace, name, _owner(body))
+        await secrets.ensure_peer_key(rt.api, namespace, name, _owner(body))
         memory.leases_ready = True
     if rt.policies is not None:  # at most once per netpol.RECHECK_SECONDS
         await rt.policies.ensure(rt.api, namespace, name, spec.service, _owner(body))

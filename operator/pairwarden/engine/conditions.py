@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pairwarden.api.models import ActiveMember, Condition, FailoverPairStatus
-from pairwarden.engine.types import MemberObservation, RoutingView
-from pairwarden.protocol import LABEL_MEMBER, Member
+from pairwarden.engine.types import MemberObservation, RoutingView, Warn
+from pairwarden.protocol import LABEL_MEMBER, MEMBERS, Member, MemberReport
 
 # Ready=False reasons a person must fix (the engine cannot): announced by one Warning Event
 # when the condition takes that reason, not again while it keeps it.
@@ -117,6 +117,57 @@ def members_resolved(problems: Mapping[Member, str]) -> Check:
     if not problems:
         return Check("MembersResolved", True, "OnePodEach", "each member names one running pod")
     return Check("MembersResolved", False, "PodUnresolved", "; ".join(problems.values()))
+
+
+def failsafe(reports: Mapping[Member, MemberReport]) -> Check:
+    """Failsafe (docs/protocol.md): a member answered past its fence deadline on its peer's
+    promise because it could not renew (the API server away from it). True while a member
+    reports an episode not ended; once over, False naming the last one, kept until the
+    agent reports another (or restarts)."""
+    latest = _latest_episode(reports)
+    if latest is None:
+        return Check("Failsafe", False, "NotInEffect", "every member answers on its own renewals")
+    member, report = latest
+    key = failsafe_key(member, report)
+    if report.failsafe_ended is None or report.failsafe_since is None:
+        return Check("Failsafe", True, "InEffect", f"{key}, the API server away from it")
+    seconds = (report.failsafe_ended - report.failsafe_since).total_seconds()
+    return Check(
+        "Failsafe",
+        False,
+        "Ended",
+        f"{key} to {_time(report.failsafe_ended)} ({seconds:.1f} s), the API server away from it",
+    )
+
+
+def failsafe_event(
+    previous: Condition | None, reports: Mapping[Member, MemberReport]
+) -> Warn | None:
+    """One Warning Event per episode: when the condition first names it, in effect or (for an
+    operator that was away as well) already ended."""
+    latest = _latest_episode(reports)
+    if latest is None:
+        return None
+    if previous is not None and previous.message.startswith(failsafe_key(*latest)):
+        return None
+    return Warn("Failsafe", failsafe(reports).message)
+
+
+def failsafe_key(member: Member, report: MemberReport) -> str:
+    """How the Failsafe message begins: it names the episode."""
+    return f"{member} answered on its peer's promise from {_time(report.failsafe_since)}"
+
+
+def _latest_episode(reports: Mapping[Member, MemberReport]) -> tuple[Member, MemberReport] | None:
+    episodes = [(r.failsafe_since, m, r) for m in MEMBERS if (r := reports[m]).failsafe_since]
+    if not episodes:
+        return None
+    _, member, report = max(episodes, key=lambda e: e[0] or datetime.min)
+    return member, report
+
+
+def _time(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else "?"
 
 
 def stamp(

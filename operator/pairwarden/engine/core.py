@@ -29,6 +29,8 @@ from pairwarden.engine.conditions import (
     READY_PROBLEMS,
     Check,
     ReadyInputs,
+    failsafe,
+    failsafe_event,
     find,
     members_resolved,
     ready,
@@ -427,6 +429,10 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     if drift is not None:
         actions.append(drift)
     actions.extend(_problem_events(status, checks))
+    reports = {m: observed.member(m).report for m in MEMBERS}
+    event = failsafe_event(find(status, "Failsafe"), reports)
+    if event is not None:
+        actions.append(event)
     if worth_writing(stored, new_status, spec):
         actions.append(UpdateStatus(new_status))
     if not why:
@@ -936,6 +942,7 @@ def _checks(
             else "per-member settings differ: " + ", ".join(status.drift.differing_settings),
         ),
         members_resolved(problems),
+        failsafe({m: observed.member(m).report for m in MEMBERS}),
     ]
 
 
