@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.rbac import agent_account
-from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
+from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER, MEMBERS
 from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -44,11 +44,13 @@ class Remote:
         self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "failoverpairs", pair
         )
-        account = AGENT_SERVICE_ACCOUNT or agent_account(pair["metadata"]["name"])
-        wait_until(lambda: self._has_account(account), 90, f"ServiceAccount {account}")
+        name = pair["metadata"]["name"]
+        accounts = {m: AGENT_SERVICE_ACCOUNT or agent_account(name, m) for m in MEMBERS}
+        for account in accounts.values():
+            wait_until(lambda a=account: self._has_account(a), 90, f"ServiceAccount {account}")
         for doc in yaml.safe_load_all(Path(EXAMPLES / "voicemail-pair.yaml").read_text()):
             if doc["kind"] == "Pod":
-                doc["spec"]["serviceAccountName"] = account
+                doc["spec"]["serviceAccountName"] = accounts[doc["metadata"]["labels"]["member"]]
                 self.core.create_namespaced_pod(self.namespace, doc)
             elif doc["kind"] == "Service":
                 self.core.create_namespaced_service(self.namespace, doc)
