@@ -389,7 +389,10 @@ def test_a_holder_that_stops_answering_is_failed_over_after_a_window() -> None:
     assert second.role_change == Activate("secondary", 2, Cause.NOT_ANSWERING, "primary")
 
 
-def test_a_silence_remembered_from_before_a_restart_moves_nothing_once_the_holder_answers() -> None:
+
+def test_a_silence_remembered_from_before_a_restart_moves_nothing_once_the_holder_answers() -> (
+    None
+):
     """The status an operator left when it was killed may remember a silence it never saw end
     (the grant's first look, before the agent reported back). A restarted operator reads it
     more than a window later: the holder answers now, so nothing moves (the restart scenario
@@ -411,7 +414,6 @@ def test_a_silence_remembered_from_before_a_restart_moves_nothing_once_the_holde
     )
     assert second.role_change is None
     assert second.status.holder_silent_since is None
-
 
 # ------------------------------------------------------------- members and pods
 
