@@ -5,10 +5,12 @@ the member Lease.
 The voicemail's control port listens on the pod's loopback, so any process in the pod could
 order a role there. An order is therefore signed: HMAC-SHA256 over the exact request body,
 with a key the agent draws at each start and writes to a volume only it writes (an emptyDir
-the voicemail container mounts read-only). The body carries `seq`, a counter that grows with
-every order of one key: a verifier refuses a `seq` it has already passed, so an order of this
-agent delivered late, or replayed, is never obeyed after a newer one. A new key (the agent
-restarted) starts a new sequence, and every order signed with the old key is refused.
+the voicemail container mounts read-only). The body carries `issuedAtMs`, the agent's wall
+clock (the same host's clock the server reads) in milliseconds, strictly growing per key: a
+verifier refuses an order issued more than ORDER_FRESH_MS from its own now, and one not newer
+than the last it took of the same key, so an order delivered late or replayed is never obeyed
+after a newer one, and no order, even signed, can hold the sequence beyond that window. A new
+key (the agent restarted) starts afresh, and every order signed with the old one is refused.
 
 This replaces the permanent epoch floor the voicemail used to keep ("never an order older
 than the highest epoch ever obeyed"): that floor let one forged order with a huge epoch make
@@ -23,6 +25,8 @@ import hmac
 import json
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,10 @@ ORDER_KEY_FILE = "/var/run/pairwarden/order/key"
 AUTH_HEADER = "Authorization"
 AUTH_SCHEME = "Pairwarden-HMAC-SHA256"
 KEY_BYTES = 32
+# How far an order's `issuedAtMs` may be from the server's clock: far above a loopback
+# request's delay (the agent gives up on one after 0.5 s), and the longest that a signed order
+# stamped in the future could keep the agent's own orders out.
+ORDER_FRESH_MS = 5_000
 
 
 def new_key() -> bytes:
@@ -66,16 +74,17 @@ def signature(key: bytes, body: bytes) -> str:
 
 
 class OrderSigner:
-    """The agent's side: each order gets the next `seq` and a signature over its bytes."""
+    """The agent's side: each order gets its `issuedAtMs` and a signature over its bytes."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, wall: Callable[[], float] = time.time) -> None:
         self.key = key
-        self._seq = 0
+        self._wall = wall
+        self._last = 0
 
     def sign(self, order: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-        """(request body, headers) of `order` with its `seq`."""
-        self._seq += 1
-        body = json.dumps({**order, "seq": self._seq}, separators=(",", ":")).encode()
+        """(request body, headers) of `order` stamped with the next `issuedAtMs`."""
+        self._last = max(self._last + 1, int(self._wall() * 1000))
+        body = json.dumps({**order, "issuedAtMs": self._last}, separators=(",", ":")).encode()
         return body, {AUTH_HEADER: signature(self.key, body), "Content-Type": "application/json"}
 
 
@@ -89,13 +98,15 @@ class Checked:
 
 
 class OrderVerifier:
-    """The server's side: authentic (401 otherwise), JSON with an integer `seq` (400), and
-    newer than every authentic order of the same key before it (409: late or replayed). An
-    authentic fresh order uses up its `seq` whatever the server then does with it."""
+    """The server's side: authentic (401 otherwise), JSON with an integer `issuedAtMs` (400),
+    fresh and newer than every order of the same key taken before (409: late, replayed or
+    stamped far from now). An authentic fresh order is taken whatever the server then does
+    with it."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
         self._key: bytes | None = None
-        self._seq = 0
+        self._last = 0
 
     def check(self, key: bytes | None, body: bytes, header: str | None) -> Checked:
         if key is None:
@@ -106,12 +117,15 @@ class OrderVerifier:
             order = json.loads(body)
         except ValueError:
             return Checked(400, reason="the order is not JSON")
-        seq = order.get("seq") if isinstance(order, dict) else None
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            return Checked(400, reason="the order has no integer seq")
-        if key != self._key:
-            self._key, self._seq = key, 0  # the agent restarted: a new sequence
-        if seq <= self._seq:
-            return Checked(409, reason=f"seq {seq} is not newer than {self._seq}: late or replayed")
-        self._seq = seq
+        issued = order.get("issuedAtMs") if isinstance(order, dict) else None
+        if not isinstance(issued, int) or isinstance(issued, bool):
+            return Checked(400, reason="the order has no integer issuedAtMs")
+        now = int(self._wall() * 1000)
+        if abs(issued - now) > ORDER_FRESH_MS:
+            return Checked(409, reason=f"issued {issued - now} ms from now: not fresh")
+        if key != self._key or self._last > now + ORDER_FRESH_MS:
+            self._key, self._last = key, 0  # a new agent, or the clock went back
+        if issued <= self._last:
+            return Checked(409, reason=f"issued at {issued}, not after {self._last}: late")
+        self._last = issued
         return Checked(200, order=order)

@@ -13,6 +13,7 @@ from pairwarden.orders import (
     AUTH_HEADER,
     AUTH_SCHEME,
     KEY_BYTES,
+    ORDER_FRESH_MS,
     OrderSigner,
     OrderVerifier,
     new_key,
@@ -24,13 +25,26 @@ from pairwarden.orders import (
 ORDER = {"active": True, "epoch": 2, "validForMs": 25_000, "holdMs": 0, "activeContact": None}
 
 
-def test_a_signed_order_verifies_and_carries_its_fields_and_a_growing_seq() -> None:
-    signer, verifier = OrderSigner(new_key()), OrderVerifier()
-    for seq in (1, 2, 3):
+class Wall:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_signed_order_verifies_and_carries_its_fields_and_a_growing_stamp() -> None:
+    wall = Wall()
+    signer, verifier = OrderSigner(new_key(), wall), OrderVerifier(wall)
+    stamps = []
+    for _ in range(3):  # within one millisecond: still strictly growing
         body, headers = signer.sign(ORDER)
         assert headers[AUTH_HEADER].startswith(f"{AUTH_SCHEME} ")
         checked = verifier.check(signer.key, body, headers[AUTH_HEADER])
-        assert checked.status == 200 and checked.order == {**ORDER, "seq": seq}
+        assert checked.status == 200 and checked.order is not None
+        stamps.append(checked.order.pop("issuedAtMs"))
+        assert checked.order == ORDER
+    assert stamps == [1_800_000_000_000, 1_800_000_000_001, 1_800_000_000_002]
 
 
 @pytest.mark.parametrize(
@@ -58,22 +72,57 @@ def test_no_key_refuses_every_order() -> None:
     assert OrderVerifier().check(None, body, headers[AUTH_HEADER]).status == 401
 
 
-def test_a_late_or_replayed_order_is_409_and_a_new_key_starts_a_new_sequence() -> None:
-    signer, verifier = OrderSigner(new_key()), OrderVerifier()
+def test_a_late_or_replayed_order_is_409_and_a_new_key_starts_afresh() -> None:
+    wall = Wall()
+    signer, verifier = OrderSigner(new_key(), wall), OrderVerifier(wall)
     first = signer.sign(ORDER)
     second = signer.sign({**ORDER, "active": False, "epoch": 3})
     assert verifier.check(signer.key, second[0], second[1][AUTH_HEADER]).status == 200
     assert verifier.check(signer.key, first[0], first[1][AUTH_HEADER]).status == 409  # late
     assert verifier.check(signer.key, second[0], second[1][AUTH_HEADER]).status == 409  # replay
-    restarted = OrderSigner(new_key())  # the agent restarted and wrote a new key
+    restarted = OrderSigner(new_key(), wall)  # the agent restarted and wrote a new key
     body, headers = restarted.sign(ORDER)
     assert verifier.check(restarted.key, body, headers[AUTH_HEADER]).status == 200
-    # The old agent's orders are now foreign, whatever their seq.
-    old = signer.sign(ORDER)
+    old = signer.sign(ORDER)  # the old agent's orders are now foreign
     assert verifier.check(restarted.key, old[0], old[1][AUTH_HEADER]).status == 401
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"active":true}', b'{"seq":true}'])
+def test_an_order_stamped_far_from_now_is_409_and_blocks_at_most_the_window() -> None:
+    """Whoever holds the key could stamp an order in the future to keep the agent's own out:
+    it is refused beyond ORDER_FRESH_MS, and within it blocks no longer than that."""
+    wall, agent_wall = Wall(), Wall()
+    verifier = OrderVerifier(wall)
+    key = new_key()
+    future = OrderSigner(key, lambda: wall.now + 3600)
+    body, headers = future.sign(ORDER)
+    assert verifier.check(key, body, headers[AUTH_HEADER]).status == 409
+    near = OrderSigner(key, lambda: wall.now + ORDER_FRESH_MS / 1000)
+    body, headers = near.sign(ORDER)
+    assert verifier.check(key, body, headers[AUTH_HEADER]).status == 200
+    agent = OrderSigner(key, agent_wall)
+    body, headers = agent.sign(ORDER)
+    assert verifier.check(key, body, headers[AUTH_HEADER]).status == 409
+    wall.now += ORDER_FRESH_MS / 1000
+    agent_wall.now = wall.now + 0.001
+    body, headers = agent.sign(ORDER)
+    assert verifier.check(key, body, headers[AUTH_HEADER]).status == 200
+    stale = OrderSigner(key, lambda: wall.now - 60)  # replayed bytes from a minute ago
+    body, headers = stale.sign(ORDER)
+    assert verifier.check(key, body, headers[AUTH_HEADER]).status == 409
+
+
+def test_a_clock_stepped_back_does_not_lock_the_agent_out() -> None:
+    wall = Wall()
+    signer, verifier = OrderSigner(new_key(), wall), OrderVerifier(wall)
+    body, headers = signer.sign(ORDER)
+    assert verifier.check(signer.key, body, headers[AUTH_HEADER]).status == 200
+    wall.now -= 3600  # NTP stepped the host's clock back an hour
+    restarted = OrderSigner(signer.key, wall)  # stamps from the clock again
+    body, headers = restarted.sign(ORDER)
+    assert verifier.check(signer.key, body, headers[AUTH_HEADER]).status == 200
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"active":true}', b'{"issuedAtMs":true}'])
 def test_an_authentic_body_without_an_integer_seq_is_400(body: bytes) -> None:
     key = new_key()
     checked = OrderVerifier().check(key, body, signature(key, body))
@@ -109,6 +158,6 @@ def test_the_signature_is_hmac_sha256_of_the_body_for_third_party_servers() -> N
     import hmac
 
     key = bytes(range(KEY_BYTES))
-    body = json.dumps({"active": False, "epoch": 1, "validForMs": 0, "seq": 1}).encode()
+    body = json.dumps({"active": False, "epoch": 1, "validForMs": 0, "issuedAtMs": 1}).encode()
     expected = hmac.new(key, body, hashlib.sha256).hexdigest()
     assert signature(key, body) == f"Pairwarden-HMAC-SHA256 {expected}"

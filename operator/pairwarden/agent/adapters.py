@@ -5,7 +5,7 @@ reference process's control port (docs/voicemail-contract.md).
 Each piece is a hook, written as one of:
 
 - `http://...` or `https://...`: a check is a GET (2xx = up); an order is a POST of JSON
-  `{active, epoch, validForMs, validUntil, activeContact, holdMs, seq}` (2xx = obeyed),
+  `{active, epoch, validForMs, validUntil, activeContact, holdMs, issuedAtMs}` (2xx = obeyed),
   signed as the reference process's orders are (`pairwarden.orders`: the `Authorization`
   header, an HMAC-SHA256 of the body with the agent's order key), so a server that can check
   it obeys only this agent;

@@ -6,13 +6,13 @@ only the agent beside the process, in the same network namespace, can order its 
 GET  /healthz  -> 200 "ok"
 GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
                       cpuPercent, settings, [storeOnline, queuedMessages, sip...]}
-POST /role     {"active": bool, "epoch": int, "validForMs": int, "seq": int,
+POST /role     {"active": bool, "epoch": int, "validForMs": int, "issuedAtMs": int,
                 "activeContact"?: str|null, "holdMs"?: int}
                with `Authorization: Pairwarden-HMAC-SHA256 <hex>` over the body, keyed by
                the agent's order key file (pairwarden.orders)
                -> 200 status | 401 not signed with the key (no change of role) | 400
-               malformed | 409 stale (a seq already passed, or an older epoch while an
-               active order is in force). Every order carries its expiry
+               malformed | 409 stale (issued not after the last order taken or not
+               fresh, or an older epoch while an active order is in force). Every order carries its expiry
                (`validForMs`, at most MAX_ORDER_MS): an "active" order that is not renewed
                in time demotes the process, so no order, lost agent or replay outlives the
                agent's own fencing deadline. `activeContact` ("host:port" of the active
