@@ -10,15 +10,15 @@ POST /role     {"active": bool, "epoch": int, "validForMs": int, "issuedAtMs": i
                 "activeContact"?: str|null, "holdMs"?: int}
                with `Authorization: Pairwarden-HMAC-SHA256 <hex>` over the body, keyed by
                the agent's order key file (pairwarden.orders)
-               -> 200 status | 401 not signed with the key (no change of role) | 400
-               malformed | 409 stale (issued not after the last order taken or not
-               fresh, or an older epoch while an active order is in force). Every order
-               carries its expiry (`validForMs`, at most MAX_ORDER_MS): an "active" order
-               that is not renewed in time demotes the process, so no order, lost agent or
-               replay outlives the agent's own fencing deadline. `activeContact` ("host:port" of the active
-               member's SIP port) makes a standby redirect SIP callers (302) rather than
-               refuse them; `holdMs` (Force Failover) makes it hold a new call ringing that
-               long while it may become active, then answer it or refuse it.
+               -> 200 status | 401 not signed with the key (no change of role) | 400 malformed | 409
+               stale (issued not after the last order taken or not fresh, or an older epoch while an
+               active order is in force). Every order carries its expiry (`validForMs`, at most
+               MAX_ORDER_MS): an "active" order that is not renewed in time demotes the process, so
+               no order, lost agent or replay outlives the agent's own fencing deadline.
+               `activeContact` ("host:port" of the active member's SIP port) makes a standby
+               redirect SIP callers (302) rather than refuse them; `holdMs` (Force Failover) makes
+               it hold a new call ringing that long while it may become active, then answer it or
+               refuse it.
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
 POST /store    {"offline": bool}  take the message store offline by hand (tests of the UMR queue)
 """
