@@ -25,7 +25,7 @@ from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
 pytestmark = pytest.mark.cluster
 KUBECONFIG = os.environ.get("PAIRWARDEN_E2E_CLUSTER", "")
 NAMESPACE = os.environ.get("PAIRWARDEN_E2E_NAMESPACE", "voice")
-# Empty: the pair's own `vm-agent`, which the operator makes (controller/rbac.py).
+# Empty: each member's own `vm-agent-<member>`, which the operator makes (controller/rbac.py).
 AGENT_SERVICE_ACCOUNT = os.environ.get("PAIRWARDEN_E2E_AGENT_SA", "")
 
 
