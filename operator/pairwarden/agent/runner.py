@@ -364,8 +364,9 @@ class Agent:
                 epoch=self.epoch,
             )
         elif status in (401, 409):
-            why = "not signed with its key" if status == 401 else "it holds a newer epoch"
-            log.warning("voicemail refused order %s (%d): %s", want, status, why)
+            if refused is None or refused[:2] != want:  # once per order, not per retry
+                why = "not signed with its key" if status == 401 else "a newer epoch in force"
+                log.warning("voicemail refused order %s (%d): %s", want, status, why)
             self._refused = (*want, now)
 
     async def shutdown(self) -> None:
