@@ -3,8 +3,12 @@ the Events, and that exactly one member answers calls (asked directly, not via t
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
+from pairwarden.orders import OrderSigner, read_key
 from pairwarden.protocol import LABEL_MEMBER, LABEL_ROLE, MEMBERS
 from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
@@ -57,3 +61,23 @@ def assert_nobody_serving(cluster: LocalCluster, timeout: float = 10) -> None:
         lambda: all(cluster.pod_labels(f"vm-{m}").get(LABEL_ROLE) != "active" for m in MEMBERS),
         timeout,
     )
+
+
+def role_order(cluster: LocalCluster, pod: str, body: dict[str, Any], key: bytes | None) -> int:
+    """POST /role to the pod's voicemail control port as any process in the pod could (its
+    loopback): unsigned, or signed with `key`; the HTTP status."""
+    ip = cluster.core.read_namespaced_pod(pod, cluster.namespace).status.pod_ip
+    data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    if key is not None:
+        data, headers = OrderSigner(key).sign(body)
+    request = urllib.request.Request(f"http://{ip}:8081/role", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def order_key(cluster: LocalCluster, pod: str) -> bytes | None:
+    """The key the pod's agent wrote to its `order-key` volume (on this machine's disk)."""
+    return read_key(cluster.kubelet.pod_dir(pod) / "volumes" / "order-key" / "key")

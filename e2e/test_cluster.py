@@ -19,13 +19,13 @@ from kubernetes import client, config
 
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.rbac import agent_account
-from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER
+from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, LABEL_MEMBER, MEMBERS
 from pairwarden_testbed.localcluster import EXAMPLES, failover_pair, wait_until
 
 pytestmark = pytest.mark.cluster
 KUBECONFIG = os.environ.get("PAIRWARDEN_E2E_CLUSTER", "")
 NAMESPACE = os.environ.get("PAIRWARDEN_E2E_NAMESPACE", "voice")
-# Empty: the pair's own `vm-agent`, which the operator makes (controller/rbac.py).
+# Empty: each member's own `vm-agent-<member>`, which the operator makes (controller/rbac.py).
 AGENT_SERVICE_ACCOUNT = os.environ.get("PAIRWARDEN_E2E_AGENT_SA", "")
 
 
@@ -42,11 +42,13 @@ class Remote:
         operator makes for it, and admission refuses a pod whose account does not exist yet."""
         pair = failover_pair(interval_ms=200, missed=10)
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, pair)
-        account = AGENT_SERVICE_ACCOUNT or agent_account(pair["metadata"]["name"])
-        wait_until(lambda: self._has_account(account), 90, f"ServiceAccount {account}")
+        name = pair["metadata"]["name"]
+        accounts = {m: AGENT_SERVICE_ACCOUNT or agent_account(name, m) for m in MEMBERS}
+        for account in accounts.values():
+            wait_until(lambda a=account: self._has_account(a), 90, f"ServiceAccount {account}")
         for doc in yaml.safe_load_all(Path(EXAMPLES / "voicemail-pair.yaml").read_text()):
             if doc["kind"] == "Pod":
-                doc["spec"]["serviceAccountName"] = account
+                doc["spec"]["serviceAccountName"] = accounts[doc["metadata"]["labels"]["member"]]
                 self.core.create_namespaced_pod(self.namespace, doc)
             elif doc["kind"] == "Service":
                 self.core.create_namespaced_service(self.namespace, doc)

@@ -85,9 +85,11 @@ def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
     )
     assert sent == ["GET", "GET"]  # stored as built: the recheck wrote nothing
 
-    # The pair's agent identity as the operator makes it (`<pair>-agent` and its Role).
+    # A member's agent identity as the operator makes it (`<pair>-agent-<member>`, its Role).
     asyncio.run(_agent_identity(operator, namespace, owner))
-    agent = plane.serviceaccount_kubeconfig(namespace, "vm-agent", tmp_path / "agent.kubeconfig")
+    agent = plane.serviceaccount_kubeconfig(
+        namespace, rbac.agent_account("vm", "primary"), tmp_path / "agent.kubeconfig"
+    )
     as_agent = config.new_client_from_config(config_file=str(agent))
     with as_agent, pytest.raises(client.ApiException) as refused:
         client.NetworkingV1Api(as_agent).delete_namespaced_network_policy("vm-members", namespace)

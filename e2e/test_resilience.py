@@ -6,8 +6,16 @@ import signal
 import time
 
 import pytest
-from e2e.conftest import WINDOW, start
-from e2e.scenarios import assert_serving, epoch, next_transition, other, status
+from e2e.conftest import WINDOW, start, window
+from e2e.scenarios import (
+    assert_serving,
+    epoch,
+    next_transition,
+    order_key,
+    other,
+    role_order,
+    status,
+)
 from kubernetes import client
 
 from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER
@@ -160,3 +168,36 @@ def test_a_kill_between_the_lease_write_and_the_status_write_keeps_the_move(
     assert moved[0].type == "Warning"
     assert moved[0].message.startswith(f"{active} -> {other(active)}"), moved[0].message
     assert_serving(cluster, other(active), timeout=30)
+
+
+def test_a_forged_role_order_lands_nowhere_and_blocks_no_later_failover(
+    cluster: LocalCluster,
+) -> None:
+    """Issue 25: one `POST /role {"active":true,"epoch":1000000000,"validForMs":2000}` to the
+    standby's control port, 4 s later kill -9 the active: the standby's voicemail refused its
+    own agent ("it holds a newer epoch") for good, and nobody answered. Unsigned, the order is
+    now refused (401) and changes nothing; signed with the pod's key (as the agent's volume
+    would let a process in the pod), it holds only while in force, and the failover after it
+    answers within the usual bound."""
+    active = start(cluster)
+    standby = other(active)
+    pod = f"vm-{standby}"
+    held = cluster.kubelet_status(pod)
+    forged = {"active": True, "epoch": 1_000_000_000, "validForMs": 2000}
+    assert role_order(cluster, pod, forged, key=None) == 401
+    after = cluster.kubelet_status(pod)
+    assert after["answering"] is False and after["epoch"] == held["epoch"]
+    key = order_key(cluster, pod)
+    assert key is not None
+    assert role_order(cluster, pod, forged, key) == 200
+    assert cluster.kubelet_status(pod)["epoch"] == 1_000_000_000
+    time.sleep(4)  # the issue's pause: the forged order has expired
+    before = epoch(cluster)
+    fault = time.monotonic()
+    cluster.kubelet.kill_pod(f"vm-{active}", signal.SIGKILL)
+    transition = next_transition(cluster, before, timeout=15 + window(cluster))
+    assert transition["to"] == standby and transition["cause"] == "HeartbeatLost"
+    assert_serving(cluster, standby)
+    took = time.monotonic() - fault
+    assert took < window(cluster) + 15, f"the new holder answered {took:.1f} s after the kill"
+    assert cluster.kubelet_status(pod)["epoch"] == epoch(cluster)  # the Lease's, obeyed

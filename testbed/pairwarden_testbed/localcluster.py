@@ -24,6 +24,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -299,13 +300,21 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ objects
 
-    def apply_file(self, path: Path, service_account: str | None = None) -> None:
-        """Create every object in `path`; its Pods as `service_account` when given."""
+    def apply_file(self, path: Path, accounts: bool = False) -> None:
+        """Create every object in `path`; with `accounts`, its Pods as `agent_account_of`."""
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == "Pod" and service_account is not None:
-                doc["spec"]["serviceAccountName"] = service_account
+            if doc and doc["kind"] == "Pod" and accounts:
+                doc["spec"]["serviceAccountName"] = self.agent_account_of(doc)
             if doc:
                 self.create(doc)
+
+    def agent_account_of(self, pod: dict[str, Any]) -> str:
+        """The one place the rig says whose credentials a member's agent gets: the backend's
+        override (bench/failover.py), else the member's own account, made by the operator."""
+        if self.real is not None and self.real.agent_account is not None:
+            return self.real.agent_account
+        labels = pod["metadata"].get("labels") or {}
+        return agent_account("vm", labels["member"])
 
     def create(self, body: dict[str, Any]) -> None:
         kind = body["kind"]
@@ -323,28 +332,28 @@ class LocalCluster:
     def start_pair(self, **spec: Any) -> dict[str, Any]:
         """The example voicemail pods and Service, then a FailoverPair naming them.
 
-        On a real server whose backend names no agent account the pair comes first: its
-        members run as the pair's own ServiceAccount `<pair>-agent`, which the operator creates
-        for the pair with a Role naming only its Leases (controller/rbac.py), and the
-        ServiceAccount admission of 1.20 refuses a pod whose account has no token yet."""
+        On a real server whose backend names no agent account the pair comes first: each
+        member's agent runs as its own ServiceAccount `<pair>-agent-<member>`, which the
+        operator creates for the pair with a Role naming only that member's Leases
+        (controller/rbac.py), and 1.20's admission refuses a pod whose account does not exist
+        yet."""
         pair = failover_pair(**spec)
         if self.real is None or self.real.agent_account is not None:
-            account = self.real.agent_account if self.real is not None else None
-            self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
+            self.apply_file(EXAMPLES / "voicemail-pair.yaml", accounts=self.real is not None)
             self.create(pair)
             return pair
         self.create(pair)
-        account = agent_account(pair["metadata"]["name"])
-        wait_until(lambda: self._has_token(account), 90, f"ServiceAccount {account}'s token")
-        self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
+        for account in (agent_account(pair["metadata"]["name"], m) for m in MEMBERS):
+            wait_until(partial(self._account_exists, account), 90, f"ServiceAccount {account}")
+        self.apply_file(EXAMPLES / "voicemail-pair.yaml", accounts=True)
         return pair
 
-    def _has_token(self, account: str) -> bool:
+    def _account_exists(self, account: str) -> bool:
         try:
-            found = self.core.read_namespaced_service_account(account, self.namespace)
+            self.core.read_namespaced_service_account(account, self.namespace)
         except client.ApiException:
             return False
-        return bool(found.secrets)
+        return True
 
     def pair(self, name: str = "vm") -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(

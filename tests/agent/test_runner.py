@@ -292,3 +292,28 @@ async def test_an_agent_started_before_its_pair_reads_the_spec_when_its_lease_ap
     await rig.agent.poll_once()
     assert await rig.agent.renew_once()
     assert rig.agent.settings.force_failover and rig.agent.spec_seen
+
+
+async def test_an_order_refused_for_a_newer_epoch_is_sent_again_once_that_one_expired() -> None:
+    """The issue's brick from the agent's side: the standby's process obeyed an order with a
+    huge epoch for 2 s (anyone holding the key); the agent's own order at the Lease's epoch is
+    refused while that one is in force, and obeyed after, not given up for good."""
+    rig = Rig("secondary")
+    rig.kube.put("vm-primary")
+    rig.kube.put("vm-secondary")
+    rig.kube.put("vm-active", holder="vm-primary", transitions=1)
+    await rig.agent.refresh_settings()
+    await rig.agent.poll_once()
+    assert await rig.agent.renew_once()
+    rig.vm.core.set_role(True, 1_000_000_000, valid_for=2.0)
+    rig.kube.put("vm-active", holder="vm-secondary", transitions=2)
+    rig.agent.on_active_lease(rig.kube.leases["vm-active"])
+    await rig.agent.evaluate()
+    assert rig.vm.orders[-1][:2] == (True, 2) and rig.vm.core.epoch == 1_000_000_000
+    sent = len(rig.vm.orders)
+    rig.clock.advance(0.5)
+    await rig.agent.poll_once()
+    assert len(rig.vm.orders) == sent  # not hammered: once per REFUSED_RETRY
+    rig.clock.advance(1.5)  # the foreign order has run out
+    await rig.agent.poll_once()
+    assert rig.vm.core.answering() and rig.vm.core.epoch == 2

@@ -130,3 +130,30 @@ def test_every_operator_verb_is_documented(chart_cluster: ChartCluster) -> None:
     for role in chart_cluster.render("defaults").of_kind("ClusterRole"):
         for _, resource, verb in grants(role):
             assert (resource, verb) in documented, (resource, verb)
+
+
+def test_the_operator_holds_every_right_it_grants_the_agents(chart_cluster: ChartCluster) -> None:
+    """RBAC's escalation check: the operator may create a Role only with rights it holds
+    itself, in the namespaces it serves, so each member's agent Role (controller/rbac.py)
+    must be within the operator's own rules in every values combination."""
+    from pairwarden.controller import rbac
+    from pairwarden.protocol import MEMBERS
+
+    wanted = {
+        (group, resource, verb)
+        for member in MEMBERS
+        for rule in rbac.agent_rules("vm", member)
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert wanted == {
+        *{("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch", "update")},
+        ("pairwarden.io", "failoverpairs", "get"),
+    }
+    for combo in ("defaults", "namespaced"):
+        rendered = chart_cluster.render(combo)
+        held = set().union(
+            *(grants(r) for kind in ("Role", "ClusterRole") for r in rendered.of_kind(kind))
+        )
+        assert wanted <= held, (combo, wanted - held)

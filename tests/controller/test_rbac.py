@@ -1,36 +1,76 @@
-"""Per pair, the agents' own identity: a Role that names only the pair's Leases and
-FailoverPair, bound to the pair's ServiceAccount, owned by the pair; Jobs get no API rights."""
+"""Per member, the agent's own identity: a Role that names only what that member's agent
+touches, bound to the member's own ServiceAccount, owned by the pair; Jobs get no API rights."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client as sync_client
 
 from pairwarden.controller import jobs, rbac
 from pairwarden.kube import async_api_client
+from pairwarden.protocol import MEMBERS, Member
 
 OWNER = {"apiVersion": "pairwarden.io/v1", "kind": "FailoverPair", "name": "vm", "uid": "u-1"}
 
 
-def test_every_agent_rule_names_its_resources_and_grants_no_create_or_delete() -> None:
-    rules = rbac.agent_rules("vm")
+def _names(rules: list[dict[str, Any]], verb: str) -> set[str]:
+    return {n for r in rules if verb in r["verbs"] for n in r["resourceNames"]}
+
+
+@pytest.mark.parametrize(
+    ("member", "readable"),
+    [
+        ("primary", {"vm-primary", "vm-active"}),
+        # The secondary watches the primary's Lease: its licensing clock.
+        ("secondary", {"vm-secondary", "vm-active", "vm-primary"}),
+    ],
+)
+def test_a_member_updates_only_its_own_lease_and_reads_only_what_it_must(
+    member: Member, readable: set[str]
+) -> None:
+    rules = rbac.agent_rules("vm", member)
     assert all(rule["resourceNames"] for rule in rules)
-    assert not {"create", "delete", "deletecollection", "patch", "*"} & {
-        verb for rule in rules for verb in rule["verbs"]
-    }
-    readable = {n for r in rules if "get" in r["verbs"] for n in r["resourceNames"]}
-    assert {"vm-primary", "vm-secondary", "vm-active", "vm"} <= readable
-    writable = {n for r in rules if "update" in r["verbs"] for n in r["resourceNames"]}
-    assert writable == {"vm-primary", "vm-secondary"}  # never the active Lease
+    assert {verb for rule in rules for verb in rule["verbs"]} == {"get", "list", "watch", "update"}
+    leases = [r for r in rules if r["resources"] == ["leases"]]
+    for verb in ("get", "list", "watch"):
+        assert _names(leases, verb) == readable
+    assert _names(leases, "update") == {f"vm-{member}"}  # never the peer's, nor vm-active
+    pairs = [r for r in rules if r["resources"] == ["failoverpairs"]]
+    assert pairs == [
+        {"apiGroups": ["pairwarden.io"], "resources": ["failoverpairs"],
+         "resourceNames": ["vm"], "verbs": ["get"]}
+    ]  # fmt: skip
+    assert len(rules) == len(leases) + len(pairs)
 
 
-def test_every_object_is_owned_by_the_pair_and_jobs_have_no_token() -> None:
+def test_each_member_has_its_own_account_role_and_binding_all_owned_by_the_pair() -> None:
     objects = rbac.agent_objects("vm", OWNER)
-    assert {o["kind"] for o in objects} == {"ServiceAccount", "Role", "RoleBinding"}
     assert all(o["metadata"]["ownerReferences"] == [OWNER] for o in objects)
-    replication = next(o for o in objects if o["metadata"]["name"] == "vm-replication")
-    assert replication["automountServiceAccountToken"] is False
+    by_kind: dict[str, set[str]] = {}
+    for o in objects:
+        by_kind.setdefault(o["kind"], set()).add(o["metadata"]["name"])
+    agents = {"vm-agent-primary", "vm-agent-secondary"}
+    assert by_kind == {
+        "ServiceAccount": agents | {"vm-replication"},
+        "Role": agents,
+        "RoleBinding": agents,
+    }
+    for member in MEMBERS:
+        name = rbac.agent_account("vm", member)
+        role = next(o for o in objects if o["kind"] == "Role" and o["metadata"]["name"] == name)
+        assert role["rules"] == rbac.agent_rules("vm", member)
+        binding = next(
+            o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["name"] == name
+        )
+        assert binding["roleRef"] == {"apiGroup": rbac.RBAC, "kind": "Role", "name": name}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name}]
+    # No account mounts a token by default: a pod gives it to its agent container only.
+    accounts = [o for o in objects if o["kind"] == "ServiceAccount"]
+    assert all(o["automountServiceAccountToken"] is False for o in accounts)
+    # Never a member Lease's own name: `<pair>-agent-<member>`.
+    assert not agents & {"vm-primary", "vm-secondary", "vm-active"}
 
 
 def test_a_replication_job_pod_is_restricted_and_mounts_no_api_token() -> None:
@@ -63,14 +103,15 @@ async def test_ensure_creates_once_and_keeps_what_exists(
         assert await rbac.ensure_agent_rbac(api, namespace, "vm", OWNER)  # all exist: 409s
     finally:
         await api.close()
-    role = sync_client.RbacAuthorizationV1Api(api_client).read_namespaced_role(
-        "vm-agent", namespace
-    )
-    assert all(rule.resource_names for rule in role.rules)
-    binding = sync_client.RbacAuthorizationV1Api(api_client).read_namespaced_role_binding(
-        "vm-agent", namespace
-    )
-    assert binding.subjects[0].name == "vm-agent" and binding.subjects[0].namespace == namespace
+    rbac_api = sync_client.RbacAuthorizationV1Api(api_client)
+    for member in MEMBERS:
+        name = rbac.agent_account("vm", member)
+        role = rbac_api.read_namespaced_role(name, namespace)
+        assert all(rule.resource_names for rule in role.rules)
+        update = {n for r in role.rules if "update" in r.verbs for n in r.resource_names}
+        assert update == {f"vm-{member}"}
+        binding = rbac_api.read_namespaced_role_binding(name, namespace)
+        assert binding.subjects[0].name == name and binding.subjects[0].namespace == namespace
     account = sync_client.CoreV1Api(api_client).read_namespaced_service_account(
         "vm-replication", namespace
     )

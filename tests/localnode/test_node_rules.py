@@ -11,6 +11,7 @@ from pairwarden_testbed.localnode.realnode import (
     NODE_LEASE_NAMESPACE,
     SA_MOUNT,
     lease_body,
+    projected_token,
     ready_status,
     token_secret,
 )
@@ -68,6 +69,26 @@ def test_token_secret_is_the_volume_mounted_at_the_serviceaccount_path() -> None
     }
     assert token_secret(pod) == "default-token-x1"
     assert token_secret({"spec": {"containers": [{"name": "a"}]}}) is None
+
+
+def test_a_projected_token_at_the_serviceaccount_path_is_requested_for_its_pod() -> None:
+    """automountServiceAccountToken off, a projected token mounted by one container (the
+    agent's): the node requests a token bound to the pod, as a kubelet does."""
+    projected = {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}
+    pod = {
+        "spec": {
+            "automountServiceAccountToken": False,
+            "volumes": [{"name": "api-token", "projected": projected}],
+            "containers": [
+                {"name": "voicemail"},
+                {"name": "agent", "volumeMounts": [{"name": "api-token", "mountPath": SA_MOUNT}]},
+            ],
+        }
+    }
+    assert projected_token(pod) == 3607
+    assert token_secret(pod) is None
+    elsewhere = {"name": "agent", "volumeMounts": [{"name": "api-token", "mountPath": "/t"}]}
+    assert projected_token({"spec": {**pod["spec"], "containers": [elsewhere]}}) is None
 
 
 def test_node_status_is_ready_and_the_lease_is_the_nodes_own() -> None:

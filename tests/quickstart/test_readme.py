@@ -146,11 +146,6 @@ def follow(cluster: Cluster, steps: list[list[str]]) -> None:
             standing_by = functools.partial(_secondary_standing_by, cluster, _namespace(words))
             cluster.wait("the secondary standing by", standing_by)
         done = cluster.run(words)
-        if "no API token found" in done.stderr:  # 1.20: the README says to run it again
-            cluster.wait(
-                "the ServiceAccount's token", functools.partial(_token_ready, cluster, words)
-            )
-            done = cluster.run(words)
         assert done.returncode == 0, f"{line} failed:\n{done.stdout}\n{done.stderr}"
         if words[:3] == ["kubectl", "get", "fp"]:
             header, row = done.stdout.splitlines()[:2]
@@ -170,12 +165,6 @@ def follow(cluster: Cluster, steps: list[list[str]]) -> None:
             cluster.wait("the operator pods gone", lambda: _operator_gone(cluster))
             kept = cluster.run(["kubectl", "get", "crd", "failoverpairs.pairwarden.io"])
             assert kept.returncode == 0, "the CRD is kept on uninstall (resource-policy keep)"
-
-
-def _token_ready(cluster: Cluster, words: list[str]) -> bool:
-    """A 1.20 ServiceAccount's token Secret exists (the token controller's part)."""
-    account = cluster.jsonpath("serviceaccount", "vm-agent", _namespace(words), "{.secrets}")
-    return bool(account.strip("[]"))
 
 
 @pytest.mark.timeout(900)  # the control plane's start (1 min) and an operator's under load

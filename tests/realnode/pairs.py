@@ -84,12 +84,14 @@ def helm(kubeconfig: Path, *words: str) -> dict[str, Any]:
 def members_from_example(path: Path) -> list[dict[str, Any]]:
     """examples/voicemail-pair.yaml as it is, but for the message store (a directory of the
     machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host). The
-    agents' ServiceAccount is set to the one the operator makes per pair (`vm-agent`, with
-    the pair's Role), which the example names too: a renamed pair stays served."""
+    agents' ServiceAccounts are set to the ones the operator makes per member
+    (`vm-agent-primary`, `vm-agent-secondary`, each with its own Role), which the example names
+    too: a renamed pair stays served."""
     objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
     for obj in objects:
         if obj["kind"] == "Pod":
-            obj["spec"]["serviceAccountName"] = agent_account("vm")
+            member = obj["metadata"]["labels"]["member"]
+            obj["spec"]["serviceAccountName"] = agent_account("vm", member)
         for volume in obj.get("spec", {}).get("volumes", []):
             if "hostPath" in volume:
                 del volume["hostPath"]
@@ -317,15 +319,16 @@ def install(
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
     t_operator = time.monotonic() - t0
-    # The pair first: the operator makes its agents' ServiceAccount, which the pods name.
+    # The pair first: the operator makes its agents' ServiceAccounts, which the pods name.
     create_all(admin, [pair_from_example(ROOT / "examples" / "failoverpair.yaml")], voice)
-    eventually(
-        lambda: core.read_namespaced_service_account(agent_account("vm"), voice),
-        60,
-        "the pair's agent ServiceAccount",
-        tolerate=(client.ApiException,),
-        poll=0.2,
-    )
+    for member in MEMBERS:
+        eventually(
+            lambda m=member: core.read_namespaced_service_account(agent_account("vm", m), voice),
+            60,
+            f"the {member}'s agent ServiceAccount",
+            tolerate=(client.ApiException,),
+            poll=0.2,
+        )
     create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
     (workdir / "sipp").mkdir()
     p = Pair(admin, node, voice, workdir / "sipp", system)

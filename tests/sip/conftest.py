@@ -4,6 +4,7 @@ MWI listener: a UDP socket that answers NOTIFY with 200 OK and keeps what it was
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
+from pairwarden.orders import OrderSigner, new_key
 from pairwarden_testbed.voicemail import sip
 from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
@@ -59,13 +61,22 @@ class Member:
                  store: DirectoryMessageStore, control: str) -> None:  # fmt: skip
         self.core, self.server, self.queue, self.store = core, server, queue, store
         self.control = control
+        self.signer = OrderSigner(new_key())
 
     @property
     def address(self) -> tuple[str, int]:
         return "127.0.0.1", self.server.port
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        async with aiohttp.ClientSession() as s, s.post(self.control + path, json=body) as r:
+        """A role order is signed with the member's key, as its agent signs it."""
+        if path == "/role":
+            data, headers = self.signer.sign(body)
+        else:
+            data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(self.control + path, data=data, headers=headers) as r,
+        ):
             return r.status, await r.json()
 
     async def status(self) -> dict[str, Any]:
@@ -98,11 +109,15 @@ async def member(tmp_path: Path, mwi: MwiListener) -> AsyncIterator[Member]:
     queue = MessageQueue(store, data / "UnityMTA")
     server = SipServer(core, "127.0.0.1", 0, queue=queue, mwi_target=mwi.address)
     await server.start()
-    runner = web.AppRunner(make_app(core, db, queue=queue, extra_status=server.status))
+    keys: list[bytes] = []
+    app = make_app(core, db, queue=queue, extra_status=server.status, order_key=lambda: keys[0])
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    yield Member(core, server, queue, store, f"http://127.0.0.1:{port}")
+    member = Member(core, server, queue, store, f"http://127.0.0.1:{port}")
+    keys.append(member.signer.key)
+    yield member
     await server.close()
     await runner.cleanup()
     db.close()

@@ -36,14 +36,35 @@ def test_demotion_keeps_calls_in_progress_but_refuses_new_ones() -> None:
     assert core.inactive_calls == 1
 
 
-def test_an_order_older_than_the_held_epoch_is_refused() -> None:
-    core = VoicemailCore("vm-primary", ManualClock())
-    core.set_role(False, 5)
+def test_an_older_epoch_is_refused_while_an_active_order_is_in_force() -> None:
+    clock = ManualClock()
+    core = VoicemailCore("vm-primary", clock)
+    core.set_role(True, 5, valid_for=10.0)
     with pytest.raises(StaleEpoch):
-        core.set_role(True, 4)
-    assert not core.answering()
-    core.set_role(True, 5)  # the same epoch is a refresh, not a replay
+        core.set_role(False, 4)  # a restarted agent that has not read the Lease yet
+    assert core.answering() and core.epoch == 5
+    core.set_role(True, 5, valid_for=10.0)  # the same epoch is a refresh, not a replay
     assert core.answering()
+
+
+def test_an_expired_order_with_a_wrong_epoch_blocks_nothing() -> None:
+    """The issue's brick: one order with a huge epoch made the member refuse its own agent
+    forever. Once it expires, the epoch the agent read from the Lease is obeyed."""
+    clock = ManualClock()
+    core = VoicemailCore("vm-secondary", clock)
+    core.set_role(True, 1_000_000_000, valid_for=2.0)
+    with pytest.raises(StaleEpoch):
+        core.set_role(True, 2, valid_for=10.0)
+    clock.advance(2.0)
+    core.set_role(True, 2, valid_for=10.0)
+    assert core.answering() and core.epoch == 2
+
+
+def test_a_standby_order_with_a_wrong_epoch_blocks_nothing() -> None:
+    core = VoicemailCore("vm-secondary", ManualClock())
+    core.set_role(False, 1_000_000_000)
+    core.set_role(True, 2, valid_for=10.0)
+    assert core.answering() and core.status()["epoch"] == 2
 
 
 def test_an_active_order_runs_out_without_a_refresh() -> None:

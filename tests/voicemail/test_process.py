@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
+from pairwarden.orders import OrderSigner, new_key, signature, write_key
 from pairwarden.protocol import MAX_ORDER_MS
 from pairwarden_testbed.voicemail.control import make_app
 from pairwarden_testbed.voicemail.core import VoicemailCore
@@ -29,9 +31,10 @@ from pairwarden_testbed.voicemail.store import DATA_DIRECTORIES, MessageDatabase
 
 
 class Server:
-    def __init__(self, calls: LineCallServer, control: str) -> None:
+    def __init__(self, calls: LineCallServer, control: str, signer: OrderSigner) -> None:
         self.calls = calls
         self.control = control
+        self.signer = signer
 
     async def dial(self, caller: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.calls.port)
@@ -45,7 +48,13 @@ class Server:
         return await self.post_order(order)
 
     async def post_order(self, body: Any) -> int:
-        async with aiohttp.ClientSession() as s, s.post(f"{self.control}/role", json=body) as r:
+        """Signed with the key the server holds, as its agent signs (an unsigned order: 401)."""
+        data, headers = self.signer.sign(body)
+        return await self.post_raw(data, headers)
+
+    async def post_raw(self, data: bytes, headers: dict[str, str]) -> int:
+        url = f"{self.control}/role"
+        async with aiohttp.ClientSession() as s, s.post(url, data=data, headers=headers) as r:
             return r.status
 
     async def status(self) -> dict[str, object]:
@@ -61,12 +70,13 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     core = VoicemailCore("vm-primary", SystemClock())
     calls = LineCallServer(core, store, "127.0.0.1", 0)
     await calls.start()
-    runner = web.AppRunner(make_app(core, store))
+    signer = OrderSigner(new_key())
+    runner = web.AppRunner(make_app(core, store, order_key=lambda: signer.key))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield Server(calls, f"http://127.0.0.1:{port}")
+    yield Server(calls, f"http://127.0.0.1:{port}", signer)
     await calls.close()
     await runner.cleanup()
     store.close()
@@ -101,10 +111,37 @@ async def test_active_call_stores_messages_and_survives_demotion(server: Server)
 
 
 async def test_stale_role_order_is_409(server: Server) -> None:
-    assert await server.post_role(False, 7) == 200
-    assert await server.post_role(True, 6) == 409
+    assert await server.post_role(True, 7) == 200
+    assert await server.post_role(False, 6) == 409  # older than the active order in force
     assert await server.post_role(True, 7) == 200
     assert (await server.status())["answering"] is True
+
+
+async def test_an_order_without_the_agents_signature_is_401_and_changes_nothing(
+    server: Server,
+) -> None:
+    """Any process in the pod reaches the loopback control port: only the agent holds the
+    key. Unsigned, signed with another key, or a signed body altered: 401, role unchanged."""
+    assert await server.post_role(True, 1) == 200
+    forged = {"active": False, "epoch": 1_000_000_000, "validForMs": 60_000}
+    body = json.dumps(forged).encode()
+    json_only = {"Content-Type": "application/json"}
+    assert await server.post_raw(body, json_only) == 401
+    another_key = {**json_only, "Authorization": signature(new_key(), body)}
+    assert await server.post_raw(body, another_key) == 401
+    data, headers = server.signer.sign(forged)
+    assert await server.post_raw(data.replace(b'"active":false', b'"active":true'), headers) == 401
+    status = await server.status()
+    assert status["answering"] is True and status["epoch"] == 1
+
+
+async def test_a_replayed_or_late_order_of_the_agent_is_409(server: Server) -> None:
+    """A revoke overtook an earlier grant on its way: the grant arrives late, or someone
+    replays its captured bytes. It was issued before the last order taken: refused."""
+    grant = server.signer.sign({"active": True, "epoch": 3, "validForMs": 60_000})
+    assert await server.post_role(False, 4) == 200
+    assert await server.post_raw(*grant) == 409
+    assert (await server.status())["answering"] is False
 
 
 @pytest.mark.parametrize(
@@ -188,15 +225,20 @@ def test_real_process_answers_sip_and_stores_messages_in_the_shared_store(tmp_pa
         [sys.executable, "-m", "pairwarden_testbed.cli", "voicemail", "--address", "127.0.0.1",
          "--call-port", "0", "--control-port", str(control), "--data-dir", str(tmp_path / "d"),
          "--sip-port", "0", "--message-store", str(tmp_path / "store"), "--pod", "vm-p",
-         "--drain-interval", "0.1"],
+         "--drain-interval", "0.1", "--order-key-file", str(tmp_path / "order-key")],
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    signer = OrderSigner(new_key())
+    write_key(tmp_path / "order-key", signer.key)
     try:
         deadline = time.monotonic() + 15
         while not _healthy(control):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        status = _post(control, "/role", {"active": True, "epoch": 1, "validForMs": 60_000})
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            _post(control, "/role", {"active": True, "epoch": 1, "validForMs": 60_000})
+        order = {"active": True, "epoch": 1, "validForMs": 60_000}
+        status = _post(control, "/role", order, signer)
         assert status["storeOnline"] is True and status["sipPort"] > 0
         outcome = sipcaller.call_through(("127.0.0.1", status["sipPort"]), 200, mailbox="7000")
         assert outcome.answered and outcome.pod == "vm-p"
@@ -222,11 +264,15 @@ def test_real_process_answers_sip_and_stores_messages_in_the_shared_store(tmp_pa
             proc.wait()
 
 
-def _post(port: int, path: str, body: dict[str, object]) -> dict[str, Any]:
+def _post(
+    port: int, path: str, body: dict[str, object], signer: OrderSigner | None = None
+) -> dict[str, Any]:
+    data, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+    if signer is not None:
+        data, headers = signer.sign(body)
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+        f"http://127.0.0.1:{port}{path}", data=data, method="POST", headers=headers
+    )
     with urllib.request.urlopen(req, timeout=5) as r:
         out: dict[str, Any] = json.loads(r.read())
         return out

@@ -5,7 +5,10 @@ reference process's control port (docs/voicemail-contract.md).
 Each piece is a hook, written as one of:
 
 - `http://...` or `https://...`: a check is a GET (2xx = up); an order is a POST of JSON
-  `{active, epoch, validForMs, validUntil, activeContact, holdMs}` (2xx = obeyed);
+  `{active, epoch, validForMs, validUntil, activeContact, holdMs, issuedAtMs}` (2xx = obeyed),
+  signed as the reference process's orders are (`pairwarden.orders`: the `Authorization`
+  header, an HMAC-SHA256 of the body with the agent's order key), so a server that can check
+  it obeys only this agent;
 - `tcp://HOST:PORT`: a check connects (connected = up);
 - `sip://HOST:PORT`: a check sends SIP OPTIONS (any final answer = up), as SIP proxies probe
   their targets;
@@ -42,6 +45,7 @@ import aiohttp
 from pairwarden.agent.core import StandbyCalls, VoicemailView
 from pairwarden.agent.voicemail_client import order_valid_ms
 from pairwarden.clock import Clock
+from pairwarden.orders import OrderSigner
 from pairwarden.protocol import call_contact
 
 log = logging.getLogger("pairwarden.agent")
@@ -137,9 +141,10 @@ class HookVoicemail:
     """`runner.Voicemail` over hooks. Orders are remembered: `status()` says the server answers
     while the last order it obeyed is an active one that has not expired."""
 
-    def __init__(self, config: HookConfig, clock: Clock) -> None:
+    def __init__(self, config: HookConfig, clock: Clock, signer: OrderSigner | None = None) -> None:
         self.config = config
         self._clock = clock
+        self._signer = signer  # signs the orders of HTTP hooks
         self._epoch = 0
         self._active_until: float | None = None  # monotonic expiry of the active order
         self._session: aiohttp.ClientSession | None = None
@@ -261,7 +266,11 @@ class HookVoicemail:
             async with self._session.get(hook.target) as response:
                 body = await response.content.read(OUTPUT_LIMIT)
                 return Outcome(200 <= response.status < 300, output=body)
-        async with self._session.post(hook.target, json=self._body(order)) as response:
+        if self._signer is None:
+            async with self._session.post(hook.target, json=self._body(order)) as response:
+                return Outcome(200 <= response.status < 300)
+        data, headers = self._signer.sign(self._body(order))
+        async with self._session.post(hook.target, data=data, headers=headers) as response:
             return Outcome(200 <= response.status < 300)
 
     def _body(self, order: RoleOrder) -> dict[str, Any]:

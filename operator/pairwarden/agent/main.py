@@ -31,6 +31,7 @@ from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
 from pairwarden.clock import SystemClock
 from pairwarden.kube import async_api_client
+from pairwarden.orders import ORDER_KEY_FILE, OrderSigner, new_key, write_key
 from pairwarden.protocol import REPLICATED_DIRECTORIES, call_contact
 from pairwarden.replication.drift import read_member_settings
 from pairwarden.replication.fileapi import header_bounded_runner, make_app, start_site
@@ -57,6 +58,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--voicemail-url",
         default="http://127.0.0.1:8081",
         help="the voicemail process's control port, on the pod's loopback",
+    )
+    parser.add_argument(
+        "--order-key-file",
+        type=Path,
+        default=Path(ORDER_KEY_FILE),
+        help="where to write the key that signs role orders, drawn anew at each start: a"
+        " volume only this container writes and the voicemail container mounts read-only",
     )
     parser.add_argument(
         "--call-contact",
@@ -244,8 +252,9 @@ def _voicemail(args: argparse.Namespace) -> VoicemailClient | HookVoicemail | Un
     """The reference process's control port, or the generic adapter when a health hook is
     named. Hooks that cannot be used are logged and the member reports its service down (the
     other member serves) rather than exit: a bad argument must not crash-loop the pod."""
+    signer = _order_signer(args.order_key_file)
     if not args.voicemail_health:
-        return VoicemailClient(args.voicemail_url)
+        return VoicemailClient(args.voicemail_url, signer)
     try:
         config = hook_config(
             args.voicemail_health,
@@ -257,7 +266,19 @@ def _voicemail(args: argparse.Namespace) -> VoicemailClient | HookVoicemail | Un
     except HookError as error:
         log.error("generic voicemail adapter: %s; reporting the service down", error)
         return Unusable()
-    return HookVoicemail(config, SystemClock())
+    return HookVoicemail(config, SystemClock(), signer)
+
+
+def _order_signer(path: Path) -> OrderSigner:
+    """A new key at each start, so orders signed by an earlier run of this agent are refused.
+    A key that cannot be written is logged, not fatal: the voicemail then refuses the orders
+    (401) and the member does not answer, which the operator sees and works around."""
+    key = new_key()
+    try:
+        write_key(path, key)
+    except OSError as error:
+        log.error("cannot write the order key %s: %r; the voicemail refuses orders", path, error)
+    return OrderSigner(key)
 
 
 def _settings_reader(data_dir: Path | None) -> SettingsReader | None:

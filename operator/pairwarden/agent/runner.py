@@ -54,6 +54,10 @@ from pairwarden.replication.drift import setting_digests
 log = logging.getLogger("pairwarden.agent")
 
 CONTACT_PERSIST_EVERY = 60.0  # seconds; the clock it feeds counts in days
+# A refused order (409: the process holds an unexpired order of a newer epoch; 401: it does
+# not hold this agent's key) is sent again after this long, never given up: what it refused
+# for expires or gets fixed, and the member must then obey the Lease.
+REFUSED_RETRY = 1.0
 
 
 class Voicemail(Protocol):
@@ -132,7 +136,7 @@ class Agent:
         self._cpu_judge = CpuJudge()
         self._inactive = InactiveCallCounter()
         self._told: tuple[bool, int, object, StandbyCalls] | None = None
-        self._refused: tuple[bool, int] | None = None
+        self._refused: tuple[bool, int, float] | None = None  # the order and when
         self._primary_renew_seen: str | None = None
         self._contact_persisted: float | None = None
         self._wake = asyncio.Event()
@@ -354,7 +358,8 @@ class Agent:
         if not vm.up:
             return
         want = (verdict.answer, self.epoch)
-        if want == self._refused:
+        refused = self._refused
+        if refused is not None and refused[:2] == want and now - refused[2] < REFUSED_RETRY:
             return
         # a new renewal or a new promise extends the order
         stamp = (self.last_renewal_sent, self.failsafe.peer_until) if verdict.answer else None
@@ -377,9 +382,11 @@ class Agent:
                 settings=vm.settings,
                 epoch=self.epoch,
             )
-        elif status == 409:
-            log.warning("voicemail refused order %s: it holds a newer epoch", want)
-            self._refused = want
+        elif status in (401, 409):
+            if refused is None or refused[:2] != want:  # once per order, not per retry
+                why = "not signed with its key" if status == 401 else "a newer epoch in force"
+                log.warning("voicemail refused order %s (%d): %s", want, status, why)
+            self._refused = (*want, now)
 
     async def shutdown(self) -> None:
         """Clean stop: stop answering, then release the Lease with agent=stopping."""

@@ -7,13 +7,18 @@ from typing import Any
 import aiohttp
 
 from pairwarden.agent.core import StandbyCalls, VoicemailView
+from pairwarden.orders import OrderSigner
 from pairwarden.protocol import MAX_ORDER_MS
 
 _REFUSE = StandbyCalls()
 
 
 class VoicemailClient:
-    def __init__(self, base_url: str, timeout: float = 0.5) -> None:
+    """The reference process's control port. Every order is signed with the agent's order
+    key (`pairwarden.orders`): the process obeys no one else in the pod."""
+
+    def __init__(self, base_url: str, signer: OrderSigner, timeout: float = 0.5) -> None:
+        self._signer = signer
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -52,7 +57,8 @@ class VoicemailClient:
         """POST /role; the HTTP status, or None if the process did not answer. The order
         always carries its expiry (`validForMs`, bounded by MAX_ORDER_MS): the process
         refuses one without. It also says what to do with calls while not answering: hold
-        them (`holdMs`) or redirect them to the active member (`activeContact`)."""
+        them (`holdMs`) or redirect them to the active member (`activeContact`). 401: the
+        process does not hold this agent's key (its key volume is missing or not shared)."""
         body: dict[str, Any] = {
             "active": active,
             "epoch": epoch,
@@ -60,8 +66,9 @@ class VoicemailClient:
             "holdMs": order_valid_ms(standby.hold_for),
             "activeContact": standby.redirect or None,
         }
+        data, headers = self._signer.sign(body)
         try:
-            async with self._http().post(f"{self._base}/role", json=body) as r:
+            async with self._http().post(f"{self._base}/role", data=data, headers=headers) as r:
                 return r.status
         except (aiohttp.ClientError, TimeoutError, OSError):
             return None

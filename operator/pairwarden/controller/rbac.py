@@ -1,14 +1,20 @@
-"""Per pair, the identity its agents run as: a ServiceAccount `<pair>-agent`, a Role that names
-only this pair's Leases and FailoverPair (`resourceNames`), and the RoleBinding between them,
-all owned by the FailoverPair (deleted with it), as CloudNativePG does per Cluster. An agent
-can then renew its own heartbeat and read the active Lease, but never write another pair's
-Leases nor anyone's `<pair>-active` (one foreign write there is an outage).
+"""Per member, the identity its agent runs as: a ServiceAccount `<pair>-agent-<member>`, a Role
+that names only what that member's agent touches (`resourceNames`), and the RoleBinding
+between them, all owned by the FailoverPair (deleted with it), as CloudNativePG does per
+Cluster. An agent can then renew its own heartbeat and read the active Lease, but never write
+its peer's member Lease (it would forge the peer's heartbeat), another pair's Leases, nor
+anyone's `<pair>-active` (one foreign write there is an outage).
 
-What the agent calls (agent/kubeio.py): get/list/watch of its member Lease, the other member's
-Lease (the secondary watches `<pair>-primary` for its licensing clock) and `<pair>-active`
-(list and watch with a `metadata.name` field selector, which `resourceNames` admits); update
-of its own member Lease (renewal, `replace`); get of its FailoverPair. Replication Jobs get a
-ServiceAccount `<pair>-replication` with no Role at all and no token mounted.
+What the agent calls (agent/kubeio.py): get/list/watch of its member Lease and `<pair>-active`
+(list and watch with a `metadata.name` field selector, which `resourceNames` admits), and for
+the secondary of `<pair>-primary` too (its licensing clock); update of its own member Lease
+(renewal, `replace`); get of its FailoverPair. Nothing else: no create, patch or delete.
+Replication Jobs get a ServiceAccount `<pair>-replication` with no Role at all and no token
+mounted.
+
+Before, both members ran as one `<pair>-agent` that could update both member Leases. The
+operator no longer creates it, and never deletes one that exists: pods still naming it keep
+working until they are re-applied with their own account (docs/upgrade.md).
 """
 
 from __future__ import annotations
@@ -20,34 +26,39 @@ from kubernetes_asyncio import client
 
 from pairwarden import GROUP, PLURAL
 from pairwarden.controller.client import status_of
-from pairwarden.protocol import LABEL_PAIR, MEMBERS, active_lease_name, member_lease_name
+from pairwarden.protocol import LABEL_PAIR, MEMBERS, Member, active_lease_name, member_lease_name
 
 log = logging.getLogger("pairwarden.controller")
 RBAC = "rbac.authorization.k8s.io"
 
 
-def agent_account(pair: str) -> str:
-    return f"{pair}-agent"
+def agent_account(pair: str, member: Member) -> str:
+    """The member's own account; `agent-` keeps it apart from the member Lease's name."""
+    return f"{pair}-agent-{member}"
 
 
 def replication_account(pair: str) -> str:
     return f"{pair}-replication"
 
 
-def agent_rules(pair: str) -> list[dict[str, Any]]:
-    """The agent's rules: every one with `resourceNames`, no `create` or `delete`."""
-    leases = [member_lease_name(pair, m) for m in MEMBERS] + [active_lease_name(pair)]
+def agent_rules(pair: str, member: Member) -> list[dict[str, Any]]:
+    """The member agent's rules: every one with `resourceNames`, no `create`, `patch` or
+    `delete`, `update` of its own member Lease only."""
+    own = member_lease_name(pair, member)
+    readable = [own, active_lease_name(pair)]
+    if member == "secondary":
+        readable.append(member_lease_name(pair, "primary"))  # the licensing clock
     return [
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "resourceNames": leases,
+            "resourceNames": readable,
             "verbs": ["get", "list", "watch"],
         },
         {
             "apiGroups": ["coordination.k8s.io"],
             "resources": ["leases"],
-            "resourceNames": [member_lease_name(pair, m) for m in MEMBERS],
+            "resourceNames": [own],
             "verbs": ["update"],
         },
         {"apiGroups": [GROUP], "resources": [PLURAL], "resourceNames": [pair], "verbs": ["get"]},
@@ -55,34 +66,44 @@ def agent_rules(pair: str) -> list[dict[str, Any]]:
 
 
 def agent_objects(pair: str, owner: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ServiceAccounts, Role and RoleBinding of one pair (pure)."""
+    """The ServiceAccounts, Roles and RoleBindings of one pair (pure)."""
 
     def meta(name: str) -> dict[str, Any]:
         return {"name": name, "labels": {LABEL_PAIR: pair}, "ownerReferences": [owner]}
 
-    name = agent_account(pair)
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)},
+    objects: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
             "metadata": meta(replication_account(pair)),
             "automountServiceAccountToken": False,
-        },
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "Role",
-            "metadata": meta(name),
-            "rules": agent_rules(pair),
-        },
-        {
-            "apiVersion": f"{RBAC}/v1",
-            "kind": "RoleBinding",
-            "metadata": meta(name),
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name}],
-        },
+        }
     ]
+    for member in MEMBERS:
+        name = agent_account(pair, member)
+        objects += [
+            # The pods mount the token themselves, into the agent container only.
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": meta(name),
+                "automountServiceAccountToken": False,
+            },
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "Role",
+                "metadata": meta(name),
+                "rules": agent_rules(pair, member),
+            },
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "RoleBinding",
+                "metadata": meta(name),
+                "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name}],
+            },
+        ]
+    return objects
 
 
 async def ensure_agent_rbac(

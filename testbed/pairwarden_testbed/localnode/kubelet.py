@@ -77,9 +77,10 @@ class _Container:
         )
         self.restart_policy = str(pod.obj["spec"].get("restartPolicy") or "Always")
         self.finished_at: str | None = None
-        self.env = podspec.environment(
-            spec, pod.obj, pod.ip, mounts, os.environ, {"KUBECONFIG": str(pod.kubeconfig)}
-        )
+        # Credentials as a kubelet mounts them: none for a container the pod keeps them from.
+        token = podspec.gets_api_credentials(pod.obj, spec)
+        credentials = {"KUBECONFIG": str(pod.kubeconfig)} if token else {}
+        self.env = podspec.environment(spec, pod.obj, pod.ip, mounts, os.environ, credentials)
         self.argv = [
             podspec.on_pod_loopback(a, pod.ip) for a in podspec.command_line(spec, mounts, self.env)
         ]

@@ -56,6 +56,19 @@ def is_local_pod(pod: Obj) -> bool:
     )
 
 
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"  # where a pod's API token is
+
+
+def gets_api_credentials(pod: Obj, container: Obj) -> bool:
+    """Whether a kubelet would give this container an API token: every container unless the
+    pod says `automountServiceAccountToken: false`, then only one that mounts a volume at
+    SA_MOUNT itself (the agent's projected token; the voicemail beside it gets none)."""
+    if (pod.get("spec") or {}).get("automountServiceAccountToken") is not False:
+        return True
+    mounts = container.get("volumeMounts") or []
+    return any(str(m.get("mountPath", "")).rstrip("/") == SA_MOUNT for m in mounts)
+
+
 def volume_paths(pod: Obj, workdir: Path, host_root: Path | None = None) -> dict[str, Path]:
     """emptyDir and Secret volumes become directories under the pod's work dir; hostPath
     volumes, under `host_root` (the node's "/"), so every pod on the node shares them (the

@@ -24,12 +24,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from pairwarden_testbed.localnode.podspec import SA_MOUNT
+
 log = logging.getLogger(__name__)
 # The local kubelet's node; not controlplane.NODE_NAME, which a real kubelet (issue 19) uses.
 LOCAL_NODE = "pairwarden-localnode"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS, RENEW_SECONDS = 40, 10.0  # the kubelet's defaults
-SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "20Gi"}
 Obj = Mapping[str, Any]
 
@@ -144,13 +145,44 @@ def token_secret(pod: Obj) -> str | None:
     return None
 
 
+def projected_token(pod: Obj) -> int | None:
+    """expirationSeconds of a projected serviceAccountToken volume mounted at SA_MOUNT (how a
+    pod gives the token to one container only, automountServiceAccountToken off); None if
+    there is none."""
+    projected = {
+        str(v["name"]): v["projected"]
+        for v in (pod.get("spec") or {}).get("volumes") or []
+        if "projected" in v
+    }
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for mount in container.get("volumeMounts") or []:
+            if str(mount.get("mountPath", "")).rstrip("/") != SA_MOUNT:
+                continue
+            for source in (projected.get(str(mount.get("name"))) or {}).get("sources") or []:
+                if "serviceAccountToken" in source:
+                    return int(source["serviceAccountToken"].get("expirationSeconds") or 3600)
+    return None
+
+
 def pod_credentials(core: client.CoreV1Api, pod: Obj) -> tuple[str, bytes] | None:
     """(token, CA certificate) of the pod's ServiceAccount, read as the node (the Node
-    authorizer lets it read Secrets its pods mount); None without a mounted token."""
+    authorizer lets it read Secrets its pods mount, and request tokens bound to its pods, as a
+    kubelet does for a projected token; the CA is then the node's own); None without a
+    mounted token."""
+    namespace = str(pod["metadata"]["namespace"])
+    expiry = projected_token(pod)
+    if expiry is not None:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        bound = {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid")}
+        request = {"spec": {"expirationSeconds": expiry, "boundObjectRef": bound}}
+        account = str(spec.get("serviceAccountName") or "default")
+        made = core.create_namespaced_service_account_token(
+            account, namespace, request, _request_timeout=10
+        )
+        return str(made.status.token), b""
     secret = token_secret(pod)
     if secret is None:
         return None
-    namespace = str(pod["metadata"]["namespace"])
     data = core.read_namespaced_secret(secret, namespace, _request_timeout=10).data or {}
     if "token" not in data:
         return None

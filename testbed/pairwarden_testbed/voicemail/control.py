@@ -6,15 +6,19 @@ only the agent beside the process, in the same network namespace, can order its 
 GET  /healthz  -> 200 "ok"
 GET  /status   -> {role, epoch, answering, callsInProgress, inactiveCalls, messages,
                       cpuPercent, settings, [storeOnline, queuedMessages, sip...]}
-POST /role     {"active": bool, "epoch": int, "validForMs": int, "activeContact"?: str|null,
-                "holdMs"?: int}
-               -> 200 status | 400 malformed | 409 stale. Every order carries its expiry
-               (`validForMs`, at most MAX_ORDER_MS): an "active" order that is not renewed
-               in time demotes the process, so no order, lost agent or replay outlives the
-               agent's own fencing deadline. `activeContact` ("host:port" of the active
-               member's SIP port) makes a standby redirect SIP callers (302) rather than
-               refuse them; `holdMs` (Force Failover) makes it hold a new call ringing that
-               long while it may become active, then answer it or refuse it.
+POST /role     {"active": bool, "epoch": int, "validForMs": int, "issuedAtMs": int,
+                "activeContact"?: str|null, "holdMs"?: int}
+               with `Authorization: Pairwarden-HMAC-SHA256 <hex>` over the body, keyed by
+               the agent's order key file (pairwarden.orders)
+               -> 200 status | 401 not signed with the key (no change of role) | 400 malformed | 409
+               stale (issued not after the last order taken or not fresh, or an older epoch while an
+               active order is in force). Every order carries its expiry (`validForMs`, at most
+               MAX_ORDER_MS): an "active" order that is not renewed in time demotes the process, so
+               no order, lost agent or replay outlives the agent's own fencing deadline.
+               `activeContact` ("host:port" of the active member's SIP port) makes a standby
+               redirect SIP callers (302) rather than refuse them; `holdMs` (Force Failover) makes
+               it hold a new call ringing that long while it may become active, then answer it or
+               refuse it.
 POST /load     {"busy": bool}  burn CPU for real (tests of the excessive-CPU rule)
 POST /store    {"offline": bool}  take the message store offline by hand (tests of the UMR queue)
 """
@@ -30,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pairwarden.orders import OrderVerifier
 from pairwarden.protocol import MAX_ORDER_MS, call_contact
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 from pairwarden_testbed.voicemail.messagestore import DirectoryMessageStore, MessageQueue
@@ -109,12 +114,16 @@ def make_app(
     *,
     queue: MessageQueue | None = None,
     extra_status: Callable[[], Mapping[str, Any]] | None = None,
+    order_key: Callable[[], bytes | None] = lambda: None,
 ) -> web.Application:
     """`settings`: this member's own settings, never replicated; the agent digests them so the
     operator can see drift between members. `queue`: the voice message path (UMR queue and
-    message store), `extra_status`: more fields for /status (the SIP front end's)."""
+    message store), `extra_status`: more fields for /status (the SIP front end's).
+    `order_key`: the agent's current order key (read per order: a restarted agent writes a
+    new one); None refuses every order."""
     meter = CpuMeter()
     burner = Burner()
+    verifier = OrderVerifier()
 
     async def status() -> dict[str, Any]:
         body = core.status()
@@ -136,8 +145,12 @@ def make_app(
         return web.json_response(await status())
 
     async def post_role(request: web.Request) -> web.Response:
+        key = await asyncio.to_thread(order_key)
+        checked = verifier.check(key, await request.read(), request.headers.get("Authorization"))
+        if checked.order is None:
+            return web.json_response({"error": checked.reason}, status=checked.status)
         try:
-            order = await request.json()
+            order = checked.order
             active, epoch, valid_for = parse_order(order)
             contact = order.get("activeContact", core.redirect)
             if contact is not None and not isinstance(contact, str):

@@ -1,11 +1,16 @@
 """What the voicemail process decides: whether to answer a call, and which role orders to obey.
 
 No sockets here, so the rules are tested with a ManualClock. A role order carries the
-epoch (the fencing token of the active Lease): an order older than the one held is refused,
-so a delayed or replayed "active" from a deposed agent cannot revive a fenced member. An
-"active" order may also carry a validity: the agent sends the time left before its own
-fencing deadline, so the process stops answering on time even if the agent itself hangs or
-dies (the agent renews the order with every successful Lease renewal).
+epoch (the fencing token of the active Lease) and a validity: the agent sends the time left
+before its own fencing deadline, so the process stops answering on time even if the agent
+itself hangs or dies (the agent renews the order with every successful Lease renewal).
+
+While an active order is in force, an order for an older epoch is refused: a restarted agent
+that has not yet read the Lease cannot drop calls the current one granted. Once no active
+order is in force, any epoch is obeyed: the epoch held is what the agent last read from the
+active Lease, not the highest number anyone ever sent, so an order with a wrong epoch blocks
+nothing after it expires. Late and replayed orders of the agent are refused before they get
+here, by their signature and sequence (`pairwarden.orders`).
 """
 
 from __future__ import annotations
@@ -73,13 +78,16 @@ class VoicemailCore:
         return True
 
     def set_role(self, active: bool, epoch: int, valid_for: float | None = None) -> None:
-        """Obey a role order unless it is older than the epoch held (raises StaleEpoch).
+        """Obey a role order unless it is older than the epoch of an active order still in
+        force (raises StaleEpoch).
 
         Demoting keeps calls in progress (a clean failover maintains calls) and refuses
         new ones.
         """
-        if epoch < self._epoch:
-            raise StaleEpoch(f"order for epoch {epoch} is older than held epoch {self._epoch}")
+        if epoch < self._epoch and self.answering():
+            raise StaleEpoch(
+                f"order for epoch {epoch} is older than epoch {self._epoch}, in force until it ends"
+            )
         self._epoch = epoch
         self._active = active and not self.draining
         self._valid_until = (

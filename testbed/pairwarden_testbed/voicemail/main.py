@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from pairwarden.clock import SystemClock
+from pairwarden.orders import ORDER_KEY_FILE, read_key
 from pairwarden.protocol import DATABASE_NAME, REPLICATED_DIRECTORIES
 from pairwarden.replication.storage import Batches
 from pairwarden_testbed.voicemail.control import make_app
@@ -50,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data-dir", type=Path, default=Path("voicemail-data"), help="files and UnityDb.sqlite"
+    )
+    parser.add_argument(
+        "--order-key-file",
+        type=Path,
+        default=Path(ORDER_KEY_FILE),
+        help="the agent's order key (a volume the agent writes and this container mounts"
+        " read-only): a role order not signed with it is refused (401)",
     )
     parser.add_argument(
         "--pod", default=os.environ.get("POD_NAME") or socket.gethostname(), help="pod name"
@@ -138,6 +146,7 @@ async def serve(args: argparse.Namespace) -> int:
         settings,
         queue=queue,
         extra_status=sip_server.status if sip_server is not None else None,
+        order_key=lambda: read_key(args.order_key_file),
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
