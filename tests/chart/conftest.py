@@ -66,6 +66,11 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             },
         },
     ),
+    "clusterwide": (
+        "pwcw",
+        "pwcw-system",
+        {**NO_CRDS, "operator": {"watch": {"allNamespaces": True}}},
+    ),
     "namespaced": (
         "pwns",
         "pwns-system",
