@@ -30,28 +30,32 @@ def token_of(secret: dict[str, Any]) -> str | None:
     return base64.b64decode(raw).decode() if raw else None
 
 
-async def ensure_token(
-    api: client.ApiClient, namespace: str, pair: str, owner: dict[str, Any] | None
-) -> str:
-    """Create the Secret with a fresh token when missing (never rotate an existing one: the
-    agents hold it); return its name. `owner` is the FailoverPair's ownerReference. Created
-    blind, never read first (409: it exists), so the operator needs no read of any Secret."""
-    name = token_secret_name(pair)
-    core = client.CoreV1Api(api)
+def token_body(pair: str, owner: dict[str, Any] | None) -> dict[str, Any]:
+    """The Secret with a fresh token (pure but for the token's randomness): Opaque and
+    labelled with its pair, as the chart's admission policy admits from the operator."""
     token = base64.b64encode(new_token(pair).encode()).decode()
-    metadata: dict[str, Any] = {"name": name, "labels": {LABEL_PAIR: pair}}
+    metadata: dict[str, Any] = {"name": token_secret_name(pair), "labels": {LABEL_PAIR: pair}}
     if owner:
         metadata["ownerReferences"] = [owner]
-    body = {
+    return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata,
         "data": {TOKEN_KEY: token},
     }
+
+
+async def ensure_token(
+    api: client.ApiClient, namespace: str, pair: str, owner: dict[str, Any] | None
+) -> str:
+    """Create the Secret with a fresh token when missing (never rotate an existing one: the
+    agents hold it); return its name. `owner` is the FailoverPair's ownerReference. Created
+    blind, never read first (409: it exists), so the operator needs no read of any Secret."""
+    body = token_body(pair, owner)
     try:
-        await core.create_namespaced_secret(namespace, body)
+        await client.CoreV1Api(api).create_namespaced_secret(namespace, body)
     except client.ApiException as exc:
         if status_of(exc) != 409:  # exists (or was created concurrently): that one stays
             raise
-    return name
+    return token_secret_name(pair)
