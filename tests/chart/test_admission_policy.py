@@ -289,6 +289,20 @@ def _attacks() -> dict[str, tuple[str, dict[str, Any] | None, Any]]:
             _merged(job, (*spec, "volumes"), [{"name": "h", "hostPath": {"path": "/"}}]),
             None,
         ),
+        "Job mounting another Secret (its replicate sends it as a bearer token)": (
+            "CREATE",
+            _merged(job, (*spec, "volumes"), [{"name": "token", "secret": {"secretName": "db"}}]),
+            None,
+        ),
+        "Job reading a Secret into its environment": (
+            "CREATE",
+            _merged(
+                job,
+                (*spec, "containers"),
+                [{**container, "envFrom": [{"secretRef": {"name": "db"}}]}],
+            ),
+            None,
+        ),
         "Job privileged": (
             "CREATE",
             _merged(
