@@ -61,10 +61,17 @@ def other(member: str) -> str:
     return "secondary" if member == "primary" else "primary"
 
 
+# Kinds the chart renders only where discovery lists them (1.30+), as Helm would not on 1.20;
+# the sandbox it is rendered in lists them.
+NOT_ON_1_20 = {("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+               ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding")}  # fmt: skip
+
+
 def on_kubernetes_1_20(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The chart's objects as a 1.20 server can run them (pure): the operator's POD_INDEX
-    (from the pod-index label, 1.28+) is the one replica's ordinal, 0."""
-    out = copy.deepcopy(objects)
+    (from the pod-index label, 1.28+) is the one replica's ordinal, 0; no admission policy."""
+    kept = [o for o in objects if (o["apiVersion"], o["kind"]) not in NOT_ON_1_20]
+    out = copy.deepcopy(kept)
     for obj in out:
         if obj["kind"] != "StatefulSet":
             continue
