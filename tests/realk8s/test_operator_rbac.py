@@ -31,6 +31,9 @@ import pytest
 from kubernetes import client, config, utils
 from kubernetes.client.rest import ApiException
 
+from pairwarden.controller import rbac
+from pairwarden.kube import async_api_client
+
 pytestmark = pytest.mark.realk8s
 
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
@@ -47,12 +50,13 @@ JOBS_CREATE = [{"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create
 
 @dataclass(frozen=True)
 class Operator:
-    """The operator's identity in one scope: its API client, the namespace it serves (the
-    release's), and the kube-system objects an attacker would aim at."""
+    """The operator's identity in one scope: its API client (and kubeconfig), the namespace it
+    serves (the release's), and the kube-system objects an attacker would aim at."""
 
     api: client.ApiClient
     served: str
     victim: str  # a pod and a Service of that name in kube-system
+    kubeconfig: Path
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,8 @@ def victims(admin: client.ApiClient) -> Iterator[Victims]:
     made by the admin so that the binding step is tried on its own (a dry run stores none)."""
     core = client.CoreV1Api(admin)
     name = f"victim-{uuid.uuid4().hex[:6]}"
-    rbac = client.RbacAuthorizationV1Api(admin)
-    rbac.create_namespaced_role(SYSTEM, _role(name, JOBS_CREATE))
+    roles = client.RbacAuthorizationV1Api(admin)
+    roles.create_namespaced_role(SYSTEM, _role(name, JOBS_CREATE))
     labels = {"app": name}
     core.create_namespaced_pod(
         SYSTEM,
@@ -86,7 +90,7 @@ def victims(admin: client.ApiClient) -> Iterator[Victims]:
     )
     yield Victims(name)
     with contextlib.suppress(ApiException):
-        rbac.delete_namespaced_role(name, SYSTEM)
+        roles.delete_namespaced_role(name, SYSTEM)
     with contextlib.suppress(ApiException):
         core.delete_namespaced_pod(name, SYSTEM, grace_period_seconds=0)
     with contextlib.suppress(ApiException):
@@ -117,17 +121,17 @@ def operator(
     path = plane.serviceaccount_kubeconfig(served, account, Path(empty) / "operator.kubeconfig")
     api = config.new_client_from_config(config_file=str(path))
     try:
-        yield Operator(api, served, victims.name)
+        yield Operator(api, served, victims.name, path)
     finally:
         api.close()
-        rbac = client.RbacAuthorizationV1Api(admin)
+        roles = client.RbacAuthorizationV1Api(admin)
         for obj in objects:
             name = obj["metadata"]["name"]
             with contextlib.suppress(ApiException):
                 if obj["kind"] == "ClusterRole":
-                    rbac.delete_cluster_role(name)
+                    roles.delete_cluster_role(name)
                 elif obj["kind"] == "ClusterRoleBinding":
-                    rbac.delete_cluster_role_binding(name)
+                    roles.delete_cluster_role_binding(name)
 
 
 def _job(account: str) -> dict[str, Any]:
@@ -190,8 +194,8 @@ def _kube_system_binding_to_default(op: Operator) -> object:
     """Bind the Role granting `jobs create` to kube-system:default: the escalation check
     passes wherever the operator holds `jobs create` itself."""
     binding = _binding(op.victim, "Role", op.victim, SYSTEM)
-    rbac = client.RbacAuthorizationV1Api(op.api)
-    return rbac.create_namespaced_role_binding(SYSTEM, binding, dry_run=DRY)
+    roles = client.RbacAuthorizationV1Api(op.api)
+    return roles.create_namespaced_role_binding(SYSTEM, binding, dry_run=DRY)
 
 
 def _served_job_as_another_account(op: Operator) -> object:
@@ -200,8 +204,8 @@ def _served_job_as_another_account(op: Operator) -> object:
 
 def _served_binding_to_cluster_admin(op: Operator) -> object:
     binding = _binding("esc-admin", "ClusterRole", "cluster-admin", op.served)
-    rbac = client.RbacAuthorizationV1Api(op.api)
-    return rbac.create_namespaced_role_binding(op.served, binding, dry_run=DRY)
+    roles = client.RbacAuthorizationV1Api(op.api)
+    return roles.create_namespaced_role_binding(op.served, binding, dry_run=DRY)
 
 
 # Each escalation, and the scopes in which kube-apiserver 1.20 still ALLOWS it (RBAC alone);
@@ -258,23 +262,22 @@ def test_escalations_as_the_operators_account(
     assert scope in allowed_in, f"{escalation} was ALLOWED for the {scope} operator"
 
 
-def test_the_operator_can_still_do_its_work_where_it_serves(operator: Operator) -> None:
-    """The same account, in the namespace it serves: the writes it exists for are allowed
-    (a refusal test passes trivially for an account that can do nothing)."""
+async def test_the_operator_can_still_do_its_work_where_it_serves(
+    operator: Operator, admin: client.ApiClient
+) -> None:
+    """The same account, in the namespace it serves, can do what it exists for (a refusal
+    test passes trivially for an account that can do nothing). Above all it can give a pair's
+    agents their Role and binding, through the operator's own code (controller/rbac.py): RBAC's
+    escalation check admits that only while the operator's Role holds every right granted."""
     ns = operator.served
     leases = client.CoordinationV1Api(operator.api)
     lease = {"metadata": {"name": "vm-active", "labels": {"pairwarden.io/pair": "vm"}}}
     leases.create_namespaced_lease(ns, lease, dry_run=DRY)
-    rbac = client.RbacAuthorizationV1Api(operator.api)
-    agent = [
-        {
-            "apiGroups": ["coordination.k8s.io"],
-            "resources": ["leases"],
-            "resourceNames": ["vm-primary"],
-            "verbs": ["get", "update"],
-        }
-    ]
-    rbac.create_namespaced_role(ns, _role("vm-agent", agent), dry_run=DRY)
-    core = client.CoreV1Api(operator.api)
-    core.create_namespaced_service_account(ns, {"metadata": {"name": "vm-agent"}}, dry_run=DRY)
     client.BatchV1Api(operator.api).list_namespaced_job(ns)
+    owner = {"apiVersion": "pairwarden.io/v1", "kind": "FailoverPair", "name": "vm", "uid": "u"}
+    api = await async_api_client(str(operator.kubeconfig))
+    async with api:
+        assert await rbac.ensure_agent_rbac(api, ns, "vm", owner)
+    made = client.RbacAuthorizationV1Api(admin).read_namespaced_role(rbac.agent_account("vm"), ns)
+    granted = admin.sanitize_for_serialization(made)["rules"]
+    assert granted == rbac.agent_rules("vm")
