@@ -16,10 +16,10 @@ Each firing of an alert is one request: the id is derived from the alert's finge
 same alert firing again later (a new `startsAt`) acts again. Resolved alerts do nothing.
 
 The port is reachable by anything the network lets through, so the receiver holds under abuse
-(`Limits`): a connection must deliver its request headers within a deadline (aiohttp's
-keep-alive timer, armed from the connection's start, closes it otherwise) and its body within
-another; a body is at most 1 MiB and nested at most 32 deep (Alertmanager's is 4), checked
-before it is parsed; anything it cannot parse is a 400, and no request leaves a traceback.
+(`Limits`): a connection must deliver its request headers within a deadline (as the agents'
+ports do: `header_bounded_runner`) and its body within another; a body is at most 1 MiB and
+nested at most 32 deep (Alertmanager's is 4), checked before it is parsed; anything it cannot
+parse is a 400, and no request leaves a traceback.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from kubernetes_asyncio import client
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.client import MERGE_PATCH, status_of
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID
+from pairwarden.replication.fileapi import HEADER_TIMEOUT, header_bounded_runner
 
 log = logging.getLogger(__name__)
 LABEL_PAIR = "pairwarden_pair"
@@ -57,11 +58,9 @@ class Limits:
     connection's start until its request headers are in (also an idle keep-alive connection's
     life), `body` for the body after them. Alertmanager sends a notification in one write."""
 
-    header_timeout: float = 10.0
+    header_timeout: float = HEADER_TIMEOUT  # the agents' file API's and metrics port's too
     body_timeout: float = 10.0
-    # After a refusal (413, 408, 401), how long the rest of the body is still read and dropped,
-    # so that the client reads the refusal rather than a reset (aiohttp's default: 10 s).
-    linger_timeout: float = 1.0
+    linger_timeout: float = 1.0  # after a refusal (413, 408, 401): header_bounded_runner
     max_body: int = 1 << 20
     max_depth: int = 32
 
@@ -206,14 +205,7 @@ async def serve(receiver: Receiver, address: str, port: int) -> web.AppRunner:
     limits = receiver.limits
     app = web.Application(client_max_size=limits.max_body)
     app.router.add_post(PATH, receiver.handle)
-    # aiohttp arms its keep-alive timer when a connection opens and closes the connection
-    # when it fires before a whole request has arrived: the header timeout.
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        keepalive_timeout=limits.header_timeout,
-        lingering_time=limits.linger_timeout,
-    )
+    runner = header_bounded_runner(app, limits.header_timeout, limits.linger_timeout)
     await runner.setup()
     await web.TCPSite(runner, address, port).start()
     return runner
