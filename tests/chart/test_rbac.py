@@ -161,3 +161,17 @@ def test_every_operator_verb_is_documented(chart_cluster: ChartCluster) -> None:
     for role in roles:
         for _, resource, verb in grants(role):
             assert (resource, verb) in documented, (resource, verb)
+
+
+def test_the_operator_holds_every_right_it_grants_the_agents(chart_cluster: ChartCluster) -> None:
+    """RBAC's escalation check lets the operator create the agents' Role (controller/rbac.py)
+    only while it holds each right in it itself, in that namespace: in both scopes, its own
+    rules cover every (group, resource, verb) of the agents' rules (tests/realk8s checks the
+    same against kube-apiserver)."""
+    from pairwarden.controller import rbac
+
+    granted = grants({"rules": rbac.agent_rules("vm")})
+    assert granted
+    for combo, kind in (("defaults", "Role"), ("clusterwide", "ClusterRole")):
+        (role,) = _named(chart_cluster.render(combo), kind, "-operator")
+        assert granted <= grants(role), (combo, granted - grants(role))
