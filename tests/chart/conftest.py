@@ -66,6 +66,11 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             },
         },
     ),
+    "clusterwide": (
+        "pwcw",
+        "pwcw-system",
+        {**NO_CRDS, "operator": {"watch": {"allNamespaces": True}}},
+    ),
     "namespaced": (
         "pwns",
         "pwns-system",
@@ -85,6 +90,7 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
                 "alertmanager": {"enabled": True, "tokenSecret": {"name": "pw-am", "key": "t"}},
             },
             "memberNamespaces": ["voice-c"],
+            "rbac": {"admissionPolicy": False},
             "image": {"operator": {"tag": "1.2.3"}},
             "networkPolicy": {"enabled": False},
         },

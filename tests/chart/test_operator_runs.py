@@ -50,8 +50,7 @@ def test_the_charts_operator_comes_up_and_takes_charge_of_a_pair(
     }
     core = client.CoreV1Api(chart_cluster.api)
     core.create_namespaced_pod(namespace, pod)
-    members = "chart-members"
-    chart_cluster.ensure_namespace(members)
+    members = namespace  # the default install serves its own namespace only
     kubeconfig = str(chart_cluster.sandbox.kubeconfig_path)
     with LocalKubelet(kubeconfig, namespace, links=False) as kubelet:
         name = pod["metadata"]["name"]

@@ -30,11 +30,6 @@ NAMESPACED: set[Grant] = {
     ("rbac.authorization.k8s.io", "roles", "create"),
     ("rbac.authorization.k8s.io", "rolebindings", "create"),
 }
-CLUSTER: set[Grant] = {
-    ("", "namespaces", "list"),
-    ("", "namespaces", "watch"),
-    *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")},
-}
 PEERING = ("get", "list", "watch", "patch", "create")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 
@@ -61,23 +56,54 @@ def test_no_wildcards_anywhere(rendered: Rendered) -> None:
                 assert verb not in ("escalate", "bind", "impersonate")
 
 
-def test_clusterwide_operator_rules(chart_cluster: ChartCluster) -> None:
+def test_the_default_is_namespaced_with_no_cluster_wide_right(chart_cluster: ChartCluster) -> None:
+    """By default the operator serves the release namespace (or memberNamespaces) with a Role
+    there and holds nothing cluster-wide: kopf's scanning is off (controller/discovery.py)."""
     rendered = chart_cluster.render("defaults")
+    assert rendered.of_kind("ClusterRole") == []
+    assert rendered.of_kind("ClusterRoleBinding") == []
+    (role,) = _named(rendered, "Role", "-operator")
+    assert role["metadata"]["namespace"] == "pairwarden"
+    assert grants(role) == NAMESPACED | {("kopf.dev", "kopfpeerings", v) for v in PEERING}
+    (binding,) = _named(rendered, "RoleBinding", "-operator")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pwdef-pairwarden-operator", "namespace": "pairwarden"}
+    ]
+    args = rendered.one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=pairwarden" in args and "--all-namespaces" not in args
+
+
+def test_member_namespaces_are_served_when_no_watch_namespace_is_named(
+    chart_cluster: ChartCluster,
+) -> None:
+    rendered = chart_cluster.render("single")  # memberNamespaces: [voice-c]
+    (role,) = _named(rendered, "Role", "-operator")
+    assert role["metadata"]["namespace"] == "voice-c"
+    args = rendered.one("StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--namespace")] == ["--namespace=voice-c"]
+
+
+def test_clusterwide_operator_rules(chart_cluster: ChartCluster) -> None:
+    rendered = chart_cluster.render("clusterwide")
     (role,) = rendered.of_kind("ClusterRole")
     peering = {("kopf.dev", "clusterkopfpeerings", v) for v in PEERING}
-    assert grants(role) == NAMESPACED | CLUSTER | peering
+    assert grants(role) == NAMESPACED | peering  # no namespaces, no CRDs: scanning is off
     (binding,) = rendered.of_kind("ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "pwdef-pairwarden-operator", "namespace": "pairwarden"}
+        {"kind": "ServiceAccount", "name": "pwcw-pairwarden-operator", "namespace": "pwcw-system"}
     ]
     assert rendered.of_kind("Role") == []  # agent Roles are per pair, made by the operator
 
 
 def test_namespaced_operator_rules(chart_cluster: ChartCluster) -> None:
     rendered = chart_cluster.render("namespaced")
-    (cluster_role,) = rendered.of_kind("ClusterRole")
-    assert grants(cluster_role) == CLUSTER
+    assert rendered.of_kind("ClusterRole") == []
     roles = _named(rendered, "Role", "-operator")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["voice-a", "voice-b"]
     peering = {("kopf.dev", "kopfpeerings", v) for v in PEERING}
@@ -98,7 +124,7 @@ def test_without_network_policies_the_operator_touches_no_policy(
     chart_cluster: ChartCluster,
 ) -> None:
     rendered = chart_cluster.render("single")
-    (role,) = _named(rendered, "ClusterRole", "-operator")
+    (role,) = _named(rendered, "Role", "-operator")
     assert not {g for g in grants(role) if g[1] == "networkpolicies"}
     (operator,) = rendered.of_kind("StatefulSet")
     assert "--no-network-policies" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -127,33 +153,26 @@ def test_every_operator_verb_is_documented(chart_cluster: ChartCluster) -> None:
         named = [n.split(".")[0] for n in re.findall(r"`([^`]+)`", cells[0])]
         resources = named or resources
         documented |= {(r, v.strip()) for r in resources for v in cells[1].split(",")}
-    for role in chart_cluster.render("defaults").of_kind("ClusterRole"):
+    roles = [
+        *chart_cluster.render("defaults").of_kind("Role"),
+        *chart_cluster.render("clusterwide").of_kind("ClusterRole"),
+    ]
+    assert roles
+    for role in roles:
         for _, resource, verb in grants(role):
             assert (resource, verb) in documented, (resource, verb)
 
 
 def test_the_operator_holds_every_right_it_grants_the_agents(chart_cluster: ChartCluster) -> None:
-    """RBAC's escalation check: the operator may create a Role only with rights it holds
-    itself, in the namespaces it serves, so each member's agent Role (controller/rbac.py)
-    must be within the operator's own rules in every values combination."""
+    """RBAC's escalation check lets the operator create each member's agent Role
+    (controller/rbac.py) only while it holds each right in it itself, in that namespace: in
+    both scopes, its own rules cover every (group, resource, verb) of the agents' rules
+    (tests/realk8s checks the same against kube-apiserver)."""
     from pairwarden.controller import rbac
     from pairwarden.protocol import MEMBERS
 
-    wanted = {
-        (group, resource, verb)
-        for member in MEMBERS
-        for rule in rbac.agent_rules("vm", member)
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-    assert wanted == {
-        *{("coordination.k8s.io", "leases", v) for v in ("get", "list", "watch", "update")},
-        ("pairwarden.io", "failoverpairs", "get"),
-    }
-    for combo in ("defaults", "namespaced"):
-        rendered = chart_cluster.render(combo)
-        held = set().union(
-            *(grants(r) for kind in ("Role", "ClusterRole") for r in rendered.of_kind(kind))
-        )
-        assert wanted <= held, (combo, wanted - held)
+    granted = set().union(*(grants({"rules": rbac.agent_rules("vm", m)}) for m in MEMBERS))
+    assert granted
+    for combo, kind in (("defaults", "Role"), ("clusterwide", "ClusterRole")):
+        (role,) = _named(chart_cluster.render(combo), kind, "-operator")
+        assert granted <= grants(role), (combo, granted - grants(role))

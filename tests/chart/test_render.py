@@ -227,12 +227,14 @@ def test_images_default_to_the_app_version(rendered: Rendered) -> None:
 def test_scope_follows_the_watch_values(rendered: Rendered) -> None:
     args = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["args"]
     watch = rendered.values.get("operator", {}).get("watch", {})
-    if watch.get("allNamespaces", True):
+    if watch.get("allNamespaces", False):
         assert "--all-namespaces" in args
         assert not [a for a in args if a.startswith("--namespace")]
     else:
+        members = rendered.values.get("memberNamespaces")
+        served = watch.get("namespaces") or members or [rendered.namespace]
         assert [a for a in args if a.startswith("--namespace=")] == [
-            f"--namespace={ns}" for ns in watch["namespaces"]
+            f"--namespace={ns}" for ns in served
         ]
         assert "--all-namespaces" not in args
 

@@ -55,12 +55,14 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
 {{- end -}}
 
-{{/* Namespaces the operator watches, as a JSON list; empty when it watches all of them. */}}
+{{/* Namespaces the operator serves, as a JSON list; empty when it watches all of them. */}}
 {{- define "pairwarden.watchNamespaces" -}}
 {{- if .Values.operator.watch.allNamespaces -}}
 {{- list | toJson -}}
 {{- else if .Values.operator.watch.namespaces -}}
 {{- .Values.operator.watch.namespaces | uniq | toJson -}}
+{{- else if .Values.memberNamespaces -}}
+{{- .Values.memberNamespaces | uniq | toJson -}}
 {{- else -}}
 {{- list .Release.Namespace | toJson -}}
 {{- end -}}
@@ -134,16 +136,6 @@ app.kubernetes.io/component: operator
   resources: ["networkpolicies"]
   verbs: ["get", "create", "patch"]
 {{- end }}
-{{- end }}
-{{- define "pairwarden.operatorClusterRules" -}}
-# kopf lists and watches namespaces to resolve namespace patterns.
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list", "watch"]
-# kopf scans the CRDs at start to resolve the resources it serves.
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{/* The top-level metadata block of each CRD: kept on uninstall, labelled as the release's. */}}

@@ -14,24 +14,35 @@ Labels an alert carries (set them in the alerting rule or with Alertmanager's re
 Each firing of an alert is one request: the id is derived from the alert's fingerprint and its
 `startsAt`, so Alertmanager's repeated notifications of the same firing act once, while the
 same alert firing again later (a new `startsAt`) acts again. Resolved alerts do nothing.
+
+The port is reachable by anything the network lets through, so the receiver holds under abuse
+(`Limits`): a connection must deliver its request headers within a deadline (as the agents'
+ports do: `header_bounded_runner`) and its body within another; a body is at most 1 MiB and
+nested at most 32 deep (Alertmanager's is 4), checked before it is parsed; anything it cannot
+parse is a 400, and no request leaves a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import logging
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from kubernetes_asyncio import client
 
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.client import MERGE_PATCH, status_of
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID
+from pairwarden.replication.fileapi import HEADER_TIMEOUT, header_bounded_runner
 
 log = logging.getLogger(__name__)
 LABEL_PAIR = "pairwarden_pair"
@@ -39,6 +50,42 @@ LABEL_ACTION = "pairwarden_action"
 LABEL_NAMESPACE = "pairwarden_namespace"
 ACTIONS = ("failover", "failback")
 PATH = "/alertmanager"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request to the receiver may cost. The timeouts are seconds: `header` from the
+    connection's start until its request headers are in (also an idle keep-alive connection's
+    life), `body` for the body after them. Alertmanager sends a notification in one write."""
+
+    header_timeout: float = HEADER_TIMEOUT  # the agents' file API's and metrics port's too
+    body_timeout: float = 10.0
+    linger_timeout: float = 1.0  # after a refusal (413, 408, 401): header_bounded_runner
+    max_body: int = 1 << 20
+    max_depth: int = 32
+
+
+# A JSON string (escapes included) or one bracket: what decides nesting, strings skipped whole.
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """The JSON document in `raw` (pure). Raises ValueError for anything but a JSON document
+    nested at most `max_depth` deep: the depth is counted before parsing, since Python's
+    parser recurses once per level and a deep enough body ends in RecursionError."""
+    depth = 0
+    for token in _JSON_NESTING.finditer(raw):
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise ValueError(f"JSON nested deeper than {max_depth} levels")
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    try:
+        return json.loads(raw)
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, too long an integer
+        raise ValueError(f"not JSON: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -100,6 +147,7 @@ class Receiver:
     token_file: Path
     default_namespace: str
     allowed: Callable[[str], bool]  # namespaces this operator watches
+    limits: Limits = field(default_factory=Limits)
 
     def token(self) -> str:
         try:
@@ -111,9 +159,16 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         if not authorized(request.headers.get("Authorization"), self.token()):
             return web.json_response({"error": "unauthorized"}, status=401)
+        try:  # a body over max_body: aiohttp's 413 (client_max_size), raised from read()
+            raw = await asyncio.wait_for(request.read(), self.limits.body_timeout)
+        except TimeoutError:
+            response = web.json_response({"error": "request body too slow"}, status=408)
+            response.force_close()
+            return response
         try:
-            parsed = requests_from_webhook(await request.json(), self.default_namespace)
-        except ValueError as exc:  # also JSON that does not parse
+            payload = parse_json(raw, self.limits.max_depth)
+            parsed = requests_from_webhook(payload, self.default_namespace)
+        except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         results = [await self._write(r) for r in parsed.requests]
         return web.json_response({"requests": results, "skipped": list(parsed.skipped)})
@@ -135,6 +190,10 @@ class Receiver:
             outcome = "no such pair" if status_of(exc) == 404 else f"API error {status_of(exc)}"
             log.warning("alertmanager: %s %s/%s: %s", req.action, req.namespace, req.pair, outcome)
             return {**result, "outcome": outcome}
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:  # the API server away
+            outcome = f"API unreachable: {exc!r}"
+            log.warning("alertmanager: %s %s/%s: %s", req.action, req.namespace, req.pair, outcome)
+            return {**result, "outcome": outcome}
         log.info(
             "alertmanager: %s requested on %s/%s (%s)", req.action, req.namespace, req.pair, req.id
         )
@@ -142,9 +201,11 @@ class Receiver:
 
 
 async def serve(receiver: Receiver, address: str, port: int) -> web.AppRunner:
-    app = web.Application(client_max_size=1 << 20)
+    """Listen on address:port (0: any free port, `runner.addresses` tells which)."""
+    limits = receiver.limits
+    app = web.Application(client_max_size=limits.max_body)
     app.router.add_post(PATH, receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
+    runner = header_bounded_runner(app, limits.header_timeout, limits.linger_timeout)
     await runner.setup()
     await web.TCPSite(runner, address, port).start()
     return runner

@@ -19,7 +19,7 @@ import kubernetes
 
 from pairwarden import GROUP, PLURAL, VERSION, watching
 from pairwarden.clock import SystemClock
-from pairwarden.controller import health, jobs, leasewatch, metrics, peering
+from pairwarden.controller import discovery, health, jobs, leasewatch, metrics, peering
 from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
@@ -103,8 +103,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # (_wake_when_stopped), or once its step in flight has written what it decided: 1 s here
     # (not kopf's default of ten loop iterations), then STOP_GRACE more before kopf cancels it.
     settings.background.instant_exit_timeout = 1.0
-    memo.book.bind_clock(memo.clock)
+    # No namespace or CRD observation: the operator serves exact namespaces (or all of them)
+    # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
+    settings.scanning.disabled = True
     api = await async_api_client(memo.kubeconfig)
+    if not await discovery.serves_failoverpairs(api):
+        await api.close()
+        raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)
+    memo.book.bind_clock(memo.clock)
     scopes: list[str | None] = list(memo.namespaces) or [None]
     index = jobs.JobIndex()
 

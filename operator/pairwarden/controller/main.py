@@ -26,7 +26,14 @@ from pairwarden.kube import async_api_client
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, $KUBECONFIG)")
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch namespace")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="serve this namespace (an exact name, not a pattern: kopf's namespace scanning"
+        " is off, controller/discovery.py); repeat for several",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch all namespaces")
     parser.add_argument("--peering", default="pairwarden", help="kopf peering name")
     parser.add_argument("--standalone", action="store_true", help="no peering: single replica")

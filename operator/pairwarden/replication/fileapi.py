@@ -406,15 +406,20 @@ def make_app(
 
 
 def header_bounded_runner(
-    app: web.Application, header_timeout: float = HEADER_TIMEOUT
+    app: web.Application, header_timeout: float = HEADER_TIMEOUT, lingering_time: float = 10.0
 ) -> web.AppRunner:
     """A runner whose connections must complete each request's headers within
     `header_timeout`. aiohttp has no header timeout by that name, but (from 3.11, pinned
     here) its keep-alive timer starts when a connection opens and again after each response,
     is not reset by arriving bytes, and closes the connection if no whole request has
     arrived by then: a keep-alive timeout is a header timeout. A request being handled (a
-    slow upload's body) is never cut by it: bodies have BODY_TIMEOUT."""
-    return web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout)
+    slow upload's body) is never cut by it: bodies have BODY_TIMEOUT. `lingering_time`: how
+    long the unread rest of a refused request's body is still read and dropped before the
+    connection closes, so that the client reads the refusal rather than a reset (aiohttp's
+    default, 10 s)."""
+    return web.AppRunner(
+        app, access_log=None, keepalive_timeout=header_timeout, lingering_time=lingering_time
+    )
 
 
 async def start_site(

@@ -180,6 +180,25 @@ BUILTINS: tuple[ResourceType, ...] = (
         "ClusterRoleBinding",
         False,
     ),
+    # Served (the chart renders its policy where discovery lists them, as on 1.30+) and
+    # stored, never enforced: tests/chart evaluates the chart's policy's CEL itself.
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        "ValidatingAdmissionPolicy",
+        False,
+        subresources=frozenset({"status"}),
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        "ValidatingAdmissionPolicyBinding",
+        False,
+    ),
 )
 
 
