@@ -17,12 +17,14 @@ from pairwarden.agent.core import (
     decide_answer,
     licensing_expired,
     may_promise,
+    restart_hold,
     settings_digest,
     settings_from_spec,
     standby_calls,
     wants_promise,
 )
 from pairwarden.clock import ManualClock
+from pairwarden.protocol import MemberReport
 
 SIZING = settings_from_spec(None).sizing  # W = 30 s, R = 10 s, fence after 25 s
 
@@ -183,6 +185,24 @@ def test_the_peer_promises_only_while_it_does_not_answer(
     answering: bool, voicemail: bool, epoch: int, asked: int, promises: bool
 ) -> None:
     assert may_promise(answering, voicemail, epoch, asked) is promises
+
+
+@pytest.mark.parametrize(
+    ("previous", "holder", "epoch", "held"),
+    [
+        (None, "vm-primary", 3, False),  # no first sight yet (it cannot answer anyway)
+        (MemberReport(), "vm-primary", 3, False),  # never published a contact: never asked
+        (MemberReport(peer_contact="a:8083", answering=True, epoch=3), "vm-primary", 3, False),
+        (MemberReport(peer_contact="a:8083", answering=True, epoch=2), "vm-primary", 3, True),
+        (MemberReport(peer_contact="a:8083", answering=False, epoch=3), "vm-primary", 3, True),
+        (MemberReport(peer_contact="a:8083", answering=True, epoch=3), "vm-secondary", 3, True),
+    ],
+)
+def test_a_restarted_agent_holds_back_unless_it_cannot_have_promised(
+    previous: MemberReport | None, holder: str, epoch: int, held: bool
+) -> None:
+    until = restart_hold(previous, holder, "vm-primary", epoch, 1000.0, SIZING)
+    assert until == (1025.0 if held else None)
 
 
 def test_cpu_excessive_after_the_whole_duration_above_threshold() -> None:

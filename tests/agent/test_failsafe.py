@@ -281,3 +281,56 @@ async def test_a_peer_answering_or_ahead_does_not_promise_and_its_epoch_stops_th
     await primary.peer_request(link.message("ask", 2).encode(KEY))
     assert not primary.verdict.answer and "newer epoch" in primary.verdict.reason
     assert not pair.vm["primary"].core.answering()
+
+
+async def test_an_unreachable_voicemail_is_not_taken_for_stopped_the_promise_lapses() -> None:
+    pair = Pair()
+    await pair.start()
+    pair.kube["primary"].partitioned = True
+    await pair.run(31)
+    pair.grant("secondary", 2)
+    pair.agent["secondary"].on_active_lease(pair.kube["secondary"].leases["vm-active"])
+    pair.vm["primary"].up = False  # its control port stops answering; its calls may not
+    seen = await pair.run(30)
+    assert seen[-1] == ["secondary"]
+    assert pair.agent["primary"].failsafe.asked_up_to is not None  # never released
+    # the primary's voicemail stopped on its last order's validity, the secondary answered
+    # once its promise lapsed: later than a release would have allowed
+    assert seen.index(["secondary"]) >= 5
+
+
+async def test_a_restarted_agent_waits_out_what_its_previous_incarnation_may_have_promised() -> (
+    None
+):
+    pair = Pair()
+    await pair.start()
+    pair.grant("secondary", 2)  # then its agent restarts; its Lease keeps the last report
+    config = pair.agent["secondary"].config
+    link = PeerLink("vm", "secondary", "vm-secondary", lambda: KEY, pair.clock, Transport(
+        pair.net, "secondary:8083"))  # fmt: skip
+    reborn = Agent(config, pair.kube["secondary"], pair.vm["secondary"], pair.clock, peer=link)
+    await reborn.refresh_settings()
+    await reborn.poll_once()
+    assert await reborn.renew_once()
+    assert not reborn.verdict.answer and "promised" in reborn.verdict.reason
+    pair.clock.advance(24.9)
+    assert await reborn.renew_once()
+    assert not reborn.verdict.answer
+    pair.clock.advance(0.1)  # W - R/2 after it started: any promise it gave has lapsed
+    await reborn.poll_once()
+    assert reborn.verdict.answer
+
+
+async def test_a_restarted_holder_answers_at_once() -> None:
+    pair = Pair()
+    await pair.start()
+    await pair.run(10)
+    assert report(pair, "primary").answering
+    config = pair.agent["primary"].config
+    link = PeerLink("vm", "primary", "vm-primary", lambda: KEY, pair.clock, Transport(
+        pair.net, "primary:8083"))  # fmt: skip
+    reborn = Agent(config, pair.kube["primary"], pair.vm["primary"], pair.clock, peer=link)
+    await reborn.refresh_settings()
+    await reborn.poll_once()
+    assert await reborn.renew_once()
+    assert reborn.verdict.answer, reborn.verdict.reason

@@ -61,6 +61,15 @@ def test_metrics_from_anywhere_unless_peers_are_given() -> None:
     assert given["from"] == [monitoring]
 
 
+def test_the_peer_link_is_admitted_from_this_pairs_members_only() -> None:
+    spec = netpol.policy_spec("vm", netpol.caller_ports(SERVICE), PolicySettings(peer_port=9083))
+    link = _rule_for(spec, 9083)
+    assert link["ports"] == [{"protocol": "TCP", "port": 9083}]
+    (peer,) = link["from"]
+    assert peer == {"podSelector": spec["podSelector"]}  # the members, not the Jobs
+    assert "namespaceSelector" not in peer
+
+
 def test_the_callers_ports_are_the_services_target_ports_from_anywhere() -> None:
     spec = netpol.policy_spec("vm", netpol.caller_ports(SERVICE), PolicySettings())
     callers = spec["ingress"][-1]

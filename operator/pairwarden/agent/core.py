@@ -211,6 +211,28 @@ def wants_promise(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> b
     return fence_left(inputs, sizing, now)[0] <= sizing.fence_after / 2
 
 
+def restart_hold(
+    previous: MemberReport | None,
+    holder: str | None,
+    pod: str,
+    epoch: int,
+    started: float,
+    sizing: HeartbeatSizing,
+) -> float | None:
+    """Until when a (re)started agent must not answer, though the Lease may name it: its
+    previous incarnation (or the previous pod of the same name) may have promised the peer,
+    which may still answer on that promise, and promises live in memory. `previous` is the
+    report its member Lease carried at first sight. None when it cannot have promised: it never
+    published a peer contact (no peer could ask it), or it was answering at the very epoch that
+    still names it (a member that answers never promises, and a promise given later was for a
+    newer epoch, which would no longer name it)."""
+    if previous is None or not previous.peer_contact:
+        return None
+    if previous.answering and holder == pod and previous.epoch == epoch:
+        return None
+    return started + sizing.fence_after
+
+
 def may_promise(answering: bool, voicemail_answering: bool, epoch: int, asked_epoch: int) -> bool:
     """The peer promises not to answer only while it does not answer (its verdict and its
     voicemail process both say so) and knows no newer epoch than the asker's: an asker behind

@@ -29,6 +29,7 @@ from pairwarden.agent.core import (
     failsafe_episode,
     licensing_expired,
     may_promise,
+    restart_hold,
     settings_digest,
     settings_from_spec,
     standby_calls,
@@ -142,6 +143,8 @@ class Agent:
         self._wake = asyncio.Event()
         self.failsafe = Failsafe(peer, member_lease_name(config.pair, other(config.member)))
         self.fence_inputs: FenceInputs | None = None  # as last judged, for peer_once
+        self._started = clock.monotonic()
+        self._previous: MemberReport | None = None  # the report found at first sight
 
     # ---- what the agent says -------------------------------------------------------------
 
@@ -281,6 +284,7 @@ class Agent:
             # the next refresh (Force Failover, settings files and sizing apply from the start).
             await self.refresh_settings()
         previous = MemberReport.from_annotations(dict(lease.annotations))
+        self._previous = previous
         self._inactive.floor(previous.inactive_calls)
 
     async def confirm_active(self) -> None:
@@ -342,7 +346,7 @@ class Agent:
             holder_checked=self.holder_checked,
             service_up=self.vm_view.up,
             licensing=self.licensing,
-            **self.failsafe.inputs(now),
+            **self.failsafe.inputs(now, self._restart_hold()),
         )
         self.fence_inputs = inputs
         verdict = decide_answer(inputs, self.settings.sizing, now)
@@ -394,8 +398,7 @@ class Agent:
         with contextlib.suppress(TimeoutError, *TRANSIENT):
             async with asyncio.timeout(0.25):
                 if await self.vm.order(False, self.epoch) == 200:
-                    self.vm_view = VoicemailView()
-                    await self.release_peer()
+                    await self.release_peer(stopped=True)
         self.verdict = Verdict(False, "stopping")
         try:
             async with asyncio.timeout(max(0.1, self.config.shutdown_budget - 0.25)):
@@ -499,6 +502,16 @@ class Agent:
         chances within the fence bound."""
         return self.settings.sizing.fence_after / 5
 
+    def _restart_hold(self) -> float | None:
+        return restart_hold(
+            self._previous,
+            self.holder,
+            self.config.pod,
+            self.epoch,
+            self._started,
+            self.settings.sizing,
+        )
+
     async def refresh_peer(self) -> None:
         """Where the other agent's peer link is, from its member Lease (read while the API
         server is there, so it is known before an outage)."""
@@ -526,11 +539,14 @@ class Agent:
         if not self.verdict.answer:
             await self.release_peer()
 
-    async def release_peer(self) -> None:
-        """Once this member's voicemail confirmed it stopped answering, end the peer's promises
-        it relied on (the peer may then answer at once instead of when they lapse)."""
+    async def release_peer(self, stopped: bool = False) -> None:
+        """Once this member's voicemail confirmed it stopped answering (`stopped`, or its last
+        status or order said so), end the peer's promises it relied on: the peer may then
+        answer at once instead of when they lapse. A voicemail process that cannot be asked
+        may still answer on its last order: then the promises lapse on their own."""
         f = self.failsafe
-        if f.link is None or f.asked_up_to is None or self.vm_view.answering:
+        confirmed = stopped or (self.vm_view.up and not self.vm_view.answering)
+        if f.link is None or f.asked_up_to is None or not confirmed:
             return
         up_to, f.asked_up_to, f.peer_until = f.asked_up_to, None, None
         f.link.timeout = self.peer_period
@@ -580,9 +596,11 @@ class Failsafe:
         self.peer_epoch = 0
         self.episode: FailsafeEpisode | None = None
 
-    def inputs(self, now: float) -> dict[str, Any]:
+    def inputs(self, now: float, hold: float | None) -> dict[str, Any]:
+        """FenceInputs' failsafe fields; `hold`: agent.core.restart_hold."""
         self.given = {b: v for b, v in self.given.items() if v[1] > now}
-        promised = max((v[1] for v in self.given.values()), default=None)
+        untils = [v[1] for v in self.given.values()] + ([hold] if hold is not None else [])
+        promised = max(untils, default=None)
         return {
             "peer_until": self.peer_until,
             "promised_until": promised,

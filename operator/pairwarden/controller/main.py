@@ -77,6 +77,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the agents' /metrics port (the NetworkPolicy admits it)",
     )
     parser.add_argument(
+        "--agent-peer-port",
+        type=int,
+        default=PolicySettings.peer_port,
+        help="the agents' failsafe peer link port (the NetworkPolicy admits it from the pair's "
+        "members only)",
+    )
+    parser.add_argument(
         "--network-policies",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -154,7 +161,12 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             service_account=args.replication_service_account,
             agent_port=args.agent_port,
         ),
-        PolicySettings(args.agent_port, args.agent_metrics_port, args.network_policy_metrics_from)
+        PolicySettings(
+            args.agent_port,
+            args.agent_metrics_port,
+            args.network_policy_metrics_from,
+            peer_port=args.agent_peer_port,
+        )
         if args.network_policies
         else None,
     )

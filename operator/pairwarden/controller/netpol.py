@@ -52,9 +52,9 @@ class PolicySettings:
 
     replication_port: int = 8082
     metrics_port: int = 8080
-    peer_port: int = 8083  # agent.peer.PEER_PORT
     # NetworkPolicyPeers admitted to the metrics port; empty: every source.
     metrics_from: tuple[dict[str, Any], ...] = ()
+    peer_port: int = 8083  # the agents' failsafe peer link (agent.peer.PEER_PORT)
 
 
 def policy_name(pair: str) -> str:
