@@ -152,6 +152,7 @@ async def test_a_renewal_the_watch_did_not_deliver_is_found_by_the_read(
     await confirm_silences(rt, namespace, "vm", pair, W)
     assert pair.silent_beyond(W, clock.monotonic()) == []
     assert pair.members["primary"].last_seen == clock.monotonic()
+    assert not pair.members["primary"].lost and pair.members["primary"].back_since is None
 
 
 async def test_an_unchanged_renewal_confirms_the_silence(
@@ -166,6 +167,7 @@ async def test_an_unchanged_renewal_confirms_the_silence(
     pair = book.pair(namespace, "vm")
     await confirm_silences(rt, namespace, "vm", pair, W)
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
+    assert pair.members["primary"].lost  # its next renewal is a return, heard once
 
 
 async def test_a_failed_read_confirms_nothing(

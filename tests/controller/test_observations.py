@@ -147,12 +147,27 @@ def test_a_member_back_after_a_lost_heartbeat_must_be_heard_twice() -> None:
     book.listening.heard(0.0)
     book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
     book.listening.heard(20.0)  # the operator heard all along: the silence is the member's
+    pair.confirmed_silent("primary")  # a read showed t1 still: judged lost
     book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 20.0)
     assert pair.members["primary"].back_since == 20.0
     book.record_lease(lease("primary", "t2", service_up=False), "MODIFIED", 21.0)  # no renewal
     assert pair.members["primary"].back_since == 20.0
     book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 22.0)
     assert pair.members["primary"].back_since is None
+
+
+def test_a_renewal_the_confirming_read_finds_is_no_return() -> None:
+    """The watch lagged past the window: the read finds a renewal the watch had not brought.
+    The member was never judged lost, so it is heard at once, not on probation."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.window = 2.0
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
+    book.listening.heard(3.5)
+    book.record_lease(lease("primary", "t5", service_up=True), None, 3.5)  # the read's
+    assert pair.members["primary"].back_since is None
+    assert pair.silent_beyond(2.0, 3.5) == []
 
 
 def test_the_operators_own_deafness_makes_no_return() -> None:

@@ -36,8 +36,10 @@ class MemberSighting:
     holder: str
     report: MemberReport
     deleted: bool = False
-    # When it renewed after a silence longer than W (counted: observations.Hearing), until a
-    # second renewal is seen: the engine does not yet count it as heard (engine.silent).
+    # Its silence was confirmed by a read (reconcile.confirm_silences): judged lost.
+    lost: bool = False
+    # When it renewed after it was judged lost, until a second renewal is seen: the engine
+    # does not yet count it as heard (engine.silent).
     back_since: float | None = None
     resource_version: str = ""  # of the Lease as last recorded: an older event is stale
 
@@ -172,6 +174,13 @@ class PairBook:
             return None
         return self.listening.silence_counted_from(seen.last_seen, now)
 
+    def confirmed_silent(self, member: str) -> None:
+        """A read showed no renewal since the last sighting: the member is judged lost, and
+        its next renewal is a return (`rejoined`)."""
+        seen = self.members.get(member)
+        if seen is not None:
+            seen.lost = True
+
     def silent_beyond(self, window: float, now: float) -> list[str]:
         """Members the engine would judge HeartbeatLost now: seen once, silent for longer
         than `window` of the operator's hearing time. Each verdict is confirmed by a fresh
@@ -209,17 +218,16 @@ def later_version(version: str, before: MemberSighting) -> bool:
         return True
 
 
-def rejoined(
-    before: MemberSighting | None, renewed: bool, returned: bool, now: float
-) -> float | None:
-    """A member's `back_since` after a sighting: set by a renewal after a lost heartbeat,
-    cleared by the next renewal (heard twice: it is back), kept otherwise. The first sighting
-    of a member (an operator start) is no return: a restart judges nobody."""
-    if before is None or before.deleted or not renewed:
-        return before.back_since if before is not None and not before.deleted else None
-    if returned:
-        return now
-    return None
+def rejoined(before: MemberSighting | None, renewed: bool, now: float) -> float | None:
+    """A member's `back_since` after a sighting: set by a renewal after its silence was
+    confirmed (it was judged lost), cleared by the next renewal (heard twice: it is back),
+    kept otherwise. A renewal the confirming read itself finds (the watch lagged) is no
+    return, nor is the first sighting of a member (an operator start judges nobody)."""
+    if before is None or before.deleted:
+        return None
+    if not renewed:
+        return before.back_since
+    return now if before.lost else None
 
 
 class ObservationBook:
@@ -314,7 +322,8 @@ class ObservationBook:
             renew_time=renew_time,
             holder=str(spec.get("holderIdentity") or ""),
             report=report,
-            back_since=rejoined(before, renewed, returned, now),
+            lost=before is not None and not before.deleted and before.lost and not renewed,
+            back_since=rejoined(before, renewed, now),
             resource_version=version,
         )
         book.members[member] = sighting

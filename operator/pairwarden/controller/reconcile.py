@@ -221,9 +221,12 @@ async def confirm_silences(
         except client.ApiException as error:
             if error.status != 404:  # gone: nobody renews it, the silence stands
                 raise
+            book.confirmed_silent(member)
             continue
         book.listening.heard(rt.clock.monotonic())
         rt.book.record_lease(lease, None, rt.clock.monotonic())
+        if member in book.silent_beyond(window, rt.clock.monotonic()):
+            book.confirmed_silent(member)
 
 
 async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Seen:
