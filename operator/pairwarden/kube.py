@@ -4,8 +4,12 @@ alike (the replicate command calls no Kubernetes API: its report goes through th
 Credentials, first found wins: the kubeconfig named by the caller, then `$KUBECONFIG`, then the
 pod's ServiceAccount (in-cluster), then `~/.kube/config`. That is kubectl's order with the
 in-cluster step where client-go puts it, so a pod always uses its own identity unless told
-otherwise. In the sandbox the local kubelet hands each pod a kubeconfig through `$KUBECONFIG`,
-the way a real kubelet hands it a ServiceAccount token; the same path serves both.
+otherwise. A member pod keeps its token from the voicemail container
+(`automountServiceAccountToken: false`) and mounts a projected token at the standard path in
+the agent container only, so the in-cluster step finds it there unchanged (the client re-reads
+the file, which the kubelet rotates). In the sandbox the local kubelet hands a pod's containers
+a kubeconfig through `$KUBECONFIG`, the way a real kubelet hands them a ServiceAccount token;
+the same path serves both.
 
 The synchronous client (the rig's stand-ins use it) is imported only when asked for, so the
 agent (asynchronous throughout) never loads it.

@@ -31,6 +31,14 @@ from pairwarden.agent.adapters import (
 from pairwarden.agent.core import StandbyCalls
 from pairwarden.agent.voicemail_client import VoicemailClient
 from pairwarden.clock import ManualClock
+from pairwarden.orders import (
+    AUTH_HEADER,
+    KEY_BYTES,
+    OrderSigner,
+    OrderVerifier,
+    new_key,
+    read_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +240,38 @@ async def test_http_hooks_post_the_order(endpoint: tuple[str, list[dict[str, Any
         await vm.close()
 
 
+async def test_http_hooks_sign_the_order_as_the_reference_process_checks_it() -> None:
+    """A third-party server can check the agent's orders with the same codec (or the standard
+    library): the HTTP hooks send the `Authorization` header over the exact body."""
+    key = new_key()
+    verifier, checked = OrderVerifier(), []
+
+    async def order(request: web.Request) -> web.Response:
+        got = verifier.check(key, await request.read(), request.headers.get(AUTH_HEADER))
+        checked.append(got)
+        return web.Response(status=got.status)
+
+    app = web.Application()
+    app.router.add_post("/role", order)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    config = hook_config("tcp://127.0.0.1:1", f"{base}/role", f"{base}/role")
+    signed = HookVoicemail(config, ManualClock(), OrderSigner(key))
+    foreign = HookVoicemail(config, ManualClock(), OrderSigner(new_key()))
+    try:
+        assert await signed.order(True, 3, 10.0) == 200
+        assert checked[-1].order is not None and checked[-1].order["epoch"] == 3
+        assert await foreign.order(True, 4, 10.0) is None  # the server said 401: not obeyed
+        assert checked[-1].status == 401
+    finally:
+        await signed.close()
+        await foreign.close()
+        await runner.cleanup()
+
+
 async def test_tcp_and_sip_checks(tmp_path: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -287,11 +327,11 @@ def test_only_a_final_answer_to_our_options_counts() -> None:
     assert sip_final_status(b"INVITE sip:x SIP/2.0\r\nCall-ID: c-1\r\n\r\n", "c-1") is None
 
 
-def test_the_agent_takes_the_adapter_when_a_health_hook_is_named() -> None:
+def test_the_agent_takes_the_adapter_when_a_health_hook_is_named(tmp_path: Path) -> None:
     """A hook that cannot be used is logged and the member reports down; the agent runs on."""
     parser = argparse.ArgumentParser()
     agent_main.configure(parser)
-    common = ["--pair", "vm", "--member", "primary"]
+    common = ["--pair", "vm", "--member", "primary", "--order-key-file", str(tmp_path / "key")]
     assert isinstance(agent_main._voicemail(parser.parse_args(common)), VoicemailClient)
     hooks = ["--voicemail-health", "sip://127.0.0.1:5060", "--voicemail-activate", "true"]
     args = parser.parse_args([*common, *hooks, "--voicemail-deactivate", "true"])
@@ -335,3 +375,15 @@ async def test_a_renewal_does_not_wait_for_the_server(tmp_path: Path) -> None:
     assert await vm.order(True, 1, 25.0) == 200  # tried again, in the background again
     await vm._renewing
     assert (await vm.status()).answering
+
+
+def test_each_start_of_the_agent_writes_a_new_order_key_and_a_missing_volume_is_no_crash(
+    tmp_path: Path,
+) -> None:
+    first = agent_main._order_signer(tmp_path / "key")
+    assert read_key(tmp_path / "key") == first.key
+    second = agent_main._order_signer(tmp_path / "key")  # the agent restarted
+    assert read_key(tmp_path / "key") == second.key != first.key
+    # No order-key volume (an old manifest): logged; the voicemail will answer 401.
+    unwritten = agent_main._order_signer(tmp_path / "no-volume" / "key")
+    assert len(unwritten.key) == KEY_BYTES and not (tmp_path / "no-volume").exists()

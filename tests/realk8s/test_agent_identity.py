@@ -49,6 +49,12 @@ def test_a_members_token_renews_its_own_lease_and_cannot_touch_its_peers(
     assert asyncio.run(_ensure(str(real_cluster.kubeconfig), ns, owner))
     for name in LEASES:
         leases.create_namespaced_lease(ns, {"metadata": {"name": name}, "spec": {}})
+    # The example's projected token volume takes the CA from here (1.20: RootCAConfigMap, beta).
+    eventually(
+        lambda: core.read_namespaced_config_map("kube-root-ca.crt", ns).data["ca.crt"],
+        30,
+        tolerate=(ApiException,),
+    )
     own, peer = f"vm-{member}", f"vm-{other(member)}"
     path = real_cluster.serviceaccount_kubeconfig(ns, rbac.agent_account("vm", member))
     with config.new_client_from_config(config_file=str(path)) as as_agent:
