@@ -17,6 +17,7 @@ from typing import Any
 from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
 from pairwarden.controller.leases import parse_move
+from pairwarden.controller.pods import PodSighting
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
     LABEL_MEMBER,
@@ -80,6 +81,7 @@ class PairBook:
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
+    pods: dict[str, PodSighting] = field(default_factory=dict)  # per member (podwatch)
 
     def see_active(self, sighting: ActiveSighting) -> bool:
         """Take a sighting of the active Lease; True when it changed what we knew."""
