@@ -446,7 +446,9 @@ def node_unavailable() -> str | None:
     return node.cannot_run()
 
 
-def measure_node(runs: int, rows: Rows | None = None) -> list[Result] | None:
+def measure_node(
+    runs: int, rows: Rows | None = None, only: list[str] | None = None
+) -> list[Result] | None:
     """Every fault on a real node (see the module's docstring), `runs` times each; None, with
     a line saying why, where a node cannot run here or its images cannot be built."""
     import tempfile
@@ -491,6 +493,8 @@ def measure_node(runs: int, rows: Rows | None = None) -> list[Result] | None:
             )
             watches = Watches(pair)
             for fault in FAULTS.values():
+                if only is not None and fault.name not in only:
+                    continue
                 result = Result(fault.name, window, bounds[fault.name])
                 if fault.name == "crash":  # issue 26: to the first call the other one answers
                     result.judged = "answered"
@@ -613,6 +617,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", default=None, help="the run's JSON (default bench/results/failover-<time>.json)"
     )
+    parser.add_argument(
+        "--faults", default="", help="with --backend node: only these (comma list, e.g. crash)"
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds as Ctrl-C does: every `with` and `finally` stops what it started (the
     # clusters, control planes, the node, operators, agents and voicemail processes).
@@ -642,7 +649,7 @@ def run(args: argparse.Namespace) -> int:
     node: list[Result] | None = None
     if with_node:
         print(f"\nbackend node: the chart's operator and the example's pair, load {load()}")
-        node = measure_node(runs, rows)
+        node = measure_node(runs, rows, args.faults.split(",") if args.faults else None)
         if node is not None:
             print_results(node, dict.fromkeys((r.fault for r in node), runs), "node")
             print(f"(load average {load()} after)")
