@@ -8,9 +8,6 @@ moved.
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 from kubernetes_asyncio import client
 
 from pairwarden import watching
@@ -24,18 +21,15 @@ async def watch(
 ) -> None:
     """Run until cancelled; `namespace` None watches every namespace."""
     leases = client.CoordinationV1Api(api)
-    lister = (
-        functools.partial(leases.list_lease_for_all_namespaces, label_selector=LABEL_PAIR)
-        if namespace is None
-        else functools.partial(leases.list_namespaced_lease, namespace, label_selector=LABEL_PAIR)
+    lister = watching.scoped(
+        leases.list_lease_for_all_namespaces,
+        leases.list_namespaced_lease,
+        namespace,
+        label_selector=LABEL_PAIR,
     )
-
-    def listed(items: list[dict[str, Any]]) -> None:
-        for lease in items:
-            book.record_lease(lease, None, clock.monotonic())
-        book.listed(namespace, clock.monotonic())
-
-    def changed(kind: str, lease: dict[str, Any]) -> None:
-        book.record_lease(lease, kind, clock.monotonic())
-
-    await watching.follow(lister, listed, changed, f"member Lease ({namespace or 'all'})")
+    await watching.follow_each(
+        lister,
+        lambda lease, kind: book.record_lease(lease, kind, clock.monotonic()),
+        f"member Lease ({namespace or 'all'})",
+        listed=lambda: book.listed(namespace, clock.monotonic()),
+    )

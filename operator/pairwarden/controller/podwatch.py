@@ -9,7 +9,6 @@ status changes per pod over its life, nothing per renewal.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -43,17 +42,14 @@ async def watch(
 ) -> None:
     """Run until cancelled; `namespace` None watches every namespace."""
     core = client.CoreV1Api(api)
-    lister = (
-        functools.partial(core.list_pod_for_all_namespaces, label_selector=LABEL_MEMBER)
-        if namespace is None
-        else functools.partial(core.list_namespaced_pod, namespace, label_selector=LABEL_MEMBER)
+    lister = watching.scoped(
+        core.list_pod_for_all_namespaces,
+        core.list_namespaced_pod,
+        namespace,
+        label_selector=LABEL_MEMBER,
     )
-
-    def listed(items: list[dict[str, Any]]) -> None:
-        for pod in items:
-            record_pod(book, pod, None, clock.monotonic())
-
-    def changed(kind: str, pod: dict[str, Any]) -> None:
-        record_pod(book, pod, kind, clock.monotonic())
-
-    await watching.follow(lister, listed, changed, f"member pod ({namespace or 'all'})")
+    await watching.follow_each(
+        lister,
+        lambda pod, kind: record_pod(book, pod, kind, clock.monotonic()),
+        f"member pod ({namespace or 'all'})",
+    )
