@@ -1,32 +1,36 @@
 """Side by side with the peers (issue 26): the same two voicemail servers and the same faults
 behind (a) pairwarden (the sandbox's local node: operator, agents, the Service through the
 kube-proxy stand-in), (b) Kamailio's dispatcher (Debian's `kamailio`: SIP OPTIONS probing every
-second, threshold 1, active/backup by priority, a failed INVITE retried on the backup), and (c)
-keepalived VRRP, not measured yet (below).
+second, threshold 1, active/backup by priority, a failed INVITE retried on the backup after
+1 s), and (c) keepalived VRRP (Debian's `keepalived`: the two servers in network namespaces of
+this run joined by a bridge, adverts every second, priorities 150/100, each tracking its
+server's health every second; callers dial the virtual address).
 
 For each fault of the member answering calls, `--runs` times: seconds from the fault to the
 first call answered by the other member (a caller dialling without pause, a new UDP port each
-call, through the arm's entry point: the Service, or Kamailio); calls dropped meanwhile (placed
-after the fault and not answered); samples with two members answering (each server asked every
-50 ms whether it answers, as `status.answering` says). Then the ratio pairwarden / peer of the
-median time to the first answer, fault by fault.
+call, through the arm's entry point: the Service, Kamailio, the virtual address); calls dropped
+meanwhile (placed after the fault and not answered); samples with two members answering (each
+server asked every 50 ms whether it answers, as its `/status` says: behind Kamailio and
+keepalived both servers answer whatever reaches them, so two answer whenever both run). Then
+the ratio pairwarden / peer of the median time to the first answer, fault by fault.
 
-    python bench/peers.py --runs 3                # both arms, every fault (--short: 1 run)
+    python bench/peers.py --runs 3                # every arm, every fault (--short: 1 run)
     python bench/peers.py --arms kamailio --faults crash,hang --runs 1
 
 Faults: crash = kill -9 of the member's processes (pairwarden: both containers, which the
-kubelet restarts; Kamailio: the voicemail process, which a supervisor restarts after 0.2 s as
+kubelet restarts; the peers: the voicemail process, which a supervisor restarts after 0.2 s as
 the kubelet stand-in does); clean stop = SIGTERM (the voicemail drains, exits, is restarted);
-voicemail exit = kill -9 of the voicemail process alone (for Kamailio the same as a crash:
+voicemail exit = kill -9 of the voicemail process alone (for the peers the same as a crash:
 there is no agent); hang = SIGSTOP of the voicemail process until the other one answers;
-manual = `kubectl pairwarden failover|failback`, or for Kamailio `kamcmd dispatcher.set_state
-d` of the active destination (disabled, then active again).
+manual = `kubectl pairwarden failover|failback`; for Kamailio `kamcmd dispatcher.set_state d`
+of the active destination (disabled, then active again); for keepalived, keepalived stopped on
+the master (it sends priority 0), then started again.
 
-Traffic stays on loopback (127.0.0.0/8). Setup: Debian's kamailio is installed with apt-get
-when missing (as root, as `make tools` installs its tools); without it the arm is skipped with
-the reason. Not measured yet: keepalived (VRRP needs the servers in network namespaces of
-their own, with a virtual address moving between them); the real node backend (the peers'
-processes beside the node's pods); a fixed-port caller (a PBX) for the peers.
+Traffic stays on loopback (127.0.0.0/8) and in this run's own network namespaces (10.251.0.0/24
+exists only there; they are deleted at the end). Setup: Debian's kamailio and keepalived are
+installed with apt-get when missing (as root, as `make tools` installs its tools); an arm that
+cannot run is skipped with the reason. Not measured yet: the real node backend (the peers'
+processes beside the node's pods), a fixed-port caller (a PBX) for the peers.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from pairwarden_testbed.localnode.kubelet import random_ip_prefix
 from pairwarden_testbed.sipcaller import call_through
 
 FAULTS = ("crash", "clean stop", "voicemail exit", "hang", "manual")
-ARMS = ("pairwarden", "kamailio")
+ARMS = ("pairwarden", "kamailio", "keepalived")
 MEMBERS = ("primary", "secondary")
 CALL_PACE = 0.05  # between one call's end and the next: a caller dialling without pause
 CALL_TIMEOUT = 2.0  # a call through Kamailio may wait for its retry on the backup (fr 1 s)
@@ -80,8 +84,8 @@ class Call:
 class Caller:
     """Calls placed one after another, each from a new port, through `address`."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
+    def __init__(self, address: tuple[str, int], netns: str | None = None) -> None:
+        self.address, self.netns = address, netns
         self.calls: list[Call] = []
         self.lock = threading.Lock()
         self.stopped = threading.Event()
@@ -89,6 +93,7 @@ class Caller:
         self.thread.start()
 
     def _run(self) -> None:
+        enter(self.netns)
         while not self.stopped.is_set():
             began = time.monotonic()
             outcome = call_through(self.address, 0, caller="peers", timeout=CALL_TIMEOUT)
@@ -125,14 +130,15 @@ class Caller:
 class TwoAnswering:
     """Samples, every SAMPLE_EVERY, of how many members say they answer calls."""
 
-    def __init__(self, answering: Callable[[], int]) -> None:
-        self.answering = answering
+    def __init__(self, answering: Callable[[], int], netns: str | None = None) -> None:
+        self.answering, self.netns = answering, netns
         self.samples: list[tuple[float, int]] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="two-answering", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        enter(self.netns)
         while not self.stopped.wait(SAMPLE_EVERY):
             self.samples.append((time.monotonic(), self.answering()))
 
@@ -160,12 +166,41 @@ class Figures:
 # ----------------------------------------------------------------------------------- arms
 
 
+def enter(netns: str | None) -> None:
+    """Move the calling thread (only it: setns is per thread) into network namespace
+    `netns` (None: stay)."""
+    if netns is None:
+        return
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        os.setns(fd, os.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
+def run_in(netns: str | None, work: Callable[[], bool]) -> bool:
+    """`work()` in a thread of its own inside `netns` (None: here)."""
+    if netns is None:
+        return work()
+    result: list[bool] = []
+
+    def inside() -> None:
+        enter(netns)
+        result.append(work())
+
+    thread = threading.Thread(target=inside, daemon=True)
+    thread.start()
+    thread.join(10)
+    return bool(result and result[0])
+
+
 class Arm:
     """One way of keeping one of the two servers answering: how calls reach it, how each
     fault is made and undone, how many servers answer."""
 
     name = ""
     entry: tuple[str, int]
+    netns: str | None = None  # where callers and samplers run (None: here, on loopback)
 
     def pod(self, member: str) -> str:
         return f"vm-{member}"
@@ -224,9 +259,14 @@ class Server:
     (restartPolicy Always), and kept answering by an order renewed every half second: with
     Kamailio there is no agent and no role, each server answers whatever reaches it."""
 
-    def __init__(self, pod: str, address: str, workdir: Path) -> None:
-        self.pod, self.address = pod, address
+    def __init__(
+        self, pod: str, address: str, workdir: Path, netns: tuple[str, str] | None = None
+    ) -> None:
+        """`netns`: (the server's own namespace, the one it is reached from), or None for
+        this machine's loopback."""
+        self.pod, self.address, self.netns = pod, address, netns
         self.control = free_port()
+        self.control_host = address if netns is not None else "127.0.0.1"
         self.workdir = workdir / pod
         (self.workdir / "data").mkdir(parents=True)
         self.process: subprocess.Popen[bytes] | None = None
@@ -243,6 +283,9 @@ class Server:
             "--call-port", "5070", "--control-port", str(self.control),
             "--data-dir", str(self.workdir / "data"), "--stop-grace", "1",
         ]  # fmt: skip
+        if self.netns is not None:  # any address of its own, the virtual one too
+            command = ["ip", "netns", "exec", self.netns[0], *command, "--address", "0.0.0.0",
+                       "--sip-contact", self.address, "--control-address", "0.0.0.0"]  # fmt: skip
         while not self.stopped.is_set():
             with (self.workdir / "voicemail.log").open("ab") as log:
                 self.process = subprocess.Popen(
@@ -253,20 +296,26 @@ class Server:
                 return
 
     def _order(self) -> None:
+        enter(self.netns[1] if self.netns else None)
         body = f'{{"active": true, "epoch": 1, "validForMs": {MAX_ORDER_MS}}}'.encode()
         while not self.stopped.wait(0.5):
             with contextlib.suppress(OSError):
                 request = urllib.request.Request(
-                    f"http://127.0.0.1:{self.control}/role", data=body, method="POST"
+                    f"http://{self.control_host}:{self.control}/role", data=body, method="POST"
                 )
                 urllib.request.urlopen(request, timeout=0.5).close()
 
     def answers(self) -> bool:
+        """Whether it says it answers (call from a thread in the namespace it is reached
+        from, or through `answers_here`)."""
         with contextlib.suppress(OSError, ValueError):
-            url = f"http://127.0.0.1:{self.control}/status"
+            url = f"http://{self.control_host}:{self.control}/status"
             with urllib.request.urlopen(url, timeout=0.2) as response:
                 return b'"answering": true' in response.read()
         return False
+
+    def answers_here(self) -> bool:
+        return run_in(self.netns[1] if self.netns else None, self.answers)
 
     def signal(self, sig: int) -> None:
         process = self.process
@@ -432,12 +481,175 @@ class Kamailio(Arm):
         time.sleep(2.0)  # two probing intervals: the dispatcher has seen both up
 
 
+KEEPALIVED_CFG = """global_defs {{
+  router_id pairwarden_{member}
+  script_user root
+}}
+vrrp_script voicemail {{
+  script "{check}"
+  interval 1
+  timeout 1
+  fall 1
+  rise 1
+}}
+vrrp_instance pair {{
+  state BACKUP
+  interface eth0
+  virtual_router_id 51
+  priority {priority}
+  advert_int 1
+  virtual_ipaddress {{
+    {vip}/24
+  }}
+  track_script {{
+    voicemail
+  }}
+}}
+"""
+CHECK = """#!/bin/sh
+exec {python} -c 'import urllib.request as u; u.urlopen("http://127.0.0.1:{port}/healthz", \\
+    timeout=0.8)'
+"""
+LAN = "10.251.0"  # inside the namespaces of this run only
+
+
+def keepalived_unavailable() -> str | None:
+    """Why the keepalived arm cannot run (None when it can): root for network namespaces,
+    Debian's keepalived (installed with apt-get when missing)."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("keepalived") is None and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "keepalived"]
+        subprocess.run(command, env=env, capture_output=True, check=False)
+    for program in ("keepalived", "ip"):
+        if shutil.which(program) is None:
+            return f"{program} is not installed (apt-get install keepalived iproute2, as root)"
+    return None
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+class Keepalived(Arm):
+    """keepalived VRRP between two network namespaces of this run, one per server, joined by
+    a bridge in a third (the callers' LAN): the primary at priority 150, the secondary at
+    100, adverts every second, each tracking its voicemail server's health every second
+    (a failed check is FAULT: the master gives the virtual address up at once). Callers
+    dial the virtual address."""
+
+    name = "keepalived"
+
+    def __init__(self, stack: contextlib.ExitStack, workdir: Path) -> None:
+        tag = f"pwpeers{os.getpid() % 100000}"
+        self.lan = f"{tag}-lan"
+        self.spaces = {m: f"{tag}-{m[0]}" for m in MEMBERS}
+        stack.callback(self._delete_namespaces)
+        self._make_namespaces(tag)
+        self.netns = self.lan
+        self.addresses = {m: f"{LAN}.{i + 2}" for i, m in enumerate(MEMBERS)}
+        self.entry = (f"{LAN}.10", 5060)
+        self.workdir = workdir
+        self.servers = {
+            m: Server(self.pod(m), self.addresses[m], workdir, (self.spaces[m], self.lan))
+            for m in MEMBERS
+        }
+        for server in self.servers.values():
+            stack.callback(server.stop)
+        self.daemons: dict[str, subprocess.Popen[bytes]] = {}
+        for member in MEMBERS:
+            self._start(member)
+        stack.callback(self._stop_all)
+        wait_until(lambda: all(s.answers_here() for s in self.servers.values()), timeout=60)
+
+    def _make_namespaces(self, tag: str) -> None:
+        for name in (self.lan, *self.spaces.values()):
+            _ip("netns", "add", name)
+        _ip("-n", self.lan, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.lan, "addr", "add", f"{LAN}.1/24", "dev", "br0")
+        for ns in (self.lan, *self.spaces.values()):
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", self.lan, "link", "set", "br0", "up")
+        for i, (member, ns) in enumerate(self.spaces.items()):
+            outside, inside = f"{tag}{member[0]}a", f"{tag}{member[0]}b"
+            _ip("link", "add", outside, "netns", self.lan, "type", "veth", "peer", "name",
+                inside, "netns", ns)  # fmt: skip
+            _ip("-n", self.lan, "link", "set", outside, "master", "br0", "up")
+            _ip("-n", ns, "link", "set", inside, "name", "eth0")
+            _ip("-n", ns, "addr", "add", f"{LAN}.{i + 2}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "eth0", "up")
+
+    def _delete_namespaces(self) -> None:
+        for ns in (self.lan, *self.spaces.values()):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+    def _start(self, member: str) -> None:
+        base = self.workdir / f"keepalived-{member}"
+        check = base.with_suffix(".check")
+        check.write_text(CHECK.format(python=sys.executable, port=self.servers[member].control))
+        check.chmod(0o755)
+        config = base.with_suffix(".conf")
+        priority = 150 if member == "primary" else 100
+        config.write_text(
+            KEEPALIVED_CFG.format(member=member, check=check, priority=priority, vip=self.entry[0])
+        )
+        command = [
+            "ip", "netns", "exec", self.spaces[member], "keepalived", "--dont-fork",
+            "--log-console", "--log-detail", "--vrrp", "-f", str(config),
+            "-p", f"{base}.pid", "-r", f"{base}.vrrp.pid", "-c", f"{base}.checkers.pid",
+        ]  # fmt: skip
+        with base.with_suffix(".log").open("ab") as log:
+            self.daemons[member] = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def _stop(self, member: str) -> None:
+        daemon = self.daemons[member]
+        if daemon.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGTERM)
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.wait()
+
+    def _stop_all(self) -> None:
+        for member in MEMBERS:
+            self._stop(member)
+
+    def answering(self) -> int:
+        return sum(1 for s in self.servers.values() if s.answers())  # in the sampler's netns
+
+    def inject(self, fault: str, member: str) -> None:
+        server = self.servers[member]
+        if fault in ("crash", "voicemail exit"):
+            server.signal(signal.SIGKILL)
+        elif fault == "clean stop":
+            server.signal(signal.SIGTERM)
+        elif fault == "hang":
+            server.signal(signal.SIGSTOP)
+        else:  # the administrator stops keepalived on the master: it sends priority 0
+            self._stop(member)
+
+    def recover(self, fault: str, member: str) -> None:
+        if fault == "hang":
+            self.servers[member].signal(signal.SIGCONT)
+        elif fault == "manual":
+            self._start(member)
+
+    def settle(self, active: str) -> None:
+        wait_until(lambda: all(s.answers_here() for s in self.servers.values()), timeout=60)
+        time.sleep(4.0)  # a master down interval: VRRP has settled on its master
+
+
 # -------------------------------------------------------------------------------- running
 
 
 def measure(arm: Arm, faults: list[str], runs: int, log: RunLog) -> list[Figures]:
-    caller = Caller(arm.entry)
-    sampler = TwoAnswering(arm.answering)
+    caller = Caller(arm.entry, arm.netns)
+    sampler = TwoAnswering(arm.answering, arm.netns)
     found: list[Figures] = []
     try:
         for fault in faults:
@@ -500,7 +712,6 @@ def print_ratios(rows: list[Figures]) -> None:
         a, b = summary(ours[f.fault].answered)[0], summary(f.answered)[0]
         ratio = a / b if b > 0 and not math.isnan(a) else math.nan
         print(f"  vs {f.arm:<9} {f.fault:<15} {ratio:5.2f}")
-    print("  vs keepalived: not measured yet (see the module's docstring)")
 
 
 @contextlib.contextmanager
@@ -508,8 +719,10 @@ def arm_named(name: str, workdir: Path) -> Iterator[Arm]:
     with contextlib.ExitStack() as stack:
         if name == "pairwarden":
             yield Pairwarden(stack)
-        else:
+        elif name == "kamailio":
             yield Kamailio(stack, workdir)
+        else:
+            yield Keepalived(stack, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -537,9 +750,10 @@ def run(args: argparse.Namespace) -> int:
     log = RunLog("peers", args.json)
     rows: list[Figures] = []
     for name in args.arms.split(","):
-        reason = kamailio_unavailable() if name == "kamailio" else None
+        unavailable = {"kamailio": kamailio_unavailable, "keepalived": keepalived_unavailable}
+        reason = unavailable[name]() if name in unavailable else None
         if reason is not None:
-            print(f"\narm kamailio: skipped ({reason})")
+            print(f"\narm {name}: skipped ({reason})")
             continue
         print(f"\narm {name}: {args.runs} run(s) of each fault")
         with (
