@@ -157,11 +157,14 @@ class SandboxBackend(Backend):
             self.process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=stderr, text=True
             )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # "sandbox API server listening on URL (...)"
-        if "listening on" not in line:
+        try:  # stopped meanwhile (a signal unwinds here too): the server goes with us
+            assert self.process.stdout is not None
+            line = self.process.stdout.readline()  # "sandbox API server listening on URL"
+            if "listening on" not in line:
+                raise RuntimeError(f"sandbox did not start: {line!r}; see {log}")
+        except BaseException:
             self.__exit__()
-            raise RuntimeError(f"sandbox did not start: {line!r}; see {log}")
+            raise
         self.url = line.split("listening on", 1)[1].split()[0]
         return self
 
@@ -209,7 +212,7 @@ class KubernetesBackend(Backend):
 
     def __enter__(self) -> KubernetesBackend:
         began = time.monotonic()
-        self.plane.up()
+        self.plane.up()  # stopped during it (a signal, an error), it stops what it started
         print(f"  control plane up in {time.monotonic() - began:.0f} s")
         self.ssl = ssl.create_default_context(cafile=str(self.plane.ca_file))
         return self

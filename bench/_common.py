@@ -5,14 +5,22 @@ Benchmarks import this as a sibling module (`python bench/x.py` puts bench/ on s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from pairwarden.atomicfile import write_atomically
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RESULTS = Path(__file__).resolve().parent / "results"  # each run's JSON, unless --json PATH
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -78,3 +86,50 @@ def sample_process(pid: int) -> CpuSample:
 def summary(values: Sequence[float]) -> tuple[float, float, float]:
     """p50, p99, max."""
     return percentile(values, 50), percentile(values, 99), max(values, default=math.nan)
+
+
+def jsonable(value: Any) -> Any:
+    """A row as JSON takes it: dataclasses as objects, NaN and infinities as null (strict
+    JSON has no NaN: a reader's json.loads would take it, jq and browsers would not)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class RunLog:
+    """The run as JSON, written whole again (atomically) after every row, so a run stopped
+    during its largest count, by a signal or a crash, keeps the figures of every row it
+    finished. `path` None: bench/results/<name>-<UTC time>.json."""
+
+    def __init__(self, name: str, path: str | None = None) -> None:
+        started = datetime.now(UTC)
+        self.path = Path(path) if path else RESULTS / f"{name}-{started:%Y%m%dT%H%M%SZ}.json"
+        self.doc: dict[str, Any] = {
+            "benchmark": name,
+            "argv": sys.argv[1:],
+            "machine": machine(),
+            "started": started.isoformat(),
+            "finished": None,
+            "rows": [],
+        }
+        self._write()
+        print(f"JSON of this run, rewritten after each row: {self.path}", flush=True)
+
+    def add(self, kind: str, row: Any, **extra: Any) -> None:
+        """One finished row (`kind` says which table: a backend, a fault, a section)."""
+        self.doc["rows"].append({"kind": kind, **jsonable(extra), "row": jsonable(row)})
+        self._write()
+
+    def finish(self) -> None:
+        self.doc["finished"] = datetime.now(UTC).isoformat()
+        self._write()
+
+    def _write(self) -> None:
+        data = json.dumps(self.doc, indent=1, allow_nan=False) + "\n"
+        write_atomically(self.path, data.encode())

@@ -56,8 +56,9 @@ from kubernetes import client, config, watch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import resolve
-from _common import machine, seconds, summary, verdict
+from _common import RunLog, machine, seconds, summary, verdict
 from pairwarden.protocol import LABEL_MEMBER, other
+from pairwarden_testbed.lifecycle import sigterm_unwinds
 from pairwarden_testbed.localcluster import LocalCluster, RealBackend, free_port, wait_until
 from pairwarden_testbed.sipcaller import call_through
 from pairwarden_testbed.waiting import Arrivals
@@ -67,6 +68,7 @@ WRITE_VERBS = ("create", "update", "patch", "delete")
 SERVICE_CIDR = "127.96.0.0/16"  # conftest.py's: Service IPs on loopback
 ACCOUNTS = ("bench-operator", "bench-agent")  # ServiceAccounts on the real control plane
 PBX_PACE = 0.02  # between one fixed-port call's end and the next INVITE: a busy trunk
+NODE_CRASH_BOUND = 1.0  # kill -9 of the active pod's containers: PodCrashed, not W (issue 26)
 
 
 class SelectorWatch:
@@ -159,15 +161,29 @@ class Result:
     fixed_port: list[float] = field(default_factory=list)
     endpoints: list[float] = field(default_factory=list)  # the real node's EndpointSlice
     errors: list[str] = field(default_factory=list)
+    # What the target bounds: "flip" (the selector), or "answered" (the first call answered
+    # by the other member from a new port: the node's crash, as callers see it).
+    judged: str = "flip"
+
+    @property
+    def judged_values(self) -> list[float]:
+        return self.answers if self.judged == "answered" else self.flips
 
     def ok(self, runs: int) -> bool:
-        _, p99, _ = summary(self.flips)
+        _, p99, _ = summary(self.judged_values)
         return len(self.flips) == runs and not math.isnan(p99) and p99 <= self.bound
 
 
 def _request(cluster: LocalCluster, active: str) -> None:
     """What `kubectl pairwarden failover|failback` writes, away from the active member."""
     cluster.request("failover" if active == "primary" else "failback")
+
+
+def _kill_containers(cluster: LocalCluster, member: str) -> None:
+    """The node's crash: both containers die (the agent first, so it cannot report the
+    other), the kubelet reports them terminated and restarts them (PodCrashed at once)."""
+    for container in ("agent", "voicemail"):
+        cluster.kubelet.kill_container(f"vm-{member}", container, signal.SIGKILL)
 
 
 def faults(window: float) -> list[Fault]:
@@ -181,6 +197,12 @@ def faults(window: float) -> list[Fault]:
             window + 1.0,
             lambda c, m: c.kubelet.kill_pod(f"vm-{m}", signal.SIGKILL),
             revive,
+        ),
+        Fault(
+            "container crash",
+            "kill -9 both containers of the active pod (the kubelet restarts them)",
+            1.0,
+            _kill_containers,
         ),
         Fault(
             "clean stop",
@@ -285,10 +307,23 @@ def print_results(results: list[Result], runs: dict[str, int], backend: str) -> 
         print(
             f"{r.fault:<16} {backend:<10} {len(r.flips):>2}/{n:<2} "
             f"{r.window:5.1f}s {r.bound:6.2f}s |{columns} | {verdict(r.ok(n))}"
-            f"  (p99 {summary(r.flips)[1] / r.bound:.0%} of target)"
+            f"  ({r.judged} p99 {summary(r.judged_values)[1] / r.bound:.0%} of target)"
         )
         for e in r.errors:
             print(f"    ! {e}")
+
+
+class Rows:
+    """Each finished row at once: printed, and into the run's JSON (a run stopped by a
+    signal or a crash keeps every row it finished). `log` None: printed only."""
+
+    def __init__(self, log: RunLog | None) -> None:
+        self.log = log
+
+    def done(self, result: Result, runs: int, backend: str) -> None:
+        print_results([result], {result.fault: runs}, backend)
+        if self.log is not None:
+            self.log.add(backend, result, runs=runs)
 
 
 def measure_cluster(
@@ -298,6 +333,7 @@ def measure_cluster(
     only: list[str] | None,
     steady: float,
     plane: Any = None,
+    rows: Rows | None = None,
 ) -> tuple[list[Result], dict[str, int], dict[str, int]]:
     """On the sandbox, or on `plane` (a real control plane that is up) with the local node:
     the kubelet and kube-proxy stand-ins registered as a Node, the real EndpointSlice
@@ -337,6 +373,8 @@ def measure_cluster(
                     f"  {fault.name}: {len(results[-1].flips)} runs "
                     f"in {time.monotonic() - began:.0f} s"
                 )
+                if rows is not None:
+                    rows.done(results[-1], runs, "sandbox" if plane is None else "kubernetes")
         finally:
             selectors.stop()
             if pbx is not None:
@@ -371,7 +409,7 @@ def admin_rbac(namespace: str) -> list[dict[str, Any]]:
 
 
 def measure_real_node(
-    interval_ms: int, missed: int, runs: int
+    interval_ms: int, missed: int, runs: int, rows: Rows | None = None
 ) -> tuple[list[Result], dict[str, int]]:
     """Failover as callers see it on the real control plane: real agents and voicemail
     processes on the local node, fault -> selector -> EndpointSlice -> kube-proxy stand-in ->
@@ -391,7 +429,7 @@ def measure_real_node(
         plane.up()
         print(f"  control plane up in {time.monotonic() - began:.0f} s")
         try:
-            results, counts, _ = measure_cluster(interval_ms, missed, runs, None, 0, plane)
+            results, counts, _ = measure_cluster(interval_ms, missed, runs, None, 0, plane, rows)
         finally:
             plane.down()
     return results, counts
@@ -408,7 +446,9 @@ def node_unavailable() -> str | None:
     return node.cannot_run()
 
 
-def measure_node(runs: int) -> list[Result] | None:
+def measure_node(
+    runs: int, rows: Rows | None = None, only: list[str] | None = None
+) -> list[Result] | None:
     """Every fault on a real node (see the module's docstring), `runs` times each; None, with
     a line saying why, where a node cannot run here or its images cannot be built."""
     import tempfile
@@ -430,7 +470,9 @@ def measure_node(runs: int) -> list[Result] | None:
         print(f"backend node: skipped ({reason})")
         return None
     window = HEARTBEAT["intervalMs"] * HEARTBEAT["missedBeforeFailover"] / 1000
-    bounds = {f.name: f.bound for f in faults(window)}
+    # The node's "crash" kills both containers of the active pod: the kubelet sees it, as
+    # the sandbox's "container crash" (its "crash" is the node's loss, timed by W).
+    bounds = {f.name: f.bound for f in faults(window)} | {"crash": NODE_CRASH_BOUND}
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="pairwarden-failover-node-") as tmp:
         began = time.monotonic()
@@ -451,7 +493,11 @@ def measure_node(runs: int) -> list[Result] | None:
             )
             watches = Watches(pair)
             for fault in FAULTS.values():
+                if only is not None and fault.name not in only:
+                    continue
                 result = Result(fault.name, window, bounds[fault.name])
+                if fault.name == "crash":  # issue 26: to the first call the other one answers
+                    result.judged = "answered"
                 results.append(result)
                 began = time.monotonic()
                 for i in range(runs):
@@ -466,6 +512,8 @@ def measure_node(runs: int) -> list[Result] | None:
                     result.fixed_port.append(figures["fixed port"])
                 took = time.monotonic() - began
                 print(f"  {fault.name}: {len(result.flips)} runs in {took:.0f} s")
+                if rows is not None:
+                    rows.done(result, runs, "node")
         finally:
             if watches is not None:
                 watches.stop()
@@ -507,7 +555,9 @@ def print_writes(writes: dict[str, int], duration: float, renew_period: float) -
     )
 
 
-def measure_kubernetes(interval_ms: int, missed: int, runs: int) -> dict[str, float]:
+def measure_kubernetes(
+    interval_ms: int, missed: int, runs: int, log: RunLog | None = None
+) -> dict[str, float]:
     """The real control plane, simulated members (see the module's docstring)."""
     import asyncio
     import tempfile
@@ -533,6 +583,8 @@ def measure_kubernetes(interval_ms: int, missed: int, runs: int) -> dict[str, fl
         p50, p99, top = summary(values)
         p99s[name] = p99
         ok = bool(values) and p99 <= bound and row.missed_flips == 0
+        if log is not None:
+            log.add("kubernetes", {"fault": name, "bound": bound, "flips": values, "ok": ok})
         print(
             f"{name:<16} kubernetes {len(values):>3} {bound:6.2f}s |"
             f"{seconds(p50)} {seconds(p99)} {seconds(top)} | {verdict(ok)}"
@@ -562,7 +614,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with kubernetes: real members on the local node, fault to first call answered",
     )
+    parser.add_argument(
+        "--json", default=None, help="the run's JSON (default bench/results/failover-<time>.json)"
+    )
+    parser.add_argument(
+        "--faults", default="", help="with --backend node: only these (comma list, e.g. crash)"
+    )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds as Ctrl-C does: every `with` and `finally` stops what it started (the
+    # clusters, control planes, the node, operators, agents and voicemail processes).
+    with sigterm_unwinds():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     wanted = args.backend.split(",")
     with_node = args.backend == "all" or "node" in wanted
     others = args.backend if args.backend == "all" else ",".join(b for b in wanted if b != "node")
@@ -573,35 +638,42 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pairwarden failover benchmark{' (--short: 5 runs per fault)' if args.short else ''}")
     print(f"machine: {machine()}")
     print(f"{runs} runs per fault at {args.interval_ms} ms x {args.missed} = {window:.1f} s")
+    log = RunLog("failover", args.json)
+    rows = Rows(log)
     started = time.monotonic()
     if args.real_node and "kubernetes" in backends:
         print(f"\nbackend kubernetes, real members on the local node, load {load()}")
-        node, node_counts = measure_real_node(args.interval_ms, args.missed, runs)
+        node, node_counts = measure_real_node(args.interval_ms, args.missed, runs, rows)
         print_results(node, node_counts, "kubernetes")
         print(f"(load average {load()} after)")
     node: list[Result] | None = None
     if with_node:
         print(f"\nbackend node: the chart's operator and the example's pair, load {load()}")
-        node = measure_node(runs)
+        node = measure_node(runs, rows, args.faults.split(",") if args.faults else None)
         if node is not None:
             print_results(node, dict.fromkeys((r.fault for r in node), runs), "node")
             print(f"(load average {load()} after)")
     if "sandbox" not in backends:
         if "kubernetes" in backends:
-            measure_kubernetes(args.interval_ms, args.missed, runs)
+            measure_kubernetes(args.interval_ms, args.missed, runs, log)
         print(f"\ntotal {time.monotonic() - started:.0f} s")
+        log.finish()
         return 0
     steady = 10.0 if args.short else 30.0
-    results, counts, writes = measure_cluster(args.interval_ms, args.missed, runs, None, steady)
+    results, counts, writes = measure_cluster(
+        args.interval_ms, args.missed, runs, None, steady, rows=rows
+    )
     print(f"\nlarger window: crash only, {large_runs} run(s) at 1000 ms x 10 = 10 s")
-    large, large_counts, _ = measure_cluster(1000, 10, large_runs, ["crash"], 0)
+    large, large_counts, _ = measure_cluster(1000, 10, large_runs, ["crash"], 0, rows=rows)
     for r in large:
         r.fault = "crash (10 s)"
         counts[r.fault] = large_counts["crash"]
+    print("\nevery row:")
     print_results(results + large, counts, "sandbox")
     print_writes(writes, steady, window / 3)
+    log.add("sandbox steady writes", writes, seconds=steady)
     if "kubernetes" in backends:
-        real = measure_kubernetes(args.interval_ms, args.missed, runs)
+        real = measure_kubernetes(args.interval_ms, args.missed, runs, log)
         real.pop("crash", None)
         print_ratios(results, real, "kubernetes", "same cause, simulated vs real members")
     if node is not None:
@@ -614,6 +686,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.fault != "crash" and answered.get(r.fault, 0) > 0:
                 print(f"  {r.fault:<14} {summary(r.answers)[1] / answered[r.fault]:.2f}")
     print(f"\ntotal {time.monotonic() - started:.0f} s")
+    log.finish()
     return 0
 
 

@@ -59,7 +59,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _backends import BACKENDS, TIMED_WRITES, Backend, resolve
-from _common import machine, percentile, sample_process, seconds, summary, verdict
+from _common import RunLog, machine, percentile, sample_process, seconds, summary, verdict
 from pairwarden import GROUP, VERSION
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
@@ -74,6 +74,7 @@ from pairwarden.protocol import (
     MemberReport,
     other,
 )
+from pairwarden_testbed.lifecycle import sigterm_unwinds
 from pairwarden_testbed.localcluster import OperatorProcess, failover_pair
 
 NS = "scale"
@@ -877,6 +878,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "processes competing for the same cores"
     )
     rows: list[Row] = []
+    log = RunLog("scale", args.json)
     with tempfile.TemporaryDirectory(prefix="pairwarden-scale-") as tmp:
         for backend, n in plan(args.pairs, args.short, resolve(args.backend)):
             began = time.monotonic()
@@ -892,10 +894,15 @@ async def main_async(args: argparse.Namespace) -> int:
                 row.notes.append(f"failed: {error!r}")
                 rows.append(row)
             print(f"  {n} pairs done in {time.monotonic() - began:.0f} s")
+            # This row now: a run stopped during a larger count keeps it (printed and in JSON).
+            print_table(rows[-1:], sizing.window, sizing.renew_period)
+            log.add(backend, rows[-1], window=sizing.window, renew_period=sizing.renew_period)
             if args.keep_logs:
                 keep_logs(Path(tmp))
+    print("\nevery row:")
     print_table(rows, sizing.window, sizing.renew_period)
     print_ratios(rows)
+    log.finish()
     return 0
 
 
@@ -931,7 +938,14 @@ def main(argv: list[str] | None = None) -> int:
         "--manual", action="store_true", help="also a sample of manual failover requests"
     )
     parser.add_argument("--keep-logs", action="store_true", help="copy operator logs to cwd")
-    return asyncio.run(main_async(parser.parse_args(argv)))
+    parser.add_argument(
+        "--json", default=None, help="the run's JSON (default bench/results/scale-<time>.json)"
+    )
+    args = parser.parse_args(argv)
+    # SIGTERM unwinds as Ctrl-C does: every `with` and `finally` stops what it started (the
+    # API server or control plane, the operator); asyncio.run cancels what is left.
+    with sigterm_unwinds():
+        return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.conftest import start, window
+from e2e.conftest import heartbeat, start, window
 from e2e.scenarios import (
     assert_nobody_serving,
     assert_serving,
@@ -68,6 +68,47 @@ def test_voicemail_process_crash_fails_over_at_once(cluster: LocalCluster) -> No
     transition = next_transition(cluster, before)
     assert transition["cause"] == "ServiceStopped"
     assert_serving(cluster, other(active))
+
+
+def test_a_crash_the_node_sees_fails_over_at_once_and_the_member_rejoins_as_standby(
+    cluster: LocalCluster,
+) -> None:
+    """kill -9 of both containers of the active pod: nobody is left to report, the kubelet
+    reports them dead and restarts them. The operator fails over then (PodCrashed), not at W;
+    the restarted member hears that the Lease moved and comes back as standby. A window of
+    30 renewals (3 s here, 6 s on a real control plane) tells the two apart."""
+    missed = 3 * heartbeat(cluster)[1]
+    active = start(cluster, missed=missed)
+    long_window = heartbeat(cluster)[0] * missed / 1000
+    before = epoch(cluster)
+    restarts = _restarts(cluster, f"vm-{active}")
+    fault = time.monotonic()
+    for container in ("agent", "voicemail"):  # the agent first: it must not report the other
+        cluster.kubelet.kill_container(f"vm-{active}", container, signal.SIGKILL)
+    transition = next_transition(cluster, before, timeout=15 + long_window)
+    took = time.monotonic() - fault
+    assert transition["cause"] == "PodCrashed", transition
+    assert transition["to"] == other(active)
+    assert took < long_window / 2, took  # at once, not when the silence ran out
+    assert_serving(cluster, other(active))
+    assert "PodCrashed" in reasons(cluster)
+
+    def restarted() -> bool:
+        now = _restarts(cluster, f"vm-{active}")
+        grown = all(now[name] > count for name, count in restarts.items())
+        members = status(cluster).get("members") or {}
+        return grown and bool((members.get(active) or {}).get("serviceUp"))
+
+    wait_until(restarted, timeout=30)  # the kubelet restarted both; its agent renews again
+    time.sleep(long_window)  # the old holder must not take calls again, nor the role
+    assert cluster.answering_members() == [other(active)]
+    assert status(cluster)["activeMember"] == other(active)
+    assert epoch(cluster) == transition["epoch"]
+
+
+def _restarts(cluster: LocalCluster, pod: str) -> dict[str, int]:
+    found = cluster.core.read_namespaced_pod(pod, cluster.namespace).status
+    return {c.name: c.restart_count for c in found.container_statuses or []}
 
 
 def test_manual_failover_and_failback_through_the_plugin(cluster: LocalCluster) -> None:

@@ -13,6 +13,7 @@ do not come back to the API server in one instant.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import logging
@@ -149,6 +150,35 @@ async def follow(
             listed(event.items)
         else:
             changed(event.kind, event.obj)
+
+
+def scoped(every: Lister, one: Lister, namespace: str | None, **query: Any) -> Lister:
+    """The list call of one namespace (`one`, bound to it) or, for None, of all (`every`)."""
+    if namespace is None:
+        return functools.partial(every, **query)
+    return functools.partial(one, namespace, **query)
+
+
+async def follow_each(
+    lister: Lister,
+    take: Callable[[dict[str, Any], str | None], object],
+    what: str,
+    listed: Callable[[], None] | None = None,
+    signals: Signals = QUIET,
+) -> None:
+    """`follow` for an index of objects: `take(object, event type)` for every event, and for
+    every item of a listing with the type None (then `listed()`, once the listing is taken)."""
+
+    def every(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            take(item, None)
+        if listed is not None:
+            listed()
+
+    def one(kind: str, obj: dict[str, Any]) -> None:
+        take(obj, kind)
+
+    await follow(lister, every, one, what, signals)
 
 
 async def _list(lister: Lister, watch_seconds: int) -> tuple[Listed, str]:

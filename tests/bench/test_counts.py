@@ -65,6 +65,22 @@ def test_every_failover_row_names_its_backend_and_a_pass_or_fail(
     assert rows[1].split("|")[-1].split()[0] == "FAIL"  # p99 1.9 s against 0.5 s
 
 
+def test_the_nodes_crash_row_is_judged_on_the_first_call_answered(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 26: the crash is judged as callers see it, to the first call the other member
+    answers, not only to the selector's flip."""
+    from bench.failover import Result, print_results
+
+    late = Result("crash", window=5.0, bound=1.0, flips=[0.4], answers=[1.6], judged="answered")
+    on_time = Result("crash", window=5.0, bound=1.0, flips=[0.4], answers=[0.8], judged="answered")
+    for result in (late, on_time):
+        print_results([result], {"crash": 1}, "node")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("crash")]
+    assert [row.split("|")[-1].split()[0] for row in rows] == ["FAIL", "PASS"]
+    assert "answered p99 160% of target" in rows[0]
+
+
 def _active(pair: str, member: str, epoch: int) -> dict[str, object]:
     holder = f"{pair}-{member}" if member != "none" else ""
     return {

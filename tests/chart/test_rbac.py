@@ -18,7 +18,7 @@ NAMESPACED: set[Grant] = {
         ("coordination.k8s.io", "leases", v)
         for v in ("get", "list", "watch", "create", "update", "patch")
     },
-    *{("", "pods", v) for v in ("get", "list", "patch")},
+    *{("", "pods", v) for v in ("get", "list", "watch", "patch")},
     *{("", "services", v) for v in ("get", "patch")},
     # the per-pair NetworkPolicy (controller/netpol.py), with networkPolicy.enabled (default)
     *{("networking.k8s.io", "networkpolicies", v) for v in ("get", "create", "patch")},

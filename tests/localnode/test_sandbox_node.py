@@ -155,19 +155,22 @@ def test_a_member_cut_from_the_api_fences_itself_within_the_window(node: Node) -
 
 
 def test_a_crashed_voicemail_is_reported_and_restarted(node: Node) -> None:
+    """As the real kubelet reports it: restartCount grown, the death in lastState.terminated
+    with the container's id and end time (what the operator's pod watch counts a death by),
+    then running again."""
+
+    def voicemail() -> Any:
+        statuses = node.core.read_namespaced_pod("vm-primary", NS).status.container_statuses
+        return next(c for c in statuses if c.name == "voicemail")
+
     node.kubelet.kill_container("vm-primary", "voicemail")
-    wait_for(
-        "restart counted",
-        lambda: (
-            next(
-                c.restart_count
-                for c in node.core.read_namespaced_pod("vm-primary", NS).status.container_statuses
-                if c.name == "voicemail"
-            )
-            >= 1
-        ),
-    )
+    wait_for("restart counted", lambda: voicemail().restart_count >= 1)
+    ended = voicemail().last_state.terminated
+    assert ended.exit_code == -9 and ended.reason == "Error"
+    assert ended.container_id and ended.finished_at is not None
     wait_for("service up again", lambda: node.vm_status("vm-primary")["epoch"] == 2)
+    wait_for("running again", lambda: voicemail().state.running is not None)
+    assert voicemail().last_state.terminated.container_id == ended.container_id
 
 
 def test_deleting_a_pod_releases_its_lease(node: Node) -> None:

@@ -5,9 +5,10 @@ EndpointSlice holds the new active pod alone -> a caller on one fixed UDP port, 
 new port each call, answered by the new active pod through kube-proxy's ClusterIP.
 
 Faults: the active member's voicemail process killed (kill -9 of its container, which the
-kubelet restarts: the agent reports it at once) and a manual failover (the annotation
-`kubectl pairwarden failover` writes). bench/failover.py's node backend adds a crash of the
-whole pod and a `kubectl delete pod`. PAIRWARDEN_REAL_NODE_RUNS sets the runs of each
+kubelet restarts: the agent reports it at once), a manual failover (the annotation
+`kubectl pairwarden failover` writes) and a crash of the whole pod (kill -9 of both
+containers: the kubelet reports them dead, PodCrashed). bench/failover.py's node backend adds
+a `kubectl delete pod`. PAIRWARDEN_REAL_NODE_RUNS sets the runs of each
 (default 3); p50 and max are printed."""
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def watches(pair: Pair) -> Iterator[Watches]:
 
 
 # The manual move first, on the pair as installed; the kills after it.
-@pytest.mark.parametrize("kind", ["manual", "voicemail exit"])
+@pytest.mark.parametrize("kind", ["manual", "voicemail exit", "crash"])
 def test_callers_reach_the_new_active_member_after_a_failover(
     pair: Pair, watches: Watches, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

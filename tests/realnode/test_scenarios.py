@@ -1,8 +1,9 @@
 """The e2e scenarios on the real node (issue 19), on the pair of tests/realnode/pairs.py: a
 kubectl delete of the active pod, a clean stop of the active agent (SIGTERM, the kubelet
-restarts it), a partition of the active member from the API server (iptables in its pod's
-network namespace: callers still reach it), and replication through a Job pod running the
-project's agent image. Each scenario starts from whichever member the last one left active,
+restarts it), a crash of the active pod (kill -9 of both containers: PodCrashed at once), a
+partition of the active member from the API server (iptables in its pod's network namespace:
+callers still reach it), and replication through a Job pod running the project's agent
+image. Each scenario starts from whichever member the last one left active,
 ends with the pair whole again, and prints its duration.
 
 Every wait polls with a generous deadline (a loaded 2-core machine starts a pod in seconds,
@@ -131,6 +132,35 @@ def test_a_clean_stop_of_the_active_agent_hands_over_at_once(pair: Pair, active:
         lambda: restarts(pair, active, "agent") > restarted, 120, "the agent restarted", poll=0.5
     )
     eventually(lambda: pair.standby(active), 120, f"vm-{active} standby again", poll=0.5)
+    eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
+
+
+def test_a_crash_of_the_active_pod_fails_over_at_once_and_it_rejoins_as_standby(
+    pair: Pair, active: str
+) -> None:
+    """kill -9 of both containers of the active pod (issue 26): nobody is left to report it;
+    the kubelet reports them terminated and restarts them within the window. The operator
+    fails over when the kubelet says so (PodCrashed), not at W; the restarted agent hears
+    that the active Lease moved and its member comes back as the standby."""
+    before = pair.epoch()
+    restarted = {c: restarts(pair, active, c) for c in ("agent", "voicemail")}
+    pids = [pair.container_pid(active, c) for c in ("agent", "voicemail")]  # the agent first
+    t0 = time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    transition = pair.next_transition(before, active, 60)
+    print(f"crash: {transition['cause']} {time.monotonic() - t0:.2f} s after the kill")
+    assert transition["cause"] == "PodCrashed", transition
+    eventually(lambda: pair.serving(other(active)), 60, f"{other(active)} serving", poll=0.2)
+    for container, count in restarted.items():
+        eventually(
+            lambda c=container, n=count: restarts(pair, active, c) > n,
+            120,
+            f"the kubelet restarted {container}",
+            poll=0.5,
+        )
+    eventually(lambda: pair.standby(active), 120, f"vm-{active} standby again", poll=0.5)
+    assert pair.routed() == other(active)
     eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
 
 

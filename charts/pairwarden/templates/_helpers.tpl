@@ -100,11 +100,12 @@ app.kubernetes.io/component: operator
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
-# Member pods: read their state and address, add the pair/member/role labels. Replication
-# Job pods: list them by job-name to read the report from their termination message.
+# Member pods: read their state and address, add the pair/member/role labels, watch the
+# labelled ones for containers the kubelet reports dead (a crash fails over at once).
+# Replication Job pods: list them by job-name to read the report from their termination message.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # The callers' Service: read each step, its selector set to the active member.
 - apiGroups: [""]
   resources: ["services"]

@@ -1,8 +1,9 @@
 """kopf registrations: thin, each one observing and handing over to `reconcile`.
 
-- member Leases and replication Jobs are watched directly (controller.leasewatch,
-  controller.jobs.watch), not through kopf: heartbeats are the hottest input and each event
-  needs only a stamp in the observation book; Jobs are plentiful and need only an index;
+- member Leases, member pods and replication Jobs are watched directly (controller.leasewatch,
+  controller.podwatch, controller.jobs.watch), not through kopf: heartbeats are the hottest
+  input and each event needs only a stamp in the observation book; a member pod's containers
+  dying wakes its pair at once; Jobs are plentiful and need only an index;
 - each FailoverPair gets one daemon that sleeps until a report wakes it or a member's window
   could expire (never a per-pair timer ticking every second);
 - peering (kopf's own) makes sure only one replica runs the daemons.
@@ -19,7 +20,7 @@ import kubernetes
 
 from pairwarden import GROUP, PLURAL, VERSION, watching
 from pairwarden.clock import SystemClock
-from pairwarden.controller import discovery, health, jobs, leasewatch, metrics, peering
+from pairwarden.controller import discovery, health, jobs, leasewatch, metrics, peering, podwatch
 from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
@@ -118,15 +119,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         """A replication Job that finished wakes its pair to read the result: no polling."""
         memo.book.pair(namespace, pair).nudge(memo.clock.monotonic())
 
-    memo.lease_watches = [
-        asyncio.create_task(
-            leasewatch.watch(api, ns, memo.book, memo.clock), name=f"leases in {ns or 'all'}"
-        )
-        for ns in scopes
-    ] + [
-        asyncio.create_task(jobs.watch(api, ns, index, job_finished), name=f"jobs in {ns or 'all'}")
-        for ns in scopes
-    ]
+    memo.lease_watches = (
+        [
+            asyncio.create_task(
+                leasewatch.watch(api, ns, memo.book, memo.clock), name=f"leases in {ns or 'all'}"
+            )
+            for ns in scopes
+        ]
+        + [
+            asyncio.create_task(
+                jobs.watch(api, ns, index, job_finished), name=f"jobs in {ns or 'all'}"
+            )
+            for ns in scopes
+        ]
+        + [
+            asyncio.create_task(
+                podwatch.watch(api, ns, memo.book, memo.clock), name=f"member pods in {ns or 'all'}"
+            )
+            for ns in scopes
+        ]
+    )
     metrics.CLOCKS.source = memo.book
     memo.runtime = Runtime(
         api=api,

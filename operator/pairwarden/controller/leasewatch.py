@@ -9,7 +9,6 @@ and listings are successes, its errors open a deaf episode.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -25,24 +24,24 @@ async def watch(
 ) -> None:
     """Run until cancelled; `namespace` None watches every namespace."""
     leases = client.CoordinationV1Api(api)
-    lister = (
-        functools.partial(leases.list_lease_for_all_namespaces, label_selector=LABEL_PAIR)
-        if namespace is None
-        else functools.partial(leases.list_namespaced_lease, namespace, label_selector=LABEL_PAIR)
+    lister = watching.scoped(
+        leases.list_lease_for_all_namespaces,
+        leases.list_namespaced_lease,
+        namespace,
+        label_selector=LABEL_PAIR,
     )
 
-    def listed(items: list[dict[str, Any]]) -> None:
-        book.listening.heard(clock.monotonic())
-        for lease in items:
-            book.record_lease(lease, None, clock.monotonic())
-        book.listed(namespace, clock.monotonic())
-
-    def changed(kind: str, lease: dict[str, Any]) -> None:
+    def take(lease: dict[str, Any], kind: str | None) -> None:
         book.listening.heard(clock.monotonic())
         book.record_lease(lease, kind, clock.monotonic())
+
+    def listed() -> None:
+        book.listening.heard(clock.monotonic())  # an empty listing is heard too
+        book.listed(namespace, clock.monotonic())
 
     signals = watching.Signals(
         alive=lambda: book.listening.heard(clock.monotonic()),
         trouble=lambda: book.listening.missed(clock.monotonic()),
     )
-    await watching.follow(lister, listed, changed, f"member Lease ({namespace or 'all'})", signals)
+    what = f"member Lease ({namespace or 'all'})"
+    await watching.follow_each(lister, take, what, listed=listed, signals=signals)

@@ -19,6 +19,7 @@ import aiohttp
 from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
 from pairwarden.controller.leases import parse_move
+from pairwarden.controller.pods import PodSighting
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
     LABEL_MEMBER,
@@ -164,6 +165,7 @@ class PairBook:
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
+    pods: dict[str, PodSighting] = field(default_factory=dict)  # per member (podwatch)
     listening: Hearing = field(default_factory=Hearing)  # the operator's, shared by every pair
 
     def counted_last_seen(self, member: str, now: float) -> float | None:

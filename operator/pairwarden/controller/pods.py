@@ -14,6 +14,7 @@ from pairwarden.protocol import member_labels
 
 labels_for = member_labels
 FROM_CACHE = "0"  # a list's resourceVersion: any version the API server's watch cache holds
+ENDED_PHASES = frozenset({"Failed", "Succeeded"})  # every container ended for good
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,79 @@ async def ip(api: client.ApiClient, namespace: str, pod: str | None) -> str | No
     if found is None or not found.status or not found.status.pod_ip:
         return None
     return str(found.status.pod_ip)
+
+
+@dataclass(frozen=True)
+class PodSighting:
+    """A member pod as the pod watch last saw it (controller.podwatch): what the kubelet says
+    of its containers, and when each was last seen dying, on the operator's monotonic clock.
+
+    A death is told by a terminated state not counted before, or by a restartCount that grew
+    (the kubelet restarted it: it may be running again by the time we look, its termination
+    then in lastState). `counted` keeps, per container, the termination last counted
+    (containerID@finishedAt), so the kubelet's two reports of one death (terminated, then
+    restarted with it as lastState) count once."""
+
+    name: str
+    uid: str
+    containers: tuple[str, ...] = ()
+    restarts: Mapping[str, int] = field(default_factory=dict)
+    counted: Mapping[str, str] = field(default_factory=dict)
+    deaths: Mapping[str, float] = field(default_factory=dict)
+    gone: bool = False  # deleted, being deleted, or its phase ended (Failed, Succeeded)
+
+    def container_deaths(self) -> tuple[float | None, ...]:
+        """Per container, in the pod's order: when it was last seen dying (the engine's
+        MemberObservation.container_deaths)."""
+        return tuple(self.deaths.get(c) for c in self.containers)
+
+
+def sight_pod(
+    before: PodSighting | None, pod: Mapping[str, Any], now: float, deleted: bool = False
+) -> tuple[PodSighting, bool]:
+    """Take one sighting of a member pod (a watch event, a listing); True when it is news the
+    pair must judge at once: a container died, or the pod went. A container merely not Ready
+    (a readiness blip) is no news. The first sighting of a pod (a new uid, an operator start)
+    is a baseline: deaths before it are history, and silence (W) covers them."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    uid = str(meta.get("uid") or "")
+    statuses = [s for s in status.get("containerStatuses") or [] if s.get("name")]
+    gone = deleted or bool(meta.get("deletionTimestamp")) or status.get("phase") in ENDED_PHASES
+    same = before is not None and before.uid == uid
+    old = before if before is not None and same else PodSighting("", uid)
+    restarts: dict[str, int] = {}
+    counted, deaths = dict(old.counted), dict(old.deaths)
+    for container in statuses:
+        name = str(container["name"])
+        restarts[name] = int(container.get("restartCount") or 0)
+        ended = (container.get("state") or {}).get("terminated")
+        last = (container.get("lastState") or {}).get("terminated")
+        if ended is not None:
+            death = _termination(ended)
+            new = death != old.counted.get(name)
+        else:
+            death = _termination(last) if last is not None else ""
+            grew = restarts[name] > old.restarts.get(name, restarts[name])
+            new = grew and (not death or death != old.counted.get(name))
+        if new and same:
+            counted[name], deaths[name] = death, now
+        elif new:  # the baseline: what ended before we looked is history
+            counted[name] = death
+    sighting = PodSighting(
+        name=str(meta.get("name") or ""),
+        uid=uid,
+        containers=tuple(restarts),
+        restarts=restarts,
+        counted=counted,
+        deaths=deaths,
+        gone=gone,
+    )
+    return sighting, deaths != old.deaths or (gone and not old.gone)
+
+
+def _termination(state: Mapping[str, Any]) -> str:
+    """One termination's identity: the real kubelet names its container and end time (the
+    sandbox's stand-in may name neither: then only a restartCount that grew tells a death)."""
+    container, finished = state.get("containerID") or "", state.get("finishedAt") or ""
+    return f"{container}@{finished}" if container or finished else ""

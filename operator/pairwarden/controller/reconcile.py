@@ -266,6 +266,7 @@ def _parsed_spec(body: Any, memory: PairMemory) -> FailoverPairSpec:
 def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) -> MemberObservation:
     seen = book.members.get(member)
     alive = seen is not None and not seen.deleted
+    watched = book.pods.get(member)
     return MemberObservation(
         pod_name=pod.name,
         pod_running=pod.running,
@@ -274,6 +275,11 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,
         labels=pod.labels if pod.name else None,
+        container_deaths=(
+            watched.container_deaths()
+            if watched is not None and pod.name and watched.name == pod.name
+            else ()
+        ),
     )
 
 

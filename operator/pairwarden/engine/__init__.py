@@ -1,6 +1,7 @@
 """The pure failover engine: `decide(spec, observed, now) -> Decision` and its data types."""
 
 from pairwarden.engine.core import (
+    crashed,
     decide,
     gone_holder,
     is_held,
@@ -59,6 +60,7 @@ __all__ = [
     "RoutingView",
     "UpdateStatus",
     "Warn",
+    "crashed",
     "decide",
     "gone_holder",
     "is_held",

@@ -68,7 +68,7 @@ from pairwarden.protocol import (
 # Failures after which a member cannot be answering: its grant ran out (it fences itself
 # within W - R/2 of its last renewal; the operator waits W) or its pod is not running. A move
 # away from it needs no revoke first.
-CANNOT_ANSWER = frozenset({Cause.HEARTBEAT_LOST, Cause.POD_GONE})
+CANNOT_ANSWER = frozenset({Cause.HEARTBEAT_LOST, Cause.POD_GONE, Cause.POD_CRASHED})
 KNOWN_CAUSES = frozenset(c.value for c in Cause)
 HISTORY_LIMIT = 32  # transitions kept in status; flap damping needs only those in the period
 
@@ -130,6 +130,8 @@ def judge(
         failure = Cause.POD_UNRESOLVED
     elif not seen.pod_running:
         failure = Cause.POD_GONE
+    elif crashed(seen):
+        failure = Cause.POD_CRASHED
     elif not report.agent_running:
         failure = Cause.AGENT_STOPPED
     elif silent(spec, seen, now):
@@ -141,6 +143,26 @@ def judge(
         deadline, reason = licence_deadline(spec, status, seen)
         licensed = deadline is None or now.wall < deadline
     return MemberHealth(name, failure, licensed, reason, seen)
+
+
+def crashed(seen: MemberObservation) -> bool:
+    """Whether the member's pod crashed and has not shown life since: the kubelet reported
+    every one of its containers terminated (or restarted) after the member's last renewal the
+    operator observed. The node knows within about a second; the window W would wait for
+    silence, while the kubelet restarts the containers and callers are lost meanwhile.
+
+    Every container, not any: the voicemail process alone dying is the agent's to report
+    (ServiceStopped, at once), and the agent alone dying leaves the voicemail process
+    answering until its last order runs out, so moving then would make two answer. With both
+    dead nobody answers and nobody reports. A container merely not Ready is no death.
+
+    A renewal observed after the deaths ends it: the restarted agent is back, and is judged by
+    its report again (it hears the active Lease moved and rejoins as standby)."""
+    deaths = seen.container_deaths
+    if not deaths:
+        return False
+    last = seen.last_seen
+    return all(died is not None and (last is None or died > last) for died in deaths)
 
 
 def remembered_contact(status: FailoverPairStatus, seen: MemberObservation) -> datetime | None:

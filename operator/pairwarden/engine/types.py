@@ -23,6 +23,9 @@ class Cause(StrEnum):
     SERVICE_STOPPED = "ServiceStopped"  # the voicemail process reports down
     AGENT_STOPPED = "AgentStopped"  # clean agent stop (SIGTERM)
     POD_GONE = "PodGone"  # pod deleted or not running: the reference's power loss / turned off
+    # every container of the pod seen terminated by the kubelet since the member's last
+    # renewal: the reference's "service stops/crashes", seen by the node (engine.crashed)
+    POD_CRASHED = "PodCrashed"
     POD_UNRESOLVED = "PodUnresolved"  # the member's podName/selector names no single pod
     NOT_ANSWERING = "NotAnswering"  # healthy by its heartbeat, yet not answering at the epoch
     INACTIVE_CALL = "InactiveCall"  # a call arrived on the inactive member
@@ -50,6 +53,7 @@ CAUSE_KINDS: dict[Cause, CauseKind] = {
     Cause.SERVICE_STOPPED: CauseKind.FAULT,
     Cause.AGENT_STOPPED: CauseKind.FAULT,
     Cause.POD_GONE: CauseKind.FAULT,
+    Cause.POD_CRASHED: CauseKind.FAULT,
     Cause.POD_UNRESOLVED: CauseKind.FAULT,
     Cause.NOT_ANSWERING: CauseKind.FAULT,
     Cause.INACTIVE_CALL: CauseKind.DISCRETIONARY,
@@ -104,6 +108,10 @@ class MemberObservation:
     pod_problem: str | None = None
     # The pod's labels as read (None: not read): the Service selects on them.
     labels: Mapping[str, str] | None = None
+    # One entry per container of the pod, as the pod watch last saw it: the operator's
+    # monotonic time at which that container was last seen terminated or restarted by the
+    # kubelet (None: never since the operator started). Empty: the pod is not watched.
+    container_deaths: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)

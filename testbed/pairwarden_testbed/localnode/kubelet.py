@@ -89,6 +89,7 @@ class _Container:
         self.restarts = 0
         self.started_at: str | None = None
         self.last_exit: int | None = None
+        self.last_run: tuple[str, str | None, str] | None = None  # containerID, started, ended
         self.waiting_reason = "ContainerCreating"
         # What a node would refuse (runAsNonRoot as root) or break (an unreadable Secret):
         # never started, with the reason, as a kubelet reports CreateContainerConfigError.
@@ -138,6 +139,10 @@ class _Container:
             self.started_at = _now()
             self.pod.kubelet.mark_dirty(self.pod)
             self.last_exit = self.proc.wait()
+            # What the real kubelet's lastState.terminated names: the container that ended
+            # (its id) and when it ran; a reader tells one death from the next by them.
+            self.last_run = (f"local://{self.pod.uid}/{self.name}/{self.proc.pid}",
+                             self.started_at, _now())  # fmt: skip
             self.started_at = None
             if self.pod.stopping.is_set():
                 break
@@ -181,7 +186,11 @@ class _Container:
             "state": state,
         }
         if self.last_exit is not None and self.finished_at is None:
-            out["lastState"] = {"terminated": {"exitCode": self.last_exit, "reason": "Error"}}
+            ended: dict[str, Any] = {"exitCode": self.last_exit, "reason": "Error"}
+            if self.last_run is not None:
+                container, started, finished = self.last_run
+                ended.update(containerID=container, startedAt=started, finishedAt=finished)
+            out["lastState"] = {"terminated": ended}
         return out
 
     def terminated(self) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""A crash the node sees (engine.crashed): the kubelet reports every container of the
+holder's pod dead after its last renewal, and the engine fails over then, not at W."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from tests.engine.test_decide import MONO, contacted, holding, make_spec, member, role, run
+
+from pairwarden.engine import (
+    Activate,
+    Cause,
+    Deactivate,
+    ManualRequest,
+    MemberObservation,
+    crashed,
+)
+
+RENEWED = MONO - 1.0  # member() renewed one second ago
+
+
+def died(seen: MemberObservation, *deaths: float | None) -> MemberObservation:
+    return replace(seen, container_deaths=deaths)
+
+
+@pytest.mark.parametrize(
+    ("deaths", "last_seen", "expected"),
+    [
+        ((), RENEWED, False),  # not watched (no node, no container statuses yet)
+        ((None, None), RENEWED, False),  # running as first seen: no death
+        ((RENEWED + 0.5, RENEWED + 0.6), RENEWED, True),  # both died after the last renewal
+        ((RENEWED + 0.5,), RENEWED, True),  # a one-container pod
+        ((RENEWED + 0.5, None), RENEWED, False),  # one of two: the other one reports or answers
+        ((RENEWED - 100, RENEWED + 0.5), RENEWED, False),  # an old death, renewed since
+        ((RENEWED + 0.5, RENEWED + 0.6), RENEWED + 1.0, False),  # restarted and renewed: back
+        ((RENEWED, RENEWED), RENEWED, False),  # not after it: the same instant is no news
+        ((RENEWED + 0.5, RENEWED + 0.6), None, True),  # never renewed since the operator began
+    ],
+)
+def test_crashed_needs_every_container_dead_since_the_last_renewal(
+    deaths: tuple[float | None, ...], last_seen: float | None, expected: bool
+) -> None:
+    seen = MemberObservation(last_seen=last_seen, container_deaths=deaths)
+    assert crashed(seen) is expected
+
+
+@pytest.mark.parametrize("holder", ["primary", "secondary"])
+def test_a_crashed_holder_fails_over_at_once_not_at_w(holder: str) -> None:
+    """One second after its last renewal, well within W (30 s): the node said it died."""
+    dead = died(member(), MONO - 0.5, MONO - 0.4)
+    primary, secondary = (dead, contacted()) if holder == "primary" else (member(), dead)
+    decision = run(make_spec(), holding(holder, 4), primary, secondary)
+    standby = "secondary" if holder == "primary" else "primary"
+    # A fault: granted at once, no revoke first (every container of the old holder is dead).
+    assert role(decision) == Activate(standby, 5, Cause.POD_CRASHED, holder)
+    assert decision.status.last_transition is not None
+    assert decision.status.last_transition.cause == "PodCrashed"
+
+
+def test_a_readiness_blip_or_one_container_is_not_a_crash() -> None:
+    """A container not Ready records no death; one container of two dying is the agent's to
+    report (voicemail) or leaves the voicemail answering (agent): no move."""
+    one = died(member(), MONO - 0.5, None)
+    decision = run(make_spec(), holding("primary", 4), one, contacted())
+    assert role(decision) is None
+
+
+def test_a_restarted_holder_back_before_the_look_keeps_the_role() -> None:
+    """The kubelet restarted both containers and the agent renewed before the operator
+    looked: it is back and judged by its report (the callers' gap was the restart)."""
+    back = died(member(age=0.1), MONO - 0.5, MONO - 0.4)
+    decision = run(make_spec(), holding("primary", 4), back, contacted())
+    assert role(decision) is None
+
+
+def test_the_restarted_member_rejoins_as_standby() -> None:
+    """After PodCrashed moved the role, the old holder's restarted agent renews: eligible
+    again, not the holder, and nothing moves (failback stays by the pair's policy)."""
+    dead = died(member(), MONO - 0.5, MONO - 0.4)
+    moved = run(make_spec(), holding("primary", 4), dead, contacted())
+    assert role(moved) == Activate("secondary", 5, Cause.POD_CRASHED, "primary")
+    back = died(member(age=0.1, answering=False), MONO - 0.5, MONO - 0.4)
+    after = run(make_spec(), moved.status, back, contacted(answering=True))
+    assert role(after) is None
+    assert after.status.active_member == "secondary"
+    assert after.status.phase == "FailedOver"
+
+
+def test_a_crashed_holder_with_no_standby_leaves_no_holder_until_it_is_back() -> None:
+    dead = died(member(), MONO - 0.5, MONO - 0.4)
+    decision = run(make_spec(), holding("primary", 4), dead, contacted(service_up=False))
+    assert role(decision) == Deactivate(5, Cause.POD_CRASHED, "primary")
+
+
+def test_a_crashed_standby_is_not_eligible() -> None:
+    """A manual failover to a standby whose pod just crashed is refused with the cause."""
+    dead = died(contacted(), MONO - 0.5, MONO - 0.4)
+    decision = run(
+        make_spec(), holding("primary", 4), member(), dead, ManualRequest("r", "failover")
+    )
+    assert role(decision) is None
+    assert decision.status.last_request is not None
+    assert "PodCrashed" in decision.status.last_request.message
