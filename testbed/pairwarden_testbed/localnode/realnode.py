@@ -5,15 +5,10 @@ without the `node.kubernetes.io/not-ready` taint, which the node-lifecycle contr
 once it sees the node Ready; NodeRestriction forbids a node to touch its own taints, and
 hack/control-plane.sh runs no node-lifecycle controller, so the harness lifts it as admin
 (`lift_not_ready_taint`).
-
-Also the credentials a real kubelet hands a pod: the token of its ServiceAccount, from the
-Secret volume the ServiceAccount admission plugin mounted at SA_MOUNT (1.20's token
-controller writes that Secret; a pod whose ServiceAccount does not automount gets none).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import threading
@@ -29,7 +24,6 @@ log = logging.getLogger(__name__)
 LOCAL_NODE = "pairwarden-localnode"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS, RENEW_SECONDS = 40, 10.0  # the kubelet's defaults
-SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "20Gi"}
 Obj = Mapping[str, Any]
 
@@ -127,35 +121,6 @@ def lift_not_ready_taint(admin: client.ApiClient, node: str) -> None:
     kept = [t.to_dict() for t in taints if t.key != NOT_READY_TAINT]
     if len(kept) != len(taints):
         core.patch_node(node, {"spec": {"taints": kept or None}}, _request_timeout=10)
-
-
-def token_secret(pod: Obj) -> str | None:
-    """The Secret holding the pod's ServiceAccount token: the Secret volume mounted at
-    SA_MOUNT (what the ServiceAccount admission plugin adds); None when not mounted."""
-    volumes = {
-        str(v["name"]): str(v["secret"]["secretName"])
-        for v in (pod.get("spec") or {}).get("volumes") or []
-        if "secret" in v
-    }
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for mount in container.get("volumeMounts") or []:
-            if str(mount.get("mountPath", "")).rstrip("/") == SA_MOUNT:
-                return volumes.get(str(mount.get("name")))
-    return None
-
-
-def pod_credentials(core: client.CoreV1Api, pod: Obj) -> tuple[str, bytes] | None:
-    """(token, CA certificate) of the pod's ServiceAccount, read as the node (the Node
-    authorizer lets it read Secrets its pods mount); None without a mounted token."""
-    secret = token_secret(pod)
-    if secret is None:
-        return None
-    namespace = str(pod["metadata"]["namespace"])
-    data = core.read_namespaced_secret(secret, namespace, _request_timeout=10).data or {}
-    if "token" not in data:
-        return None
-    ca = base64.b64decode(data["ca.crt"]) if "ca.crt" in data else b""
-    return base64.b64decode(data["token"]).decode(), ca
 
 
 class NodeHeartbeat:

@@ -9,16 +9,6 @@ from typing import Any
 
 from .errors import REASONS, ApiError
 
-TOKEN_PREFIX = "sandbox-token-"
-
-
-def user_of(authorization: str | None) -> str:
-    """The identity behind a bearer token written by `kubeconfig_for(user)`."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        return "anonymous"
-    token = authorization[7:].strip()
-    return token[len(TOKEN_PREFIX) :] if token.startswith(TOKEN_PREFIX) else token
-
 
 @dataclass
 class Fault:
