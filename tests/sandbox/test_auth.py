@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from .helpers import wait_for
+from .helpers import GROUP, PLURAL, VERSION, wait_for, widget
 
 RBAC = "rbac.authorization.k8s.io"
 Client = Callable[[str | None], client.ApiClient]
@@ -321,3 +321,62 @@ def test_a_deleted_account_s_token_stops_working(
         return False
 
     wait_for(refused, 30, "the deleted account's token to be refused")
+
+
+def test_a_status_subresource_and_a_group_of_accounts_are_granted_as_named(
+    api_client: client.ApiClient,
+    as_token: Client,
+    namespace: str,
+    core: client.CoreV1Api,
+    widgets: client.CustomObjectsApi,
+) -> None:
+    """`widgets/status` grants the status and not the object; a ClusterRole bound in one
+    namespace to the group of its ServiceAccounts grants every account there, there only."""
+    widgets.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget("w"))
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    name = f"{namespace}-status-writer"
+    rules = [{"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]}]
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
+    try:
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "accounts"},
+                "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+                "subjects": [
+                    {"kind": "Group", "name": f"system:serviceaccounts:{namespace}",
+                     "apiGroup": RBAC}
+                ],
+            },
+        )  # fmt: skip
+        as_member = client.CustomObjectsApi(as_token(account_token(core, namespace, "any")))
+        status = {"status": {"phase": "Ready"}}
+
+        def patched() -> bool:
+            try:
+                as_member.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, "w", status
+                )
+            except ApiException as exc:
+                if exc.status == 403:
+                    return False
+                raise
+            return True
+
+        wait_for(patched, 30, "the group binding to take effect")
+        code, body = refusal(
+            lambda: as_member.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, "w", {"spec": {"size": "large"}}
+            )
+        )
+        assert code == 403
+        assert f'cannot patch resource "{PLURAL}" in API group "{GROUP}"' in body["message"]
+        code, body = refusal(
+            lambda: as_member.patch_namespaced_custom_object_status(
+                GROUP, VERSION, "default", PLURAL, "w", status
+            )
+        )
+        assert code == 403
+        assert f'cannot patch resource "{PLURAL}/status"' in body["message"]
+    finally:
+        rbac.delete_cluster_role(name)
