@@ -380,3 +380,33 @@ def test_a_status_subresource_and_a_group_of_accounts_are_granted_as_named(
         assert f'cannot patch resource "{PLURAL}/status"' in body["message"]
     finally:
         rbac.delete_cluster_role(name)
+
+
+def test_a_pod_runs_as_an_existing_account_with_its_token_mounted(
+    namespace: str, core: client.CoreV1Api
+) -> None:
+    """The ServiceAccount admission plugin: a pod names an account that exists (`default`
+    unless it says), gets its token Secret mounted at the ServiceAccount path in each
+    container that mounts nothing there, and none when it turns automounting off."""
+    mount = "/var/run/secrets/kubernetes.io/serviceaccount"
+    container = {"name": "c", "image": "pairwarden/agent:dev"}
+
+    def pod(name: str, **spec: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"containers": [container], **spec}}
+
+    status, body = refusal(
+        lambda: core.create_namespaced_pod(namespace, pod("lost", serviceAccountName="nobody"))
+    )
+    assert status == 403
+    assert body["message"] == (
+        f'pods "lost" is forbidden: error looking up service account {namespace}/nobody: '
+        'serviceaccount "nobody" not found'
+    )
+    made = core.create_namespaced_pod(namespace, pod("plain")).spec
+    assert made.service_account_name == "default"
+    (mounted,) = [m for m in made.containers[0].volume_mounts if m.mount_path == mount]
+    (volume,) = [v for v in made.volumes if v.name == mounted.name]
+    secret = core.read_namespaced_secret(volume.secret.secret_name, namespace)
+    assert secret.type == "kubernetes.io/service-account-token" and "token" in secret.data
+    quiet = core.create_namespaced_pod(namespace, pod("quiet", automountServiceAccountToken=False))
+    assert not quiet.spec.containers[0].volume_mounts and not quiet.spec.volumes
