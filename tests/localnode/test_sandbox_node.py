@@ -20,7 +20,6 @@ sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
 from kubernetes import client, config, utils  # noqa: E402
 
 from pairwarden.controller.rbac import agent_objects  # noqa: E402
-
 from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
 from pairwarden_testbed.waiting import eventually  # noqa: E402
 

@@ -195,19 +195,16 @@ def compact_string(rule: Rule) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def forbidden(attrs: Attributes, reason: str = "") -> ApiError:
+def forbidden(attrs: Attributes) -> ApiError:
     """The real server's 403 for a request the authorizer refused (responsewriters.Forbidden,
     apierrors.NewForbidden): the resource, the name, the user, the verb and the scope."""
     who = f'User "{attrs.user.name}" cannot {attrs.verb}'
     if not attrs.resource_request:
-        why = f'{who} path "{attrs.path}"'
-        return ApiError(403, f"forbidden: {why}" + (f": {reason}" if reason else ""), "Forbidden")
+        return ApiError(403, f'forbidden: {who} path "{attrs.path}"', "Forbidden")
     resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     scope = f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
     why = f'{who} resource "{resource}" in API group "{attrs.api_group}" {scope}'
-    return forbidden_error(
-        attrs.api_group, attrs.resource, attrs.name, why + (f": {reason}" if reason else "")
-    )
+    return forbidden_error(attrs.api_group, attrs.resource, attrs.name, why)
 
 
 def forbidden_error(group: str, resource: str, name: str, why: str) -> ApiError:
@@ -279,20 +276,22 @@ class Authorizer:
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         if resource in ("roles", "clusterroles"):
-            may = Attributes(user, "escalate", namespace, RBAC_GROUP, resource, name=name)
-            wanted = list(obj.get("rules") or [])
+            # a create names no object yet (its RequestInfo has no name): only an update's
+            # `escalate` can be limited by resourceNames
+            named = name if old is not None else ""
+            may = Attributes(user, "escalate", namespace, RBAC_GROUP, resource, name=named)
+            wanted: list[Rule] | None = list(obj.get("rules") or [])
         else:
             ref = obj.get("roleRef") or {}
             plural = "clusterroles" if ref.get("kind") == "ClusterRole" else "roles"
             may = Attributes(user, "bind", namespace, RBAC_GROUP, plural, name=ref.get("name", ""))
-            if self.allowed(may):
-                return
-            rules = self._role_rules(ref.get("kind", ""), ref.get("name", ""), namespace)
-            if rules is None:
-                raise not_found(RBAC_GROUP, plural, ref.get("name", ""))
-            wanted = rules
+            wanted = None
         if self.allowed(may):
             return
+        if wanted is None:  # the bound role's rules, once `bind` did not allow it
+            wanted = self._role_rules(ref.get("kind", ""), ref.get("name", ""), namespace)
+            if wanted is None:
+                raise not_found(RBAC_GROUP, plural, ref.get("name", ""))
         missing = covers(self.rules_for(user, namespace), wanted)
         if missing:
             raise forbidden_error(RBAC_GROUP, resource, name, escalation_message(user, missing))
