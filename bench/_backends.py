@@ -22,10 +22,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pairwarden_testbed import controlplane
-from pairwarden_testbed.sandbox.kubeconfig import write_kubeconfig
 
 REPO = Path(__file__).resolve().parent.parent
 CRDS = ("failoverpairs.pairwarden.io.yaml",)
+# The sandbox's identities besides admin, told apart in its /sandbox/stats (bench/scale.py).
+IDENTITIES = ("operator", "jobrunner", "writers")
 HTTP_VERBS = {
     "GET": "get",  # reads: counted beside the writes (a read costs the API server too)
     "LIST": "list",
@@ -151,6 +152,7 @@ class SandboxBackend(Backend):
         command = [
             sys.executable, "-m", "pairwarden_testbed.cli", "sandbox", "up",
             "--kubeconfig", str(self.workdir / "sandbox.kubeconfig"),
+            *(f"--identity={user}" for user in IDENTITIES),
         ]  # fmt: skip
         log = self.workdir / "sandbox.log"
         with log.open("a") as stderr:
@@ -178,14 +180,18 @@ class SandboxBackend(Backend):
                 self.process.wait()
 
     def session(self, user: str, limit: int = 100) -> aiohttp.ClientSession:
+        config = yaml.safe_load(self.kubeconfig_for(user).read_text())
+        token = config["users"][0]["user"]["token"]
         return aiohttp.ClientSession(
             self.url,
-            headers={"Authorization": f"Bearer sandbox-token-{user}"},
+            headers={"Authorization": f"Bearer {token}"},
             connector=aiohttp.TCPConnector(limit=limit),
         )
 
     def kubeconfig_for(self, user: str) -> Path:
-        return write_kubeconfig(self.workdir / f"{user}.kubeconfig", self.url, user)
+        """The kubeconfig `sandbox up` wrote for this identity (IDENTITIES, or admin)."""
+        name = "sandbox" if user == "admin" else user
+        return self.workdir / f"{name}.kubeconfig"
 
     def pids(self) -> dict[str, int]:
         assert self.process is not None

@@ -59,7 +59,7 @@ from _backends import resolve
 from _common import RunLog, machine, seconds, summary, verdict
 from pairwarden.protocol import LABEL_MEMBER, other
 from pairwarden_testbed.lifecycle import sigterm_unwinds
-from pairwarden_testbed.localcluster import LocalCluster, RealBackend, free_port, wait_until
+from pairwarden_testbed.localcluster import Chart, LocalCluster, RealBackend, free_port, wait_until
 from pairwarden_testbed.sipcaller import call_through
 from pairwarden_testbed.waiting import Arrivals
 
@@ -342,12 +342,13 @@ def measure_cluster(
     results: list[Result] = []
     counts: dict[str, int] = {}
     writes: dict[str, int] = {}
-    real = None
+    real, chart = None, None
     namespace = "voice"
     if plane is not None:
         namespace = f"bench-{uuid.uuid4().hex[:6]}"
-        real = RealBackend(plane, admin_rbac(namespace), *ACCOUNTS)
-    with LocalCluster(namespace, real=real) as cluster:
+        real = RealBackend(plane, agent_account=ACCOUNTS[1])
+        chart = Chart(admin_rbac(namespace), {"serviceAccountName": ACCOUNTS[0]})
+    with LocalCluster(namespace, real=real, chart=chart) as cluster:
         selectors = SelectorWatch(cluster.kubeconfig, cluster.namespace)
         pbx: FixedPortCaller | None = None
         try:

@@ -8,9 +8,10 @@ same scenarios against kind or any cluster instead; scenarios that need to break
 
 Each scenario runs twice: on the sandbox, and on the real Kubernetes 1.20 control plane
 (hack/control-plane.sh, one per session), where the local kubelet is a Node the scheduler
-binds the pods to, the operator acts as the chart's ServiceAccount with only the RBAC the
-chart renders (a verb the chart lacks fails the scenario there), and the agents as the
-ServiceAccount the operator makes for their pair, with the Role it makes (controller/rbac.py).
+binds the pods to. On both, the operator acts as the chart's ServiceAccount with only the RBAC
+the chart renders (a verb the chart lacks fails the scenario), the agents as the ServiceAccount
+their pods name, with the Role the operator makes (controller/rbac.py), and replication Jobs
+with no token: both servers authenticate and enforce RBAC.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 from e2e.scenarios import assert_serving
 
-from pairwarden_testbed.localcluster import LocalCluster, RealBackend, wait_until
+from pairwarden_testbed.localcluster import Chart, LocalCluster, RealBackend, wait_until
 
 INTERVAL_MS, MISSED = 100, 10
 WINDOW = INTERVAL_MS * MISSED / 1000
@@ -65,7 +66,7 @@ ON_REAL = {
 
 
 @pytest.fixture(params=BACKENDS)
-def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+def cluster(request: pytest.FixtureRequest, chart: Chart) -> Iterator[LocalCluster]:
     if os.environ.get("PAIRWARDEN_E2E_CLUSTER"):
         pytest.skip("scenarios drive node faults through the local kubelet; on a real cluster "
                     "run `make e2e` (e2e/kind.py) instead")  # fmt: skip
@@ -74,7 +75,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     if workdir is not None:
         workdir.mkdir(parents=True)
     if request.param == "sandbox":
-        with LocalCluster(workdir=workdir) as local:
+        with LocalCluster(CHART_NAMESPACE, workdir=workdir, chart=chart) as local:
             yield local
         return
     if request.function.__name__ not in ON_REAL and os.environ.get("PAIRWARDEN_E2E_REAL") != "all":
@@ -83,29 +84,25 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
             "minutes there; make test runs crash, manual failover, replication and validation"
         )
     plane = request.getfixturevalue("real_cluster")
-    rbac: list[dict[str, Any]] = request.getfixturevalue("chart_rbac")
     namespace = f"voice-{uuid.uuid4().hex[:8]}"
-    fullname = f"{CHART_RELEASE}-pairwarden"
-    real = RealBackend(
-        plane=plane,
-        rbac=retarget(rbac, CHART_NAMESPACE, namespace),
-        operator_account=f"{fullname}-operator",
-    )
-    with LocalCluster(namespace, workdir=workdir, real=real) as local:
+    moved = Chart(retarget(list(chart.rbac), CHART_NAMESPACE, namespace), chart.operator_spec)
+    with LocalCluster(namespace, workdir=workdir, real=RealBackend(plane), chart=moved) as local:
         yield local
 
 
 @pytest.fixture(scope="session")
-def chart_rbac(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The ServiceAccounts, Roles, ClusterRoles and bindings of charts/pairwarden, rendered
-    once by helm-sdkpy (tests/chart's renderer) for an operator watching `voice`."""
+def chart(tmp_path_factory: pytest.TempPathFactory) -> Chart:
+    """The ServiceAccounts, Roles, ClusterRoles and bindings of charts/pairwarden and its
+    operator's pod spec, rendered once by helm-sdkpy (tests/chart's renderer) for an operator
+    watching `voice`."""
     from tests.chart.conftest import render_chart
 
     empty = tmp_path_factory.mktemp("no-crds")
     objects = render_chart(CHART_RELEASE, CHART_NAMESPACE, CHART_VALUES, empty)
     found = [o for o in objects if o["kind"] in RBAC_KINDS]
     assert found, "the chart rendered no RBAC objects"
-    return found
+    (operator,) = [o for o in objects if o["kind"] == "StatefulSet"]
+    return Chart(found, operator["spec"]["template"]["spec"])
 
 
 def retarget(objects: list[dict[str, Any]], old: str, new: str) -> list[dict[str, Any]]:

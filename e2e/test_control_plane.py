@@ -22,7 +22,7 @@ from e2e.conftest import start
 from e2e.scenarios import assert_serving, epoch, next_transition, other, status
 
 from pairwarden_testbed.chaos import FAILSAFE
-from pairwarden_testbed.localcluster import HARNESS, OPERATOR, LocalCluster
+from pairwarden_testbed.localcluster import HARNESS, LocalCluster
 
 FOREVER = 10**9  # a fault's count when its period ends it
 
@@ -160,7 +160,7 @@ def test_the_operators_watch_lagging_beyond_the_window_moves_nothing(
     window = 6.0
     active = start(cluster, missed=60)
     before = epoch(cluster)
-    cluster.sandbox.lag_watches(1.5 * window, user=OPERATOR)
+    cluster.sandbox.lag_watches(1.5 * window, user=cluster.operator_user)
     try:
         answers = dial_for(cluster, 10 * window)
         assert_nothing_moved(cluster, active, before, answers)
@@ -184,7 +184,9 @@ def test_the_operator_cut_off_from_the_api_moves_nothing_when_it_hears_again(
     window = 6.0
     active = start(cluster, missed=60)
     before = epoch(cluster)
-    cluster.sandbox.inject_fault(status=503, count=FOREVER, seconds=5 * window, user=OPERATOR)
+    cluster.sandbox.inject_fault(
+        status=503, count=FOREVER, seconds=5 * window, user=cluster.operator_user
+    )
     answers = dial_for(cluster, 5 * window)
     answers += dial_for(cluster, 3 * window)  # it hears again
     assert_nothing_moved(cluster, active, before, answers)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.conftest import CHART_NAMESPACE, CHART_RELEASE, retarget
+from e2e.conftest import CHART_NAMESPACE, retarget
 from kubernetes import client, config, utils
 
 from pairwarden.clock import ManualClock
 from pairwarden.controller import netpol, rbac
 from pairwarden.kube import async_api_client
+from pairwarden_testbed.localcluster import Chart
 
 PORTS = [
     {"name": "calls", "port": 5070, "protocol": "TCP"},
@@ -58,12 +59,12 @@ def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
     plane: Any,
     admin: Any,
     make_namespace: Callable[[str], str],
-    chart_rbac: list[dict[str, Any]],
+    chart: Chart,
     tmp_path: Path,
 ) -> None:
     core, net = client.CoreV1Api(admin), client.NetworkingV1Api(admin)
     namespace = make_namespace("np")
-    for obj in retarget(chart_rbac, CHART_NAMESPACE, namespace):
+    for obj in retarget(list(chart.rbac), CHART_NAMESPACE, namespace):
         utils.create_from_dict(admin, obj, namespace=namespace)
     core.create_namespaced_service(
         namespace, {"metadata": {"name": "vm-calls"}, "spec": {"ports": PORTS}}
@@ -72,9 +73,8 @@ def test_the_charts_operator_identity_keeps_a_pairs_network_policy(
     held = core.create_namespaced_config_map(namespace, {"metadata": {"name": "vm-owner"}})
     owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "vm-owner"}
     owner |= {"uid": held.metadata.uid, "controller": True}
-    fullname = f"{CHART_RELEASE}-pairwarden"
     operator = plane.serviceaccount_kubeconfig(
-        namespace, f"{fullname}-operator", tmp_path / "operator.kubeconfig"
+        namespace, chart.operator_spec["serviceAccountName"], tmp_path / "operator.kubeconfig"
     )
     sent = asyncio.run(_ensure_twice(operator, namespace, owner))
     made = admin.sanitize_for_serialization(

@@ -8,9 +8,13 @@ pod the selector picks at that moment, so a flip is seen by callers, not only in
 With `real=RealBackend(...)` the same harness runs on a real Kubernetes control plane
 (hack/control-plane.sh) instead: the scheduler binds the pods to the local kubelet's Node,
 the proxy routes by the EndpointSlices the controller-manager computes, the Job controller
-runs replication Jobs through pods on that node, the operator acts as the chart's
-ServiceAccount, allowed only what the chart's RBAC objects grant, and the agents as the
-ServiceAccount the operator makes per pair.
+runs replication Jobs through pods on that node.
+
+On both, every process the rig starts acts as what its manifest gives it (credentials.py):
+the agents as the ServiceAccount their pod names, with its token; a replication Job as its
+account, which mounts none; the operator, given the chart's RBAC objects (`Chart`), as the
+chart's ServiceAccount, allowed only what those objects grant (without them, as admin: the
+demo renders no chart). The sandbox enforces authentication and RBAC as the real server does.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ import yaml
 from kubernetes import client, config
 
 from pairwarden import GROUP, PLURAL, VERSION
-from pairwarden.controller.rbac import agent_account
 from pairwarden.protocol import ANNOTATION_REQUEST, ANNOTATION_REQUEST_ID, MEMBERS, Member
+from pairwarden_testbed.credentials import credentials, write_kubeconfig_as
 from pairwarden_testbed.lifecycle import sigterm_unwinds
 from pairwarden_testbed.waiting import eventually
 
@@ -118,16 +122,23 @@ class OperatorProcess:
 
 
 @dataclass(frozen=True)
+class Chart:
+    """What the chart installs for the operator, rendered for the cluster's namespace: its
+    ServiceAccounts, Roles, ClusterRoles and bindings, and the operator pod's spec (whose
+    `serviceAccountName` the operator process runs as)."""
+
+    rbac: Sequence[dict[str, Any]]
+    operator_spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RealBackend:
     """A real control plane to run on: `plane` is a `controlplane.ControlPlane` that is up;
-    `rbac` the chart's ServiceAccounts, Roles and bindings, rendered for this namespace;
-    the ServiceAccount the operator runs as; the members run as `agent_account` when given
-    (bench/failover.py: one bound to cluster-admin), else as their pair's own."""
+    the members run as `agent_account` when given (bench/failover.py: one bound to
+    cluster-admin), else as the account their manifest names."""
 
     plane: Any
-    rbac: Sequence[dict[str, Any]]
-    operator_account: str
-    agent_account: str | None = None  # None: the pair's own, made by the operator
+    agent_account: str | None = None  # None: the manifest's
 
 
 def place_call(address: tuple[str, int], caller: str, timeout: float) -> str | None:
@@ -152,9 +163,11 @@ class LocalCluster:
         namespace: str = "voice",
         workdir: Path | None = None,
         real: RealBackend | None = None,
+        chart: Chart | None = None,
     ) -> None:
         self.namespace = namespace
         self.real = real
+        self.chart = chart
         self._tmp = tempfile.TemporaryDirectory(prefix="pairwarden-") if workdir is None else None
         self.workdir = workdir or Path(self._tmp.name if self._tmp else ".")
         self._stack = contextlib.ExitStack()
@@ -195,8 +208,7 @@ class LocalCluster:
         self.jobs = self._stack.enter_context(
             LocalJobRunner(self.kubeconfig, self.namespace, workdir=self.workdir / "jobs")
         )
-        # Its own identity, so a fault can cut the operator alone (inject_fault(user=...)).
-        self.operator_kubeconfig = str(self.sandbox.kubeconfig_for(OPERATOR))
+        self._install_chart()
         self.start_operator()
 
     def _connect(self, kubeconfig: str | None = None) -> None:
@@ -213,8 +225,6 @@ class LocalCluster:
     def _start_real(self, real: RealBackend) -> None:
         """The test acts as admin; the node, the proxy, the operator and the pods each with
         their own identity (system:node:<name>, system:kube-proxy, ServiceAccounts)."""
-        from kubernetes import utils
-
         from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy
         from pairwarden_testbed.localnode.realnode import LOCAL_NODE, lift_not_ready_taint
 
@@ -222,8 +232,7 @@ class LocalCluster:
         self._connect()
         self._stack.callback(self._delete_namespace)
         self._install_crd()
-        for obj in real.rbac:
-            utils.create_from_dict(self.api, obj, namespace=self.namespace)
+        self._install_chart()
         node = str(real.plane.token_kubeconfig(f"node-{LOCAL_NODE}"))
         self.kubelet = LocalKubelet(node, self.namespace, workdir=self.workdir, node=LOCAL_NODE)
         self.kubelet.start()
@@ -233,12 +242,28 @@ class LocalCluster:
         self.proxy = LocalServiceProxy(proxy, self.namespace, endpoint_slices=True)
         self.proxy.start()
         self._stack.callback(self.proxy.stop)
-        self.operator_kubeconfig = str(
-            real.plane.serviceaccount_kubeconfig(
-                self.namespace, real.operator_account, self.workdir / "operator.kubeconfig"
-            )
-        )
         self.start_operator()
+
+    def _install_chart(self) -> None:
+        """The chart's RBAC objects, as `helm install` creates them (as admin); then the
+        operator runs as the chart's ServiceAccount (`operator_kubeconfig`)."""
+        from kubernetes import utils
+
+        # Without the chart, a rig identity of its own (a superuser), so a fault can still cut
+        # the operator alone (inject_fault(user=cluster.operator_user)).
+        self.operator_kubeconfig = self.kubeconfig
+        self.operator_user = OPERATOR
+        if self.real is None:
+            self.operator_kubeconfig = str(self.sandbox.kubeconfig_for(OPERATOR))
+        if self.chart is None:
+            return
+        for obj in self.chart.rbac:
+            utils.create_from_dict(self.api, obj, namespace=self.namespace)
+        account = self.chart.operator_spec.get("serviceAccountName") or "default"
+        self.operator_user = f"system:serviceaccount:{self.namespace}:{account}"
+        credential = credentials(self.core, self.namespace, self.chart.operator_spec, timeout=60)
+        path = self.workdir / "operator.kubeconfig"
+        self.operator_kubeconfig = str(write_kubeconfig_as(self.kubeconfig, credential, path))
 
     def _install_crd(self) -> None:
         """The FailoverPair CRD as a user of Kubernetes < 1.25 installs it (`pairwarden crds
@@ -300,21 +325,20 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ objects
 
-    def apply_file(self, path: Path, accounts: bool = False) -> None:
-        """Create every object in `path`; with `accounts`, its Pods as `agent_account_of`."""
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == "Pod" and accounts:
-                doc["spec"]["serviceAccountName"] = self.agent_account_of(doc)
-            if doc:
-                self.create(doc)
-
-    def agent_account_of(self, pod: dict[str, Any]) -> str:
-        """The one place the rig says whose credentials a member's agent gets: the backend's
-        override (bench/failover.py), else the member's own account, made by the operator."""
-        if self.real is not None and self.real.agent_account is not None:
-            return self.real.agent_account
-        labels = pod["metadata"].get("labels") or {}
-        return agent_account("vm", labels["member"])
+    def apply_file(self, path: Path, service_account: str | None = None) -> None:
+        """Create every object in `path`; its Pods as `service_account` when given, else as
+        the account each names. Pods wait for their accounts' tokens: the ServiceAccount
+        admission of 1.20 (and of the sandbox) refuses a pod whose account does not exist yet
+        or has no token yet."""
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        pods = [d for d in docs if d["kind"] == "Pod"]
+        for pod in pods:
+            if service_account is not None:
+                pod["spec"]["serviceAccountName"] = service_account
+        for account in sorted({p["spec"].get("serviceAccountName") or "default" for p in pods}):
+            wait_until(partial(self._has_token, account), 90, f"ServiceAccount {account}'s token")
+        for doc in docs:
+            self.create(doc)
 
     def create(self, body: dict[str, Any]) -> None:
         kind = body["kind"]
@@ -330,30 +354,24 @@ class LocalCluster:
             raise ValueError(f"LocalCluster.create does not know kind {kind}")
 
     def start_pair(self, **spec: Any) -> dict[str, Any]:
-        """The example voicemail pods and Service, then a FailoverPair naming them.
-
-        On a real server whose backend names no agent account the pair comes first: each
-        member's agent runs as its own ServiceAccount `<pair>-agent-<member>`, which the
-        operator creates for the pair with a Role naming only that member's Leases
-        (controller/rbac.py), and 1.20's admission refuses a pod whose account does not exist
-        yet."""
+        """A FailoverPair, then the example voicemail pods and Service it names. The pair
+        comes first: its members run as the ServiceAccount their manifest names, which the
+        operator creates for the pair with a Role naming only its Leases (controller/rbac.py)
+        (or the backend's `agent_account`)."""
         pair = failover_pair(**spec)
-        if self.real is None or self.real.agent_account is not None:
-            self.apply_file(EXAMPLES / "voicemail-pair.yaml", accounts=self.real is not None)
-            self.create(pair)
-            return pair
         self.create(pair)
-        for account in (agent_account(pair["metadata"]["name"], m) for m in MEMBERS):
-            wait_until(partial(self._account_exists, account), 90, f"ServiceAccount {account}")
-        self.apply_file(EXAMPLES / "voicemail-pair.yaml", accounts=True)
+        account = self.real.agent_account if self.real is not None else None
+        self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
         return pair
 
-    def _account_exists(self, account: str) -> bool:
+    def _has_token(self, account: str) -> bool:
+        """The account exists and 1.20's token controller (or the sandbox's) gave it its
+        token Secret."""
         try:
-            self.core.read_namespaced_service_account(account, self.namespace)
+            found = self.core.read_namespaced_service_account(account, self.namespace)
         except client.ApiException:
             return False
-        return True
+        return bool(found.secrets)
 
     def pair(self, name: str = "vm") -> dict[str, Any]:
         body: dict[str, Any] = self.custom.get_namespaced_custom_object(

@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pairwarden_testbed.credentials import SA_MOUNT, mounted_token_secret, projected_token
 from pairwarden_testbed.localnode.proxy import slice_backends
 from pairwarden_testbed.localnode.realnode import (
     NODE_LEASE_NAMESPACE,
-    SA_MOUNT,
     lease_body,
-    projected_token,
     ready_status,
-    token_secret,
 )
 
 
@@ -67,8 +65,10 @@ def test_token_secret_is_the_volume_mounted_at_the_serviceaccount_path() -> None
             ],
         }
     }
-    assert token_secret(pod) == "default-token-x1"
-    assert token_secret({"spec": {"containers": [{"name": "a"}]}}) is None
+    assert mounted_token_secret(pod["spec"]) == "default-token-x1"
+    assert mounted_token_secret(pod["spec"], "b") == "default-token-x1"
+    assert mounted_token_secret(pod["spec"], "a") is None  # a container mounting none has none
+    assert mounted_token_secret({"containers": [{"name": "a"}]}) is None
 
 
 def test_a_projected_token_at_the_serviceaccount_path_is_requested_for_its_pod() -> None:
@@ -85,10 +85,12 @@ def test_a_projected_token_at_the_serviceaccount_path_is_requested_for_its_pod()
             ],
         }
     }
-    assert projected_token(pod) == 3607
-    assert token_secret(pod) is None
+    assert projected_token(pod["spec"]) == 3607
+    assert projected_token(pod["spec"], "agent") == 3607
+    assert projected_token(pod["spec"], "voicemail") is None  # the voicemail gets no token
+    assert mounted_token_secret(pod["spec"]) is None
     elsewhere = {"name": "agent", "volumeMounts": [{"name": "api-token", "mountPath": "/t"}]}
-    assert projected_token({"spec": {**pod["spec"], "containers": [elsewhere]}}) is None
+    assert projected_token({**pod["spec"], "containers": [elsewhere]}) is None
 
 
 def test_node_status_is_ready_and_the_lease_is_the_nodes_own() -> None:

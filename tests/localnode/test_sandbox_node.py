@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 sandbox_mod = pytest.importorskip("pairwarden_testbed.sandbox")
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client, config, utils  # noqa: E402
 
 from pairwarden import GROUP, PLURAL, VERSION  # noqa: E402
+from pairwarden.controller.rbac import agent_objects  # noqa: E402
 from pairwarden_testbed.localnode import LocalKubelet, LocalServiceProxy  # noqa: E402
 from pairwarden_testbed.waiting import eventually  # noqa: E402
 
@@ -81,11 +82,18 @@ def node() -> Iterator[Node]:
         api = config.new_client_from_config(config_file=kubeconfig)
         core = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": NS}})
-        client.CustomObjectsApi(api).create_namespaced_custom_object(
+        pair = client.CustomObjectsApi(api).create_namespaced_custom_object(
             GROUP, VERSION, NS, PLURAL,
             {"apiVersion": "pairwarden.io/v1alpha1", "kind": "FailoverPair",
              "metadata": {"name": "vm"}, "spec": SPEC},
         )  # fmt: skip
+        # the agents' identity, as the operator makes it: they act as `vm-agent`
+        owner = {"apiVersion": pair["apiVersion"], "kind": "FailoverPair", "name": "vm",
+                 "uid": pair["metadata"]["uid"], "controller": True}  # fmt: skip
+        for body in agent_objects("vm", owner):
+            for subject in body.get("subjects", []):
+                subject["namespace"] = NS
+            utils.create_from_dict(api, body, namespace=NS)
         leases = client.CoordinationV1Api(api)
         for name in ("vm-primary", "vm-secondary", "vm-active"):
             leases.create_namespaced_lease(NS, {"metadata": {"name": name}, "spec": {}})

@@ -175,7 +175,7 @@ def test_readme_quickstart_on_kubernetes_1_20(real_cluster: Any, tmp_path: Path)
     a deleted namespace lingers there."""
     from tests.chart.conftest import render_chart
 
-    from pairwarden_testbed.localcluster import LocalCluster, RealBackend
+    from pairwarden_testbed.localcluster import Chart, LocalCluster, RealBackend
 
     namespace = f"voice-{uuid.uuid4().hex[:8]}"
     steps = [[namespace if w == "voice" else w for w in words] for words in readme_steps()]
@@ -186,16 +186,16 @@ def test_readme_quickstart_on_kubernetes_1_20(real_cluster: Any, tmp_path: Path)
         "operator": {"watch": {"allNamespaces": False, "namespaces": [namespace]}},
     }
     # The release in the member namespace and named after it: the operator's kubeconfig is
-    # its ServiceAccount's there (RealBackend), and the cluster-wide names are this run's.
+    # its ServiceAccount's there (Chart), and the cluster-wide names are this run's.
     rendered = render_chart(namespace, namespace, values, tmp_path / "no-crds")
     kinds = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
     rbac = [o for o in rendered if o["kind"] in kinds]
     (operator,) = [o for o in rendered if o["kind"] == "StatefulSet"]
-    account = operator["spec"]["template"]["spec"]["serviceAccountName"]
     home = tmp_path / "home"
     home.mkdir()
     cluster = Cluster(real_cluster.kubeconfig, home)
     follow(cluster, steps[:1])  # kubectl create namespace
-    real = RealBackend(real_cluster, rbac, operator_account=account)
-    with LocalCluster(namespace, workdir=tmp_path / "cluster", real=real):
+    chart = Chart(rbac, operator["spec"]["template"]["spec"])
+    real = RealBackend(real_cluster)
+    with LocalCluster(namespace, workdir=tmp_path / "cluster", real=real, chart=chart):
         follow(cluster, steps[2:-1])

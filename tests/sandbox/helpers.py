@@ -140,6 +140,12 @@ def install_crd(api: client.ApiClient, body: dict[str, Any]) -> None:
     wait_for(served, 30, f"{plural}.{group} to be served")
 
 
+def bearer(kubeconfig: Path) -> dict[str, str]:
+    """The Authorization header of a kubeconfig's (first) user: raw HTTP as that user."""
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    return {"Authorization": f"Bearer {user['token']}"}
+
+
 def widget(name: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

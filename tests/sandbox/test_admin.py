@@ -19,7 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from pairwarden_testbed.sandbox import AsyncSandbox, Sandbox
 
-from .helpers import wait_for
+from .helpers import bearer, wait_for
 
 
 def test_injected_fault_fails_exactly_n_matching_requests(
@@ -74,7 +74,11 @@ def test_admin_http_endpoints(sandbox_only: Sandbox, namespace: str) -> None:
     assert http.request("POST", f"{url}/sandbox/faults", body=json.dumps(fault)).status == 201
     listed = json.loads(http.request("GET", f"{url}/sandbox/faults").data)["faults"]
     assert listed[0]["status"] == 503
-    resp = http.request("GET", f"{url}/api/v1/namespaces/{namespace}/configmaps/any")
+    resp = http.request(
+        "GET",
+        f"{url}/api/v1/namespaces/{namespace}/configmaps/any",
+        headers=bearer(sandbox_only.kubeconfig_path),
+    )
     assert resp.status == 503 and json.loads(resp.data)["reason"] == "ServiceUnavailable"
     assert json.loads(http.request("GET", f"{url}/sandbox/faults").data)["faults"] == []
     stats = json.loads(http.request("GET", f"{url}/sandbox/stats").data)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from .helpers import GROUP, PLURAL, VERSION, wait_for
+from .helpers import GROUP, PLURAL, VERSION, bearer, wait_for
 
 JSON_TYPE = "application/json"
 
@@ -22,7 +22,7 @@ def http(sandbox: Any) -> Iterator[Any]:
     if not sandbox.url.startswith("http://"):
         pytest.skip("raw HTTP tests need the plain-http sandbox")
     pool = urllib3.PoolManager()
-    token = {"Authorization": "Bearer sandbox-token-admin"}
+    token = bearer(sandbox.kubeconfig_path)
 
     def send(method: str, path: str, body: bytes | None = None, **headers: str) -> Any:
         return pool.request(method, sandbox.url + path, body=body, headers={**token, **headers})
@@ -243,7 +243,7 @@ def test_a_watch_whose_client_left_is_freed_at_once(sandbox_only: Any, namespace
     pool = urllib3.PoolManager()
     before = json.loads(pool.request("GET", stats).data)["watchers"]
     resp = pool.request(
-        "GET", url, preload_content=False, headers={"Authorization": "Bearer sandbox-token-admin"}
+        "GET", url, preload_content=False, headers=bearer(sandbox_only.kubeconfig_path)
     )
     wait_for(
         lambda: json.loads(pool.request("GET", stats).data)["watchers"] == before + 1,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from kubernetes_asyncio import client as aclient
 from kubernetes_asyncio import config as aconfig
@@ -241,7 +241,7 @@ def test_bookmarks_and_bounded_history() -> None:
 
 def _configuration(sb: Sandbox) -> client.Configuration:
     conf = client.Configuration()
-    conf.host = sb.url
+    config.load_kube_config(str(sb.kubeconfig_path), client_configuration=conf)
     return conf
 
 

@@ -11,8 +11,9 @@ The Job's status is written after the Pod's, as the real controller counts finis
 
 A leading `pairwarden` becomes `python -m pairwarden.cli`; Secret and emptyDir volumes become
 files in a work dir (so `--token-file` works), the terminationMessagePath a file there;
-downward API env gets the pod's fields. The child gets no kubeconfig: a Job's pod here has no
-API token, as in the chart. Honours backoffLimit (immediate retries), activeDeadlineSeconds,
+downward API env gets the pod's fields. The child acts as what its pod template would be given
+(credentials.py): a replication Job's ServiceAccount mounts no token (the chart, the operator),
+so it gets no kubeconfig at all. Honours backoffLimit (immediate retries), activeDeadlineSeconds,
 ttlSecondsAfterFinished, and kills the process (and deletes its pods, as the garbage collector
 would) when its Job is deleted.
 """
@@ -39,6 +40,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.credentials import credentials, write_kubeconfig_as
 from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
@@ -164,7 +166,16 @@ class _Run:
         mounts.append((self.message_path(container), str(self.message_file)))
         pod = pod_for(self.job, "local")
         pod["metadata"]["namespace"] = self.runner.namespace
-        env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ, {})
+        extra: dict[str, str] = {}
+        credential = credentials(
+            self.runner.core, self.runner.namespace, pod_spec, container["name"]
+        )
+        if credential is not None:
+            path = write_kubeconfig_as(
+                self.runner.kubeconfig, credential, self.workdir / "kubeconfig"
+            )
+            extra["KUBECONFIG"] = str(path)
+        env = podspec.environment(container, pod, "127.0.0.1", mounts, os.environ, extra)
         argv = podspec.command_line(container, mounts, env)
         return argv, env
 

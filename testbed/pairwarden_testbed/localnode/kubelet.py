@@ -13,13 +13,11 @@ until `revive_pod`.
 
 With `node=NAME` it is a node of a real control plane (hack/control-plane.sh): it registers
 the Node and renews its Lease (localnode.realnode), runs only the pods the scheduler bound to it
-(`spec.nodeName`), with the kubeconfig of the node identity, and hands each pod the token of
-its own ServiceAccount, as a kubelet mounts it.
+(`spec.nodeName`), with the kubeconfig of the node identity.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -42,10 +40,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pairwarden.kube import sync_api_client
+from pairwarden_testbed.credentials import Credential, credentials, kubeconfig_as
 from pairwarden_testbed.lifecycle import Service
 from pairwarden_testbed.localnode import podspec, security
 from pairwarden_testbed.localnode.link import NetworkLink
-from pairwarden_testbed.localnode.realnode import NodeHeartbeat, pod_credentials
+from pairwarden_testbed.localnode.realnode import NodeHeartbeat
 from pairwarden_testbed.localnode.watcher import ResourceWatcher
 
 log = logging.getLogger(__name__)
@@ -77,9 +76,15 @@ class _Container:
         )
         self.restart_policy = str(pod.obj["spec"].get("restartPolicy") or "Always")
         self.finished_at: str | None = None
-        # Credentials as a kubelet mounts them: none for a container the pod keeps them from.
-        token = podspec.gets_api_credentials(pod.obj, spec)
-        credentials = {"KUBECONFIG": str(pod.kubeconfig)} if token else {}
+        # Credentials as a kubelet mounts them: none for a container the pod keeps them from,
+        # else its ServiceAccount's (credentials.credentials); the server checks them.
+        credentials: dict[str, str] = {}
+        if podspec.gets_api_credentials(pod.obj, spec):
+            self.kubeconfig = pod.workdir / f"{self.name}.kubeconfig"
+            pod.kubelet.write_pod_kubeconfig(
+                self.kubeconfig, pod.link, pod.kubelet.credentials(pod.obj, self.name)
+            )
+            credentials = {"KUBECONFIG": str(self.kubeconfig)}
         self.env = podspec.environment(spec, pod.obj, pod.ip, mounts, os.environ, credentials)
         self.argv = [
             podspec.on_pod_loopback(a, pod.ip) for a in podspec.command_line(spec, mounts, self.env)
@@ -225,8 +230,6 @@ class _Pod:
         for path in self.volumes.values():
             path.mkdir(parents=True, exist_ok=True)
         self.link = kubelet.make_link(self.name)
-        self.kubeconfig = workdir / "kubeconfig"
-        kubelet.write_pod_kubeconfig(self.kubeconfig, self.link, kubelet.credentials(obj))
         self.containers = [_Container(self, c) for c in obj["spec"]["containers"]]
 
     def secret_access(self, volume: str) -> Callable[[str], security.FileAccess]:
@@ -280,7 +283,7 @@ SECRET_SYNC_SECONDS = 1.0
 class LocalKubelet(Service):
     """`with LocalKubelet(kubeconfig, namespace) as kubelet: ...`
 
-    kubeconfig: the sandbox's (the kubelet's own credentials, also handed to the pods).
+    kubeconfig: the sandbox's (the kubelet's own credentials; its pods get their own).
     links: give each pod a `NetworkLink` to the API server (`kubelet.link(pod).cut()`).
     ip_prefix: pods get `<prefix>2`, `<prefix>3`, ...; random 127.A.B. by default.
     """
@@ -432,36 +435,19 @@ class LocalKubelet(Service):
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == cluster_name)
         return str(cluster["server"])
 
-    def credentials(self, pod: Obj) -> tuple[str, bytes] | None:
-        """On a real control plane, the pod's ServiceAccount token and CA; else None (the
-        sandbox's pods share the kubelet's kubeconfig)."""
-        if self.node is None:
-            return None
-        for _ in range(50):  # the token controller may still be writing the Secret
-            try:
-                return pod_credentials(self._core, pod)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-            time.sleep(0.2)
-        return None
+    def credentials(self, pod: Obj, container: str) -> Credential | None:
+        """What the container acts as: credentials.credentials, read as this node."""
+        namespace = str(pod["metadata"].get("namespace") or self.namespace)
+        return credentials(self._core, namespace, pod.get("spec") or {}, container, pod=pod)
 
     def write_pod_kubeconfig(
-        self, path: Path, link: NetworkLink | None, credentials: tuple[str, bytes] | None = None
+        self, path: Path, link: NetworkLink | None, credential: Credential | None = None
     ) -> None:
-        """The sandbox kubeconfig, with the server replaced by the pod's link if it has one.
-        The link listens on the API server's own host, so TLS names still match. On a real
-        control plane, the pod acts as its ServiceAccount (its token, the CA it was given);
-        without a mounted token, as nobody (the server answers 401/403)."""
-        cfg = json.loads(json.dumps(self._config))
-        if self.node is not None:
-            for user in cfg["users"]:
-                user["user"] = {"token": credentials[0]} if credentials else {}
-            if credentials and credentials[1]:
-                ca = base64.b64encode(credentials[1]).decode()
-                for cluster in cfg["clusters"]:
-                    cluster["cluster"].pop("certificate-authority", None)
-                    cluster["cluster"]["certificate-authority-data"] = ca
+        """The kubelet's kubeconfig acting as the container's credential (its token, and the
+        CA it was given, if any); without one, as nobody (the server answers 401/403). The
+        server is replaced by the pod's link if it has one; the link listens on the API
+        server's own host, so TLS names still match."""
+        cfg = kubeconfig_as(self._config, credential)
         if link is not None:
             for cluster in cfg["clusters"]:
                 url = urlsplit(cluster["cluster"]["server"])

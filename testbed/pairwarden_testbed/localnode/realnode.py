@@ -5,15 +5,10 @@ without the `node.kubernetes.io/not-ready` taint, which the node-lifecycle contr
 once it sees the node Ready; NodeRestriction forbids a node to touch its own taints, and
 hack/control-plane.sh runs no node-lifecycle controller, so the harness lifts it as admin
 (`lift_not_ready_taint`).
-
-Also the credentials a real kubelet hands a pod: the token of its ServiceAccount, from the
-Secret volume the ServiceAccount admission plugin mounted at SA_MOUNT (1.20's token
-controller writes that Secret; a pod whose ServiceAccount does not automount gets none).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import threading
@@ -23,8 +18,6 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from pairwarden_testbed.localnode.podspec import SA_MOUNT
 
 log = logging.getLogger(__name__)
 # The local kubelet's node; not controlplane.NODE_NAME, which a real kubelet (issue 19) uses.
@@ -128,66 +121,6 @@ def lift_not_ready_taint(admin: client.ApiClient, node: str) -> None:
     kept = [t.to_dict() for t in taints if t.key != NOT_READY_TAINT]
     if len(kept) != len(taints):
         core.patch_node(node, {"spec": {"taints": kept or None}}, _request_timeout=10)
-
-
-def token_secret(pod: Obj) -> str | None:
-    """The Secret holding the pod's ServiceAccount token: the Secret volume mounted at
-    SA_MOUNT (what the ServiceAccount admission plugin adds); None when not mounted."""
-    volumes = {
-        str(v["name"]): str(v["secret"]["secretName"])
-        for v in (pod.get("spec") or {}).get("volumes") or []
-        if "secret" in v
-    }
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for mount in container.get("volumeMounts") or []:
-            if str(mount.get("mountPath", "")).rstrip("/") == SA_MOUNT:
-                return volumes.get(str(mount.get("name")))
-    return None
-
-
-def projected_token(pod: Obj) -> int | None:
-    """expirationSeconds of a projected serviceAccountToken volume mounted at SA_MOUNT (how a
-    pod gives the token to one container only, automountServiceAccountToken off); None if
-    there is none."""
-    projected = {
-        str(v["name"]): v["projected"]
-        for v in (pod.get("spec") or {}).get("volumes") or []
-        if "projected" in v
-    }
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for mount in container.get("volumeMounts") or []:
-            if str(mount.get("mountPath", "")).rstrip("/") != SA_MOUNT:
-                continue
-            for source in (projected.get(str(mount.get("name"))) or {}).get("sources") or []:
-                if "serviceAccountToken" in source:
-                    return int(source["serviceAccountToken"].get("expirationSeconds") or 3600)
-    return None
-
-
-def pod_credentials(core: client.CoreV1Api, pod: Obj) -> tuple[str, bytes] | None:
-    """(token, CA certificate) of the pod's ServiceAccount, read as the node (the Node
-    authorizer lets it read Secrets its pods mount, and request tokens bound to its pods, as a
-    kubelet does for a projected token; the CA is then the node's own); None without a
-    mounted token."""
-    namespace = str(pod["metadata"]["namespace"])
-    expiry = projected_token(pod)
-    if expiry is not None:
-        meta, spec = pod["metadata"], pod.get("spec") or {}
-        bound = {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid")}
-        request = {"spec": {"expirationSeconds": expiry, "boundObjectRef": bound}}
-        account = str(spec.get("serviceAccountName") or "default")
-        made = core.create_namespaced_service_account_token(
-            account, namespace, request, _request_timeout=10
-        )
-        return str(made.status.token), b""
-    secret = token_secret(pod)
-    if secret is None:
-        return None
-    data = core.read_namespaced_secret(secret, namespace, _request_timeout=10).data or {}
-    if "token" not in data:
-        return None
-    ca = base64.b64decode(data["ca.crt"]) if "ca.crt" in data else b""
-    return base64.b64decode(data["token"]).decode(), ca
 
 
 class NodeHeartbeat:

@@ -11,16 +11,6 @@ from typing import Any
 
 from .errors import REASONS, ApiError
 
-TOKEN_PREFIX = "sandbox-token-"
-
-
-def user_of(authorization: str | None) -> str:
-    """The identity behind a bearer token written by `kubeconfig_for(user)`."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        return "anonymous"
-    token = authorization[7:].strip()
-    return token[len(TOKEN_PREFIX) :] if token.startswith(TOKEN_PREFIX) else token
-
 
 @dataclass
 class Fault:
@@ -35,7 +25,7 @@ class Fault:
     fraction: float = 1.0  # the share of matching requests it takes; the others pass untouched
     seconds: float | None = None  # it ends by itself this long after it was added (a storm)
     until: float | None = None  # monotonic, set from `seconds` when added
-    user: str | None = None  # only this identity's requests (user_of): one client cut off
+    user: str | None = None  # only this identity's requests (authn.User.name): one client cut off
     spare: str | None = None  # never this identity's (the test's own observer)
 
     def matches(

@@ -17,10 +17,23 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Kinds whose names must be DNS labels rather than subdomains.
 LABEL_NAMED = frozenset({"Namespace", "Service"})
+# Kinds whose names need only be a path segment (ValidateRBACName): `system:discovery`.
+PATH_SEGMENT_NAMED = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 CLUSTER_IP_NET = ipaddress.ip_network("127.1.0.0/16")
 
 
 def name_errors(kind: str, name: str) -> list[Cause]:
+    if kind in PATH_SEGMENT_NAMED:
+        if name in (".", "..") or "/" in name or "%" in name:
+            return [
+                Cause(
+                    "metadata.name",
+                    "FieldValueInvalid",
+                    f"Invalid value: \"{name}\": may not contain '/' or '%' and may not "
+                    "be '.' or '..'",
+                )
+            ]
+        return []
     if kind in LABEL_NAMED:
         if len(name) > 63 or not _LABEL.match(name):
             return [

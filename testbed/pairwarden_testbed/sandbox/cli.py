@@ -13,13 +13,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .kubeconfig import write_kubeconfig
 from .server import ApiServer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("verb", choices=["up"], help="up: start the API server")
     parser.add_argument("--kubeconfig", required=True, type=Path, help="kubeconfig to write")
+    parser.add_argument(
+        "--identity",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="also write USER.kubeconfig beside --kubeconfig: another superuser token, told"
+        " apart in /sandbox/stats (repeatable)",
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free)")
     parser.add_argument("--data-dir", type=Path, help="persist objects here (SQLite)")
     parser.add_argument(
@@ -53,8 +60,14 @@ async def _serve(args: argparse.Namespace) -> int:
     crds = Path(os.devnull) / "none" if args.no_crds else args.crds
     server = ApiServer(data_dir=args.data_dir, crds_dir=crds)
     url = await server.start(port=args.port)
-    write_kubeconfig(args.kubeconfig, url)
-    print(f"sandbox API server listening on {url} (kubeconfig: {args.kubeconfig})", flush=True)
+    server.write_kubeconfig(args.kubeconfig)
+    for user in args.identity:
+        server.write_kubeconfig(args.kubeconfig.with_name(f"{user}.kubeconfig"), user)
+    print(
+        f"sandbox API server listening on {url} and {server.client_url} (kubeconfig: "
+        f"{args.kubeconfig})",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,10 +10,13 @@ from __future__ import annotations
 import copy
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import builtins, schema
+from . import accounts, builtins, schema
+from .authn import SA_NAME_ANNOTATION, SA_TOKEN_TYPE, SA_UID_ANNOTATION
+from .authz import RBAC_GROUP
 from .errors import (
     ApiError,
     Cause,
@@ -68,6 +71,9 @@ class Cluster:
         self.registry = registry
         self.ips = builtins.IpAllocator()
         self.dry_run = False
+        # Set by the server for one request's synchronous part: checks a new state of an
+        # object against who asks (the RBAC escalation check), before it is validated.
+        self.guard: Callable[[ResourceType, Obj, Obj | None], None] | None = None
         ns_type = self._builtin("", "namespaces")
         for key, obj in store.loaded():
             if key == ("apiextensions.k8s.io", "customresourcedefinitions"):
@@ -79,6 +85,52 @@ class Cluster:
         for name in NAMESPACES:
             if store.get(ns_type.key, "", name) is None:
                 self.create(ns_type, None, {"metadata": {"name": name}})
+        self._bootstrap_accounts()
+
+    def _bootstrap_accounts(self) -> None:
+        """The real server's bootstrap RBAC policy, a `default` ServiceAccount per namespace
+        and a token per ServiceAccount (also for a store written before the sandbox had them)."""
+        for plural, bodies in (
+            ("clusterroles", accounts.BOOTSTRAP_CLUSTER_ROLES),
+            ("clusterrolebindings", accounts.BOOTSTRAP_BINDINGS),
+        ):
+            rt = self._builtin(RBAC_GROUP, plural)
+            for body in bodies:
+                if self.store.get(rt.key, "", body["metadata"]["name"]) is None:
+                    self.create(rt, None, copy.deepcopy(body))
+        for ns in self.store.objects(("", "namespaces"), None):
+            self._ensure_default_account(ns["metadata"]["name"])
+        for account in self.store.objects(("", "serviceaccounts"), None):
+            if not account.get("secrets"):
+                self._add_token(account)
+
+    def _ensure_default_account(self, ns: str) -> None:
+        rt = self._builtin("", "serviceaccounts")
+        if self.store.get(rt.key, ns, "default") is None:
+            self.create(rt, ns, {"metadata": {"name": "default"}})
+
+    def _add_token(self, account: Obj) -> None:
+        """The token controller: a token Secret for the account, named in its `secrets`."""
+        secret = self.create(
+            self._builtin("", "secrets"),
+            account["metadata"]["namespace"],
+            accounts.new_token_secret(account),
+        )
+        updated = copy.deepcopy(account)
+        updated["secrets"] = [*(account.get("secrets") or []), {"name": secret["metadata"]["name"]}]
+        self._commit(self._builtin("", "serviceaccounts"), updated, account)
+
+    def _remove_tokens(self, account: Obj) -> None:
+        meta = account["metadata"]
+        rt = self._builtin("", "secrets")
+        for secret in self.store.objects(rt.key, meta["namespace"]):
+            notes = secret["metadata"].get("annotations") or {}
+            if (
+                secret.get("type") == SA_TOKEN_TYPE
+                and notes.get(SA_NAME_ANNOTATION) == meta["name"]
+                and notes.get(SA_UID_ANNOTATION) == meta["uid"]
+            ):
+                self.delete(rt, meta["namespace"], secret["metadata"]["name"], {})
 
     def _builtin(self, group: str, plural: str) -> ResourceType:
         rt = self.registry.get(group, "v1", plural)
@@ -191,6 +243,12 @@ class Cluster:
     def _admit(self, rt: ResourceType, obj: Obj, old: Obj | None, strict: bool) -> None:
         """Defaults and validation for a new state of an object; raises 422 on errors."""
         name = obj["metadata"]["name"]
+        if self.guard is not None:
+            self.guard(rt, obj, old)
+        if rt.kind == "Pod" and not rt.custom and old is None:
+            ns = obj["metadata"]["namespace"]
+            wanted = (obj.get("spec") or {}).get("serviceAccountName") or "default"
+            accounts.admit_pod(obj, self.store.get(("", "serviceaccounts"), ns, wanted), ns)
         if rt.custom and rt.schema:
             _, pruned, errors = schema.normalise(obj, rt.schema, old)
             if strict and pruned:
@@ -278,9 +336,16 @@ class Cluster:
         if self.dry_run:
             return self.served(rt, obj)
         self.store.write(rt.key, "ADDED" if old is None else "MODIFIED", obj, old)
-        if rt.kind == "CustomResourceDefinition" and not rt.custom:
+        served = self.served(rt, obj)
+        if rt.custom:
+            return served
+        if rt.kind == "CustomResourceDefinition":
             self.registry.install_crd(obj)
-        return self.served(rt, obj)
+        elif rt.kind == "Namespace" and old is None:
+            self._ensure_default_account(meta["name"])
+        elif rt.kind == "ServiceAccount" and old is None:
+            self._add_token(obj)
+        return served
 
     def _remove(self, rt: ResourceType, obj: Obj) -> Obj:
         meta = obj["metadata"]
@@ -297,12 +362,15 @@ class Cluster:
                 self.ips.release(ip)
         elif rt.kind == "Namespace":
             self._empty_namespace(meta["name"])
+        elif rt.kind == "ServiceAccount":
+            self._remove_tokens(obj)
         return self.served(rt, obj)
 
     def _empty_namespace(self, ns: str) -> None:
         for key, obj in self.store.namespace_objects(ns):
             rt = next((t for t in self.registry.all() if t.key == key), None)
-            if rt is not None:
+            # an account's token Secrets go with it, before the loop reaches them
+            if rt is not None and self.store.get(key, ns, obj["metadata"]["name"]) is not None:
                 self.delete(rt, ns, obj["metadata"]["name"], {})
 
     def _apply_update(

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from pairwarden_testbed.lifecycle import Service
 
 from .admin import Fault
-from .kubeconfig import write_kubeconfig
 from .server import ApiServer, Settings
 
 T = TypeVar("T")
@@ -52,10 +51,11 @@ class _Controls:
         return self.kubeconfig_for("admin")
 
     def kubeconfig_for(self, user: str) -> Path:
-        """A kubeconfig whose token identifies `user` in `stats()["by_user"]`."""
+        """A kubeconfig whose token identifies `user` in `stats()["by_user"]`: one of the
+        rig's own identities, a superuser (system:masters) like `admin`."""
         path = self._tmp / f"{user}.kubeconfig"
         if not path.exists():
-            write_kubeconfig(path, self.url, user)
+            self._call(lambda: self.server.write_kubeconfig(path, user))
         return path
 
     def stats(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import json
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,18 @@ from aiohttp import web
 from pairwarden.api.crd import build_crd
 
 from . import codec, discovery, tables
-from .admin import Fault, Faults, Stats, user_of
+from .admin import Fault, Faults, Stats
+from .authn import Authenticator, User
+from .authz import RBAC_GROUP, Attributes, Authorizer
 from .cluster import Cluster
 from .errors import ApiError, bad_request, expired, not_found
+from .kubeconfig import write_kubeconfig
 from .patching import PATCH_TYPES
 from .persist import SqliteBackend
 from .resources import Registry, ResourceType
 from .selectors import Selector, check_field_labels, parse_selector
 from .store import Event, Store
+from .tls import sandbox_pki
 
 TRUE = ("true", "True", "1")
 JSON = "application/json"
@@ -104,10 +109,15 @@ class ApiServer:
         self.store = Store(backend, self.settings.history_size)
         self.registry = Registry()
         self.cluster = Cluster(self.store, self.registry)
+        self.authenticator = Authenticator(self.store)
+        self.authorizer = Authorizer(self.store)
         self.faults = Faults()
         self.stats = Stats()
         self.crds_dir = Path(crds_dir) if crds_dir else None
         self.url = ""
+        # What kubeconfigs name: the TLS address and its CA (tls.py says why), else `url`.
+        self.client_url = ""
+        self.ca_pem: bytes | None = None
         self._runner: web.AppRunner | None = None
 
     # lifecycle
@@ -125,13 +135,26 @@ class ApiServer:
             app, access_log=None, shutdown_timeout=2.0, handler_cancellation=True
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        self.url = f"http://{host}:{await self._listen(host, port, None)}"
+        self.client_url = self.url
+        pki = sandbox_pki()
+        if pki is not None:
+            secure = await self._listen(host, 0, pki.server_context())
+            self.client_url, self.ca_pem = f"https://{host}:{secure}", pki.ca.read_bytes()
+        return self.url
+
+    async def _listen(self, host: str, port: int, ctx: ssl.SSLContext | None) -> int:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, host, port, ssl_context=ctx)
         await site.start()
         server = site._server  # the listening socket tells which port 0 became
         sockets = getattr(server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else port
-        self.url = f"http://{host}:{bound}"
-        return self.url
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    def write_kubeconfig(self, path: str | Path, user: str = "admin") -> Path:
+        """A kubeconfig acting as `user`, one of the rig's superusers (authn.py)."""
+        token = self.authenticator.static_token(user)
+        return write_kubeconfig(path, self.client_url, token, user, self.ca_pem)
 
     async def stop(self) -> None:
         self.store.close()
@@ -175,6 +198,7 @@ class ApiServer:
     # routing
 
     def _route(self, parts: list[str]) -> Route | None:
+        """The resource a path names; None for discovery paths (`/api`, `/apis/g/v`)."""
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -220,6 +244,12 @@ class ApiServer:
         parts = [p for p in path.split("/") if p]
         if parts[:1] == ["sandbox"]:
             return await self._admin(request, parts[1:])
+        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        route = self._route(parts) if parts[:1] in (["api"], ["apis"]) else None
+        if route is None:
+            self._authorize_path(user, request.method, request.path)
+        else:
+            return await self._resource(request, route, user)
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(
             ("/healthz/", "/readyz/", "/livez/")
         ):
@@ -246,10 +276,12 @@ class ApiServer:
             if listing is None:
                 raise ApiError(404, "the server could not find the requested resource")
             return _respond(listing, neg=neg)
-        route = self._route(parts)
-        if route is None:
-            raise ApiError(404, "the server could not find the requested resource")
-        return await self._resource(request, route, neg)
+        raise ApiError(404, "the server could not find the requested resource")
+
+    def _authorize_path(self, user: User, method: str, path: str) -> None:
+        """A request for no resource (discovery, /version, /healthz): RBAC's
+        nonResourceURLs, with the HTTP method as the verb."""
+        self.authorizer.authorize(Attributes(user, method.lower(), path=path))
 
     def _openapi(self, parts: list[str]) -> web.Response:
         if not parts:
@@ -302,16 +334,32 @@ class ApiServer:
             raise bad_request("the body of the request is empty")
         return media, codec.decode(media, raw, self.settings.max_body_bytes)
 
-    async def _resource(
-        self, request: web.Request, route: Route, neg: Negotiated
-    ) -> web.StreamResponse:
+    def _attributes(self, user: User, verb: str, route: Route, q: Any) -> Attributes:
+        """The request as RBAC sees it (apiserver's RequestInfo): a list or watch selecting
+        one `metadata.name` names it, so `resourceNames` can admit it; a namespace is its
+        own namespace."""
+        rt, name = route.rt, route.name or ""
+        if not name and verb in ("list", "watch"):
+            for term in (q.get("fieldSelector") or "").split(","):
+                key, _, value = term.partition("=")
+                if key.strip() == "metadata.name" and not value.startswith("="):
+                    name = value.lstrip("=").strip()
+        namespace = route.namespace or ""
+        if rt.plural == "namespaces" and not rt.group and route.name:
+            namespace = route.name
+        return Attributes(user, verb, namespace, rt.group, rt.plural, route.sub or "", name)
+
+    async def _resource(self, request: web.Request, route: Route, user: User) -> web.StreamResponse:
         q = request.query
         rt = route.rt
         verb = self._verb(request.method, route, q.get("watch", "") in TRUE)
+        self.authorizer.authorize(self._attributes(user, verb, route, q))
+        neg = _negotiate(request.headers.get("Accept", ""))
         resource = f"{rt.plural}/{route.sub}" if route.sub else rt.plural
-        user = user_of(request.headers.get("Authorization"))
-        self.stats.record(user, verb, resource)
-        fault = self.faults.take(verb, resource, rt.group, route.namespace, route.name or "", user)
+        self.stats.record(user.name, verb, resource)
+        fault = self.faults.take(
+            verb, resource, rt.group, route.namespace, route.name or "", user.name
+        )
         if fault is not None:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
@@ -339,6 +387,10 @@ class ApiServer:
         # only this request's synchronous work, never a concurrent request's.
         media, body = await self._body(request, patch=verb == "patch")
         self.cluster.dry_run = "dryRun" in q
+        if rt.group == RBAC_GROUP:
+            self.cluster.guard = lambda rt, obj, old: self.authorizer.check_grant(
+                user, rt.plural, obj, old
+            )
         try:
             if verb == "create":
                 return _respond(self.cluster.create(rt, route.namespace, body, strict), 201, neg)
@@ -365,6 +417,7 @@ class ApiServer:
             return _respond(self._list_body(rt, gone, None))
         finally:
             self.cluster.dry_run = False
+            self.cluster.guard = None
 
     def _list_body(self, rt: ResourceType, items: list[Any], cont: str | None) -> dict[str, Any]:
         meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
@@ -467,11 +520,15 @@ class ApiServer:
             self.store.unsubscribe(watcher)
         return response
 
+    def _user_name(self, request: web.Request) -> str:
+        try:
+            return self.authenticator.authenticate(request.headers.get("Authorization")).name
+        except ApiError:
+            return ""
+
     def _lags(self, request: web.Request) -> bool:
         who = self.settings.watch_lag_user
-        return self.settings.watch_lag > 0 and (
-            who is None or who == user_of(request.headers.get("Authorization"))
-        )
+        return self.settings.watch_lag > 0 and (who is None or who == self._user_name(request))
 
     def _bookmark(self, rt: ResourceType, rv: int, initial_end: bool) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
