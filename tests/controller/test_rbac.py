@@ -22,8 +22,9 @@ def _names(rules: list[dict[str, Any]], verb: str) -> set[str]:
 @pytest.mark.parametrize(
     ("member", "readable"),
     [
-        ("primary", {"vm-primary", "vm-active"}),
-        # The secondary watches the primary's Lease: its licensing clock.
+        # Each reads the other's Lease: where its failsafe peer link listens (and, for the
+        # secondary, the primary's renewals: its licensing clock).
+        ("primary", {"vm-primary", "vm-active", "vm-secondary"}),
         ("secondary", {"vm-secondary", "vm-active", "vm-primary"}),
     ],
 )

@@ -43,11 +43,12 @@ def replication_account(pair: str) -> str:
 
 def agent_rules(pair: str, member: Member) -> list[dict[str, Any]]:
     """The member agent's rules: every one with `resourceNames`, no `create`, `patch` or
-    `delete`, `update` of its own member Lease only."""
+    `delete`, `update` of its own member Lease only. It reads the other member's Lease: the
+    secondary for the licensing clock, both for where the other's failsafe peer link listens
+    (docs/protocol.md, learnt while the API server is there); reading it forges nothing."""
     own = member_lease_name(pair, member)
-    readable = [own, active_lease_name(pair)]
-    if member == "secondary":
-        readable.append(member_lease_name(pair, "primary"))  # the licensing clock
+    peer = member_lease_name(pair, "secondary" if member == "primary" else "primary")
+    readable = [own, active_lease_name(pair), peer]
     return [
         {
             "apiGroups": ["coordination.k8s.io"],
