@@ -82,7 +82,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
     version = spec["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Active", "Phase", "Epoch", "Last Failover", "Age"]
+    assert columns == ["Active", "Phase", "Epoch", "Ready", "Members", "Last Failover", "Age"]
     status = _schema()["properties"]["status"]
     assert "x-kubernetes-preserve-unknown-fields" not in str(status)
     assert status["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]

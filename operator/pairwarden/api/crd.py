@@ -169,6 +169,11 @@ def build_crd() -> dict[str, Any]:
                         _column("Active", "string", ".status.activeMember"),
                         _column("Phase", "string", ".status.phase"),
                         _column("Epoch", "integer", ".status.epoch"),
+                        # Why it serves or not (Serving, ServiceMissing, NoHolder, ...), and
+                        # whether each member names one running pod (OnePodEach, PodMissing,
+                        # PodUnresolved): a misconfigured pair shows it in `kubectl get fp`.
+                        _column("Ready", "string", _reason_of("Ready")),
+                        _column("Members", "string", _reason_of("MembersResolved")),
                         _column("Last Failover", "date", ".status.lastTransition.time"),
                         _column("Age", "date", ".metadata.creationTimestamp"),
                     ],
@@ -194,6 +199,11 @@ def build_crd() -> dict[str, Any]:
 
 def _column(name: str, kind: str, path: str) -> dict[str, str]:
     return {"name": name, "type": kind, "jsonPath": path}
+
+
+def _reason_of(condition: str) -> str:
+    return f'.status.conditions[?(@.type=="{condition}")].reason'
+
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -244,6 +244,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution) -> MemberObser
         last_seen=seen.last_seen if seen is not None and alive else None,
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,
+        pod_exists=pod.exists,
         labels=pod.labels if pod.name else None,
     )
 
