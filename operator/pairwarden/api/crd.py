@@ -205,7 +205,6 @@ def _reason_of(condition: str) -> str:
     return f'.status.conditions[?(@.type=="{condition}")].reason'
 
 
-
 class _NoAliasDumper(yaml.SafeDumper):
     """Shared sub-schemas are written out in full: anchors would confuse readers and tools."""
 
