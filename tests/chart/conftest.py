@@ -85,7 +85,11 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
                 "alertmanager": {"enabled": True, "tokenSecret": {"name": "pw-am", "key": "t"}},
             },
             "memberNamespaces": ["voice-c"],
-            "image": {"operator": {"tag": "1.2.3"}},
+            "image": {
+                "registry": "registry.example.com/mirror/",
+                "operator": {"tag": "1.2.3"},
+                "agent": {"digest": "sha256:" + "ab" * 32},
+            },
             "networkPolicy": {"enabled": False},
         },
     ),
