@@ -183,11 +183,24 @@ def build_crd() -> dict[str, Any]:
                             "description": "An active/passive pair of voicemail servers.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": status_schema(),
+                                "apiVersion": _described(
+                                    {"type": "string"}, "pairwarden.io/v1alpha1."
+                                ),
+                                "kind": _described({"type": "string"}, "FailoverPair."),
+                                "metadata": _described(
+                                    {"type": "object"}, "Standard object metadata."
+                                ),
+                                "spec": _described(
+                                    spec_schema(),
+                                    "What the pair should be: its members, the callers' "
+                                    "Service, heartbeat, failback, CPU, replication and "
+                                    "licensing settings.",
+                                ),
+                                "status": _described(
+                                    status_schema(),
+                                    "What the operator observed and decided (written by it "
+                                    "alone; the active Lease is the record of who is active).",
+                                ),
                             },
                         }
                     },
@@ -199,6 +212,11 @@ def build_crd() -> dict[str, Any]:
 
 def _column(name: str, kind: str, path: str) -> dict[str, str]:
     return {"name": name, "type": kind, "jsonPath": path}
+
+
+def _described(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    """`schema` with `text` as its description, placed after its type."""
+    return {"type": schema["type"], "description": text, **schema}
 
 
 def _reason_of(condition: str) -> str:
