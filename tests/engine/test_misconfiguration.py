@@ -143,3 +143,30 @@ def test_the_engine_carries_the_failback_outlook_and_it_is_stable_between_looks(
         seen("secondary", "secondary", 2, age=-59), routed("secondary"), spec=spec, now=later,
     )  # fmt: skip
     assert _condition(second, "FailbackScheduled") == _condition(first, "FailbackScheduled")
+
+
+# ------------------------------------------------------------- a manual move's own calls
+
+
+def test_a_call_refused_by_the_member_a_handoff_revoked_is_not_an_inactive_call() -> None:
+    """During a manual move the Service still routes callers to the revoked primary until the
+    grant: a call it refuses then is the move's gap (once a Warning InactiveCall on every
+    manual move); the same call on a standby outside a move is still reported."""
+    from tests.engine.test_truth import revoked
+
+    from pairwarden.engine import ManualRequest
+
+    first = revoked(ManualRequest("m-1", "failover"))
+    assert first.status.handoff is not None and first.status.handoff.from_ == "primary"
+    refused = seen("primary", "none", 2, inactive_calls=1)
+    during = look(LeaseView("", 2), first.status, refused, seen("secondary", "none", 2))
+    assert not [a for a in during.actions if isinstance(a, Warn) and a.reason == "InactiveCall"]
+    assert during.status.members.primary.inactive_calls_seen == 1, "remembered: not reported later"
+    steady = look(
+        LeaseView("vm-0", 1),
+        status("primary", 1),
+        seen("primary"),
+        seen("secondary", inactive_calls=1),
+        routed("primary"),
+    )
+    assert [a.reason for a in steady.actions if isinstance(a, Warn)] == ["InactiveCall"]

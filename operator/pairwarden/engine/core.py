@@ -306,7 +306,8 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
             id=ack.id, action=ack.action, outcome=ack.outcome, message=ack.message, time=now.wall
         )
 
-    new_calls = _new_inactive_calls(status, health, holder)
+    revoked = handoff or status.handoff
+    new_calls = _new_inactive_calls(status, health, holder, revoked.from_ if revoked else None)
     for member in new_calls:
         actions.append(
             Warn(
@@ -616,15 +617,23 @@ def _manual(
 
 
 def _new_inactive_calls(
-    status: FailoverPairStatus, health: dict[Member, MemberHealth], holder: ActiveMember
+    status: FailoverPairStatus,
+    health: dict[Member, MemberHealth],
+    holder: ActiveMember,
+    revoked: Member | None = None,
 ) -> list[Member]:
-    """Members that are not the holder and whose inactive-call counter grew since last seen."""
+    """Members that are not the holder and whose inactive-call counter grew since last seen.
+    Not the member a handoff revoked (pending, or ended by this step's grant): the Service
+    still routed callers to it until the grant moved the selector, so a call it refused then
+    is the move's own gap, not a call on the standby (it was a Warning `InactiveCall` on
+    every manual move). Its counter is still remembered, so it is not reported later."""
     grew: list[Member] = []
     for name in MEMBERS:
         member = health[name]
         seen = getattr(status.members, name).inactive_calls_seen
         if (
             name != holder
+            and name != revoked
             and member.failure is None
             and member.observation.report.inactive_calls > seen
         ):
