@@ -140,3 +140,53 @@ def test_the_wheel_installs_into_a_clean_venv_and_its_plugin_runs(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(where.stdout).startswith(str(env_dir)), "the wheel's, not the tree's"
+
+
+def _oci_archive(path: Path, files: dict[str, bytes]) -> str:
+    """A one-layer OCI image archive holding `files`; its manifest digest."""
+    import gzip
+    import io
+
+    def blob(tar: tarfile.TarFile, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        info = tarfile.TarInfo("blobs/sha256/" + digest.split(":")[1])
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        return digest
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as layer:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            layer.addfile(info, io.BytesIO(data))
+    with tarfile.open(path, "w") as tar:
+        layer_digest = blob(tar, gzip.compress(raw.getvalue()))
+        manifest = {"schemaVersion": 2, "layers": [{"digest": layer_digest}]}
+        manifest_digest = blob(tar, json.dumps(manifest).encode())
+        index = json.dumps({"manifests": [{"digest": manifest_digest}]}).encode()
+        info = tarfile.TarInfo("index.json")
+        info.size = len(index)
+        tar.addfile(info, io.BytesIO(index))
+    return manifest_digest
+
+
+def test_an_image_sbom_lists_its_python_and_debian_packages(tmp_path: Path) -> None:
+    site = "opt/pairwarden/lib/python3.12/site-packages"
+    status = b"Package: libssl3\nStatus: install ok installed\nVersion: 3.0.15-1\n\n"
+    status += b"Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n"
+    files = {
+        f"{site}/pairwarden-0.1.0.dist-info/METADATA": b"Name: pairwarden\n",
+        f"{site}/kopf-1.45.2.dist-info/METADATA": b"Name: kopf\n",
+        "var/lib/dpkg/status": status,
+    }
+    archive = tmp_path / "image.oci.tar"
+    digest = _oci_archive(archive, files)
+    assert release.image_digest(archive) == digest
+    out = tmp_path / "sbom.spdx.json"
+    release.sbom(archive, "pairwarden/agent:0.1.0", out)
+    document = json.loads(out.read_text())
+    assert document["spdxVersion"] == "SPDX-2.3"
+    listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
+    assert {("pairwarden", "0.1.0"), ("kopf", "1.45.2"), ("libssl3", "3.0.15-1")} < listed
+    assert ("gone", "1") not in listed and ("pairwarden/agent:0.1.0", digest) in listed
