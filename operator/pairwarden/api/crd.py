@@ -187,9 +187,11 @@ def build_crd() -> dict[str, Any]:
                                     {"type": "string"}, "pairwarden.io/v1alpha1."
                                 ),
                                 "kind": _described({"type": "string"}, "FailoverPair."),
-                                "metadata": _described(
-                                    {"type": "object"}, "Standard object metadata."
-                                ),
+                                # Only `type` here: the API server refuses anything
+                                # else on metadata (1.20: "must not specify anything other
+                                # than name and generateName"); kubectl explain shows
+                                # ObjectMeta's own text.
+                                "metadata": {"type": "object"},
                                 "spec": _described(
                                     spec_schema(),
                                     "What the pair should be: its members, the callers' "
