@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # tests/plugin/test_packaging.py); `pairwarden --version` prints it.
 APP_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 
-.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane node-images chaos lock
+.PHONY: help venv demo test unit lint tools bench e2e images crds clean control-plane node-images chaos lock release
 
 help:
 	@echo "make demo   - sandbox + operator + two voicemail members, scripted failover story"
@@ -25,6 +25,7 @@ help:
 	@echo "make chaos  - CHAOS_RUNS (200) seeded fault schedules on real processes; CHAOS_SEED=S replays one; CHAOS_KEEP=DIR keeps the logs"
 	@echo "make e2e    - end-to-end scenarios on a kind cluster (skips without kind/docker)"
 	@echo "make images - build the container images (Docker, else buildah from a local base)"
+	@echo "make release - wheel, sdist, images (OCI + SBOM + digest), chart pinned by digest, krew archive + manifest, SHA256SUMS in dist/release"
 	@echo "make crds   - regenerate crds/ (and the chart's copies, with its variant without CEL) from the pydantic models"
 	@echo "make lock   - regenerate the hashed dependency locks (requirements/) with uv"
 
@@ -136,10 +137,15 @@ e2e: $(STAMP)
 images:
 	APP_VERSION=$(APP_VERSION) bash hack/images.sh build
 
+# Every artifact of a release from a clean tree (hack/release.sh says which, and its switches);
+# .github/workflows/release.yaml runs it on a tag, then pushes and signs.
+release: $(STAMP)
+	bash hack/release.sh dist/release
+
 crds: $(STAMP)
 	$(BIN)/pairwarden crds
 	cp crds/*.yaml charts/pairwarden/files/crds/
 	$(BIN)/pairwarden crds --without-cel --output charts/pairwarden/files/crds-without-cel/failoverpairs.pairwarden.io.yaml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist

@@ -6,6 +6,8 @@ failover PAIR      ask for a manual failover and wait for it (reports how long i
 failback PAIR      the same, back to the primary
 pause|resume PAIR  the reference's manual mode: no automatic failover, no replication
 events PAIR        the pair's Events, oldest first
+doctor PAIR        every misconfiguration found (missing pods or Service, a namespace no
+                   operator watches, a failback waiting for its window), each with its fix
 version            the plugin's version and the Kubernetes versions supported
 
 kubectl's connection flags (-n/--namespace, -A/--all-namespaces, --context, --kubeconfig)
@@ -33,7 +35,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from pydantic.alias_generators import to_camel
 
-from pairwarden import GROUP, MIN_KUBERNETES, PLURAL, VERSION, __version__
+from pairwarden import GROUP, MIN_KUBERNETES, PLURAL, VERSION, __version__, doctor
 from pairwarden.protocol import (
     ANNOTATION_REQUEST,
     ANNOTATION_REQUEST_ID,
@@ -141,6 +143,12 @@ def _parser() -> argparse.ArgumentParser:
     verb("pause", "manual mode on: no automatic failover, no replication", _pauser(True))
     verb("resume", "manual mode off", _pauser(False))
     verb("events", "the pair's Events, oldest first", _events)
+    sub = verb("doctor", "every misconfiguration found, each with its fix", _doctor)
+    sub.add_argument(
+        "--peering",
+        default=doctor.DEFAULT_PEERING,
+        help="the operator's kopf peering name (the chart's operator.peering.name)",
+    )
     verb("version", "print the version", None, pair="none")
     return parser
 
@@ -289,6 +297,20 @@ def _status(target: Target, args: argparse.Namespace) -> int:
         if index:
             print()
         print(render_status(pair, leases, now))
+        if not (pair.get("status") or {}).get("conditions"):  # nobody reconciles it (yet)
+            where = str(pair["metadata"]["namespace"])
+            covered = doctor.read_watched(api, where, doctor.DEFAULT_PEERING, now)
+            print(doctor.render(pair, doctor.findings(pair, covered, now)))
+    return 0
+
+
+def _doctor(target: Target, args: argparse.Namespace) -> int:
+    """Every finding with its fix; exit 0 with or without findings (it is a report)."""
+    assert target.namespace is not None
+    pair = _get_pair(target.api, target.namespace, args.pair)
+    now = datetime.now(UTC)
+    covered = doctor.read_watched(target.api, target.namespace, args.peering, now)
+    print(doctor.render(pair, doctor.findings(pair, covered, now)))
     return 0
 
 
@@ -494,7 +516,7 @@ def _request(where: Target, args: argparse.Namespace, action: str, target: str) 
         time.sleep(0.1)
     raise PluginError(
         f"{action} not completed within {args.timeout:.0f}s; see "
-        f"'{where.hint('events', args.pair)}'"
+        f"'{where.hint('doctor', args.pair)}' and '{where.hint('events', args.pair)}'"
     )
 
 

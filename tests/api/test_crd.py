@@ -82,7 +82,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
     version = spec["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Active", "Phase", "Epoch", "Last Failover", "Age"]
+    assert columns == ["Active", "Phase", "Epoch", "Ready", "Members", "Last Failover", "Age"]
     status = _schema()["properties"]["status"]
     assert "x-kubernetes-preserve-unknown-fields" not in str(status)
     assert status["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
@@ -198,3 +198,29 @@ def test_crd_rejects_each_invalid_example(path: Path) -> None:
     named = [e.partition(": ")[2] for e in errors if e.partition(": ")[0] == field]
     assert named, f"{path.name}: no error names {field}: {errors}"
     assert any(message in e for e in named), f"{path.name}: {field} without {message!r}: {errors}"
+
+
+def _undescribed(node: dict[str, Any], path: str) -> list[str]:
+    """Every property under `node` without a description (what `kubectl explain` shows as
+    `<no description>`), as a dotted path."""
+    missing: list[str] = []
+    for name, sub in (node.get("properties") or {}).items():
+        here = f"{path}.{name}"
+        if not sub.get("description"):
+            missing.append(here)
+        missing += _undescribed(sub, here)
+    if isinstance(node.get("items"), dict):
+        missing += _undescribed(node["items"], path + "[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        missing += _undescribed(node["additionalProperties"], path + "{}")
+    return missing
+
+
+@pytest.mark.parametrize("cel", [True, False], ids=["with-cel", "without-cel"])
+def test_every_field_of_the_generated_crd_has_a_description(cel: bool) -> None:
+    """`kubectl explain failoverpair.spec` (and every field under it) shows a description."""
+    document = yaml.safe_load(crd.render(cel=cel))
+    schema = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    # metadata: the API server forbids anything but its type there (it is ObjectMeta).
+    assert _undescribed(schema, "failoverpair") == ["failoverpair.metadata"]
+    assert _undescribed({"properties": {"x": {"type": "object"}}}, "t") == ["t.x"], "it can fail"

@@ -91,7 +91,11 @@ COMBOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             },
             "memberNamespaces": ["voice-c"],
             "rbac": {"admissionPolicy": False},
-            "image": {"operator": {"tag": "1.2.3"}},
+            "image": {
+                "registry": "registry.example.com/mirror/",
+                "operator": {"tag": "1.2.3"},
+                "agent": {"digest": "sha256:" + "ab" * 32},
+            },
             "networkPolicy": {"enabled": False},
         },
     ),

@@ -216,12 +216,24 @@ def test_metrics_service_selects_the_operator_pods(rendered: Rendered) -> None:
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
 
 
+def _expected_image(rendered: Rendered, which: str) -> str:
+    """[registry/]repository:tag[@digest], as values.yaml documents it."""
+    values = rendered.values.get("image", {})
+    registry = values.get("registry", "").rstrip("/")
+    mine = values.get(which, {})
+    name = f"pairwarden/{which}:{mine.get('tag') or '0.1.0'}"
+    digest = f"@{mine['digest']}" if mine.get("digest") else ""
+    return f"{registry}/{name}{digest}" if registry else name + digest
+
+
 def test_images_default_to_the_app_version(rendered: Rendered) -> None:
     image = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["image"]
-    tag = rendered.values.get("image", {}).get("operator", {}).get("tag", "0.1.0")
-    assert image == f"pairwarden/operator:{tag}"
-    assert "pairwarden/agent:0.1.0" in rendered.notes
-    assert "pairwarden/voicemail:0.1.0" in rendered.notes
+    assert image == _expected_image(rendered, "operator")
+    assert _expected_image(rendered, "agent") in rendered.notes
+    assert _expected_image(rendered, "voicemail") in rendered.notes
+    if rendered.values.get("image", {}).get("registry"):  # a mirror, and a pinned digest
+        assert image == "registry.example.com/mirror/pairwarden/operator:1.2.3"
+        assert _expected_image(rendered, "agent").endswith("agent:0.1.0@sha256:" + "ab" * 32)
 
 
 def test_scope_follows_the_watch_values(rendered: Rendered) -> None:
@@ -295,8 +307,7 @@ def test_schema_rejects_bad_values(rejections: list[dict[str, Any]], case: int) 
 def test_operator_is_told_the_replication_image_and_service_account(rendered: Rendered) -> None:
     """Replication Jobs run the agent image (same version) as the chart's replication SA."""
     args = _operator(rendered)["spec"]["template"]["spec"]["containers"][0]["args"]
-    tag = rendered.values.get("image", {}).get("agent", {}).get("tag") or "0.1.0"
-    assert f"--replication-image=pairwarden/agent:{tag}" in args
+    assert f"--replication-image={_expected_image(rendered, 'agent')}" in args
     accounts = {sa["metadata"]["name"] for sa in rendered.of_kind("ServiceAccount")}
     (flag,) = [a for a in args if a.startswith("--replication-service-account=")]
     assert flag.split("=", 1)[1] in accounts and flag.endswith("-replication")

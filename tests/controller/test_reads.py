@@ -25,7 +25,7 @@ async def test_missing_pod_and_service_are_answers(api: aclient.ApiClient, names
     assert await pods.ip(api, namespace, "vm-0") is None
     assert await pods.label(api, namespace, "vm-0", "vm", "primary", True) is False
     gone = await pods.resolve_member(api, namespace, "spec.primary", "vm-0", None)
-    assert gone == pods.Resolution("vm-0", running=False)
+    assert gone == pods.Resolution("vm-0", running=False, exists=False)
     assert await services.read_selector(api, namespace, "calls") is None
 
 

@@ -95,7 +95,8 @@ def handed_over(
 
 
 def test_steady_state_changes_nothing() -> None:
-    decision = run(make_spec(), holding("primary"), member(), contacted())
+    answering = member(answering=True, epoch=1)
+    decision = run(make_spec(), holding("primary"), answering, contacted())
     assert role(decision) is None
     assert decision.status.phase == "Healthy"
     assert decision.status.epoch == 1

@@ -132,8 +132,20 @@ def test_hint_after_a_timeout_keeps_the_connection_flags(
     done = run("failover", pair, "--timeout", "0.3", "-n", namespace, kubeconfig=kubeconfig)
     assert done.returncode == 1
     assert f"'kubectl pairwarden events vm -n {namespace}'" in done.stderr
+    assert f"'kubectl pairwarden doctor vm -n {namespace}'" in done.stderr
     events = run("events", pair, "-n", namespace, kubeconfig=kubeconfig)
     assert events.returncode == 0 and "No Events for vm." in events.stdout
+
+
+def test_doctor_on_the_sandbox_reads_the_pair_and_the_peerings(
+    run: Callable[..., Done], kubeconfig: Path, namespace: str, pair: str
+) -> None:
+    """A pair just created, with no conditions: the doctor answers (exit 0) and says so; a
+    failover that times out points at it."""
+    done = run("doctor", pair, "-n", namespace, kubeconfig=kubeconfig)
+    assert done.returncode == 0, done.stderr
+    assert f"FailoverPair {namespace}/vm: 1 finding" in done.stdout
+    assert "no status yet" in done.stdout
 
 
 @pytest.mark.parametrize(

@@ -49,10 +49,14 @@ app.kubernetes.io/component: operator
 {{- default (printf "%s-replication" (include "pairwarden.fullname" .)) .Values.serviceAccount.replicationName -}}
 {{- end -}}
 
-{{/* "repository:tag" of one image; the tag defaults to the appVersion. */}}
+{{/* "[registry/]repository:tag[@digest]" of one image; the tag defaults to the appVersion,
+     the digest (set by `make release` in a released chart) pins the exact image. */}}
 {{- define "pairwarden.image" -}}
 {{- $img := index .root.Values.image .which -}}
+{{- $registry := .root.Values.image.registry | default "" | trimSuffix "/" -}}
+{{- with $registry }}{{ . }}/{{ end -}}
 {{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
+{{- with $img.digest }}@{{ . }}{{ end -}}
 {{- end -}}
 
 {{/* Namespaces the operator serves, as a JSON list; empty when it watches all of them. */}}

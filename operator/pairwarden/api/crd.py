@@ -169,6 +169,11 @@ def build_crd() -> dict[str, Any]:
                         _column("Active", "string", ".status.activeMember"),
                         _column("Phase", "string", ".status.phase"),
                         _column("Epoch", "integer", ".status.epoch"),
+                        # Why it serves or not (Serving, ServiceMissing, NoHolder, ...), and
+                        # whether each member names one running pod (OnePodEach, PodMissing,
+                        # PodUnresolved): a misconfigured pair shows it in `kubectl get fp`.
+                        _column("Ready", "string", _reason_of("Ready")),
+                        _column("Members", "string", _reason_of("MembersResolved")),
                         _column("Last Failover", "date", ".status.lastTransition.time"),
                         _column("Age", "date", ".metadata.creationTimestamp"),
                     ],
@@ -178,11 +183,26 @@ def build_crd() -> dict[str, Any]:
                             "description": "An active/passive pair of voicemail servers.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": _described(
+                                    {"type": "string"}, "pairwarden.io/v1alpha1."
+                                ),
+                                "kind": _described({"type": "string"}, "FailoverPair."),
+                                # Only `type` here: the API server refuses anything
+                                # else on metadata (1.20: "must not specify anything other
+                                # than name and generateName"); kubectl explain shows
+                                # ObjectMeta's own text.
                                 "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": status_schema(),
+                                "spec": _described(
+                                    spec_schema(),
+                                    "What the pair should be: its members, the callers' "
+                                    "Service, heartbeat, failback, CPU, replication and "
+                                    "licensing settings.",
+                                ),
+                                "status": _described(
+                                    status_schema(),
+                                    "What the operator observed and decided (written by it "
+                                    "alone; the active Lease is the record of who is active).",
+                                ),
                             },
                         }
                     },
@@ -194,6 +214,15 @@ def build_crd() -> dict[str, Any]:
 
 def _column(name: str, kind: str, path: str) -> dict[str, str]:
     return {"name": name, "type": kind, "jsonPath": path}
+
+
+def _described(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    """`schema` with `text` as its description, placed after its type."""
+    return {"type": schema["type"], "description": text, **schema}
+
+
+def _reason_of(condition: str) -> str:
+    return f'.status.conditions[?(@.type=="{condition}")].reason'
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -62,7 +62,11 @@ class _Wire(BaseModel):
     """Spec objects: camelCase aliases, unknown fields rejected (a typo is an error)."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,  # a field's docstring is its description in the CRD
     )
 
 
@@ -70,7 +74,11 @@ class _StatusWire(BaseModel):
     """Status objects: camelCase aliases; unknown fields from newer operators are ignored."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,  # a field's docstring is its description in the CRD
     )
 
 
@@ -415,20 +423,28 @@ class LicensingSpec(_Wire):
 
 class FailoverPairSpec(_Wire):
     members: Members
+    """The two members, each naming one pod (podName, or a selector matching one)."""
     service: str = Field(
         min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, description="Callers' Service."
     )
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
+    """Keep-alive settings: the detection window W = intervalMs x missedBeforeFailover."""
     force_failover_on_inactive_call: bool = Field(
         default=False,
         description="Fail over when a call arrives on the inactive member (else a Warning only).",
     )
     failback: FailbackSpec = Field(default_factory=FailbackSpec)
+    """When the role returns to the primary: Manual, or Scheduled in a daily window."""
     excessive_cpu: ExcessiveCpuSpec = Field(default_factory=ExcessiveCpuSpec)
+    """Fail over when the active member's CPU stays above a threshold."""
     flap_damping: FlapDampingSpec = Field(default_factory=FlapDampingSpec)
+    """Hold discretionary role changes after too many within a period."""
     replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
+    """File and database replication from the active member to the standby."""
     licensing: LicensingSpec = Field(default_factory=LicensingSpec)
+    """The secondary's licensing clocks (it stops when it cannot reach the primary)."""
     member_settings: MemberSettingsSpec = Field(default_factory=MemberSettingsSpec)
+    """Per-member settings compared between members to report drift (not replicated)."""
     paused: bool = Field(
         default=False,
         description="Manual mode: no automatic failover and no replication; requests honoured.",
@@ -453,30 +469,48 @@ class Phase(StrEnum):
 
 class MemberStatus(_StatusWire):
     pod_name: str | None = None
+    """The pod the member resolved to at the last look."""
     last_heartbeat_seen: datetime | None = None
+    """When the operator last observed the member's Lease renewed (its own clock)."""
     service_up: bool = False
+    """The member's voicemail service reports up."""
     cpu_percent: int = 0
+    """The member pod's CPU, as its agent reports it."""
     cpu_excessive: bool = False
+    """Above spec.excessiveCpu.thresholdPercent for its duration."""
     calls_in_progress: int = 0
+    """Calls the member is handling now."""
     answering: bool = False
+    """The member reports it answers calls (only the holder should)."""
     started: datetime | None = None
+    """When the member's voicemail process started (first started is first active)."""
     primary_contact: datetime | None = None
+    """Secondary only: when it last reached the primary (licensing)."""
     # The engine's memory of the member's inactive-call counter: it acts on an increase only.
     inactive_calls_seen: int = 0
+    """Calls that arrived while the member was inactive, as last acted on."""
     epoch: int = 0
+    """The active Lease epoch the member last acknowledged."""
 
 
 class MemberStatuses(_StatusWire):
     primary: MemberStatus = Field(default_factory=MemberStatus)
+    """The primary member as last observed."""
     secondary: MemberStatus = Field(default_factory=MemberStatus)
+    """The secondary member as last observed."""
 
 
 class Transition(_StatusWire):
     time: datetime
+    """When the role changed."""
     from_: ActiveMember = Field(alias="from")
+    """The member that held the role (none: nobody)."""
     to: ActiveMember
+    """The member that holds it after the change (none: revoked, nobody yet)."""
     cause: str
+    """Why (HeartbeatLost, ServiceStopped, ManualFailover, ScheduledFailback, ...)."""
     epoch: int = 0
+    """The active Lease epoch after the change (the fencing token)."""
     duration_seconds: float | None = Field(
         default=None, description="Seconds from losing the old holder to naming the new one."
     )
@@ -484,11 +518,17 @@ class Transition(_StatusWire):
 
 class ReplicationStatus(_StatusWire):
     last_run: datetime | None = None
+    """When the last replication Job ran."""
     last_success: datetime | None = None
+    """When a replication Job last succeeded."""
     files: int = 0
+    """Files copied by the last successful run."""
     bytes: int = 0
+    """Bytes copied by the last successful run."""
     lag_seconds: float | None = None
+    """Seconds since the standby last held the active member's data."""
     message: str | None = None
+    """The last run's outcome in words."""
     data_version: str | None = Field(
         default=None,
         description="What the last successful Job copied: the active member's data version "
@@ -505,58 +545,92 @@ class Handoff(_StatusWire):
     """A revoke-first move in progress (never two answering): `from` was revoked at `epoch`."""
 
     from_: Literal["primary", "secondary"] = Field(alias="from")
+    """The member revoked."""
     to: Literal["primary", "secondary"]
+    """The member granted once the revoked one stops answering or its grant expires."""
     cause: str
+    """Why the role moves."""
     epoch: int = Field(ge=0)
+    """The active Lease epoch of the revoke."""
     since: datetime
+    """When the revoke was written."""
 
 
 class LicensingStatus(_StatusWire):
     secondary_deadline: datetime | None = None
+    """When the secondary stops answering unless it reaches the primary."""
     reason: str | None = None
+    """Which clock sets the deadline."""
 
 
 class DriftStatus(_StatusWire):
     in_sync: bool = True
+    """The per-member settings match between members."""
     differing_settings: list[str] = Field(default_factory=list)
+    """The names of the settings that differ."""
 
 
 class RequestStatus(_StatusWire):
     id: str
+    """The request's id (the pairwarden.io/request-id annotation)."""
     action: str
+    """failover or failback."""
     outcome: str
+    """Done, Refused or Superseded."""
     message: str | None = None
+    """Why, in words."""
     time: datetime
+    """When the operator answered."""
 
 
 class Condition(_StatusWire):
     type: str
+    """Ready, Active, MembersResolved, FailbackScheduled, ... (docs/api.md lists them)."""
     status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """One CamelCase word for programs."""
     message: str = ""
+    """What a person reads: why, naming the object or field."""
     last_transition_time: datetime
+    """When status last changed."""
     observed_generation: int | None = None
+    """The spec generation the condition was judged from."""
 
 
 class FailoverPairStatus(_StatusWire):
     active_member: ActiveMember = "none"
+    """The member holding the active Lease: primary, secondary or none."""
     phase: Phase = Phase.PENDING
+    """Pending, HandingOver, Healthy, FailedOver, Degraded, NoActive, Held, Paused."""
     epoch: int = 0
+    """The active Lease's epoch, the fencing token: +1 per revoke and per grant."""
     members: MemberStatuses = Field(default_factory=MemberStatuses)
+    """Each member as last observed."""
     last_transition: Transition | None = None
+    """The last role change."""
     transitions: list[Transition] = Field(default_factory=list, max_length=64)
+    """The last role changes, oldest first (kubectl pairwarden history)."""
     replication: ReplicationStatus | None = None
+    """The last replication runs."""
     licensing: LicensingStatus = Field(default_factory=LicensingStatus)
+    """The secondary's licensing deadline and why."""
     drift: DriftStatus = Field(default_factory=DriftStatus)
+    """Whether the per-member settings differ between members."""
     last_request: RequestStatus | None = None
+    """The answer to the last manual failover or failback request."""
     # Monotonic-free memory for the "both lost" gap: when the pair was left without a holder.
     no_active_since: datetime | None = None
+    """Since when no member holds the role (both lost)."""
     handoff: Handoff | None = None
     # Since when the holder, healthy by its heartbeat, reports it is not answering: after a
     # window of that the engine fails over (NotAnswering).
     holder_silent_since: datetime | None = None
+    """Since when the holder, alive by its heartbeat, reports not answering."""
     observed_generation: int | None = None
+    """The spec generation last reconciled."""
     conditions: list[Condition] = Field(default_factory=list)
+    """Ready and the other conditions (docs/api.md)."""
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

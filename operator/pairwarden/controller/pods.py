@@ -26,6 +26,7 @@ class Resolution:
     running: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     problem: str | None = None
+    exists: bool = True  # False: the pod named by podName is not there at all
 
 
 def _running(pod: Any) -> bool:
@@ -47,7 +48,7 @@ async def resolve_member(
     if pod_name:
         pod = await absent_as_none(core.read_namespaced_pod(pod_name, namespace))
         if pod is None:
-            return Resolution(pod_name)
+            return Resolution(pod_name, exists=False)
         return Resolution(pod_name, _running(pod), dict(pod.metadata.labels or {}))
     if not selector:
         return Resolution(None, problem=f"{field_path}: names no pod")

@@ -274,6 +274,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
         rejoining=seen is not None and alive and seen.back_since is not None,
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,
+        pod_exists=pod.exists,
         labels=pod.labels if pod.name else None,
         container_deaths=(
             watched.container_deaths()

@@ -112,11 +112,17 @@ def ready(inputs: ReadyInputs) -> Check:
     )
 
 
-def members_resolved(problems: Mapping[Member, str]) -> Check:
-    """Each member names exactly one running pod of its own."""
-    if not problems:
-        return Check("MembersResolved", True, "OnePodEach", "each member names one running pod")
-    return Check("MembersResolved", False, "PodUnresolved", "; ".join(problems.values()))
+def members_resolved(
+    problems: Mapping[Member, str], missing: Mapping[Member, str] | None = None
+) -> Check:
+    """Each member names exactly one running pod of its own. `problems`: the spec names none
+    or several (PodUnresolved); `missing`: the pod it names is absent or not running
+    (PodMissing: a pod being replaced, or a name or selector that matches nothing)."""
+    if problems:
+        return Check("MembersResolved", False, "PodUnresolved", "; ".join(problems.values()))
+    if missing:
+        return Check("MembersResolved", False, "PodMissing", "; ".join(missing.values()))
+    return Check("MembersResolved", True, "OnePodEach", "each member names one running pod")
 
 
 def failsafe(reports: Mapping[Member, MemberReport]) -> Check:

@@ -36,6 +36,7 @@ from pairwarden.engine.conditions import (
     ready,
     stamp,
 )
+from pairwarden.engine.schedule import failback_outlook
 from pairwarden.engine.types import (
     REVOKE_FIRST,
     AckRequest,
@@ -277,6 +278,24 @@ def member_problems(observed: Observed) -> dict[Member, str]:
     return problems
 
 
+def missing_pods(observed: Observed, problems: Mapping[Member, str]) -> dict[Member, str]:
+    """Members whose spec is sound but whose pod is absent or not running, named for the
+    MembersResolved condition: a pod being replaced for a moment, or a podName or selector
+    that matches nothing (a typo, the pods not created yet, another namespace)."""
+    missing: dict[Member, str] = {}
+    for member in MEMBERS:
+        seen = observed.member(member)
+        if member in problems or seen.pod_problem is not None:
+            continue
+        if seen.pod_name is None:
+            missing[member] = f"spec.members.{member}.selector matches no running pod"
+        elif not seen.pod_exists:
+            missing[member] = f"spec.members.{member}: pod {seen.pod_name} does not exist"
+        elif not seen.pod_running:
+            missing[member] = f"spec.members.{member}: pod {seen.pod_name} is not running"
+    return missing
+
+
 def missed_move(
     status: FailoverPairStatus, truth: Truth, lease: LeaseView | None
 ) -> Transition | None:
@@ -325,7 +344,8 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
             id=ack.id, action=ack.action, outcome=ack.outcome, message=ack.message, time=now.wall
         )
 
-    new_calls = _new_inactive_calls(status, health, holder)
+    revoked = handoff or status.handoff
+    new_calls = _new_inactive_calls(status, health, holder, revoked.from_ if revoked else None)
     for member in new_calls:
         actions.append(
             Warn(
@@ -430,7 +450,7 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
         split_brain=split_since is not None,
     ).model_copy(update={"handoff": handoff})
     held_after = is_held(spec, new_status, now)
-    checks = _checks(spec, observed, new_status, health, held_after, split_since, problems)
+    checks = _checks(spec, observed, new_status, health, held_after, split_since, problems, now)
     conditions = stamp(
         status.conditions,
         checks,
@@ -442,7 +462,9 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     silent = ready_check.reason == "HolderNotAnswering"
     new_status = new_status.model_copy(
         update={
-            "phase": _phase(spec, holder, health, held_after, handoff is not None),
+            "phase": _phase(
+                spec, holder, health, held_after, handoff is not None, ready_check.status
+            ),
             "conditions": conditions,
             "holder_silent_since": (status.holder_silent_since or now.wall) if silent else None,
         }
@@ -637,15 +659,23 @@ def _manual(
 
 
 def _new_inactive_calls(
-    status: FailoverPairStatus, health: dict[Member, MemberHealth], holder: ActiveMember
+    status: FailoverPairStatus,
+    health: dict[Member, MemberHealth],
+    holder: ActiveMember,
+    revoked: Member | None = None,
 ) -> list[Member]:
-    """Members that are not the holder and whose inactive-call counter grew since last seen."""
+    """Members that are not the holder and whose inactive-call counter grew since last seen.
+    Not the member a handoff revoked (pending, or ended by this step's grant): the Service
+    still routed callers to it until the grant moved the selector, so a call it refused then
+    is the move's own gap, not a call on the standby (it was a Warning `InactiveCall` on
+    every manual move). Its counter is still remembered, so it is not reported later."""
     grew: list[Member] = []
     for name in MEMBERS:
         member = health[name]
         seen = getattr(status.members, name).inactive_calls_seen
         if (
             name != holder
+            and name != revoked
             and member.failure is None
             and member.observation.report.inactive_calls > seen
         ):
@@ -882,7 +912,11 @@ def _phase(
     health: dict[Member, MemberHealth],
     held: bool,
     handing_over: bool,
+    ready: bool = True,
 ) -> Phase:
+    """The one-word summary. Healthy and FailedOver promise a pair that serves: never shown
+    while Ready is False (a missing Service, a holder not yet answering): Degraded then, and
+    the Ready condition says why."""
     if handing_over:
         return Phase.HANDING_OVER
     if spec.paused:
@@ -895,6 +929,8 @@ def _phase(
         return Phase.HELD
     if not health[other(holder)].eligible or not health[holder].eligible:
         return Phase.DEGRADED
+    if not ready:
+        return Phase.DEGRADED
     return Phase.FAILED_OVER if holder == "secondary" else Phase.HEALTHY
 
 
@@ -906,6 +942,7 @@ def _checks(
     held: bool,
     split_since: datetime | None,
     problems: dict[Member, str],
+    now: Now,
 ) -> list[Check]:
     holder = status.active_member
     member = health[holder] if holder != "none" else None
@@ -963,8 +1000,11 @@ def _checks(
             if status.drift.in_sync
             else "per-member settings differ: " + ", ".join(status.drift.differing_settings),
         ),
-        members_resolved(problems),
+        members_resolved(problems, missing_pods(observed, problems)),
         failsafe({m: observed.member(m).report for m in MEMBERS}),
+        failback_outlook(
+            spec, status, now, scheduled_failback_due(spec, status.last_transition, now)
+        ),
     ]
 
 

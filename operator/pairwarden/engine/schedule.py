@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pairwarden.api.models import FailbackType, FailoverPairSpec, FailoverPairStatus
-from pairwarden.engine.conditions import find
+from pairwarden.engine.conditions import Check, find
 from pairwarden.engine.types import Now
 
 RESYNC_SECONDS = 30.0  # the longest a pair's reconciler sleeps with nothing due
@@ -76,6 +76,46 @@ def failback_window_opens_in(
     if status.active_member != "secondary":
         return None
     return _seconds_until(window.next_opening(now.wall), now)
+
+
+def failback_outlook(
+    spec: FailoverPairSpec, status: FailoverPairStatus, now: Now, due: bool
+) -> Check:
+    """The FailbackScheduled condition: while the secondary holds a Scheduled pair, when it
+    will fail back and why not yet (True); False otherwise. `due`: the engine's rule
+    (core.scheduled_failback_due) says now. Times are absolute, so the message stays the same
+    from one step to the next (no status write per step)."""
+    window = spec.failback.window
+    if spec.failback.type != FailbackType.SCHEDULED or window is None:
+        return Check("FailbackScheduled", False, "Manual", "failback only on request")
+    if status.active_member != "secondary":
+        return Check("FailbackScheduled", False, "NotOnSecondary", "the secondary is not active")
+    span = f"{window.start}-{window.end} {window.time_zone}"
+    if due:
+        return Check(
+            "FailbackScheduled",
+            True,
+            "WindowOpen",
+            f"window {span} is open: fails back once the primary can serve (eligible, calm,"
+            " role changes not held)",
+        )
+    opening = window.next_opening(now.wall).isoformat()
+    last = status.last_transition
+    if window.contains(now.wall) and last is not None:
+        return Check(
+            "FailbackScheduled",
+            True,
+            "ManualFailoverKept",
+            f"the manual failover at {last.time.isoformat()} was made inside the window {span}"
+            f" opened at {window.opened_at(now.wall).isoformat()}: it is kept until the next"
+            f" opening, {opening} (`kubectl pairwarden failback` moves the role back now)",
+        )
+    return Check(
+        "FailbackScheduled",
+        True,
+        "WaitingForWindow",
+        f"fails back to the primary when the window {span} opens, at {opening}",
+    )
 
 
 def unjudged(last_seen: Iterable[float], window: float, checked_at: float) -> list[float]:

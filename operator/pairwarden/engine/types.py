@@ -106,6 +106,8 @@ class MemberObservation:
     report: MemberReport = field(default_factory=MemberReport)
     # Why the member's podName/selector names no single running pod (None: it names one).
     pod_problem: str | None = None
+    # False when the pod named by podName does not exist at all (not merely not running).
+    pod_exists: bool = True
     # The pod's labels as read (None: not read): the Service selects on them.
     labels: Mapping[str, str] | None = None
     # One entry per container of the pod, as the pod watch last saw it: the operator's
