@@ -50,8 +50,11 @@ class Caller:
 def test_a_third_party_sip_server_is_supervised_fenced_and_failed_over(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    cluster.apply_file(MANIFEST)
+    # The pair first: the operator makes the members' accounts, which the pods name.
     cluster.create(failover_pair(interval_ms=INTERVAL_MS, missed=MISSED))
+    if cluster.real is not None:
+        cluster.wait_for_agent_accounts("vm")
+    cluster.apply_file(MANIFEST)
     active = wait_until(lambda: _routed(cluster), timeout=180)  # the operator starts slowly
     standby = other(active)
     ip = {m: cluster.kubelet.pod_ip(f"vm-{m}") for m in (active, standby)}

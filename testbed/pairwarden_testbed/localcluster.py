@@ -320,10 +320,15 @@ class LocalCluster:
             self.create(pair)
             return pair
         self.create(pair)
-        for account in (agent_account(pair["metadata"]["name"], m) for m in MEMBERS):
-            wait_until(partial(self._account_exists, account), 90, f"ServiceAccount {account}")
+        self.wait_for_agent_accounts(pair["metadata"]["name"])
         self.apply_file(EXAMPLES / "voicemail-pair.yaml", accounts=True)
         return pair
+
+    def wait_for_agent_accounts(self, pair: str) -> None:
+        """The members' ServiceAccounts the operator makes for a new pair (a real API server
+        refuses a pod whose account does not exist yet)."""
+        for account in (agent_account(pair, m) for m in MEMBERS):
+            wait_until(partial(self._account_exists, account), 90, f"ServiceAccount {account}")
 
     def _account_exists(self, account: str) -> bool:
         try:
