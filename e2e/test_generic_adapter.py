@@ -50,8 +50,10 @@ class Caller:
 def test_a_third_party_sip_server_is_supervised_fenced_and_failed_over(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
+    # The pair first: the operator makes the members' accounts, which the pods name
+    # (apply_file waits for their tokens).
     cluster.create(failover_pair(interval_ms=INTERVAL_MS, missed=MISSED))
-    cluster.apply_file(MANIFEST)  # once the operator made the pair's vm-agent account
+    cluster.apply_file(MANIFEST)
     active = wait_until(lambda: _routed(cluster), timeout=180)  # the operator starts slowly
     standby = other(active)
     ip = {m: cluster.kubelet.pod_ip(f"vm-{m}") for m in (active, standby)}

@@ -83,13 +83,10 @@ def agent_objects(pair: str, owner: dict[str, Any]) -> list[dict[str, Any]]:
     for member in MEMBERS:
         name = agent_account(pair, member)
         objects += [
-            # The pods mount the token themselves, into the agent container only.
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": meta(name),
-                "automountServiceAccountToken": False,
-            },
+            # The example pods say `automountServiceAccountToken: false` themselves and mount
+            # a projected token into the agent container only; the account leaves the default
+            # so a pod written for the shared `<pair>-agent` still gets its token when renamed.
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name)},
             {
                 "apiVersion": f"{RBAC}/v1",
                 "kind": "Role",
