@@ -63,7 +63,7 @@ CONTROL_PLANE = (
         (
             Fault(0.0, "api_down", "primary", lasts=chaos.SHORT_OUTAGE),
             Fault(2.0, "restart_operator", "primary", lasts=3.0),
-            Fault(2.5, "latency", "primary", (0.3,), lasts=4.0),
+            Fault(2.5, "latency", "primary", (chaos.MOST_LATENCY,), lasts=4.0),
         ),
         "the API server away for everyone, then slow, while the operator restarts",
     ),
