@@ -141,3 +141,22 @@ def test_pods_that_are_no_member_are_ignored() -> None:
         is False  # fmt: skip
     assert podwatch.record_pod(book, pod(container("x"), member="tertiary"), "ADDED", 1.0) is False
     assert book.pair("voice", "vm").pods == {}
+
+
+def test_the_deaths_reach_the_engine_only_for_the_pod_the_member_names() -> None:
+    """A sighting of another pod under the member's labels (a pod recreated under another
+    name, a stray label) says nothing of the pod the member names now."""
+    from pairwarden.controller.pods import Resolution
+    from pairwarden.controller.reconcile import _member
+
+    book = ObservationBook()
+    podwatch.record_pod(book, pod(*BOTH), None, 10.0)
+    died = terminated("containerd://v1", "2026-01-05T12:00:05Z")
+    podwatch.record_pod(book, pod(container("voicemail", 0, died), container("agent", 0, died)),
+                        "MODIFIED", 12.0)  # fmt: skip
+    pair = book.pair("voice", "vm")
+    named = _member(pair, "primary", Resolution("vm-0", running=True))
+    assert named.container_deaths == (12.0, 12.0)
+    another = _member(pair, "primary", Resolution("vm-0-new", running=True))
+    assert another.container_deaths == ()
+    assert _member(pair, "secondary", Resolution("vm-1", running=True)).container_deaths == ()
