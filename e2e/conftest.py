@@ -51,14 +51,6 @@ BACKENDS = ("sandbox", "kube-1.20")
 CHART_RELEASE, CHART_NAMESPACE = "pw", "voice"
 CHART_VALUES = {"operator": {"watch": {"allNamespaces": False, "namespaces": [CHART_NAMESPACE]}}}
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
-# The scenarios that run on the real control plane in `make test` (about 4 minutes together
-# at load 15-25 here); PAIRWARDEN_E2E_REAL=all runs every one there (each takes 1-2 minutes).
-ON_REAL = {
-    "test_an_invalid_spec_is_refused_by_the_operator_without_cel",
-    "test_crash_of_the_active_fails_over_after_the_window",
-    "test_manual_failover_and_failback_through_the_plugin",
-    "test_changes_reach_the_standby_and_come_back_after_failover",
-}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -74,11 +66,6 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         with LocalCluster(workdir=workdir) as local:
             yield local
         return
-    if request.function.__name__ not in ON_REAL and os.environ.get("PAIRWARDEN_E2E_REAL") != "all":
-        pytest.skip(
-            "on real Kubernetes only with PAIRWARDEN_E2E_REAL=all: each scenario costs 1-2 "
-            "minutes there; make test runs crash, manual failover, replication and validation"
-        )
     plane = request.getfixturevalue("real_cluster")
     rbac: list[dict[str, Any]] = request.getfixturevalue("chart_rbac")
     namespace = f"voice-{uuid.uuid4().hex[:8]}"

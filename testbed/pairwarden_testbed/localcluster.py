@@ -295,23 +295,27 @@ class LocalCluster:
         else:
             raise ValueError(f"LocalCluster.create does not know kind {kind}")
 
-    def start_pair(self, **spec: Any) -> dict[str, Any]:
-        """The example voicemail pods and Service, then a FailoverPair naming them.
+    def start_pair(
+        self, manifest: Path = EXAMPLES / "voicemail-pair.yaml", **spec: Any
+    ) -> dict[str, Any]:
+        """The pods and Service of `manifest` (the example voicemail pair's by default), and a
+        FailoverPair naming them.
 
         On a real server whose backend names no agent account the pair comes first: its
         members run as the pair's own ServiceAccount `<pair>-agent`, which the operator creates
         for the pair with a Role naming only its Leases (controller/rbac.py), and the
-        ServiceAccount admission of 1.20 refuses a pod whose account has no token yet."""
+        ServiceAccount admission of 1.20 refuses a pod whose account does not exist or has no
+        token yet (the README's quickstart waits for it the same way)."""
         pair = failover_pair(**spec)
         if self.real is None or self.real.agent_account is not None:
             account = self.real.agent_account if self.real is not None else None
-            self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
+            self.apply_file(manifest, service_account=account)
             self.create(pair)
             return pair
         self.create(pair)
         account = agent_account(pair["metadata"]["name"])
         wait_until(lambda: self._has_token(account), 90, f"ServiceAccount {account}'s token")
-        self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
+        self.apply_file(manifest, service_account=account)
         return pair
 
     def _has_token(self, account: str) -> bool:
