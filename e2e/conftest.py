@@ -11,6 +11,10 @@ Each scenario runs twice: on the sandbox, and on the real Kubernetes 1.20 contro
 binds the pods to, the operator acts as the chart's ServiceAccount with only the RBAC the
 chart renders (a verb the chart lacks fails the scenario there), and the agents as the
 ServiceAccount the operator makes for their pair, with the Role it makes (controller/rbac.py).
+Every scenario runs there in `make test` (each in a namespace of its own, with an operator of
+its own); one that needs the sandbox's fault hooks (a slow or failing API) skips there, saying
+so. Where the two backends differ, the real one is right: a scenario that fails only there is
+a wrong assumption of the scenario or a defect of the product, never of the real server.
 """
 
 from __future__ import annotations
