@@ -22,7 +22,8 @@ SERVICE_CIDR = "127.96.0.0/16"
 def tier_of(nodeid: str, backend: str | None = None) -> str:
     """The tier a test belongs to in the time-per-tier table: `tests/<area>` for the tests of
     one area (tests/realnode, tests/realk8s, tests/engine, ...), `e2e[<backend>]` for a
-    scenario run on one backend (the e2e `cluster` fixture's parameter: sandbox, kube-1.20),
+    scenario run on one backend (the parameter of e2e's `cluster` or `backend` fixture:
+    sandbox, kube-1.20),
     else the top-level directory (pure)."""
     parts = PurePosixPath(nodeid.split("::")[0]).parts
     if len(parts) > 2 and parts[0] == "tests":
@@ -72,8 +73,8 @@ TIERS = pytest.StashKey[dict[str, Tier]]()
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    backend = getattr(item, "callspec", None)
-    tier = tier_of(item.nodeid, backend.params.get("cluster") if backend else None)
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    tier = tier_of(item.nodeid, params.get("cluster") or params.get("backend"))
     row = item.config.stash.setdefault(TIERS, {}).setdefault(tier, Tier())
     row.seconds += report.duration
     row.tests += report.when == "setup"
