@@ -91,7 +91,7 @@ def test_secondary_stops_answering_when_its_licence_runs_out(cluster: LocalClust
     # the heartbeat window and the renewal before it, or the secondary is unlicensed by the
     # time the primary's silence runs out and the role goes to nobody at once (found on the
     # real control plane, whose window is 6 s).
-    grace = window(cluster) + 4
+    grace = int(window(cluster)) + 4
     start_on_primary(cluster, licensing={"maxSecondsSinceContact": grace})
     # The 60-day rule needs a contact first (without one, the 4-hour rule applies).
     wait_until(lambda: status(cluster)["members"]["secondary"].get("primaryContact"), 10)
