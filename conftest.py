@@ -23,8 +23,7 @@ def tier_of(nodeid: str, backend: str | None = None) -> str:
     """The tier a test belongs to in the time-per-tier table: `tests/<area>` for the tests of
     one area (tests/realnode, tests/realk8s, tests/engine, ...), `e2e[<backend>]` for a
     scenario run on one backend (the parameter of e2e's `cluster` or `backend` fixture:
-    sandbox, kube-1.20),
-    else the top-level directory (pure)."""
+    sandbox, kube-1.20), else the top-level directory (pure)."""
     parts = PurePosixPath(nodeid.split("::")[0]).parts
     if len(parts) > 2 and parts[0] == "tests":
         return f"tests/{parts[1]}"
