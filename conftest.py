@@ -1,5 +1,6 @@
 """Fixtures shared by tests/ and e2e/: the real Kubernetes control plane, started once per
-session for both (the conformance suite and the e2e scenarios run on it)."""
+session for both (the conformance suite and the e2e scenarios run on it). And the suite's time
+per tier, printed at the end of every run (`make test`'s budget is 25 min warm on 2 cores)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -15,6 +17,78 @@ import pytest
 # Service clusterIPs on loopback, where the kube-proxy stand-in can listen without touching
 # the machine's network (the sandbox's are 127.1/16; pod IPs are random 127.A.B.x).
 SERVICE_CIDR = "127.96.0.0/16"
+
+
+def tier_of(nodeid: str, backend: str | None = None) -> str:
+    """The tier a test belongs to in the time-per-tier table: `tests/<area>` for the tests of
+    one area (tests/realnode, tests/realk8s, tests/engine, ...), `e2e[<backend>]` for a
+    scenario run on one backend (the parameter of e2e's `cluster` or `backend` fixture:
+    sandbox, kube-1.20), else the top-level directory (pure)."""
+    parts = PurePosixPath(nodeid.split("::")[0]).parts
+    if len(parts) > 2 and parts[0] == "tests":
+        return f"tests/{parts[1]}"
+    if parts and parts[0] == "e2e" and backend:
+        return f"e2e[{backend}]"
+    return parts[0] if len(parts) > 1 else "."
+
+
+@dataclass
+class Tier:
+    """One row of the table: tests run, failed (any phase) and skipped, and the seconds their
+    setup, call and teardown took together. A session-scoped fixture (the real control plane,
+    the real node) counts in the tier of the first test that asks for it."""
+
+    tests: int = 0
+    failed: set[str] = field(default_factory=set)
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def tier_table(tiers: dict[str, Tier]) -> list[str]:
+    """The rows printed at the end of a run, slowest tier first, then the total (pure)."""
+    width = max([len("tier"), *map(len, tiers)])
+    head = f"{'tier':<{width}}  {'tests':>5}  {'failed':>6}  {'skipped':>7}  {'time':>9}"
+    rows = [head]
+    for name, t in sorted(tiers.items(), key=lambda kv: (-kv[1].seconds, kv[0])):
+        rows.append(
+            f"{name:<{width}}  {t.tests:>5}  {len(t.failed):>6}  {t.skipped:>7}  "
+            f"{_minutes(t.seconds):>9}"
+        )
+    total = sum(t.seconds for t in tiers.values())
+    tests = sum(t.tests for t in tiers.values())
+    failed = sum(len(t.failed) for t in tiers.values())
+    skipped = sum(t.skipped for t in tiers.values())
+    rows.append(f"{'total':<{width}}  {tests:>5}  {failed:>6}  {skipped:>7}  {_minutes(total):>9}")
+    return rows
+
+
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+TIERS = pytest.StashKey[dict[str, Tier]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    tier = tier_of(item.nodeid, params.get("cluster") or params.get("backend"))
+    row = item.config.stash.setdefault(TIERS, {}).setdefault(tier, Tier())
+    row.seconds += report.duration
+    row.tests += report.when == "setup"
+    row.skipped += bool(report.skipped)
+    if report.failed:
+        row.failed.add(item.nodeid)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    tiers = config.stash.get(TIERS, {})
+    if tiers:
+        terminalreporter.write_sep("=", "time per tier (setup + call + teardown)")
+        for line in tier_table(tiers):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from e2e.conftest import BACKENDS
 
 from pairwarden_testbed import chaos
 from pairwarden_testbed.chaos import SERVICE, Fault, Schedule
@@ -19,6 +20,17 @@ from pairwarden_testbed.chaos import SERVICE, Fault, Schedule
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("PAIRWARDEN_E2E_CLUSTER")), reason="the faults need the local kubelet"
 )
+
+
+@pytest.fixture(params=BACKENDS, autouse=True)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The chaos harness's cluster is the sandbox's: its schedules inject API errors and hold
+    the operator mid-flip through the sandbox's fault hooks, which a real server has not."""
+    if request.param != "sandbox":
+        pytest.skip("the schedules inject API errors and hold the operator's step through the "
+                    "sandbox's fault hooks; a real server has none")  # fmt: skip
+    return str(request.param)
+
 
 # The faults of issue 12's "Why", as they were found (seed 0: written by hand).
 WHY = (

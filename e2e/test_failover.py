@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from e2e.conftest import heartbeat, start, window
+from e2e.conftest import heartbeat, start, start_on_primary, window
 from e2e.scenarios import (
     assert_nobody_serving,
     assert_serving,
@@ -198,7 +198,7 @@ def _plugin(cluster: LocalCluster, verb: str, *extra: str) -> str:
 
 
 def test_kubectl_shows_the_pair_its_status_and_its_events(cluster: LocalCluster) -> None:
-    start(cluster)
+    start_on_primary(cluster)  # a failover request moves the role away from the primary
     before = epoch(cluster)
     cluster.request("failover")
     moved = next_transition(cluster, before)  # a revoke, then the grant: two epochs on

@@ -27,9 +27,9 @@ def test_operator_restart_alone_causes_no_failover(cluster: LocalCluster) -> Non
     before = epoch(cluster)
     assert cluster.operator is not None
     cluster.operator.stop(signal.SIGKILL)
-    time.sleep(2 * WINDOW)  # members keep renewing; nobody watches
+    time.sleep(2 * window(cluster))  # members keep renewing; nobody watches
     cluster.start_operator()
-    time.sleep(3 * WINDOW)  # fresh observations get a full window: no stale judgement
+    time.sleep(3 * window(cluster))  # fresh observations get a full window: no stale judgement
     assert epoch(cluster) == before
     assert_serving(cluster, active)
 

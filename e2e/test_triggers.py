@@ -4,6 +4,7 @@ once per firing of an alert, with the real operator process and its receiver."""
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.error
 import urllib.request
@@ -85,10 +86,12 @@ def _post(port: int, token: str, body: Any) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def _notification(action: str, starts_at: str, status: str = "firing") -> dict[str, Any]:
+def _notification(
+    namespace: str, action: str, starts_at: str, status: str = "firing"
+) -> dict[str, Any]:
     labels = {
         "alertname": "VoicemailPrimaryDegraded",
-        "namespace": "voice",
+        "namespace": namespace,
         "pairwarden_pair": "vm",
         "pairwarden_action": action,
     }
@@ -106,30 +109,31 @@ def test_alertmanager_alerts_fail_over_and_back(cluster: LocalCluster, tmp_path:
     cluster.start_operator(["--standalone", *receiver])
     start_on_primary(cluster)
     wait_until(lambda: _reachable(port), timeout=30)
-
-    assert _post(port, "wrong", _notification("failover", "2026-01-05T12:00:00Z"))[0] == 401
-    assert epoch(cluster) == 1
+    alert = functools.partial(_notification, cluster.namespace)  # where the pair lives
 
     before = epoch(cluster)
-    code, answer = _post(port, "s3cret", _notification("failover", "2026-01-05T12:00:00Z"))
+    assert _post(port, "wrong", alert("failover", "2026-01-05T12:00:00Z"))[0] == 401
+    assert epoch(cluster) == before
+
+    code, answer = _post(port, "s3cret", alert("failover", "2026-01-05T12:00:00Z"))
     assert code == 200 and answer["requests"][0]["outcome"] == "requested", answer
     assert next_transition(cluster, before)["cause"] == "ManualFailover"
     assert_serving(cluster, "secondary")
 
     before = epoch(cluster)
-    assert _post(port, "s3cret", _notification("failback", "2026-01-05T12:05:00Z"))[0] == 200
+    assert _post(port, "s3cret", alert("failback", "2026-01-05T12:05:00Z"))[0] == 200
     assert next_transition(cluster, before)["cause"] == "ManualFailback"
     assert_serving(cluster, "primary")
 
     # A repeat notification of the same firing does nothing; resolved alerts do nothing.
     repeat = cluster.pair()["status"]["lastRequest"]["id"]
-    assert _post(port, "s3cret", _notification("failback", "2026-01-05T12:05:00Z"))[0] == 200
-    resolved = _notification("failover", "2026-01-05T12:00:00Z", "resolved")
+    assert _post(port, "s3cret", alert("failback", "2026-01-05T12:05:00Z"))[0] == 200
+    resolved = alert("failover", "2026-01-05T12:00:00Z", "resolved")
     assert _post(port, "s3cret", resolved)[1]["skipped"]
     assert cluster.pair()["status"]["lastRequest"]["id"] == repeat
     # The same alert firing again later is a new request.
     before = epoch(cluster)
-    assert _post(port, "s3cret", _notification("failover", "2026-01-05T13:00:00Z"))[0] == 200
+    assert _post(port, "s3cret", alert("failover", "2026-01-05T13:00:00Z"))[0] == 200
     assert next_transition(cluster, before)["cause"] == "ManualFailover"
     assert cluster.pair()["status"]["lastRequest"]["id"] != repeat
 

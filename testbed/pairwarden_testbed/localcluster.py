@@ -353,15 +353,18 @@ class LocalCluster:
         else:
             raise ValueError(f"LocalCluster.create does not know kind {kind}")
 
-    def start_pair(self, **spec: Any) -> dict[str, Any]:
-        """A FailoverPair, then the example voicemail pods and Service it names. The pair
-        comes first: its members run as the ServiceAccount their manifest names, which the
-        operator creates for the pair with a Role naming only its Leases (controller/rbac.py)
-        (or the backend's `agent_account`)."""
+    def start_pair(
+        self, manifest: Path = EXAMPLES / "voicemail-pair.yaml", **spec: Any
+    ) -> dict[str, Any]:
+        """A FailoverPair, then the pods and Service of `manifest` (the example voicemail
+        pair's by default) it names. The pair comes first: its members run as the
+        ServiceAccount their manifest names, which the operator creates for the pair with a
+        Role naming only its Leases (controller/rbac.py) (or the backend's `agent_account`);
+        1.20's admission refuses a pod whose account does not exist or has no token yet."""
         pair = failover_pair(**spec)
         self.create(pair)
         account = self.real.agent_account if self.real is not None else None
-        self.apply_file(EXAMPLES / "voicemail-pair.yaml", service_account=account)
+        self.apply_file(manifest, service_account=account)
         return pair
 
     def _has_token(self, account: str) -> bool:

@@ -76,6 +76,14 @@ def test_schema_violations_name_the_field(
     assert widgets.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"] == []
 
 
+def test_a_whole_number_is_an_integer(widgets: client.CustomObjectsApi, namespace: str) -> None:
+    """`replicas: 3.0` is an integer to the real server (a JSON number that is whole); 3.5 is
+    not. The sandbox refused 3.0 (an e2e scenario's float grace, kept by the real 1.20)."""
+    assert _create(widgets, namespace, widget("whole", replicas=3.0))["spec"]["replicas"] == 3
+    status = _refusal(widgets, namespace, widget("half", replicas=3.5))
+    assert "spec.replicas" in status["message"] and "must be of type integer" in status["message"]
+
+
 def test_required_field(widgets: client.CustomObjectsApi, namespace: str) -> None:
     body = widget("r")
     del body["spec"]["color"]

@@ -118,6 +118,8 @@ def _type_ok(value: Any, schema: Schema) -> bool:
     if not wanted:
         return True
     actual = _type_name(value)
+    if wanted == "integer" and isinstance(value, float):
+        return value.is_integer()  # 10.0 is an integer to the real server (a whole JSON number)
     return actual == wanted or (wanted == "number" and actual == "integer")
 
 
