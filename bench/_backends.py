@@ -252,7 +252,8 @@ class KubernetesBackend(Backend):
 
     async def prepare(self, admin: aiohttp.ClientSession, namespace: str) -> None:
         """The CRDs by a plain POST (1.20 drops `x-kubernetes-validations`, hack/README.md),
-        established; the namespace and its default ServiceAccount (pods need it)."""
+        established; the namespace and its default ServiceAccount with its token (pods need
+        both)."""
         crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
         for name in CRDS:
             body = yaml.safe_load((REPO / "crds" / name).read_text())
@@ -261,7 +262,13 @@ class KubernetesBackend(Backend):
                     raise RuntimeError(f"CRD {name}: {response.status} {await response.text()}")
             await _poll(admin, f"{crds}/{body['metadata']['name']}", _established)
         await super().prepare(admin, namespace)
-        await _poll(admin, f"/api/v1/namespaces/{namespace}/serviceaccounts/default", bool)
+        # 1.20's admission refuses a pod whose ServiceAccount has no token Secret yet ("No API
+        # token found"), which follows the account by a moment: wait for both.
+        await _poll(
+            admin,
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/default",
+            lambda account: bool(account.get("secrets")),
+        )
 
     async def counts(self, admin: aiohttp.ClientSession) -> Counts:
         """Parsed in a thread, and only its request counters: /metrics is megabytes, and
