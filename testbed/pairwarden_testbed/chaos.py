@@ -75,13 +75,12 @@ ERRORS = (500, 409, 504)  # 504 after a hang longer than a client waits: a timeo
 # An outage for everyone silences the holder once its fence runs out (W - R/2 after its last
 # renewal) unless its peer vouches for it (the agents' failsafe, issue 24 deliverable 1), and
 # so does a storm of 5xx (half the renewals and reads failing, 185 of 265 calls lost at W = 6
-# s with no role moved). Until the failsafe is on main, an outage here is short enough for a
-# renewal to land before the fence (the last one was sent before the outage began, and the
-# agent retries within R/2 of its end), and a storm's calls are not counted. The switch, for the
-# merge of the failsafe: FAILSAFE True (or PAIRWARDEN_FAILSAFE=1 to try it before) draws
-# outages of up to two windows and counts every call of every calm schedule, storms too
-# (here and in e2e/test_control_plane.py).
-FAILSAFE = os.environ.get("PAIRWARDEN_FAILSAFE", "") == "1"
+# s with no role moved, before it). With the failsafe on main, outages of up to two windows are
+# drawn and every call of every calm schedule counts, storms too (here and in
+# e2e/test_control_plane.py); PAIRWARDEN_FAILSAFE=0 draws only outages short enough for a
+# renewal to land before the fence and does not count a storm's calls (the agents of an older
+# release).
+FAILSAFE = os.environ.get("PAIRWARDEN_FAILSAFE", "1") == "1"
 NEED_FAILSAFE = frozenset() if FAILSAFE else frozenset({"storm"})  # calls not counted
 RENEW = WINDOW / 3  # the pair's renewal period: renewalsPerWindow 3
 # 0.5 s at W = 2 s, 0.5 s to spare: with 0.3 s, and latency up to 0.3 s after it, 3 of 40
