@@ -152,8 +152,11 @@ def test_a_member_back_after_a_lost_heartbeat_must_be_heard_twice() -> None:
     assert pair.members["primary"].back_since == 20.0
     book.record_lease(lease("primary", "t2", service_up=False), "MODIFIED", 21.0)  # no renewal
     assert pair.members["primary"].back_since == 20.0
-    book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 22.0)
+    pair.wake.clear()
+    urgent = book.record_lease(lease("primary", "t3", service_up=True), "MODIFIED", 22.0)
     assert pair.members["primary"].back_since is None
+    # Back: the pair looks at once (the report says nothing new; the member is eligible again).
+    assert urgent and pair.wake.is_set()
 
 
 def test_a_renewal_the_confirming_read_finds_is_no_return() -> None:

@@ -329,7 +329,17 @@ class ObservationBook:
             resource_version=version,
         )
         book.members[member] = sighting
-        urgent = before is None or before.deleted or returned or report.urgent_change(before.report)
+        # Heard the second time since a loss: eligible again, which the engine must see now
+        # (the renewal may report nothing new; a healed member showed serviceUp false and
+        # could not be failed over to until the next resync).
+        back = before is not None and before.back_since is not None and sighting.back_since is None
+        urgent = (
+            before is None
+            or before.deleted
+            or returned
+            or back
+            or report.urgent_change(before.report)
+        )
         # New data on a member may make a copy due (replication.seconds_until_due sleeps
         # until then): not urgent for the agent, but the pair looks at once.
         new_data = before is not None and report.data_version != before.report.data_version
