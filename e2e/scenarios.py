@@ -4,12 +4,15 @@ the Events, and that exactly one member answers calls (asked directly, not via t
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
+from kubernetes import client
+
 from pairwarden.orders import OrderSigner, read_key
-from pairwarden.protocol import LABEL_MEMBER, LABEL_ROLE, MEMBERS
+from pairwarden.protocol import LABEL_MEMBER, LABEL_ROLE, MEMBERS, MemberReport, member_lease_name
 from pairwarden_testbed.localcluster import LocalCluster, wait_until
 
 
@@ -81,3 +84,23 @@ def role_order(cluster: LocalCluster, pod: str, body: dict[str, Any], key: bytes
 def order_key(cluster: LocalCluster, pod: str) -> bytes | None:
     """The key the pod's agent wrote to its `order-key` volume (on this machine's disk)."""
     return read_key(cluster.kubelet.pod_dir(pod) / "volumes" / "order-key" / "key")
+
+
+def failsafe_ready(cluster: LocalCluster, renew_period: float = 1.0) -> None:
+    """Both members hold the peer key (the kubelet projects the Secret the operator made) and
+    have published where their peer link listens; then a renewal period (`renew_period`, or
+    more) for each agent to read the other's. Both learn it while the API server is there:
+    an outage that begins before holds the members to the plain fence."""
+
+    def ready() -> bool:
+        leases = client.CoordinationV1Api(cluster.api)
+        for member in MEMBERS:
+            key = cluster.kubelet.pod_dir(f"vm-{member}") / "volumes" / "peer-key" / "key"
+            lease = leases.read_namespaced_lease(member_lease_name("vm", member), cluster.namespace)
+            report = MemberReport.from_annotations(lease.metadata.annotations)
+            if not key.exists() or not report.peer_contact:
+                return False
+        return True
+
+    wait_until(ready, timeout=30)
+    time.sleep(renew_period)

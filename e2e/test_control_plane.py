@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 from e2e.conftest import start
-from e2e.scenarios import assert_serving, epoch, next_transition, other, status
+from e2e.scenarios import assert_serving, epoch, failsafe_ready, next_transition, other, status
 
 from pairwarden_testbed.chaos import FAILSAFE
 from pairwarden_testbed.localcluster import HARNESS, LocalCluster
@@ -86,6 +86,7 @@ def test_every_request_delayed_2s_for_ten_windows_moves_nothing(cluster: LocalCl
     sandbox_only(cluster)
     window = 18.0
     active = start(cluster, missed=180)  # 100 ms x 180
+    failsafe_ready(cluster, renew_period=6.0)  # the link is learnt while the API is there
     before = epoch(cluster)
     cluster.sandbox.inject_fault(
         status=0, delay=2.0, count=FOREVER, seconds=10 * window, spare=HARNESS
@@ -114,6 +115,7 @@ def test_half_the_requests_failing_with_5xx_for_ten_windows_moves_nothing(
     sandbox_only(cluster)
     window = 6.0
     active = start(cluster, missed=60)  # 100 ms x 60, R = 2 s
+    failsafe_ready(cluster, renew_period=2.0)  # the link is learnt while the API is there
     before = epoch(cluster)
     storm = {"status": 503, "fraction": 0.5, "count": FOREVER, "spare": HARNESS}
     cluster.sandbox.inject_fault(**storm, seconds=10 * window)

@@ -6,33 +6,20 @@ from __future__ import annotations
 import time
 
 from e2e.conftest import start
-from e2e.scenarios import assert_serving, epoch, next_transition, other, reasons, status
-from kubernetes import client
+from e2e.scenarios import (
+    assert_serving,
+    epoch,
+    failsafe_ready,
+    next_transition,
+    other,
+    reasons,
+    status,
+)
 
-from pairwarden.protocol import MEMBERS, MemberReport, member_lease_name
 from pairwarden_testbed.localcluster import LocalCluster, place_call, wait_until
 
 OUTAGE = 10.0  # seconds, at W = 1 s
 CALL_EVERY = 0.2
-
-
-def failsafe_ready(cluster: LocalCluster) -> None:
-    """Both members hold the peer key (the kubelet projects the Secret the operator made) and
-    have published where their peer link listens; then a renewal period for each agent to
-    read the other's."""
-
-    def ready() -> bool:
-        leases = client.CoordinationV1Api(cluster.api)
-        for member in MEMBERS:
-            key = cluster.kubelet.pod_dir(f"vm-{member}") / "volumes" / "peer-key" / "key"
-            lease = leases.read_namespaced_lease(member_lease_name("vm", member), cluster.namespace)
-            report = MemberReport.from_annotations(lease.metadata.annotations)
-            if not key.exists() or not report.peer_contact:
-                return False
-        return True
-
-    wait_until(ready, timeout=30)
-    time.sleep(1.0)
 
 
 def failsafe_condition(cluster: LocalCluster) -> dict[str, str] | None:

@@ -42,7 +42,14 @@ from kubernetes import client
 
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.engine.schedule import RESYNC_SECONDS
-from pairwarden.protocol import ANNOTATION_ACTIVE_MEMBER, LABEL_MEMBER, MEMBERS, Member
+from pairwarden.protocol import (
+    ANNOTATION_ACTIVE_MEMBER,
+    LABEL_MEMBER,
+    MEMBERS,
+    Member,
+    MemberReport,
+    member_lease_name,
+)
 from pairwarden_testbed.localcluster import HARNESS, LocalCluster
 from pairwarden_testbed.waiting import NotYet, eventually
 
@@ -522,7 +529,28 @@ def local_runner() -> Iterator[Runner]:
         whole, problem = runner.wait_whole(180)
         if whole is None:
             raise RuntimeError(f"the pair never became whole: {problem}")
+        linked(cluster)
         yield runner
+
+
+def linked(cluster: LocalCluster) -> None:
+    """Both agents have published where their failsafe peer link listens, and each has had
+    a renewal period to read the other's: learnt while the API server is there, as on a
+    cluster, before any outage a schedule draws."""
+    leases = client.CoordinationV1Api(cluster.api)
+
+    def published() -> bool:
+        return all(
+            MemberReport.from_annotations(
+                leases.read_namespaced_lease(
+                    member_lease_name(PAIR, m), cluster.namespace
+                ).metadata.annotations
+            ).peer_contact
+            for m in MEMBERS
+        )
+
+    eventually(published, 60, "both failsafe peer links published", poll=0.2)
+    time.sleep(2 * RENEW)
 
 
 def seeds(runs: int, first: int | None = None) -> list[int]:
