@@ -488,6 +488,9 @@ class Runner:
             outcome.log.append(f"fault injection: {error!r}"[:200])
         finally:
             self.end_faults()
+        # Convergence counts from the schedule's end (SPAN, and a window more in a calm one,
+        # while the calls are dialled), not from its last fault: 0.00 s is a pair already
+        # whole then.
         outcome.converged, outcome.problem = self.wait_whole(BOUND)
         outcome.broken = judge_moves(schedule, self.moves_after(before), dialled)
         return outcome
