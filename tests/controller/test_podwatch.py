@@ -155,8 +155,8 @@ def test_the_deaths_reach_the_engine_only_for_the_pod_the_member_names() -> None
     podwatch.record_pod(book, pod(container("voicemail", 0, died), container("agent", 0, died)),
                         "MODIFIED", 12.0)  # fmt: skip
     pair = book.pair("voice", "vm")
-    named = _member(pair, "primary", Resolution("vm-0", running=True))
+    named = _member(pair, "primary", Resolution("vm-0", running=True), 0.0)
     assert named.container_deaths == (12.0, 12.0)
-    another = _member(pair, "primary", Resolution("vm-0-new", running=True))
+    another = _member(pair, "primary", Resolution("vm-0-new", running=True), 0.0)
     assert another.container_deaths == ()
-    assert _member(pair, "secondary", Resolution("vm-1", running=True)).container_deaths == ()
+    assert _member(pair, "secondary", Resolution("vm-1", running=True), 0.0).container_deaths == ()

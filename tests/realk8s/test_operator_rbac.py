@@ -33,6 +33,7 @@ from kubernetes.client.rest import ApiException
 
 from pairwarden.controller import rbac
 from pairwarden.kube import async_api_client
+from pairwarden.protocol import MEMBERS
 
 pytestmark = pytest.mark.realk8s
 
@@ -278,6 +279,8 @@ async def test_the_operator_can_still_do_its_work_where_it_serves(
     api = await async_api_client(str(operator.kubeconfig))
     async with api:
         assert await rbac.ensure_agent_rbac(api, ns, "vm", owner)
-    made = client.RbacAuthorizationV1Api(admin).read_namespaced_role(rbac.agent_account("vm"), ns)
-    granted = admin.sanitize_for_serialization(made)["rules"]
-    assert granted == rbac.agent_rules("vm")
+    roles = client.RbacAuthorizationV1Api(admin)
+    for member in MEMBERS:
+        made = roles.read_namespaced_role(rbac.agent_account("vm", member), ns)
+        granted = admin.sanitize_for_serialization(made)["rules"]
+        assert granted == rbac.agent_rules("vm", member)
