@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from e2e.conftest import start
+from e2e.conftest import start, window
 from e2e.scenarios import (
     assert_serving,
     epoch,
@@ -32,7 +32,7 @@ def test_an_api_outage_for_everyone_leaves_no_call_unanswered_and_moves_nothing(
 ) -> None:
     active = start(cluster)
     before = epoch(cluster)
-    failsafe_ready(cluster)
+    failsafe_ready(cluster, renew_period=window(cluster) / 3 + 0.5)
     address = cluster.service_address()  # the caller's: read before, as a phone system has it
     answered: list[str | None] = []
     both: list[float] = []
@@ -63,7 +63,7 @@ def test_the_holder_cut_from_the_api_alone_hands_over_through_the_peer_link(
     active = start(cluster)
     standby = other(active)
     before = epoch(cluster)
-    failsafe_ready(cluster)
+    failsafe_ready(cluster, renew_period=window(cluster) / 3 + 0.5)
     seen: list[tuple[float, list[str]]] = []
     cut = time.monotonic()
     cluster.kubelet.link(f"vm-{active}").cut()  # from the API server only: not from its peer
