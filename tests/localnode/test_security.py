@@ -116,8 +116,14 @@ def test_the_stand_in_refuses_an_unreadable_token_and_writes_modes_as_a_node(
 
         message = eventually(waiting, 60, "the refusal in the status", tolerate=(Exception,))
         assert "unreadable by uid 10001" in message["message"]
-        token = kubelet.pod_dir("fine") / "volumes" / "token" / "token"
-        eventually(token.exists, 60, "the token projected")
+
+        def projected() -> Path | None:
+            """The readable pod's token, once the stand-in has taken the pod up (it may
+            refuse `broken` before it has seen `fine` at all)."""
+            token = kubelet.pod_dir("fine") / "volumes" / "token" / "token"
+            return token if token.exists() else None
+
+        token = eventually(projected, 60, "the token projected", tolerate=(KeyError,))
         stat = token.stat()
         assert stat.st_mode & 0o777 == 0o440
         if os.geteuid() == 0:

@@ -196,9 +196,12 @@ class Pair:
 
     def answering(self) -> list[str]:
         """Members whose voicemail answers a call placed to its own pod address (the line
-        protocol on 5070), not through the Service: exactly one when the pair is whole."""
+        protocol on 5070), not through the Service: exactly one when the pair is whole. A member
+        whose pod is deleted (a scenario deletes it) answers nothing."""
         found = []
         for member in MEMBERS:
+            if self.pod_gone(member):  # deleted: answers nobody
+                continue
             ip = self.pod(member).status.pod_ip
             if ip and answered_by(ip) == f"vm-{member}":
                 found.append(member)
