@@ -42,6 +42,18 @@ ANNOTATION_ACTIVE_MOVE = PREFIX + "active-move"
 TERMINATION_MESSAGE_LIMIT = 4096
 
 
+# The spec's defaults, written once: the API models' fields and the agent's defensive reading
+# of a spec (agent.core.settings_from_spec, which loads no models) both take them from here.
+DEFAULT_INTERVAL_MS = 1000  # the reference's keep-alive Interval
+DEFAULT_MISSED_BEFORE_FAILOVER = 30  # the reference's Missed Events Before Failover
+DEFAULT_RENEWALS_PER_WINDOW = 3  # Lease writes per detection window W (docs/protocol.md)
+DEFAULT_CPU_THRESHOLD_PERCENT = 95
+DEFAULT_CPU_DURATION_SECONDS = 60
+DEFAULT_NEVER_CONTACTED_GRACE_SECONDS = 14400  # 4 h after restart (reference)
+DEFAULT_MAX_SECONDS_SINCE_CONTACT = 5184000  # 60 days after last contact (reference)
+DEFAULT_SETTINGS_FILE = "member-settings.json"  # the reference voicemail keeps them here
+
+
 # The voicemail data layout the reference describes, shared by the voicemail process, the
 # replication file API and the API's defaults: the directories Cisco Unity replicates, and
 # its database (a SQLite file here).
@@ -90,7 +102,10 @@ class HeartbeatSizing:
 
     @classmethod
     def from_spec(
-        cls, interval_ms: int = 1000, missed: int = 30, renewals_per_window: int = 3
+        cls,
+        interval_ms: int = DEFAULT_INTERVAL_MS,
+        missed: int = DEFAULT_MISSED_BEFORE_FAILOVER,
+        renewals_per_window: int = DEFAULT_RENEWALS_PER_WINDOW,
     ) -> HeartbeatSizing:
         window = interval_ms * missed / 1000.0
         return cls(window=window, renew_period=window / max(1, renewals_per_window))

@@ -44,6 +44,30 @@ def test_defaults_are_the_reference_settings() -> None:
     assert spec.paused is False
 
 
+def test_the_agents_reading_of_an_empty_spec_is_the_models_defaults() -> None:
+    """The agent reads the spec without the models (agent.core.settings_from_spec); both take
+    their defaults from protocol, and this pins that an empty spec means the same to both."""
+    from pairwarden.agent.core import settings_from_spec
+
+    spec = parse_spec(MINIMAL)
+    agent = settings_from_spec(MINIMAL)
+    assert agent == settings_from_spec({}) == settings_from_spec(None)
+    assert agent.sizing == spec.heartbeat.sizing
+    cpu, licensing = spec.excessive_cpu, spec.licensing
+    assert (agent.cpu_enabled, agent.cpu_threshold, agent.cpu_duration) == (
+        cpu.enabled,
+        cpu.threshold_percent,
+        cpu.duration_seconds,
+    )
+    assert (agent.never_contacted_grace, agent.max_since_contact) == (
+        licensing.never_contacted_grace_seconds,
+        licensing.max_seconds_since_contact,
+    )
+    assert agent.settings_files == tuple(spec.member_settings.files)
+    assert agent.settings_command == tuple(spec.member_settings.command)
+    assert agent.force_failover == spec.force_failover_on_inactive_call
+
+
 def test_wire_format_is_camel_case_and_round_trips() -> None:
     spec = parse_spec(MINIMAL)
     wire = spec.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -12,13 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pairwarden.protocol import HeartbeatSizing, Member, MemberReport
+from pairwarden.protocol import (
+    DEFAULT_CPU_DURATION_SECONDS,
+    DEFAULT_CPU_THRESHOLD_PERCENT,
+    DEFAULT_INTERVAL_MS,
+    DEFAULT_MAX_SECONDS_SINCE_CONTACT,
+    DEFAULT_MISSED_BEFORE_FAILOVER,
+    DEFAULT_NEVER_CONTACTED_GRACE_SECONDS,
+    DEFAULT_RENEWALS_PER_WINDOW,
+    DEFAULT_SETTINGS_FILE,
+    HeartbeatSizing,
+    Member,
+    MemberReport,
+)
 
-DEFAULT_CPU_THRESHOLD = 95.0  # defaults as in pairwarden.api.models
-DEFAULT_CPU_DURATION = 60.0
-DEFAULT_NEVER_CONTACTED_GRACE = 14400.0  # 4 h after restart (reference)
-DEFAULT_MAX_SINCE_CONTACT = 5184000.0  # 60 days after last contact (reference)
-DEFAULT_SETTINGS_FILE = "member-settings.json"  # the reference voicemail process keeps them here
 # Force Failover: how long the standby holds the call that triggers it (ringing) while it
 # becomes active. The flip takes one urgent renewal, one reconciliation and one Lease event
 # (about 0.1 s idle, 1-3 s on a loaded machine); a caller hears ringback meanwhile, shorter
@@ -30,10 +37,10 @@ HOLD_TRIGGERING_CALL = 8.0
 class PairSettings:
     sizing: HeartbeatSizing
     cpu_enabled: bool = True
-    cpu_threshold: float = DEFAULT_CPU_THRESHOLD
-    cpu_duration: float = DEFAULT_CPU_DURATION
-    never_contacted_grace: float = DEFAULT_NEVER_CONTACTED_GRACE
-    max_since_contact: float = DEFAULT_MAX_SINCE_CONTACT
+    cpu_threshold: float = DEFAULT_CPU_THRESHOLD_PERCENT
+    cpu_duration: float = DEFAULT_CPU_DURATION_SECONDS
+    never_contacted_grace: float = DEFAULT_NEVER_CONTACTED_GRACE_SECONDS
+    max_since_contact: float = DEFAULT_MAX_SECONDS_SINCE_CONTACT
     settings_files: tuple[str, ...] = (DEFAULT_SETTINGS_FILE,)  # spec.memberSettings
     settings_command: tuple[str, ...] = ()
     force_failover: bool = False  # spec.forceFailoverOnInactiveCall
@@ -60,19 +67,21 @@ def settings_from_spec(spec: Mapping[str, Any] | None) -> PairSettings:
     lic = _section(spec, "licensing")
     member = _section(spec, "memberSettings")
     sizing = HeartbeatSizing.from_spec(
-        interval_ms=int(_number(hb, "intervalMs", 1000, minimum=1)),
-        missed=int(_number(hb, "missedBeforeFailover", 30, minimum=1)),
-        renewals_per_window=int(_number(hb, "renewalsPerWindow", 3, minimum=1)),
+        interval_ms=int(_number(hb, "intervalMs", DEFAULT_INTERVAL_MS, minimum=1)),
+        missed=int(_number(hb, "missedBeforeFailover", DEFAULT_MISSED_BEFORE_FAILOVER, minimum=1)),
+        renewals_per_window=int(
+            _number(hb, "renewalsPerWindow", DEFAULT_RENEWALS_PER_WINDOW, minimum=1)
+        ),
     )
     return PairSettings(
         sizing=sizing,
         cpu_enabled=cpu.get("enabled") is not False,
-        cpu_threshold=_number(cpu, "thresholdPercent", DEFAULT_CPU_THRESHOLD),
-        cpu_duration=_number(cpu, "durationSeconds", DEFAULT_CPU_DURATION),
+        cpu_threshold=_number(cpu, "thresholdPercent", DEFAULT_CPU_THRESHOLD_PERCENT),
+        cpu_duration=_number(cpu, "durationSeconds", DEFAULT_CPU_DURATION_SECONDS),
         never_contacted_grace=_number(
-            lic, "neverContactedGraceSeconds", DEFAULT_NEVER_CONTACTED_GRACE
+            lic, "neverContactedGraceSeconds", DEFAULT_NEVER_CONTACTED_GRACE_SECONDS
         ),
-        max_since_contact=_number(lic, "maxSecondsSinceContact", DEFAULT_MAX_SINCE_CONTACT),
+        max_since_contact=_number(lic, "maxSecondsSinceContact", DEFAULT_MAX_SECONDS_SINCE_CONTACT),
         settings_files=_strings(member, "files", (DEFAULT_SETTINGS_FILE,)),
         settings_command=_strings(member, "command", ()),
         force_failover=spec.get("forceFailoverOnInactiveCall") is True,

@@ -25,7 +25,18 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from pairwarden.protocol import REPLICATED_DIRECTORIES, HeartbeatSizing
+from pairwarden.protocol import (
+    DEFAULT_CPU_DURATION_SECONDS,
+    DEFAULT_CPU_THRESHOLD_PERCENT,
+    DEFAULT_INTERVAL_MS,
+    DEFAULT_MAX_SECONDS_SINCE_CONTACT,
+    DEFAULT_MISSED_BEFORE_FAILOVER,
+    DEFAULT_NEVER_CONTACTED_GRACE_SECONDS,
+    DEFAULT_RENEWALS_PER_WINDOW,
+    DEFAULT_SETTINGS_FILE,
+    REPLICATED_DIRECTORIES,
+    HeartbeatSizing,
+)
 
 KIND = "FailoverPair"
 SINGULAR = "failoverpair"
@@ -172,12 +183,17 @@ class HeartbeatSpec(_Wire):
             )
         )
     )
-    interval_ms: int = Field(default=1000, ge=100, le=60000, description="Keep-alive interval.")
+    interval_ms: int = Field(
+        default=DEFAULT_INTERVAL_MS, ge=100, le=60000, description="Keep-alive interval."
+    )
     missed_before_failover: int = Field(
-        default=30, ge=1, le=1000, description="Missed keep-alives before a member is lost."
+        default=DEFAULT_MISSED_BEFORE_FAILOVER,
+        ge=1,
+        le=1000,
+        description="Missed keep-alives before a member is lost.",
     )
     renewals_per_window: int = Field(
-        default=3,
+        default=DEFAULT_RENEWALS_PER_WINDOW,
         ge=1,
         le=1000,
         description="Lease renewals per detection window (docs/protocol.md); "
@@ -323,9 +339,14 @@ class FailbackSpec(_Wire):
 
 class ExcessiveCpuSpec(_Wire):
     enabled: bool = Field(default=True, description="Excessive CPU on the active causes failover.")
-    threshold_percent: int = Field(default=95, ge=1, le=100, description="CPU percent of the pod.")
+    threshold_percent: int = Field(
+        default=DEFAULT_CPU_THRESHOLD_PERCENT, ge=1, le=100, description="CPU percent of the pod."
+    )
     duration_seconds: int = Field(
-        default=60, ge=1, le=86400, description="How long CPU stays above the threshold."
+        default=DEFAULT_CPU_DURATION_SECONDS,
+        ge=1,
+        le=86400,
+        description="How long CPU stays above the threshold.",
     )
 
 
@@ -393,7 +414,7 @@ class MemberSettingsSpec(_Wire):
     That Is Not Replicated"); the agents digest them so the operator can name any drift."""
 
     files: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
-        default_factory=lambda: ["member-settings.json"],
+        default_factory=lambda: [DEFAULT_SETTINGS_FILE],
         max_length=16,
         description="Files, relative to the agent's --data-dir (or absolute): a JSON object's "
         "keys are settings (dotted when nested); any other file is one setting.",
@@ -408,13 +429,13 @@ class MemberSettingsSpec(_Wire):
 
 class LicensingSpec(_Wire):
     never_contacted_grace_seconds: int = Field(
-        default=14400,
+        default=DEFAULT_NEVER_CONTACTED_GRACE_SECONDS,
         ge=0,
         le=MAX_SECONDS,
         description="Secondary stops this long after start if never in contact.",
     )
     max_seconds_since_contact: int = Field(
-        default=5184000,
+        default=DEFAULT_MAX_SECONDS_SINCE_CONTACT,
         ge=0,
         le=MAX_SECONDS,
         description="Secondary stops this long after its last contact.",

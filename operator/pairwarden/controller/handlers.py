@@ -23,7 +23,7 @@ from pairwarden.clock import SystemClock
 from pairwarden.controller import discovery, health, jobs, leasewatch, metrics, peering, podwatch
 from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
-from pairwarden.controller.reconcile import PairMemory, Runtime, step, still_quiet
+from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
 from pairwarden.controller.replication import ReplicationSettings
 from pairwarden.kube import async_api_client
 
@@ -205,7 +205,7 @@ async def guard(
         while not stopped:
             pair = runtime.book.pair(namespace, name)
             pair.wake.clear()
-            quiet = None if nudged else still_quiet(memory, pair, runtime.clock.monotonic())
+            quiet = None if nudged else idle_for(memory, pair, runtime.clock.monotonic())
             if quiet is None and pair.woken_at is None:  # a deadline passed: the cause is now
                 pair.woken_at = runtime.clock.monotonic()
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,9 @@ from pairwarden.protocol import LABEL_PAIR, ReplicationReport, parse_time
 LABEL_REPLICATION = "pairwarden.io/replication"
 LABEL_KIND = "pairwarden.io/replication-kind"
 EPOCH_ANNOTATION = "pairwarden.io/epoch"  # the pair's epoch (so the direction) at the start
+# Nanoseconds of wall time at creation: orders two Jobs made within one second, which their
+# creationTimestamp (whole seconds) cannot, so cleanup never keeps an older one for the newest.
+CREATED_ANNOTATION = "pairwarden.io/created-ns"
 TOKEN_DIR = "/var/run/pairwarden/replication"
 TERMINATION_LOG = "/dev/termination-log"
 TTL_SECONDS = 300
@@ -369,9 +373,14 @@ async def list_jobs(
     return sorted(items, key=_creation_order)
 
 
-def _creation_order(job: dict[str, Any]) -> tuple[str, str]:
+def _creation_order(job: dict[str, Any]) -> tuple[str, int, str]:
     meta = job["metadata"]
-    return (meta.get("creationTimestamp") or "", meta["name"])
+    created = str((meta.get("annotations") or {}).get(CREATED_ANNOTATION) or "")
+    return (
+        meta.get("creationTimestamp") or "",
+        int(created) if created.isdigit() else 0,
+        meta["name"],
+    )
 
 
 async def ensure_replication_job(
@@ -383,8 +392,10 @@ async def ensure_replication_job(
     if any(job_state(j) == "active" for j in listed):
         return None
     name = job_name(job.pair, secrets.token_hex(3))
+    body = job_body(name, job)
+    body["metadata"].setdefault("annotations", {})[CREATED_ANNOTATION] = str(time.time_ns())
     batch = client.BatchV1Api(api)
-    created = await batch.create_namespaced_job(job.namespace, job_body(name, job))
+    created = await batch.create_namespaced_job(job.namespace, body)
     if index is not None:
         index.created(to_dict(api, created))
     return name

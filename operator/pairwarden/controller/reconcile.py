@@ -45,7 +45,7 @@ from pairwarden.controller.status import Written
 from pairwarden.engine import decide, worth_writing
 from pairwarden.engine.conditions import spec_valid, stamp
 from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, timers
-from pairwarden.engine.schedule import still_quiet as quiet_for
+from pairwarden.engine.schedule import still_quiet
 from pairwarden.engine.types import (
     LeaseView,
     MemberObservation,
@@ -83,7 +83,6 @@ class PairMemory:
     leases_ready: bool = False
     spec: tuple[int | None, FailoverPairSpec] | None = None  # parsed spec by generation
     exported: FailoverPairStatus | None = None  # what the metrics last showed
-    window: float | None = None  # W, as of the last step
     timers_at: float | None = None  # monotonic: the earliest due time that is not a member's
     checked_at: float = 0.0  # monotonic: when the last step judged the members
     replication: replication.ReplicationMemory = field(
@@ -198,9 +197,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         replication_due_in=due_in,
         policy_due_in=rt.policies.due_in(namespace, name) if rt.policies else None,
     )
-    memory.window, memory.timers_at = sizing.window, now.monotonic + timers(look)
-    memory.checked_at = now.monotonic
-    book.window = sizing.window
+    memory.timers_at, memory.checked_at = now.monotonic + timers(look), now.monotonic
+    book.window = sizing.window  # the pair's one runtime W: the watch judges returns by it
     return next_look(look, _last_seen(book, now.monotonic))
 
 
@@ -396,10 +394,10 @@ def _export(
     book.licence_deadline = final.licensing.secondary_deadline
 
 
-def still_quiet(memory: PairMemory, book: PairBook, now: float) -> float | None:
-    """After a timed wake-up with no report in between: seconds until the next thing could be
-    due, or None when something is (then run the step); see engine.schedule.still_quiet."""
-    return quiet_for(memory.timers_at, memory.window, _last_seen(book, now), memory.checked_at, now)
+def idle_for(memory: PairMemory, book: PairBook, now: float) -> float | None:
+    """After a timed wake-up with no report in between: seconds the pair may sleep on, or None
+    when something is due (then run the step); the rule is engine.schedule.still_quiet."""
+    return still_quiet(memory.timers_at, book.window, _last_seen(book, now), memory.checked_at, now)
 
 
 def _last_seen(book: PairBook, now: float) -> list[float]:

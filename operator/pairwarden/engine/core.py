@@ -98,10 +98,6 @@ class MemberHealth:
         return self.failure is None and self.observation.report.answering
 
 
-def window_seconds(spec: FailoverPairSpec) -> float:
-    return spec.heartbeat.window_seconds
-
-
 def silent(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
     """HeartbeatLost: no renewal observed for longer than W (of the operator's hearing time,
     controller/observations.Hearing), or back after such a silence and heard only once
@@ -111,7 +107,7 @@ def silent(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
     server was judged HeartbeatLost, one late renewal of its was seen two seconds later, and
     when the new holder's voicemail went down a second after that, the role went back to the
     cut member (none -> primary, FirstToStart), which then fenced itself: nobody answered."""
-    if seen.last_seen is None or now.monotonic - seen.last_seen > window_seconds(spec):
+    if seen.last_seen is None or now.monotonic - seen.last_seen > spec.heartbeat.window_seconds:
         return True
     return seen.rejoining
 
@@ -525,7 +521,7 @@ def _continue_handoff(
 def _expired(spec: FailoverPairSpec, handoff: Handoff, now: Now) -> bool:
     """The revoked holder's grant has run out: W after the revoke (its agent stops answering
     within W - R/2 of its last confirmation of the Lease, which came before the revoke)."""
-    return (now.wall - handoff.since).total_seconds() >= window_seconds(spec)
+    return (now.wall - handoff.since).total_seconds() >= spec.heartbeat.window_seconds
 
 
 def _routing_repair(
@@ -756,12 +752,12 @@ def _automatic(
     # report now must say so too: the silence remembered in the status may be older than a
     # restart (an operator killed before it wrote the answer that cleared it), and a holder
     # that answers now is serving, whatever was remembered.
-    silent = silence_counts_from(status, holder, window_seconds(spec))
+    silent = silence_counts_from(status, holder, spec.heartbeat.window_seconds)
     if (
         silent is not None
         and not active.answering
         and standby.eligible
-        and (now.wall - silent).total_seconds() > window_seconds(spec)
+        and (now.wall - silent).total_seconds() > spec.heartbeat.window_seconds
     ):
         return standby.name, Cause.NOT_ANSWERING
 
@@ -770,7 +766,7 @@ def _automatic(
         split_since is not None
         and holder == "secondary"
         and standby.eligible
-        and (now.wall - split_since).total_seconds() > window_seconds(spec)
+        and (now.wall - split_since).total_seconds() > spec.heartbeat.window_seconds
     ):
         return "primary", Cause.PARTITION_HEALED
 

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-SETTINGS_FILE = "member-settings.json"
 # Any top-level key of the settings file is compared; the reference's own list is registry,
 # recording, phoneLanguage, guiLanguage, ports, integration and mediaMasterServerName.
 

@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from pairwarden.protocol import DEFAULT_SETTINGS_FILE
 from pairwarden.replication import drift
 from pairwarden.replication.db import Database, SnapshotInfo
 from pairwarden.replication.manifest import Scanner
@@ -360,7 +361,7 @@ async def db_install(request: web.Request) -> web.Response:
 
 async def settings(request: web.Request) -> web.Response:
     api = request.app[STATE]
-    path = api.root / drift.SETTINGS_FILE
+    path = api.root / DEFAULT_SETTINGS_FILE
     try:
         data = drift.load_settings(path)
     except ValueError as exc:
