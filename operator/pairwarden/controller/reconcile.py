@@ -44,8 +44,7 @@ from pairwarden.controller.observations import (
 from pairwarden.controller.status import Written
 from pairwarden.engine import decide, worth_writing
 from pairwarden.engine.conditions import spec_valid, stamp
-from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, timers
-from pairwarden.engine.schedule import still_quiet
+from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, still_quiet, timers
 from pairwarden.engine.types import (
     LeaseView,
     MemberObservation,
