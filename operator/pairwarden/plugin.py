@@ -158,7 +158,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def kubeconfig_path(flag: str | None, env: dict[str, str] | os._Environ[str]) -> str | None:
     """The kubeconfig kubectl would read: --kubeconfig, else $KUBECONFIG (a list of files),
-    else ~/.kube/config; None when none of them exists."""
+    else ~/.kube/config. Not `pairwarden.kube`'s order on purpose: a person's kubectl plugin
+    follows kubectl (a kubeconfig before any pod identity, --context and its namespace, a
+    clear error for a file that is missing), where the operator and the agent prefer their
+    own pod's identity. None when none of them exists."""
     if flag:
         if not Path(flag).is_file():
             raise PluginError(f"kubeconfig {flag} (--kubeconfig) does not exist")

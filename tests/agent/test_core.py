@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pairwarden.agent.core import (
     HOLD_TRIGGERING_CALL,
+    RENEW_RETRY,
     CpuJudge,
     FenceInputs,
     InactiveCallCounter,
@@ -17,6 +20,7 @@ from pairwarden.agent.core import (
     decide_answer,
     licensing_expired,
     may_promise,
+    next_renew_delay,
     restart_hold,
     settings_digest,
     settings_from_spec,
@@ -24,7 +28,7 @@ from pairwarden.agent.core import (
     wants_promise,
 )
 from pairwarden.clock import ManualClock
-from pairwarden.protocol import MemberReport
+from pairwarden.protocol import HeartbeatSizing, MemberReport
 
 SIZING = settings_from_spec(None).sizing  # W = 30 s, R = 10 s, fence after 25 s
 
@@ -43,6 +47,29 @@ def test_spec_defaults_and_defensive_reading() -> None:
     assert odd.sizing.window == 10.0 and odd.sizing.renew_period == 10 / 3
     assert odd.cpu_threshold == 75.0 and odd.cpu_duration == 60.0
     assert odd.never_contacted_grace == 14400.0
+
+
+@given(
+    interval_ms=st.integers(100, 60_000),
+    missed=st.integers(2, 1000),
+    per_window=st.integers(2, 1000),
+    failures=st.integers(1, 64),
+    draws=st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=8),
+)
+def test_the_renewal_timing_keeps_its_bounds(
+    interval_ms: int, missed: int, per_window: int, failures: int, draws: list[float]
+) -> None:
+    """The renew loop's one timing rule (the agent and the simulator both wait it): R after a
+    success; after failures, a pause > 0, at most R/2 and the retry cap, so a holder whose
+    renewal due at R fails still retries at least once before its fence (W - R/2)."""
+    sizing = HeartbeatSizing.from_spec(interval_ms, missed, min(per_window, missed))
+    assert next_renew_delay(0, sizing, draws[0]) == sizing.renew_period
+    for draw in draws:
+        pause = next_renew_delay(failures, sizing, draw)
+        assert 0 < pause <= min(sizing.renew_period / 2, RENEW_RETRY.cap)
+        assert sizing.renew_period + pause <= sizing.fence_after + 1e-9
+    grows = [next_renew_delay(n, sizing, 0.0) for n in range(1, 10)]
+    assert grows == sorted(grows)
 
 
 def inputs(**kw: object) -> FenceInputs:

@@ -43,7 +43,7 @@ def test_each_further_move_starts_from_the_epoch_the_one_before_wrote() -> None:
     moved = writes(
         decision(
             Deactivate(5, Cause.LICENSING_EXPIRED, "secondary"),
-            Activate("primary", 6, Cause.FIRST_TO_START, "none"),
+            Activate("primary", 6, Cause.FIRST_TO_START, None),
         ),
         4,
     )

@@ -3,8 +3,10 @@ what the server holds, never the operator's memory of a move whose status write 
 
 from __future__ import annotations
 
+from pairwarden.api import parse_spec
 from pairwarden.api.models import FailoverPairStatus
-from pairwarden.controller.status import Written, base, changed
+from pairwarden.controller.status import Written, base
+from pairwarden.engine import status_patch
 
 
 def status(holder: str, epoch: int, **extra: object) -> FailoverPairStatus:
@@ -19,6 +21,9 @@ REVOKED = status(
              "since": "2026-01-05T12:00:00Z"},
 )  # fmt: skip
 GRANTED = status("primary", 3)
+SPEC = parse_spec(
+    {"members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}}, "service": "s"}
+)
 
 
 def test_a_grant_right_after_a_revoke_is_written_while_the_watch_lags() -> None:
@@ -29,8 +34,10 @@ def test_a_grant_right_after_a_revoke_is_written_while_the_watch_lags() -> None:
     said `none` while the Lease named the primary until some later step.)"""
     compared = base(BEFORE, "10", Written(REVOKED, "11"))
     assert compared == REVOKED
-    delta = changed(compared.to_wire(), GRANTED.to_wire())
+    delta = status_patch(compared, GRANTED, SPEC)
+    assert delta is not None
     assert delta["activeMember"] == "primary" and delta["epoch"] == 3
+    assert delta["handoff"] is None  # merge patch: the revoke's handoff is deleted
 
 
 def test_once_the_watch_caught_up_the_stored_status_is_the_base() -> None:

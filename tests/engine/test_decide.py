@@ -20,9 +20,9 @@ from pairwarden.engine import (
     MemberObservation,
     Now,
     Observed,
-    UpdateStatus,
     Warn,
     decide,
+    status_patch,
 )
 from pairwarden.protocol import MemberReport
 
@@ -107,16 +107,16 @@ def test_first_to_start_becomes_active_when_neither_runs() -> None:
     late = contacted(started=T0 - timedelta(minutes=1))
     both_down = holding("none", epoch=4)
     decision = run(make_spec(), both_down, late, early)
-    assert role(decision) == Activate("secondary", 5, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("secondary", 5, Cause.FIRST_TO_START, None)
     decision = run(make_spec(), both_down, early, late)
-    assert role(decision) == Activate("primary", 5, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("primary", 5, Cause.FIRST_TO_START, None)
 
 
 def test_a_new_pair_starts_on_the_primary_and_epoch_counts_from_one() -> None:
     early = member(started=T0 - timedelta(minutes=5))
     late = contacted(started=T0 - timedelta(minutes=1))
     decision = run(make_spec(), FailoverPairStatus(), late, early)
-    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, None)
 
 
 def test_a_new_pair_waits_one_renewal_period_for_its_primary() -> None:
@@ -129,12 +129,12 @@ def test_a_new_pair_waits_one_renewal_period_for_its_primary() -> None:
     assert role(run(make_spec(), first.status, absent, contacted(), now=soon)) is None
     later = Now(MONO + renew, T0 + timedelta(seconds=renew))
     decision = run(make_spec(), first.status, absent, contacted(), now=later)
-    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("secondary", 1, Cause.FIRST_TO_START, None)
 
 
 def test_first_to_start_tie_goes_to_the_primary() -> None:
     decision = run(make_spec(), FailoverPairStatus(), member(), contacted())
-    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("primary", 1, Cause.FIRST_TO_START, None)
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ def test_nobody_to_fail_over_to_leaves_no_holder() -> None:
 def test_never_activates_a_member_whose_service_is_down() -> None:
     both_down = holding("none", epoch=2)
     decision = run(make_spec(), both_down, member(service_up=False), contacted())
-    assert role(decision) == Activate("secondary", 3, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("secondary", 3, Cause.FIRST_TO_START, None)
     decision = run(make_spec(), both_down, member(service_up=False), member(service_up=False))
     assert role(decision) is None
 
@@ -494,7 +494,7 @@ def test_a_brief_overlap_during_handoff_is_not_acted_on() -> None:
 
 def test_status_writes_only_on_material_change() -> None:
     first = run(make_spec(), holding("primary"), member(), contacted())
-    assert any(isinstance(a, UpdateStatus) for a in first.actions)
+    assert status_patch(holding("primary"), first.status, make_spec()) is not None
     later = Now(MONO + 5, T0 + timedelta(seconds=5))
     second = run(
         make_spec(),
@@ -503,7 +503,7 @@ def test_status_writes_only_on_material_change() -> None:
         replace(contacted(), last_seen=MONO + 4),
         now=later,
     )
-    assert not any(isinstance(a, UpdateStatus) for a in second.actions)
+    assert status_patch(first.status, second.status, make_spec()) is None
 
 
 def test_status_is_the_only_memory_it_round_trips_through_the_wire() -> None:
@@ -543,7 +543,7 @@ def test_a_member_back_from_a_lost_heartbeat_is_not_granted_the_role_until_heard
     assert role(run(make_spec(), nobody, back_once, contacted(service_up=False))) is None
     heard_twice = member(age=0.5)
     decision = run(make_spec(), nobody, heard_twice, contacted(service_up=False))
-    assert role(decision) == Activate("primary", 4, Cause.FIRST_TO_START, "none")
+    assert role(decision) == Activate("primary", 4, Cause.FIRST_TO_START, None)
 
 
 def test_a_holder_back_once_is_lost_still_and_the_standby_takes_over() -> None:

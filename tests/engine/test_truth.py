@@ -25,9 +25,9 @@ from pairwarden.engine import (
     RecordMove,
     Route,
     RoutingView,
-    UpdateStatus,
     Warn,
     decide,
+    status_patch,
 )
 from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MemberReport, member_labels
 
@@ -168,7 +168,7 @@ def test_a_new_pair_is_routed_to_nobody_without_a_warning() -> None:
     users = RoutingView(exists=True, selector={"app": "vm"}, selected=tuple(PODS.values()))
     new = look(LeaseView("", 0), FailoverPairStatus(), *unlabelled.values(), users)
     (route,) = routes(new)
-    assert route.member == "none" and route.reason.startswith("routed to none")
+    assert route.member is None and route.reason.startswith("routed to none")
     assert not [a for a in new.actions if isinstance(a, Warn)]
     held = look(LeaseView("", 1), status("none", 1), *unlabelled.values(), users)
     assert [a.reason for a in held.actions if isinstance(a, Warn)] == ["RoutingRepaired"]
@@ -315,7 +315,7 @@ def test_a_restored_status_is_not_trusted_over_the_lease() -> None:
         routed("primary"),
     )
     assert healthy.status.active_member == "primary" and healthy.status.epoch == 3
-    assert any(isinstance(a, UpdateStatus) for a in healthy.actions)
+    assert status_patch(restored, healthy.status, make_spec()) is not None
     lost = look(
         LeaseView("vm-0", 3),
         restored,

@@ -25,6 +25,7 @@ from pairwarden.protocol import (
     Member,
     MemberReport,
 )
+from pairwarden.watching import Backoff
 
 # Force Failover: how long the standby holds the call that triggers it (ringing) while it
 # becomes active. The flip takes one urgent renewal, one reconciliation and one Lease event
@@ -158,6 +159,21 @@ class Verdict:
     reason: str
     valid_for: float = 0.0  # how long the answer holds without another successful renewal
     failsafe: bool = False  # answering past the fence deadline on the peer's promise
+
+
+# A failed renewal is retried after a pause that grows 0.25 s, 0.5 s, ... up to 5 s, jittered
+# (agents cut off together do not return in one instant), and never longer than R/2, so a
+# member gets several tries within its fence margin.
+RENEW_RETRY = Backoff(first=0.25, cap=5.0)
+
+
+def next_renew_delay(failures: int, sizing: HeartbeatSizing, draw: float) -> float:
+    """Seconds from a renewal attempt to the next: R after a success (`failures` 0), else the
+    retry pause for that many consecutive failures. `draw` in [0, 1) is the jitter's chance.
+    The agent's renew loop and the simulator both wait exactly this."""
+    if failures == 0:
+        return sizing.renew_period
+    return min(RENEW_RETRY.pause(failures, draw), sizing.renew_period / 2)
 
 
 def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> Verdict:

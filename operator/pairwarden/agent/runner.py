@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from pairwarden.agent.core import (
     failsafe_episode,
     licensing_expired,
     may_promise,
+    next_renew_delay,
     restart_hold,
     settings_digest,
     settings_from_spec,
@@ -460,15 +462,10 @@ class Agent:
             await asyncio.sleep(self.config.poll_interval)
 
     async def _renew_loop(self) -> None:
-        backoff = 0.25
+        failures = 0
         while True:
-            ok = await self.renew_once()
-            if ok:
-                backoff = 0.25
-                delay = self.settings.sizing.renew_period
-            else:
-                delay = min(backoff, self.settings.sizing.renew_period / 2)
-                backoff = min(backoff * 2, 5.0)
+            failures = 0 if await self.renew_once() else failures + 1
+            delay = next_renew_delay(failures, self.settings.sizing, random.random())
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

@@ -36,6 +36,7 @@ from pairwarden.protocol import (
     DEFAULT_SETTINGS_FILE,
     REPLICATED_DIRECTORIES,
     HeartbeatSizing,
+    Member,
 )
 
 KIND = "FailoverPair"
@@ -475,6 +476,16 @@ class FailoverPairSpec(_Wire):
 # -------------------------------------------------------------------------------- status
 
 ActiveMember = Literal["primary", "secondary", "none"]
+"""A member as the status and its transitions spell it: "none" is nobody. Only on the wire;
+inside, nobody is None (`wire_member`, `member_from_wire` convert)."""
+
+
+def wire_member(member: Member | None) -> ActiveMember:
+    return member if member is not None else "none"
+
+
+def member_from_wire(value: str | None) -> Member | None:
+    return "primary" if value == "primary" else "secondary" if value == "secondary" else None
 
 
 class Phase(StrEnum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pairwarden.api.models import ActiveMember, Transition
+from pairwarden.api.models import Transition, member_from_wire, wire_member
 from pairwarden.engine.types import (
     AckRequest,
     Activate,
@@ -61,14 +61,14 @@ class RoleMoved:
     """The holder changed: count it and say so in an Event."""
 
     cause: Cause
-    previous: ActiveMember
-    to: ActiveMember
+    previous: Member | None
+    to: Member | None
     epoch: int
     event: EventType
 
     @property
     def message(self) -> str:
-        return f"{self.previous} -> {self.to} (epoch {self.epoch})"
+        return f"{wire_member(self.previous)} -> {wire_member(self.to)} (epoch {self.epoch})"
 
 
 @dataclass(frozen=True)
@@ -90,20 +90,18 @@ def writes(decision: Decision, expected_epoch: int) -> tuple[Write, ...]:
     for action in decision.actions:
         if isinstance(action, Activate | Deactivate):
             member = action.member if isinstance(action, Activate) else None
-            to: ActiveMember = member or "none"
             event: EventType = "Normal" if is_routine(action.cause) else "Warning"
             if action.expected_epoch is not None:
                 expected_epoch = action.expected_epoch
             out += [
                 WriteActiveLease(member, action.epoch, expected_epoch, _move(decision, action)),
                 RouteService(member),
-                RoleMoved(action.cause, action.previous, to, action.epoch, event),
+                RoleMoved(action.cause, action.previous, member, action.epoch, event),
                 LabelPods(member),
             ]
             expected_epoch = action.epoch
         elif isinstance(action, Route):
-            member = None if action.member == "none" else action.member
-            out += [RouteService(member), LabelPods(member)]
+            out += [RouteService(action.member), LabelPods(action.member)]
         elif isinstance(action, Warn):
             out.append(RecordEvent("Warning", action.reason, action.message))
         elif isinstance(action, RecordMove):
@@ -131,7 +129,7 @@ def _move(decision: Decision, action: Activate | Deactivate) -> Transition | Non
     """The transition `action` makes, if it makes one (a revoke or a Lease repair that keeps
     its holder records none)."""
     last = decision.status.last_transition
-    to = action.member if isinstance(action, Activate) else "none"
-    if last is None or (last.epoch, last.to) != (action.epoch, to):
+    to = action.member if isinstance(action, Activate) else None
+    if last is None or (last.epoch, member_from_wire(last.to)) != (action.epoch, to):
         return None
     return last

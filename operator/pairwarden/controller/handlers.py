@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -25,9 +26,12 @@ from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
 from pairwarden.controller.replication import ReplicationSettings
-from pairwarden.kube import async_api_client
+from pairwarden.kube import async_api_client, kubeconfig_path
 
-ERROR_BACKOFF = 1.0
+# A step that failed is retried after 1 s, doubling to 5 s, jittered (the one backoff,
+# watching.Backoff): 2,000 pairs whose steps all failed in an outage do not come back in one
+# instant. A report or a Lease event still wakes the pair at once.
+STEP_RETRY = watching.Backoff(first=1.0, cap=5.0)
 # On a stop, kopf raises each daemon's flag, waits `instant_exit_timeout` (1 s), then this long
 # again before it cancels a daemon that has not returned: a step in flight gets to finish the
 # writes it decided (a flip half-written is repaired by the next leader, but a whole one needs
@@ -63,14 +67,15 @@ def new_memo(
 
 @kopf.on.login()
 def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    """kopf's fallback login reads $KUBECONFIG as it was when `kubernetes` was imported, which
-    is before `--kubeconfig` is known; load the named file explicitly instead."""
-    if not memo.kubeconfig:
+    """kopf's connection, found as the operator's own clients find theirs
+    (`kube.kubeconfig_path`): kopf's fallback login reads $KUBECONFIG as it was when
+    `kubernetes` was imported, before `--kubeconfig` is known, so the file is loaded here;
+    in-cluster credentials go through kopf's own login."""
+    path = kubeconfig_path(memo.kubeconfig)
+    if path is None:
         return kopf.login_via_client(logger=logger, **kwargs)
     configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(
-        config_file=memo.kubeconfig, client_configuration=configuration
-    )
+    kubernetes.config.load_kube_config(config_file=path, client_configuration=configuration)
     header = configuration.get_api_key_with_prefix(
         "BearerToken"
     ) or configuration.get_api_key_with_prefix("authorization")
@@ -199,7 +204,7 @@ async def guard(
     runtime: Runtime = memo.runtime
     namespace = namespace or ""
     memory = PairMemory()  # fresh on every (re)start: another replica may have led meanwhile
-    nudged = True
+    nudged, failures = True, 0
     waker = asyncio.create_task(_wake_when_stopped(stopped, runtime, namespace, name))
     try:
         while not stopped:
@@ -214,13 +219,15 @@ async def guard(
                 else:
                     wait = await step(runtime, body, memory)
                     runtime.book.listening.heard(runtime.clock.monotonic())
+                    failures = 0
             except Exception as error:  # keep guarding: the next look retries from fresh reads
                 # The memory stays: after a Lease write it holds that move's record (its
                 # transition, its handoff), which the stored status may not have yet.
                 if unheard(error):  # the operator's deafness, never a member's silence
                     runtime.book.listening.missed(runtime.clock.monotonic())
                 logger.exception(f"reconcile failed, retrying: {error}")
-                wait = ERROR_BACKOFF
+                failures += 1
+                wait = STEP_RETRY.pause(failures, random.random())
             pair.woken_at = None
             try:
                 await asyncio.wait_for(pair.wake.wait(), timeout=wait)

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from pydantic import ValidationError
 
-from pairwarden.api.models import Transition
+from pairwarden.api.models import Transition, wire_member
 from pairwarden.controller.client import JSON_PATCH, status_of
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_CONTACT,
@@ -85,7 +85,8 @@ async def ensure_leases(
     active = _lease(active_lease_name(pair), pair, "active", duration, owner)
     active["metadata"]["labels"].pop(LABEL_MEMBER)
     active["spec"].update(holderIdentity="", leaseTransitions=0)
-    active["metadata"]["annotations"] = {ANNOTATION_ACTIVE_MEMBER: "none"}  # write_active's path
+    # Nobody, as write_active spells it: its patch replaces this annotation.
+    active["metadata"]["annotations"] = {ANNOTATION_ACTIVE_MEMBER: wire_member(None)}
     await _create_if_missing(coordination, namespace, active)
     return await read_active(api, namespace, pair)
 

@@ -17,8 +17,10 @@ from pairwarden.api.models import (
     FailoverPairSpec,
     FailoverPairStatus,
     SpecError,
+    member_from_wire,
     parse_spec,
     parse_status,
+    wire_member,
 )
 from pairwarden.clock import Clock
 from pairwarden.controller import (
@@ -42,7 +44,7 @@ from pairwarden.controller.observations import (
     active_sighting,
 )
 from pairwarden.controller.status import Written
-from pairwarden.engine import decide, worth_writing
+from pairwarden.engine import decide, status_patch
 from pairwarden.engine.conditions import spec_valid, stamp
 from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, still_quiet, timers
 from pairwarden.engine.types import (
@@ -158,10 +160,10 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
             # (its transition, its handoff), not on a status that predates the Lease write.
             memory.status = decision.status
     final = _with_spec_valid(decision.status, None, now, meta.get("generation"))
-    holder = final.active_member
+    holder = member_from_wire(final.active_member)
     source, target = (
         (observed.member(holder).report, observed.member(other(holder)).report)
-        if holder != "none"
+        if holder is not None
         else (None, None)
     )
     step = replication.PairStep(
@@ -299,7 +301,7 @@ async def _apply(
             name,
             holder=(pod_names[member] or "") if member else "",
             contact=book.members[member].report.call_contact if member in book.members else "",
-            member=member or "none",
+            member=wire_member(member),
             epoch=write.epoch,
             expected_epoch=write.expected_epoch,
             now=rt.clock.wall(),
@@ -312,7 +314,7 @@ async def _apply(
     elif isinstance(write, dispatch.RoleMoved):
         reaction = rt.clock.monotonic() - (book.woken_at or rt.clock.monotonic())
         metrics.REACTION.labels(write.cause.value).observe(max(0.0, reaction))
-        metrics.FAILOVERS.labels(namespace, name, write.cause.value, write.to).inc()
+        metrics.FAILOVERS.labels(namespace, name, write.cause.value, wire_member(write.to)).inc()
         _event(body, write.event, write.cause.value, write.message)
     elif isinstance(write, dispatch.LabelPods):
         for each in MEMBERS:
@@ -337,12 +339,9 @@ async def _write_status(
 ) -> None:
     meta = body["metadata"]
     memory.status = final
-    if not worth_writing(base, final, spec):
+    delta = status_patch(base, final, spec)
+    if delta is None:
         return
-    before, after = base.to_wire(), final.to_wire()
-    delta = status.changed(before, after)
-    for key in before.keys() - after.keys():
-        delta[key] = None  # merge-patch deletes what the engine dropped
     written = await status.patch(rt.api, meta["namespace"], meta["name"], delta)
     version = str(((written or {}).get("metadata") or {}).get("resourceVersion") or "")
     memory.written = Written(final, version)

@@ -16,7 +16,13 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from pairwarden.api.models import Condition, FailoverPairSpec, FailoverPairStatus, ReplicationStatus
+from pairwarden.api.models import (
+    Condition,
+    FailoverPairSpec,
+    FailoverPairStatus,
+    ReplicationStatus,
+    member_from_wire,
+)
 from pairwarden.controller import jobs, metrics, pods, secrets
 from pairwarden.protocol import Member, MemberReport, other
 
@@ -60,7 +66,7 @@ def due(
 ) -> bool:
     """Pure: should a replication Job start now? `version` is the active member's data
     version ("" when its agent publishes none: then at every interval)."""
-    if spec.paused or status.active_member == "none" or not both_up:
+    if spec.paused or member_from_wire(status.active_member) is None or not both_up:
         return False
     return seconds_until_due(spec, status, now, version) == 0.0
 
@@ -203,7 +209,8 @@ async def tick(
         memory.secret = memory.secret or await secrets.ensure_token(
             api, namespace, pair, step.owner
         )
-        source: Member = status.active_member  # type: ignore[assignment]
+        source = member_from_wire(status.active_member)
+        assert source is not None  # step.due: only while a member is active
         addresses = [
             await pods.ip(api, namespace, step.pod_names[m]) for m in (source, other(source))
         ]

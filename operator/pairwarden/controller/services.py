@@ -6,19 +6,19 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from pairwarden.api.models import wire_member
 from pairwarden.controller.client import MERGE_PATCH, status_of
 from pairwarden.kube import absent_as_none
-from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR
-
-NOBODY = "none"
+from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, Member
 
 
-def selector_for(pair: str, member: str | None) -> dict[str, str]:
-    return {LABEL_PAIR: pair, LABEL_MEMBER: member or NOBODY}
+def selector_for(pair: str, member: Member | None) -> dict[str, str]:
+    """Our two keys of the Service's selector; nobody selects the member "none": no pod."""
+    return {LABEL_PAIR: pair, LABEL_MEMBER: wire_member(member)}
 
 
 async def point_at(
-    api: client.ApiClient, namespace: str, name: str, pair: str, member: str | None
+    api: client.ApiClient, namespace: str, name: str, pair: str, member: Member | None
 ) -> bool:
     """Merge our two keys over the user's selector. No read first: the merge patch is
     idempotent, and the flip is the one write a caller waits for. False when the Service

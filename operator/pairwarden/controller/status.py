@@ -31,11 +31,6 @@ async def patch(
     return written if isinstance(written, dict) else {}
 
 
-def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Only the top-level status fields that differ: merge-patching them keeps writes small."""
-    return {k: v for k, v in after.items() if before.get(k) != v}
-
-
 def base(stored: FailoverPairStatus, version: str, written: Written | None) -> FailoverPairStatus:
     """What the server holds, to compare a new status with: `stored` (read from an object at
     resourceVersion `version`), unless the watch has not yet delivered our own last write

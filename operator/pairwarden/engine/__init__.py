@@ -1,18 +1,10 @@
 """The pure failover engine: `decide(spec, observed, now) -> Decision` and its data types."""
 
-from pairwarden.engine.core import (
-    crashed,
-    decide,
-    gone_holder,
-    is_held,
-    judge,
-    licence_deadline,
-    member_problems,
-    read_truth,
-    scheduled_failback_due,
-    settings_drift,
-    worth_writing,
-)
+from pairwarden.engine.core import decide
+from pairwarden.engine.health import crashed, judge, licence_deadline, member_problems
+from pairwarden.engine.projection import settings_drift, status_patch, worth_writing
+from pairwarden.engine.rules import is_held, scheduled_failback_due
+from pairwarden.engine.truth import gone_holder, read_truth
 from pairwarden.engine.types import (
     CAUSE_KINDS,
     DISCRETIONARY,
@@ -33,7 +25,6 @@ from pairwarden.engine.types import (
     RecordMove,
     Route,
     RoutingView,
-    UpdateStatus,
     Warn,
     is_routine,
 )
@@ -58,7 +49,6 @@ __all__ = [
     "RecordMove",
     "Route",
     "RoutingView",
-    "UpdateStatus",
     "Warn",
     "crashed",
     "decide",
@@ -71,5 +61,6 @@ __all__ = [
     "read_truth",
     "scheduled_failback_due",
     "settings_drift",
+    "status_patch",
     "worth_writing",
 ]

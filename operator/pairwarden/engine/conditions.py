@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from pairwarden.api.models import ActiveMember, Condition, FailoverPairStatus
+from pairwarden.api.models import Condition, FailoverPairStatus
 from pairwarden.engine.types import MemberObservation, RoutingView, Warn
 from pairwarden.protocol import LABEL_MEMBER, MEMBERS, Member, MemberReport
 
@@ -35,7 +35,7 @@ class ReadyInputs:
     """What Ready is judged from: the truth (holder, epoch), the holder's state and the
     Service as read."""
 
-    holder: ActiveMember
+    holder: Member | None
     epoch: int
     holder_failure: str | None  # why the holder cannot serve, None when it can
     holder_seen: MemberObservation | None
@@ -47,7 +47,7 @@ class ReadyInputs:
 def ready(inputs: ReadyInputs) -> Check:
     """Ready: a call through the Service is answered by the Lease holder, nothing less."""
     holder, seen, routing, svc = inputs.holder, inputs.holder_seen, inputs.routing, inputs.service
-    if holder == "none" or seen is None:
+    if holder is None or seen is None:
         if inputs.handoff_to is not None:
             return Check(
                 "Ready",
@@ -65,13 +65,14 @@ def ready(inputs: ReadyInputs) -> Check:
     if routing is not None:
         if not routing.exists:
             return Check("Ready", False, "ServiceMissing", f"Service {svc} does not exist")
-        routed = routing.selector.get(LABEL_MEMBER, "none")
+        routed = routing.selector.get(LABEL_MEMBER)
         if routed != holder:
+            selects = f"member {routed}" if routed else "no member"
             return Check(
                 "Ready",
                 False,
                 "ServiceNotRouted",
-                f"Service {svc} selects member {routed}, not the Lease holder {holder}",
+                f"Service {svc} selects {selects}, not the Lease holder {holder}",
             )
         if len(routing.selected) > 1:
             return Check(

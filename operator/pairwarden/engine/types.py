@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pairwarden.api.models import ActiveMember, FailoverPairStatus, Transition
+from pairwarden.api.models import FailoverPairStatus, Transition
 from pairwarden.protocol import Member, MemberReport
 
 
@@ -182,7 +182,7 @@ class Activate:
     member: Member
     epoch: int
     cause: Cause
-    previous: ActiveMember
+    previous: Member | None
     # The epoch read (the write's optimistic check); None: the status' epoch (no Lease read).
     # Not part of the action's identity: equal moves compare equal whatever was read.
     expected_epoch: int | None = field(default=None, compare=False)
@@ -195,16 +195,16 @@ class Deactivate:
 
     epoch: int
     cause: Cause
-    previous: ActiveMember
+    previous: Member | None
     expected_epoch: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class Route:
-    """Repair what is derived from the Lease: point the Service at `member` ("none": nobody)
+    """Repair what is derived from the Lease: point the Service at `member` (None: nobody)
     and label the member pods, because what was read differs (`reason` says how)."""
 
-    member: ActiveMember
+    member: Member | None
     reason: str
 
 
@@ -234,14 +234,7 @@ class RecordMove:
     transition: Transition
 
 
-@dataclass(frozen=True)
-class UpdateStatus:
-    """Patch the status subresource with this status."""
-
-    status: FailoverPairStatus
-
-
-Action = Activate | Deactivate | Route | Warn | AckRequest | RecordMove | UpdateStatus
+Action = Activate | Deactivate | Route | Warn | AckRequest | RecordMove
 
 
 @dataclass(frozen=True)

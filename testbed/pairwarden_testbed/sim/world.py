@@ -33,6 +33,7 @@ from pairwarden.agent.core import (
     build_report,
     decide_answer,
     licensing_expired,
+    next_renew_delay,
     settings_from_spec,
 )
 from pairwarden.api.models import (
@@ -41,13 +42,20 @@ from pairwarden.api.models import (
     FailoverPairStatus,
     Transition,
     parse_status,
+    wire_member,
 )
 from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
-from pairwarden.controller.status import changed
-from pairwarden.engine import Cause, ManualRequest, MemberObservation, Now, Observed, decide
-from pairwarden.engine.core import worth_writing
-from pairwarden.engine.types import AckRequest, LeaseView, RoutingView, UpdateStatus
+from pairwarden.engine import (
+    Cause,
+    ManualRequest,
+    MemberObservation,
+    Now,
+    Observed,
+    decide,
+    status_patch,
+)
+from pairwarden.engine.types import AckRequest, LeaseView, RoutingView
 from pairwarden.protocol import (
     LABEL_MEMBER,
     LABEL_PAIR,
@@ -131,7 +139,7 @@ class SimMember:
     stopping: bool = False
     primary_seen: bool = False
     renewals: int = 0  # bumps when a renewal is (re)scheduled: an urgent write moves the next
-    backoff: float = 0.25
+    failures: int = 0  # consecutive failed renewals: the retry pause grows with them
 
     @property
     def pod(self) -> str:
@@ -172,7 +180,6 @@ class World:
         tick: float = 1.0,
         latency: float = 0.05,
         loss: float = 0.0,
-        retry: float = 1.0,
         poll: float | None = None,
         seed: int = 0,
         started: dict[Member, bool] | None = None,
@@ -183,7 +190,6 @@ class World:
         self.tick = tick
         self.latency = latency
         self.loss = loss
-        self.retry = retry
         self.random = random.Random(seed)
         self.settings: PairSettings = settings_from_spec(spec.model_dump(by_alias=True))
         self.sizing: HeartbeatSizing = self.settings.sizing
@@ -490,7 +496,7 @@ class World:
         previous = self.member_leases.get(member.name)
         member.inactive.floor(previous.inactive_calls if previous else 0)
         member.primary_seen = "primary" in self.member_leases  # the watch's first sight
-        member.backoff = 0.25
+        member.failures = 0
         self._poll(member)
         if not member.partitioned:
             self._deliver_active(member)
@@ -593,8 +599,9 @@ class World:
             self._schedule(verdict.valid_for, lambda: None)
 
     def _renew(self, member: SimMember) -> None:
-        """agent.runner.Agent.renew_once, then the renew loop's wait (a full period after a
-        success, a growing backoff after a failure)."""
+        """agent.runner.Agent.renew_once, then the renew loop's wait: the agent's own
+        `next_renew_delay` (a full period after a success, a growing jittered pause after
+        failures)."""
         member.renewals += 1
         report, sent = self._report(member), self.now
         if self._send(member, report):
@@ -602,12 +609,12 @@ class World:
             lease = self.lease
             self._on_active_lease(member, lease[0], lease[1], sent)  # confirm_active
             self._evaluate(member)
-            member.backoff, delay = 0.25, self.sizing.renew_period
+            member.failures = 0
         else:
             member.renew_ok = False
             self._evaluate(member)
-            delay = min(member.backoff, self.sizing.renew_period / 2, self.retry)
-            member.backoff = min(member.backoff * 2, 5.0)
+            member.failures += 1
+        delay = next_renew_delay(member.failures, self.sizing, self.random.random())
         turn = member.renewals
 
         def again() -> None:
@@ -698,20 +705,13 @@ class World:
                 self._apply(write)
                 if isinstance(write, dispatch.WriteActiveLease):
                     self.memory = decision.status  # controller.reconcile.step: the role moved
-            for action in decision.actions:
-                if isinstance(action, UpdateStatus):
-                    final = action.status
             # controller.reconcile._write_status: compared with what is stored, since the
             # memory may hold a move whose status write failed (or a foreign write replaced).
-            base = self.status
-            if worth_writing(base, final, self.spec):
+            delta = status_patch(self.status, final, self.spec)
+            if delta is not None:
                 self._api("status")
-                before, after = base.to_wire(), final.to_wire()
-                delta = changed(before, after)
-                stored = {**self.stored_status, **delta}
-                for key in before.keys() - after.keys():
-                    stored.pop(key, None)
-                self.stored_status = stored
+                merged = {**self.stored_status, **delta}  # a merge patch: null deletes
+                self.stored_status = {k: v for k, v in merged.items() if v is not None}
             self.memory = final
         except ApiFailure:
             return
@@ -751,7 +751,14 @@ class World:
             self.labels = write.active or "none"
         elif isinstance(write, dispatch.RoleMoved):
             wall = self.clock.wall()
-            change = RoleChange(self.now, wall, write.previous, write.to, write.cause, write.epoch)
+            change = RoleChange(
+                self.now,
+                wall,
+                wire_member(write.previous),
+                wire_member(write.to),
+                write.cause,
+                write.epoch,
+            )
             self.changes.append(change)
             self.events.append(Event(self.now, write.event, write.cause.value, write.message))
         else:
