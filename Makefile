@@ -101,8 +101,13 @@ node-images:
 	@bash hack/node.sh images || echo "make node-images: not built (reason above); tests/realnode skips"
 
 # --durations: every run prints where its time goes (the budget: 25 min warm on 2 cores).
+# Two workers (pytest-xdist): each tier of tests/ whole on one worker, in its order; every test
+# on the real control plane on one (one control plane per run); the sandbox's e2e scenarios,
+# which mostly wait out windows and held faults, on whichever is free (the root conftest.py's
+# worker_group says why each goes where). TEST_WORKERS=0: one process, as before.
+TEST_WORKERS ?= 2
 test: lint tools control-plane node-images
-	$(BIN)/pytest --durations=30
+	$(BIN)/pytest --durations=25 $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope)
 
 unit: $(STAMP) tools
 	$(BIN)/pytest tests

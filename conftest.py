@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,28 +68,124 @@ def _minutes(seconds: float) -> str:
 
 
 TIERS = pytest.StashKey[dict[str, Tier]]()
+# The tier of a test with this parameter value runs on the real control plane (e2e's `cluster`
+# and `backend`, tests/sandbox's `sandbox`).
+REAL_BACKEND = "kube-1.20"
+# The other tests on the real control plane (`real_cluster` among their fixtures): the rule
+# below checks the list at every `make test`.
+REAL_MODULES = (
+    "tests/realk8s/",
+    "tests/localnode/test_real_node.py",
+    "tests/quickstart/test_readme.py",
+    "e2e/test_netpol_real.py",
+)
+
+
+def backend_of(item: pytest.Item) -> str | None:
+    """The backend parameter of a test (e2e's `cluster` or `backend`), None without one."""
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    found = params.get("cluster") or params.get("backend")
+    return str(found) if found is not None else None
+
+
+def worker_group(nodeid: str) -> str:
+    """The group of tests one `make test` worker runs together, in their order
+    (`pytest -n 2 --dist loadscope`, with this as the scope); a scenario's own id when any
+    worker may take it (pure).
+
+    - every test on the real control plane (a `kube-1.20` parameter, or a module of
+      REAL_MODULES): one group, so one worker starts that control plane, as one session did
+      (and PAIRWARDEN_K8S_DIR's kept one is not started twice at once);
+    - each other tier of tests/ (tests/realnode, tests/sim, ...): a group, so a package's or
+      module's fixtures are set up once (the real node, one at a time on a machine, and its
+      pair) and its tests run in their order (tests/realnode's start where the last left);
+    - the e2e scenarios on the sandbox: none. Each has its own sandbox, operator, pod
+      addresses and ports (free_port, IpAllocator's and the kubelet's random loopback
+      ranges), and mostly waits (windows, held faults: under half a core each on 2 cores).
+    """
+    path, _, name = nodeid.partition("::")
+    params = name[name.find("[") :] if "[" in name else ""
+    if REAL_BACKEND in params or path.startswith(REAL_MODULES):
+        return REAL_BACKEND
+    if path.startswith("tests/"):
+        return tier_of(nodeid)
+    return nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` with worker_group as the scope (xdist's own `loadgroup` cannot name
+    a group on pytest 9, whose node ids it no longer rewrites)."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TierScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return TierScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a worker of `make test`: every test on the real control plane is in its group."""
+    if not hasattr(config, "workerinput"):
+        return
+    strays = [
+        item.nodeid
+        for item in items
+        if "real_cluster" in getattr(item, "fixturenames", ())
+        and worker_group(item.nodeid) != REAL_BACKEND
+    ]
+    if strays:
+        raise pytest.UsageError(
+            f"on the real control plane but not in its worker group: {strays[:3]}; add "
+            "their modules to REAL_MODULES in conftest.py"
+        )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Each report names its tier (`report.tier`): made where the test ran, it travels with
+    the report to the process that prints the table (pytest-xdist's controller)."""
     report = yield
-    params = item.callspec.params if hasattr(item, "callspec") else {}
-    tier = tier_of(item.nodeid, params.get("cluster") or params.get("backend"))
-    row = item.config.stash.setdefault(TIERS, {}).setdefault(tier, Tier())
-    row.seconds += report.duration
-    row.tests += report.when == "setup"
-    row.skipped += bool(report.skipped)
-    if report.failed:
-        row.failed.add(item.nodeid)
+    report.tier = tier_of(item.nodeid, backend_of(item))
     return report
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    tiers = config.stash.get(TIERS, {})
-    if tiers:
+class TierClock:
+    """Adds up each report's seconds in its tier's row, in the process that prints the table
+    (the only one under pytest -n: the workers' reports all reach it), and times the run."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        tier = getattr(report, "tier", None) or tier_of(report.nodeid)
+        row = self.config.stash.setdefault(TIERS, {}).setdefault(tier, Tier())
+        row.seconds += report.duration
+        row.tests += report.when == "setup"
+        row.skipped += bool(report.skipped)
+        if report.failed:
+            row.failed.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        tiers = self.config.stash.get(TIERS, {})
+        if not tiers:
+            return
         terminalreporter.write_sep("=", "time per tier (setup + call + teardown)")
         for line in tier_table(tiers):
             terminalreporter.write_line(line)
+        workers = getattr(self.config.option, "numprocesses", None) or 0
+        if workers:
+            wall = time.monotonic() - self.started
+            terminalreporter.write_line(
+                f"{workers} workers: {_minutes(wall)} wall clock (the tiers' times overlap)"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TierClock(config), "pairwarden-tier-clock")
 
 
 @pytest.fixture(scope="session")
