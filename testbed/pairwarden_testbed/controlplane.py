@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -307,6 +308,22 @@ class ControlPlane:
 
     def running(self) -> list[str]:
         return processes.running(COMPONENTS, self.state.get("pids", {}), self.directory)
+
+    @contextlib.contextmanager
+    def paused(self, component: str) -> Iterator[None]:
+        """`component` (etcd, kube-apiserver, ...) stopped with SIGSTOP for the block, and
+        resumed with SIGCONT on the way out, whatever ends the block (a failed assertion, a
+        KeyboardInterrupt): a process left stopped hangs every later user of this plane. As
+        a hung disk, a swapped-out process or a stuck leader holds it: its sockets stay
+        open and nothing answers. Refuses a pid this directory did not start."""
+        pid = int(self.state["pids"][component])
+        if not self._ours(component, pid):
+            raise ControlPlaneError(f"{component} (pid {pid}) is not running from {self.directory}")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def __enter__(self) -> ControlPlane:
         return self.up()
