@@ -64,7 +64,7 @@ def test_pausing_the_control_plane_for_three_windows_drops_no_call(
     before = epoch(cluster)
     earlier = failsafe_message(cluster)
     address = cluster.service_address()  # the caller's: read before, as a phone system has it
-    pods = {
+    pods: dict[str, str] = {
         m: cluster.core.read_namespaced_pod(f"vm-{m}", cluster.namespace).status.pod_ip
         for m in MEMBERS
     }
@@ -87,7 +87,12 @@ def test_pausing_the_control_plane_for_three_windows_drops_no_call(
     assert set(answered) == {f"vm-{active}"}
     # The pause outlasted the holder's fence (W - R/2): it answered on its peer's promise, and
     # the operator names the episode once the holder's report gets through.
-    message = wait_until(lambda: (m := failsafe_message(cluster)) != earlier and m, timeout=3 * w)
+
+    def named() -> str | None:
+        message = failsafe_message(cluster)
+        return message if message and message != earlier else None
+
+    message = wait_until(named, timeout=3 * w)
     assert message.startswith(f"{active} answered on its peer's promise"), message
     wait_until(lambda: "Failsafe" in reasons(cluster), timeout=10)
     assert_serving(cluster, active)

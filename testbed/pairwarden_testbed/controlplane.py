@@ -311,19 +311,30 @@ class ControlPlane:
 
     @contextlib.contextmanager
     def paused(self, component: str) -> Iterator[None]:
-        """`component` (etcd, kube-apiserver, ...) stopped with SIGSTOP for the block, and
-        resumed with SIGCONT on the way out, whatever ends the block (a failed assertion, a
-        KeyboardInterrupt): a process left stopped hangs every later user of this plane. As
-        a hung disk, a swapped-out process or a stuck leader holds it: its sockets stay
-        open and nothing answers. Refuses a pid this directory did not start."""
-        pid = int(self.state["pids"][component])
-        if not self._ours(component, pid):
-            raise ControlPlaneError(f"{component} (pid {pid}) is not running from {self.directory}")
-        os.kill(pid, signal.SIGSTOP)
+        """`component` (etcd, kube-apiserver, ...) stopped for the block (`pause`) and
+        resumed on the way out, whatever ends the block (a failed assertion, a
+        KeyboardInterrupt): a process left stopped hangs every later user of this plane."""
+        self.pause(component)
         try:
             yield
         finally:
-            os.kill(pid, signal.SIGCONT)
+            self.resume(component)
+
+    def pause(self, component: str) -> None:
+        """SIGSTOP `component`, as a hung disk, a swapped-out process or a stuck leader holds
+        it: its sockets stay open and nothing answers. Refuses a pid this directory did not
+        start. Whoever pauses resumes (`resume`, or `paused` for a block)."""
+        os.kill(self._pid_of(component), signal.SIGSTOP)
+
+    def resume(self, component: str) -> None:
+        """SIGCONT `component` (a no-op for one that runs)."""
+        os.kill(self._pid_of(component), signal.SIGCONT)
+
+    def _pid_of(self, component: str) -> int:
+        pid = int(self.state["pids"][component])
+        if not self._ours(component, pid):
+            raise ControlPlaneError(f"{component} (pid {pid}) is not running from {self.directory}")
+        return pid
 
     def __enter__(self) -> ControlPlane:
         return self.up()
