@@ -182,7 +182,7 @@ async def test_a_renewal_the_watch_did_not_deliver_is_found_by_the_read(
     clock.advance(W + 1)
     pair = book.pair(namespace, "vm")
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, SIZING)
+    await confirm_silences(rt, namespace, "vm", pair, W)
     assert pair.silent_beyond(W, clock.monotonic()) == []
     assert pair.members["primary"].last_seen == clock.monotonic()
     assert not pair.members["primary"].lost and pair.members["primary"].back_since is None
@@ -198,7 +198,7 @@ async def test_an_unchanged_renewal_confirms_the_silence(
     book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
     clock.advance(W + 1)
     pair = book.pair(namespace, "vm")
-    await confirm_silences(rt, namespace, "vm", pair, SIZING)
+    await confirm_silences(rt, namespace, "vm", pair, W)
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
     assert pair.members["primary"].lost  # its next renewal is a return, heard once
 
@@ -213,7 +213,7 @@ async def test_a_failed_read_confirms_nothing(
     clock.advance(W + 1)
     sandbox_only.inject_fault("get", "leases", namespace=namespace, status=503, count=1)
     with pytest.raises(aclient.ApiException):  # the step fails and is retried: no verdict
-        await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), SIZING)
+        await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), W)
 
 
 async def test_a_read_answered_after_a_stall_confirms_nothing(
@@ -242,8 +242,9 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     hearing = book.listening
     report_waits(api, clock, hearing.waited, lambda: hearing.last_heard)  # as the operator's
     pair = book.pair(namespace, "vm")
+    pair.patience = SIZING.request_timeout  # as the step sets it
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, SIZING)
+    await confirm_silences(rt, namespace, "vm", pair, W)
     assert not pair.members["primary"].lost
     assert pair.silent_beyond(W, clock.monotonic()) == []
     # Counted: the 1 s of hearing before the pause; the member renews within W of now.
@@ -251,5 +252,5 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     api.rest_client.request = send
     clock.advance(W - 1.0 + 0.1)  # and a member that stays silent is lost W later
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, SIZING)  # answered at once: confirmed
+    await confirm_silences(rt, namespace, "vm", pair, W)  # answered at once: confirmed
     assert pair.members["primary"].lost

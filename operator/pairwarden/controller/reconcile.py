@@ -54,7 +54,7 @@ from pairwarden.engine.types import (
     Observed,
     RoutingView,
 )
-from pairwarden.protocol import MEMBERS, HeartbeatSizing, Member, other
+from pairwarden.protocol import MEMBERS, Member, other
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,9 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     wanted = requests.pending(annotations, meta.get("resourceVersion"), previous.last_request)
     if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
-    await confirm_silences(rt, namespace, name, book, sizing)
+    # An answer later than the pair's renewals may take was a stall (Hearing.waited).
+    book.patience = sizing.request_timeout
+    await confirm_silences(rt, namespace, name, book, sizing.window)
     seen = await _read_world(rt, namespace, spec)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
     assert book.active is not None
@@ -204,7 +206,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
 
 
 async def confirm_silences(
-    rt: Runtime, namespace: str, pair: str, book: PairBook, sizing: HeartbeatSizing
+    rt: Runtime, namespace: str, pair: str, book: PairBook, window: float
 ) -> None:
     """Confirm each HeartbeatLost verdict by a fresh read before the engine may act on it.
     The watch may lag, or have been closed and not yet relisted, without any error the
@@ -214,9 +216,7 @@ async def confirm_silences(
     never moves a role (and the failure opens a deaf episode, observations.Hearing); so does
     a read answered later than a renewal may take (`Hearing.waited`, as every request of the
     operator's: `client.report_waits`): the server stalled, and what it shows is no proof of
-    silence. The detection of a real crash grows by one
-    read."""
-    window, book.patience = sizing.window, sizing.request_timeout
+    silence. The detection of a real crash grows by one read."""
     now = rt.clock.monotonic()
     for member in book.silent_beyond(window, now):
         try:
