@@ -126,7 +126,7 @@ class HeartbeatSizing:
         renewal that cannot finish in half a period is as good as lost (the agent gives up on
         it), and an answer the operator gets later than that came from a server that stalled
         meanwhile, when no agent's renewal could land either (controller.observations
-        `Hearing.answered`)."""
+        `Hearing.waited`)."""
         return max(0.5, min(5.0, self.renew_period / 2))
 
 

@@ -3,8 +3,7 @@ keeps its own for watching): patch content types, plain dicts, error statuses.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes_asyncio import client
 
@@ -24,23 +23,28 @@ def status_of(error: Exception) -> int:
     return int(getattr(error, "status", 0) or 0)
 
 
-def report_waits(
-    api: client.ApiClient, clock: Clock, waited: Callable[[float | None, float, float], None],
-    last_success: Callable[[], float | None],
-) -> None:  # fmt: skip
+class Listener(Protocol):
+    """What `report_waits` tells (observations.Hearing)."""
+
+    last_heard: float | None
+
+    def waited(self, since: float | None, sent: float, answered: float) -> None: ...
+
+
+def report_waits(api: client.ApiClient, clock: Clock, listener: Listener) -> None:
     """Every request `api` sends but a watch reports, once answered, the last success before it
-    was sent, when it was sent and when answered, to `waited` (observations.Hearing.waited):
-    a server that holds requests (etcd paused) raises nothing, it only answers late. A
-    watch's response is its stream, open for minutes by design."""
+    was sent, when it was sent and when answered (`Listener.waited`): a server that holds
+    requests (etcd paused) raises nothing, it only answers late. A watch's response is its
+    stream, open for minutes by design."""
     rest = api.rest_client
     send = rest.request
 
     async def request(*args: Any, **kwargs: Any) -> Any:
         if any(key == "watch" and value for key, value in kwargs.get("query_params") or []):
             return await send(*args, **kwargs)
-        since, sent = last_success(), clock.monotonic()
+        since, sent = listener.last_heard, clock.monotonic()
         response = await send(*args, **kwargs)
-        waited(since, sent, clock.monotonic())
+        listener.waited(since, sent, clock.monotonic())
         return response
 
     rest.request = request

@@ -114,8 +114,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
     settings.scanning.disabled = True
     api = await async_api_client(memo.kubeconfig)
-    hearing = memo.book.listening
-    report_waits(api, memo.clock, hearing.waited, lambda: hearing.last_heard)
+    report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
     if not await discovery.serves_failoverpairs(api):
         await api.close()
         raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)
