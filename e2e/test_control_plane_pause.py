@@ -69,21 +69,27 @@ def test_pausing_the_control_plane_for_three_windows_drops_no_call(
         for m in MEMBERS
     }
     answered: list[str | None] = []
+    dialled: list[float] = []  # when each call was placed, seconds after the pause began
     both: list[tuple[float, list[str]]] = []
     began = time.monotonic()
     with cluster.real.plane.paused(component):
         while time.monotonic() - began < 3 * w:
+            dialled.append(round(time.monotonic() - began, 2))
             answered.append(place_call(address, "paused", timeout=2.0))
             if len(members := answering(pods)) > 1:
                 both.append((round(time.monotonic() - began, 2), members))
             time.sleep(CALL_EVERY)
     resumed = time.monotonic()
     while time.monotonic() - resumed < SETTLE_WINDOWS * w:  # the calls go on as it hears again
+        dialled.append(round(time.monotonic() - began, 2))
         answered.append(place_call(address, "resumed", timeout=2.0))
         time.sleep(CALL_EVERY)
     assert not both, f"two answering at {both}"
-    unanswered = [i for i, a in enumerate(answered) if a is None]
-    assert not unanswered, f"{len(unanswered)} of {len(answered)} unanswered: calls {unanswered}"
+    unanswered = [dialled[i] for i, a in enumerate(answered) if a is None]
+    assert not unanswered, (
+        f"{len(unanswered)} of {len(answered)} unanswered, dialled at {unanswered} s "
+        f"(resumed at {resumed - began:.2f} s)"
+    )
     assert set(answered) == {f"vm-{active}"}
     # The pause outlasted the holder's fence (W - R/2): it answered on its peer's promise, and
     # the operator names the episode once the holder's report gets through.
