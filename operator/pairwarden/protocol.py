@@ -120,6 +120,15 @@ class HeartbeatSizing:
         strictly before the operator, which waits `window` after *observing* it."""
         return self.window - self.renew_period / 2
 
+    @property
+    def request_timeout(self) -> float:
+        """What one request to the API server may take before it counts as lost: an agent's
+        renewal that cannot finish in half a period is as good as lost (the agent gives up on
+        it), and an answer the operator gets later than that came from a server that stalled
+        meanwhile, when no agent's renewal could land either (controller.observations
+        `Hearing.waited`)."""
+        return max(0.5, min(5.0, self.renew_period / 2))
+
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"

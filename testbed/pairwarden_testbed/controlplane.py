@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -307,6 +308,33 @@ class ControlPlane:
 
     def running(self) -> list[str]:
         return processes.running(COMPONENTS, self.state.get("pids", {}), self.directory)
+
+    @contextlib.contextmanager
+    def paused(self, component: str) -> Iterator[None]:
+        """`component` (etcd, kube-apiserver, ...) stopped for the block (`pause`) and
+        resumed on the way out, whatever ends the block (a failed assertion, a
+        KeyboardInterrupt): a process left stopped hangs every later user of this plane."""
+        self.pause(component)
+        try:
+            yield
+        finally:
+            self.resume(component)
+
+    def pause(self, component: str) -> None:
+        """SIGSTOP `component`, as a hung disk, a swapped-out process or a stuck leader holds
+        it: its sockets stay open and nothing answers. Refuses a pid this directory did not
+        start. Whoever pauses resumes (`resume`, or `paused` for a block)."""
+        os.kill(self._pid_of(component), signal.SIGSTOP)
+
+    def resume(self, component: str) -> None:
+        """SIGCONT `component` (a no-op for one that runs)."""
+        os.kill(self._pid_of(component), signal.SIGCONT)
+
+    def _pid_of(self, component: str) -> int:
+        pid = int(self.state["pids"][component])
+        if not self._ours(component, pid):
+            raise ControlPlaneError(f"{component} (pid {pid}) is not running from {self.directory}")
+        return pid
 
     def __enter__(self) -> ControlPlane:
         return self.up()

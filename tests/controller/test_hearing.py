@@ -11,13 +11,21 @@ import pytest
 from kubernetes_asyncio import client as aclient
 
 from pairwarden.clock import ManualClock
-from pairwarden.controller.observations import Hearing, ObservationBook, unheard
+from pairwarden.controller.client import report_waits
+from pairwarden.controller.observations import Hearing, ObservationBook, covered, unheard
 from pairwarden.controller.reconcile import Runtime, confirm_silences
 from pairwarden.kube import async_api_client
-from pairwarden.protocol import LABEL_MEMBER, LABEL_PAIR, MemberReport, member_lease_name
+from pairwarden.protocol import (
+    LABEL_MEMBER,
+    LABEL_PAIR,
+    HeartbeatSizing,
+    MemberReport,
+    member_lease_name,
+)
 from pairwarden_testbed.sandbox import Sandbox
 
 W = 6.0
+SIZING = HeartbeatSizing(window=W, renew_period=W / 3)  # a request may take 1 s
 
 
 def lease(member: str, renew: str, namespace: str = "voice") -> dict[str, Any]:
@@ -97,6 +105,31 @@ def test_episodes_merge_and_are_bounded() -> None:
     hearing.heard(1000.0)
     assert len(hearing.episodes) == 1  # each began where the last success was: one span
     assert hearing.deaf_between(0.0, 1000.0) == pytest.approx(1.0 * 1000 - 0.0, abs=1.0)
+
+
+def test_an_answer_later_than_a_pairs_patience_is_deafness_since_the_last_success() -> None:
+    """A request held by a stalled server (etcd paused) and answered when it resumes: for a
+    pair whose renewals may take less than that wait, the time is not hearing time, from the
+    last success before it was sent, as for a timeout; for a pair with more patience it is."""
+    hearing = Hearing()
+    hearing.heard(10.0)  # the last watch event before the stall
+    hearing.waited(10.0, 16.0, 16.9)  # prompt for a pair with 1 s: heard
+    assert hearing.deaf_between(0.0, 17.0, patience=1.0) == 0.0
+    hearing.waited(10.0, 17.0, 30.0)  # sent at 17, held 13 s
+    assert hearing.deaf_between(0.0, 30.0, patience=1.0) == pytest.approx(20.0)
+    assert hearing.silence_counted_from(10.0, 31.0, patience=1.0) == pytest.approx(30.0)
+    assert hearing.deaf_between(0.0, 30.0, patience=15.0) == 0.0  # that wait was within
+    assert hearing.deaf_between(0.0, 30.0) == 0.0
+    hearing.missed(31.0)  # an episode over the stall's span counts once
+    hearing.heard(40.0)
+    assert hearing.deaf_between(0.0, 40.0, patience=1.0) == pytest.approx(30.0)
+
+
+def test_covered_counts_overlapping_spans_once() -> None:
+    spans = [(5.0, 8.0), (0.0, 2.0), (1.0, 3.0), (7.0, 20.0)]
+    assert covered(spans, 0.0, 10.0) == pytest.approx(3.0 + 5.0)
+    assert covered(spans, 2.5, 6.0) == pytest.approx(0.5 + 1.0)
+    assert covered([], 0.0, 10.0) == 0.0
 
 
 def test_which_failures_are_deafness() -> None:
@@ -181,3 +214,42 @@ async def test_a_failed_read_confirms_nothing(
     sandbox_only.inject_fault("get", "leases", namespace=namespace, status=503, count=1)
     with pytest.raises(aclient.ApiException):  # the step fails and is retried: no verdict
         await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), W)
+
+
+async def test_a_read_answered_after_a_stall_confirms_nothing(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    """etcd paused for three windows: the read of the verdict waits in kube-apiserver and is
+    answered when etcd resumes, with the renewTime from before the pause (the member's
+    renewals waited and failed too). That is a stalled server, not a silent member: no
+    verdict, and the member has the rest of its window to renew. (On the real control plane
+    this moved the role at once: epoch 1 -> 2, 5 calls lost.)"""
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    await _put(api, namespace, "primary", RENEW_1)
+    book.listening.heard(100.0)
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    book.listening.heard(101.0)  # the last event the watch delivered before the pause
+    clock.advance(W + 1)
+    send = api.rest_client.request
+
+    async def stalled(*args: Any, **kwargs: Any) -> Any:
+        clock.advance(3 * W)  # held until etcd resumes
+        return await send(*args, **kwargs)
+
+    api.rest_client.request = stalled
+    report_waits(api, clock, book.listening)  # as the operator's
+    pair = book.pair(namespace, "vm")
+    pair.patience = SIZING.request_timeout  # as the step sets it
+    assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
+    await confirm_silences(rt, namespace, "vm", pair, W)
+    assert not pair.members["primary"].lost
+    assert pair.silent_beyond(W, clock.monotonic()) == []
+    # Counted: the 1 s of hearing before the pause; the member renews within W of now.
+    assert clock.monotonic() - pair.counted_last_seen("primary", clock.monotonic()) == 1.0
+    api.rest_client.request = send
+    clock.advance(W - 1.0 + 0.1)  # and a member that stays silent is lost W later
+    assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
+    await confirm_silences(rt, namespace, "vm", pair, W)  # answered at once: confirmed
+    assert pair.members["primary"].lost

@@ -200,8 +200,7 @@ class Agent:
 
     @property
     def request_timeout(self) -> float:
-        """A renewal that cannot finish in half a period is as good as lost."""
-        return max(0.5, min(5.0, self.settings.sizing.renew_period / 2))
+        return self.settings.sizing.request_timeout
 
     # ---- steps ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import kubernetes
 from pairwarden import GROUP, PLURAL, VERSION, watching
 from pairwarden.clock import SystemClock
 from pairwarden.controller import discovery, health, jobs, leasewatch, metrics, peering, podwatch
+from pairwarden.controller.client import report_waits
 from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
@@ -113,6 +114,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
     settings.scanning.disabled = True
     api = await async_api_client(memo.kubeconfig)
+    report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
     if not await discovery.serves_failoverpairs(api):
         await api.close()
         raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)

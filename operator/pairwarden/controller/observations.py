@@ -9,6 +9,7 @@ member a full window instead of failing over on stale memories.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,6 +93,7 @@ def unheard(error: BaseException) -> bool:
 
 
 DEAF_EPISODES_KEPT = 256  # closed episodes remembered; older ones credit nothing (conservative)
+STALL_FLOOR = 0.5  # no pair's patience is shorter (HeartbeatSizing.request_timeout)
 
 
 @dataclass
@@ -119,6 +121,8 @@ class Hearing:
     last_heard: float | None = None  # monotonic: the last success
     deaf_since: float | None = None  # the open episode's start, while failures go on
     episodes: list[tuple[float, float]] = field(default_factory=list)  # closed: (start, end)
+    # Requests answered late (`waited`): (last success before, sent, answered).
+    stalls: list[tuple[float, float, float]] = field(default_factory=list)
 
     def heard(self, now: float) -> None:
         if self.deaf_since is not None:
@@ -129,6 +133,22 @@ class Hearing:
     def missed(self, now: float) -> None:
         if self.deaf_since is None:
             self.deaf_since = self.last_heard if self.last_heard is not None else now
+
+    def waited(self, since: float | None, sent: float, answered: float) -> None:
+        """A request sent at `sent` was answered at `answered`; `since` was the last success
+        before it was sent. A server that holds requests shows no error, only late answers:
+        etcd paused, kube-apiserver holds every request (the members' renewals too, which
+        their agents give up on) and answers them all when it resumes; kube-apiserver
+        paused, nothing answers. An answer later than a pair's `patience` (the time a
+        renewal may take, `HeartbeatSizing.request_timeout`) is, for that pair, a failure
+        then a success: deaf from `since`, as a timeout would have been
+        (`deaf_between`). Without it, a step held through an 18 s pause of etcd or of
+        kube-apiserver resumed counting every second of it as the holder's silence, and a
+        read sent once the server was back confirmed it (the renewTime from before the
+        pause): a needless move (epoch 1 -> 2) and 1 to 5 calls lost."""
+        if answered - sent > STALL_FLOOR:
+            self.stalls.append((sent if since is None else min(since, sent), sent, answered))
+            del self.stalls[:-DEAF_EPISODES_KEPT]
 
     @property
     def deaf(self) -> bool:
@@ -141,20 +161,35 @@ class Hearing:
         self.episodes.append((start, end))
         del self.episodes[:-DEAF_EPISODES_KEPT]
 
-    def deaf_between(self, start: float, now: float) -> float:
-        """Seconds of [start, now] inside deaf episodes (the open one runs to `now`)."""
+    def deaf_between(self, start: float, now: float, patience: float = math.inf) -> float:
+        """Seconds of [start, now] inside deaf episodes (the open one runs to `now`) or
+        requests answered later than `patience` (`waited`)."""
         spans = [*self.episodes]
         if self.deaf_since is not None:
             spans.append((self.deaf_since, now))
-        return sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in spans)
+        spans += [(since, end) for since, sent, end in self.stalls if end - sent > patience]
+        return covered(spans, start, now)
 
-    def silence_counted_from(self, last_seen: float, now: float) -> float:
+    def silence_counted_from(
+        self, last_seen: float, now: float, patience: float = math.inf
+    ) -> float:
         """The instant from which a member last seen at `last_seen` counts as silent: its
         sighting moved later by the deaf time since. Judged against W exactly as a sighting
         (engine.judge), so a member crashed while the operator hears is lost at W as ever,
         one crashed during an outage of the operator's API at W of hearing time, and nobody
         at the moment the operator hears again after an outage of any length."""
-        return last_seen + self.deaf_between(last_seen, now)
+        return last_seen + self.deaf_between(last_seen, now, patience)
+
+
+def covered(spans: Iterable[tuple[float, float]], start: float, end: float) -> float:
+    """Seconds of [start, end] inside at least one of `spans` (which may overlap)."""
+    total, reach = 0.0, start
+    for begin, finish in sorted(spans):
+        begin, finish = max(begin, reach), min(finish, end)
+        if finish > begin:
+            total += finish - begin
+            reach = finish
+    return total
 
 
 @dataclass
@@ -165,6 +200,9 @@ class PairBook:
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
     window: float | None = None  # W, set by the reconciler: silence longer than this is loss
+    # How long a request may take (HeartbeatSizing.request_timeout), set by the reconciler:
+    # an answer later than this was a stall, not hearing time (Hearing.waited).
+    patience: float = math.inf
     pods: dict[str, PodSighting] = field(default_factory=dict)  # per member (podwatch)
     listening: Hearing = field(default_factory=Hearing)  # the operator's, shared by every pair
 
@@ -174,7 +212,7 @@ class PairBook:
         seen = self.members.get(member)
         if seen is None or seen.deleted:
             return None
-        return self.listening.silence_counted_from(seen.last_seen, now)
+        return self.listening.silence_counted_from(seen.last_seen, now, self.patience)
 
     def confirmed_silent(self, member: str) -> None:
         """A read showed no renewal since the last sighting: the member is judged lost, and
@@ -317,7 +355,8 @@ class ObservationBook:
         returned = (
             before is not None
             and book.window is not None
-            and now - book.listening.silence_counted_from(before.last_seen, now) > book.window
+            and now - book.listening.silence_counted_from(before.last_seen, now, book.patience)
+            > book.window
         )
         sighting = MemberSighting(
             last_seen=now if renewed or before is None else before.last_seen,

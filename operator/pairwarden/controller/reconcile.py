@@ -131,6 +131,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     wanted = requests.pending(annotations, meta.get("resourceVersion"), previous.last_request)
     if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
+    # An answer later than the pair's renewals may take was a stall (Hearing.waited).
+    book.patience = sizing.request_timeout
     await confirm_silences(rt, namespace, name, book, sizing.window)
     seen = await _read_world(rt, namespace, spec)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
@@ -211,8 +213,10 @@ async def confirm_silences(
     operator saw: a member silent to the watch may have renewed. Its Lease read now, a
     renewTime other than the last sighting's is a renewal observed now; the same one confirms
     the silence. A read that fails raises, and the step is retried: an unconfirmed verdict
-    never moves a role (and the failure opens a deaf episode, observations.Hearing). The
-    detection of a real crash grows by one read."""
+    never moves a role (and the failure opens a deaf episode, observations.Hearing); so does
+    a read answered later than a renewal may take (`Hearing.waited`, as every request of the
+    operator's: `client.report_waits`): the server stalled, and what it shows is no proof of
+    silence. The detection of a real crash grows by one read."""
     now = rt.clock.monotonic()
     for member in book.silent_beyond(window, now):
         try:
