@@ -27,6 +27,7 @@ from pairwarden.agent.core import (
     build_report,
     decide_answer,
     failsafe_episode,
+    fence_counts_from,
     licensing_expired,
     may_promise,
     restart_hold,
@@ -365,8 +366,8 @@ class Agent:
         refused = self._refused
         if refused is not None and refused[:2] == want and now - refused[2] < REFUSED_RETRY:
             return
-        # a new renewal or a new promise extends the order
-        stamp = (self.last_renewal_sent, self.failsafe.peer_until) if verdict.answer else None
+        # a new renewal (and the read after it) or a new promise extends the order
+        stamp = (fence_counts_from(inputs), self.failsafe.peer_until) if verdict.answer else None
         standby = standby_calls(self.settings, self.holder, self.config.pod, self.active_contact)
         told = (*want, stamp, standby)
         out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
