@@ -191,8 +191,11 @@ def test_a_forged_role_order_lands_nowhere_and_blocks_no_later_failover(
     start_on_primary(cluster)
     active, standby = "primary", "secondary"
     pod = f"vm-{standby}"
-    held = cluster.kubelet_status(pod)
     before = epoch(cluster)
+    # after a failback (revoke, then grant: two epochs) the standby's agent orders the last
+    # one a moment after the Service moved
+    wait_until(lambda: cluster.kubelet_status(pod).get("epoch") == before, timeout=10)
+    held = cluster.kubelet_status(pod)
     forged = {"active": True, "epoch": 1_000_000_000, "validForMs": 2000}
     assert role_order(cluster, pod, forged, key=None) == 401
     after = cluster.kubelet_status(pod)
