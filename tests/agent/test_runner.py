@@ -17,7 +17,7 @@ from pairwarden.clock import ManualClock
 from pairwarden.protocol import ANNOTATION_ACTIVE_CONTACT, Member, MemberReport
 from pairwarden_testbed.voicemail.core import VoicemailCore
 
-from .fakes import FakeKube, FakeVoicemail
+from .fakes import NO_HOLD, FakeKube, FakeVoicemail
 
 SPEC = {"heartbeat": {"intervalMs": 1000, "missedBeforeFailover": 30, "renewalsPerWindow": 3}}
 
@@ -359,3 +359,45 @@ async def test_the_order_carries_the_validity_of_the_read_that_follows_a_renewal
     assert rig.vm.core.answering()
     rig.clock.advance(0.01)
     assert not rig.vm.core.answering()
+
+
+class SlowVoicemail(FakeVoicemail):
+    """A control port that answers orders only when the test lets it; counts orders in flight."""
+
+    def __init__(self, core: VoicemailCore) -> None:
+        super().__init__(core)
+        self.answer = asyncio.Event()
+        self.in_flight = self.most_in_flight = 0
+
+    async def order(
+        self, active: bool, epoch: int, valid_for: float = 0.0, standby: StandbyCalls = NO_HOLD
+    ) -> int | None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.answer.wait()
+        self.in_flight -= 1
+        return await super().order(active, epoch, valid_for, standby)
+
+
+async def test_judgements_that_overlap_give_their_orders_one_after_the_other() -> None:
+    """The poll and the renewal judge at once while the process is slow to answer: the
+    second waits for the first's order, so the process never gets two at once, which it may
+    take out of turn (refusing the older with 409)."""
+    rig = Rig()
+    rig.vm = SlowVoicemail(rig.vm.core)
+    rig.agent.vm = rig.vm
+    rig.vm.answer.set()
+    await rig.start_active()
+    rig.vm.answer.clear()
+    rig.clock.advance(10)
+    renewal = asyncio.create_task(rig.agent.renew_once())  # a new deadline: an order
+    await asyncio.sleep(0)
+    rig.clock.advance(0.1)
+    poll = asyncio.create_task(rig.agent.poll_once())  # judges while that order is out
+    for _ in range(5):
+        await asyncio.sleep(0)
+    rig.vm.answer.set()
+    assert await renewal
+    await poll
+    assert rig.vm.most_in_flight == 1
+    assert rig.vm.orders[-1][:2] == (True, 1) and rig.vm.core.answering()
