@@ -495,8 +495,9 @@ class Runner:
         outcome = Outcome(schedule, None)
         calm = all(f.kind in CALM for f in schedule.faults)
         before = self.epoch()
-        dialled: list[str | None] = []
+        dialled: list[Dialled] = []
         last_call = 0.0
+        start = time.monotonic()
 
         def wait_until(instant: float) -> None:
             """Undo what is due until `instant`; in a calm schedule, dial all along."""
@@ -505,10 +506,9 @@ class Runner:
                 self._run_due(time.monotonic())
                 if calm and time.monotonic() - last_call >= 0.2:
                     last_call = time.monotonic()
-                    dialled.append(self.backend.call())
+                    dialled.append((last_call - start, self.backend.call()))
                 time.sleep(0.02)
 
-        start = time.monotonic()
         try:
             for fault in schedule.faults:
                 wait_until(start + fault.at)
@@ -528,11 +528,18 @@ class Runner:
         return outcome
 
 
-def judge_moves(schedule: Schedule, moves: list[tuple[int, str]], dialled: list[str | None]) -> str:
+# A call dialled through the Service: seconds after the schedule began, and the pod that
+# answered (None: refused or no answer).
+Dialled = tuple[float, str | None]
+
+
+def judge_moves(schedule: Schedule, moves: list[tuple[int, str]], dialled: list[Dialled]) -> str:
     """The checks besides convergence, '' when they pass: no move blamed on a member's
     silence unless the schedule faulted a member (the reference's causes are a member's
     faults; an outage, a restart or a slow API is none), and in a schedule of control-plane
-    faults only, no move at all and every call answered (storms: once FAILSAFE)."""
+    faults only, no move at all and every call answered (storms: once FAILSAFE). A lost call
+    is named by when it was dialled and who answered the calls either side of it, to lay
+    beside the faults' instants and the members' logs."""
     kinds = {f.kind for f in schedule.faults}
     if not kinds & MEMBER_FAULTS:
         needless = [f"{cause} at epoch {epoch}" for epoch, cause in moves if cause in SILENCE]
@@ -543,10 +550,19 @@ def judge_moves(schedule: Schedule, moves: list[tuple[int, str]], dialled: list[
             return "a move in a schedule that faulted no member: " + ", ".join(
                 f"{cause} at epoch {epoch}" for epoch, cause in moves
             )
-        lost = sum(1 for answer in dialled if answer is None)
+        lost = [i for i, (_, answer) in enumerate(dialled) if answer is None]
         if lost and not kinds & NEED_FAILSAFE:
-            return f"{lost} of {len(dialled)} calls through the Service unanswered"
+            where = ", ".join(_around(dialled, i) for i in lost[:5])
+            return f"{len(lost)} of {len(dialled)} calls through the Service unanswered ({where})"
     return ""
+
+
+def _around(dialled: list[Dialled], i: int) -> str:
+    """`at 3.81s (vm-primary before, vm-primary after)` for the lost call dialled[i]."""
+    answered = [answer for _, answer in dialled]
+    before = next((a for a in reversed(answered[:i]) if a), "nobody")
+    after = next((a for a in answered[i + 1 :] if a), "nobody")
+    return f"at {dialled[i][0]:.2f}s ({before} before, {after} after)"
 
 
 @contextlib.contextmanager

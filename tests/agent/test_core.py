@@ -18,6 +18,7 @@ from pairwarden.agent.core import (
     StandbyCalls,
     accepts_replication,
     decide_answer,
+    fence_counts_from,
     licensing_expired,
     may_promise,
     next_renew_delay,
@@ -79,6 +80,15 @@ def inputs(**kw: object) -> FenceInputs:
     )  # fmt: skip
     base.update(kw)
     return FenceInputs(**base)  # type: ignore[arg-type]
+
+
+def test_the_fence_counts_from_the_older_of_the_renewal_and_the_read_after_it() -> None:
+    """What an active order's validity derives from (the agent orders again when it moves): a
+    renewal sent at 1010 whose read has not answered yet still counts from the read at 1000."""
+    assert fence_counts_from(inputs(last_renewal_sent=1010.0, holder_checked=1000.0)) == 1000.0
+    assert fence_counts_from(inputs(last_renewal_sent=1010.0, holder_checked=1010.2)) == 1010.0
+    left = decide_answer(inputs(last_renewal_sent=1010.0), SIZING, 1012.0).valid_for
+    assert left == 1000.0 + SIZING.fence_after - 1012.0
 
 
 def test_answers_only_while_every_condition_holds() -> None:

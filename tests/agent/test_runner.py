@@ -3,6 +3,7 @@ fake control port and an in-memory API."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pairwarden.clock import ManualClock
 from pairwarden.protocol import ANNOTATION_ACTIVE_CONTACT, Member, MemberReport
 from pairwarden_testbed.voicemail.core import VoicemailCore
 
-from .fakes import FakeKube, FakeVoicemail
+from .fakes import NO_HOLD, FakeKube, FakeVoicemail
 
 SPEC = {"heartbeat": {"intervalMs": 1000, "missedBeforeFailover": 30, "renewalsPerWindow": 3}}
 
@@ -317,3 +318,86 @@ async def test_an_order_refused_for_a_newer_epoch_is_sent_again_once_that_one_ex
     rig.clock.advance(1.5)  # the foreign order has run out
     await rig.agent.poll_once()
     assert rig.vm.core.answering() and rig.vm.core.epoch == 2
+
+
+class SlowReadKube(FakeKube):
+    """A slow API server: reads of the active Lease wait until the test lets them answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: asyncio.Event | None = None
+
+    async def get_lease(self, name: str) -> LeaseView | None:
+        if name == "vm-active" and self.hold is not None:
+            await self.hold.wait()
+        return await super().get_lease(name)
+
+
+async def test_the_order_carries_the_validity_of_the_read_that_follows_a_renewal() -> None:
+    """Every request slow (the chaos harness's 0.15 s at W = 2 s): a poll judged between a
+    renewal and the read of the active Lease after it, and ordered the voicemail with the
+    validity of the *previous* read; the read then extended the agent's own deadline but no
+    new order followed, so the process stopped by itself before the agent fenced (a call
+    refused, `answer=True` throughout). The order is renewed whenever the deadline it
+    carries moves, so the process holds exactly as long as the agent's rule."""
+    rig = Rig()
+    rig.kube = SlowReadKube()
+    rig.kube.spec = SPEC
+    rig.agent.kube = rig.kube
+    await rig.start_active()  # renewal and read at t = 0: valid until 25 (W - R/2)
+    rig.clock.advance(10)
+    rig.kube.hold = asyncio.Event()
+    renewal = asyncio.create_task(rig.agent.renew_once())  # sent at 10; its read hangs
+    await asyncio.sleep(0)
+    rig.clock.advance(2)
+    await rig.agent.poll_once()  # the renewal landed, the read after it has not answered
+    rig.kube.hold.set()
+    assert await renewal  # the read: confirmed as of 10
+    deadline = rig.agent.verdict.valid_for
+    assert deadline == pytest.approx(23.0)  # 10 + 25 - 12
+    rig.clock.advance(deadline - 0.01)  # no agent step: the process keeps its last order
+    assert rig.vm.core.answering()
+    rig.clock.advance(0.01)
+    assert not rig.vm.core.answering()
+
+
+class SlowVoicemail(FakeVoicemail):
+    """A control port that answers orders only when the test lets it; counts orders in flight."""
+
+    def __init__(self, core: VoicemailCore) -> None:
+        super().__init__(core)
+        self.answer = asyncio.Event()
+        self.in_flight = self.most_in_flight = 0
+
+    async def order(
+        self, active: bool, epoch: int, valid_for: float = 0.0, standby: StandbyCalls = NO_HOLD
+    ) -> int | None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.answer.wait()
+        self.in_flight -= 1
+        return await super().order(active, epoch, valid_for, standby)
+
+
+async def test_judgements_that_overlap_give_their_orders_one_after_the_other() -> None:
+    """The poll and the renewal judge at once while the process is slow to answer: the
+    second waits for the first's order, so the process never gets two at once, which it may
+    take out of turn (refusing the older with 409)."""
+    rig = Rig()
+    rig.vm = SlowVoicemail(rig.vm.core)
+    rig.agent.vm = rig.vm
+    rig.vm.answer.set()
+    await rig.start_active()
+    rig.vm.answer.clear()
+    rig.clock.advance(10)
+    renewal = asyncio.create_task(rig.agent.renew_once())  # a new deadline: an order
+    await asyncio.sleep(0)
+    rig.clock.advance(0.1)
+    poll = asyncio.create_task(rig.agent.poll_once())  # judges while that order is out
+    for _ in range(5):
+        await asyncio.sleep(0)
+    rig.vm.answer.set()
+    assert await renewal
+    await poll
+    assert rig.vm.most_in_flight == 1
+    assert rig.vm.orders[-1][:2] == (True, 1) and rig.vm.core.answering()

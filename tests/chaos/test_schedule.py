@@ -69,14 +69,18 @@ def test_a_move_blamed_on_silence_needs_a_faulted_member() -> None:
     assert "NotAnswering" in judge_moves(outage, [(2, "NotAnswering")], [])
     assert judge_moves(outage, [(2, "LeaseRepaired")], []) == ""  # a foreign write's repair
     crash = _schedule("api_down", "kill_pod")
-    assert judge_moves(crash, [(3, "HeartbeatLost")], [None]) == ""  # a cause, a lost call
+    assert judge_moves(crash, [(3, "HeartbeatLost")], [(0.2, None)]) == ""  # a cause, a lost call
 
 
 def test_a_calm_schedule_moves_nothing_and_drops_no_call() -> None:
     calm = _schedule("restart_operator", "latency")
-    assert judge_moves(calm, [], ["vm-primary"] * 5) == ""
+    assert judge_moves(calm, [], [(0.2 * i, "vm-primary") for i in range(5)]) == ""
     assert "a move" in judge_moves(calm, [(2, "ManualFailover")], [])
-    assert "1 of 3 calls" in judge_moves(calm, [], ["vm-primary", None, "vm-primary"])
+    dialled = [(3.6, "vm-primary"), (3.81, None), (4.0, "vm-secondary")]
+    assert judge_moves(calm, [], dialled) == (
+        "1 of 3 calls through the Service unanswered "
+        "(at 3.81s (vm-primary before, vm-secondary after))"
+    )
     storm = _schedule("storm")
-    lost = judge_moves(storm, [], [None])
+    lost = judge_moves(storm, [], [(0.0, None)])
     assert (lost == "") is (not FAILSAFE)  # counted once the agents' failsafe is on main

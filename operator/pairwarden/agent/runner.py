@@ -28,6 +28,7 @@ from pairwarden.agent.core import (
     build_report,
     decide_answer,
     failsafe_episode,
+    fence_counts_from,
     licensing_expired,
     may_promise,
     next_renew_delay,
@@ -143,6 +144,7 @@ class Agent:
         self._primary_renew_seen: str | None = None
         self._contact_persisted: float | None = None
         self._wake = asyncio.Event()
+        self._judging = asyncio.Lock()  # evaluate: one judgement and order at a time
         self.failsafe = Failsafe(peer, member_lease_name(config.pair, other(config.member)))
         self.fence_inputs: FenceInputs | None = None  # as last judged, for peer_once
         self._started = clock.monotonic()
@@ -337,7 +339,15 @@ class Agent:
 
     async def evaluate(self) -> None:
         """Apply the fencing rule now and tell the voicemail process if its role must change
-        (or an active order must be extended after a renewal)."""
+        (or an active order must be extended after a renewal). One judgement at a time: the
+        poll, the renewal, the watch and the peer link each judge, and two orders in flight
+        at once may reach the process out of turn; it refuses the older (409, not newer than
+        the last it took), and the agent then held every order of that role back for
+        REFUSED_RETRY (seen at load 25: a 409 for its own epoch)."""
+        async with self._judging:
+            await self._judge()
+
+    async def _judge(self) -> None:
         now = self.clock.monotonic()
         inputs = FenceInputs(
             pod=self.config.pod,
@@ -366,8 +376,8 @@ class Agent:
         refused = self._refused
         if refused is not None and refused[:2] == want and now - refused[2] < REFUSED_RETRY:
             return
-        # a new renewal or a new promise extends the order
-        stamp = (self.last_renewal_sent, self.failsafe.peer_until) if verdict.answer else None
+        # a new renewal (and the read after it) or a new promise extends the order
+        stamp = (fence_counts_from(inputs), self.failsafe.peer_until) if verdict.answer else None
         standby = standby_calls(self.settings, self.holder, self.config.pod, self.active_contact)
         told = (*want, stamp, standby)
         out_of_step = vm.answering != verdict.answer or vm.epoch != self.epoch
