@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 from tests.realnode.pairs import RELEASE, ROOT, Pair, chart_values, helm, other, pod_ready
 
+from pairwarden.controller.peering import pod_of
 from pairwarden_testbed.localcluster import place_call
 from pairwarden_testbed.waiting import eventually
 
@@ -103,6 +104,24 @@ def acting_replica(pair: Pair, replicas: int) -> str:
     return f"{STATEFULSET}-{replicas - 1}"
 
 
+def peering_entries(pair: Pair, replica: str) -> list[str]:
+    """The identities in the operator's KopfPeering (the chart's `pairwarden`, in the served
+    namespace) that name `replica`'s pod."""
+    body = pair.custom.get_namespaced_custom_object(
+        "kopf.dev", "v1", pair.namespace, "kopfpeerings", "pairwarden"
+    )
+    return [ident for ident in body.get("status") or {} if pod_of(ident) == replica]
+
+
+def handed_over(pair: Pair, replica: str, killed: list[str]) -> bool:
+    """The replica's running process says it replaced its killed predecessor's peering entry
+    with its own at start (controller/peering.py), rather than waiting for it to expire."""
+    log = pair.core.read_namespaced_pod_log(replica, pair.system, container="operator")
+    return "removed the peering entries of this pod's earlier processes" in log and all(
+        ident in log for ident in killed
+    )
+
+
 def moving_away(serving: str) -> str:
     """The manual request that moves the role away from `serving`: `failover` makes the
     secondary active, `failback` the primary. A `failover` asked while the secondary serves is
@@ -169,9 +188,19 @@ def test_kill_9_of_the_acting_replica_moves_no_role_and_a_replica_acts_again(
             acting = acting_replica(pair, 2)
             status = pair.core.read_namespaced_pod(acting, pair.system).status
             (operator,) = status.container_statuses
+            killed = peering_entries(pair, acting)  # its entry outlives it, for a lifetime
+            assert len(killed) == 1, killed
             os.kill(pair.node.container_pid(operator.container_id), signal.SIGKILL)
             time.sleep(15)  # the kubelet restarts it; three windows of the pair (W = 5 s)
             assert_nothing_moved(pair, callers, serving, epoch)
+        eventually(
+            lambda: handed_over(pair, acting, killed),
+            PEERING_LIFETIME,
+            "the killed process's peering entry handed over",
+            tolerate=(client.ApiException,),
+            poll=1,
+        )
+        assert killed[0] not in peering_entries(pair, acting)
         took = failover_takes(pair, serving)
         assert took < PEERING_LIFETIME + 30, took
         print(f"\nkill -9 of {acting}: {len(callers.calls)} calls, 0 unanswered; "
