@@ -313,6 +313,30 @@ class VoicemailView:
     cpu_percent: float | None = None
     settings: Mapping[str, Any] | None = None
     epoch: int = 0
+    # The read timed out: the process did not say it is down, it said nothing (a loaded node).
+    unread: bool = False
+
+
+# A voicemail process whose status reads time out is judged down only after this long: a read
+# slower than its 0.5 s timeout is load, not a stop. At load 30 on the real node one slow read
+# of an answering process made the agent report it down; the operator failed over at once
+# (ServiceStopped), then back (two role moves, calls dropped), the next read 70 ms later was fine.
+# A process that exits refuses the connection and is down at once, as are `stopping` and an
+# error status; a hung one is down after this grace.
+VOICEMAIL_SLOW_GRACE = 2.0
+
+
+def judged_view(
+    read: VoicemailView, last: VoicemailView, last_read_at: float | None, now: float
+) -> VoicemailView:
+    """The voicemail process as the agent reports it after one status read (pure): the read
+    itself, unless it timed out while the process was up at a read less than
+    VOICEMAIL_SLOW_GRACE ago; then the last view stands."""
+    if not read.unread:
+        return read
+    if last.up and last_read_at is not None and now - last_read_at < VOICEMAIL_SLOW_GRACE:
+        return last
+    return read
 
 
 def build_report(

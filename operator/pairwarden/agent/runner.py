@@ -27,6 +27,7 @@ from pairwarden.agent.core import (
     build_report,
     decide_answer,
     failsafe_episode,
+    judged_view,
     licensing_expired,
     may_promise,
     restart_hold,
@@ -121,6 +122,7 @@ class Agent:
 
         self.clocks = LicensingClocks(clock.wall(), self.state.load_primary_contact())
         self.vm_view = VoicemailView()
+        self._vm_read_at: float | None = None  # the last status read that was answered
         self.holder: str | None = None
         self.active_contact = ""  # the holder's call contact, from the active Lease
         self.epoch = 0
@@ -219,7 +221,11 @@ class Agent:
         """Read the voicemail process, judge CPU and licensing, fence if needed, and ask for
         an extra write when a starred report field changed."""
         view = await self.vm.status()
-        self.vm_view = view
+        read_at = self.clock.monotonic()
+        self.vm_view = judged_view(view, self.vm_view, self._vm_read_at, read_at)
+        if not view.unread:
+            self._vm_read_at = read_at
+        view = self.vm_view
         if view.up:
             self._inactive.update(view.inactive_calls)
         await self.refresh_member_settings()
