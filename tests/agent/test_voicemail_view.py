@@ -21,26 +21,23 @@ DOWN = VoicemailView(up=False)
 
 
 def test_a_slow_read_keeps_the_last_view_within_the_grace() -> None:
-    assert judged_view(SLOW, UP, last_read_at=100.0, now=100.0 + VOICEMAIL_SLOW_GRACE - 0.1) == UP
+    assert judged_view(SLOW, UP, unread_since=100.0, now=100.0) == UP
+    assert judged_view(SLOW, UP, unread_since=100.0, now=100.0 + VOICEMAIL_SLOW_GRACE - 0.1) == UP
 
 
 def test_reads_timing_out_for_the_whole_grace_say_down() -> None:
-    assert not judged_view(SLOW, UP, last_read_at=100.0, now=100.0 + VOICEMAIL_SLOW_GRACE).up
+    assert not judged_view(SLOW, UP, unread_since=100.0, now=100.0 + VOICEMAIL_SLOW_GRACE).up
 
 
 @pytest.mark.parametrize("last", [DOWN, VoicemailView()])
 def test_a_slow_read_of_a_process_not_up_keeps_it_down(last: VoicemailView) -> None:
-    assert not judged_view(SLOW, last, last_read_at=100.0, now=100.1).up
-
-
-def test_never_read_a_slow_read_is_down() -> None:
-    assert not judged_view(SLOW, UP, last_read_at=None, now=100.0).up
+    assert not judged_view(SLOW, last, unread_since=100.0, now=100.1).up
 
 
 @pytest.mark.parametrize("read", [DOWN, VoicemailView(up=False, answering=False), UP])
 def test_an_answered_read_stands_at_once(read: VoicemailView) -> None:
     """An exit (refused connection), an error status or `stopping` is down at once."""
-    assert judged_view(read, UP, last_read_at=100.0, now=100.1) == read
+    assert judged_view(read, UP, unread_since=100.0, now=100.1) == read
 
 
 def _free_port() -> int:
@@ -70,3 +67,32 @@ async def test_the_client_marks_a_timeout_unread_and_a_refusal_down() -> None:
         await client.close()
         await gone.close()
         await runner.cleanup()
+
+
+async def test_the_agent_counts_the_grace_from_the_first_slow_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loaded agent may itself read seldom: the grace runs from the first timed-out read of
+    a run of them, not from the last answered read (which would leave no grace at all)."""
+    from .test_runner import Rig
+
+    rig = Rig()
+    await rig.start_active()
+    answered = rig.vm.status
+
+    async def slow() -> VoicemailView:
+        return SLOW
+
+    monkeypatch.setattr(rig.vm, "status", slow)
+    rig.clock.advance(5)  # the last answered read is long past
+    await rig.agent.poll_once()
+    assert rig.agent.vm_view.up
+    rig.clock.advance(VOICEMAIL_SLOW_GRACE - 0.1)
+    await rig.agent.poll_once()
+    assert rig.agent.vm_view.up and rig.report().service_up
+    rig.clock.advance(0.1)
+    await rig.agent.poll_once()
+    assert not rig.agent.vm_view.up
+    monkeypatch.setattr(rig.vm, "status", answered)
+    await rig.agent.poll_once()
+    assert rig.agent.vm_view.up

@@ -327,14 +327,16 @@ VOICEMAIL_SLOW_GRACE = 2.0
 
 
 def judged_view(
-    read: VoicemailView, last: VoicemailView, last_read_at: float | None, now: float
+    read: VoicemailView, last: VoicemailView, unread_since: float | None, now: float
 ) -> VoicemailView:
     """The voicemail process as the agent reports it after one status read (pure): the read
-    itself, unless it timed out while the process was up at a read less than
-    VOICEMAIL_SLOW_GRACE ago; then the last view stands."""
+    itself, unless it timed out, the process was up, and its reads have been timing out for
+    less than VOICEMAIL_SLOW_GRACE (since `unread_since`, the first timed-out read of this run
+    of them: counted from the failing reads, not from the last answered one, as a loaded agent
+    may itself read seldom); then the last view stands."""
     if not read.unread:
         return read
-    if last.up and last_read_at is not None and now - last_read_at < VOICEMAIL_SLOW_GRACE:
+    if last.up and unread_since is not None and now - unread_since < VOICEMAIL_SLOW_GRACE:
         return last
     return read
 

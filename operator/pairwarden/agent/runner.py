@@ -122,7 +122,7 @@ class Agent:
 
         self.clocks = LicensingClocks(clock.wall(), self.state.load_primary_contact())
         self.vm_view = VoicemailView()
-        self._vm_read_at: float | None = None  # the last status read that was answered
+        self._vm_unread_since: float | None = None  # the first of the timed-out reads in a row
         self.holder: str | None = None
         self.active_contact = ""  # the holder's call contact, from the active Lease
         self.epoch = 0
@@ -222,9 +222,11 @@ class Agent:
         an extra write when a starred report field changed."""
         view = await self.vm.status()
         read_at = self.clock.monotonic()
-        self.vm_view = judged_view(view, self.vm_view, self._vm_read_at, read_at)
         if not view.unread:
-            self._vm_read_at = read_at
+            self._vm_unread_since = None
+        elif self._vm_unread_since is None:
+            self._vm_unread_since = read_at
+        self.vm_view = judged_view(view, self.vm_view, self._vm_unread_since, read_at)
         view = self.vm_view
         if view.up:
             self._inactive.update(view.inactive_calls)
