@@ -153,8 +153,10 @@ class Pair:
         members = self.status().get("members") or {}
         return all((members.get(m) or {}).get("serviceUp") for m in ("primary", "secondary"))
 
-    def request(self, action: str) -> None:
-        annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: uuid.uuid4().hex[:12]}
+    def request(self, action: str) -> str:
+        """What `kubectl pairwarden failover|failback` writes; the request id."""
+        request_id = uuid.uuid4().hex[:12]
+        annotations = {ANNOTATION_REQUEST: action, ANNOTATION_REQUEST_ID: request_id}
         self.custom.patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -163,6 +165,7 @@ class Pair:
             "vm",
             {"metadata": {"annotations": annotations}},
         )
+        return request_id
 
     def pod(self, member: str) -> Any:
         return self.core.read_namespaced_pod(f"vm-{member}", self.namespace)

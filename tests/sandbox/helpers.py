@@ -175,3 +175,35 @@ def install_pairwarden_crd(kubeconfig: Path) -> None:
 
     with config.new_client_from_config(config_file=str(kubeconfig)) as api:
         install_crd(api, yaml.safe_load(crd.render(cel=False)))
+
+
+def peering_crd(plural: str, kind: str, scope: str) -> dict[str, Any]:
+    """kopf's peering CRD (kopfpeerings or clusterkopfpeerings), as kopf documents it."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "scope": scope,
+            "group": "kopf.dev",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "status": {
+                                    "type": "object",
+                                    "x-kubernetes-preserve-unknown-fields": True,
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

@@ -23,7 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from .helpers import GROUP, PLURAL, VERSION, install_crd, wait_for, widget
+from .helpers import GROUP, PLURAL, VERSION, install_crd, peering_crd, wait_for, widget
 
 KOPF = str(Path(sys.executable).with_name("kopf"))
 STARTUP = 180.0  # seconds: a `kopf run` importing kopf and kubernetes beside six busy peers
@@ -77,37 +77,6 @@ def deleted(name, **_):
 def ticked(name, **_):
     handled(f"timer {name}")
 """
-
-
-def _peering_crd(plural: str, kind: str, scope: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "scope": scope,
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {
-                                    "type": "object",
-                                    "x-kubernetes-preserve-unknown-fields": True,
-                                }
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 class Operator:
@@ -168,8 +137,8 @@ class Operator:
 def operators(
     sandbox: Any, api_client: client.ApiClient, widgets: Any, namespace: str, tmp_path: Path
 ) -> Iterator[Callable[[int], Operator]]:
-    install_crd(api_client, _peering_crd("kopfpeerings", "KopfPeering", "Namespaced"))
-    install_crd(api_client, _peering_crd("clusterkopfpeerings", "ClusterKopfPeering", "Cluster"))
+    install_crd(api_client, peering_crd("kopfpeerings", "KopfPeering", "Namespaced"))
+    install_crd(api_client, peering_crd("clusterkopfpeerings", "ClusterKopfPeering", "Cluster"))
     client.CustomObjectsApi(api_client).create_namespaced_custom_object(
         "kopf.dev",
         "v1",

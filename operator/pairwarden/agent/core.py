@@ -347,6 +347,32 @@ class VoicemailView:
     cpu_percent: float | None = None
     settings: Mapping[str, Any] | None = None
     epoch: int = 0
+    # The read timed out: the process did not say it is down, it said nothing (a loaded node).
+    unread: bool = False
+
+
+# A voicemail process whose status reads time out is judged down only after this long: a read
+# slower than its 0.5 s timeout is load, not a stop. At load 30 on the real node one slow read
+# of an answering process made the agent report it down; the operator failed over at once
+# (ServiceStopped), then back (two role moves, calls dropped), the next read 70 ms later was fine.
+# A process that exits refuses the connection and is down at once, as are `stopping` and an
+# error status; a hung one is down after this grace.
+VOICEMAIL_SLOW_GRACE = 2.0
+
+
+def judged_view(
+    read: VoicemailView, last: VoicemailView, unread_since: float | None, now: float
+) -> VoicemailView:
+    """The voicemail process as the agent reports it after one status read (pure): the read
+    itself, unless it timed out, the process was up, and its reads have been timing out for
+    less than VOICEMAIL_SLOW_GRACE (since `unread_since`, the first timed-out read of this run
+    of them: counted from the failing reads, not from the last answered one, as a loaded agent
+    may itself read seldom); then the last view stands."""
+    if not read.unread:
+        return read
+    if last.up and unread_since is not None and now - unread_since < VOICEMAIL_SLOW_GRACE:
+        return last
+    return read
 
 
 def build_report(

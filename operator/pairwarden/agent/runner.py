@@ -29,6 +29,7 @@ from pairwarden.agent.core import (
     decide_answer,
     failsafe_episode,
     fence_counts_from,
+    judged_view,
     licensing_expired,
     may_promise,
     next_renew_delay,
@@ -124,6 +125,7 @@ class Agent:
 
         self.clocks = LicensingClocks(clock.wall(), self.state.load_primary_contact())
         self.vm_view = VoicemailView()
+        self._vm_unread_since: float | None = None  # the first of the timed-out reads in a row
         self.holder: str | None = None
         self.active_contact = ""  # the holder's call contact, from the active Lease
         self.epoch = 0
@@ -222,7 +224,13 @@ class Agent:
         """Read the voicemail process, judge CPU and licensing, fence if needed, and ask for
         an extra write when a starred report field changed."""
         view = await self.vm.status()
-        self.vm_view = view
+        read_at = self.clock.monotonic()
+        if not view.unread:
+            self._vm_unread_since = None
+        elif self._vm_unread_since is None:
+            self._vm_unread_since = read_at
+        self.vm_view = judged_view(view, self.vm_view, self._vm_unread_since, read_at)
+        view = self.vm_view
         if view.up:
             self._inactive.update(view.inactive_calls)
         await self.refresh_member_settings()

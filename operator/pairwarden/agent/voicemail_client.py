@@ -29,13 +29,16 @@ class VoicemailClient:
         return self._session
 
     async def status(self) -> VoicemailView:
-        """Any failure to read the status counts as the service being down."""
+        """Any failure to read the status counts as the service being down; a timeout is
+        marked `unread` (the runner gives it VOICEMAIL_SLOW_GRACE, `judged_view`)."""
         try:
             async with self._http().get(f"{self._base}/status") as r:
                 if r.status != 200:
                     return VoicemailView(up=False)
                 body: dict[str, Any] = await r.json()
-        except (aiohttp.ClientError, TimeoutError, ValueError, OSError):
+        except TimeoutError:  # aiohttp's read and connect timeouts too: slow, not gone
+            return VoicemailView(up=False, unread=True)
+        except (aiohttp.ClientError, ValueError, OSError):
             return VoicemailView(up=False)
         cpu = body.get("cpuPercent")
         settings = body.get("settings")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -94,8 +95,18 @@ def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo
     )
 
 
+@dataclass(frozen=True)
+class PeerIdentity:
+    """This process's kopf peering identity and the pod it runs in (controller/peering.py)."""
+
+    identity: str
+    pod: str
+
+
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def startup(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger, **_: Any
+) -> None:
     settings.posting.reporting_component = "pairwarden"
     settings.posting.level = logging.WARNING  # Events are posted on purpose, not from logs
     settings.persistence.finalizer = "pairwarden.io/finalizer"
@@ -160,6 +171,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await peering.ensure(
             memo.runtime.api, settings.peering.name, namespaces, settings.peering.clusterwide
         )
+        peer: PeerIdentity | None = memo.get("peer")
+        if peer is not None:
+            gone = await peering.forget_predecessors(
+                memo.runtime.api,
+                settings.peering.name,
+                namespaces,
+                settings.peering.clusterwide,
+                peer.identity,
+                peer.pod,
+                settings.peering.priority,
+                settings.peering.lifetime,
+                memo.clock.wall(),
+            )
+            if gone:
+                logger.info(f"removed the peering entries of this pod's earlier processes: {gone}")
 
 
 @kopf.on.probe(id="watches", errors=kopf.ErrorsMode.PERMANENT)

@@ -10,8 +10,9 @@ import gc
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from aiohttp import web
@@ -171,6 +172,12 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
         else None,
     )
 
+    # In a pod (the chart sets POD_NAME): a peering identity naming the pod, so this process
+    # removes its predecessors' entries at start (controller/peering.py) and acts at once.
+    pod = os.environ.get("POD_NAME", "")
+    identity = peering.new_identity(pod, datetime.now(UTC)) if pod and not args.standalone else None
+    memo.peer = handlers.PeerIdentity(identity, pod) if identity else None
+
     def not_ready() -> str | None:
         return health.not_ready("runtime" in memo, memo.get("lease_watches"))
 
@@ -183,6 +190,7 @@ async def _serve(args: argparse.Namespace, namespaces: list[str]) -> None:
             standalone=args.standalone,
             peering_name=None if args.standalone else args.peering,
             priority=args.priority,
+            identity=cast(Any, identity),  # kopf's private NewType of str
             memo=memo,
             liveness_endpoint=(
                 f"http://{args.metrics_address}:{args.health_port}/healthz"
