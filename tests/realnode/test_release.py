@@ -1,0 +1,68 @@
+"""The quickstart from a release's images on the real node (issue 28): the pair of
+tests/realnode/pairs.py is installed from what `make release` ships (tests/realnode/shipped.py:
+the packaged chart, its images pinned by digest, the images imported from the release's own
+OCI archives), and here its running containers are checked to be exactly those images (by the
+digest the release records, so that nothing fell back to a locally tagged image) and its
+callers answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from e2e.sippcall import needs_sipp
+from tests.realnode import shipped
+from tests.realnode.pairs import Pair
+from tests.realnode.shipped import Release
+
+from pairwarden.protocol import MEMBERS
+
+pytestmark = [pytest.mark.realnode, pytest.mark.timeout(900)]
+
+
+def running(pod: Any, container: str) -> tuple[str, str]:
+    """(the image its spec names, the imageID the kubelet reports) of a running container."""
+    (spec,) = [c.image for c in pod.spec.containers if c.name == container]
+    (status,) = [s for s in pod.status.container_statuses or [] if s.name == container]
+    assert status.state.running, f"{pod.metadata.name}/{container}: {status.state}"
+    return spec, status.image_id
+
+
+def test_the_release_verifies(release: Release) -> None:
+    assert shipped.unverified(release.directory) == []
+    assert release.chart.is_file()
+
+
+def test_the_pair_runs_the_images_the_release_ships(pair: Pair, release: Release) -> None:
+    operators = pair.core.list_namespaced_pod(
+        pair.system, label_selector="app.kubernetes.io/component=operator"
+    ).items
+    assert operators, f"no operator pod in {pair.system}"
+    found = [(p, "operator", "operator") for p in operators]
+    found += [(pair.pod(member), "agent", "agent") for member in MEMBERS]
+    for pod, container, image in found:
+        spec, image_id = running(pod, container)
+        # Pinned by the packaged chart (the operator) and named as the chart names it (the
+        # members' sidecars): repository:version@digest...
+        digest = release.digest(image)
+        assert spec == f"pairwarden/{image}:{release.version}@{digest}", pod.metadata.name
+        # ...and the kubelet ran exactly that image, the one the release's archive holds.
+        assert image_id == release.image_id(image), (pod.metadata.name, image_id)
+
+
+@needs_sipp
+def test_a_caller_reaches_the_active_member_through_the_service(pair: Pair) -> None:
+    active = pair.routed()
+    assert active in MEMBERS
+    assert pair.serving(active)
+    pair.caller(fixed_port=False).until(f"vm-{active}", 60)
+
+
+def test_the_node_holds_the_release_images_by_name_and_digest(pair: Pair, release: Release) -> None:
+    """Loaded as a node without a registry must (hack/images.sh load): under the release's
+    name `repo:VERSION` (hack/release.py oci-name; the build's archive says `:dev`) and as
+    `repo@digest`, the name through which the CRI resolves the chart's pinned reference."""
+    names = pair.node.ctr("images", "ls", "-q").stdout.split()
+    for image in shipped.IMAGES:
+        assert f"docker.io/pairwarden/{image}:{release.version}" in names, names
+        assert release.image_id(image) in names, names
