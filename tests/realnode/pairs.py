@@ -126,6 +126,8 @@ class Pair:
     workdir: Path
     system: str = ""  # the operator's namespace (the chart's release)
     agent_image: str = ""  # the members' agent sidecar image (members_from_example)
+    chart: Path = ROOT / "charts" / "pairwarden"  # what `helm install` installed (upgrade it)
+    installed: dict[str, str] = field(default_factory=dict)  # chart_images at install
     core: client.CoreV1Api = field(init=False)
     custom: client.CustomObjectsApi = field(init=False)
 
@@ -318,13 +320,14 @@ def answered_by(ip: str, timeout: float = 5.0) -> str | None:
     return place_call((ip, 5070), "realnode", timeout)
 
 
-def replication_image(apps: client.AppsV1Api, namespace: str) -> str:
-    """The agent image the installed chart names (the operator's --replication-image, which
-    the chart renders from image.agent as its NOTES do for the sidecar)."""
+def chart_images(apps: client.AppsV1Api, namespace: str) -> dict[str, str]:
+    """The operator and agent images the installed chart names: the operator's container,
+    and its --replication-image (rendered from image.agent, as the NOTES name the sidecar's)."""
     operator = apps.read_namespaced_stateful_set(f"{RELEASE}-operator", namespace)
-    (args,) = [c.args or [] for c in operator.spec.template.spec.containers if c.name == "operator"]
-    (image,) = [a.split("=", 1)[1] for a in args if a.startswith("--replication-image=")]
-    return str(image)
+    (container,) = [c for c in operator.spec.template.spec.containers if c.name == "operator"]
+    flag = "--replication-image="
+    (agent,) = [a.removeprefix(flag) for a in container.args or [] if a.startswith(flag)]
+    return {"operator": str(container.image), "agent": str(agent)}
 
 
 def install(
@@ -342,7 +345,7 @@ def install(
     t0 = time.monotonic()
     words = chart_values(voice)
     helm(node.cp.kubeconfig, "install", RELEASE, str(chart), "--namespace", system, *words)
-    agent_image = replication_image(client.AppsV1Api(admin), system)
+    installed = chart_images(client.AppsV1Api(admin), system)
     crd_established(admin, f"{PLURAL}.{GROUP}")
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
@@ -358,9 +361,9 @@ def install(
             poll=0.2,
         )
     example = ROOT / "examples" / "voicemail-pair.yaml"
-    create_all(admin, members_from_example(example, agent_image), voice)
+    create_all(admin, members_from_example(example, installed["agent"]), voice)
     (workdir / "sipp").mkdir()
-    p = Pair(admin, node, voice, workdir / "sipp", system, agent_image)
+    p = Pair(admin, node, voice, workdir / "sipp", system, installed["agent"], chart, installed)
     eventually(p.routed, 180, "the Service routed to a member", poll=0.5)
     eventually(p.both_up, 120, "both members' voicemail up", poll=0.5)
     print(

@@ -20,12 +20,11 @@ from pairwarden.protocol import MEMBERS
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(900)]
 
 
-def running(pod: Any, container: str) -> tuple[str, str]:
-    """(the image its spec names, the imageID the kubelet reports) of a running container."""
-    (spec,) = [c.image for c in pod.spec.containers if c.name == container]
+def running(pod: Any, container: str) -> str:
+    """The imageID the kubelet reports for a running container."""
     (status,) = [s for s in pod.status.container_statuses or [] if s.name == container]
     assert status.state.running, f"{pod.metadata.name}/{container}: {status.state}"
-    return spec, status.image_id
+    return str(status.image_id)
 
 
 def test_the_release_verifies(release: Release) -> None:
@@ -33,20 +32,28 @@ def test_the_release_verifies(release: Release) -> None:
     assert release.chart.is_file()
 
 
+def test_the_chart_pinned_the_release_images(pair: Pair, release: Release) -> None:
+    """As installed (a later `helm upgrade` may install another chart): the operator's image
+    and the agent image the members run, `pairwarden/NAME:VERSION@DIGEST`."""
+    assert pair.chart == release.chart
+    for image in shipped.IMAGES:
+        pinned = f"pairwarden/{image}:{release.version}@{release.digest(image)}"
+        assert pair.installed[image] == pinned
+    assert pair.agent_image == pair.installed["agent"]
+
+
 def test_the_pair_runs_the_images_the_release_ships(pair: Pair, release: Release) -> None:
+    """The kubelet ran exactly the images the release's archives hold: the imageID of every
+    operator replica and of both members' agents is the release's recorded digest (the node
+    has these two images from the release's archives alone)."""
     operators = pair.core.list_namespaced_pod(
         pair.system, label_selector="app.kubernetes.io/component=operator"
     ).items
     assert operators, f"no operator pod in {pair.system}"
-    found = [(p, "operator", "operator") for p in operators]
-    found += [(pair.pod(member), "agent", "agent") for member in MEMBERS]
-    for pod, container, image in found:
-        spec, image_id = running(pod, container)
-        # Pinned by the packaged chart (the operator) and named as the chart names it (the
-        # members' sidecars): repository:version@digest...
-        digest = release.digest(image)
-        assert spec == f"pairwarden/{image}:{release.version}@{digest}", pod.metadata.name
-        # ...and the kubelet ran exactly that image, the one the release's archive holds.
+    found = [(p, "operator") for p in operators]
+    found += [(pair.pod(member), "agent") for member in MEMBERS]
+    for pod, image in found:
+        image_id = running(pod, image)
         assert image_id == release.image_id(image), (pod.metadata.name, image_id)
 
 
