@@ -6,8 +6,10 @@
 #                                      of charts/pairwarden/Chart.yaml), plus the pause
 #                                      image of the node; write OCI archives of each
 #   hack/images.sh base                make only the local python:3.12-slim-bookworm base
-#   hack/images.sh load SOCKET [NAME...]  import the archives (default: pause and the three images)
-#                                      into the containerd at SOCKET (namespace k8s.io)
+#   hack/images.sh load SOCKET [NAME|ARCHIVE...]  import the archives (default: pause and the
+#                                      three images; a path: that OCI archive, e.g. a release's)
+#                                      into the containerd at SOCKET (namespace k8s.io), each also
+#                                      as repo@digest so that a digest-pinned reference resolves
 #   hack/images.sh archives            print the directory of the OCI archives
 #   hack/images.sh fresh [TARGET...]   exit 0 when the archives are those this tree builds
 #                                      (nothing is built), else 1 naming a stale one
@@ -355,20 +357,29 @@ cmd_build() {
     say "images ready in $(($(now) - t0))s: archives in $ARCHIVES"
 }
 
+# Each archive is imported under its own name (the index's ref.name) AND as REPOSITORY@DIGEST
+# (ctr's --digests): the CRI resolves a pinned reference `repo:tag@sha256:D` (the chart of a
+# release, `make release`) through an image named `repo@sha256:D`, which a registry pull makes
+# and a plain `ctr images import` does not; without it the kubelet tries to pull, and fails.
 cmd_load() {
-    local socket=$1 f n names=("${@:2}")
+    local socket=$1 f n ref names=("${@:2}")
     [ -S "$socket" ] || die "no containerd socket at $socket"
     [ ${#names[@]} -gt 0 ] || names=(pause "${TARGETS_ALL[@]}")
     for n in "${names[@]}"; do
-        f="$ARCHIVES/$n.tar"
+        case $n in
+            */*) f=$n ;;  # an archive's path (a release's images/*.oci.tar)
+            *) f="$ARCHIVES/$n.tar" ;;
+        esac
         [ -s "$f" ] || die "no archive $f: run 'hack/images.sh build' first"
-        ctr --address "$socket" -n k8s.io images import --all-platforms "$f" >/dev/null ||
-            die "ctr images import $f failed"
-        if [ "$n" != pause ] && [ -n "$APP_VERSION" ]; then
+        ref=$(tar -xOf "$f" index.json | sed -n 's/.*"org.opencontainers.image.ref.name":"\([^"]*\)".*/\1/p')
+        [ -n "$ref" ] || die "$f: its index.json names no image (org.opencontainers.image.ref.name)"
+        ctr --address "$socket" -n k8s.io images import --all-platforms \
+            --base-name "${ref%:*}" --digests "$f" >/dev/null || die "ctr images import $f failed"
+        if [ "$f" = "$ARCHIVES/$n.tar" ] && [ "$n" != pause ] && [ -n "$APP_VERSION" ]; then
             ctr --address "$socket" -n k8s.io images tag --force "docker.io/pairwarden/$n:$TAG" \
                 "docker.io/pairwarden/$n:$APP_VERSION" >/dev/null || die "ctr images tag $n failed"
         fi
-        say "loaded $n"
+        say "loaded $ref ($f)"
     done
 }
 

@@ -5,6 +5,8 @@ two builds of one commit.
 
   dists OUT                 the wheel and sdist (PEP 517 hooks of the locked setuptools)
   image-digest ARCHIVE      the manifest digest of an OCI archive (what a registry serves)
+  oci-name ARCHIVE NAME     name the archive's image NAME (the release's, not the build's
+                            `:dev`); its blobs, so its digest, unchanged
   sbom ARCHIVE NAME OUT     an SPDX 2.3 JSON SBOM of the image: its Python distributions
                             (*.dist-info) and Debian packages (var/lib/dpkg/status)
   chart CHART OUT DIGESTS   a copy of the chart whose image references are pinned by digest
@@ -111,6 +113,28 @@ def image_digest(archive: Path) -> str:
         index = json.loads(_oci_blob_by_name(tar, "index.json"))
     (manifest,) = index["manifests"]
     return str(manifest["digest"])
+
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def oci_name(archive: Path, name: str) -> None:
+    """Rewrite the archive's index.json so that its one image is called `name`
+    (`docker.io/pairwarden/operator:V`): the name `ctr images import`, `docker load` and
+    `hack/images.sh load` give it. The build's archive names `:dev`, which a user loading a
+    release must not get. Only index.json changes: the manifest and its digest stay."""
+    renamed = archive.with_name(archive.name + ".renamed")
+    with tarfile.open(archive) as source, tarfile.open(renamed, "w", format=source.format) as out:
+        for member in source:
+            data = source.extractfile(member) if member.isfile() else None
+            if member.name.lstrip("./") == "index.json" and data is not None:
+                index = json.loads(data.read())
+                (manifest,) = index["manifests"]
+                manifest.setdefault("annotations", {})[REF_NAME] = name
+                body = json.dumps(index, separators=(",", ":")).encode()
+                member.size, data = len(body), io.BytesIO(body)
+            out.addfile(member, data)
+    renamed.replace(archive)
 
 
 def _oci_blob_by_name(tar: tarfile.TarFile, name: str) -> bytes:
@@ -316,6 +340,8 @@ def main(argv: list[str]) -> int:
         dists(Path(args[0]).resolve())
     elif command == "image-digest":
         print(image_digest(Path(args[0])))
+    elif command == "oci-name":
+        oci_name(Path(args[0]), args[1])
     elif command == "sbom":
         sbom(Path(args[0]), args[1], Path(args[2]))
     elif command == "chart":

@@ -5,7 +5,8 @@
 #
 #   pairwarden-V-py3-none-any.whl, pairwarden-V.tar.gz   the product (PEP 517, locked setuptools)
 #   images/operator-V.oci.tar, images/agent-V.oci.tar    OCI archives (hack/images.sh: buildah,
-#                                                        or Docker), with images/*.digest (the
+#                                                        or Docker) naming REGISTRY/pairwarden/
+#                                                        NAME:V, with images/*.digest (the
 #                                                        manifest digest) and images/*.spdx.json
 #   pairwarden-V.tgz                                     the chart, image references pinned by
 #                                                        digest (image.*.digest), image.registry
@@ -18,7 +19,9 @@
 # RELEASE_ALLOW_DIRTY=1 builds from a tree with uncommitted changes (tests do; a release never).
 # RELEASE_REGISTRY: where the workflow pushes the images (default: empty, Docker Hub's
 # docker.io/pairwarden/*, the chart's default). The image build takes
-# /tmp/pairwarden-realnode.lock, as the real node's tests do (one at a time on a machine).
+# /tmp/pairwarden-realnode.lock, as the real node's tests do (one at a time on a machine);
+# PAIRWARDEN_REALNODE_LOCK_HELD=1 says the caller holds it already (tests/realnode builds its
+# release inside its own run: taking it again would wait for ever).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -47,11 +50,17 @@ DIGESTS="{}"
 if [ "${RELEASE_IMAGES:-1}" != 0 ]; then
     mkdir -p "$OUT/images"
     say "images (hack/images.sh build operator agent, under /tmp/pairwarden-realnode.lock)"
-    flock /tmp/pairwarden-realnode.lock env APP_VERSION="$VERSION" bash "$HERE/images.sh" build operator agent
+    if [ "${PAIRWARDEN_REALNODE_LOCK_HELD:-0}" = 1 ]; then  # the caller holds it (tests/realnode)
+        APP_VERSION="$VERSION" bash "$HERE/images.sh" build operator agent
+    else
+        flock /tmp/pairwarden-realnode.lock env APP_VERSION="$VERSION" bash "$HERE/images.sh" build operator agent
+    fi
     ARCHIVES=$(bash "$HERE/images.sh" archives)
     DIGESTS="{"
     for t in operator agent; do
         cp "$ARCHIVES/$t.tar" "$OUT/images/$t-$VERSION.oci.tar"
+        "$PY" "$HERE/release.py" oci-name "$OUT/images/$t-$VERSION.oci.tar" \
+            "${RELEASE_REGISTRY:-docker.io}/pairwarden/$t:$VERSION"
         digest=$("$PY" "$HERE/release.py" image-digest "$OUT/images/$t-$VERSION.oci.tar")
         echo "$digest" >"$OUT/images/$t-$VERSION.digest"
         "$PY" "$HERE/release.py" sbom "$OUT/images/$t-$VERSION.oci.tar" "pairwarden/$t:$VERSION" \

@@ -195,16 +195,17 @@ def prepare_images() -> float:
     return time.monotonic() - t0
 
 
-def start(directory: Path) -> Node:
+def start(directory: Path, images: Sequence[str] = ()) -> Node:
     """A control plane and a node in `directory`, the project's images (built already:
     prepare_images, build_images) loaded: what tests/realnode and bench/failover.py's node
-    backend run on. Reuses what already runs there. A step that fails stops what was started
+    backend run on. `images`: which (Node.load_images; tests/realnode loads a release's
+    archives). Reuses what already runs there. A step that fails stops what was started
     and raises ControlPlaneError (or NodeError) naming it."""
     node = Node(directory)
     try:
         node.cp.up()
         node.up()
-        node.load_images()
+        node.load_images(images=images)
     except BaseException:
         stop(node)
         raise
@@ -308,11 +309,16 @@ class Node:
                 return int(pid)
         raise NodeError(f"no running task {wanted} in containerd")
 
-    def load_images(self, build: bool = False, targets: Sequence[str] = ()) -> None:
-        """Import the OCI archives of hack/images.sh (building them first if `build`)."""
+    def load_images(
+        self, build: bool = False, targets: Sequence[str] = (), images: Sequence[str] = ()
+    ) -> None:
+        """Import the OCI archives of hack/images.sh (building them first if `build`): `images`
+        names those of its cache (`voicemail`) or OCI archives by path (a release's
+        images/*.oci.tar); empty, all of its cache. Each is also named repo@digest, so that
+        a chart's digest-pinned reference resolves here without a registry."""
         if build:
             _images_script("build", *targets)
-        _images_script("load", str(self.containerd_socket))
+        _images_script("load", str(self.containerd_socket), *images)
 
     # ---- lifecycle --------------------------------------------------------------------
     def up(self, timeout: float = 180, images: bool = False) -> Node:

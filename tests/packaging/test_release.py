@@ -190,3 +190,21 @@ def test_an_image_sbom_lists_its_python_and_debian_packages(tmp_path: Path) -> N
     listed = {(p["name"], p["versionInfo"]) for p in document["packages"]}
     assert {("pairwarden", "0.1.0"), ("kopf", "1.45.2"), ("libssl3", "3.0.15-1")} < listed
     assert ("gone", "1") not in listed and ("pairwarden/agent:0.1.0", digest) in listed
+
+
+def test_a_release_archive_names_the_release_and_keeps_its_digest(tmp_path: Path) -> None:
+    """The build's archive names `:dev` (hack/images.sh); the release's names its version,
+    which `ctr images import` and `docker load` give the image. Every blob, so the manifest
+    digest the chart pins, stays."""
+    archive = tmp_path / "operator.oci.tar"
+    digest = _oci_archive(archive, {"app": b"x"})
+    with tarfile.open(archive) as tar:
+        before = {m.name: (tar.extractfile(m) or b"").read() for m in tar if m.isfile()}
+    release.oci_name(archive, "docker.io/pairwarden/operator:0.1.0")
+    assert release.image_digest(archive) == digest
+    with tarfile.open(archive) as tar:
+        after = {m.name: (tar.extractfile(m) or b"").read() for m in tar if m.isfile()}
+        index = json.loads(after.pop("index.json"))
+    assert after == {k: v for k, v in before.items() if k != "index.json"}
+    (manifest,) = index["manifests"]
+    assert manifest["annotations"][release.REF_NAME] == "docker.io/pairwarden/operator:0.1.0"

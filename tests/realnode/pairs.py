@@ -81,17 +81,21 @@ def helm(kubeconfig: Path, *words: str) -> dict[str, Any]:
     return release
 
 
-def members_from_example(path: Path) -> list[dict[str, Any]]:
+def members_from_example(path: Path, agent_image: str = "") -> list[dict[str, Any]]:
     """examples/voicemail-pair.yaml as it is, but for the message store (a directory of the
-    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host). The
-    agents' ServiceAccounts are set to the ones the operator makes per member
-    (`vm-agent-primary`, `vm-agent-secondary`, each with its own Role), which the example names
-    too: a renamed pair stays served."""
+    machine, hostPath, there; an emptyDir here, so the test leaves nothing on the host) and,
+    given `agent_image`, the agent sidecar's image (the release's, as the chart's NOTES name
+    it, where the example has the build's `:dev`). The agents' ServiceAccounts are set to the
+    ones the operator makes per member (`vm-agent-primary`, `vm-agent-secondary`, each with
+    its own Role), which the example names too: a renamed pair stays served."""
     objects = [d for d in yaml.safe_load_all(path.read_text()) if d]
     for obj in objects:
         if obj["kind"] == "Pod":
             member = obj["metadata"]["labels"]["member"]
             obj["spec"]["serviceAccountName"] = agent_account("vm", member)
+            for container in obj["spec"]["containers"]:
+                if agent_image and container["name"] == "agent":
+                    container["image"] = agent_image
         for volume in obj.get("spec", {}).get("volumes", []):
             if "hostPath" in volume:
                 del volume["hostPath"]
@@ -121,6 +125,9 @@ class Pair:
     namespace: str
     workdir: Path
     system: str = ""  # the operator's namespace (the chart's release)
+    agent_image: str = ""  # the members' agent sidecar image (members_from_example)
+    chart: Path = ROOT / "charts" / "pairwarden"  # what `helm install` installed (upgrade it)
+    installed: dict[str, str] = field(default_factory=dict)  # chart_images at install
     core: client.CoreV1Api = field(init=False)
     custom: client.CustomObjectsApi = field(init=False)
 
@@ -236,7 +243,9 @@ class Pair:
         example's pods have none)."""
         manifest = [
             m
-            for m in members_from_example(ROOT / "examples" / "voicemail-pair.yaml")
+            for m in members_from_example(
+                ROOT / "examples" / "voicemail-pair.yaml", self.agent_image
+            )
             if m["metadata"]["name"] == f"vm-{member}"
         ]
         create_all(self.admin, manifest, self.namespace)
@@ -314,16 +323,32 @@ def answered_by(ip: str, timeout: float = 5.0) -> str | None:
     return place_call((ip, 5070), "realnode", timeout)
 
 
+def chart_images(apps: client.AppsV1Api, namespace: str) -> dict[str, str]:
+    """The operator and agent images the installed chart names: the operator's container,
+    and its --replication-image (rendered from image.agent, as the NOTES name the sidecar's)."""
+    operator = apps.read_namespaced_stateful_set(f"{RELEASE}-operator", namespace)
+    (container,) = [c for c in operator.spec.template.spec.containers if c.name == "operator"]
+    flag = "--replication-image="
+    (agent,) = [a.removeprefix(flag) for a in container.args or [] if a.startswith(flag)]
+    return {"operator": str(container.image), "agent": str(agent)}
+
+
 def install(
-    node: Any, admin: client.ApiClient, namespaces: Callable[[str], str], workdir: Path
+    node: Any,
+    admin: client.ApiClient,
+    namespaces: Callable[[str], str],
+    workdir: Path,
+    chart: Path = ROOT / "charts" / "pairwarden",
 ) -> Pair:
-    """The chart (helm install), the pair and its two members; returns once the Service is
-    routed and both voicemail processes are up."""
+    """The chart (helm install; a release's packaged chart, or the source tree's), the pair
+    and its two members, their agents from the image the chart names; returns once the
+    Service is routed and both voicemail processes are up."""
     core = client.CoreV1Api(admin)
     system, voice = namespaces("pw-system"), namespaces("voice")
     t0 = time.monotonic()
-    chart = str(ROOT / "charts" / "pairwarden")
-    helm(node.cp.kubeconfig, "install", RELEASE, chart, "--namespace", system, *chart_values(voice))
+    words = chart_values(voice)
+    helm(node.cp.kubeconfig, "install", RELEASE, str(chart), "--namespace", system, *words)
+    installed = chart_images(client.AppsV1Api(admin), system)
     crd_established(admin, f"{PLURAL}.{GROUP}")
     operator = f"{RELEASE}-operator-0"
     eventually(lambda: pod_ready(core, system, operator), 180, "the operator pod Ready", poll=0.5)
@@ -338,9 +363,10 @@ def install(
             tolerate=(client.ApiException,),
             poll=0.2,
         )
-    create_all(admin, members_from_example(ROOT / "examples" / "voicemail-pair.yaml"), voice)
+    example = ROOT / "examples" / "voicemail-pair.yaml"
+    create_all(admin, members_from_example(example, installed["agent"]), voice)
     (workdir / "sipp").mkdir()
-    p = Pair(admin, node, voice, workdir / "sipp", system)
+    p = Pair(admin, node, voice, workdir / "sipp", system, installed["agent"], chart, installed)
     eventually(p.routed, 180, "the Service routed to a member", poll=0.5)
     eventually(p.both_up, 120, "both members' voicemail up", poll=0.5)
     print(

@@ -27,7 +27,9 @@ from pairwarden_testbed.waiting import eventually
 # Cold, the image build alone takes minutes on a loaded 2-core machine (the session fixture
 # real_node builds them, inside the first test's time).
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(2400)]
-IMAGE = "docker.io/pairwarden/operator:dev"
+# The rig's image (hack/images.sh's cache): the node holds the operator's and the agent's only
+# as the release ships them (tests/realnode/conftest.py), not under the build's `:dev`.
+IMAGE = "docker.io/pairwarden/voicemail:dev"
 
 
 @pytest.fixture(scope="module")
