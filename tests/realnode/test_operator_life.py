@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.realnode.pairs import RELEASE, ROOT, Pair, chart_values, helm, other, pod_ready
+from tests.realnode.pairs import RELEASE, Pair, chart_values, helm, other, pod_ready
 
 from pairwarden.controller.peering import pod_of
 from pairwarden_testbed.localcluster import place_call
@@ -94,7 +94,7 @@ def rolled_out(pair: Pair, replicas: int) -> bool:
 
 def upgrade(pair: Pair, replicas: int = 1, *more: str) -> None:
     """`helm upgrade` of the release with these values."""
-    chart = str(ROOT / "charts" / "pairwarden")
+    chart = str(pair.chart)  # the release's packaged chart, as installed
     words = chart_values(pair.namespace, replicas, *more)
     helm(pair.node.cp.kubeconfig, "upgrade", RELEASE, chart, "--namespace", pair.system, *words)
 
