@@ -53,3 +53,26 @@ def test_the_workflow_builds_with_make_release_then_pushes_signs_and_publishes()
     assert runs.count("cosign sign --yes") == 2 and "cosign attest" in runs
     assert "sha256sum --check SHA256SUMS" in runs
     assert any(u.startswith("pypa/gh-action-pypi-publish") for u in uses)
+
+
+def test_pypi_is_given_only_the_wheel_and_the_sdist(tmp_path: Path) -> None:
+    """The publisher uploads every file of its directory; dist/release also holds the chart,
+    the krew archive and the images, which PyPI refuses (and the chart's .tgz must not go)."""
+    (job,) = yaml.safe_load(WORKFLOW.read_text())["jobs"].values()
+    steps = job["steps"]
+    (publish,) = [s for s in steps if str(s.get("uses", "")).startswith("pypa/gh-action-pypi")]
+    directory = publish["with"]["packages-dir"]
+    assert directory != "dist/release"
+    release = tmp_path / "dist" / "release"
+    (release / "images").mkdir(parents=True)
+    for name in (
+        "pairwarden-1.2.3-py3-none-any.whl", "pairwarden-1.2.3.tar.gz", "pairwarden-1.2.3.tgz",
+        "kubectl-pairwarden-1.2.3.tar.gz", "pairwarden.krew.yaml", "SHA256SUMS",
+    ):  # fmt: skip
+        (release / name).write_text(name)
+    (copy,) = [s for s in steps if directory in str(s.get("run", ""))]
+    subprocess.run(["bash", "-ec", copy["run"]], cwd=tmp_path, check=True)
+    assert sorted(p.name for p in (tmp_path / directory).iterdir()) == [
+        "pairwarden-1.2.3-py3-none-any.whl",
+        "pairwarden-1.2.3.tar.gz",
+    ]

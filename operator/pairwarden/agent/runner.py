@@ -59,9 +59,10 @@ from pairwarden.replication.drift import setting_digests
 log = logging.getLogger("pairwarden.agent")
 
 CONTACT_PERSIST_EVERY = 60.0  # seconds; the clock it feeds counts in days
-# A refused order (409: the process holds an unexpired order of a newer epoch; 401: it does
-# not hold this agent's key) is sent again after this long, never given up: what it refused
-# for expires or gets fixed, and the member must then obey the Lease.
+# A refused order (409: not newer than what the process holds, an unexpired order of a newer
+# epoch or a later stamp of ours; 401: it does not hold this agent's key) is sent again after
+# this long, never given up: what it refused for expires or gets fixed, and the member must
+# then obey the Lease.
 REFUSED_RETRY = 1.0
 
 
@@ -407,7 +408,11 @@ class Agent:
             )
         elif status in (401, 409):
             if refused is None or refused[:2] != want:  # once per order, not per retry
-                why = "not signed with its key" if status == 401 else "a newer epoch in force"
+                why = (
+                    "not signed with its key"
+                    if status == 401
+                    else "not newer than the order it holds (a newer epoch, or a later stamp)"
+                )
                 log.warning("voicemail refused order %s (%d): %s", want, status, why)
             self._refused = (*want, now)
 
