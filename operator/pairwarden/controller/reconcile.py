@@ -281,6 +281,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
         pod_name=pod.name,
         pod_running=pod.running,
         last_seen=book.counted_last_seen(member, now),
+        renewal_seen=seen.last_seen if seen is not None and alive else None,
         rejoining=seen is not None and alive and seen.back_since is not None,
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,
