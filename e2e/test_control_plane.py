@@ -106,12 +106,6 @@ def test_every_request_delayed_2s_for_ten_windows_moves_nothing(cluster: LocalCl
     assert_serving(cluster, other(active), timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a defect found, not fixed: 1 in 2 fresh-clone runs (two workers, load 3-4) the "
-    "crash after the storm was not failed over within 26 s, as at load 22-28 before; calls "
-    "through the storm were all answered",
-)
 def test_half_the_requests_failing_with_5xx_for_ten_windows_moves_nothing(
     cluster: LocalCluster,
 ) -> None:
@@ -166,12 +160,6 @@ def test_watches_closed_lagging_and_relisted_move_nothing(cluster: LocalCluster)
     assert_serving(cluster, other(active), timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a defect found, not fixed: 1 in 2 fresh-clone runs (two workers, load 3-4) the "
-    "operator judged the holder lost (HeartbeatLost, epoch 1 -> 2) under a 9 s watch lag at "
-    "W = 6 s although its agent renewed; 0 of 291 calls unanswered",
-)
 def test_the_operators_watch_lagging_beyond_the_window_moves_nothing(
     cluster: LocalCluster,
 ) -> None:
