@@ -60,8 +60,10 @@ def assert_nothing_moved(
 
 # What a crash of the holder may be named: lost heartbeat; or not answering when its agent had
 # already fenced itself in the fault (its last report says so: seen in a 5xx storm); or its pod
-# gone when the kubelet's report comes first.
-CRASH_CAUSES = {"HeartbeatLost", "NotAnswering", "PodGone"}
+# gone when the kubelet's report comes first; or its service stopped, when the agent saw its
+# voicemail process die first and its report got through (the kill signals the containers one
+# by one: seen in the 5xx storm once refused requests were retried, at load 17).
+CRASH_CAUSES = {"HeartbeatLost", "NotAnswering", "PodGone", "ServiceStopped"}
 
 
 def assert_crash_fails_over(cluster: LocalCluster, active: str, bound: float) -> None:
@@ -106,12 +108,6 @@ def test_every_request_delayed_2s_for_ten_windows_moves_nothing(cluster: LocalCl
     assert_serving(cluster, other(active), timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a defect found, not fixed: 1 in 2 fresh-clone runs (two workers, load 3-4) the "
-    "crash after the storm was not failed over within 26 s, as at load 22-28 before; calls "
-    "through the storm were all answered",
-)
 def test_half_the_requests_failing_with_5xx_for_ten_windows_moves_nothing(
     cluster: LocalCluster,
 ) -> None:
@@ -166,12 +162,6 @@ def test_watches_closed_lagging_and_relisted_move_nothing(cluster: LocalCluster)
     assert_serving(cluster, other(active), timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a defect found, not fixed: 1 in 2 fresh-clone runs (two workers, load 3-4) the "
-    "operator judged the holder lost (HeartbeatLost, epoch 1 -> 2) under a 9 s watch lag at "
-    "W = 6 s although its agent renewed; 0 of 291 calls unanswered",
-)
 def test_the_operators_watch_lagging_beyond_the_window_moves_nothing(
     cluster: LocalCluster,
 ) -> None:

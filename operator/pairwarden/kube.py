@@ -17,9 +17,11 @@ agent (asynchronous throughout) never loads it.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import kubernetes_asyncio
 
@@ -47,6 +49,65 @@ async def async_api_client(kubeconfig: str | None = None) -> kubernetes_asyncio.
     else:
         kubernetes_asyncio.config.load_incluster_config(client_configuration=cfg)
     return kubernetes_asyncio.client.ApiClient(configuration=cfg)
+
+
+# Verbs whose repetition changes nothing the first attempt did not: reads, patches (merge
+# patches, and JSON patches whose `test` fails if the first went through) and replaces (at a
+# resourceVersion: a conflict if the first went through). A create or a delete is sent once.
+REPEATABLE = frozenset({"GET", "PUT", "PATCH"})
+# Pauses before each further attempt, each drawn from [x/2, x]: five attempts within about
+# 0.75 s, so at half of all requests refused 1 in 32 still fails (within an agent's request
+# budget, max(0.5, min(5, R/2)) s, most of the time).
+REFUSAL_PAUSES = (0.05, 0.1, 0.2, 0.4)
+
+
+def refused(status: int) -> bool:
+    """An answer that says the server could not serve the request now, and may the next
+    time: 5xx (an overloaded API server, an etcd member failing behind a load balancer)
+    and 429 (throttled)."""
+    return status >= 500 or status == 429
+
+
+def watching(kwargs: dict[str, Any]) -> bool:
+    """Whether a request of the client's `rest_client.request` is a watch (its response is
+    its stream, open for minutes by design)."""
+    return any(key == "watch" and value for key, value in kwargs.get("query_params") or [])
+
+
+def retry_refusals(
+    api: kubernetes_asyncio.client.ApiClient,
+    pauses: tuple[float, ...] = REFUSAL_PAUSES,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Send a repeatable request (`REPEATABLE`, never a watch) again when the server refused
+    it (`refused`), after each of `pauses`; the last refusal is raised (or returned, unread)
+    as ever. In a storm of half of all requests answered 503, an operator step of a dozen
+    requests that starts over from fresh reads when any fails never completed (26 steps in a
+    row failed; a holder killed then was not failed over while the storm lasted), and an
+    agent renewal (a read, then a replace) failed 3 times in 4 once one had failed: the
+    holder and its peer went unrenewed for 6 to 22 s, lost as soon as the operator could
+    judge them."""
+    rest = api.rest_client
+    send = rest.request
+
+    async def request(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method not in REPEATABLE or watching(kwargs):
+            return await send(method, *args, **kwargs)
+        for pause in pauses:
+            try:
+                response = await send(method, *args, **kwargs)
+            except kubernetes_asyncio.client.ApiException as error:
+                if not refused(int(error.status or 0)):
+                    raise
+            else:
+                # Unread (`_preload_content=False`): the client raised nothing for its status.
+                if not refused(int(getattr(response, "status", 200) or 200)):
+                    return response
+                response.release()
+            await sleep(pause * (1 - random.random() / 2))
+        return await send(method, *args, **kwargs)
+
+    rest.request = request
 
 
 def sync_api_client(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:

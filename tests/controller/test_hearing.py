@@ -11,9 +11,18 @@ import pytest
 from kubernetes_asyncio import client as aclient
 
 from pairwarden.clock import ManualClock
+from pairwarden.controller import reconcile
 from pairwarden.controller.client import report_waits
-from pairwarden.controller.observations import Hearing, ObservationBook, covered, unheard
-from pairwarden.controller.reconcile import Runtime, confirm_silences
+from pairwarden.controller.observations import (
+    ActiveSighting,
+    Hearing,
+    ObservationBook,
+    covered,
+    unheard,
+)
+from pairwarden.controller.pods import Resolution
+from pairwarden.controller.reconcile import PairMemory, Runtime, Seen, confirm_silences
+from pairwarden.engine.types import Decision, RoutingView
 from pairwarden.kube import async_api_client
 from pairwarden.protocol import (
     LABEL_MEMBER,
@@ -182,7 +191,7 @@ async def test_a_renewal_the_watch_did_not_deliver_is_found_by_the_read(
     clock.advance(W + 1)
     pair = book.pair(namespace, "vm")
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, W)
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
     assert pair.silent_beyond(W, clock.monotonic()) == []
     assert pair.members["primary"].last_seen == clock.monotonic()
     assert not pair.members["primary"].lost and pair.members["primary"].back_since is None
@@ -198,7 +207,7 @@ async def test_an_unchanged_renewal_confirms_the_silence(
     book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
     clock.advance(W + 1)
     pair = book.pair(namespace, "vm")
-    await confirm_silences(rt, namespace, "vm", pair, W)
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
     assert pair.members["primary"].lost  # its next renewal is a return, heard once
 
@@ -213,7 +222,7 @@ async def test_a_failed_read_confirms_nothing(
     clock.advance(W + 1)
     sandbox_only.inject_fault("get", "leases", namespace=namespace, status=503, count=1)
     with pytest.raises(aclient.ApiException):  # the step fails and is retried: no verdict
-        await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), W)
+        await confirm_silences(rt, namespace, "vm", book.pair(namespace, "vm"), W, 107.0)
 
 
 async def test_a_read_answered_after_a_stall_confirms_nothing(
@@ -243,7 +252,7 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     pair = book.pair(namespace, "vm")
     pair.patience = SIZING.request_timeout  # as the step sets it
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, W)
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
     assert not pair.members["primary"].lost
     assert pair.silent_beyond(W, clock.monotonic()) == []
     # Counted: the 1 s of hearing before the pause; the member renews within W of now.
@@ -251,5 +260,66 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     api.rest_client.request = send
     clock.advance(W - 1.0 + 0.1)  # and a member that stays silent is lost W later
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
-    await confirm_silences(rt, namespace, "vm", pair, W)  # answered at once: confirmed
+    await confirm_silences(
+        rt, namespace, "vm", pair, W, clock.monotonic()
+    )  # answered at once: confirmed
     assert pair.members["primary"].lost
+
+
+class _Judged(Exception):
+    """Ends a step once the engine has decided: what it decided is what is tested."""
+
+
+async def test_the_engine_judges_at_the_instant_the_verdicts_were_confirmed(
+    api: aclient.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late watch event: the holder renewed (the server holds RENEW_2), the operator's watch
+    has delivered only RENEW_1, seen W - 0.2 s ago. No verdict yet, so no read; then the
+    step's reads of the world take 0.5 s (a loaded machine, a slow API). The engine judged at
+    the end of those reads, found the holder silent past W, unconfirmed, and failed it over
+    (HeartbeatLost, epoch 1 -> 2, with the watch 9 s behind and the agent renewing every 2 s).
+    It must judge at the instant the verdicts were confirmed."""
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    book.listed(namespace, 100.0)
+    rt = Runtime(api=api, book=book, clock=clock)
+    await _put(api, namespace, "primary", RENEW_2)  # the renewal the watch has not delivered
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    book.record_lease(lease("secondary", RENEW_1, namespace), None, 105.0)
+    pair = book.pair(namespace, "vm")
+    pair.see_active(ActiveSighting("vm-primary", 1, "1", member="primary"))
+    clock.advance(W - 0.2)
+
+    async def slow_world(*_: Any) -> Seen:
+        clock.advance(0.5)
+        running = {m: Resolution(f"vm-{m}", running=True) for m in ("primary", "secondary")}
+        return Seen(running, RoutingView(selector={LABEL_PAIR: "vm"}, selected=("vm-primary",)))
+
+    decided: list[Decision] = []
+
+    def judged(*args: Any) -> Decision:
+        decided.append(reconcile_decide(*args))
+        raise _Judged
+
+    reconcile_decide = reconcile.decide
+    monkeypatch.setattr(reconcile, "_read_world", slow_world)
+    monkeypatch.setattr(reconcile, "decide", judged)
+    body = {
+        "apiVersion": "pairwarden.io/v1alpha1",
+        "kind": "FailoverPair",
+        "metadata": {"namespace": namespace, "name": "vm", "uid": "u", "generation": 1},
+        "spec": {
+            "members": {
+                "primary": {"podName": "vm-primary"},
+                "secondary": {"podName": "vm-secondary"},
+            },
+            "service": "vm-calls",
+            "heartbeat": {"intervalMs": 100, "missedBeforeFailover": 60},
+        },
+        "status": {"activeMember": "primary", "epoch": 1},
+    }
+    with pytest.raises(_Judged):
+        await reconcile.step(rt, body, PairMemory(leases_ready=True))
+    (decision,) = decided
+    assert (decision.status.active_member, decision.status.epoch) == ("primary", 1), decision.reason
+    assert pair.members["primary"].renew_time == RENEW_1  # not read: no verdict was due

@@ -160,3 +160,29 @@ def test_the_deaths_reach_the_engine_only_for_the_pod_the_member_names() -> None
     another = _member(pair, "primary", Resolution("vm-0-new", running=True), 0.0)
     assert another.container_deaths == ()
     assert _member(pair, "secondary", Resolution("vm-1", running=True), 0.0).container_deaths == ()
+
+
+def test_a_crash_in_the_operators_deaf_span_is_still_a_crash() -> None:
+    """A 5xx storm: the holder's last renewal was observed at 10, then the operator's own
+    requests failed (a deaf episode, observations.Hearing, still open) and the pod watch saw
+    both containers die at 12. Its silence counts from later and later, nearly now; the
+    deaths are judged against the renewal as observed, so the crash is found at once (it
+    was missed: the crash in the storm was not failed over within 26 s)."""
+    from tests.controller.test_hearing import lease
+
+    from pairwarden.controller.pods import Resolution
+    from pairwarden.controller.reconcile import _member
+    from pairwarden.engine import crashed
+
+    book = ObservationBook()
+    book.listening.heard(9.0)
+    book.record_lease(lease("primary", "t1"), None, 10.0)
+    podwatch.record_pod(book, pod(*BOTH), None, 10.0)
+    book.listening.missed(11.0)  # a 503: deaf since the last success (9)
+    died = terminated("containerd://v1", "2026-01-05T12:00:05Z")
+    dead = pod(container("voicemail", 0, died), container("agent", 0, died))
+    podwatch.record_pod(book, dead, "MODIFIED", 12.0)
+    seen = _member(book.pair("voice", "vm"), "primary", Resolution("vm-0", running=True), 14.0)
+    assert seen.last_seen == 14.0  # no hearing time since the renewal: silent for 0 s
+    assert seen.renewal_seen == 10.0
+    assert crashed(seen)

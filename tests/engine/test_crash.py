@@ -105,3 +105,17 @@ def test_a_crashed_standby_is_not_eligible() -> None:
     assert role(decision) is None
     assert decision.status.last_request is not None
     assert "PodCrashed" in decision.status.last_request.message
+
+
+def test_deaths_are_compared_with_the_renewal_as_observed_not_the_counted_sighting() -> None:
+    """A 5xx storm: the holder's last renewal was observed 10 s ago, but the operator's own
+    failed requests since count as deafness, so its silence counts from 0.1 s ago. The pod
+    watch saw both containers die 5 s ago: that is after the renewal, a crash, found at once."""
+    deaf = replace(member(), last_seen=MONO - 0.1, renewal_seen=MONO - 10.0)
+    dead = died(deaf, MONO - 5.0, MONO - 5.0)
+    assert crashed(dead)
+    decision = run(make_spec(), holding("primary", 4), dead, contacted())
+    assert role(decision) == Activate("secondary", 5, Cause.POD_CRASHED, "primary")
+    # Renewed (observed) after the deaths: back, whatever the deaf credit says.
+    back = replace(member(), last_seen=MONO - 0.1, renewal_seen=MONO - 1.0)
+    assert not crashed(died(back, MONO - 5.0, MONO - 5.0))

@@ -30,7 +30,7 @@ from pairwarden.agent.runner import Agent, AgentConfig, SettingsReader
 from pairwarden.agent.state import AgentState
 from pairwarden.agent.voicemail_client import VoicemailClient
 from pairwarden.clock import SystemClock
-from pairwarden.kube import async_api_client
+from pairwarden.kube import async_api_client, retry_refusals
 from pairwarden.orders import ORDER_KEY_FILE, OrderSigner, new_key, write_key
 from pairwarden.protocol import REPLICATED_DIRECTORIES, call_contact
 from pairwarden.replication.drift import read_member_settings
@@ -156,6 +156,7 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     metrics = AgentMetrics()
     api = await async_api_client(args.kubeconfig)
+    retry_refusals(api)  # a renewal is a read and a replace: a refusal of either is retried
     kube = KubernetesIO(api, args.namespace, args.pair)
     voicemail = _voicemail(args)
     cpu: CpuSampler | None = CgroupSampler() if args.cpu_source == "cgroup" else None

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from kubernetes_asyncio import client
 
 from pairwarden.clock import Clock
+from pairwarden.kube import watching
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -40,7 +41,7 @@ def report_waits(api: client.ApiClient, clock: Clock, listener: Listener) -> Non
     send = rest.request
 
     async def request(*args: Any, **kwargs: Any) -> Any:
-        if any(key == "watch" and value for key, value in kwargs.get("query_params") or []):
+        if watching(kwargs):
             return await send(*args, **kwargs)
         since, sent = listener.last_heard, clock.monotonic()
         response = await send(*args, **kwargs)

@@ -28,7 +28,7 @@ from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
 from pairwarden.controller.replication import ReplicationSettings
-from pairwarden.kube import async_api_client, kubeconfig_path
+from pairwarden.kube import async_api_client, kubeconfig_path, retry_refusals
 
 # A step that failed is retried after 1 s, doubling to 5 s, jittered (the one backoff,
 # watching.Backoff): 2,000 pairs whose steps all failed in an outage do not come back in one
@@ -126,6 +126,7 @@ async def startup(
     settings.scanning.disabled = True
     api = await async_api_client(memo.kubeconfig)
     report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
+    retry_refusals(api)  # a refused read or patch is sent again; each attempt's wait reported
     if not await discovery.serves_failoverpairs(api):
         await api.close()
         raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)

@@ -21,6 +21,7 @@ from pairwarden.api.models import Transition
 from pairwarden.clock import Clock, SystemClock
 from pairwarden.controller.leases import parse_move
 from pairwarden.controller.pods import PodSighting
+from pairwarden.kube import refused
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
     LABEL_MEMBER,
@@ -88,7 +89,7 @@ def unheard(error: BaseException) -> bool:
     timeout, a refused or broken connection. A 4xx is an answer."""
     status = getattr(error, "status", None)
     if isinstance(status, int) and status > 0:
-        return status >= 500 or status == 429
+        return refused(status)
     return isinstance(error, (TimeoutError, OSError, aiohttp.ClientError))
 
 

@@ -133,14 +133,17 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
     # An answer later than the pair's renewals may take was a stall (Hearing.waited).
     book.patience = sizing.request_timeout
-    await confirm_silences(rt, namespace, name, book, sizing.window)
+    # One instant for the step: the engine judges silence at the instant the verdicts were
+    # confirmed, never later (`confirm_silences`).
+    now = Now(rt.clock.monotonic(), rt.clock.wall())
+    await confirm_silences(rt, namespace, name, book, sizing.window, now.monotonic)
     seen = await _read_world(rt, namespace, spec)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
     assert book.active is not None
     observed = Observed(
         status=previous,
-        primary=_member(book, "primary", seen.pods["primary"], rt.clock.monotonic()),
-        secondary=_member(book, "secondary", seen.pods["secondary"], rt.clock.monotonic()),
+        primary=_member(book, "primary", seen.pods["primary"], now.monotonic),
+        secondary=_member(book, "secondary", seen.pods["secondary"], now.monotonic),
         request=wanted.request,
         generation=meta.get("generation"),
         lease=LeaseView(
@@ -150,7 +153,6 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         service=spec.service,
         pair=name,
     )
-    now = Now(rt.clock.monotonic(), rt.clock.wall())
     decision = decide(spec, observed, now)
     if decision.actions:
         log.info("%s/%s: %s", namespace, name, decision.reason)
@@ -206,18 +208,23 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
 
 
 async def confirm_silences(
-    rt: Runtime, namespace: str, pair: str, book: PairBook, window: float
+    rt: Runtime, namespace: str, pair: str, book: PairBook, window: float, now: float
 ) -> None:
-    """Confirm each HeartbeatLost verdict by a fresh read before the engine may act on it.
-    The watch may lag, or have been closed and not yet relisted, without any error the
+    """Confirm each HeartbeatLost verdict at `now` by a fresh read before the engine may act
+    on it. The watch may lag, or have been closed and not yet relisted, without any error the
     operator saw: a member silent to the watch may have renewed. Its Lease read now, a
     renewTime other than the last sighting's is a renewal observed now; the same one confirms
     the silence. A read that fails raises, and the step is retried: an unconfirmed verdict
     never moves a role (and the failure opens a deaf episode, observations.Hearing); so does
     a read answered later than a renewal may take (`Hearing.waited`, as every request of the
     operator's: `client.report_waits`): the server stalled, and what it shows is no proof of
-    silence. The detection of a real crash grows by one read."""
-    now = rt.clock.monotonic()
+    silence. The detection of a real crash grows by one read.
+
+    `now` is the instant the step's engine judges at, taken before this: a member judged
+    there is one confirmed here. The engine once judged at the end of the step's reads, so a
+    member a window minus a moment silent was not read, was past its window a moment later,
+    and was failed over unconfirmed (with the operator's watch 9 s behind: HeartbeatLost,
+    epoch 1 -> 2, though its agent renewed every 2 s)."""
     for member in book.silent_beyond(window, now):
         try:
             lease = await leases.read_member(rt.api, namespace, pair, member)
@@ -228,7 +235,7 @@ async def confirm_silences(
             continue
         book.listening.heard(rt.clock.monotonic())
         rt.book.record_lease(lease, None, rt.clock.monotonic())
-        if member in book.silent_beyond(window, rt.clock.monotonic()):
+        if member in book.silent_beyond(window, now):
             book.confirmed_silent(member)
 
 
@@ -274,6 +281,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
         pod_name=pod.name,
         pod_running=pod.running,
         last_seen=book.counted_last_seen(member, now),
+        renewal_seen=seen.last_seen if seen is not None and alive else None,
         rejoining=seen is not None and alive and seen.back_since is not None,
         report=seen.report if seen is not None and alive else MemberObservation().report,
         pod_problem=pod.problem,

@@ -109,11 +109,14 @@ def crashed(seen: MemberObservation) -> bool:
     dead nobody answers and nobody reports. A container merely not Ready is no death.
 
     A renewal observed after the deaths ends it: the restarted agent is back, and is judged by
-    its report again (it hears the active Lease moved and rejoins as standby)."""
+    its report again (it hears the active Lease moved and rejoins as standby). The renewal as
+    observed (`renewal_seen`), not the sighting its silence counts from: the operator's own
+    deaf time moves that one later and later (in a 5xx storm, nearly to now), so deaths seen
+    by the pod watch at once fell before it and the crash went unnoticed."""
     deaths = seen.container_deaths
     if not deaths:
         return False
-    last = seen.last_seen
+    last = seen.renewal_seen if seen.renewal_seen is not None else seen.last_seen
     return all(died is not None and (last is None or died > last) for died in deaths)
 
 

@@ -99,7 +99,12 @@ class MemberObservation:
 
     pod_name: str | None = None
     pod_running: bool = True
-    last_seen: float | None = None  # operator monotonic time of the last observed renewal
+    # Operator monotonic time from which its silence counts: its last observed renewal,
+    # moved later by the operator's own deaf time since (controller.observations.Hearing).
+    last_seen: float | None = None
+    # When that renewal was observed, without the deaf credit (None: at last_seen). Deaths
+    # of its containers are compared with it (engine.crashed).
+    renewal_seen: float | None = None
     # Back after a silence longer than the window and heard only once since: not yet
     # eligible (engine.judge). The operator's observation book sets and clears it.
     rejoining: bool = False
