@@ -25,6 +25,7 @@ from pairwarden.agent.core import (
     StandbyCalls,
     Verdict,
     VoicemailView,
+    ask_period,
     build_report,
     decide_answer,
     failsafe_episode,
@@ -512,9 +513,8 @@ class Agent:
 
     @property
     def peer_period(self) -> float:
-        """How often the holder asks while it needs a promise (also each ask's timeout): five
-        chances within the fence bound."""
-        return self.settings.sizing.fence_after / 5
+        """How often the holder asks while it needs a promise (also each ask's timeout)."""
+        return ask_period(self.settings.sizing)
 
     def _restart_hold(self) -> float | None:
         return restart_hold(
