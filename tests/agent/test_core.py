@@ -75,6 +75,30 @@ def test_the_renewal_timing_keeps_its_bounds(
     assert grows == sorted(grows)
 
 
+def test_renewals_are_sent_a_period_apart_whatever_they_take() -> None:
+    """After a success the loop waits what is left of R since the attempt began (the write,
+    the read after it, the order): the next renewal is sent R after the last, so a healthy
+    holder's renewal is answered before it would ask its peer for a promise (3.0 s at
+    R = 2.5 s). Waiting R after the attempt's end, three requests of 0.15 s each put the next
+    answer 3.1 s after the last renewal was sent: an ask before every renewal."""
+    sizing = HeartbeatSizing.from_spec(500, 10, 2)
+    assert next_renew_delay(0, sizing, 0.5, spent=0.6) == pytest.approx(1.9)
+    assert next_renew_delay(0, sizing, 0.5, spent=3.0) == 0.0  # late already: at once
+    assert next_renew_delay(2, sizing, 0.5, spent=0.6) == next_renew_delay(2, sizing, 0.5)
+    request, spent = 0.15, 0.45  # the write, the read, the order
+    sent = 1000.0
+    for _ in range(20):
+        done = sent + spent
+        nxt = done + next_renew_delay(0, sizing, 0.5, spent=spent)
+        assert nxt - sent == pytest.approx(2.5)
+        held = inputs(last_renewal_sent=sent, holder_checked=sent + request)
+        assert not wants_promise(held, sizing, nxt + request - 1e-6)  # until the next answer
+        sent = nxt
+    # the rule before, R after the end: sent at 1000, the next answered at 1003.1
+    drifting = 1000.0 + spent + sizing.renew_period + request
+    assert wants_promise(inputs(), sizing, drifting - 1e-6)
+
+
 def inputs(**kw: object) -> FenceInputs:
     base: dict[str, object] = dict(
         pod="vm-primary", holder="vm-primary", epoch=3, last_renewal_sent=1000.0,

@@ -167,12 +167,21 @@ class Verdict:
 RENEW_RETRY = Backoff(first=0.25, cap=5.0)
 
 
-def next_renew_delay(failures: int, sizing: HeartbeatSizing, draw: float) -> float:
-    """Seconds from a renewal attempt to the next: R after a success (`failures` 0), else the
-    retry pause for that many consecutive failures. `draw` in [0, 1) is the jitter's chance.
-    The agent's renew loop and the simulator both wait exactly this."""
+def next_renew_delay(
+    failures: int, sizing: HeartbeatSizing, draw: float, spent: float = 0.0
+) -> float:
+    """Seconds from the end of a renewal attempt to the next: after a success (`failures` 0),
+    what is left of R since the attempt began (`spent`: the write, the read of the active
+    Lease after it and the order it led to), so renewals are *sent* R apart whatever they
+    take; else the retry pause for that many consecutive failures. `draw` in [0, 1) is the
+    jitter's chance. The agent's renew loop and the simulator both wait exactly this.
+
+    Waiting R after the attempt's end instead let each period grow by a write, a read and an
+    order; at load 14 on the real node the holder's renewal then landed past the point where
+    it asks its peer for a promise (`promise_wanted_below`), and a crash in the promise's
+    W - R/2 left the new holder silent for 1.0-1.4 s after its grant."""
     if failures == 0:
-        return sizing.renew_period
+        return max(0.0, sizing.renew_period - spent)
     return min(RENEW_RETRY.pause(failures, draw), sizing.renew_period / 2)
 
 

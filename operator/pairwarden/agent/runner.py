@@ -482,8 +482,10 @@ class Agent:
     async def _renew_loop(self) -> None:
         failures = 0
         while True:
+            began = self.clock.monotonic()
             failures = 0 if await self.renew_once() else failures + 1
-            delay = next_renew_delay(failures, self.settings.sizing, random.random())
+            spent = self.clock.monotonic() - began
+            delay = next_renew_delay(failures, self.settings.sizing, random.random(), spent)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
