@@ -5,6 +5,9 @@ replayed step by step at their own periods; after every step at most one voicema
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from pairwarden.agent.peer import PeerLink, PeerMessage
 from pairwarden.agent.runner import Agent, AgentConfig
@@ -121,14 +124,21 @@ def report(pair: Pair, member: Member) -> MemberReport:
     return MemberReport.from_annotations(dict(pair.kube[member].leases[f"vm-{member}"].annotations))
 
 
-async def test_api_down_for_everyone_the_holder_keeps_answering_and_nothing_moves() -> None:
+async def test_api_down_for_everyone_the_holder_keeps_answering_and_nothing_moves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     pair = Pair()
     await pair.start()
     started = pair.clock.wall()
     for kube in pair.kube.values():
         kube.partitioned = True
-    seen = await pair.run(300)  # ten windows
+    with caplog.at_level(logging.INFO, logger="pairwarden.agent"):
+        seen = await pair.run(300)  # ten windows
     assert all(s == ["primary"] for s in seen)
+    # each side says so once per stretch of asks, not at every ask (60 of them)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("asking the peer for promises") for m in said) == 1
+    assert sum(m.startswith("promised the peer (epoch 1)") for m in said) == 1
     primary = pair.agent["primary"]
     assert primary.verdict.failsafe and "failsafe" in primary.verdict.reason
     assert primary.metrics.registry.get_sample_value("pairwarden_agent_failsafe") == 1

@@ -30,6 +30,7 @@ from pairwarden.agent.core import (
     decide_answer,
     failsafe_episode,
     fence_counts_from,
+    fence_left,
     judged_view,
     licensing_expired,
     may_promise,
@@ -545,7 +546,12 @@ class Agent:
         if f.link is None:
             return
         inputs = self.fence_inputs
-        if inputs is not None and wants_promise(inputs, self.settings.sizing, now):
+        wants = inputs is not None and wants_promise(inputs, self.settings.sizing, now)
+        if wants and not f.asking and inputs is not None:  # once per stretch of asks
+            left = fence_left(inputs, self.settings.sizing, now)[0]
+            log.info("asking the peer for promises: %.2f s of validity left", left)
+        f.asking = wants
+        if wants:
             sent = now
             f.link.timeout = self.peer_period
             answer = await f.link.ask(f.contact, self.epoch)
@@ -592,6 +598,8 @@ class Agent:
             )
             promise_ms = int(self.settings.sizing.fence_after * 1000)
             if promise:
+                if message.boot not in f.given:  # once per stretch of the asker's asks
+                    log.info("promised the peer (epoch %d) not to answer", message.epoch)
                 f.promise(message, now + promise_ms / 1000)
             body = f.link.reply(message, self.epoch, promise, promise_ms if promise else 0)
         await self.evaluate()
@@ -611,6 +619,7 @@ class Failsafe:
         self.asked_up_to: int | None = None  # the last ask whose promise we relied on
         self.peer_epoch = 0
         self.episode: FailsafeEpisode | None = None
+        self.asking = False  # the holder's last look wanted a promise (logged when it starts)
 
     def inputs(self, now: float, hold: float | None) -> dict[str, Any]:
         """FenceInputs' failsafe fields; `hold`: agent.core.restart_hold."""
