@@ -228,7 +228,13 @@ class Watches:
             watched.stop()
 
 
-SETTLED_SECONDS = 5.0
+# A restarted agent holds back from answering for W - R/2 after its process starts
+# (agent.core.restart_hold: its predecessor may have promised the peer), and its process starts
+# seconds after its container (Python's imports: 1.4-3.1 s at load 18). With 5 s here, 2 of 3
+# back-to-back crash runs killed the holder while the standby, the last run's victim, was still
+# in that hold: the new holder answered 0.5-0.8 s after its grant (its log: "promised the peer
+# not to answer"), a double fault timed as a single one. 10 s covers both at W = 5 s.
+SETTLED_SECONDS = 10.0
 
 
 def settled(pair: Pair, active: str) -> bool:

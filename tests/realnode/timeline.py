@@ -201,13 +201,14 @@ def crash_stages(run: Run, watches: Any, seen: dict[str, float]) -> list[Stage]:
         container_lines(pair.system, "pairwarden-operator-0", "operator"), run.wall, "PodCrashed"
     )
     ordered = first_line(container_lines(pair.namespace, new, "agent"), run.wall, "answer=True")
-    for title, lines in (
-        ("operator", container_lines(pair.system, "pairwarden-operator-0", "operator")),
-        (f"{new}'s agent", container_lines(pair.namespace, new, "agent")),
-    ):
-        notes = excerpt(lines, run.wall, ordered if "agent" in title else decided)
-        run.notes.append(f"  {title}, from the kill to its stage:")
-        run.notes.extend(notes)
+    for title, lines, since, until in (
+        ("operator", container_lines(pair.system, "pairwarden-operator-0", "operator"),
+         run.wall, decided),
+        (f"{new}'s agent", container_lines(pair.namespace, new, "agent"), run.wall - 5, ordered),
+        (f"{old}'s agent", container_lines(pair.namespace, old, "agent"), run.wall - 5, run.wall),
+    ):  # fmt: skip
+        run.notes.append(f"  {title}, {run.wall - since:.0f} s before the kill to its stage:")
+        run.notes.extend(excerpt(lines, run.wall, until, since=since))
     return [
         Stage("kill -9 (agent, voicemail)", run.wall, "measure"),
         Stage("kubelet PLEG: ContainerDied", pleg, "kubelet log (--v 2)"),
@@ -226,11 +227,16 @@ def crash_stages(run: Run, watches: Any, seen: dict[str, float]) -> list[Stage]:
 
 
 def excerpt(
-    lines: Iterable[tuple[float, str]], kill: float, until: float, most: int = 12
+    lines: Iterable[tuple[float, str]],
+    kill: float,
+    until: float,
+    most: int = 12,
+    since: float | None = None,
 ) -> list[str]:
-    """The lines written from the kill to `until` (a container's log), each with its seconds
+    """The lines a container wrote from `since` (the kill) to `until`, each with its seconds
     after the kill: what a stage waited on, for the next engineer to read."""
     if math.isnan(until):
         until = kill + 10
-    picked = [(at, text) for at, text in lines if kill <= at <= until + 0.001]
+    start = kill if since is None else since
+    picked = [(at, text) for at, text in lines if start <= at <= until + 0.001]
     return [f"    {at - kill:7.3f}  {text[:150]}" for at, text in picked[-most:]]
