@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from e2e.sippcall import Pbx
-from kubernetes import config, dynamic
+from kubernetes import client, config, dynamic
 from tests.realnode import timeline
-from tests.realnode.pairs import Pair, other
+from tests.realnode.pairs import HEARTBEAT, Pair, other
 from tests.realnode.timeline import Stage
 
-from pairwarden.protocol import LABEL_MEMBER
+from pairwarden.protocol import LABEL_MEMBER, HeartbeatSizing, MemberReport, member_lease_name
 from pairwarden_testbed.node import BRIDGE_IP
 from pairwarden_testbed.sipcaller import call_through
 from pairwarden_testbed.waiting import Arrivals, eventually
@@ -228,13 +228,26 @@ class Watches:
             watched.stop()
 
 
-# A restarted agent holds back from answering for W - R/2 after its process starts
-# (agent.core.restart_hold: its predecessor may have promised the peer), and its process starts
-# seconds after its container (Python's imports: 1.4-3.1 s at load 18). With 5 s here, 2 of 3
-# back-to-back crash runs killed the holder while the standby, the last run's victim, was still
-# in that hold: the new holder answered 0.5-0.8 s after its grant (its log: "promised the peer
-# not to answer"), a double fault timed as a single one. 10 s covers both at W = 5 s.
-SETTLED_SECONDS = 10.0
+SETTLED_SECONDS = 5.0
+
+
+def past_restart_hold(pair: Pair, member: str, now: datetime) -> bool:
+    """The member's agent started more than its restart hold ago (W - R/2, plus a second):
+    a restarted agent does not answer for that long after its process starts
+    (agent.core.restart_hold: its predecessor may have promised the peer), and its process
+    starts seconds after its container (8.6 s after it at load 17). A pair is at rest only
+    past it: with the containers' 5 s alone, 4 of 8 back-to-back crash runs (load 17-18)
+    killed the holder while the standby, the last run's victim, was still in that hold, and
+    the new holder answered 0.5-1.4 s after its grant: a double fault timed as a single one.
+    The agent's start is its report's `started` (its member Lease)."""
+    lease = client.CoordinationV1Api(pair.admin).read_namespaced_lease(
+        member_lease_name("vm", member), pair.namespace
+    )
+    started = MemberReport.from_annotations(dict(lease.metadata.annotations or {})).started
+    sizing = HeartbeatSizing.from_spec(
+        HEARTBEAT["intervalMs"], HEARTBEAT["missedBeforeFailover"], HEARTBEAT["renewalsPerWindow"]
+    )
+    return started is not None and (now - started).total_seconds() > sizing.fence_after + 1.0
 
 
 def settled(pair: Pair, active: str) -> bool:
@@ -253,6 +266,8 @@ def settled(pair: Pair, active: str) -> bool:
                 return False
             if (now - running.started_at).total_seconds() < SETTLED_SECONDS:
                 return False
+        if not past_restart_hold(pair, member, now):
+            return False
     return True
 
 
