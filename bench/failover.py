@@ -160,14 +160,18 @@ class Result:
     answers: list[float] = field(default_factory=list)
     fixed_port: list[float] = field(default_factory=list)
     endpoints: list[float] = field(default_factory=list)  # the real node's EndpointSlice
+    fresh: list[float] = field(default_factory=list)  # the real node's FreshCalls
     errors: list[str] = field(default_factory=list)
-    # What the target bounds: "flip" (the selector), or "answered" (the first call answered
-    # by the other member from a new port: the node's crash, as callers see it).
+    # The real node's crash: per run, seconds from the kill to each stage (timeline.py).
+    stages: list[dict[str, float]] = field(default_factory=list)
+    # What the target bounds: "flip" (the selector), or "fresh" (the first of the calls dialled
+    # anew every 0.1 s answered by the other member: the node's crash, as new callers find it;
+    # a call dialled into the dead member waits for its INVITE's retransmission, `answers`).
     judged: str = "flip"
 
     @property
     def judged_values(self) -> list[float]:
-        return self.answers if self.judged == "answered" else self.flips
+        return self.fresh if self.judged == "fresh" else self.flips
 
     def ok(self, runs: int) -> bool:
         _, p99, _ = summary(self.judged_values)
@@ -296,12 +300,14 @@ def print_results(results: list[Result], runs: dict[str, int], backend: str) -> 
     print(
         "\nfault            backend    runs  window  target |  flip p50   p99     max | "
         "slice p50   p99     max | answered p50  p99     max | fixed port p50 p99    max | "
-        "verdict"
+        "fresh call p50 p99    max | verdict"
     )
     for r in results:
         columns = " |".join(
             f"{seconds(p50)} {seconds(p99)} {seconds(top)}"
-            for p50, p99, top in map(summary, (r.flips, r.endpoints, r.answers, r.fixed_port))
+            for p50, p99, top in map(
+                summary, (r.flips, r.endpoints, r.answers, r.fixed_port, r.fresh)
+            )
         )
         n = runs[r.fault]
         print(
@@ -456,6 +462,7 @@ def measure_node(
 
     from tests.realnode.measure import FAULTS, Watches, measure
     from tests.realnode.pairs import HEARTBEAT, install
+    from tests.realnode.timeline import Stage, stage_rows
 
     from conftest import namespaces
     from pairwarden_testbed import controlplane, node
@@ -498,19 +505,25 @@ def measure_node(
                     continue
                 result = Result(fault.name, window, bounds[fault.name])
                 if fault.name == "crash":  # issue 26: to the first call the other one answers
-                    result.judged = "answered"
+                    result.judged = "fresh"
                 results.append(result)
                 began = time.monotonic()
                 for i in range(runs):
+                    stages: list[Stage] | None = [] if fault.name == "crash" else None
                     try:
-                        figures = measure(pair, watches, fault)
+                        figures = measure(pair, watches, fault, stages=stages)
                     except Exception as error:  # the table shows what was measured
                         result.errors.append(f"run {i + 1}: {error!r}")
                         break
+                    if stages:  # where the time went, a row per stage (issue 26)
+                        print(f"  crash run {i + 1}, load {load()}:")
+                        print("\n".join(stage_rows(stages[0].at, stages[1:])))
+                        result.stages.append({s.name: s.at - stages[0].at for s in stages[1:]})
                     result.flips.append(figures["flip"])
                     result.endpoints.append(figures["endpoints"])
                     result.answers.append(figures["new port"])
                     result.fixed_port.append(figures["fixed port"])
+                    result.fresh.append(figures["fresh call"])
                 took = time.monotonic() - began
                 print(f"  {fault.name}: {len(result.flips)} runs in {took:.0f} s")
                 if rows is not None:

@@ -578,7 +578,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "metricsBindAddress": f"127.0.0.1:{p['proxy_metrics']}",
             # 0: leave the machine's conntrack table size and timeouts alone.
             "conntrack": {"maxPerCore": 0, "min": 0},
-            "iptables": {"masqueradeAll": False, "syncPeriod": "30s", "minSyncPeriod": "0s"},
+            # minSyncPeriod 1s, kube-proxy's own default, as users run it ("0s" here before was
+            # taken as unset and defaulted to 1s all the same): with 1.20's burst of 2 syncs,
+            # a lone change after a quiet second (a failover's EndpointSlice) syncs at once;
+            # the bound is for churn (many Services changing), which a pair does not make.
+            "iptables": {"masqueradeAll": False, "syncPeriod": "30s", "minSyncPeriod": "1s"},
         }
 
     def _command(self, name: str) -> list[str]:
@@ -603,7 +607,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 "--root-dir", str(d / "kubelet/root"),
                 "--cert-dir", str(d / "kubelet/certs"),
                 "--containerd", str(self.containerd_socket),
-                "--v", "1",
+                # 2 logs the PLEG's events, which bench/failover.py's crash timeline reads
+                "--v", os.environ.get("PAIRWARDEN_KUBELET_VERBOSITY", "1"),
             ]  # fmt: skip
         if name == "kube-proxy":
             return [str(bins / "kube-proxy"), "--config", str(d / "kube-proxy.json"), "--v", "1"]

@@ -17,11 +17,13 @@ from pairwarden.agent.core import (
     LicensingClocks,
     StandbyCalls,
     accepts_replication,
+    ask_period,
     decide_answer,
     fence_counts_from,
     licensing_expired,
     may_promise,
     next_renew_delay,
+    promise_wanted_below,
     restart_hold,
     settings_digest,
     settings_from_spec,
@@ -71,6 +73,30 @@ def test_the_renewal_timing_keeps_its_bounds(
         assert sizing.renew_period + pause <= sizing.fence_after + 1e-9
     grows = [next_renew_delay(n, sizing, 0.0) for n in range(1, 10)]
     assert grows == sorted(grows)
+
+
+def test_renewals_are_sent_a_period_apart_whatever_they_take() -> None:
+    """After a success the loop waits what is left of R since the attempt began (the write,
+    the read after it, the order): the next renewal is sent R after the last, so a healthy
+    holder's renewal is answered before it would ask its peer for a promise (3.0 s at
+    R = 2.5 s). Waiting R after the attempt's end, three requests of 0.15 s each put the next
+    answer 3.1 s after the last renewal was sent: an ask before every renewal."""
+    sizing = HeartbeatSizing.from_spec(500, 10, 2)
+    assert next_renew_delay(0, sizing, 0.5, spent=0.6) == pytest.approx(1.9)
+    assert next_renew_delay(0, sizing, 0.5, spent=3.0) == 0.0  # late already: at once
+    assert next_renew_delay(2, sizing, 0.5, spent=0.6) == next_renew_delay(2, sizing, 0.5)
+    request, spent = 0.15, 0.45  # the write, the read, the order
+    sent = 1000.0
+    for _ in range(20):
+        done = sent + spent
+        nxt = done + next_renew_delay(0, sizing, 0.5, spent=spent)
+        assert nxt - sent == pytest.approx(2.5)
+        held = inputs(last_renewal_sent=sent, holder_checked=sent + request)
+        assert not wants_promise(held, sizing, nxt + request - 1e-6)  # until the next answer
+        sent = nxt
+    # the rule before, R after the end: sent at 1000, the next answered at 1003.1
+    drifting = 1000.0 + spent + sizing.renew_period + request
+    assert wants_promise(inputs(), sizing, drifting - 1e-6)
 
 
 def inputs(**kw: object) -> FenceInputs:
@@ -206,6 +232,44 @@ def test_the_holder_asks_only_once_its_own_validity_is_under_half() -> None:
     assert not wants_promise(inputs(holder="vm-secondary"), SIZING, 1020.0)
     assert not wants_promise(inputs(last_renewal_sent=None), SIZING, 1020.0)
     assert not wants_promise(inputs(holder_checked=None), SIZING, 1020.0)
+
+
+def test_a_healthy_holder_never_asks_when_it_renews_twice_per_window() -> None:
+    """renewalsPerWindow 2 (the real node's W = 5 s, R = 2.5 s, fence after 3.75 s): half the
+    fence bound (1.875 s) comes before the renewal due at 2.5 s, so the holder asked before
+    every renewal and its peer kept each promise 3.75 s: a kill -9 then left the new holder
+    silent after its grant. It asks once that renewal is late, one ask period (0.75 s) before
+    the fence."""
+    sizing = HeartbeatSizing.from_spec(500, 10, 2)
+    assert (sizing.renew_period, sizing.fence_after, ask_period(sizing)) == (2.5, 3.75, 0.75)
+    assert promise_wanted_below(sizing) == 0.75
+    assert not wants_promise(inputs(), sizing, 1001.9)  # half the fence bound: no more
+    assert not wants_promise(inputs(), sizing, 1002.9)  # the renewal sent at 2.5 s in flight
+    assert wants_promise(inputs(), sizing, 1003.0)
+    assert decide_answer(inputs(), sizing, 1003.0).answer  # and it still has 0.75 s to ask
+
+
+@given(
+    interval_ms=st.integers(100, 60_000),
+    missed=st.integers(2, 1000),
+    per_window=st.integers(2, 1000),
+)
+def test_the_ask_comes_after_a_healthy_renewal_and_before_the_fence(
+    interval_ms: int, missed: int, per_window: int
+) -> None:
+    """For every sizing with two renewals or more per window: a renewal (and the read after
+    it) done within a quarter of its slack after R never makes the holder ask, and the ask
+    leaves it at least one ask period before its fence; with three or more it asks at half
+    the fence bound, as ever."""
+    sizing = HeartbeatSizing.from_spec(interval_ms, missed, min(per_window, missed))
+    fence, renew = sizing.fence_after, sizing.renew_period
+    below = promise_wanted_below(sizing)
+    healthy = renew + min(sizing.request_timeout, fence - renew) / 4
+    assert not wants_promise(inputs(), sizing, 1000.0 + healthy - 1e-6)
+    assert ask_period(sizing) - 1e-9 <= below <= fence / 2 + 1e-9
+    assert wants_promise(inputs(), sizing, 1000.0 + fence - below + 1e-6)
+    if sizing.window / renew >= 3 and renew / 2 == sizing.request_timeout:
+        assert below == pytest.approx(fence / 2)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,9 @@ replayed step by step at their own periods; after every step at most one voicema
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from pairwarden.agent.peer import PeerLink, PeerMessage
 from pairwarden.agent.runner import Agent, AgentConfig
@@ -43,7 +46,7 @@ class Transport:
 
 
 class Pair:
-    def __init__(self, key: bytes | None = KEY) -> None:
+    def __init__(self, key: bytes | None = KEY, spec: dict[str, object] | None = None) -> None:
         self.clock = ManualClock()
         self.net = Network()
         shared: FakeKube | None = None
@@ -52,7 +55,7 @@ class Pair:
         self.agent: dict[Member, Agent] = {}
         for member in MEMBERS:
             kube = FakeKube()
-            kube.spec = SPEC
+            kube.spec = spec or SPEC
             if shared is None:
                 shared = kube
             kube.leases = shared.leases  # one API server, a view each (cut separately)
@@ -68,6 +71,7 @@ class Pair:
         self.next_renewal = dict.fromkeys(MEMBERS, 0.0)
         self.next_ask = dict.fromkeys(MEMBERS, 0.0)
         self.both_answered = 0
+        self.crashed: set[Member] = set()  # members whose loops no longer run (kill -9)
 
     def answering(self) -> list[Member]:
         return [m for m in MEMBERS if self.vm[m].core.answering()]
@@ -99,10 +103,13 @@ class Pair:
             self.clock.advance(step)
             now = self.clock.monotonic()
             for member in MEMBERS:
+                if member in self.crashed:
+                    continue
                 agent = self.agent[member]
                 if now >= self.next_renewal[member]:
                     ok = await agent.renew_once()
-                    self.next_renewal[member] = now + (10.0 if ok else 5.0)
+                    renew = agent.settings.sizing.renew_period
+                    self.next_renewal[member] = now + (renew if ok else renew / 2)
                 await agent.poll_once()
                 if now >= self.next_ask[member]:
                     await agent.peer_once()
@@ -117,14 +124,21 @@ def report(pair: Pair, member: Member) -> MemberReport:
     return MemberReport.from_annotations(dict(pair.kube[member].leases[f"vm-{member}"].annotations))
 
 
-async def test_api_down_for_everyone_the_holder_keeps_answering_and_nothing_moves() -> None:
+async def test_api_down_for_everyone_the_holder_keeps_answering_and_nothing_moves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     pair = Pair()
     await pair.start()
     started = pair.clock.wall()
     for kube in pair.kube.values():
         kube.partitioned = True
-    seen = await pair.run(300)  # ten windows
+    with caplog.at_level(logging.INFO, logger="pairwarden.agent"):
+        seen = await pair.run(300)  # ten windows
     assert all(s == ["primary"] for s in seen)
+    # each side says so once per stretch of asks, not at every ask (60 of them)
+    said = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("asking the peer for promises") for m in said) == 1
+    assert sum(m.startswith("promised the peer (epoch 1)") for m in said) == 1
     primary = pair.agent["primary"]
     assert primary.verdict.failsafe and "failsafe" in primary.verdict.reason
     assert primary.metrics.registry.get_sample_value("pairwarden_agent_failsafe") == 1
@@ -334,3 +348,27 @@ async def test_a_restarted_holder_answers_at_once() -> None:
     await reborn.poll_once()
     assert await reborn.renew_once()
     assert reborn.verdict.answer, reborn.verdict.reason
+
+
+async def test_a_healthy_pair_gives_no_promise_so_a_crashed_holder_is_replaced_at_once() -> None:
+    """Two renewals per window (the real node's sizing, W = 5 s, R = 2.5 s): the holder never
+    asks while it renews, so when it is killed (agent and voicemail, kill -9) and the
+    operator grants the standby (PodCrashed), the standby answers at that grant. Before,
+    the holder asked in the last 0.6 s of each renewal period and the standby kept each
+    promise 3.75 s: a crash there left nobody answering after the grant."""
+    two_per_window = {"heartbeat": {"intervalMs": 500, "missedBeforeFailover": 10,
+                                    "renewalsPerWindow": 2}}  # fmt: skip
+    pair = Pair(spec=two_per_window)
+    await pair.start()
+    seen = await pair.run(30, step=0.05)  # twelve renewal periods
+    assert all(s == ["primary"] for s in seen)
+    asks = [b for _, b in pair.net.sent if json.loads(b).get("kind") == "ask"]
+    assert asks == [] and not pair.agent["secondary"].failsafe.given
+    pair.crashed.add("primary")
+    pair.vm["primary"].up = False
+    pair.vm["primary"].core.set_role(False, 1, 0.0)  # the process is gone
+    pair.grant("secondary", 2)
+    secondary = pair.agent["secondary"]
+    secondary.on_active_lease(pair.kube["secondary"].leases["vm-active"])  # its watch's event
+    await secondary.evaluate()
+    assert pair.answering() == ["secondary"]

@@ -96,6 +96,27 @@ def test_a_readiness_blip_is_no_news() -> None:
     assert not news and second.container_deaths() == (None, None)
 
 
+def test_a_readiness_blip_after_an_old_death_is_no_news() -> None:
+    """The real kubelet's shape of a failing readiness probe on a member that restarted long
+    ago: both containers running, not Ready, the old termination still in lastState, the same
+    restartCount, and the pod's Ready condition False. Neither the blip nor the recovery is a
+    death: nothing moves (issue 26: a readiness blip is not a crash)."""
+    old = terminated("containerd://a0", "2026-01-05T11:00:00Z")
+    ready = pod(container("voicemail", 1, RUNNING, old), container("agent", 1, RUNNING, old))
+    first, _ = sight_pod(None, ready, 10.0)
+    blip = pod(
+        container("voicemail", 1, RUNNING, old, ready=False),
+        container("agent", 1, RUNNING, old, ready=False),
+    )
+    blip["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
+    ]
+    second, news = sight_pod(first, blip, 11.0)
+    assert not news and second.container_deaths() == (None, None)
+    third, news = sight_pod(second, ready, 12.0)
+    assert not news and third.container_deaths() == (None, None)
+
+
 def test_the_first_sighting_is_a_baseline() -> None:
     """An operator that starts (or a pod recreated under the same name: a new uid) counts no
     death it did not see happen; silence covers what came before."""

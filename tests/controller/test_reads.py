@@ -40,3 +40,47 @@ async def test_other_errors_are_raised(
     with pytest.raises(aclient.ApiException) as failed:
         await services.read_selector(api, namespace, "calls")
     assert failed.value.status == 500
+
+
+async def test_a_step_reads_both_pods_and_the_service_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step woken by a crash decides after these reads: they go out together, one round trip
+    rather than three (issue 26), and each answer lands where it belongs."""
+    import asyncio
+
+    from pairwarden.api.models import parse_spec
+    from pairwarden.clock import ManualClock
+    from pairwarden.controller import reconcile
+    from pairwarden.controller.observations import ObservationBook
+
+    in_flight, most = 0, 0
+    release = asyncio.Event()
+
+    async def read(answer: object) -> object:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        if most == 3:
+            release.set()
+        await asyncio.wait_for(release.wait(), 5)  # a step that reads one at a time: never 3
+        in_flight -= 1
+        return answer
+
+    def resolve(api: object, ns: str, path: str, name: str | None, sel: object) -> object:
+        return read(pods.Resolution(name, running=True))
+
+    async def selected(api: object, ns: str, selector: object) -> tuple[str, ...]:
+        return ("a",)
+
+    monkeypatch.setattr(pods, "resolve_member", resolve)
+    monkeypatch.setattr(pods, "selected", selected)
+    monkeypatch.setattr(services, "read_selector", lambda api, ns, name: read({"m": "primary"}))
+    spec = parse_spec(
+        {"members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}}, "service": "c"}
+    )
+    rt = reconcile.Runtime(api=None, book=ObservationBook(), clock=ManualClock())  # type: ignore[arg-type]
+    seen = await reconcile._read_world(rt, "voice", spec)
+    assert most == 3
+    assert {m: r.name for m, r in seen.pods.items()} == {"primary": "a", "secondary": "b"}
+    assert seen.routing.selector == {"m": "primary"} and seen.routing.selected == ("a",)

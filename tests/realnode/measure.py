@@ -26,14 +26,51 @@ from datetime import UTC, datetime
 from typing import Any
 
 from e2e.sippcall import Pbx
-from kubernetes import config, dynamic
-from tests.realnode.pairs import Pair, other
+from kubernetes import client, config, dynamic
+from tests.realnode import timeline
+from tests.realnode.pairs import HEARTBEAT, Pair, other
+from tests.realnode.timeline import Stage
 
-from pairwarden.protocol import LABEL_MEMBER
+from pairwarden.protocol import LABEL_MEMBER, HeartbeatSizing, MemberReport, member_lease_name
+from pairwarden_testbed.node import BRIDGE_IP
+from pairwarden_testbed.sipcaller import call_through
 from pairwarden_testbed.waiting import Arrivals, eventually
 
-FIGURES = ("flip", "endpoints", "fixed port", "new port")
+FIGURES = ("flip", "endpoints", "fixed port", "new port", "fresh call")
 SERVICE = "vm-calls"
+DIAL_EVERY = 0.1  # seconds between the fresh calls (FreshCalls)
+FRESH_TIMEOUT = 1.0  # each fresh call's INVITE transaction
+
+
+class FreshCalls:
+    """New calls, one every DIAL_EVERY from a new port each, each on its own thread, from
+    the fault on: when a new caller is first answered by `pod`. The sequential callers
+    (`new port`, `fixed port`) wait, for a call dialled into the dead member, for SIP's
+    INVITE retransmission (T1 = 0.5 s, doubling: sent again 0.5, 1.5, 3.5 s after the first)
+    after the path is back; a fresh call shows when the path is back, to DIAL_EVERY."""
+
+    def __init__(self, address: tuple[str, int], pod: str) -> None:
+        self.address, self.pod = address, pod
+        self.answered: Arrivals[str] = Arrivals()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="fresh-calls", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(DIAL_EVERY):
+            threading.Thread(target=self._call, daemon=True).start()
+
+    def _call(self) -> None:
+        began = time.monotonic()
+        outcome = call_through(self.address, 0, local_host=BRIDGE_IP, timeout=FRESH_TIMEOUT)
+        if outcome.code == 200 and outcome.pod:  # when the 200 came, not the BYE's answer
+            self.answered.add(began + outcome.setup_ms / 1000, outcome.pod)
+            if outcome.pod == self.pod:
+                self.stopped.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(5)
 
 
 @dataclass(frozen=True)
@@ -148,8 +185,25 @@ def ready_addresses(slices: list[Any]) -> str:
     return ",".join(sorted(found))
 
 
+def lease_holder(leases: list[Any]) -> str:
+    return str((leases[0].spec.holderIdentity if leases else None) or "none")
+
+
+def container_states(pods: list[Any]) -> str:
+    """Each member pod's containers as `pod/container=restarts:state`, sorted, comma-joined
+    (state T terminated, R running, W waiting): what timeline.died reads back."""
+    found = []
+    for pod in pods:
+        for c in (pod.status.containerStatuses if pod.status else None) or []:
+            state = c.state or {}
+            mark = "T" if state.get("terminated") else "R" if state.get("running") else "W"
+            found.append(f"{pod.metadata.name}/{c.name}={int(c.restartCount or 0)}:{mark}")
+    return ",".join(sorted(found))
+
+
 class Watches:
-    """The Service's selector and its EndpointSlices' addresses, watched for a session."""
+    """The Service's selector, its EndpointSlices' addresses, the active Lease's holder and
+    the member pods' containers, watched for a session."""
 
     def __init__(self, pair: Pair) -> None:
         self.selector = Watched(
@@ -161,13 +215,39 @@ class Watches:
             ready_addresses,
             label_selector=f"kubernetes.io/service-name={SERVICE}",
         )
+        self.holder = Watched(
+            pair,
+            ("coordination.k8s.io/v1", "Lease"),
+            lease_holder,
+            field_selector="metadata.name=vm-active",
+        )
+        self.pods = Watched(pair, ("v1", "Pod"), container_states, label_selector=LABEL_MEMBER)
 
     def stop(self) -> None:
-        self.selector.stop()
-        self.slices.stop()
+        for watched in (self.selector, self.slices, self.holder, self.pods):
+            watched.stop()
 
 
 SETTLED_SECONDS = 5.0
+
+
+def past_restart_hold(pair: Pair, member: str, now: datetime) -> bool:
+    """The member's agent started more than its restart hold ago (W - R/2, plus a second):
+    a restarted agent does not answer for that long after its process starts
+    (agent.core.restart_hold: its predecessor may have promised the peer), and its process
+    starts seconds after its container (8.6 s after it at load 17). A pair is at rest only
+    past it: with the containers' 5 s alone, 4 of 8 back-to-back crash runs (load 17-18)
+    killed the holder while the standby, the last run's victim, was still in that hold, and
+    the new holder answered 0.5-1.4 s after its grant: a double fault timed as a single one.
+    The agent's start is its report's `started` (its member Lease)."""
+    lease = client.CoordinationV1Api(pair.admin).read_namespaced_lease(
+        member_lease_name("vm", member), pair.namespace
+    )
+    started = MemberReport.from_annotations(dict(lease.metadata.annotations or {})).started
+    sizing = HeartbeatSizing.from_spec(
+        HEARTBEAT["intervalMs"], HEARTBEAT["missedBeforeFailover"], HEARTBEAT["renewalsPerWindow"]
+    )
+    return started is not None and (now - started).total_seconds() > sizing.fence_after + 1.0
 
 
 def settled(pair: Pair, active: str) -> bool:
@@ -186,12 +266,22 @@ def settled(pair: Pair, active: str) -> bool:
                 return False
             if (now - running.started_at).total_seconds() < SETTLED_SECONDS:
                 return False
+        if not past_restart_hold(pair, member, now):
+            return False
     return True
 
 
-def measure(pair: Pair, watches: Watches, fault: Fault, deadline: float = 90) -> dict[str, float]:
+def measure(
+    pair: Pair,
+    watches: Watches,
+    fault: Fault,
+    deadline: float = 90,
+    stages: list[Stage] | None = None,
+) -> dict[str, float]:
     """One fault of the active member; seconds from it to each of FIGURES (NaN for one not
-    seen within `deadline`). The faulted member is back as the standby at the end."""
+    seen within `deadline`). The faulted member is back as the standby at the end. Given
+    `stages`, the run's timeline is appended to it (tests/realnode/timeline.py), the kill
+    first."""
     active = eventually(pair.routed, 30, "a routed member", poll=0.2)
     standby = other(active)
     eventually(lambda: settled(pair, active), 180, "a settled pair before the fault", poll=0.5)
@@ -211,14 +301,25 @@ def measure(pair: Pair, watches: Watches, fault: Fault, deadline: float = 90) ->
         threading.Thread(target=dial, args=("fixed port", fixed)),
         threading.Thread(target=dial, args=("new port", fresh)),
     ]
-    t_fault = time.monotonic()
+    address = pair.sip_address()
+    t_fault, wall = time.monotonic(), time.time()
     fault.inject(pair, active)
+    fresh_calls = FreshCalls(address, f"vm-{standby}")
     for t in threads:
         t.start()
     flipped = watches.selector.values.wait_for(standby, t_fault, deadline)
     published = watches.slices.values.wait_for(new_ip, t_fault, deadline)
     for t in threads:
         t.join()
+    answered["fresh call"] = fresh_calls.answered.wait_for(f"vm-{standby}", t_fault, deadline)
+    fresh_calls.stop()
+    if stages is not None:
+        synced = timeline.proxy_synced(timeline.metrics_url(pair.node))
+        run = timeline.Run(pair, active, t_fault, wall, synced)
+        stages += timeline.crash_stages(
+            run, watches, {"selector": flipped, "endpoints": published, **answered}
+        )
+        print("\n".join(run.notes))
     if fault.recover is not None:
         fault.recover(pair, active)
     if errors:

@@ -167,12 +167,21 @@ class Verdict:
 RENEW_RETRY = Backoff(first=0.25, cap=5.0)
 
 
-def next_renew_delay(failures: int, sizing: HeartbeatSizing, draw: float) -> float:
-    """Seconds from a renewal attempt to the next: R after a success (`failures` 0), else the
-    retry pause for that many consecutive failures. `draw` in [0, 1) is the jitter's chance.
-    The agent's renew loop and the simulator both wait exactly this."""
+def next_renew_delay(
+    failures: int, sizing: HeartbeatSizing, draw: float, spent: float = 0.0
+) -> float:
+    """Seconds from the end of a renewal attempt to the next: after a success (`failures` 0),
+    what is left of R since the attempt began (`spent`: the write, the read of the active
+    Lease after it and the order it led to), so renewals are *sent* R apart whatever they
+    take; else the retry pause for that many consecutive failures. `draw` in [0, 1) is the
+    jitter's chance. The agent's renew loop and the simulator both wait exactly this.
+
+    Waiting R after the attempt's end instead let each period grow by a write, a read and an
+    order; at load 14 on the real node the holder's renewal then landed past the point where
+    it asks its peer for a promise (`promise_wanted_below`), and a crash in the promise's
+    W - R/2 left the new holder silent for 1.0-1.4 s after its grant."""
     if failures == 0:
-        return sizing.renew_period
+        return max(0.0, sizing.renew_period - spent)
     return min(RENEW_RETRY.pause(failures, draw), sizing.renew_period / 2)
 
 
@@ -234,15 +243,40 @@ def fence_counts_from(inputs: FenceInputs) -> float:
     return min(inputs.last_renewal_sent or 0.0, inputs.holder_checked or 0.0)
 
 
+ASKS_PER_FENCE = 5  # the holder's chances to ask for a promise within the fence bound
+
+
+def ask_period(sizing: HeartbeatSizing) -> float:
+    """How often the holder asks while it needs a promise (also each ask's timeout)."""
+    return sizing.fence_after / ASKS_PER_FENCE
+
+
+def promise_wanted_below(sizing: HeartbeatSizing) -> float:
+    """The validity left (`fence_left`) under which the holder asks its peer for a promise:
+    once the renewal due R after the last one is late, by half the slack it has (its request
+    budget, or what is left of the fence bound after R, whichever is less), and not before
+    half the fence bound; but at least one ask period before the fence, so an ask is made.
+
+    Never in a healthy steady state, so a holder that crashes is failed over without waiting
+    out a promise. Half the fence bound alone (the rule before) is crossed before every
+    renewal when R is more than half of `W - R/2` (renewalsPerWindow 2 or 1): on the real
+    node at W = 5 s, R = 2.5 s, the holder asked in the last 0.6 s of every renewal period,
+    and a kill -9 landing in the 3.75 s its peer then kept the promise left the new holder
+    silent after its grant (2.0 s in one of two runs). With renewalsPerWindow 3 (the
+    default) this is half the fence bound, as before."""
+    fence, renew = sizing.fence_after, sizing.renew_period
+    late = renew + max(0.0, min(sizing.request_timeout, fence - renew)) / 2
+    return fence - min(max(fence / 2, late), fence - ask_period(sizing))
+
+
 def wants_promise(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> bool:
-    """The holder asks its peer for a promise once its own validity is under half the fence
-    bound (a renewal, or the read after it, failed): never in a healthy steady state, so a
-    holder that crashes is failed over without waiting out a promise."""
+    """The holder asks its peer for a promise once a renewal, or the read after it, is late
+    (`promise_wanted_below`)."""
     if not inputs.holder or inputs.holder != inputs.pod or inputs.last_renewal_sent is None:
         return False
     if inputs.holder_checked is None:
         return False
-    return fence_left(inputs, sizing, now)[0] <= sizing.fence_after / 2
+    return fence_left(inputs, sizing, now)[0] <= promise_wanted_below(sizing)
 
 
 def restart_hold(

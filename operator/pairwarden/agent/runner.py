@@ -25,10 +25,12 @@ from pairwarden.agent.core import (
     StandbyCalls,
     Verdict,
     VoicemailView,
+    ask_period,
     build_report,
     decide_answer,
     failsafe_episode,
     fence_counts_from,
+    fence_left,
     judged_view,
     licensing_expired,
     may_promise,
@@ -486,8 +488,10 @@ class Agent:
     async def _renew_loop(self) -> None:
         failures = 0
         while True:
+            began = self.clock.monotonic()
             failures = 0 if await self.renew_once() else failures + 1
-            delay = next_renew_delay(failures, self.settings.sizing, random.random())
+            spent = self.clock.monotonic() - began
+            delay = next_renew_delay(failures, self.settings.sizing, random.random(), spent)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -517,9 +521,8 @@ class Agent:
 
     @property
     def peer_period(self) -> float:
-        """How often the holder asks while it needs a promise (also each ask's timeout): five
-        chances within the fence bound."""
-        return self.settings.sizing.fence_after / 5
+        """How often the holder asks while it needs a promise (also each ask's timeout)."""
+        return ask_period(self.settings.sizing)
 
     def _restart_hold(self) -> float | None:
         return restart_hold(
@@ -548,7 +551,12 @@ class Agent:
         if f.link is None:
             return
         inputs = self.fence_inputs
-        if inputs is not None and wants_promise(inputs, self.settings.sizing, now):
+        wants = inputs is not None and wants_promise(inputs, self.settings.sizing, now)
+        if wants and not f.asking and inputs is not None:  # once per stretch of asks
+            left = fence_left(inputs, self.settings.sizing, now)[0]
+            log.info("asking the peer for promises: %.2f s of validity left", left)
+        f.asking = wants
+        if wants:
             sent = now
             f.link.timeout = self.peer_period
             answer = await f.link.ask(f.contact, self.epoch)
@@ -595,6 +603,8 @@ class Agent:
             )
             promise_ms = int(self.settings.sizing.fence_after * 1000)
             if promise:
+                if message.boot not in f.given:  # once per stretch of the asker's asks
+                    log.info("promised the peer (epoch %d) not to answer", message.epoch)
                 f.promise(message, now + promise_ms / 1000)
             body = f.link.reply(message, self.epoch, promise, promise_ms if promise else 0)
         await self.evaluate()
@@ -614,6 +624,7 @@ class Failsafe:
         self.asked_up_to: int | None = None  # the last ask whose promise we relied on
         self.peer_epoch = 0
         self.episode: FailsafeEpisode | None = None
+        self.asking = False  # the holder's last look wanted a promise (logged when it starts)
 
     def inputs(self, now: float, hold: float | None) -> dict[str, Any]:
         """FenceInputs' failsafe fields; `hold`: agent.core.restart_hold."""

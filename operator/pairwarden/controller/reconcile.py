@@ -7,7 +7,9 @@ then pod labels (for people); then status and Events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,15 +243,25 @@ async def confirm_silences(
 
 async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Seen:
     """The member pods (each must resolve to one running pod) and the Service as it is now:
-    read every step, so a foreign write or a restored backup is seen within a resync."""
-    found: dict[Member, pods.Resolution] = {}
-    for member in MEMBERS:
+    read every step, so a foreign write or a restored backup is seen within a resync.
+
+    The two pods and the Service are read at once (one round trip, not three): a step woken by
+    a crash the kubelet reported decides after them, and on a loaded real node each read took
+    15-30 ms, a third of the operator's part of the failover (issue 26)."""
+
+    def resolve(member: Member) -> Awaitable[pods.Resolution]:
         ref = getattr(spec.members, member)
         selector = ref.selector.match_labels if ref.selector else None
-        found[member] = await pods.resolve_member(
+        return pods.resolve_member(
             rt.api, namespace, f"spec.members.{member}", ref.pod_name, selector
         )
-    selector = await services.read_selector(rt.api, namespace, spec.service)
+
+    primary, secondary, selector = await asyncio.gather(
+        resolve("primary"),
+        resolve("secondary"),
+        services.read_selector(rt.api, namespace, spec.service),
+    )
+    found: dict[Member, pods.Resolution] = {"primary": primary, "secondary": secondary}
     if selector is None:
         return Seen(found, RoutingView(exists=False))
     selected = await pods.selected(rt.api, namespace, selector)
