@@ -58,6 +58,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _census
 from _backends import BACKENDS, TIMED_WRITES, Backend, resolve
 from _common import RunLog, machine, percentile, sample_process, seconds, summary, verdict
 from pairwarden import GROUP, VERSION
@@ -301,6 +302,7 @@ class Row:
     operator_stop: float = math.nan  # SIGTERM to exit, seconds
     cancelled_daemons: int = 0  # daemons kopf had to cancel on that stop
     notes: list[str] = field(default_factory=list)
+    census: dict[str, Any] = field(default_factory=dict)  # _census.Census.as_json()
 
     @property
     def total_writes(self) -> float:
@@ -569,6 +571,9 @@ class Simulation:
             f"  steady state measured over {t1 - t0:.1f} s (requests: {row.steady_seconds:.1f} s"
             " between the server's two snapshots)"
         )
+        census = await _census.take(self.admin, NS, self.n)
+        row.census = census.as_json()
+        _census.print_census(census, self.backend.name)
 
         # faults into a sample: clean stops spread over the window, crashes all at once
         serving = [p for p in self.names if self.flips.current(p) in MEMBERS]
