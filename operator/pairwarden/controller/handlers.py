@@ -15,8 +15,9 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import kopf
 import kubernetes
 
@@ -28,7 +29,7 @@ from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
 from pairwarden.controller.replication import ReplicationSettings
-from pairwarden.kube import async_api_client, kubeconfig_path
+from pairwarden.kube import async_api_client, drop_managed_fields, kubeconfig_path
 
 # A step that failed is retried after 1 s, doubling to 5 s, jittered (the one backoff,
 # watching.Backoff): 2,000 pairs whose steps all failed in an outage do not come back in one
@@ -47,6 +48,16 @@ STOP_GRACE = 10.0
 # 500 pairs on a starved 1.20 that list timed out (504 after 60 s) nine times and the
 # operator exited. Pauses of 1 s doubling to 30 s, for as long as the server needs.
 KOPF_RETRY = watching.Backoff(first=1.0, cap=30.0)
+# A TLS connection to the API server costs the operator about 300 KiB (asyncio's 256 KiB read
+# buffer per TLS connection, OpenSSL's state) and kube-apiserver a handshake and a goroutine.
+# Unbounded, the operator's pools grew with the pairs: kopf's opens one per concurrent request
+# (a finalizer for each of 2,000 pairs at start), kubernetes_asyncio's up to 100; at 200 pairs
+# 104-154 sockets in steady state, 29 MiB of read buffers (tracemalloc). The sandbox serves
+# plain HTTP, which is why it did not show. Each pool gets its watches' connections (held for
+# a watch's life) and REQUEST_CONNECTIONS for requests, which queue in the pool beyond that.
+REQUEST_CONNECTIONS = 16
+OUR_WATCHES = 3  # per scope: member Leases, replication Jobs, member pods (startup)
+KOPF_WATCHES = 2  # per scope: FailoverPairs, and kopf's peering
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -68,11 +79,19 @@ def new_memo(
 
 
 @kopf.on.login()
-def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's connection, found as the operator's own clients find theirs
     (`kube.kubeconfig_path`): kopf's fallback login reads $KUBECONFIG as it was when
     `kubernetes` was imported, before `--kubeconfig` is known, so the file is loaded here;
-    in-cluster credentials go through kopf's own login."""
+    in-cluster credentials go through kopf's own login. Either way in a session of a bounded
+    number of connections (`bounded_session`)."""
+    info = connection_info(memo, logger, **kwargs)
+    if info is None:
+        return None
+    return bounded_session(info, connections(KOPF_WATCHES, memo.get("namespaces")))
+
+
+def connection_info(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
     path = kubeconfig_path(memo.kubeconfig)
     if path is None:
         return kopf.login_via_client(logger=logger, **kwargs)
@@ -92,6 +111,29 @@ def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo
         token=token or None,
         certificate_path=configuration.cert_file,
         private_key_path=configuration.key_file,
+    )
+
+
+def connections(watches_per_scope: int, namespaces: list[str] | None) -> int:
+    """The connections a client of the API server may open: one per watch it keeps open (each
+    holds its connection for the watch's life), `watches_per_scope` in each namespace served
+    (or once for all of them), and REQUEST_CONNECTIONS for everything else."""
+    return watches_per_scope * max(1, len(namespaces or [])) + REQUEST_CONNECTIONS
+
+
+def bounded_session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
+    """kopf's session as kopf would make it from `info`, but with at most `limit` connections.
+    kopf's own has no limit (aiohttp's `limit=0`): 2,000 pairs getting their finalizer at
+    start were up to 2,000 TLS connections opened at once (the cost: REQUEST_CONNECTIONS)."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
     )
 
 
@@ -124,13 +166,13 @@ async def startup(
     # No namespace or CRD observation: the operator serves exact namespaces (or all of them)
     # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
     settings.scanning.disabled = True
-    api = await async_api_client(memo.kubeconfig)
+    scopes: list[str | None] = list(memo.namespaces) or [None]
+    api = await async_api_client(memo.kubeconfig, connections(OUR_WATCHES, memo.namespaces))
     report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
     if not await discovery.serves_failoverpairs(api):
         await api.close()
         raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)
     memo.book.bind_clock(memo.clock)
-    scopes: list[str | None] = list(memo.namespaces) or [None]
     index = jobs.JobIndex()
 
     def job_finished(namespace: str, pair: str) -> None:
@@ -207,8 +249,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def pair_changed(
-    name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    type: str,
+    event: kopf.RawEvent,
+    **_: Any,
 ) -> None:
+    """Wake the pair's reconciler. First, drop the object's managedFields: kopf keeps the
+    latest body of each pair for its daemon (the very dict of this event: event handlers run
+    before daemons are spawned or refreshed), 38 KiB parsed on kube-apiserver 1.20, 22 KiB of
+    them managedFields that nothing here reads."""
+    drop_managed_fields(cast(dict[str, Any], event["object"]))  # kopf's TypedDict: a dict
     namespace = namespace or ""
     memo.book.pair(namespace, name).nudge(memo.clock.monotonic())
     if type == "DELETED":
