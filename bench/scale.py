@@ -60,8 +60,18 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _census
 from _backends import BACKENDS, TIMED_WRITES, Backend, resolve
-from _common import RunLog, machine, percentile, sample_process, seconds, summary, verdict
+from _common import (
+    RunLog,
+    machine,
+    open_sockets,
+    percentile,
+    sample_process,
+    seconds,
+    summary,
+    verdict,
+)
 from pairwarden import GROUP, VERSION
+from pairwarden.controller import handlers
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
@@ -92,6 +102,12 @@ WRITES_PER_PAIR = 0.2
 REACTION_P99 = 1.0
 CPU_CORES = 1.0
 RSS_MB = 500.0
+# The operator's connections at most: its client's and kopf's pools, serving one namespace
+# (controller.handlers: each TLS connection costs it ~300 KiB). Unbounded before: 104-154
+# sockets at 200 pairs in steady state on kube-apiserver 1.20, and one per pair at start.
+SOCKETS = handlers.connections(handlers.OUR_WATCHES, [NS]) + handlers.connections(
+    handlers.KOPF_WATCHES, [NS]
+)
 SHORT_KUBERNETES = 20  # pairs on the real control plane in --short (make bench)
 STRAGGLERS = 60.0  # seconds a fault may take to flip before it counts as never flipped
 
@@ -282,6 +298,7 @@ class Row:
     cpu_cores: float = math.nan
     cpu_cores_faults: float = math.nan
     rss_mb: float = math.nan
+    sockets: int = -1  # the operator's open sockets, the most seen in any second of its run
     stop_reactions: list[float] = field(default_factory=list)
     crash_reactions: list[float] = field(default_factory=list)
     manual_reactions: list[float] = field(default_factory=list)  # --manual
@@ -505,8 +522,9 @@ class Simulation:
                 log = self.workdir / f"operator-{self.n}.log"
                 operator = OperatorProcess(kubeconfig, NS, log)
                 operator.start()
+                assert operator.process is not None
+                self.tasks.append(asyncio.create_task(count_sockets(row, operator.process.pid)))
                 try:
-                    assert operator.process is not None
                     await self.phases(row, operator.process.pid, profile, short)
                 finally:
                     stopping = time.monotonic()
@@ -706,6 +724,14 @@ class Simulation:
         return time.monotonic() - began
 
 
+async def count_sockets(row: Row, pid: int) -> None:
+    """The operator's open sockets every second, the most kept: its start (every pair's first
+    writes at once) is when its pools fill."""
+    while True:
+        row.sockets = max(row.sockets, open_sockets(pid))
+        await asyncio.sleep(1.0)
+
+
 def load_average() -> str:
     return f"{os.getloadavg()[0]:.0f}"
 
@@ -769,12 +795,13 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
     print(
         f"\nheartbeat window W = {window:.0f} s, renew period R = {period:.2f} s; "
         f"targets: writes/s/pair <= {WRITES_PER_PAIR}, reaction p99 < {REACTION_P99} s, "
-        f"CPU < {CPU_CORES} core, RSS < {RSS_MB:.0f} MB\n(writes are per renewal, so "
+        f"CPU < {CPU_CORES} core, RSS < {RSS_MB:.0f} MB, operator sockets <= {SOCKETS}\n"
+        "(writes are per renewal, so "
         "'@R=10s' rescales them to the default 1000 ms x 30 sizing; the verdict uses it)"
     )
     print(
         " pairs | writes/s/pair agents operator  total @R=10s | operator CPU steady faults |"
-        "  RSS MB |"
+        "  RSS MB | sockets |"
         " reaction p50    p99  (n) | activation | backend    | load | verdict"
     )
     for r in rows:
@@ -785,13 +812,15 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             "no spurious flips": r.spurious == 0,
             "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
             "rss": r.rss_mb < RSS_MB,
+            "sockets": r.sockets <= SOCKETS,
         }
         failed = [k for k, ok in checks.items() if not ok]
         print(
             f" {r.pairs:>5} |              {r.writer_writes:6.3f}  {r.operator_writes:6.3f} "
             f"{r.total_writes:6.3f} {r.total_writes * period / 10.0:6.3f} |"
             f"            {r.cpu_cores:6.2f} {r.cpu_cores_faults:6.2f} |"
-            f" {r.rss_mb:7.1f} |         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
+            f" {r.rss_mb:7.1f} | {r.sockets:7d} |"
+            f"         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
             f" {n_react:4d} | {r.activation:8.1f} s | {r.backend:<10} | {r.load:>4} | "
             + (verdict(True) if not failed else f"FAIL ({', '.join(failed)})")
         )
