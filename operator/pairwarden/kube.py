@@ -39,19 +39,13 @@ def kubeconfig_path(kubeconfig: str | None = None) -> str | None:
     return os.path.expanduser("~/.kube/config")
 
 
-async def async_api_client(
-    kubeconfig: str | None = None, connections: int | None = None
-) -> kubernetes_asyncio.client.ApiClient:
-    """`connections`: the most the client opens at once (None: kubernetes_asyncio's 100);
-    more requests wait for one to be free."""
+async def async_api_client(kubeconfig: str | None = None) -> kubernetes_asyncio.client.ApiClient:
     cfg = kubernetes_asyncio.client.Configuration()
     path = kubeconfig_path(kubeconfig)
     if path:
         await kubernetes_asyncio.config.load_kube_config(config_file=path, client_configuration=cfg)
     else:
         kubernetes_asyncio.config.load_incluster_config(client_configuration=cfg)
-    if connections is not None:
-        cfg.connection_pool_maxsize = connections
     return kubernetes_asyncio.client.ApiClient(configuration=cfg)
 
 

@@ -3,13 +3,12 @@
 The body kopf keeps for a pair's daemon is the dict of the pair's latest event, and
 `pair_changed` (run before the daemon is spawned or refreshed) drops its managedFields, as a
 real API server writes them (kube-apiserver 1.20: one entry per client that wrote the object).
-Both clients (kopf's session, kubernetes_asyncio's) open a bounded number of connections: a
-TLS connection costs the operator about 300 KiB."""
+kopf's session opens a bounded number of connections (its own has no limit): a TLS connection
+costs the operator about 300 KiB."""
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import aiohttp
@@ -19,7 +18,7 @@ import pytest
 from pairwarden.clock import ManualClock
 from pairwarden.controller import handlers
 from pairwarden.controller.observations import ObservationBook
-from pairwarden.kube import async_api_client, drop_managed_fields
+from pairwarden.kube import drop_managed_fields
 
 MANAGED = [
     {
@@ -94,20 +93,19 @@ def test_drop_managed_fields_leaves_objects_without_metadata_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("watches", "namespaces", "expected"),
+    ("namespaces", "expected"),
     [
-        pytest.param(3, [], 3 + handlers.REQUEST_CONNECTIONS, id="every-namespace"),
-        pytest.param(3, None, 3 + handlers.REQUEST_CONNECTIONS, id="unset"),
-        pytest.param(3, ["a", "b"], 6 + handlers.REQUEST_CONNECTIONS, id="two-namespaces"),
-        pytest.param(2, ["a", "b", "c"], 6 + handlers.REQUEST_CONNECTIONS, id="kopf-three"),
+        pytest.param([], 2 + handlers.KOPF_REQUEST_CONNECTIONS, id="every-namespace"),
+        pytest.param(None, 2 + handlers.KOPF_REQUEST_CONNECTIONS, id="unset"),
+        pytest.param(["a", "b", "c"], 6 + handlers.KOPF_REQUEST_CONNECTIONS, id="three"),
     ],
 )
-def test_each_watch_has_its_connection_and_requests_share_the_rest(
-    watches: int, namespaces: list[str] | None, expected: int
+def test_each_kopf_watch_has_its_connection_and_requests_share_the_rest(
+    namespaces: list[str] | None, expected: int
 ) -> None:
     """A watch holds its connection for its life: a limit below the watches would leave
-    requests waiting for ever once every connection is a watch's."""
-    assert handlers.connections(watches, namespaces) == expected
+    kopf's requests waiting for ever once every connection is a watch's."""
+    assert handlers.kopf_connections(namespaces) == expected
 
 
 async def test_kopfs_session_is_bounded_and_carries_the_credentials() -> None:
@@ -121,27 +119,3 @@ async def test_kopfs_session_is_bounded_and_carries_the_credentials() -> None:
         assert session.headers["Authorization"] == "Bearer t0k"
     finally:
         await session.close()
-
-
-async def test_the_operators_client_pool_is_the_size_asked(tmp_path: Any) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "x",
-            }
-        )
-    )
-    bounded = await async_api_client(str(kubeconfig), 19)
-    default = await async_api_client(str(kubeconfig))
-    try:
-        assert bounded.rest_client.pool_manager.connector.limit == 19
-        assert default.rest_client.pool_manager.connector.limit == 100  # kubernetes_asyncio's
-    finally:
-        await bounded.close()
-        await default.close()

@@ -50,13 +50,14 @@ STOP_GRACE = 10.0
 KOPF_RETRY = watching.Backoff(first=1.0, cap=30.0)
 # A TLS connection to the API server costs the operator about 300 KiB (asyncio's 256 KiB read
 # buffer per TLS connection, OpenSSL's state) and kube-apiserver a handshake and a goroutine.
-# Unbounded, the operator's pools grew with the pairs: kopf's opens one per concurrent request
-# (a finalizer for each of 2,000 pairs at start), kubernetes_asyncio's up to 100; at 200 pairs
-# 104-154 sockets in steady state, 29 MiB of read buffers (tracemalloc). The sandbox serves
-# plain HTTP, which is why it did not show. Each pool gets its watches' connections (held for
-# a watch's life) and REQUEST_CONNECTIONS for requests, which queue in the pool beyond that.
-REQUEST_CONNECTIONS = 16
-OUR_WATCHES = 3  # per scope: member Leases, replication Jobs, member pods (startup)
+# kopf's own session has no limit (aiohttp's `limit=0`): one connection per concurrent request,
+# which at start is a finalizer patch for every pair at once (2,000 TLS connections for 2,000
+# pairs, ~600 MB). Its session here holds its watches' connections (each for the watch's life)
+# and KOPF_REQUEST_CONNECTIONS for its few requests (finalizers, Events), queued beyond that.
+# The operator's own client keeps kubernetes_asyncio's 100: bounded to 16+3 it queued a start
+# of 300 pairs at load 19 so long (44 s to the first decision, a minute per reaction) that a
+# request's wait in the pool counted as the server stalling (Hearing.waited).
+KOPF_REQUEST_CONNECTIONS = 16
 KOPF_WATCHES = 2  # per scope: FailoverPairs, and kopf's peering
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -88,7 +89,7 @@ async def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.AiohttpS
     info = connection_info(memo, logger, **kwargs)
     if info is None:
         return None
-    return bounded_session(info, connections(KOPF_WATCHES, memo.get("namespaces")))
+    return bounded_session(info, kopf_connections(memo.get("namespaces")))
 
 
 def connection_info(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -114,17 +115,17 @@ def connection_info(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.Conn
     )
 
 
-def connections(watches_per_scope: int, namespaces: list[str] | None) -> int:
-    """The connections a client of the API server may open: one per watch it keeps open (each
-    holds its connection for the watch's life), `watches_per_scope` in each namespace served
-    (or once for all of them), and REQUEST_CONNECTIONS for everything else."""
-    return watches_per_scope * max(1, len(namespaces or [])) + REQUEST_CONNECTIONS
+def kopf_connections(namespaces: list[str] | None) -> int:
+    """The connections kopf's session may open: one per watch it keeps open (each holds its
+    connection for the watch's life), KOPF_WATCHES in each namespace served (or once for all
+    of them), and KOPF_REQUEST_CONNECTIONS for its requests."""
+    return KOPF_WATCHES * max(1, len(namespaces or [])) + KOPF_REQUEST_CONNECTIONS
 
 
 def bounded_session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
     """kopf's session as kopf would make it from `info`, but with at most `limit` connections.
     kopf's own has no limit (aiohttp's `limit=0`): 2,000 pairs getting their finalizer at
-    start were up to 2,000 TLS connections opened at once (the cost: REQUEST_CONNECTIONS)."""
+    start were up to 2,000 TLS connections opened at once (their cost: KOPF_WATCHES' note)."""
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
@@ -167,7 +168,7 @@ async def startup(
     # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
     settings.scanning.disabled = True
     scopes: list[str | None] = list(memo.namespaces) or [None]
-    api = await async_api_client(memo.kubeconfig, connections(OUR_WATCHES, memo.namespaces))
+    api = await async_api_client(memo.kubeconfig)
     report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
     if not await discovery.serves_failoverpairs(api):
         await api.close()
