@@ -31,7 +31,8 @@ etcd 3.4) in place of the sandbox, one per pair count: every client then uses it
 so writes are counted at the API server from its own `apiserver_request_total` (a difference
 over the steady window, by verb and resource) and split by what only the agents do (PUT of a
 Lease) against all the rest (operator, controller-manager, leader election); etcd's puts and
-deletes over the same window stand beside them. The pods name a scheduler that does not exist,
+deletes over the same window stand beside them. No kube-scheduler runs (there is no node: it
+only retried the replication Jobs' pods, an Event each time) and the pods name none anyway,
 so no scheduler write enters the count, and get pod IPs from 10.244/16 (an Endpoints refuses
 loopback).
 """
@@ -490,22 +491,6 @@ class Simulation:
 
         self.tasks.append(asyncio.get_running_loop().create_task(complete()))
 
-    def on_job_pod(self, kind: str, obj: dict[str, Any], at: float) -> None:
-        """A pod the Job controller made for a replication Job (the real control plane only):
-        deleted. With no node it stayed Pending, and the scheduler retried it for the rest of
-        the run, each retry a FailedScheduling Event patched (0.013 writes/s per pair at 200
-        pairs, counted against the pairs); a Job run on a node leaves a pod that ended."""
-        if kind != "ADDED":
-            return
-        path = f"{PODS}/{obj['metadata']['name']}"
-
-        async def delete() -> None:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with self.jobrunner.delete(path) as response:
-                    await response.read()
-
-        self.tasks.append(asyncio.get_running_loop().create_task(delete()))
-
     # ---------------------------------------------------------------- phases
 
     async def run(self, profile: float, short: bool) -> Row:
@@ -521,11 +506,6 @@ class Simulation:
                 )
                 self.tasks.append(
                     asyncio.create_task(self.watch(self.jobrunner, JOBS, "", self.on_job))
-                )
-                self.tasks.append(
-                    asyncio.create_task(
-                        self.watch(self.jobrunner, PODS, "job-name", self.on_job_pod)
-                    )
                 )
                 active = f"{LABEL_PAIR},!{LABEL_MEMBER}"  # the active Leases only
                 self.tasks.append(
