@@ -106,12 +106,13 @@ CPU_CORES = 1.0
 RSS_MB = 500.0
 # The operator's sockets at most: kopf's session, bounded (controller.handlers: a TLS
 # connection costs it ~300 KiB), the operator's own client (kubernetes_asyncio's pool of 100,
-# its watches included) and its metrics listener. Before kopf's bound: 104-154 at 200 pairs on
-# kube-apiserver 1.20 in steady state, and one per pair at start.
+# its watches included), its metrics listener and its event loop's self-pipe (a socket pair):
+# 121 at 200 pairs on a slow server (load 24), on kube-apiserver and the sandbox alike. kopf's
+# session had no bound before, and a start opened one connection per pair.
 SOCKETS = (
     handlers.kopf_connections([NS])
     + kubernetes_asyncio.client.Configuration().connection_pool_maxsize
-    + 2
+    + 3
 )
 SHORT_KUBERNETES = 20  # pairs on the real control plane in --short (make bench)
 STRAGGLERS = 60.0  # seconds a fault may take to flip before it counts as never flipped
