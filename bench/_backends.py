@@ -21,7 +21,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pairwarden_testbed import controlplane
+from pairwarden_testbed import controlplane, processes
 
 REPO = Path(__file__).resolve().parent.parent
 CRDS = ("failoverpairs.pairwarden.io.yaml",)
@@ -220,6 +220,13 @@ class KubernetesBackend(Backend):
         began = time.monotonic()
         self.plane.up()  # stopped during it (a signal, an error), it stops what it started
         print(f"  control plane up in {time.monotonic() - began:.0f} s")
+        # No scheduler: there is no node. With nothing to place pods on, it retried the pod
+        # the Job controller makes for each replication Job, for the rest of the run, each
+        # retry a FailedScheduling Event (0.013 writes/s per pair at 200 pairs, counted
+        # against the pairs); deleting those pods made it worse (every deletion retries every
+        # Pending pod: 25 Events per pair). The bench's own pods name no scheduler anyway.
+        scheduler = self.plane.state["pids"].get("kube-scheduler")
+        processes.stop([("kube-scheduler", scheduler)], self.plane.directory, grace=10)
         self.ssl = ssl.create_default_context(cafile=str(self.plane.ca_file))
         return self
 

@@ -5,6 +5,7 @@ Benchmarks import this as a sibling module (`python bench/x.py` puts bench/ on s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -81,6 +82,20 @@ def sample_process(pid: int) -> CpuSample:
             rss_kb = int(line.split()[1])
             break
     return CpuSample((utime + stime) / CLOCK_TICKS, rss_kb / 1024)
+
+
+def open_sockets(pid: int) -> int:
+    """The process's open sockets (its connections, watches included), from /proc/<pid>/fd;
+    -1 when they cannot be read."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return -1
+    count = 0
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 def summary(values: Sequence[float]) -> tuple[float, float, float]:

@@ -31,7 +31,8 @@ etcd 3.4) in place of the sandbox, one per pair count: every client then uses it
 so writes are counted at the API server from its own `apiserver_request_total` (a difference
 over the steady window, by verb and resource) and split by what only the agents do (PUT of a
 Lease) against all the rest (operator, controller-manager, leader election); etcd's puts and
-deletes over the same window stand beside them. The pods name a scheduler that does not exist,
+deletes over the same window stand beside them. No kube-scheduler runs (there is no node: it
+only retried the replication Jobs' pods, an Event each time) and the pods name none anyway,
 so no scheduler write enters the count, and get pod IPs from 10.244/16 (an Endpoints refuses
 loopback).
 """
@@ -56,11 +57,23 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kubernetes_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _census
 from _backends import BACKENDS, TIMED_WRITES, Backend, resolve
-from _common import RunLog, machine, percentile, sample_process, seconds, summary, verdict
+from _common import (
+    RunLog,
+    machine,
+    open_sockets,
+    percentile,
+    sample_process,
+    seconds,
+    summary,
+    verdict,
+)
 from pairwarden import GROUP, VERSION
+from pairwarden.controller import handlers
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_MEMBER,
@@ -91,6 +104,16 @@ WRITES_PER_PAIR = 0.2
 REACTION_P99 = 1.0
 CPU_CORES = 1.0
 RSS_MB = 500.0
+# The operator's sockets at most: kopf's session, bounded (controller.handlers: a TLS
+# connection costs it ~300 KiB), the operator's own client (kubernetes_asyncio's pool of 100,
+# its watches included), its metrics listener and its event loop's self-pipe (a socket pair):
+# 121 at 200 pairs on a slow server (load 24), on kube-apiserver and the sandbox alike. kopf's
+# session had no bound before, and a start opened one connection per pair.
+SOCKETS = (
+    handlers.kopf_connections([NS])
+    + kubernetes_asyncio.client.Configuration().connection_pool_maxsize
+    + 3
+)
 SHORT_KUBERNETES = 20  # pairs on the real control plane in --short (make bench)
 STRAGGLERS = 60.0  # seconds a fault may take to flip before it counts as never flipped
 
@@ -281,6 +304,7 @@ class Row:
     cpu_cores: float = math.nan
     cpu_cores_faults: float = math.nan
     rss_mb: float = math.nan
+    sockets: int = -1  # the operator's open sockets, the most seen in any second of its run
     stop_reactions: list[float] = field(default_factory=list)
     crash_reactions: list[float] = field(default_factory=list)
     manual_reactions: list[float] = field(default_factory=list)  # --manual
@@ -301,6 +325,7 @@ class Row:
     operator_stop: float = math.nan  # SIGTERM to exit, seconds
     cancelled_daemons: int = 0  # daemons kopf had to cancel on that stop
     notes: list[str] = field(default_factory=list)
+    census: dict[str, Any] = field(default_factory=dict)  # _census.Census.as_json()
 
     @property
     def total_writes(self) -> float:
@@ -503,8 +528,9 @@ class Simulation:
                 log = self.workdir / f"operator-{self.n}.log"
                 operator = OperatorProcess(kubeconfig, NS, log)
                 operator.start()
+                assert operator.process is not None
+                self.tasks.append(asyncio.create_task(count_sockets(row, operator.process.pid)))
                 try:
-                    assert operator.process is not None
                     await self.phases(row, operator.process.pid, profile, short)
                 finally:
                     stopping = time.monotonic()
@@ -569,6 +595,9 @@ class Simulation:
             f"  steady state measured over {t1 - t0:.1f} s (requests: {row.steady_seconds:.1f} s"
             " between the server's two snapshots)"
         )
+        census = await _census.take(self.admin, NS, self.n)
+        row.census = census.as_json()
+        _census.print_census(census, self.backend.name)
 
         # faults into a sample: clean stops spread over the window, crashes all at once
         serving = [p for p in self.names if self.flips.current(p) in MEMBERS]
@@ -701,6 +730,14 @@ class Simulation:
         return time.monotonic() - began
 
 
+async def count_sockets(row: Row, pid: int) -> None:
+    """The operator's open sockets every second, the most kept: its start (every pair's first
+    writes at once) is when its pools fill."""
+    while True:
+        row.sockets = max(row.sockets, open_sockets(pid))
+        await asyncio.sleep(1.0)
+
+
 def load_average() -> str:
     return f"{os.getloadavg()[0]:.0f}"
 
@@ -764,12 +801,13 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
     print(
         f"\nheartbeat window W = {window:.0f} s, renew period R = {period:.2f} s; "
         f"targets: writes/s/pair <= {WRITES_PER_PAIR}, reaction p99 < {REACTION_P99} s, "
-        f"CPU < {CPU_CORES} core, RSS < {RSS_MB:.0f} MB\n(writes are per renewal, so "
+        f"CPU < {CPU_CORES} core, RSS < {RSS_MB:.0f} MB, operator sockets <= {SOCKETS}\n"
+        "(writes are per renewal, so "
         "'@R=10s' rescales them to the default 1000 ms x 30 sizing; the verdict uses it)"
     )
     print(
         " pairs | writes/s/pair agents operator  total @R=10s | operator CPU steady faults |"
-        "  RSS MB |"
+        "  RSS MB | sockets |"
         " reaction p50    p99  (n) | activation | backend    | load | verdict"
     )
     for r in rows:
@@ -780,13 +818,15 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             "no spurious flips": r.spurious == 0,
             "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
             "rss": r.rss_mb < RSS_MB,
+            "sockets": r.sockets <= SOCKETS,
         }
         failed = [k for k, ok in checks.items() if not ok]
         print(
             f" {r.pairs:>5} |              {r.writer_writes:6.3f}  {r.operator_writes:6.3f} "
             f"{r.total_writes:6.3f} {r.total_writes * period / 10.0:6.3f} |"
             f"            {r.cpu_cores:6.2f} {r.cpu_cores_faults:6.2f} |"
-            f" {r.rss_mb:7.1f} |         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
+            f" {r.rss_mb:7.1f} | {r.sockets:7d} |"
+            f"         {seconds(r.reaction(50))} {seconds(r.reaction(99))}"
             f" {n_react:4d} | {r.activation:8.1f} s | {r.backend:<10} | {r.load:>4} | "
             + (verdict(True) if not failed else f"FAIL ({', '.join(failed)})")
         )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import kubernetes_asyncio
@@ -132,3 +132,17 @@ async def absent_as_none[T](read: Awaitable[T]) -> T | None:
         if exc.status == 404:
             return None
         raise
+
+
+def drop_managed_fields(obj: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """`obj` without `metadata.managedFields` (removed in place; returned for chaining).
+
+    A real API server (server-side apply's bookkeeping, 1.18+) writes into every object a
+    record of which client set which field; pairwarden never reads it, and it is most of what
+    an object costs held in memory: on kube-apiserver 1.20 a FailoverPair with its status
+    parses to 38 KiB, 22 KiB of them managedFields (docs/performance.md, "What a pair costs
+    on the real API server"). The sandbox writes none."""
+    meta = obj.get("metadata")
+    if isinstance(meta, MutableMapping):
+        meta.pop("managedFields", None)
+    return obj

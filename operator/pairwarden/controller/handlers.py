@@ -15,8 +15,9 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import aiohttp
 import kopf
 import kubernetes
 
@@ -28,7 +29,12 @@ from pairwarden.controller.netpol import Policies, PolicySettings
 from pairwarden.controller.observations import ObservationBook, unheard
 from pairwarden.controller.reconcile import PairMemory, Runtime, idle_for, step
 from pairwarden.controller.replication import ReplicationSettings
-from pairwarden.kube import async_api_client, kubeconfig_path, retry_refusals
+from pairwarden.kube import (
+    async_api_client,
+    drop_managed_fields,
+    kubeconfig_path,
+    retry_refusals,
+)
 
 # A step that failed is retried after 1 s, doubling to 5 s, jittered (the one backoff,
 # watching.Backoff): 2,000 pairs whose steps all failed in an outage do not come back in one
@@ -47,6 +53,17 @@ STOP_GRACE = 10.0
 # 500 pairs on a starved 1.20 that list timed out (504 after 60 s) nine times and the
 # operator exited. Pauses of 1 s doubling to 30 s, for as long as the server needs.
 KOPF_RETRY = watching.Backoff(first=1.0, cap=30.0)
+# A TLS connection to the API server costs the operator about 300 KiB (asyncio's 256 KiB read
+# buffer per TLS connection, OpenSSL's state) and kube-apiserver a handshake and a goroutine.
+# kopf's own session has no limit (aiohttp's `limit=0`): one connection per concurrent request,
+# which at start is a finalizer patch for every pair at once (2,000 TLS connections for 2,000
+# pairs, ~600 MB). Its session here holds its watches' connections (each for the watch's life)
+# and KOPF_REQUEST_CONNECTIONS for its few requests (finalizers, Events), queued beyond that.
+# The operator's own client keeps kubernetes_asyncio's 100: bounded to 16+3 it queued a start
+# of 300 pairs at load 19 so long (44 s to the first decision, a minute per reaction) that a
+# request's wait in the pool counted as the server stalling (Hearing.waited).
+KOPF_REQUEST_CONNECTIONS = 16
+KOPF_WATCHES = 2  # per scope: FailoverPairs, and kopf's peering
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -68,11 +85,19 @@ def new_memo(
 
 
 @kopf.on.login()
-def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's connection, found as the operator's own clients find theirs
     (`kube.kubeconfig_path`): kopf's fallback login reads $KUBECONFIG as it was when
     `kubernetes` was imported, before `--kubeconfig` is known, so the file is loaded here;
-    in-cluster credentials go through kopf's own login."""
+    in-cluster credentials go through kopf's own login. Either way in a session of a bounded
+    number of connections (`bounded_session`)."""
+    info = connection_info(memo, logger, **kwargs)
+    if info is None:
+        return None
+    return bounded_session(info, kopf_connections(memo.get("namespaces")))
+
+
+def connection_info(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
     path = kubeconfig_path(memo.kubeconfig)
     if path is None:
         return kopf.login_via_client(logger=logger, **kwargs)
@@ -92,6 +117,29 @@ def login(memo: kopf.Memo, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo
         token=token or None,
         certificate_path=configuration.cert_file,
         private_key_path=configuration.key_file,
+    )
+
+
+def kopf_connections(namespaces: list[str] | None) -> int:
+    """The connections kopf's session may open: one per watch it keeps open (each holds its
+    connection for the watch's life), KOPF_WATCHES in each namespace served (or once for all
+    of them), and KOPF_REQUEST_CONNECTIONS for its requests."""
+    return KOPF_WATCHES * max(1, len(namespaces or [])) + KOPF_REQUEST_CONNECTIONS
+
+
+def bounded_session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
+    """kopf's session as kopf would make it from `info`, but with at most `limit` connections.
+    kopf's own has no limit (aiohttp's `limit=0`): 2,000 pairs getting their finalizer at
+    start were up to 2,000 TLS connections opened at once (their cost: KOPF_WATCHES' note)."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        aiohttp_session=session,
     )
 
 
@@ -124,6 +172,7 @@ async def startup(
     # No namespace or CRD observation: the operator serves exact namespaces (or all of them)
     # and one CRD it knows, and holds no cluster-scoped read for kopf (controller/discovery.py).
     settings.scanning.disabled = True
+    scopes: list[str | None] = list(memo.namespaces) or [None]
     api = await async_api_client(memo.kubeconfig)
     report_waits(api, memo.clock, memo.book.listening)  # a stall is deafness (Hearing.waited)
     retry_refusals(api)  # a refused read or patch is sent again; each attempt's wait reported
@@ -131,7 +180,6 @@ async def startup(
         await api.close()
         raise kopf.TemporaryError(f"{PLURAL}.{GROUP}/{VERSION} is not served yet", delay=2.0)
     memo.book.bind_clock(memo.clock)
-    scopes: list[str | None] = list(memo.namespaces) or [None]
     index = jobs.JobIndex()
 
     def job_finished(namespace: str, pair: str) -> None:
@@ -208,8 +256,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def pair_changed(
-    name: str, namespace: str | None, memo: kopf.Memo, type: str, **_: Any
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    type: str,
+    event: kopf.RawEvent,
+    **_: Any,
 ) -> None:
+    """Wake the pair's reconciler. First, drop the object's managedFields: kopf keeps the
+    latest body of each pair for its daemon (the very dict of this event: event handlers run
+    before daemons are spawned or refreshed), 38 KiB parsed on kube-apiserver 1.20, 22 KiB of
+    them managedFields that nothing here reads."""
+    drop_managed_fields(cast(dict[str, Any], event["object"]))  # kopf's TypedDict: a dict
     namespace = namespace or ""
     memo.book.pair(namespace, name).nudge(memo.clock.monotonic())
     if type == "DELETED":
