@@ -216,19 +216,26 @@ async def confirm_silences(
     never moves a role (and the failure opens a deaf episode, observations.Hearing); so does
     a read answered later than a renewal may take (`Hearing.waited`, as every request of the
     operator's: `client.report_waits`): the server stalled, and what it shows is no proof of
-    silence. The detection of a real crash grows by one read."""
+    silence. The detection of a real crash grows by one read.
+
+    A standby's heartbeat may ride the holder's renewal (docs/protocol.md, "The standby's
+    heartbeat rides the holder's renewal"), so a member still silent after its own Lease is
+    read is confirmed only after the other member's Lease is read too: a relayed hello the
+    watch has not delivered is a sighting as good as a renewal."""
     now = rt.clock.monotonic()
     for member in book.silent_beyond(window, now):
-        try:
-            lease = await leases.read_member(rt.api, namespace, pair, member)
-        except client.ApiException as error:
-            if error.status != 404:  # gone: nobody renews it, the silence stands
-                raise
-            book.confirmed_silent(member)
-            continue
-        book.listening.heard(rt.clock.monotonic())
-        rt.book.record_lease(lease, None, rt.clock.monotonic())
-        if member in book.silent_beyond(window, rt.clock.monotonic()):
+        for read in (member, other(member)):
+            try:
+                lease = await leases.read_member(rt.api, namespace, pair, read)
+            except client.ApiException as error:
+                if error.status != 404:  # gone: nobody renews it, the silence stands
+                    raise
+                continue
+            book.listening.heard(rt.clock.monotonic())
+            rt.book.record_lease(lease, None, rt.clock.monotonic())
+            if member not in book.silent_beyond(window, rt.clock.monotonic()):
+                break
+        else:
             book.confirmed_silent(member)
 
 
