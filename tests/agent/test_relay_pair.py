@@ -50,6 +50,9 @@ async def test_in_a_healthy_pair_only_the_holder_writes() -> None:
         and relayed <= hello_period(pair.agent["primary"].settings.sizing) * 1000
     )
     assert pair.answering() == ["primary"]
+    gauge = "pairwarden_agent_relayed"
+    assert pair.agent["secondary"].metrics.registry.get_sample_value(gauge) == 1
+    assert pair.agent["primary"].metrics.registry.get_sample_value(gauge) == 0
 
 
 async def test_the_standby_writes_at_once_when_its_report_changes_urgently() -> None:

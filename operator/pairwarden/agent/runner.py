@@ -465,6 +465,10 @@ class Agent:
         m.calls.set(self.vm_view.calls)
         m.count_inactive_calls(self._inactive.total)
         m.licensing_expired.set(1 if self.licensing else 0)
+        now = self.clock.monotonic()
+        relayed = self._relaying() and self.relay.failed_since is None and self.relay.relayed_at
+        ride = relayed and must_renew_own_lease(self.relay_inputs(), self.settings.sizing, now)
+        m.relayed.set(1 if relayed and ride is None else 0)
 
     # ---- loops ---------------------------------------------------------------------------
 
