@@ -240,3 +240,15 @@ def test_hostile_relay_fields_are_refused() -> None:
     with pytest.raises(PeerRefused):
         holder.receive(wrong_key)
     assert PeerMessage.decode(standby.message("hello", 1).encode(b"k"), b"k").kind == "hello"
+
+
+@given(
+    window=st.floats(min_value=2.0, max_value=3600.0),
+    per_window=st.integers(min_value=3, max_value=30),
+)
+def test_the_relay_fits_every_window_of_two_seconds_and_three_renewals(
+    window: float, per_window: int
+) -> None:
+    """What docs/protocol.md promises: the relay is on whenever W >= 2 s and
+    renewalsPerWindow >= 3 (the CRD allows renewalsPerWindow up to missedBeforeFailover)."""
+    assert relay_fits(HeartbeatSizing(window=window, renew_period=window / per_window))
