@@ -73,6 +73,14 @@ from _common import (
     verdict,
 )
 from pairwarden import GROUP, VERSION
+from pairwarden.agent.core import (
+    RelayInputs,
+    hello_period,
+    must_renew_own_lease,
+    own_renewal_due,
+    relayed_since,
+    report_news,
+)
 from pairwarden.controller import handlers
 from pairwarden.controller.reconcile import HOUSEKEEPING
 from pairwarden.protocol import (
@@ -123,7 +131,11 @@ def micro_time(now: datetime) -> str:
 
 
 class Writer:
-    """One member's agent, reduced to its writes: renew every R, write a stop at once."""
+    """One member's agent, reduced to its writes: renew every R, write a stop at once; the
+    standby's heartbeat rides the holder's renewal (docs/protocol.md) through the agent's own
+    rule (`must_renew_own_lease`), its hello a call into the other writer (both live in
+    this process: the peer link works while the other writer runs). The standby's read of
+    the active Lease per R is left out: reads are not what is counted."""
 
     def __init__(self, sim: Simulation, pair: str, member: Member) -> None:
         self.sim, self.pair, self.member = sim, pair, member
@@ -139,13 +151,20 @@ class Writer:
         self.renewing = asyncio.Lock()  # a fault waits for a renewal in flight to land
         self.answered = False  # the answer the last renewal carried
         self.task: asyncio.Task[None] | None = None
+        self.written: MemberReport | None = None  # what the last successful renewal carried
+        self.hello_heard: float | None = None  # the other writer's last hello, heard
+        self.relayed_at: float | None = None
+        self.hello_failed_since: float | None = None
 
     def report(self) -> MemberReport:
         contact = None
         if self.member == "secondary":  # the real agent: when it last saw the primary renew
             primary = self.sim.writers[(self.pair, "primary")]
             contact = primary.started if self.sim.static_contact else primary.last_wall
+        heard = self.hello_heard
+        relayed = None if heard is None else max(0, round((time.monotonic() - heard) * 1000))
         return MemberReport(
+            peer_heard_ms=relayed,
             agent_running=not self.stopping,
             service_up=True,
             answering=self.answering(),
@@ -180,7 +199,8 @@ class Writer:
         assert self.obj is not None
         body = json.loads(json.dumps(self.obj))
         meta, spec = body["metadata"], body.setdefault("spec", {})
-        meta.setdefault("annotations", {}).update(self.report().to_annotations())
+        report = self.report()
+        meta.setdefault("annotations", {}).update(report.to_annotations())
         now = datetime.now(UTC)
         spec.update(
             holderIdentity="" if self.stopping else self.pod,
@@ -200,21 +220,63 @@ class Writer:
                 self.errors += 1
                 return
             self.obj = await response.json()
-        self.last_sent, self.last_wall = sent, now
+        self.last_sent, self.last_wall, self.written = sent, now, report
         self.answered = answered
         self.renewals += 1
 
+    def relay_inputs(self, now: float) -> RelayInputs:
+        urgent, changed = report_news(self.report(), self.written)
+        holder = self.sim.holders.get(self.pair)
+        return RelayInputs(
+            pod=self.pod,
+            holder=None if self.stopping or not holder else f"{self.pair}-{holder}",
+            linked=True,
+            last_own_sent=None if math.isnan(self.last_sent) else self.last_sent,
+            api_heard=now,
+            relayed_at=self.relayed_at,
+            hello_failed_since=self.hello_failed_since,
+            urgent=urgent,
+            report_changed=changed,
+        )
+
+    def hello(self, now: float) -> None:
+        """agent.runner.Agent.relay_once, the hello and its acknowledgement."""
+        holder = self.sim.writers[(self.pair, other(self.member))]
+        if holder.task is None or holder.task.done():
+            self.hello_failed_since = self.hello_failed_since or now
+            return
+        self.hello_failed_since = None
+        holder.hello_heard = now
+        relayed = holder.written.peer_heard_ms if holder.written is not None else None
+        if relayed is not None and not math.isnan(holder.last_sent):
+            at = relayed_since(now, round((now - holder.last_sent) * 1000), relayed)
+            if at is not None:
+                self.relayed_at = max(self.relayed_at or at, at)
+
     async def run(self) -> None:
-        period = self.sim.sizing.renew_period
+        sizing = self.sim.sizing
         with contextlib.suppress(aiohttp.ClientError, OSError):
             await self.renew()  # at once, as an agent does when its Lease appears
-        await asyncio.sleep(random.uniform(0, period))  # spread the phases
+        await asyncio.sleep(random.uniform(0, sizing.renew_period))  # spread the phases
         while True:
-            try:
-                await self.renew()
-            except (aiohttp.ClientError, OSError):
-                self.errors += 1
-            await asyncio.sleep(period)
+            now = time.monotonic()
+            inputs = self.relay_inputs(now)
+            relaying = inputs.holder is not None and inputs.holder != self.pod
+            if must_renew_own_lease(inputs, sizing, now) is not None:
+                before = self.last_sent
+                try:
+                    await self.renew()
+                except (aiohttp.ClientError, OSError):
+                    self.errors += 1
+                if self.last_sent == before or math.isnan(self.last_sent):  # failed: later
+                    await asyncio.sleep(sizing.renew_period / 2)
+                    continue
+            elif relaying:
+                self.hello(now)
+            now = time.monotonic()
+            due = own_renewal_due(self.relay_inputs(now), sizing, now)[0]
+            cap = hello_period(sizing) if relaying else sizing.renew_period
+            await asyncio.sleep(max(0.0, min(due - now, cap)))
 
     async def stop_cleanly(self) -> float:
         """SIGTERM: one write saying `stopping` (holder cleared), then silence. The time just

@@ -175,6 +175,20 @@ def call_contact(text: str | None) -> str:
     return f"{host}:{int(port)}"
 
 
+# A relayed age longer than this is no sighting worth keeping (a day, in ms): anything larger
+# in the annotation is a foreign writer's junk, read as no relay.
+MAX_HEARD_MS = 86_400_000
+
+
+def heard_age_ms(text: str | None) -> int | None:
+    """The relayed age of `pairwarden.io/peer-heard`: whole ms, 0 to MAX_HEARD_MS; anything
+    else (empty, negative, not a number, a foreign writer's junk) is None: no relay."""
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 9:
+        return None
+    value = int(text)
+    return value if value <= MAX_HEARD_MS else None
+
+
 def _int(text: str | None) -> int:
     try:
         return int(text or 0)
@@ -206,6 +220,11 @@ class MemberReport:
     peer_contact: str = ""
     failsafe_since: datetime | None = None
     failsafe_ended: datetime | None = None
+    # The relay (docs/protocol.md, "The standby's heartbeat rides the holder's renewal"): how
+    # many ms before this write the writer last heard the other member's authenticated hello
+    # over the peer link; None when it heard none. The operator counts the other member as
+    # seen at (this write observed - that age): one Lease write per pair per R instead of two.
+    peer_heard_ms: int | None = None
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -225,6 +244,7 @@ class MemberReport:
         "peer_contact": PREFIX + "peer-contact",
         "failsafe_since": PREFIX + "failsafe",
         "failsafe_ended": PREFIX + "failsafe-ended",
+        "peer_heard_ms": PREFIX + "peer-heard",
     }
     # A change in any of these is written at once, not held until the next renewal, and
     # wakes the operator. Settings change rarely, so their digest costs nothing here, and
@@ -265,6 +285,7 @@ class MemberReport:
             k["peer_contact"]: self.peer_contact,
             k["failsafe_since"]: _time(self.failsafe_since),
             k["failsafe_ended"]: _time(self.failsafe_ended),
+            k["peer_heard_ms"]: "" if self.peer_heard_ms is None else str(self.peer_heard_ms),
         }
 
     @classmethod
@@ -289,6 +310,7 @@ class MemberReport:
             peer_contact=call_contact(a.get(k["peer_contact"])),
             failsafe_since=parse_time(a.get(k["failsafe_since"])),
             failsafe_ended=parse_time(a.get(k["failsafe_ended"])),
+            peer_heard_ms=heard_age_ms(a.get(k["peer_heard_ms"])),
         )
 
     def digests_by_setting(self) -> dict[str, str]:

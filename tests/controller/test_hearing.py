@@ -162,9 +162,13 @@ async def api(sandbox_only: Sandbox) -> AsyncIterator[aclient.ApiClient]:
     await api.close()
 
 
-async def _put(api: aclient.ApiClient, namespace: str, member: str, renew: str) -> None:
+async def _put(
+    api: aclient.ApiClient, namespace: str, member: str, renew: str, heard_ms: int | None = None
+) -> None:
     body = lease(member, renew, namespace)
     body["spec"]["renewTime"] = renew
+    report = MemberReport(service_up=True, peer_heard_ms=heard_ms)
+    body["metadata"]["annotations"] = report.to_annotations()
     leases = aclient.CoordinationV1Api(api)
     try:
         old = await leases.read_namespaced_lease(member_lease_name("vm", member), namespace)
@@ -323,3 +327,44 @@ async def test_the_engine_judges_at_the_instant_the_verdicts_were_confirmed(
     (decision,) = decided
     assert (decision.status.active_member, decision.status.epoch) == ("primary", 1), decision.reason
     assert pair.members["primary"].renew_time == RENEW_1  # not read: no verdict was due
+
+
+async def test_a_standby_relayed_by_a_renewal_the_watch_did_not_deliver_is_not_lost(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    """The standby's heartbeat rides the holder's renewal: its own Lease read shows nothing
+    new, so the holder's is read too, and the hello that renewal relays is a sighting."""
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    for member in ("primary", "secondary"):
+        await _put(api, namespace, member, RENEW_1)
+        book.record_lease(lease(member, RENEW_1, namespace), None, 100.0)
+    await _put(api, namespace, "primary", RENEW_2, heard_ms=500)  # the watch lags behind
+    clock.advance(W + 1)
+    pair = book.pair(namespace, "vm")
+    assert set(pair.silent_beyond(W, clock.monotonic())) == {"primary", "secondary"}
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
+    assert pair.silent_beyond(W, clock.monotonic()) == []
+    assert pair.members["secondary"].last_seen == clock.monotonic() - 0.5
+    assert not pair.members["secondary"].lost
+
+
+async def test_a_standby_whose_hello_the_holder_no_longer_relays_is_confirmed_lost(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    await _put(api, namespace, "secondary", RENEW_1)
+    book.record_lease(lease("secondary", RENEW_1, namespace), None, 100.0)
+    await _put(api, namespace, "primary", RENEW_1, heard_ms=0)
+    book.record_lease(lease("primary", RENEW_1, namespace), None, 100.0)
+    clock.advance(W + 1)
+    # the holder renews on; its last hello from the standby ages in every renewal
+    await _put(api, namespace, "primary", RENEW_2, heard_ms=round((W + 1) * 1000))
+    pair = book.pair(namespace, "vm")
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
+    assert pair.silent_beyond(W, clock.monotonic()) == ["secondary"]
+    assert pair.members["secondary"].lost
+    assert not pair.members["primary"].lost

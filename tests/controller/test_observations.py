@@ -204,3 +204,73 @@ def test_a_lagging_watch_event_older_than_what_was_read_is_not_a_renewal() -> No
     newer["metadata"]["resourceVersion"] = "13"
     book.record_lease(newer, "MODIFIED", 15.0)
     assert book.pair("voice", "vm").members["primary"].last_seen == 15.0
+
+
+# ---- the relay (docs/protocol.md, "The standby's heartbeat rides the holder's renewal") ----
+
+
+def test_a_relayed_hello_is_a_sighting_of_the_standby() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
+    book.record_lease(lease("primary", "p1", service_up=True), None, 10.0)
+    # the holder's renewal, observed at 30, heard the standby's hello 1.5 s before its write
+    book.record_lease(lease("primary", "p2", service_up=True, peer_heard_ms=1500), "MODIFIED", 30.0)
+    assert pair.members["secondary"].last_seen == 28.5
+    assert pair.members["secondary"].renew_time == "s1"  # its own Lease did not move
+    assert pair.members["primary"].last_seen == 30.0
+    assert pair.silent_beyond(30.0, 58.0) == []
+    assert pair.silent_beyond(30.0, 59.0) == ["secondary"]
+
+
+def test_only_a_new_renewal_of_the_holder_relays() -> None:
+    """The same write delivered again (a relist, a confirming read) is no new hello: crediting
+    it again would move the sighting later than the truth, forever."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
+    relaying = lease("primary", "p1", service_up=True, peer_heard_ms=1000)
+    book.record_lease(relaying, None, 10.0)
+    book.record_lease(lease("primary", "p2", service_up=True, peer_heard_ms=1000), None, 20.0)
+    assert pair.members["secondary"].last_seen == 19.0
+    book.record_lease(lease("primary", "p2", service_up=True, peer_heard_ms=1000), None, 50.0)
+    assert pair.members["secondary"].last_seen == 19.0
+    # an older hello relayed later moves nothing back, nor does a relay without an age
+    book.record_lease(lease("primary", "p3", service_up=True, peer_heard_ms=25000), None, 40.0)
+    book.record_lease(lease("primary", "p4", service_up=True), None, 45.0)
+    assert pair.members["secondary"].last_seen == 19.0
+
+
+def test_a_foreign_relay_age_is_no_sighting() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
+    junk = lease("primary", "p1", service_up=True)
+    junk["metadata"]["annotations"]["pairwarden.io/peer-heard"] = "-3000"
+    book.record_lease(junk, None, 40.0)
+    assert pair.members["secondary"].last_seen == 10.0
+
+
+def test_a_relay_cannot_create_a_member_never_seen_renewing() -> None:
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("primary", "p1", service_up=True, peer_heard_ms=0), None, 10.0)
+    assert "secondary" not in pair.members
+
+
+def test_a_member_judged_lost_is_back_after_two_relayed_hellos() -> None:
+    """The relay is a renewal for the rule that a lost member must be heard twice (a late
+    relay may carry a hello from a member that is cut off again)."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.window = 30.0
+    book.record_lease(lease("secondary", "s1", service_up=True), None, 0.0)
+    book.record_lease(lease("primary", "p1", service_up=True), None, 0.0)
+    pair.confirmed_silent("secondary")
+    pair.wake.clear()
+    assert book.record_lease(lease("primary", "p2", service_up=True, peer_heard_ms=0), None, 40.0)
+    assert pair.members["secondary"].back_since == 40.0 and not pair.members["secondary"].lost
+    pair.wake.clear()
+    assert book.record_lease(lease("primary", "p3", service_up=True, peer_heard_ms=0), None, 50.0)
+    assert pair.members["secondary"].back_since is None
+    assert pair.wake.is_set()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -183,6 +183,122 @@ def next_renew_delay(
     if failures == 0:
         return max(0.0, sizing.renew_period - spent)
     return min(RENEW_RETRY.pause(failures, draw), sizing.renew_period / 2)
+
+
+# The relay (docs/protocol.md, "The standby's heartbeat rides the holder's renewal"): while the
+# peer link works the standby does not renew its own Lease; it says hello to the holder this
+# many times per renewal period, and the holder's renewal carries when it last heard one.
+HELLOS_PER_PERIOD = 5
+# The standby's report fields that are not urgent (CPU, calls, the primary contact) are written
+# at least this often while it relays; sooner when the licensing clock is short (a quarter of
+# maxSecondsSinceContact), so the operator's copy of the contact never ages toward it.
+REPORT_REFRESH = 600.0
+
+
+def hello_period(sizing: HeartbeatSizing) -> float:
+    """How often the standby says hello to the holder (also each hello's timeout)."""
+    return sizing.renew_period / HELLOS_PER_PERIOD
+
+
+def relay_limit(sizing: HeartbeatSizing) -> float:
+    """How old the operator's sighting of the standby may grow, as the standby reckons it,
+    before it renews its own Lease: R between the holder's renewals, a hello period before
+    the hello the last one relayed was heard, a hello period before the acknowledgement that
+    tells the standby so, and R/4 for the holder's own request latency. In a healthy pair the
+    sighting never gets that old, so the standby never writes."""
+    return sizing.renew_period * 1.25 + 2 * hello_period(sizing)
+
+
+def relay_fits(sizing: HeartbeatSizing) -> bool:
+    """Whether the relay is used at this sizing: the standby's worst gap (`relay_limit`, then
+    its own renewal's request) stays R/4 inside W, so it is never judged lost while alive.
+    True at the default sizing and whenever renewalsPerWindow >= 3 and W >= 2 s; otherwise
+    both members renew their own Leases every R, as without a peer link."""
+    worst = relay_limit(sizing) + sizing.request_timeout
+    return worst <= sizing.window - sizing.renew_period / 4
+
+
+@dataclass(frozen=True)
+class RelayInputs:
+    """What the standby knows when it decides whether to write its own Lease (monotonic
+    times on its own clock; None: never)."""
+
+    pod: str
+    holder: str | None  # holderIdentity of the active Lease as last seen
+    linked: bool  # a peer key and the holder's peer contact are known
+    last_own_sent: float | None  # its own last successful renewal, sent
+    api_heard: float | None  # its last successful request to the API server, sent
+    # The operator has seen it (relayed in a successful renewal of the holder) no earlier than
+    # this: the hello's send time less the ages the holder's acknowledgement gave.
+    relayed_at: float | None
+    hello_failed_since: float | None  # the first of the hellos failing in a row, None: acked
+    urgent: bool  # a starred field of its report differs from what its Lease carries
+    report_changed: bool  # any other field does
+    report_refresh: float = REPORT_REFRESH
+
+
+def own_renewal_due(inputs: RelayInputs, sizing: HeartbeatSizing, now: float) -> tuple[float, str]:
+    """When this member must next write its own Lease, and why (docs/protocol.md, "The
+    standby's heartbeat rides the holder's renewal"). At once after an urgent change (a
+    starred field, as ever). Every R, as without the relay, unless it is the standby of a
+    working relay; then only when the relay cannot be trusted: its own requests to the API
+    server failing (it must not look alive to the operator while it could not act on a
+    grant), the hello failing (the holder may be gone: be seen by the operator at once), or
+    the relayed sighting growing older than `relay_limit` (the holder's renewals do not get
+    through). A report whose other fields changed is written within `report_refresh`."""
+    period = sizing.renew_period
+    if inputs.last_own_sent is None:
+        return now, "never renewed"
+    if inputs.urgent:
+        return now, "a starred report field changed"
+    every_period = inputs.last_own_sent + period
+    if not inputs.holder:
+        return every_period, "nobody holds the role"
+    if inputs.holder == inputs.pod:
+        return every_period, "the holder renews its own Lease"
+    if not inputs.linked or not relay_fits(sizing):
+        return every_period, "no peer link to relay through"
+    if inputs.api_heard is None or now - inputs.api_heard > 2 * period:
+        return every_period, "its own requests to the API server fail"
+    if inputs.hello_failed_since is not None:
+        if inputs.last_own_sent < inputs.hello_failed_since:
+            return inputs.hello_failed_since, "the hello to the holder failed"
+        return every_period, "the hello to the holder fails"
+    seen = max(inputs.relayed_at or inputs.last_own_sent, inputs.last_own_sent)
+    due, why = seen + relay_limit(sizing), "the relayed sighting is too old"
+    if inputs.report_changed and inputs.last_own_sent + inputs.report_refresh < due:
+        due, why = inputs.last_own_sent + inputs.report_refresh, "report fields changed"
+    return due, why
+
+
+def must_renew_own_lease(inputs: RelayInputs, sizing: HeartbeatSizing, now: float) -> str | None:
+    """Why this member must write its own Lease now, or None: the relay carries it."""
+    due, why = own_renewal_due(inputs, sizing, now)
+    return why if due <= now else None
+
+
+def report_news(report: MemberReport, written: MemberReport | None) -> tuple[bool, bool]:
+    """(urgent, changed) of `report` against what the Lease carries: urgent when a starred
+    field changed or the secondary's first contact with the primary appeared (the operator's
+    licensing clock is waiting for it), changed when any other field did (the relay's own
+    age aside: it is the holder's to write)."""
+    if written is None:
+        return True, True
+    urgent = report.urgent_change(written) or (
+        written.primary_contact is None and report.primary_contact is not None
+    )
+    changed = replace(report, peer_heard_ms=None) != replace(written, peer_heard_ms=None)
+    return urgent, changed
+
+
+def relayed_since(sent: float, renewed_ms: int, heard_ms: int) -> float | None:
+    """The earliest instant the operator may have counted the standby as seen, from the
+    holder's acknowledgement of a hello sent at `sent`: the holder answered after the hello
+    arrived, its last successful renewal was sent `renewed_ms` before that and relayed a
+    hello heard `heard_ms` before the write. None when the holder has not relayed any."""
+    if renewed_ms < 0 or heard_ms < 0:
+        return None
+    return sent - (renewed_ms + heard_ms) / 1000
 
 
 def decide_answer(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> Verdict:

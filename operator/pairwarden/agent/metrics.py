@@ -49,6 +49,11 @@ class AgentMetrics:
             "1 while this member answers past its fence deadline on its peer's promise",
             registry=r,
         )
+        self.relayed = Gauge(
+            "pairwarden_agent_relayed",
+            "1 while this standby's heartbeat rides the holder's renewal (it writes no Lease)",
+            registry=r,
+        )
         self.calls = Gauge("pairwarden_agent_calls_in_progress", "calls in progress", registry=r)
         # a counter (exposed as ..._total): the voicemail process's count only grows
         self.inactive_calls = Counter(

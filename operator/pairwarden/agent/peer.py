@@ -31,7 +31,11 @@ MAX_SKEW = 30.0  # seconds a message's wall time may differ from the receiver's 
 PROMISE_RATE_MARGIN = 0.95
 MAX_MESSAGE = 4096
 
-Kind = Literal["ask", "reply", "release"]
+Kind = Literal["ask", "reply", "release", "hello"]
+KINDS = ("ask", "reply", "release", "hello")
+# The relay's fields of a reply to a hello, left out of a message while unset, so a reply to an
+# ask still decodes at an agent of the previous release (which refuses unknown fields).
+RELAY_FIELDS = ("renewed_ms", "heard_ms")
 
 
 class PeerRefused(Exception):
@@ -52,9 +56,13 @@ class PeerMessage:
     promise_ms: int = 0  # reply: for how long after the ask arrived
     up_to: int = 0  # release: the last seq asked with; reply: the seq answered
     re_boot: str = ""  # reply: the boot of the ask answered
+    # reply to a hello: ms since the replier's last successful renewal was sent, and the age
+    # of the hello that renewal relayed (`pairwarden.io/peer-heard`); -1: none
+    renewed_ms: int = -1
+    heard_ms: int = -1
 
     def encode(self, key: bytes) -> bytes:
-        body = asdict(self)
+        body = {k: v for k, v in asdict(self).items() if k not in RELAY_FIELDS or v != -1}
         body["mac"] = _mac(key, body)
         return json.dumps(body, separators=(",", ":")).encode()
 
@@ -75,9 +83,10 @@ class PeerMessage:
             message = cls(**body)
         except TypeError as exc:
             raise PeerRefused(f"malformed: {exc}") from exc
-        if message.kind not in ("ask", "reply", "release") or message.member not in MEMBERS:
+        if message.kind not in KINDS or message.member not in MEMBERS:
             raise PeerRefused("malformed kind or member")
-        numbers = (message.epoch, message.seq, message.time_ms, message.promise_ms, message.up_to)
+        numbers: tuple[object, ...] = (message.epoch, message.seq, message.time_ms)
+        numbers += (message.promise_ms, message.up_to, message.renewed_ms, message.heard_ms)
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
             raise PeerRefused("malformed numbers")
         return message
@@ -168,11 +177,24 @@ class PeerLink:
         )
         return answer.encode(key)
 
+    def ack(self, hello: PeerMessage, epoch: int, renewed_ms: int, heard_ms: int) -> bytes:
+        """The holder's answer to a hello: what its last successful renewal relayed."""
+        key = self._key() or b""
+        relay = {"renewed_ms": renewed_ms, "heard_ms": heard_ms}
+        answer = self.message("reply", epoch, up_to=hello.seq, re_boot=hello.boot, **relay)
+        return answer.encode(key)
+
     async def ask(self, contact: str, epoch: int) -> PeerMessage | None:
         """Ask the peer to promise; its authentic reply to this very ask, or None (no link,
         no key, no answer, or an answer to something else)."""
-        ask = self.message("ask", epoch)
-        raw = await self._post(contact, ask)
+        return await self._exchange(contact, self.message("ask", epoch))
+
+    async def hello(self, contact: str, epoch: int) -> PeerMessage | None:
+        """The standby's heartbeat to the holder; its authentic acknowledgement, or None."""
+        return await self._exchange(contact, self.message("hello", epoch))
+
+    async def _exchange(self, contact: str, question: PeerMessage) -> PeerMessage | None:
+        raw = await self._post(contact, question)
         if raw is None:
             return None
         try:
@@ -180,8 +202,8 @@ class PeerLink:
         except PeerRefused as exc:
             log.warning("peer reply refused: %s", exc)
             return None
-        if answer.kind != "reply" or (answer.re_boot, answer.up_to) != (self.boot, ask.seq):
-            log.warning("peer reply does not answer our ask")
+        if answer.kind != "reply" or (answer.re_boot, answer.up_to) != (self.boot, question.seq):
+            log.warning("peer reply does not answer our %s", question.kind)
             return None
         return answer
 

@@ -12,16 +12,18 @@ import json
 import logging
 import random
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pairwarden.agent.core import (
+    REPORT_REFRESH,
     CpuJudge,
     FailsafeEpisode,
     FenceInputs,
     InactiveCallCounter,
     LicensingClocks,
     PairSettings,
+    RelayInputs,
     StandbyCalls,
     Verdict,
     VoicemailView,
@@ -31,10 +33,15 @@ from pairwarden.agent.core import (
     failsafe_episode,
     fence_counts_from,
     fence_left,
+    hello_period,
     judged_view,
     licensing_expired,
     may_promise,
+    must_renew_own_lease,
     next_renew_delay,
+    own_renewal_due,
+    relayed_since,
+    report_news,
     restart_hold,
     settings_digest,
     settings_from_spec,
@@ -154,10 +161,16 @@ class Agent:
         self.fence_inputs: FenceInputs | None = None  # as last judged, for peer_once
         self._started = clock.monotonic()
         self._previous: MemberReport | None = None  # the report found at first sight
+        self.relay = Relay()
 
     # ---- what the agent says -------------------------------------------------------------
 
     def report(self) -> MemberReport:
+        heard = self.failsafe.hello_heard
+        age = None if heard is None else max(0, round((self.clock.monotonic() - heard) * 1000))
+        return replace(self._report(), peer_heard_ms=age)
+
+    def _report(self) -> MemberReport:
         return build_report(
             stopping=self.stopping,
             vm=self.vm_view,
@@ -245,7 +258,7 @@ class Agent:
         )
         self.licensing = licensing_expired(self.config.member, self.clocks, s, self.clock.wall())
         await self.evaluate()
-        if self.renew_ok and self.written and self.report().urgent_change(self.written):
+        if self.renew_ok and self.written and report_news(self.report(), self.written)[0]:
             self._wake.set()
         self._update_metrics()
 
@@ -278,6 +291,7 @@ class Agent:
             return False
         self.metrics.renewals.labels("ok").inc()
         self.last_renewal_sent = sent
+        self.relay.api_heard = sent
         self.written = report
         self.renew_ok = True
         await self.confirm_active()
@@ -309,6 +323,7 @@ class Agent:
         except TRANSIENT as exc:
             log.info("cannot read %s: %r", self.active_lease, exc)
             return
+        self.relay.api_heard = max(self.relay.api_heard or checked, checked)
         self.on_active_lease(view, checked)
 
     def on_active_lease(self, view: LeaseView | None, seen_at: float | None = None) -> None:
@@ -319,6 +334,7 @@ class Agent:
         elif view.transitions >= self.epoch:
             if (view.holder, view.transitions) != (self.holder, self.epoch):
                 log.info("active Lease: holder %r epoch %d", view.holder, view.transitions)
+                self._wake.set()  # the relay's rule may now want its own renewal (a grant)
             self.holder = view.holder
             self.epoch = view.transitions
             self.active_contact = call_contact(view.annotations.get(ANNOTATION_ACTIVE_CONTACT))
@@ -337,6 +353,12 @@ class Agent:
         if view.renew_time == self._primary_renew_seen:
             return
         self._primary_renew_seen = view.renew_time
+        self.contact_with_primary()
+
+    def contact_with_primary(self) -> None:
+        """The secondary reached the primary now: a renewal of the primary's Lease seen, or
+        the primary's authenticated hello over the peer link (a primary that is standby
+        relays its heartbeat and renews nothing the secondary could see)."""
         now = self.clock.wall()
         self.clocks = LicensingClocks(self.clocks.started, now)
         mono = self.clock.monotonic()
@@ -450,6 +472,10 @@ class Agent:
         m.calls.set(self.vm_view.calls)
         m.count_inactive_calls(self._inactive.total)
         m.licensing_expired.set(1 if self.licensing else 0)
+        now = self.clock.monotonic()
+        relayed = self._relaying() and self.relay.failed_since is None and self.relay.relayed_at
+        ride = relayed and must_renew_own_lease(self.relay_inputs(), self.settings.sizing, now)
+        m.relayed.set(1 if relayed and ride is None else 0)
 
     # ---- loops ---------------------------------------------------------------------------
 
@@ -488,10 +514,22 @@ class Agent:
     async def _renew_loop(self) -> None:
         failures = 0
         while True:
-            began = self.clock.monotonic()
-            failures = 0 if await self.renew_once() else failures + 1
-            spent = self.clock.monotonic() - began
-            delay = next_renew_delay(failures, self.settings.sizing, random.random(), spent)
+            sizing = self.settings.sizing
+            why = must_renew_own_lease(self.relay_inputs(), sizing, self.clock.monotonic())
+            if why is not None:
+                began = self.clock.monotonic()
+                failures = 0 if await self.renew_once() else failures + 1
+                spent = self.clock.monotonic() - began
+                delay = next_renew_delay(failures, sizing, random.random(), spent)
+                if failures == 0 and self._relaying():
+                    delay = min(delay, hello_period(sizing))
+            else:
+                await self.relay_once()
+                due = own_renewal_due(self.relay_inputs(), sizing, self.clock.monotonic())[0]
+                delay = due - self.clock.monotonic()
+                if self._relaying():
+                    delay = min(delay, hello_period(sizing))
+                delay = max(0.0, delay)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -516,6 +554,79 @@ class Agent:
         while True:
             await self.peer_once()
             await asyncio.sleep(self.peer_period)
+
+    # ---- the relay: the standby's heartbeat rides the holder's renewal ------------------
+
+    def relay_inputs(self) -> RelayInputs:
+        urgent, changed = report_news(self.report(), self.written)
+        return RelayInputs(
+            pod=self.config.pod,
+            holder=None if self.stopping else self.holder,
+            linked=self.failsafe.link is not None and bool(self.failsafe.contact),
+            last_own_sent=self.last_renewal_sent if self.renew_ok else None,
+            api_heard=self.relay.api_heard,
+            relayed_at=self.relay.relayed_at,
+            hello_failed_since=self.relay.failed_since,
+            urgent=urgent,
+            report_changed=changed,
+            report_refresh=min(REPORT_REFRESH, self.settings.max_since_contact / 4),
+        )
+
+    def _relaying(self) -> bool:
+        return bool(self.holder) and self.holder != self.config.pod
+
+    async def relay_once(self) -> None:
+        """The standby's step while the relay carries its heartbeat: a read of the active
+        Lease once per R (it must keep hearing the API server, or look alive to the operator
+        while it could not act on a grant), then a hello to the holder, whose
+        acknowledgement says what the holder's last successful renewal relayed."""
+        f, relay, sizing = self.failsafe, self.relay, self.settings.sizing
+        if not self._relaying():
+            return
+        if (
+            relay.api_heard is None
+            or self.clock.monotonic() - relay.api_heard >= sizing.renew_period
+        ):
+            await self.confirm_active()
+            await self.evaluate()
+        now = self.clock.monotonic()
+        if (
+            f.link is None
+            or relay.api_heard is None
+            or now - relay.api_heard > 2 * sizing.renew_period
+        ):
+            return  # not heard by the API server: no hello, so the holder stops relaying it
+        f.link.timeout = hello_period(sizing)
+        answer = await f.link.hello(f.contact, self.epoch)
+        if answer is None:
+            if relay.failed_since is None:
+                log.info("hello to the holder failed: renewing its own Lease")
+                relay.failed_since = now
+            return
+        if relay.failed_since is not None:
+            log.info("hello to the holder acknowledged: its renewals carry this heartbeat")
+        relay.failed_since = None
+        if answer.epoch > f.peer_epoch:
+            f.peer_epoch = answer.epoch
+            await self.evaluate()
+        at = relayed_since(now, answer.renewed_ms, answer.heard_ms)
+        if at is not None:
+            relay.relayed_at = max(relay.relayed_at or at, at)
+
+    def _ack(self, hello: PeerMessage) -> bytes:
+        """The holder's side of a hello: remember when it was heard (the next renewal carries
+        its age), answer with what the last successful renewal relayed."""
+        f = self.failsafe
+        assert f.link is not None
+        now = self.clock.monotonic()
+        f.hello_heard = now
+        if self.config.member == "secondary" and hello.member == "primary":
+            self.contact_with_primary()
+        written = self.written.peer_heard_ms if self.written is not None else None
+        if self.last_renewal_sent is None or written is None or not self.renew_ok:
+            return f.link.ack(hello, self.epoch, -1, -1)
+        renewed = round((now - self.last_renewal_sent) * 1000)
+        return f.link.ack(hello, self.epoch, renewed, written)
 
     # ---- failsafe: the peer link (docs/protocol.md) --------------------------------------
 
@@ -597,6 +708,8 @@ class Agent:
         body = b"{}"
         if message.kind == "release":
             f.released(message)
+        elif message.kind == "hello":
+            body = self._ack(message)
         elif message.kind == "ask":
             promise = may_promise(
                 self.verdict.answer, self.vm_view.answering, self.epoch, message.epoch
@@ -625,6 +738,7 @@ class Failsafe:
         self.peer_epoch = 0
         self.episode: FailsafeEpisode | None = None
         self.asking = False  # the holder's last look wanted a promise (logged when it starts)
+        self.hello_heard: float | None = None  # when the other member's last hello arrived
 
     def inputs(self, now: float, hold: float | None) -> dict[str, Any]:
         """FenceInputs' failsafe fields; `hold`: agent.core.restart_hold."""
@@ -652,3 +766,12 @@ class Failsafe:
         if given is not None and release.up_to >= given[0]:
             del self.given[release.boot]
             log.info("the peer stopped answering: promise ended")
+
+
+@dataclass
+class Relay:
+    """The standby's memory of the relay (its own monotonic clock; docs/protocol.md)."""
+
+    api_heard: float | None = None  # its last successful request to the API server, sent
+    relayed_at: float | None = None  # seen by the operator no earlier than this (relayed_since)
+    failed_since: float | None = None  # the first of the hellos failing in a row

@@ -27,8 +27,10 @@ from pairwarden.protocol import (
     LABEL_MEMBER,
     LABEL_PAIR,
     MEMBERS,
+    Member,
     MemberReport,
     active_lease_name,
+    other,
 )
 
 
@@ -222,15 +224,38 @@ class PairBook:
         if seen is not None:
             seen.lost = True
 
-    def silent_beyond(self, window: float, now: float) -> list[str]:
+    def silent_beyond(self, window: float, now: float) -> list[Member]:
         """Members the engine would judge HeartbeatLost now: seen once, silent for longer
         than `window` of the operator's hearing time. Each verdict is confirmed by a fresh
         read before it is acted on."""
         return [
             member
-            for member in self.members
+            for member in MEMBERS
             if (since := self.counted_last_seen(member, now)) is not None and now - since > window
         ]
+
+    def see_relay(self, member: str, at: float, now: float) -> bool:
+        """The other member's renewal relayed that `member` said hello over the peer link at
+        `at` (`relayed_sighting`): a sighting of `member` as good as a renewal of its own
+        Lease, when later than the last one (docs/protocol.md, "The standby's heartbeat
+        rides the holder's renewal"). Its report stays the one its Lease carries. True when
+        the pair should look now: the member is back after a silence longer than W, or heard
+        the second time since it was judged lost."""
+        seen = self.members.get(member)
+        if seen is None or seen.deleted or at <= seen.last_seen:
+            return False
+        returned = self.window is not None and (
+            at - self.listening.silence_counted_from(seen.last_seen, now, self.patience)
+            > self.window
+        )
+        was_back = seen.back_since
+        seen.back_since = rejoined(seen, True, now)
+        seen.lost = False
+        seen.last_seen = at
+        urgent = returned or (was_back is not None and seen.back_since is None)
+        if urgent:
+            self.nudge(now)
+        return urgent
 
     def see_active(self, sighting: ActiveSighting) -> bool:
         """Take a sighting of the active Lease; True when it changed what we knew."""
@@ -257,6 +282,13 @@ def later_version(version: str, before: MemberSighting) -> bool:
         return int(version) > int(before.resource_version)
     except ValueError:
         return True
+
+
+def relayed_sighting(observed_at: float, heard_ms: int | None) -> float | None:
+    """When a member's relayed hello was heard, on the operator's clock: the relaying write
+    observed at `observed_at`, less the age it carries (`pairwarden.io/peer-heard`). Never
+    earlier than the truth: the write was observed after it was made."""
+    return None if heard_ms is None else observed_at - heard_ms / 1000
 
 
 def rejoined(before: MemberSighting | None, renewed: bool, now: float) -> float | None:
@@ -369,12 +401,15 @@ class ObservationBook:
             resource_version=version,
         )
         book.members[member] = sighting
+        relayed = relayed_sighting(now, report.peer_heard_ms) if renewed else None
+        relay_urgent = relayed is not None and book.see_relay(other(member), relayed, now)
         # Heard the second time since a loss: eligible again, which the engine must see now
         # (the renewal may report nothing new; a healed member showed serviceUp false and
         # could not be failed over to until the next resync).
         back = before is not None and before.back_since is not None and sighting.back_since is None
         urgent = (
-            before is None
+            relay_urgent
+            or before is None
             or before.deleted
             or returned
             or back

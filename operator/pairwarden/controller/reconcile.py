@@ -226,18 +226,25 @@ async def confirm_silences(
     there is one confirmed here. The engine once judged at the end of the step's reads, so a
     member a window minus a moment silent was not read, was past its window a moment later,
     and was failed over unconfirmed (with the operator's watch 9 s behind: HeartbeatLost,
-    epoch 1 -> 2, though its agent renewed every 2 s)."""
+    epoch 1 -> 2, though its agent renewed every 2 s).
+
+    A standby's heartbeat may ride the holder's renewal (docs/protocol.md, "The standby's
+    heartbeat rides the holder's renewal"), so a member still silent after its own Lease is
+    read is confirmed only after the other member's Lease is read too: a relayed hello the
+    watch has not delivered is a sighting as good as a renewal."""
     for member in book.silent_beyond(window, now):
-        try:
-            lease = await leases.read_member(rt.api, namespace, pair, member)
-        except client.ApiException as error:
-            if error.status != 404:  # gone: nobody renews it, the silence stands
-                raise
-            book.confirmed_silent(member)
-            continue
-        book.listening.heard(rt.clock.monotonic())
-        rt.book.record_lease(lease, None, rt.clock.monotonic())
-        if member in book.silent_beyond(window, now):
+        for read in (member, other(member)):
+            try:
+                lease = await leases.read_member(rt.api, namespace, pair, read)
+            except client.ApiException as error:
+                if error.status != 404:  # gone: nobody renews it, the silence stands
+                    raise
+                continue
+            book.listening.heard(rt.clock.monotonic())
+            rt.book.record_lease(lease, None, rt.clock.monotonic())
+            if member not in book.silent_beyond(window, now):
+                break
+        else:
             book.confirmed_silent(member)
 
 

@@ -29,11 +29,17 @@ from pairwarden.agent.core import (
     InactiveCallCounter,
     LicensingClocks,
     PairSettings,
+    RelayInputs,
     VoicemailView,
     build_report,
     decide_answer,
+    hello_period,
     licensing_expired,
+    must_renew_own_lease,
     next_renew_delay,
+    own_renewal_due,
+    relayed_since,
+    report_news,
     settings_from_spec,
 )
 from pairwarden.api.models import (
@@ -46,6 +52,7 @@ from pairwarden.api.models import (
 )
 from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
+from pairwarden.controller.observations import relayed_sighting
 from pairwarden.engine import (
     Cause,
     ManualRequest,
@@ -64,6 +71,7 @@ from pairwarden.protocol import (
     Member,
     MemberReport,
     member_labels,
+    other,
 )
 from pairwarden_testbed.voicemail.core import StaleEpoch, VoicemailCore
 
@@ -140,6 +148,13 @@ class SimMember:
     primary_seen: bool = False
     renewals: int = 0  # bumps when a renewal is (re)scheduled: an urgent write moves the next
     failures: int = 0  # consecutive failed renewals: the retry pause grows with them
+    # The relay (agent.runner.Relay and Failsafe.hello_heard): the standby's heartbeat rides
+    # the holder's renewal over the peer link, which works between two live agents.
+    api_heard: float | None = None
+    relayed_at: float | None = None
+    hello_failed_since: float | None = None
+    hello_heard: float | None = None
+    own_writes: int = 0  # member Lease writes that reached the API server
 
     @property
     def pod(self) -> str:
@@ -497,6 +512,8 @@ class World:
         member.inactive.floor(previous.inactive_calls if previous else 0)
         member.primary_seen = "primary" in self.member_leases  # the watch's first sight
         member.failures = 0
+        member.api_heard = member.relayed_at = member.hello_failed_since = None
+        member.hello_heard = None
         self._poll(member)
         if not member.partitioned:
             self._deliver_active(member)
@@ -517,7 +534,7 @@ class World:
             if vm is not None
             else VoicemailView()
         )
-        return build_report(
+        report = build_report(
             stopping=member.stopping,
             vm=view,
             cpu_percent=CPU_HIGH if member.cpu_high else CPU_LOW,
@@ -528,6 +545,9 @@ class World:
             epoch=member.epoch,
             digest="",
         )
+        heard = member.hello_heard
+        age = None if heard is None else max(0, round((self.now - heard) * 1000))
+        return replace(report, peer_heard_ms=age)
 
     def _poll_loop(self, member: SimMember) -> None:
         self._poll(member)
@@ -567,7 +587,7 @@ class World:
         if (
             member.renew_ok
             and member.written
-            and self._report(member).urgent_change(member.written)
+            and report_news(self._report(member), member.written)[0]
         ):
             self._renew(member)
 
@@ -598,14 +618,43 @@ class World:
             # The process demotes itself when the order runs out: sample that instant.
             self._schedule(verdict.valid_for, lambda: None)
 
+    def _relay_inputs(self, member: SimMember) -> RelayInputs:
+        """agent.runner.Agent.relay_inputs."""
+        urgent, changed = report_news(self._report(member), member.written)
+        return RelayInputs(
+            pod=member.pod,
+            holder=None if member.stopping else member.holder,
+            linked=True,
+            last_own_sent=member.last_renewal_sent if member.renew_ok else None,
+            api_heard=member.api_heard,
+            relayed_at=member.relayed_at,
+            hello_failed_since=member.hello_failed_since,
+            urgent=urgent,
+            report_changed=changed,
+        )
+
+    def _relaying(self, member: SimMember) -> bool:
+        return bool(member.holder) and member.holder != member.pod
+
     def _renew(self, member: SimMember) -> None:
-        """agent.runner.Agent.renew_once, then the renew loop's wait: the agent's own
-        `next_renew_delay` (a full period after a success, a growing jittered pause after
-        failures)."""
+        """agent.runner.Agent._renew_loop: the member's own renewal when the relay's rule
+        (`must_renew_own_lease`) says so, then the agent's own `next_renew_delay` (a full
+        period after a success, a growing jittered pause after failures); otherwise the
+        standby's relay step (a read of the active Lease, a hello to the holder)."""
         member.renewals += 1
+        if must_renew_own_lease(self._relay_inputs(member), self.sizing, self.now) is None:
+            self._relay_once(member)
+            due = own_renewal_due(self._relay_inputs(member), self.sizing, self.now)[0]
+            delay = due - self.now
+            if self._relaying(member):
+                delay = min(delay, hello_period(self.sizing))
+            self._renew_after(member, max(0.0, delay))
+            return
         report, sent = self._report(member), self.now
         if self._send(member, report):
             member.last_renewal_sent, member.written, member.renew_ok = sent, report, True
+            member.api_heard = sent
+            member.own_writes += 1
             lease = self.lease
             self._on_active_lease(member, lease[0], lease[1], sent)  # confirm_active
             self._evaluate(member)
@@ -615,6 +664,42 @@ class World:
             self._evaluate(member)
             member.failures += 1
         delay = next_renew_delay(member.failures, self.sizing, self.random.random())
+        if member.failures == 0 and self._relaying(member):
+            delay = min(delay, hello_period(self.sizing))
+        self._renew_after(member, delay)
+
+    def _relay_once(self, member: SimMember) -> None:
+        """agent.runner.Agent.relay_once: a read of the active Lease once per R while the
+        API server answers it, then (while it does) a hello the holder acknowledges with
+        what its last successful renewal relayed. The link works between two live agents."""
+        if not self._relaying(member):
+            return
+        period = self.sizing.renew_period
+        if not member.partitioned and (
+            member.api_heard is None or self.now - member.api_heard >= period
+        ):
+            member.api_heard = self.now
+            self._on_active_lease(member, self.lease[0], self.lease[1], self.now)
+            self._evaluate(member)
+        if member.api_heard is None or self.now - member.api_heard > 2 * period:
+            return
+        holder = self.members[other(member.name)]
+        if not holder.alive:
+            if member.hello_failed_since is None:
+                member.hello_failed_since = self.now
+            return
+        member.hello_failed_since = None
+        holder.hello_heard = self.now
+        if holder.name == "secondary":
+            self._contact(holder)
+        relayed = holder.written.peer_heard_ms if holder.written is not None else None
+        if holder.renew_ok and holder.last_renewal_sent is not None and relayed is not None:
+            renewed = round((self.now - holder.last_renewal_sent) * 1000)
+            at = relayed_since(self.now, renewed, relayed)
+            if at is not None:
+                member.relayed_at = max(member.relayed_at or at, at)
+
+    def _renew_after(self, member: SimMember, delay: float) -> None:
         turn = member.renewals
 
         def again() -> None:
@@ -654,6 +739,11 @@ class World:
         if not member.primary_seen:
             member.primary_seen = True
             return
+        self._contact(member)
+
+    def _contact(self, member: SimMember) -> None:
+        """agent.runner.Agent.contact_with_primary: a renewal of the primary seen, or its
+        hello heard."""
         assert member.clocks is not None
         member.saved_contact = self.clock.wall()
         member.clocks = LicensingClocks(member.clocks.started, member.saved_contact)
@@ -671,6 +761,11 @@ class World:
         self.observations[name] = MemberObservation(
             pod_name=pod_of(name), pod_running=True, last_seen=self.now, report=report
         )
+        # controller.observations.PairBook.see_relay: the other member's relayed hello
+        relayed = relayed_sighting(self.now, report.peer_heard_ms)
+        seen = self.observations.get(other(name))
+        if relayed is not None and seen is not None and relayed > (seen.last_seen or NEVER):
+            self.observations[other(name)] = replace(seen, last_seen=relayed)
         self._reconcile()
 
     def _operator_timer(self) -> None:
