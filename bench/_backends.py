@@ -225,8 +225,12 @@ class KubernetesBackend(Backend):
         # retry a FailedScheduling Event (0.013 writes/s per pair at 200 pairs, counted
         # against the pairs); deleting those pods made it worse (every deletion retries every
         # Pending pod: 25 Events per pair). The bench's own pods name no scheduler anyway.
-        scheduler = self.plane.state["pids"].get("kube-scheduler")
-        processes.stop([("kube-scheduler", scheduler)], self.plane.directory, grace=10)
+        try:  # stopped meanwhile (a signal unwinds here too): the plane goes with us
+            scheduler = self.plane.state["pids"].get("kube-scheduler")
+            processes.stop([("kube-scheduler", scheduler)], self.plane.directory, grace=10)
+        except BaseException:
+            self.plane.down()
+            raise
         self.ssl = ssl.create_default_context(cafile=str(self.plane.ca_file))
         return self
 

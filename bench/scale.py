@@ -17,7 +17,10 @@ injected into a sample of pairs, from the cause to the Service selector change s
 a clean stop (`pairwarden.io/agent=stopping`, from just before that write) and a crash (the
 active member stops renewing; from its last renewal sent + the window W). The writers publish
 an unchanging data version, as idle agents do, so replication runs once per pair and then only
-after a role change; `--changing-data` makes every pair busy instead.
+after a role change; `--changing-data` makes every pair busy instead. Once steady state is
+measured, a census of what a pair costs the API server (bench/_census.py: objects per pair by
+kind, bytes and managedFields, watches by kind), and over the whole run the operator's open
+sockets (a verdict: at most SOCKETS).
 
     python bench/scale.py                        # 100, 500, 2000 pairs; 1000 ms x 30
     python bench/scale.py --short                # 100 and 500 pairs; 500 ms x 20 (make bench)

@@ -109,11 +109,21 @@ def test_each_kopf_watch_has_its_connection_and_requests_share_the_rest(
 
 
 async def test_kopfs_session_is_bounded_and_carries_the_credentials() -> None:
-    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", scheme="Bearer", token="t0k")
+    info = kopf.ConnectionInfo(
+        server="https://127.0.0.1:6443",
+        scheme="Bearer",
+        token="t0k",
+        default_namespace="voice",
+        priority=3,
+    )
     context = handlers.bounded_session(info, 7)
     session = context.aiohttp_session
     try:
-        assert context.server == "https://127.0.0.1:6443"
+        assert (context.server, context.default_namespace, context.priority) == (
+            "https://127.0.0.1:6443",
+            "voice",
+            3,
+        )
         assert isinstance(session.connector, aiohttp.TCPConnector)
         assert session.connector.limit == 7  # kopf's own: 0, no limit
         assert session.headers["Authorization"] == "Bearer t0k"

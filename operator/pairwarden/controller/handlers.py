@@ -134,11 +134,14 @@ def bounded_session(info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSessio
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
     )
     return kopf.AiohttpSession(
         server=info.server,
         default_namespace=info.default_namespace,
         expiration=info.expiration,
+        priority=info.priority,
         aiohttp_session=session,
     )
 
