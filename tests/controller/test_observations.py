@@ -1,6 +1,11 @@
 from typing import Any
 
-from pairwarden.controller.observations import ObservationBook
+from pairwarden.controller.observations import (
+    ActiveSighting,
+    ObservationBook,
+    PairBook,
+    relays_standby,
+)
 from pairwarden.protocol import MemberReport
 
 
@@ -207,11 +212,16 @@ def test_a_lagging_watch_event_older_than_what_was_read_is_not_a_renewal() -> No
 
 
 # ---- the relay (docs/protocol.md, "The standby's heartbeat rides the holder's renewal") ----
+def held_by_primary(book: ObservationBook) -> PairBook:
+    """The pair with the active Lease naming the primary: only the holder's renewal relays."""
+    pair = book.pair("voice", "vm")
+    pair.see_active(ActiveSighting("vm-primary", 1, "1", member="primary"))
+    return pair
 
 
 def test_a_relayed_hello_is_a_sighting_of_the_standby() -> None:
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
+    pair = held_by_primary(book)
     book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
     book.record_lease(lease("primary", "p1", service_up=True), None, 10.0)
     # the holder's renewal, observed at 30, heard the standby's hello 1.5 s before its write
@@ -227,7 +237,7 @@ def test_only_a_new_renewal_of_the_holder_relays() -> None:
     """The same write delivered again (a relist, a confirming read) is no new hello: crediting
     it again would move the sighting later than the truth, forever."""
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
+    pair = held_by_primary(book)
     book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
     relaying = lease("primary", "p1", service_up=True, peer_heard_ms=1000)
     book.record_lease(relaying, None, 10.0)
@@ -243,7 +253,7 @@ def test_only_a_new_renewal_of_the_holder_relays() -> None:
 
 def test_a_foreign_relay_age_is_no_sighting() -> None:
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
+    pair = held_by_primary(book)
     book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
     junk = lease("primary", "p1", service_up=True)
     junk["metadata"]["annotations"]["pairwarden.io/peer-heard"] = "-3000"
@@ -253,7 +263,7 @@ def test_a_foreign_relay_age_is_no_sighting() -> None:
 
 def test_a_relay_cannot_create_a_member_never_seen_renewing() -> None:
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
+    pair = held_by_primary(book)
     book.record_lease(lease("primary", "p1", service_up=True, peer_heard_ms=0), None, 10.0)
     assert "secondary" not in pair.members
 
@@ -262,7 +272,7 @@ def test_a_member_judged_lost_is_back_after_two_relayed_hellos() -> None:
     """The relay is a renewal for the rule that a lost member must be heard twice (a late
     relay may carry a hello from a member that is cut off again)."""
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
+    pair = held_by_primary(book)
     pair.window = 30.0
     book.record_lease(lease("secondary", "s1", service_up=True), None, 0.0)
     book.record_lease(lease("primary", "p1", service_up=True), None, 0.0)
@@ -274,3 +284,22 @@ def test_a_member_judged_lost_is_back_after_two_relayed_hellos() -> None:
     assert book.record_lease(lease("primary", "p3", service_up=True, peer_heard_ms=0), None, 50.0)
     assert pair.members["secondary"].back_since is None
     assert pair.wake.is_set()
+
+
+def test_the_standbys_renewal_relays_no_holder() -> None:
+    """A holder is judged by its own renewals alone (its fence counts from them). A member
+    granted the role while cut from the API server never hears its grant and says hello to
+    the old holder as before; the old holder's renewals must not keep it "alive" (the
+    simulator: nobody answering for 47 s at W = 30 s). Nor does anyone relay while the
+    operator has not seen the active Lease yet."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
+    book.record_lease(lease("primary", "p1", service_up=True), None, 10.0)
+    book.record_lease(lease("primary", "p2", service_up=True, peer_heard_ms=0), None, 20.0)
+    assert pair.members["secondary"].last_seen == 10.0  # no active Lease seen yet
+    pair.see_active(ActiveSighting("vm-secondary", 3, "3", member="secondary"))
+    book.record_lease(lease("primary", "p3", service_up=True, peer_heard_ms=0), None, 30.0)
+    assert pair.members["secondary"].last_seen == 10.0
+    assert pair.silent_beyond(15.0, 30.0) == ["secondary"]
+    assert not relays_standby("primary", None) and relays_standby("secondary", "secondary")

@@ -284,6 +284,16 @@ def later_version(version: str, before: MemberSighting) -> bool:
         return True
 
 
+def relays_standby(relaying: str, holder: str | None) -> bool:
+    """Whether a renewal of `relaying` may carry its peer's heartbeat: only the holder's, for
+    its standby. A holder is judged by its own renewals alone, since its fence counts from
+    them. A member granted the role while cut from the API server never hears its grant,
+    still thinks itself the standby and says hello to the old holder, whose own renewals
+    then kept the new holder "alive": the simulator found it silent for 47 s (W = 30 s)
+    with nobody answering, after a manual failover onto a member cut off that moment."""
+    return holder is not None and relaying == holder
+
+
 def relayed_sighting(observed_at: float, heard_ms: int | None) -> float | None:
     """When a member's relayed hello was heard, on the operator's clock: the relaying write
     observed at `observed_at`, less the age it carries (`pairwarden.io/peer-heard`). Never
@@ -401,7 +411,12 @@ class ObservationBook:
             resource_version=version,
         )
         book.members[member] = sighting
-        relayed = relayed_sighting(now, report.peer_heard_ms) if renewed else None
+        holder = book.active.member if book.active is not None else None
+        relayed = (
+            relayed_sighting(now, report.peer_heard_ms)
+            if renewed and relays_standby(member, holder)
+            else None
+        )
         relay_urgent = relayed is not None and book.see_relay(other(member), relayed, now)
         # Heard the second time since a loss: eligible again, which the engine must see now
         # (the renewal may report nothing new; a healed member showed serviceUp false and

@@ -52,7 +52,7 @@ from pairwarden.api.models import (
 )
 from pairwarden.clock import ManualClock
 from pairwarden.controller import dispatch
-from pairwarden.controller.observations import relayed_sighting
+from pairwarden.controller.observations import relayed_sighting, relays_standby
 from pairwarden.engine import (
     Cause,
     ManualRequest,
@@ -761,8 +761,13 @@ class World:
         self.observations[name] = MemberObservation(
             pod_name=pod_of(name), pod_running=True, last_seen=self.now, report=report
         )
-        # controller.observations.PairBook.see_relay: the other member's relayed hello
-        relayed = relayed_sighting(self.now, report.peer_heard_ms)
+        # controller.observations.PairBook.see_relay: the other member's relayed hello, carried
+        # by the holder's renewal only (relays_standby)
+        relayed = (
+            relayed_sighting(self.now, report.peer_heard_ms)
+            if relays_standby(name, None if self.holder == "none" else self.holder)
+            else None
+        )
         seen = self.observations.get(other(name))
         if relayed is not None and seen is not None and relayed > (seen.last_seen or NEVER):
             self.observations[other(name)] = replace(seen, last_seen=relayed)
