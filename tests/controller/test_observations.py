@@ -303,37 +303,3 @@ def test_the_standbys_renewal_relays_no_holder() -> None:
     assert pair.members["secondary"].last_seen == 10.0
     assert pair.silent_beyond(15.0, 30.0) == ["secondary"]
     assert not relays_standby("primary", None) and relays_standby("secondary", "secondary")
-
-
-# ---- a silence both members share (PairBook.heard_from) ----
-
-
-def test_a_silence_both_members_shared_counts_for_neither() -> None:
-    """An outage for everyone that the idle operator never noticed (no request of its own
-    failed; its open watch said nothing): at its end the first member to renew looked alive
-    and the other lost, and the role moved to the first (`make chaos`). The span in which
-    neither was heard, longer than W - R, counts towards neither member's silence."""
-    book = ObservationBook()
-    pair = held_by_primary(book)
-    pair.quiet_after = 20.0  # W = 30 s, R = 10 s
-    book.record_lease(lease("primary", "p1", service_up=True), None, 10.0)
-    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
-    book.record_lease(lease("secondary", "s2", service_up=True), None, 45.0)  # first after
-    assert pair.quiet == [(10.0, 45.0)]
-    assert pair.silent_beyond(30.0, 46.0) == []
-    assert pair.counted_last_seen("primary", 46.0) == 45.0
-    for at in (55.0, 65.0, 75.0):
-        book.record_lease(lease("secondary", f"s{at}", service_up=True), None, at)
-    assert pair.silent_beyond(30.0, 75.5) == ["primary"]  # silent on its own after: lost
-
-
-def test_a_holder_crashed_beside_a_standby_still_heard_is_lost_at_w() -> None:
-    book = ObservationBook()
-    pair = held_by_primary(book)
-    pair.quiet_after = 20.0
-    book.record_lease(lease("primary", "p1", service_up=True), None, 10.0)
-    book.record_lease(lease("secondary", "s1", service_up=True), None, 10.0)
-    for at in (20.0, 30.0, 40.0):  # its hello failed: it renews its own Lease every R
-        book.record_lease(lease("secondary", f"s{at}", service_up=True), None, at)
-    assert pair.quiet == []
-    assert pair.silent_beyond(30.0, 40.5) == ["primary"]

@@ -164,35 +164,24 @@ class Hearing:
         self.episodes.append((start, end))
         del self.episodes[:-DEAF_EPISODES_KEPT]
 
-    def deaf_between(
-        self,
-        start: float,
-        now: float,
-        patience: float = math.inf,
-        also: Iterable[tuple[float, float]] = (),
-    ) -> float:
-        """Seconds of [start, now] inside deaf episodes (the open one runs to `now`),
-        requests answered later than `patience` (`waited`) or the spans `also` (a pair's
-        shared silences, PairBook.heard_from), each second once."""
-        spans = [*self.episodes, *also]
+    def deaf_between(self, start: float, now: float, patience: float = math.inf) -> float:
+        """Seconds of [start, now] inside deaf episodes (the open one runs to `now`) or
+        requests answered later than `patience` (`waited`)."""
+        spans = [*self.episodes]
         if self.deaf_since is not None:
             spans.append((self.deaf_since, now))
         spans += [(since, end) for since, sent, end in self.stalls if end - sent > patience]
         return covered(spans, start, now)
 
     def silence_counted_from(
-        self,
-        last_seen: float,
-        now: float,
-        patience: float = math.inf,
-        also: Iterable[tuple[float, float]] = (),
+        self, last_seen: float, now: float, patience: float = math.inf
     ) -> float:
         """The instant from which a member last seen at `last_seen` counts as silent: its
         sighting moved later by the deaf time since. Judged against W exactly as a sighting
         (engine.judge), so a member crashed while the operator hears is lost at W as ever,
         one crashed during an outage of the operator's API at W of hearing time, and nobody
         at the moment the operator hears again after an outage of any length."""
-        return last_seen + self.deaf_between(last_seen, now, patience, also)
+        return last_seen + self.deaf_between(last_seen, now, patience)
 
 
 def covered(spans: Iterable[tuple[float, float]], start: float, end: float) -> float:
@@ -219,36 +208,14 @@ class PairBook:
     patience: float = math.inf
     pods: dict[str, PodSighting] = field(default_factory=dict)  # per member (podwatch)
     listening: Hearing = field(default_factory=Hearing)  # the operator's, shared by every pair
-    # W - R, set by the reconciler: a span longer than this in which neither member was heard
-    # is the pair's shared silence (`quiet`), counted as nobody's.
-    quiet_after: float = math.inf
-    quiet: list[tuple[float, float]] = field(default_factory=list)  # (start, end), the latest
 
     def counted_last_seen(self, member: str, now: float) -> float | None:
         """The member's last sighting as the engine judges it: moved later by the time the
-        operator was deaf since (Hearing.silence_counted_from) and by the pair's shared
-        silences since (`heard_from`); None when never seen."""
+        operator was deaf since (Hearing.silence_counted_from); None when never seen."""
         seen = self.members.get(member)
         if seen is None or seen.deleted:
             return None
-        return self.listening.silence_counted_from(seen.last_seen, now, self.patience, self.quiet)
-
-    def heard_from(self, at: float) -> None:
-        """A member of the pair heard at `at` (a renewal observed, or a relayed hello). When
-        neither member had been heard for longer than `quiet_after` (W - R) before it, that
-        span was a silence both shared: an outage of the API server for everyone that an idle
-        operator never noticed (it sends no request in steady state, and its open watch says
-        nothing), or a starved API server. It does not count towards either member's silence,
-        as the operator's own deafness does not: at the end of such an outage the first
-        member to renew again looked alive and the other lost, and the role moved to the
-        first (`make chaos`, an outage for everyone alone: HeartbeatLost, epoch 87 -> 88).
-        A crashed holder's standby keeps being heard (its hello fails and it renews its own
-        Lease at once), so a real crash is still lost at W."""
-        sightings = [m.last_seen for m in self.members.values() if not m.deleted]
-        last = max(sightings, default=None)
-        if last is not None and at - last > self.quiet_after:
-            self.quiet.append((last, at))
-            del self.quiet[:-DEAF_EPISODES_KEPT]
+        return self.listening.silence_counted_from(seen.last_seen, now, self.patience)
 
     def confirmed_silent(self, member: str) -> None:
         """A read showed no renewal since the last sighting: the member is judged lost, and
@@ -281,7 +248,6 @@ class PairBook:
             at - self.listening.silence_counted_from(seen.last_seen, now, self.patience)
             > self.window
         )
-        self.heard_from(at)
         was_back = seen.back_since
         seen.back_since = rejoined(seen, True, now)
         seen.lost = False
@@ -435,8 +401,6 @@ class ObservationBook:
             and now - book.listening.silence_counted_from(before.last_seen, now, book.patience)
             > book.window
         )
-        if renewed:
-            book.heard_from(now)
         sighting = MemberSighting(
             last_seen=now if renewed or before is None else before.last_seen,
             renew_time=renew_time,

@@ -206,7 +206,6 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     )
     memory.timers_at, memory.checked_at = now.monotonic + timers(look), now.monotonic
     book.window = sizing.window  # the pair's one runtime W: the watch judges returns by it
-    book.quiet_after = sizing.window - sizing.renew_period  # a longer shared silence is nobody's
     return next_look(look, _last_seen(book, now.monotonic))
 
 
