@@ -188,13 +188,6 @@ def test_a_silence_both_members_share_moves_nothing(holder: str) -> None:
     assert decision.status.epoch == 3
 
 
-def test_a_silence_both_share_for_longer_than_w_plus_2r_is_both_down() -> None:
-    """Silent together beyond W + 2 R (50 s): no outage the operator missed (its own reads
-    would have failed), so both are down: the holder is revoked, as the reference does."""
-    decision = run(make_spec(), holding("primary", 3), member(age=50.5), contacted(age=50.5))
-    assert role(decision) == Deactivate(4, Cause.HEARTBEAT_LOST, "primary")
-
-
 def test_a_standby_heard_within_w_minus_r_takes_over_from_a_silent_holder() -> None:
     """The shared-silence hold stops at W - R: a standby heard 19.9 s ago (a renewal due at
     10 s, late by a request's time and more) is alive, so the holder's silence is its own."""

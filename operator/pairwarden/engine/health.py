@@ -80,25 +80,14 @@ def silence_shared(
     idle through it, then `HeartbeatLost: secondary -> primary`, `primary -> None` the moment
     the server answered again. A standby that is alive renews every R and is heard within
     `R` plus a request's time, far inside `W - R` (2 R by default): a real crash of the
-    holder still moves at W.
-
-    The hold ends once the holder has been silent `W + 2 R`: an outage the operator did not
-    notice is shorter than about W (a longer one fails the operator's own confirming read,
-    which counts as its deafness, not the members' silence), and after it the members renew
-    within `R/2` and a request. Silent longer, both are dead or cut off: the holder is revoked
-    as the reference does ("both down", then the first to start becomes active)."""
+    holder still moves at W."""
     if active.failure != Cause.HEARTBEAT_LOST or standby.failure not in (
         None,
         Cause.HEARTBEAT_LOST,
     ):
         return False
+    last = standby.observation.last_seen
     beat = spec.heartbeat
-    held, last = active.observation.last_seen, standby.observation.last_seen
-    if (
-        held is not None
-        and now.monotonic - held > beat.window_seconds + 2 * beat.renew_period_seconds
-    ):
-        return False
     return last is None or now.monotonic - last > beat.window_seconds - beat.renew_period_seconds
 
 
