@@ -22,11 +22,9 @@ from pairwarden.engine import (
     Observed,
     Warn,
     decide,
-    judge,
-    silence_shared,
     status_patch,
 )
-from pairwarden.protocol import MemberReport, other
+from pairwarden.protocol import MemberReport
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 MONO = 5000.0
@@ -174,41 +172,6 @@ def test_nobody_to_fail_over_to_leaves_no_holder() -> None:
     assert decision.status.phase == "NoActive"
     ready = {c.type: c for c in decision.status.conditions}["Ready"]
     assert ready.status == "False"
-
-
-@pytest.mark.parametrize("holder", ["primary", "secondary"])
-def test_a_silence_both_members_share_moves_nothing(holder: str) -> None:
-    """Both quiet together (W = 30 s, R = 10 s): the holder beyond W, the standby beyond
-    W - R = 20 s, a renewal of its own missed in the same span. An outage for everyone that
-    an idle operator never noticed, or a lagging watch: not a member's fault, and a move
-    would grant a member as silent as the holder, or revoke the role to nobody."""
-    quiet = {holder: member(age=31), other(holder): contacted(age=20.5)}
-    decision = run(make_spec(), holding(holder, 3), quiet["primary"], quiet["secondary"])
-    assert role(decision) is None
-    assert decision.status.epoch == 3
-
-
-def test_a_standby_heard_within_w_minus_r_takes_over_from_a_silent_holder() -> None:
-    """The shared-silence hold stops at W - R: a standby heard 19.9 s ago (a renewal due at
-    10 s, late by a request's time and more) is alive, so the holder's silence is its own."""
-    decision = run(make_spec(), holding("primary", 3), member(age=31), contacted(age=19.9))
-    assert role(decision) == Activate("secondary", 4, Cause.HEARTBEAT_LOST, "primary")
-
-
-def test_a_silent_holder_with_a_standby_whose_pod_is_gone_is_revoked() -> None:
-    """The standby's own fault explains its silence: the holder's is not shared."""
-    gone = replace(contacted(age=40), pod_running=False)
-    decision = run(make_spec(), holding("primary", 3), member(age=31), gone)
-    assert role(decision) == Deactivate(4, Cause.HEARTBEAT_LOST, "primary")
-
-
-def test_silence_shared_is_exclusive_at_w_minus_r() -> None:
-    spec = make_spec()
-    lost = judge(spec, holding("primary"), "primary", own_pod(member(age=31), "vm-0"), NOW)
-    for age, shared in ((20.0, False), (20.01, True)):
-        seen = own_pod(contacted(age=age), "vm-1")
-        standby = judge(spec, holding("primary"), "secondary", seen, NOW)
-        assert silence_shared(spec, lost, standby, NOW) is shared
 
 
 def test_never_activates_a_member_whose_service_is_down() -> None:

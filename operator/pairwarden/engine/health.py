@@ -67,30 +67,6 @@ def silent(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
     return seen.rejoining
 
 
-def silence_shared(
-    spec: FailoverPairSpec, active: MemberHealth, standby: MemberHealth, now: Now
-) -> bool:
-    """Whether the holder's lost heartbeat is a silence both members share: the standby, its
-    pod running and nothing else wrong with it, has not been heard for longer than `W - R`
-    either (it missed a renewal of its own in the same span). Two members falling silent
-    together is the API server's silence or the operator's (an outage for everyone, a stalled
-    or lagging watch, an idle operator that sent no request to find out it was cut off), not a
-    member's fault; and a move would only hand the role to a member as silent as the holder,
-    or revoke it to nobody. Seen in chaos: an outage for everyone shorter than W, the operator
-    idle through it, then `HeartbeatLost: secondary -> primary`, `primary -> None` the moment
-    the server answered again. A standby that is alive renews every R and is heard within
-    `R` plus a request's time, far inside `W - R` (2 R by default): a real crash of the
-    holder still moves at W."""
-    if active.failure != Cause.HEARTBEAT_LOST or standby.failure not in (
-        None,
-        Cause.HEARTBEAT_LOST,
-    ):
-        return False
-    last = standby.observation.last_seen
-    beat = spec.heartbeat
-    return last is None or now.monotonic - last > beat.window_seconds - beat.renew_period_seconds
-
-
 def judge(
     spec: FailoverPairSpec,
     status: FailoverPairStatus,

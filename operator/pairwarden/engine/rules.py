@@ -17,7 +17,7 @@ from pairwarden.api.models import (
     member_from_wire,
 )
 from pairwarden.engine.handoff import continue_handoff, pending_handoff
-from pairwarden.engine.health import MemberHealth, silence_shared
+from pairwarden.engine.health import MemberHealth
 from pairwarden.engine.truth import Truth
 from pairwarden.engine.types import (
     AckRequest,
@@ -172,9 +172,6 @@ def automatic_change(
     active, standby = health[holder], health[other(holder)]
     fallback = standby.name if standby.eligible else None
 
-    # Both silent together: the API server's or the operator's silence, not a member's.
-    if silence_shared(spec, active, standby, now):
-        return None
     # The holder cannot serve: never held back by flap damping.
     if active.failure is not None:
         return fallback, active.failure
