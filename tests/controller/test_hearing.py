@@ -254,7 +254,7 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     api.rest_client.request = stalled
     report_waits(api, clock, book.listening)  # as the operator's
     pair = book.pair(namespace, "vm")
-    pair.patience = SIZING.request_timeout  # as the step sets it
+    pair.sizing = SIZING  # as the step sets it
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
     await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
     assert not pair.members["primary"].lost
