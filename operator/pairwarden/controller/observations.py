@@ -261,6 +261,23 @@ class PairBook:
         ):
             peer.lull_ended = now
 
+    def read_in_lull(self, now: float) -> None:
+        """A confirming read succeeded at `now` while the pair is in a shared lull (no
+        renewal of either member heard for longer than HeartbeatSizing.lull): the server
+        answers now, perhaps only since a moment ago, so every member silent across the lull
+        gets `back_within` from now, once per silence, as from a renewal that ends one
+        (`heard_renewal`). The operator idle through an outage for everyone wakes at its
+        deadline for the holder, maybe just after the server came back and before either
+        member's retry pause ended: it read both Leases, found both silent, and revoked the
+        holder (`primary -> None`, then `FirstToStart` back to it: `make chaos`, 1 in 15
+        replays of seed 674697). Both really down, the revoke comes `back_within` later."""
+        began = self.last_renewal_heard
+        if self.sizing is None or began is None or not ends_lull(began, now, self.sizing):
+            return
+        for seen in self.members.values():
+            if silent_across(seen, began, self.sizing.window):
+                seen.lull_ended = now
+
     def confirmed_silent(self, member: str) -> None:
         """A read showed no renewal since the last sighting: the member is judged lost, and
         its next renewal is a return (`rejoined`)."""

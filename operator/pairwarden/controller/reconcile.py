@@ -230,7 +230,11 @@ async def confirm_silences(
     A standby's heartbeat may ride the holder's renewal (docs/protocol.md, "The standby's
     heartbeat rides the holder's renewal"), so a member still silent after its own Lease is
     read is confirmed only after the other member's Lease is read too: a relayed hello the
-    watch has not delivered is a sighting as good as a renewal."""
+    watch has not delivered is a sighting as good as a renewal.
+
+    A read that succeeds while neither member has been heard for a lull tells that the
+    server answers now: members silent across the lull get time to renew from then
+    (`PairBook.read_in_lull`, docs/protocol.md rule 4)."""
     for member in book.silent_beyond(window, now):
         for read in (member, other(member)):
             try:
@@ -240,6 +244,7 @@ async def confirm_silences(
                     raise
                 continue
             book.listening.heard(rt.clock.monotonic())
+            book.read_in_lull(rt.clock.monotonic())
             rt.book.record_lease(lease, None, rt.clock.monotonic(), watched=False)
             if member not in book.silent_beyond(window, now):
                 break
