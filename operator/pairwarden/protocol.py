@@ -129,6 +129,30 @@ class HeartbeatSizing:
         `Hearing.waited`)."""
         return max(0.5, min(5.0, self.renew_period / 2))
 
+    @property
+    def retry_pause_most(self) -> float:
+        """The longest pause between a failed renewal and the next try (agent.core
+        `next_renew_delay`): several tries fit in the fence margin R/2."""
+        return self.renew_period / 2
+
+    @property
+    def back_within(self) -> float:
+        """How long after the API server answers again a live member has renewed, at the
+        latest: a try that was failing when it came back (a request's time), the longest
+        retry pause, and the try that lands (another request's time)."""
+        return self.retry_pause_most + 2 * self.request_timeout
+
+    @property
+    def lull(self) -> float:
+        """A span longer than this in which the operator observed no renewal of either member
+        is the pair's shared lull (controller.observations `PairBook.heard_renewal`): an
+        outage of the API server for everyone, or one too starved to take renewals. Shorter
+        lulls never matter: a member silent across one is past its window before `back_within`
+        after it only when the lull lasted longer than `window - back_within`. Never shorter
+        than 1.5 R, so the gaps between renewals of a working pair (R, give or take a
+        request's time) are no lull."""
+        return max(self.window - self.back_within, 1.5 * self.renew_period)
+
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"

@@ -182,7 +182,7 @@ def next_renew_delay(
     W - R/2 left the new holder silent for 1.0-1.4 s after its grant."""
     if failures == 0:
         return max(0.0, sizing.renew_period - spent)
-    return min(RENEW_RETRY.pause(failures, draw), sizing.renew_period / 2)
+    return min(RENEW_RETRY.pause(failures, draw), sizing.retry_pause_most)
 
 
 # The relay (docs/protocol.md, "The standby's heartbeat rides the holder's renewal"): while the
