@@ -191,6 +191,30 @@ async def test_a_closed_udp_port_is_refused_a_sip_server_open_a_mute_one_silent(
         assert await sip_answer("127.0.0.1", mute.getsockname()[1], 0.2) == "silent"
 
 
+class DiesOnFirstRequest(asyncio.DatagramProtocol):
+    """A SIP server killed while our OPTIONS is in flight: it reads it and dies unanswering."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.close()
+
+
+async def test_an_options_in_flight_at_the_death_is_resent_and_refused() -> None:
+    """Unanswered, the request is resent one probe period later and meets the ICMP answer:
+    refused within the round, not silent after the whole budget (on the real node such a
+    round broke the row of refusals, and the claim came 0.6-0.9 s after the kill)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        DiesOnFirstRequest, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    began = loop.time()
+    assert await sip_answer("127.0.0.1", port, 0.5) == "refused"
+    assert loop.time() - began < 0.45
+
+
 async def test_a_round_probes_both_ports_at_once() -> None:
     tcp, udp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     target = ProbeTarget(1, "vm-0", "127.0.0.1", tcp, udp)
