@@ -13,6 +13,8 @@ import pytest
 
 from pairwarden.agent.adapters import sip_final_status
 from pairwarden.agent.core import (
+    PROBE_CONFIRM,
+    PROBE_PERIOD,
     PROBE_REFUSALS,
     FenceInputs,
     PortAnswer,
@@ -20,6 +22,7 @@ from pairwarden.agent.core import (
     ProbeTarget,
     decide_answer,
     gone_claim,
+    next_probe_delay,
     probe_step,
     probe_target,
     proves_gone,
@@ -71,6 +74,22 @@ def test_only_both_ports_refused_in_a_row_after_being_served_prove_death(
 ) -> None:
     assert PROBE_REFUSALS == 2
     assert proves_gone(rounds(*answers)) is gone
+
+
+@pytest.mark.parametrize(
+    ("answers", "spent", "delay"),
+    [
+        ((OPEN,), 0.03, PROBE_PERIOD - 0.03),  # a period from the round's start
+        ((OPEN,), 0.5, 0.0),  # a round slower than a period: the next at once
+        ((OPEN, DEAD), 0.01, PROBE_CONFIRM),  # refused once: confirm at once, not a period on
+        ((OPEN, DEAD, DEAD), 0.01, PROBE_PERIOD - 0.01),  # proven: the claim is made
+        ((DEAD,), 0.01, PROBE_CONFIRM),  # never served: confirming costs nothing, proves nothing
+    ],
+)
+def test_a_refusal_is_confirmed_at_once(
+    answers: tuple[tuple[PortAnswer, PortAnswer], ...], spent: float, delay: float
+) -> None:
+    assert next_probe_delay(rounds(*answers), spent) == pytest.approx(delay)
 
 
 def test_a_new_target_starts_afresh() -> None:

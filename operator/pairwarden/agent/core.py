@@ -408,6 +408,9 @@ def wants_promise(inputs: FenceInputs, sizing: HeartbeatSizing, now: float) -> b
 PROBE_PERIOD = 0.1
 PROBE_TIMEOUT = 0.5
 PROBE_REFUSALS = 2
+# After a round in which both ports were refused, the next round (the one that confirms it)
+# comes this soon, not a whole period later.
+PROBE_CONFIRM = 0.02
 
 # One port's answer in a probe round: the kernel refused it (TCP RST, ICMP port unreachable),
 # a process answered (a connection accepted, a SIP response), or neither (a timeout, an
@@ -489,6 +492,16 @@ def proves_gone(state: ProbeState) -> bool:
         and state.sip_answered
         and state.refused >= PROBE_REFUSALS
     )
+
+
+def next_probe_delay(state: ProbeState, spent: float) -> float:
+    """Seconds from the end of a round (which took `spent`) to the next: a period from its
+    start, or PROBE_CONFIRM after a round of refusals that does not prove death yet, so the
+    confirming round does not wait a period (on the real node at load 12-14 the claim came
+    0.40-0.69 s after the kill with every round a period apart)."""
+    if 0 < state.refused < PROBE_REFUSALS:
+        return PROBE_CONFIRM
+    return max(0.0, PROBE_PERIOD - spent)
 
 
 def gone_claim(state: ProbeState, seen: datetime) -> PeerGone | None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pairwarden.agent.core import (
-    PROBE_PERIOD,
     PROBE_TIMEOUT,
     REPORT_REFRESH,
     CpuJudge,
@@ -44,6 +43,7 @@ from pairwarden.agent.core import (
     licensing_expired,
     may_promise,
     must_renew_own_lease,
+    next_probe_delay,
     next_renew_delay,
     own_renewal_due,
     probe_step,
@@ -580,7 +580,7 @@ class Agent:
         while True:
             began = self.clock.monotonic()
             await self.probe_once()
-            await asyncio.sleep(max(0.0, PROBE_PERIOD - (self.clock.monotonic() - began)))
+            await asyncio.sleep(next_probe_delay(self.probe, self.clock.monotonic() - began))
 
     async def probe_once(self) -> None:
         """The standby's probe of the holder (docs/protocol.md, "Proof of death from the
