@@ -311,15 +311,21 @@ def test_the_standbys_renewal_relays_no_holder() -> None:
 LULL_SIZING = HeartbeatSizing(window=2.0, renew_period=2.0 / 3)
 
 
-def _outage(book: ObservationBook) -> PairBook:
-    """Both members heard until 10.0, then nothing (the API server down for everyone, and
-    the idle operator sending nothing, so not deaf itself) until the secondary renews first
-    at 13.2; the primary is still in its retry pause."""
+def _both_heard(book: ObservationBook) -> PairBook:
+    """Both members heard until 10.0 (the primary last at 9.9), at the chaos pair's sizing."""
     pair = book.pair("voice", "vm")
     pair.sizing = LULL_SIZING
     book.listening.heard(0.0)
     book.record_lease(lease("primary", "t1", service_up=True), None, 9.9)
     book.record_lease(lease("secondary", "t1", service_up=True), "MODIFIED", 10.0)
+    return pair
+
+
+def _outage(book: ObservationBook) -> PairBook:
+    """Then nothing (the API server down for everyone, and the idle operator sending nothing,
+    so not deaf itself) until the secondary renews first at 13.2; the primary is still in its
+    retry pause."""
+    pair = _both_heard(book)
     book.record_lease(lease("secondary", "t2", service_up=True), "MODIFIED", 13.2)
     return pair
 
@@ -357,11 +363,7 @@ def test_a_confirming_read_ends_no_lull() -> None:
     standby's renewal. That is not the server answering again after a silence of everyone:
     a holder crashed under a lagging watch was held past its bound when it counted."""
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
-    pair.sizing = LULL_SIZING
-    book.listening.heard(0.0)
-    book.record_lease(lease("primary", "t1", service_up=True), None, 9.9)
-    book.record_lease(lease("secondary", "t1", service_up=True), "MODIFIED", 10.0)
+    pair = _both_heard(book)
     book.record_lease(lease("secondary", "t2", service_up=True), None, 13.2, watched=False)
     assert pair.silent_beyond(2.0, 13.2) == ["primary"]
 
@@ -370,11 +372,7 @@ def test_a_member_already_judged_lost_gets_no_grace_from_a_lull() -> None:
     """Both down, the holder's silence confirmed (revoked), then the secondary starts first:
     its renewal ends a lull, but the old holder is not alive for it (FirstToStart stands)."""
     book = ObservationBook()
-    pair = book.pair("voice", "vm")
-    pair.sizing = LULL_SIZING
-    book.listening.heard(0.0)
-    book.record_lease(lease("primary", "t1", service_up=True), None, 9.9)
-    book.record_lease(lease("secondary", "t1", service_up=True), "MODIFIED", 10.0)
+    pair = _both_heard(book)
     pair.confirmed_silent("primary")
     pair.confirmed_silent("secondary")
     book.record_lease(lease("secondary", "t2", service_up=True), "MODIFIED", 30.0)
