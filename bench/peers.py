@@ -62,6 +62,7 @@ peers.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import copy
 import math
@@ -97,6 +98,7 @@ MEMBERS = ("primary", "secondary")
 DIAL_EVERY = 0.1  # seconds between two new calls (Caller)
 CALL_TIMEOUT = 2.0  # a call through Kamailio may wait for its retry on the backup (fr 1 s)
 SAMPLE_EVERY = 0.05  # seconds between two-answering samples
+TAIL = 1.0  # two answering is sampled until this long after the other member's first answer
 DEADLINE = 60.0  # a fault whose other member never answers within this is a failed run
 RESTART_AFTER = 0.2  # the kubelet stand-in's first restart back-off (localnode/kubelet.py)
 PACKAGES = ("kamailio",)
@@ -270,6 +272,13 @@ class Arm:
 
     def settle(self, active: str) -> None:
         """Wait for a pair at rest: `active` answers, the other could take over."""
+
+
+def at_once(answers: Callable[[str], bool]) -> int:
+    """How many members answer, both asked at once (a hung one costs its timeout, not the
+    other's sample too)."""
+    with concurrent.futures.ThreadPoolExecutor(len(MEMBERS)) as pool:
+        return sum(pool.map(answers, MEMBERS))
 
 
 def answered_by(ip: str, timeout: float) -> str | None:
@@ -574,7 +583,7 @@ class Kamailio(Arm):
                 self.process.wait()
 
     def answering(self) -> int:
-        return sum(1 for m in MEMBERS if self.members.answers(m))
+        return at_once(self.members.answers)
 
     def _kamcmd(self, *args: str) -> None:
         command = ["kamcmd", "-s", f"unix:{self.ctl}", *args]
@@ -625,10 +634,11 @@ vrrp_instance pair {{
   }}
 }}
 """
+# Healthy while the server says it answers calls (what Kamailio's OPTIONS probe asks too). With
+# curl: a Python check took over the 1 s script timeout at load 11 (interpreter start-up) and
+# put a healthy master in FAULT, moving the address without a fault.
 CHECK = """#!/bin/sh
-# healthy while the server says it answers calls (what Kamailio's OPTIONS probe asks too)
-exec {python} -c 'import sys, urllib.request as u; sys.exit(b"\\"answering\\": true" not in \\
-    u.urlopen("http://127.0.0.1:{port}/status", timeout=0.8).read())'
+curl -sf -m 0.8 http://127.0.0.1:{port}/status | grep -q '"answering": true'
 """
 LAN = "10.251.0"  # inside the namespaces of this run only
 
@@ -638,13 +648,14 @@ def keepalived_unavailable() -> str | None:
     Debian's keepalived (installed with apt-get when missing)."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    if shutil.which("keepalived") is None and shutil.which("apt-get"):
+    wanted = [p for p in ("keepalived", "curl") if shutil.which(p) is None]
+    if wanted and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "keepalived"]
+        command = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *wanted]
         subprocess.run(command, env=env, capture_output=True, check=False)
-    for program in ("keepalived", "ip"):
+    for program in ("keepalived", "ip", "curl"):
         if shutil.which(program) is None:
-            return f"{program} is not installed (apt-get install keepalived iproute2, as root)"
+            return f"{program} is not installed (apt-get install keepalived iproute2 curl)"
     return None
 
 
@@ -673,7 +684,7 @@ class Vrrp(Arm):
     def _start(self, member: str) -> None:
         base = self.workdir / f"keepalived-{member}"
         check = base.with_suffix(".check")
-        check.write_text(CHECK.format(python=sys.executable, port=self.control_port(member)))
+        check.write_text(CHECK.format(port=self.control_port(member)))
         check.chmod(0o755)
         config = base.with_suffix(".conf")
         priority = 150 if member == "primary" else 100
@@ -930,7 +941,7 @@ class NodePairwarden(Arm):
         self.hung = 0
 
     def answering(self) -> int:
-        return sum(1 for m, ip in self.ips.items() if answered_by(ip, timeout=0.3) == f"vm-{m}")
+        return at_once(lambda m: m in self.ips and answered_by(self.ips[m], 0.3) == f"vm-{m}")
 
     def inject(self, fault: str, member: str) -> None:
         from tests.realnode.measure import FAULTS as NODE_FAULTS
@@ -979,7 +990,7 @@ class PodKeepalived(Vrrp):
         return 8081  # the example's, on the pod's loopback
 
     def answering(self) -> int:
-        return sum(1 for m in MEMBERS if self.members.answers(m))
+        return at_once(self.members.answers)
 
     def inject(self, fault: str, member: str) -> None:
         if fault == "manual":  # the administrator stops keepalived on the master
@@ -1077,11 +1088,13 @@ def one_run(arm: Arm, caller: Caller, sampler: TwoAnswering, fault: str, into: F
     arm.inject(fault, active)
     answered = caller.first_answer(arm.pod(other(active)), t0, DEADLINE)
     end = answered if not math.isnan(answered) else time.monotonic()
+    # the calls in flight end, and the samples a second past the first answer are taken, with
+    # the fault still on (a server back from its hang would count as answering there)
+    time.sleep(max(0.0, end + max(CALL_TIMEOUT, TAIL) - time.monotonic()))
     arm.recover(fault, active)
     if math.isnan(answered):
         raise RuntimeError(f"{other(active)} never answered within {DEADLINE:.0f} s")
-    time.sleep(max(0.0, end + CALL_TIMEOUT - time.monotonic()))  # the calls in flight end
-    two, samples = sampler.between(t0, end + 1.0)
+    two, samples = sampler.between(t0, end + TAIL)
     into.answered.append(answered - t0)
     into.dropped.append(caller.dropped(t0, end))
     into.held.append(caller.held(t0, end))
