@@ -32,8 +32,9 @@ answering (each server called every 50 ms at its own address: behind Kamailio an
 both servers answer whatever reaches them, so two answer whenever both run). Then the ratio
 pairwarden / peer of the median time to the first answer, fault by fault. Each row is printed
 when done and goes into the run's JSON (bench/results/peers-<time>.json, rewritten after each
-row); the node backend puts the daemons' logs beside it. SIGTERM or SIGINT stops everything
-started (the node and its pods, Kamailio, keepalived, namespaces).
+row); the node backend puts the arms' logs beside it (Kamailio's, keepalived's, pairwarden's
+operator and agents). SIGTERM or SIGINT stops everything started (the node and its pods,
+Kamailio, keepalived, namespaces).
 
     python bench/peers.py --runs 3                 # the sandbox, every arm, every fault
     python bench/peers.py --backend node --runs 5  # the real node (as root; one node at a time)
@@ -960,6 +961,21 @@ class NodePairwarden(Arm):
         elif (again := NODE_FAULTS[fault].recover) is not None:
             again(self.pair, member)
 
+    def save_logs(self, into: Path) -> None:
+        """The operator's and both agents' logs into `into` (keep_logs puts them beside the
+        run's JSON): where a slow row's time went."""
+        from kubernetes import client
+        from tests.realnode.pairs import RELEASE
+
+        core = client.CoreV1Api(self.pair.admin)
+        where = [(self.pair.system, f"{RELEASE}-operator-0", "operator", "operator")] + [
+            (self.pair.namespace, f"vm-{m}", "agent", f"agent-{m}") for m in MEMBERS
+        ]
+        for namespace, pod, container, name in where:
+            with contextlib.suppress(Exception):  # a pod gone: its log with it
+                text = core.read_namespaced_pod_log(pod, namespace, container=container)
+                (into / f"{name}.log").write_text(text)
+
     def settle(self, active: str) -> None:
         from tests.realnode.measure import settled
 
@@ -1010,8 +1026,8 @@ class PodKeepalived(Vrrp):
 
 
 def keep_logs(workdir: Path, beside: Path) -> None:
-    """The daemons' logs (Kamailio's, keepalived's) beside the run's JSON: `workdir` goes
-    with the node's temporary directory."""
+    """The logs of an arm (Kamailio's, keepalived's; pairwarden's operator and agents) beside
+    the run's JSON: `workdir` goes with the node's temporary directory."""
     for found in sorted(workdir.glob("*.log")):
         shutil.copyfile(found, beside.with_name(f"{beside.stem}-{found.name}"))
 
@@ -1043,6 +1059,7 @@ def node_arms(
                 arm: Arm
                 if name == "pairwarden":
                     arm = NodePairwarden(pair)
+                    stack.callback(arm.save_logs, here)
                 elif name == "kamailio":
                     assert servers is not None
                     arm = Kamailio(stack, here, servers, (BRIDGE_IP, free_port()))
