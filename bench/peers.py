@@ -703,8 +703,8 @@ class Vrrp(Arm):
             )
 
     def _stop(self, member: str) -> None:
-        daemon = self.daemons[member]
-        if daemon.poll() is None:
+        daemon = self.daemons.get(member)
+        if daemon is not None and daemon.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(daemon.pid, signal.SIGTERM)
             try:
@@ -996,6 +996,9 @@ class PodKeepalived(Vrrp):
         self.local_host = BRIDGE_IP
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         stack.callback(self._stop_all)
+        # both servers running first: the last arm's faults may have left one restarting (in
+        # the kubelet's back-off), with no process whose namespace the daemon could enter
+        wait_until(members.up, timeout=180)
         for member in MEMBERS:
             self._start(member)
 
@@ -1016,7 +1019,7 @@ class PodKeepalived(Vrrp):
 
     def recover(self, fault: str, member: str) -> None:
         self.members.recover(fault, member)
-        if fault in ("manual", "clean stop"):
+        if fault in ("manual", "clean stop"):  # (clean stop: the pod made again, running)
             self._stop(member)
             self._start(member)
 
