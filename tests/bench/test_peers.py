@@ -31,6 +31,7 @@ def test_dropped_calls_are_those_placed_after_the_fault_and_not_answered() -> No
         Call(12.5, 12.6, None),  # after it: not counted
     ]
     assert caller.dropped(10.0, 12.4) == 2
+    assert caller.held(10.0, 12.4) == 0  # none placed before the first answer came after it
     assert caller.first_answer("vm-secondary", 10.0, 0.1) == 12.4
     assert math.isnan(caller.first_answer("vm-secondary", 12.45, 0.05))  # none after 12.45
     assert caller.last_answer() == "vm-secondary"
@@ -109,3 +110,20 @@ def test_the_peers_pods_are_the_examples_voicemail_without_the_agent() -> None:
         assert mount == {"name": "order-key", "mountPath": "/var/run/pairwarden/order"}
         assert "write_key" in orderer["command"][-1] and "validForMs" in orderer["command"][-1]
     assert "agent" in {c["name"] for c in originals["vm-primary"]["spec"]["containers"]}
+
+
+def test_calls_held_are_those_placed_before_the_first_answer_and_answered_after_it() -> None:
+    """Calls end out of order: one dialled into the dead member is answered once its INVITE,
+    sent again, finds the path back, after a later call was already answered."""
+    caller = Caller.__new__(Caller)
+    caller.lock = threading.Lock()
+    caller.calls = [
+        Call(10.1, 12.6, "vm-secondary"),  # rang 2.5 s: held
+        Call(10.2, 12.2, None),  # gave up: dropped
+        Call(11.9, 12.0, "vm-secondary"),  # the first answer
+        Call(11.95, 12.3, "vm-secondary"),  # placed before it, answered after: held
+    ]
+    assert caller.first_answer("vm-secondary", 10.0, 0.5) == 12.0
+    assert caller.held(10.0, 12.0) == 2
+    assert caller.dropped(10.0, 12.0) == 1
+    assert caller.last_answer() == "vm-secondary"
