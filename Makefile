@@ -113,7 +113,8 @@ unit: $(STAMP) tools
 	$(BIN)/pytest tests
 
 # failover and scale on the sandbox, then on the real control plane (hack/control-plane.sh)
-# when its binaries are cached here; otherwise a line says it was skipped and why. Short:
+# when its binaries are cached here; otherwise a line says it was skipped and why. peers on
+# the real node where a node can run here (else the sandbox, saying why). Short:
 # scale runs 20 pairs on the real control plane; BENCH_PAIRS=100,500 scales every backend up.
 BENCH_BACKENDS ?= all
 BENCH_PAIRS ?=
@@ -121,6 +122,7 @@ bench: $(STAMP)
 	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/[!_]*.py; do echo "== $$b"; \
 		case $$b in *failover.py) backends="--backend $(BENCH_BACKENDS)";; \
 		*scale.py) backends="--backend $(BENCH_BACKENDS) $(if $(BENCH_PAIRS),--pairs $(BENCH_PAIRS))";; \
+		*peers.py) backends="--backend $(if $(filter all,$(BENCH_BACKENDS)),all,$(if $(findstring node,$(BENCH_BACKENDS)),node,sandbox))";; \
 		*) backends="";; esac; \
 		$(BIN)/python $$b --short $$backends || exit 1; done; \
 	else echo "no benchmarks yet (bench/ is empty)"; exit 1; fi

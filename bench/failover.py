@@ -454,10 +454,15 @@ def node_unavailable() -> str | None:
 
 
 def measure_node(
-    runs: int, rows: Rows | None = None, only: list[str] | None = None
+    runs: int,
+    rows: Rows | None = None,
+    only: list[str] | None = None,
+    beside: Callable[[Any, Path], None] | None = None,
 ) -> list[Result] | None:
     """Every fault on a real node (see the module's docstring), `runs` times each; None, with
-    a line saying why, where a node cannot run here or its images cannot be built."""
+    a line saying why, where a node cannot run here or its images cannot be built.
+    `beside(pair, workdir)`: more work on the same node and pair once the faults of `only`
+    are measured, before the node stops (bench/peers.py's arms)."""
     import tempfile
 
     from tests.realnode.measure import FAULTS, Watches, measure
@@ -528,6 +533,8 @@ def measure_node(
                 print(f"  {fault.name}: {len(result.flips)} runs in {took:.0f} s")
                 if rows is not None:
                     rows.done(result, runs, "node")
+            if beside is not None:
+                beside(pair, Path(tmp))
         finally:
             if watches is not None:
                 watches.stop()

@@ -157,6 +157,28 @@ def test_the_scale_benchmark_on_the_real_control_plane_stopped_leaves_no_process
     assert left == [], left
 
 
+@pytest.mark.timeout(420)
+def test_the_peers_benchmark_stopped_leaves_no_process(tmp_path: Path) -> None:
+    """Kamailio (its own session, and its children) in front of two voicemail processes."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from peers import kamailio_unavailable
+
+    reason = kamailio_unavailable()
+    if reason:
+        pytest.skip(reason)
+    report = tmp_path / "peers.json"
+    run = Run(
+        [*BENCH_ENV, "bench/peers.py", "--arms", "kamailio", "--runs", "3",
+         "--json", str(report)],
+        _has("kamailio -f", "pairwarden_testbed.cli voicemail"),
+    )  # fmt: skip
+    code = _stop_when_started(run, tmp_path, signal.SIGTERM)
+    left = [line for process, line in run.seen.items() if alive(process)]
+    assert left == [], left
+    assert code != 0
+    assert json.loads(report.read_text())["finished"] is None
+
+
 def test_the_run_log_is_written_at_once_and_after_every_row(tmp_path: Path) -> None:
     sys.path.insert(0, str(REPO / "bench"))
     from _common import RunLog
