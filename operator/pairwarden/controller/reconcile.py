@@ -48,7 +48,14 @@ from pairwarden.controller.observations import (
 from pairwarden.controller.status import Written
 from pairwarden.engine import decide, status_patch
 from pairwarden.engine.conditions import spec_valid, stamp
-from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, still_quiet, timers
+from pairwarden.engine.schedule import (
+    RESYNC_SECONDS,
+    LookInputs,
+    next_look,
+    resync_phase,
+    still_quiet,
+    timers,
+)
 from pairwarden.engine.types import (
     LeaseView,
     MemberObservation,
@@ -203,6 +210,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         now=now,
         replication_due_in=due_in,
         policy_due_in=rt.policies.due_in(namespace, name) if rt.policies else None,
+        resync_phase=resync_phase(namespace, name),
     )
     memory.timers_at, memory.checked_at = now.monotonic + timers(look), now.monotonic
     book.window = sizing.window  # the pair's one runtime W: the watch judges returns by it
