@@ -1007,7 +1007,10 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
         checks = {
             "writes": r.total_writes * period / 10.0 <= WRITES_PER_PAIR,
             "reaction": r.reaction(99) < REACTION_P99 and r.missed_flips == 0,
-            "no spurious flips": r.spurious == 0,
+            # a move away from a member the API server heard within W: the operator's defect
+            "no needless moves": r.moves_renewing == 0,
+            # members the API server did not hear for W: it (or the writers) could not keep up
+            "renewals stored": not r.silent_writers,
             "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
             "rss": r.rss_mb < RSS_MB,
             "sockets": r.sockets <= SOCKETS,
