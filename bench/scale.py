@@ -403,10 +403,11 @@ class Row:
     # their role moves (the active Lease's member changed): away from a member whose renewals
     # the API server stored within W before (needless), or not (it was silent there)
     moves_renewing: int = 0
+    moves_back: int = 0  # away from a member back after the server had not heard it for W
     moves_silent: int = 0
     # per such pair: its Service events and active Lease events, seconds after it was active
     unfaulted: dict[str, Any] = field(default_factory=dict)
-    # members whose renewals really were apart more than W at the API server before the
+    # holders whose renewals really were apart more than W at the API server before the
     # faults (the bench's writers or the server too slow): a move for them is no spurious one
     silent_writers: list[str] = field(default_factory=list)
     writer_errors: int = 0
@@ -779,7 +780,8 @@ class Simulation:
             window,
         )
         row.spurious, row.rewrites = tally.changes, tally.rewrites
-        row.moves_renewing, row.moves_silent = tally.renewing, tally.silent
+        row.moves_renewing, row.moves_back = tally.renewing, tally.back
+        row.moves_silent = tally.silent
         row.unfaulted = {
             pair: {
                 "service": [(round(at - began, 3), kind, member) for at, kind, member in events],
@@ -800,7 +802,9 @@ class Simulation:
             and any(at > self.flips.activated.get(pair, math.inf) for at, _, _ in events)
             for began in [self.flips.activated[pair]]
         }
-        row.silent_writers = silent_writers(self.writers.values(), window, t2)
+        # holders only: a standby renews its own Lease rarely, its hello riding the holder's
+        holding = [w for w in self.writers.values() if self.holders.get(w.pair) == w.member]
+        row.silent_writers = silent_writers(holding, window, t2)
         row.cpu_cores_faults = (cpu3.cpu_seconds - cpu2.cpu_seconds) / (t3 - t2)
         row.rss_mb = max(row.rss_mb, cpu3.rss_mb)
         for label, reactions, faults, since in kinds:
@@ -866,7 +870,8 @@ class Tally:
 
     changes: int  # Service events naming another member than the one before
     rewrites: int  # Service events naming the same member again (no caller is dropped)
-    renewing: int  # role moves away from a member the API server heard within W before
+    renewing: int  # role moves away from a member the API server heard steadily (needless)
+    back: int  # away from one renewing again, after the server did not hear it for W
     silent: int  # role moves away from a member the API server did not hear for W
 
 
@@ -880,11 +885,13 @@ def needless_moves(
     """Sort the unfaulted pairs' events after each became active. `service`: per pair, the
     Service events (arrival, type, member selected); `leases`: the active Lease's events
     (arrival, epoch, member named); `renewals`: per member Lease name, each renewal (sent,
-    answered, HTTP status). A move is judged by the member it left: a renewal of it stored
-    (answered 2xx) within W before the move was seen means it was renewing, so the move was
-    needless; none means the API server itself did not hear it for W (the writers, or the
-    server, too slow: a real silence as far as anyone can tell)."""
-    changes = rewrites = renewing = silent = 0
+    answered, HTTP status). A move is judged by the member it left, by its renewals the API
+    server stored (answered 2xx): none within W before the move, it was silent there (the
+    writers, or the server, too slow: a real silence as far as anyone can tell); some, but
+    more than W apart within 2 W before, it was back from such a silence (the engine's
+    "heard twice" rule may move then; issue 24 says nothing should); otherwise it renewed
+    steadily and the move was needless (the operator's defect)."""
+    changes = rewrites = renewing = back = silent = 0
     for pair, events in service.items():
         began, before = activated.get(pair, math.inf), None
         for at, _, member in events:
@@ -899,16 +906,24 @@ def needless_moves(
         for (_, _, left), (at, _, member) in itertools.pairwise(history):
             if at <= began or member == left or left not in MEMBERS:
                 continue
-            stored = [
+            stored = sorted(
                 done
                 for _, done, code in renewals.get(f"{pair}-{left}", [])
-                if 200 <= code < 300 and at - window <= done <= at
-            ]
-            if stored:
-                renewing += 1
-            else:
+                if 200 <= code < 300 and done <= at
+            )
+            if not stored or stored[-1] < at - window:
                 silent += 1
-    return Tally(changes, rewrites, renewing, silent)
+                continue
+            since = [t for t in stored if t >= at - 2 * window]
+            earlier = [t for t in stored if t < at - 2 * window][-1:]
+            gaps = [b - a for a, b in itertools.pairwise(earlier + since)]
+            if not earlier and since[0] - (at - 2 * window) > window:
+                gaps.append(window + 1)  # nothing stored in the first W of the span
+            if any(gap > window for gap in gaps):
+                back += 1
+            else:
+                renewing += 1
+    return Tally(changes, rewrites, renewing, back, silent)
 
 
 def silent_writers(writers: Any, window: float, until: float) -> list[str]:
@@ -1012,7 +1027,7 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             "reaction": r.reaction(99) < REACTION_P99 and r.missed_flips == 0,
             # a move away from a member the API server heard within W: the operator's defect
             "no needless moves": r.moves_renewing == 0,
-            # members the API server did not hear for W: it (or the writers) could not keep up
+            # holders the API server did not hear for W: it (or the writers) could not keep up
             "renewals stored": not r.silent_writers,
             "cpu": max(r.cpu_cores, r.cpu_cores_faults) < CPU_CORES,
             "rss": r.rss_mb < RSS_MB,
@@ -1080,8 +1095,9 @@ def print_table(rows: list[Row], window: float, period: float) -> None:
             f"SIGTERM, {r.cancelled_daemons} daemons cancelled; "
             f"selector changes without a fault {r.spurious} (and {r.rewrites} rewrites of the"
             f" same member); role moves without a fault {r.moves_renewing} away from a member"
-            f" the API server heard within W, {r.moves_silent} from one it did not"
-            f"; members whose renewals were"
+            f" the API server heard steadily, {r.moves_back} from one back after the server"
+            f" had not heard it for W, {r.moves_silent} from one it had not heard for W"
+            f"; holders whose renewals were"
             f" more than W apart at the API server before the faults {len(r.silent_writers)}"
             + (f"; {'; '.join(r.notes)}" if r.notes else "")
         )

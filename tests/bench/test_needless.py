@@ -34,10 +34,21 @@ def test_rewrites_changes_and_moves_are_told_apart() -> None:
     }
     tally = needless_moves(service, activated, leases, renewals, W)
     assert (tally.changes, tally.rewrites) == (2, 1)  # p1's second "primary" is a rewrite
-    assert (tally.renewing, tally.silent) == (1, 1)  # p2 needless; p3 silent at the server
+    assert (tally.renewing, tally.back, tally.silent) == (1, 0, 1)  # p2 needless; p3 silent
 
 
 def test_the_first_grant_is_no_move() -> None:
     leases = {"p1": [(1.0, 0, "none"), (9.0, 1, "primary"), (9.5, 1, "primary")]}
     tally = needless_moves({}, {"p1": 10.0}, leases, {}, W)
-    assert (tally.renewing, tally.silent) == (0, 0)
+    assert (tally.renewing, tally.back, tally.silent) == (0, 0, 0)
+
+
+def test_a_member_back_from_a_silence_at_the_server_is_told_apart() -> None:
+    """Both members unheard at the server for 90 s (its writes timing out), then renewing
+    again; the role moved 7 s after the holder's first renewal was stored: not needless in
+    the operator's sense of a steady member, but a move on coming back (issue 24 wants
+    none)."""
+    leases = {"p1": [(9.0, 1, "primary"), (236.0, 2, "secondary")]}
+    renewals = {"p1-primary": [(100.0, 100.1, 200), (190.0, 195.0, 0), (225.0, 229.0, 200)]}
+    tally = needless_moves({}, {"p1": 10.0}, leases, renewals, W)
+    assert (tally.renewing, tally.back, tally.silent) == (0, 1, 0)
