@@ -216,6 +216,32 @@ async def test_an_unchanged_renewal_confirms_the_silence(
     assert pair.members["primary"].lost  # its next renewal is a return, heard once
 
 
+async def test_a_read_in_a_shared_lull_gives_both_members_time_to_renew(
+    api: aclient.ApiClient, namespace: str
+) -> None:
+    """The API server was away for everyone and the idle operator never noticed (nothing it
+    sent failed). It wakes at the holder's deadline just after the server came back: both
+    Leases read stale, but the members may still be in their retry pause. Neither is
+    confirmed before `back_within` from that read; both are then, if still silent (both
+    really down: the revoke comes that much later, once)."""
+    clock = ManualClock(monotonic=100.0)
+    book = ObservationBook()
+    rt = Runtime(api=api, book=book, clock=clock)
+    pair = book.pair(namespace, "vm")
+    pair.sizing = SIZING
+    for member in ("primary", "secondary"):
+        await _put(api, namespace, member, RENEW_1)
+        book.record_lease(lease(member, RENEW_1, namespace), None, 100.0)
+    clock.advance(W + 1)
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
+    assert pair.silent_beyond(W, clock.monotonic()) == []
+    assert not pair.members["primary"].lost and not pair.members["secondary"].lost
+    clock.advance(SIZING.back_within + 0.01)
+    await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
+    assert pair.silent_beyond(W, clock.monotonic()) == ["primary", "secondary"]
+    assert pair.members["primary"].lost and pair.members["secondary"].lost
+
+
 async def test_a_failed_read_confirms_nothing(
     api: aclient.ApiClient, namespace: str, sandbox_only: Sandbox
 ) -> None:
@@ -254,7 +280,7 @@ async def test_a_read_answered_after_a_stall_confirms_nothing(
     api.rest_client.request = stalled
     report_waits(api, clock, book.listening)  # as the operator's
     pair = book.pair(namespace, "vm")
-    pair.patience = SIZING.request_timeout  # as the step sets it
+    pair.sizing = SIZING  # as the step sets it
     assert pair.silent_beyond(W, clock.monotonic()) == ["primary"]
     await confirm_silences(rt, namespace, "vm", pair, W, clock.monotonic())
     assert not pair.members["primary"].lost

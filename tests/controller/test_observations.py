@@ -6,7 +6,7 @@ from pairwarden.controller.observations import (
     PairBook,
     relays_standby,
 )
-from pairwarden.protocol import MemberReport
+from pairwarden.protocol import HeartbeatSizing, MemberReport
 
 
 def lease(member: str, renew: str, **report: Any) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def test_leases_of_no_pair_are_ignored() -> None:
 def test_a_member_back_after_a_window_of_silence_wakes_its_pair() -> None:
     book = ObservationBook()
     pair = book.pair("voice", "vm")
-    pair.window = 30.0
+    pair.sizing = HeartbeatSizing(window=30.0, renew_period=30.0 / 3)
     book.record_lease(lease("primary", "t1", service_up=True), None, 100.0)
     pair.wake.clear()
     assert not book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 120.0)
@@ -148,7 +148,7 @@ def test_the_active_lease_sighting_carries_the_member_it_names() -> None:
 def test_a_member_back_after_a_lost_heartbeat_must_be_heard_twice() -> None:
     book = ObservationBook()
     pair = book.pair("voice", "vm")
-    pair.window = 6.0
+    pair.sizing = HeartbeatSizing(window=6.0, renew_period=6.0 / 3)
     book.listening.heard(0.0)
     book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
     book.listening.heard(20.0)  # the operator heard all along: the silence is the member's
@@ -169,7 +169,7 @@ def test_a_renewal_the_confirming_read_finds_is_no_return() -> None:
     The member was never judged lost, so it is heard at once, not on probation."""
     book = ObservationBook()
     pair = book.pair("voice", "vm")
-    pair.window = 2.0
+    pair.sizing = HeartbeatSizing(window=2.0, renew_period=2.0 / 3)
     book.listening.heard(0.0)
     book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
     book.listening.heard(3.5)
@@ -183,7 +183,7 @@ def test_the_operators_own_deafness_makes_no_return() -> None:
     along, and none is a member back from a loss (which would make the holder ineligible)."""
     book = ObservationBook()
     pair = book.pair("voice", "vm")
-    pair.window = 6.0
+    pair.sizing = HeartbeatSizing(window=6.0, renew_period=6.0 / 3)
     book.listening.heard(0.0)
     book.record_lease(lease("primary", "t1", service_up=True), None, 1.0)
     book.listening.heard(2.0)
@@ -273,7 +273,7 @@ def test_a_member_judged_lost_is_back_after_two_relayed_hellos() -> None:
     relay may carry a hello from a member that is cut off again)."""
     book = ObservationBook()
     pair = held_by_primary(book)
-    pair.window = 30.0
+    pair.sizing = HeartbeatSizing(window=30.0, renew_period=30.0 / 3)
     book.record_lease(lease("secondary", "s1", service_up=True), None, 0.0)
     book.record_lease(lease("primary", "p1", service_up=True), None, 0.0)
     pair.confirmed_silent("secondary")
@@ -303,3 +303,88 @@ def test_the_standbys_renewal_relays_no_holder() -> None:
     assert pair.members["secondary"].last_seen == 10.0
     assert pair.silent_beyond(15.0, 30.0) == ["secondary"]
     assert not relays_standby("primary", None) and relays_standby("secondary", "secondary")
+
+
+# An outage of the API server for everyone, at the chaos pair's sizing: W = 2 s, R = 2/3 s, a
+# request 0.5 s, so a live member renews within back_within = 1/3 + 2 * 0.5 s of the server's
+# return, and a lull is a span over max(W - back_within, 1.5 R) = 1 s with no renewal heard.
+LULL_SIZING = HeartbeatSizing(window=2.0, renew_period=2.0 / 3)
+
+
+def _both_heard(book: ObservationBook) -> PairBook:
+    """Both members heard until 10.0 (the primary last at 9.9), at the chaos pair's sizing."""
+    pair = book.pair("voice", "vm")
+    pair.sizing = LULL_SIZING
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1", service_up=True), None, 9.9)
+    book.record_lease(lease("secondary", "t1", service_up=True), "MODIFIED", 10.0)
+    return pair
+
+
+def _outage(book: ObservationBook) -> PairBook:
+    """Then nothing (the API server down for everyone, and the idle operator sending nothing,
+    so not deaf itself) until the secondary renews first at 13.2; the primary is still in its
+    retry pause."""
+    pair = _both_heard(book)
+    book.record_lease(lease("secondary", "t2", service_up=True), "MODIFIED", 13.2)
+    return pair
+
+
+def test_a_member_silent_across_a_shared_lull_gets_back_within_to_renew() -> None:
+    assert LULL_SIZING.back_within == 2.0 / 6 + 1.0 and LULL_SIZING.lull == 1.0
+    book = ObservationBook()
+    pair = _outage(book)
+    # Silent 3.3 s > W, but the server answered again only at 13.2 (the first renewal).
+    assert pair.silent_beyond(2.0, 13.2) == []
+    assert pair.silent_beyond(2.0, 13.2 + LULL_SIZING.back_within - 0.01) == []
+    book.record_lease(lease("primary", "t2", service_up=True), "MODIFIED", 14.3)
+    assert pair.silent_beyond(2.0, 15.0) == []
+    assert pair.members["primary"].lull_ended is None  # its own renewal ends the grace
+
+
+def test_a_member_that_died_in_the_lull_is_lost_back_within_after_it() -> None:
+    book = ObservationBook()
+    pair = _outage(book)
+    assert pair.silent_beyond(2.0, 13.2 + LULL_SIZING.back_within + 0.01) == ["primary"]
+
+
+def test_only_the_first_lull_of_a_silence_gives_grace() -> None:
+    """A second lull (the secondary starved again) moves nothing later: no run of lulls holds
+    a dead member's verdict for ever."""
+    book = ObservationBook()
+    pair = _outage(book)
+    book.record_lease(lease("secondary", "t3", service_up=True), "MODIFIED", 14.4)  # gap 1.2 s
+    assert pair.members["primary"].lull_ended == 13.2
+    assert pair.silent_beyond(2.0, 14.6) == ["primary"]
+
+
+def test_a_confirming_read_ends_no_lull() -> None:
+    """The watch lagging (or closed) shows nothing; the read that confirms a verdict finds the
+    standby's renewal. That is not the server answering again after a silence of everyone:
+    a holder crashed under a lagging watch was held past its bound when it counted."""
+    book = ObservationBook()
+    pair = _both_heard(book)
+    book.record_lease(lease("secondary", "t2", service_up=True), None, 13.2, watched=False)
+    assert pair.silent_beyond(2.0, 13.2) == ["primary"]
+
+
+def test_a_member_already_judged_lost_gets_no_grace_from_a_lull() -> None:
+    """Both down, the holder's silence confirmed (revoked), then the secondary starts first:
+    its renewal ends a lull, but the old holder is not alive for it (FirstToStart stands)."""
+    book = ObservationBook()
+    pair = _both_heard(book)
+    pair.confirmed_silent("primary")
+    pair.confirmed_silent("secondary")
+    book.record_lease(lease("secondary", "t2", service_up=True), "MODIFIED", 30.0)
+    assert pair.silent_beyond(2.0, 30.0) == ["primary"]
+
+
+def test_a_working_pairs_gaps_are_no_lull() -> None:
+    """Renewals R apart, each a request's time late or early: no lull, no grace."""
+    book = ObservationBook()
+    pair = book.pair("voice", "vm")
+    pair.sizing = LULL_SIZING
+    book.listening.heard(0.0)
+    book.record_lease(lease("primary", "t1", service_up=True), None, 10.0)
+    book.record_lease(lease("secondary", "t1", service_up=True), "MODIFIED", 10.9)  # R + 0.23
+    assert pair.members["primary"].lull_ended is None

@@ -27,6 +27,7 @@ from pairwarden.protocol import (
     LABEL_MEMBER,
     LABEL_PAIR,
     MEMBERS,
+    HeartbeatSizing,
     Member,
     MemberReport,
     active_lease_name,
@@ -47,6 +48,10 @@ class MemberSighting:
     # does not yet count it as heard (engine.silent).
     back_since: float | None = None
     resource_version: str = ""  # of the Lease as last recorded: an older event is stale
+    # The first renewal of the other member observed after a shared lull this member was
+    # silent across (PairBook.heard_renewal): it is judged no earlier than `back_within`
+    # after that (`after_lull`). Cleared by its own next sighting.
+    lull_ended: float | None = None
 
 
 @dataclass(frozen=True)
@@ -202,20 +207,76 @@ class PairBook:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     woken_at: float | None = None  # an urgent report or a passed deadline: reaction starts here
     licence_deadline: datetime | None = None  # the secondary's, as the engine last judged it
-    window: float | None = None  # W, set by the reconciler: silence longer than this is loss
-    # How long a request may take (HeartbeatSizing.request_timeout), set by the reconciler:
-    # an answer later than this was a stall, not hearing time (Hearing.waited).
-    patience: float = math.inf
+    sizing: HeartbeatSizing | None = None  # the pair's, set by the reconciler at each step
     pods: dict[str, PodSighting] = field(default_factory=dict)  # per member (podwatch)
     listening: Hearing = field(default_factory=Hearing)  # the operator's, shared by every pair
+    last_renewal_heard: float | None = None  # of either member, by the watch (heard_renewal)
+
+    @property
+    def window(self) -> float | None:
+        """W: silence longer than this is loss (None before the pair's first step)."""
+        return None if self.sizing is None else self.sizing.window
+
+    @property
+    def patience(self) -> float:
+        """How long a request may take (HeartbeatSizing.request_timeout): an answer later
+        than this was a stall, not hearing time (Hearing.waited)."""
+        return math.inf if self.sizing is None else self.sizing.request_timeout
 
     def counted_last_seen(self, member: str, now: float) -> float | None:
         """The member's last sighting as the engine judges it: moved later by the time the
-        operator was deaf since (Hearing.silence_counted_from); None when never seen."""
+        operator was deaf since (Hearing.silence_counted_from), and to no earlier than a
+        shared lull allows (`after_lull`); None when never seen."""
         seen = self.members.get(member)
         if seen is None or seen.deleted:
             return None
-        return self.listening.silence_counted_from(seen.last_seen, now, self.patience)
+        counted = self.listening.silence_counted_from(seen.last_seen, now, self.patience)
+        return after_lull(counted, seen.lull_ended, self.sizing)
+
+    def heard_renewal(self, member: Member, now: float) -> None:
+        """The watch showed a renewal of `member` (its own, or the relay it carries). When it
+        is the first after a shared lull (`ends_lull`), the other member, silent across the
+        lull but not lost before it, is judged no earlier than `back_within` from now.
+
+        An outage of the API server for everyone (or a server too starved to take renewals)
+        silences both members, while the holder keeps answering on its peer's word (the
+        failsafe). When the server answers again, one of them renews first, and the other
+        may still be in its retry pause: judged at that instant, it looked lost although it
+        had been silent for the outage alone. `make chaos` found three such moves in 400
+        schedules (an outage of up to 2 W that the idle operator never noticed: secondary ->
+        primary, then primary -> None). A member that really died during the lull is failed
+        over `back_within` after it at the latest. Once per silence: only the first lull
+        since the member's last sighting counts, so no run of lulls holds a verdict for
+        ever. Confirming reads do not end lulls (they are not the watch's stream: a read
+        that found a renewal the lagging watch had not delivered looked like the end of one,
+        and a crash was held past its bound)."""
+        began, self.last_renewal_heard = self.last_renewal_heard, now
+        peer = self.members.get(other(member))
+        if (
+            self.sizing is not None
+            and began is not None
+            and ends_lull(began, now, self.sizing)
+            and peer is not None
+            and silent_across(peer, began, self.sizing.window)
+        ):
+            peer.lull_ended = now
+
+    def read_in_lull(self, now: float) -> None:
+        """A confirming read succeeded at `now` while the pair is in a shared lull (no
+        renewal of either member heard for longer than HeartbeatSizing.lull): the server
+        answers now, perhaps only since a moment ago, so every member silent across the lull
+        gets `back_within` from now, once per silence, as from a renewal that ends one
+        (`heard_renewal`). The operator idle through an outage for everyone wakes at its
+        deadline for the holder, maybe just after the server came back and before either
+        member's retry pause ended: it read both Leases, found both silent, and revoked the
+        holder (`primary -> None`, then `FirstToStart` back to it: `make chaos`, 1 in 15
+        replays of seed 674697). Both really down, the revoke comes `back_within` later."""
+        began = self.last_renewal_heard
+        if self.sizing is None or began is None or not ends_lull(began, now, self.sizing):
+            return
+        for seen in self.members.values():
+            if silent_across(seen, began, self.sizing.window):
+                seen.lull_ended = now
 
     def confirmed_silent(self, member: str) -> None:
         """A read showed no renewal since the last sighting: the member is judged lost, and
@@ -252,6 +313,7 @@ class PairBook:
         seen.back_since = rejoined(seen, True, now)
         seen.lost = False
         seen.last_seen = at
+        seen.lull_ended = None
         urgent = returned or (was_back is not None and seen.back_since is None)
         if urgent:
             self.nudge(now)
@@ -272,6 +334,34 @@ class PairBook:
         if not self.wake.is_set():
             self.woken_at = now
         self.wake.set()
+
+
+def ends_lull(began: float, now: float, sizing: HeartbeatSizing) -> bool:
+    """Whether a renewal observed at `now`, the last of either member having been observed
+    at `began`, ends the pair's shared lull (HeartbeatSizing.lull)."""
+    return now - began > sizing.lull
+
+
+def silent_across(peer: MemberSighting, began: float, window: float) -> bool:
+    """Whether a member was silent across a lull that began at `began` without having been
+    lost before it: not heard since, not already silent for a window then, not judged lost,
+    and not already given a lull's grace since its last sighting (once per silence)."""
+    return (
+        not peer.deleted
+        and not peer.lost
+        and peer.lull_ended is None
+        and peer.last_seen <= began
+        and began - peer.last_seen <= window
+    )
+
+
+def after_lull(counted: float, lull_ended: float | None, sizing: HeartbeatSizing | None) -> float:
+    """A member's sighting as judged (`counted`), moved so that its window does not run out
+    before `back_within` after the end of a lull it was silent across: the time a live
+    member needs to renew once the API server answers again (HeartbeatSizing.back_within)."""
+    if lull_ended is None or sizing is None:
+        return counted
+    return max(counted, lull_ended + sizing.back_within - sizing.window)
 
 
 def later_version(version: str, before: MemberSighting) -> bool:
@@ -366,8 +456,11 @@ class ObservationBook:
             if book.licence_deadline is not None:
                 yield namespace, pair, (book.licence_deadline - now).total_seconds()
 
-    def record_lease(self, lease: dict[str, Any], event_type: str | None, now: float) -> bool:
-        """Take one watch event of a member Lease; True when the pair should reconcile now."""
+    def record_lease(
+        self, lease: dict[str, Any], event_type: str | None, now: float, watched: bool = True
+    ) -> bool:
+        """Take one watch event of a member Lease (or a listing's item; `watched` False: a
+        confirming read's, which ends no lull); True when the pair should reconcile now."""
         meta = lease.get("metadata") or {}
         labels = meta.get("labels") or {}
         pair, member = labels.get(LABEL_PAIR), labels.get(LABEL_MEMBER)
@@ -413,6 +506,7 @@ class ObservationBook:
             lost=before is not None and not before.deleted and before.lost and not renewed,
             back_since=rejoined(before, renewed, now),
             resource_version=version,
+            lull_ended=None if renewed or before is None else before.lull_ended,
         )
         book.members[member] = sighting
         holder = book.active.member if book.active is not None else None
@@ -422,6 +516,8 @@ class ObservationBook:
             else None
         )
         relay_urgent = relayed is not None and book.see_relay(other(member), relayed, now)
+        if renewed and watched:
+            book.heard_renewal(member, now)
         # Heard the second time since a loss: eligible again, which the engine must see now
         # (the renewal may report nothing new; a healed member showed serviceUp false and
         # could not be failed over to until the next resync).

@@ -140,8 +140,8 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     wanted = requests.pending(annotations, meta.get("resourceVersion"), previous.last_request)
     if wanted.stamp is not None:  # acted on once stamped: the stamp's own event wakes us
         await requests.stamp(rt.api, namespace, name, meta["resourceVersion"], wanted.stamp)
-    # An answer later than the pair's renewals may take was a stall (Hearing.waited).
-    book.patience = sizing.request_timeout
+    # W, the patience of a request (Hearing.waited) and the lull (PairBook.heard_renewal).
+    book.sizing = sizing
     # One instant for the step: the engine judges silence at the instant the verdicts were
     # confirmed, never later (`confirm_silences`).
     now = Now(rt.clock.monotonic(), rt.clock.wall())
@@ -213,7 +213,6 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         resync_phase=resync_phase(namespace, name),
     )
     memory.timers_at, memory.checked_at = now.monotonic + timers(look), now.monotonic
-    book.window = sizing.window  # the pair's one runtime W: the watch judges returns by it
     return next_look(look, _last_seen(book, now.monotonic))
 
 
@@ -239,7 +238,11 @@ async def confirm_silences(
     A standby's heartbeat may ride the holder's renewal (docs/protocol.md, "The standby's
     heartbeat rides the holder's renewal"), so a member still silent after its own Lease is
     read is confirmed only after the other member's Lease is read too: a relayed hello the
-    watch has not delivered is a sighting as good as a renewal."""
+    watch has not delivered is a sighting as good as a renewal.
+
+    A read that succeeds while neither member has been heard for a lull tells that the
+    server answers now: members silent across the lull get time to renew from then
+    (`PairBook.read_in_lull`, docs/protocol.md rule 4)."""
     for member in book.silent_beyond(window, now):
         for read in (member, other(member)):
             try:
@@ -249,7 +252,8 @@ async def confirm_silences(
                     raise
                 continue
             book.listening.heard(rt.clock.monotonic())
-            rt.book.record_lease(lease, None, rt.clock.monotonic())
+            book.read_in_lull(rt.clock.monotonic())
+            rt.book.record_lease(lease, None, rt.clock.monotonic(), watched=False)
             if member not in book.silent_beyond(window, now):
                 break
         else:
@@ -327,6 +331,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
             if watched is not None and pod.name and watched.name == pod.name
             else ()
         ),
+        pod_ip=pod.ip if pod.name else None,
     )
 
 
