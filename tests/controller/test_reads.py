@@ -80,7 +80,90 @@ async def test_a_step_reads_both_pods_and_the_service_at_once(
         {"members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}}, "service": "c"}
     )
     rt = reconcile.Runtime(api=None, book=ObservationBook(), clock=ManualClock())  # type: ignore[arg-type]
-    seen = await reconcile._read_world(rt, "voice", spec)
+    seen = await reconcile._read_world(rt, "voice", spec, rt.book.pair("voice", "vm"))
     assert most == 3
     assert {m: r.name for m, r in seen.pods.items()} == {"primary": "a", "secondary": "b"}
     assert seen.routing.selector == {"m": "primary"} and seen.routing.selected == ("a",)
+
+
+async def test_a_member_pod_the_watch_holds_running_is_not_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resyncs read both member pods by name every 30 s: 0.067 of an idle pair's 0.133
+    reads/s on kube-apiserver. A pod the member pod watch holds (the one the spec names,
+    running) stands for that read; one it holds as gone, another pod of the name (a new
+    uid is a new sighting, but a watch may lag), or one it never saw, is read."""
+    from pairwarden.api.models import parse_spec
+    from pairwarden.clock import ManualClock
+    from pairwarden.controller import podwatch, reconcile
+    from pairwarden.controller.observations import ObservationBook
+
+    read: list[str | None] = []
+
+    async def resolve(api: object, ns: str, path: str, name: str | None, sel: object) -> object:
+        read.append(name)
+        return pods.Resolution(name, running=False, exists=False)
+
+    async def selector(api: object, ns: str, name: str) -> dict[str, str]:
+        return {"pairwarden.io/pair": "vm", "pairwarden.io/member": "primary"}
+
+    async def selected(api: object, ns: str, selector: object) -> tuple[str, ...]:
+        return ("a",)
+
+    monkeypatch.setattr(pods, "resolve_member", resolve)
+    monkeypatch.setattr(pods, "selected", selected)
+    monkeypatch.setattr(services, "read_selector", selector)
+    spec = parse_spec(
+        {"members": {"primary": {"podName": "a"}, "secondary": {"podName": "b"}}, "service": "c"}
+    )
+    book = ObservationBook()
+    rt = reconcile.Runtime(api=None, book=book, clock=ManualClock())  # type: ignore[arg-type]
+
+    def member_pod(name: str, member: str, phase: str = "Running") -> dict[str, object]:
+        labels = {"pairwarden.io/pair": "vm", "pairwarden.io/member": member, "x": "y"}
+        meta = {"name": name, "namespace": "voice", "uid": f"u-{name}", "labels": labels}
+        return {"metadata": meta, "status": {"phase": phase}}
+
+    podwatch.record_pod(book, member_pod("a", "primary"), None, 1.0)
+    podwatch.record_pod(book, member_pod("b", "secondary", phase="Pending"), None, 1.0)
+    seen = await reconcile._read_world(rt, "voice", spec, book.pair("voice", "vm"))
+    assert read == ["b"]  # the pending one is read, the running one is not
+    assert seen.pods["primary"] == pods.Resolution("a", True, labels={
+        "pairwarden.io/pair": "vm", "pairwarden.io/member": "primary", "x": "y"})  # fmt: skip
+
+    read.clear()  # deleted: the watch's word is "gone", and gone is read
+    podwatch.record_pod(book, member_pod("a", "primary"), "DELETED", 2.0)
+    await reconcile._read_world(rt, "voice", spec, book.pair("voice", "vm"))
+    assert read == ["a", "b"]
+
+    read.clear()  # the spec names another pod than the one watched as the primary
+    podwatch.record_pod(book, member_pod("a2", "primary"), None, 3.0)
+    await reconcile._read_world(rt, "voice", spec, book.pair("voice", "vm"))
+    assert read == ["a", "b"]
+
+
+def test_a_relist_forgets_member_pods_deleted_in_the_gap() -> None:
+    """A watch closed by the server, then 410 Gone: the pod deleted meanwhile sends no
+    event, and the listing does not hold it. Kept as running, a step would take it from the
+    watch instead of reading it gone."""
+    from pairwarden.controller import podwatch
+    from pairwarden.controller.observations import ObservationBook
+
+    book = ObservationBook()
+
+    def member_pod(pair: str, member: str) -> dict[str, object]:
+        labels = {"pairwarden.io/pair": pair, "pairwarden.io/member": member}
+        meta = {"name": f"{pair}-{member}", "namespace": "voice", "uid": "u", "labels": labels}
+        return {"metadata": meta, "status": {"phase": "Running"}}
+
+    for pair in ("vm", "mail"):
+        for member in ("primary", "secondary"):
+            podwatch.record_pod(book, member_pod(pair, member), None, 1.0)
+    relisted = [member_pod("vm", "primary"), member_pod("mail", "primary")]
+    for item in relisted:
+        podwatch.record_pod(book, item, None, 9.0)
+    podwatch.forget_unlisted(book, "voice", {podwatch.member_key(p) for p in relisted})
+    assert set(book.pair("voice", "vm").pods) == {"primary"}
+    assert set(book.pair("voice", "mail").pods) == {"primary"}
+    assert pods.watched(book.pair("voice", "vm").pods.get("secondary"), "vm-secondary") is None
+    assert pods.watched(book.pair("voice", "vm").pods["primary"], "vm-primary") is not None

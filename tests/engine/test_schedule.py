@@ -11,6 +11,8 @@ from pairwarden.engine.schedule import (
     LookInputs,
     failback_window_opens_in,
     next_look,
+    resync_in,
+    resync_phase,
     still_quiet,
     timers,
 )
@@ -155,3 +157,33 @@ def test_the_failback_window_opening_is_a_timer_while_the_secondary_holds() -> N
     # The primary holds, or failback is Manual: no such timer.
     assert failback_window_opens_in(soon.spec, HOLDING, soon.now) is None
     assert failback_window_opens_in(SPEC, SECONDARY, soon.now) is None
+
+
+def test_resyncs_are_spread_over_the_period_by_the_pairs_names() -> None:
+    """Pairs started together (an operator start) resynced together for good, every
+    RESYNC_SECONDS in one burst of reads. Each pair has its own moment in the period, the
+    same in every process, and a thousand names cover the period evenly."""
+    phases = [resync_phase("scale", f"p{i:04d}") for i in range(1000)]
+    assert all(0.0 <= p < RESYNC_SECONDS for p in phases)
+    assert resync_phase("scale", "p0001") == resync_phase("scale", "p0001")
+    tenths = [0] * 10
+    for p in phases:
+        tenths[int(p / RESYNC_SECONDS * 10)] += 1
+    assert max(tenths) < 130 and min(tenths) > 70  # 100 each, give or take
+
+
+def test_a_pair_resyncs_at_its_own_moment_never_later_than_a_period() -> None:
+    phased = LookInputs(
+        spec=SPEC, status=HOLDING, now=Now(1000.0, T0), replication_due_in=None, resync_phase=5.0
+    )
+    # its moments are 5 + 30 k s: at 1000 s the last was 995, the next is 1025
+    assert timers(phased) == 25.0 == resync_in(1000.0, 5.0)
+    # a step at its moment waits a full period; one just after it, just under a period
+    assert resync_in(995.0, 5.0) == RESYNC_SECONDS
+    assert 0 < resync_in(995.5, 5.0) < RESYNC_SECONDS
+    for now in (0.0, 3.3, 17.0, 29.99, 1e6 + 0.1):
+        assert 0 < resync_in(now, 12.0) <= RESYNC_SECONDS
+        assert (now + resync_in(now, 12.0) - 12.0) % RESYNC_SECONDS < 1e-6 or (
+            RESYNC_SECONDS - (now + resync_in(now, 12.0) - 12.0) % RESYNC_SECONDS < 1e-6
+        )
+    assert resync_in(1000.0, None) == RESYNC_SECONDS  # no phase: a full period, as before

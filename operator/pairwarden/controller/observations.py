@@ -432,6 +432,10 @@ class ObservationBook:
     def pair(self, namespace: str, pair: str) -> PairBook:
         return self._pairs.setdefault((namespace, pair), PairBook(listening=self.listening))
 
+    def pairs_in(self, namespace: str | None) -> list[tuple[tuple[str, str], PairBook]]:
+        """Every pair of `namespace` (None: of every namespace), keyed (namespace, pair)."""
+        return [(key, b) for key, b in self._pairs.items() if namespace in (None, key[0])]
+
     def forget(self, namespace: str, pair: str) -> None:
         self._pairs.pop((namespace, pair), None)
 

@@ -48,8 +48,39 @@ async def watch(
         namespace,
         label_selector=LABEL_MEMBER,
     )
-    await watching.follow_each(
-        lister,
-        lambda pod, kind: record_pod(book, pod, kind, clock.monotonic()),
-        f"member pod ({namespace or 'all'})",
+    listing: set[tuple[str, str, str]] = set()
+
+    def take(pod: dict[str, Any], kind: str | None) -> None:
+        record_pod(book, pod, kind, clock.monotonic())
+        if kind is None:  # an item of a listing
+            listing.add(member_key(pod))
+
+    def listed() -> None:
+        forget_unlisted(book, namespace, listing)
+        listing.clear()
+
+    await watching.follow_each(lister, take, f"member pod ({namespace or 'all'})", listed=listed)
+
+
+def member_key(pod: dict[str, Any]) -> tuple[str, str, str]:
+    """(namespace, pair, member) by the pod's labels."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return (
+        str(meta.get("namespace") or ""),
+        str(labels.get(LABEL_PAIR)),
+        str(labels.get(LABEL_MEMBER)),
     )
+
+
+def forget_unlisted(
+    book: ObservationBook, namespace: str | None, listing: set[tuple[str, str, str]]
+) -> None:
+    """After a listing of `namespace` (None: every namespace): forget the member pods it did
+    not hold. A relist (after 410 Gone, or an error) replaces what was held, and a pod
+    deleted in the gap sends no event: held as running, a step would take it from the
+    watch (pods.watched) instead of reading it gone."""
+    for (where, pair), pairs in book.pairs_in(namespace):
+        for member in list(pairs.pods):
+            if (where, pair, member) not in listing:
+                del pairs.pods[member]

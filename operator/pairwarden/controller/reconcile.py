@@ -48,7 +48,14 @@ from pairwarden.controller.observations import (
 from pairwarden.controller.status import Written
 from pairwarden.engine import decide, status_patch
 from pairwarden.engine.conditions import spec_valid, stamp
-from pairwarden.engine.schedule import RESYNC_SECONDS, LookInputs, next_look, still_quiet, timers
+from pairwarden.engine.schedule import (
+    RESYNC_SECONDS,
+    LookInputs,
+    next_look,
+    resync_phase,
+    still_quiet,
+    timers,
+)
 from pairwarden.engine.types import (
     LeaseView,
     MemberObservation,
@@ -139,7 +146,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
     # confirmed, never later (`confirm_silences`).
     now = Now(rt.clock.monotonic(), rt.clock.wall())
     await confirm_silences(rt, namespace, name, book, sizing.window, now.monotonic)
-    seen = await _read_world(rt, namespace, spec)
+    seen = await _read_world(rt, namespace, spec, book)
     pod_names: dict[Member, str | None] = {m: seen.pods[m].name for m in MEMBERS}
     assert book.active is not None
     observed = Observed(
@@ -203,6 +210,7 @@ async def step(rt: Runtime, body: Any, memory: PairMemory) -> float:
         now=now,
         replication_due_in=due_in,
         policy_due_in=rt.policies.due_in(namespace, name) if rt.policies else None,
+        resync_phase=resync_phase(namespace, name),
     )
     memory.timers_at, memory.checked_at = now.monotonic + timers(look), now.monotonic
     return next_look(look, _last_seen(book, now.monotonic))
@@ -252,9 +260,10 @@ async def confirm_silences(
             book.confirmed_silent(member)
 
 
-async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Seen:
+async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec, book: PairBook) -> Seen:
     """The member pods (each must resolve to one running pod) and the Service as it is now:
-    read every step, so a foreign write or a restored backup is seen within a resync.
+    read every step, so a foreign write or a restored backup is seen within a resync. A
+    member pod the pod watch holds running is taken from it instead (`pods.watched`).
 
     The two pods and the Service are read at once (one round trip, not three): a step woken by
     a crash the kubelet reported decides after them, and on a loaded real node each read took
@@ -262,6 +271,9 @@ async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Se
 
     def resolve(member: Member) -> Awaitable[pods.Resolution]:
         ref = getattr(spec.members, member)
+        known = pods.watched(book.pods.get(member), ref.pod_name) if ref.pod_name else None
+        if known is not None:
+            return _now(known)
         selector = ref.selector.match_labels if ref.selector else None
         return pods.resolve_member(
             rt.api, namespace, f"spec.members.{member}", ref.pod_name, selector
@@ -277,6 +289,10 @@ async def _read_world(rt: Runtime, namespace: str, spec: FailoverPairSpec) -> Se
         return Seen(found, RoutingView(exists=False))
     selected = await pods.selected(rt.api, namespace, selector)
     return Seen(found, RoutingView(exists=True, selector=selector, selected=selected))
+
+
+async def _now(resolution: pods.Resolution) -> pods.Resolution:
+    return resolution
 
 
 def _with_spec_valid(
