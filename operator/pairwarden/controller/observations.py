@@ -252,14 +252,7 @@ class PairBook:
         and a crash was held past its bound)."""
         began, self.last_renewal_heard = self.last_renewal_heard, now
         peer = self.members.get(other(member))
-        if (
-            self.sizing is not None
-            and began is not None
-            and ends_lull(began, now, self.sizing)
-            and peer is not None
-            and silent_across(peer, began, self.sizing.window)
-        ):
-            peer.lull_ended = now
+        self._grace_after_lull([peer] if peer is not None else [], began, now)
 
     def read_in_lull(self, now: float) -> None:
         """A confirming read succeeded at `now` while the pair is in a shared lull (no
@@ -271,10 +264,16 @@ class PairBook:
         member's retry pause ended: it read both Leases, found both silent, and revoked the
         holder (`primary -> None`, then `FirstToStart` back to it: `make chaos`, 1 in 15
         replays of seed 674697). Both really down, the revoke comes `back_within` later."""
-        began = self.last_renewal_heard
+        self._grace_after_lull(list(self.members.values()), self.last_renewal_heard, now)
+
+    def _grace_after_lull(
+        self, candidates: list[MemberSighting], began: float | None, now: float
+    ) -> None:
+        """When `now` ends a lull that began at `began` (`ends_lull`), each of `candidates`
+        silent across it (`silent_across`) is judged no earlier than `back_within` from now."""
         if self.sizing is None or began is None or not ends_lull(began, now, self.sizing):
             return
-        for seen in self.members.values():
+        for seen in candidates:
             if silent_across(seen, began, self.sizing.window):
                 seen.lull_ended = now
 
