@@ -94,3 +94,38 @@ def test_the_holder_cut_from_the_api_alone_hands_over_through_the_peer_link(
     wait_until(lambda: (status(cluster)["members"][active] or {}).get("serviceUp"), 10)
     time.sleep(2.0)
     assert cluster.answering_members() == [standby]
+
+
+def test_both_members_cut_from_the_api_while_the_operator_hears_keeps_the_role(
+    cluster: LocalCluster,
+) -> None:
+    """An API server too busy to store the members' renewals while it still answers the
+    operator (1,000 pairs on a 2-core control plane): both members silent for windows, their
+    pods running. Nobody else could take the role, so it stays (engine.rules.kept_in_silence):
+    the holder keeps answering on its peer's promise, the status says why, and once the
+    members reach the server again nothing moves. A revoke here moved the role when the
+    server recovered."""
+    active = start(cluster)
+    before = epoch(cluster)
+    failsafe_ready(cluster, renew_period=window(cluster) / 3 + 0.5)
+    address = cluster.service_address()
+    answered: list[str | None] = []
+    links = [cluster.kubelet.link(f"vm-{m}") for m in (active, other(active))]
+    for link in links:
+        link.cut()
+    began = time.monotonic()
+    while time.monotonic() - began < OUTAGE:
+        answered.append(place_call(address, "kept", timeout=0.5))
+        assert len(cluster.answering_members()) <= 1
+        time.sleep(CALL_EVERY)
+    ready = next(c for c in status(cluster)["conditions"] if c["type"] == "Ready")
+    assert "cannot take the role" in ready["message"], ready
+    assert (status(cluster)["activeMember"], epoch(cluster)) == (active, before)
+    for link in links:
+        link.heal()
+    unanswered = answered.count(None)
+    assert len(answered) >= 30 and unanswered == 0, f"{unanswered} of {len(answered)} unanswered"
+    wait_until(lambda: next(c for c in status(cluster)["conditions"] if c["type"] == "Ready")[
+        "status"] == "True", timeout=30)  # fmt: skip
+    assert_serving(cluster, active)
+    assert epoch(cluster) == before

@@ -166,12 +166,80 @@ def test_active_secondary_that_fails_fails_back_at_once() -> None:
     assert role(decision) == Activate("primary", 3, Cause.SERVICE_STOPPED, "secondary")
 
 
-def test_nobody_to_fail_over_to_leaves_no_holder() -> None:
+def test_both_members_silent_with_their_pods_running_keeps_the_holder() -> None:
+    """The API server down for everyone, or too busy to store renewals: nobody else could
+    take the role, so it stays (engine.rules.both_silent); a revoke moved every pair at once
+    when the server came back."""
+    decision = run(make_spec(), holding("primary"), member(age=45), contacted(age=40))
+    assert role(decision) is None
+    assert decision.status.active_member == "primary"
+    ready = {c.type: c for c in decision.status.conditions}["Ready"]
+    assert (ready.status, ready.reason) == ("False", "HolderCannotServe")
+    assert "cannot take the role" in ready.message
+
+
+@pytest.mark.parametrize(
+    ("holder_now", "standby_now", "wanted"),
+    [
+        # The holder renews again: it simply goes on.
+        (member(age=1), contacted(age=40), None),
+        # The standby is heard first (twice): it takes the role as from any lost holder.
+        (
+            member(age=45),
+            contacted(age=1),
+            Activate("secondary", 2, Cause.HEARTBEAT_LOST, "primary"),
+        ),
+        # The standby back once only (rejoining): not yet heard twice, still held.
+        (member(age=45), replace(contacted(age=1), rejoining=True), None),
+    ],
+    ids=["holder-back", "standby-back", "standby-back-once"],
+)
+def test_after_both_silent_the_first_heard_takes_or_keeps_the_role(
+    holder_now: MemberObservation, standby_now: MemberObservation, wanted: Activate | None
+) -> None:
+    decision = run(make_spec(), holding("primary"), holder_now, standby_now)
+    assert role(decision) == wanted
+
+
+@pytest.mark.parametrize(
+    "dead",
+    [
+        {"pod_running": False},  # the pod gone or not running (PodGone)
+        {
+            "container_deaths": (MONO - 10,)
+        },  # every container dead after its last renewal (PodCrashed)
+    ],
+    ids=["pod-gone", "pod-crashed"],
+)
+def test_a_silent_holder_whose_pod_died_is_revoked_even_with_the_standby_silent(
+    dead: dict[str, Any],
+) -> None:
+    holder = replace(member(age=45), **dead)
+    decision = run(make_spec(), holding("primary"), holder, contacted(age=40))
+    assert role(decision) is not None and role(decision).epoch == 2  # type: ignore[union-attr]
+    assert decision.status.active_member == "none"
+
+
+def test_a_silent_holder_with_nobody_to_take_over_keeps_the_role() -> None:
     decision = run(make_spec(), holding("primary"), member(age=31), contacted(service_up=False))
-    assert role(decision) == Deactivate(2, Cause.HEARTBEAT_LOST, "primary")
-    assert decision.status.phase == "NoActive"
+    assert role(decision) is None
+    assert decision.status.active_member == "primary"
     ready = {c.type: c for c in decision.status.conditions}["Ready"]
     assert ready.status == "False"
+    assert "secondary cannot take the role (ServiceStopped)" in ready.message
+
+
+def test_a_holder_that_reports_its_own_failure_with_nobody_to_take_over_is_revoked() -> None:
+    decision = run(make_spec(), holding("primary"), member(service_up=False), contacted(age=31))
+    assert role(decision) == Deactivate(2, Cause.SERVICE_STOPPED, "primary")
+    assert decision.status.phase == "NoActive"
+
+
+def test_a_silent_secondary_whose_licence_ran_out_is_revoked_with_the_primary_silent() -> None:
+    expired = member(age=31, primary_contact=T0 - timedelta(days=60))
+    decision = run(make_spec(), holding("secondary", 2), member(age=45), expired)
+    assert isinstance(role(decision), Deactivate)
+    assert decision.status.active_member == "none"
 
 
 def test_never_activates_a_member_whose_service_is_down() -> None:
@@ -436,7 +504,7 @@ def test_secondary_never_in_contact_expires_four_hours_after_start() -> None:
         "secondary", 2, Cause.HEARTBEAT_LOST, "primary"
     )
     decision = run(make_spec(), holding("primary"), member(age=31), old)
-    assert role(decision) == Deactivate(2, Cause.HEARTBEAT_LOST, "primary")
+    assert role(decision) is None  # the silent primary keeps it: nobody else may (kept_in_silence)
     licensing = {c.type: c for c in decision.status.conditions}["LicensingOK"]
     assert licensing.status == "False"
 

@@ -39,7 +39,7 @@ from pairwarden.engine.health import (
     missing_pods,
     remembered_contact,
 )
-from pairwarden.engine.rules import Choice, is_held, scheduled_failback_due
+from pairwarden.engine.rules import Choice, is_held, kept_in_silence, scheduled_failback_due
 from pairwarden.engine.schedule import failback_outlook
 from pairwarden.engine.types import (
     Action,
@@ -275,6 +275,14 @@ def status_checks(
     failure: str | None = None
     if member is not None and not member.eligible:
         failure = member.failure.value if member.failure else member.licence_reason
+    if holder is not None and member is not None:
+        standby = health[other(holder)]
+        if kept_in_silence(member, standby):
+            why = standby.failure.value if standby.failure else standby.licence_reason
+            failure = (
+                f"{failure}, and {standby.name} cannot take the role ({why}): it stays with "
+                f"{holder} until one of them can serve"
+            )
     readiness = ready(
         ReadyInputs(
             holder=holder,

@@ -172,6 +172,8 @@ def automatic_change(
     active, standby = health[holder], health[other(holder)]
     fallback = standby.name if standby.eligible else None
 
+    if kept_in_silence(active, standby):
+        return None
     # The holder cannot serve: never held back by flap damping.
     if active.failure is not None:
         return fallback, active.failure
@@ -210,6 +212,23 @@ def automatic_change(
     if holder == "secondary" and scheduled_failback_due(spec, status.last_transition, now):
         return "primary", Cause.SCHEDULED_FAILBACK
     return None
+
+
+def kept_in_silence(active: MemberHealth, standby: MemberHealth) -> bool:
+    """A holder unheard for a window, its pod running, and nobody who could take the role:
+    the role stays where it is.
+
+    A revoke then gains no caller anything, and the usual cause is not two deaths but the API
+    server: down for everyone, or too busy to store renewals (1,000 pairs on a 2-core control
+    plane left most Leases older than W), while the holder keeps answering on its peer's word
+    (the failsafe) or fences itself as ever. Revoking moved every pair at once when the
+    server recovered (`none`, then `FirstToStart` to whichever renewed first). Kept, the
+    holder renewing again simply goes on; the standby once eligible (heard twice, serving)
+    takes the role as from any lost holder (HeartbeatLost): the reference's "the first server
+    started becomes active", in either order. A pod not running, crashed or deleted is no
+    silence (PodGone, PodCrashed), nor is a holder reporting its own failure, and a secondary's
+    licence that ran out demotes it whatever else: those revoke."""
+    return active.failure == Cause.HEARTBEAT_LOST and active.licensed and not standby.eligible
 
 
 def _start_order(member: MemberHealth) -> tuple[bool, float, int]:
