@@ -164,6 +164,29 @@ def test_a_crash_of_the_active_pod_fails_over_at_once_and_it_rejoins_as_standby(
     eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
 
 
+def test_kill_9_of_the_active_agent_alone_moves_no_role(pair: Pair, active: str) -> None:
+    """kill -9 of the active pod's agent container alone (issue 26): its voicemail process
+    still answers on its last order, and its SIP port answers the standby's probe, so the
+    standby claims nothing (the probe needs both ports refused: docs/protocol.md, "Proof of
+    death from the kernel") and the operator sees no PodCrashed (not every container died).
+    The kubelet restarts the agent, which renews and answers at the same epoch."""
+    before = pair.epoch()
+    count = restarts(pair, active, "agent")
+    since = datetime.now(UTC)
+    os.kill(pair.container_pid(active, "agent"), signal.SIGKILL)
+    eventually(
+        lambda: restarts(pair, active, "agent") > count and len(pair.answering()) <= 1,
+        120,
+        "the kubelet restarted the agent",
+        poll=0.2,
+    )
+    eventually(lambda: reported_since(pair, active, since), 120, "the agent renewed", poll=0.5)
+    eventually(lambda: one_answering(pair, active), 60, f"only {active} answers", poll=0.2)
+    assert pair.epoch() == before
+    assert pair.routed() == active
+    assert pair.standby(other(active))
+
+
 @contextlib.contextmanager
 def cut_from_api(pair: Pair, member: str) -> Iterator[None]:
     """Drop what the member's pod sends to the `kubernetes` Service (the in-cluster address
