@@ -331,3 +331,28 @@ async def test_the_restarted_holder_finds_the_claim_and_does_not_answer_at_its_e
     agent.on_active_lease(kube.leases["vm-active"])
     await agent.evaluate()
     assert agent.verdict.answer
+
+
+async def test_a_claim_ends_the_promises_given_to_the_dead_holder() -> None:
+    """The holder asked for a promise (its renewal late) and then died: its processes gone, it
+    can answer nothing, so the standby's promise ends with the claim instead of keeping the
+    new holder silent until it lapses (W - R/2) after its grant."""
+    agent, kube, script = standby_rig()
+    await agent.refresh_settings()
+    await agent.poll_once()
+    assert await agent.renew_once()
+    agent.on_active_lease(kube.leases["vm-active"])
+    agent.failsafe.given["their-boot"] = (7, agent.clock.monotonic() + 25.0)
+    script.answers = [OPEN, DEAD]
+    await agent.probe_once()
+    await agent.probe_once()
+    assert agent.failsafe.given  # not proven yet: the promise stands
+    script.answers = [DEAD]
+    await agent.probe_once()
+    assert agent.claim is not None
+    assert not agent.failsafe.given
+    kube.put("vm-active", holder="vm-1", transitions=5)
+    agent.on_active_lease(kube.leases["vm-active"])
+    assert await agent.renew_once()
+    await agent.evaluate()
+    assert agent.verdict.answer, agent.verdict.reason

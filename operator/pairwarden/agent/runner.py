@@ -606,7 +606,16 @@ class Agent:
             claim.pod, claim.address, self.probe.refused, claim.epoch,
         )  # fmt: skip
         self.claim = claim
+        if self.failsafe.given:
+            # A promise not to answer guards against its asker answering past its fence; an
+            # asker whose processes are gone answers nothing (its restarted agent holds back at
+            # this epoch), so the promises end here rather than when they lapse (W - R/2): on
+            # the real node a holder that asked 0.3 s before its crash kept the new one silent
+            # 2.0 s after its grant.
+            log.info("the peer's processes are gone: the promises given to it end")
+            self.failsafe.given.clear()
         self._wake.set()
+        await self.evaluate()
 
     async def _peer_loop(self) -> None:
         while True:
