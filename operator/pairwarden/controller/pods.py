@@ -139,6 +139,7 @@ class PodSighting:
     gone: bool = False  # deleted, being deleted, or its phase ended (Failed, Succeeded)
     running: bool = False  # its phase Running and not being deleted (as `_running`)
     labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str | None = None  # status.podIP: a read stands for it too (`watched`, the probe's claim)
 
     def container_deaths(self) -> tuple[float | None, ...]:
         """Per container, in the pod's order: when it was last seen dying (the engine's
@@ -188,6 +189,7 @@ def sight_pod(
         gone=gone,
         running=not gone and status.get("phase") == "Running",
         labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+        ip=str(status["podIP"]) if status.get("podIP") else None,
     )
     return sighting, deaths != old.deaths or (gone and not old.gone)
 
@@ -202,7 +204,7 @@ def watched(sighting: PodSighting | None, pod_name: str) -> Resolution | None:
     delivered as deleted, so gone."""
     if sighting is None or sighting.name != pod_name or sighting.gone or not sighting.running:
         return None
-    return Resolution(pod_name, True, dict(sighting.labels))
+    return Resolution(pod_name, True, dict(sighting.labels), ip=sighting.ip)
 
 
 def _termination(state: Mapping[str, Any]) -> str:
