@@ -250,6 +250,18 @@ def test_a_crash_is_answered_by_the_other_member_before_the_node_reports_it(
     long_window = heartbeat(cluster)[0] * missed / 1000
     cluster.kubelet.death_notice = DEATH_NOTICE
     before = epoch(cluster)
+    # The standby must have seen both ports served at this epoch: a crash before that (start
+    # returns as soon as the holder answers, often before the standby's first probe round at
+    # the new epoch) is proven by no refusal and waits for the kubelet or W (HeartbeatLost).
+    armed = f"probe armed: the holder vm-{active} at "
+    standby_log = cluster.kubelet.log_path(f"vm-{other(active)}", "agent")
+    wait_until(
+        lambda: any(
+            armed in line and f" at epoch {before} " in line
+            for line in standby_log.read_text().splitlines()
+        ),
+        timeout=10,
+    )
     restarts = _restarts(cluster, f"vm-{active}")
     fault = time.monotonic()
     for container in ("agent", "voicemail"):

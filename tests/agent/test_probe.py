@@ -23,6 +23,7 @@ from pairwarden.agent.core import (
     decide_answer,
     gone_claim,
     next_probe_delay,
+    probe_armed,
     probe_step,
     probe_target,
     proves_gone,
@@ -74,6 +75,23 @@ def test_only_both_ports_refused_in_a_row_after_being_served_prove_death(
 ) -> None:
     assert PROBE_REFUSALS == 2
     assert proves_gone(rounds(*answers)) is gone
+
+
+@pytest.mark.parametrize(
+    ("answers", "armed"),
+    [
+        ((), False),  # nothing probed yet: a crash now waits for the kubelet or W
+        ((OPEN,), True),
+        ((DEAD,), False),  # refused from the first round: never seen served
+        ((("open", "silent"),), False),  # the SIP port not answered yet
+        ((("open", "silent"), ("silent", "open")), True),  # each seen served, apart
+        ((OPEN, DEAD, DEAD), True),  # stays armed: the proof needs it
+    ],
+)
+def test_the_probe_is_armed_once_both_ports_were_seen_served(
+    answers: tuple[tuple[PortAnswer, PortAnswer], ...], armed: bool
+) -> None:
+    assert probe_armed(rounds(*answers)) is armed
 
 
 @pytest.mark.parametrize(

@@ -476,6 +476,15 @@ def probe_step(
     )
 
 
+def probe_armed(state: ProbeState) -> bool:
+    """Whether both ports of the target were seen served by a process (since this target):
+    from then on a death of both is proven by their refusal (`proves_gone`); before, a
+    refusal proves nothing and a crash waits for the kubelet's report or W. A crash within a
+    probe period of a grant (before the standby's first round at the new epoch) is such a
+    case."""
+    return state.target is not None and state.peer_open and state.sip_answered
+
+
 def proves_gone(state: ProbeState) -> bool:
     """Whether the probe proves the holder's processes gone: both ports, each seen served by a
     process before at this target, refused in PROBE_REFUSALS rounds in a row. Only the
@@ -486,12 +495,7 @@ def proves_gone(state: ProbeState) -> bool:
     answering, the voicemail alone dead leaves the agent's port accepting. Seen served first:
     a port never served (no peer key, the server bound elsewhere) refuses from the start and
     proves nothing."""
-    return (
-        state.target is not None
-        and state.peer_open
-        and state.sip_answered
-        and state.refused >= PROBE_REFUSALS
-    )
+    return probe_armed(state) and state.refused >= PROBE_REFUSALS
 
 
 def next_probe_delay(state: ProbeState, spent: float) -> float:

@@ -46,6 +46,7 @@ from pairwarden.agent.core import (
     next_probe_delay,
     next_renew_delay,
     own_renewal_due,
+    probe_armed,
     probe_step,
     probe_target,
     relayed_since,
@@ -595,7 +596,14 @@ class Agent:
         peer, sip = await self._prober(target, PROBE_TIMEOUT)
         if (self.holder, self.epoch) != (target.pod, target.epoch):
             return  # the Lease moved during the round: its answers are about the old holder
+        armed = self.probe.target == target and probe_armed(self.probe)
         self.probe = probe_step(self.probe, target, peer, sip)
+        if not armed and probe_armed(self.probe):
+            log.info(
+                "probe armed: the holder %s at %s served both its ports at epoch %d (a "
+                "refusal of both now proves its processes gone)",
+                target.pod, target.address, target.epoch,
+            )  # fmt: skip
         claim = gone_claim(self.probe, self.clock.wall())
         known = self.claim
         if claim is None or (known is not None and known.epoch == claim.epoch):
