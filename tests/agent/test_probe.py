@@ -5,6 +5,7 @@ on loopback; and the agent's steps on a ManualClock with a scripted prober."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from dataclasses import replace
 from typing import Any
@@ -320,6 +321,27 @@ async def test_the_standby_claims_at_once_and_keeps_the_claim_for_its_epoch() ->
     kube.put("vm-active", holder="vm-1", transitions=5)
     agent.on_active_lease(kube.leases["vm-active"])
     assert agent.report().peer_gone is None
+
+
+async def test_the_probe_says_once_per_epoch_when_it_is_armed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The line operators (and e2e/test_failover.py) read to know a crash is now proven by
+    the kernel: once per holder and epoch, when both ports were first seen served."""
+    agent, kube, script = standby_rig()
+    await agent.refresh_settings()
+    await agent.poll_once()
+    assert await agent.renew_once()
+    agent.on_active_lease(kube.leases["vm-active"])
+    script.answers = [DEAD, ("open", "silent"), ("silent", "open"), OPEN]
+    with caplog.at_level(logging.INFO, logger="pairwarden.agent"):
+        for _ in range(4):
+            await agent.probe_once()
+    armed = [r.getMessage() for r in caplog.records if "probe armed" in r.getMessage()]
+    assert armed == [
+        "probe armed: the holder vm-0 at 10.0.0.7 served both its ports at epoch 4 (a refusal "
+        "of both now proves its processes gone)"
+    ]
 
 
 async def test_the_restarted_holder_finds_the_claim_and_does_not_answer_at_its_epoch() -> None:
