@@ -93,18 +93,26 @@ def test_a_crash_the_node_sees_fails_over_at_once_and_the_member_rejoins_as_stan
     assert took < long_window, took
     assert_serving(cluster, other(active))
     assert "PodCrashed" in reasons(cluster)
+    _rejoins_as_standby(cluster, active, restarts, transition["epoch"], long_window)
+
+
+def _rejoins_as_standby(
+    cluster: LocalCluster, crashed: str, restarts: dict[str, int], epoch_after: int, wait: float
+) -> None:
+    """The kubelet restarts the crashed member's containers and its agent renews again; for
+    `wait` more it takes neither calls nor the role."""
 
     def restarted() -> bool:
-        now = _restarts(cluster, f"vm-{active}")
+        now = _restarts(cluster, f"vm-{crashed}")
         grown = all(now[name] > count for name, count in restarts.items())
         members = status(cluster).get("members") or {}
-        return grown and bool((members.get(active) or {}).get("serviceUp"))
+        return grown and bool((members.get(crashed) or {}).get("serviceUp"))
 
-    wait_until(restarted, timeout=30)  # the kubelet restarted both; its agent renews again
-    time.sleep(long_window)  # the old holder must not take calls again, nor the role
-    assert cluster.answering_members() == [other(active)]
-    assert status(cluster)["activeMember"] == other(active)
-    assert epoch(cluster) == transition["epoch"]
+    wait_until(restarted, timeout=30)
+    time.sleep(wait)
+    assert cluster.answering_members() == [other(crashed)]
+    assert status(cluster)["activeMember"] == other(crashed)
+    assert epoch(cluster) == epoch_after
 
 
 def _restarts(cluster: LocalCluster, pod: str) -> dict[str, int]:
@@ -228,3 +236,48 @@ def test_kubectl_shows_the_pair_its_status_and_its_events(cluster: LocalCluster)
     assert "ManualFailover" in described and "primary -> secondary" in described
     status_text = _plugin(cluster, "status")
     assert "secondary" in status_text and "LICENSING" in status_text
+
+
+# The kubelet stand-in's delay from a container's death to its report (and restart): a real
+# 1.20 kubelet's PLEG takes 0.5-1.4 s; longer here, so that who came first is plain.
+DEATH_NOTICE = 4.0
+
+
+def test_a_crash_is_answered_by_the_other_member_before_the_node_reports_it(
+    cluster: LocalCluster,
+) -> None:
+    """Proof of death from the kernel (docs/protocol.md): kill -9 of both containers of the
+    active pod; the pod's address stays, so its kernel refuses the agent's port and the SIP
+    port at once. The standby's probe claims the holder's processes gone, the operator fails
+    over on the claim (PodCrashed) while the pod's status still shows both containers running
+    (the kubelet holds each death DEATH_NOTICE s, as a real one's PLEG does for about a
+    second), and the other member answers. The restarted member comes back as standby."""
+    missed = 3 * heartbeat(cluster)[1]
+    active = start(cluster, missed=missed)
+    long_window = heartbeat(cluster)[0] * missed / 1000
+    cluster.kubelet.death_notice = DEATH_NOTICE
+    before = epoch(cluster)
+    # The standby must have seen both ports served at this epoch: a crash before that (start
+    # returns as soon as the holder answers, often before the standby's first probe round at
+    # the new epoch) is proven by no refusal and waits for the kubelet or W (HeartbeatLost).
+    armed = f"probe armed: the holder vm-{active} at "
+    standby_log = cluster.kubelet.log_path(f"vm-{other(active)}", "agent")
+    wait_until(
+        lambda: any(
+            armed in line and f" at epoch {before} " in line
+            for line in standby_log.read_text().splitlines()
+        ),
+        timeout=10,
+    )
+    restarts = _restarts(cluster, f"vm-{active}")
+    fault = time.monotonic()
+    for container in ("agent", "voicemail"):
+        cluster.kubelet.kill_container(f"vm-{active}", container, signal.SIGKILL)
+    transition = next_transition(cluster, before, timeout=15 + long_window)
+    took = time.monotonic() - fault
+    assert transition["cause"] == "PodCrashed", transition
+    assert transition["to"] == other(active)
+    assert took < DEATH_NOTICE, took
+    assert _restarts(cluster, f"vm-{active}") == restarts  # the node has said nothing yet
+    assert_serving(cluster, other(active))
+    _rejoins_as_standby(cluster, active, restarts, transition["epoch"], long_window)

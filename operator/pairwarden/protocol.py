@@ -213,6 +213,42 @@ def heard_age_ms(text: str | None) -> int | None:
     return value if value <= MAX_HEARD_MS else None
 
 
+@dataclass(frozen=True)
+class PeerGone:
+    """The standby's claim that the holder's processes are gone (docs/protocol.md, "Proof of
+    death from the kernel"): at `epoch`, the holder's pod `pod` at `address` refused the
+    agent's peer port (TCP RST) and had its SIP port unreachable (ICMP), probe after probe,
+    after both had answered. Only a kernel whose sockets are closed answers so; a hung or
+    partitioned member answers nothing. `seen` is the standby's wall clock, for people."""
+
+    epoch: int
+    pod: str
+    address: str  # the IP probed: the operator ignores a claim about another pod's address
+    seen: datetime | None = None
+
+    def encode(self) -> str:
+        return f"{self.epoch} {self.pod} {self.address} {_time(self.seen)}".rstrip()
+
+
+_POD_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def peer_gone(text: str | None) -> PeerGone | None:
+    """The claim in `pairwarden.io/peer-gone` ("<epoch> <pod> <ip> [<RFC 3339>]"), or None
+    when empty or not that (a foreign writer's junk is no claim: a claim moves a role)."""
+    parts = (text or "").split(" ")
+    if len(parts) not in (3, 4) or not (parts[0].isascii() and parts[0].isdigit()):
+        return None
+    if len(parts[0]) > 18 or not _POD_NAME.fullmatch(parts[1]):
+        return None
+    try:
+        address = str(ipaddress.ip_address(parts[2]))
+    except ValueError:
+        return None
+    seen = parse_time(parts[3]) if len(parts) == 4 else None
+    return PeerGone(int(parts[0]), parts[1], address, seen)
+
+
 def _int(text: str | None) -> int:
     try:
         return int(text or 0)
@@ -249,6 +285,8 @@ class MemberReport:
     # over the peer link; None when it heard none. The operator counts the other member as
     # seen at (this write observed - that age): one Lease write per pair per R instead of two.
     peer_heard_ms: int | None = None
+    # The standby's proof that the holder's processes are gone (PeerGone), None: no claim.
+    peer_gone: PeerGone | None = None
 
     KEYS = {
         "agent_running": PREFIX + "agent",
@@ -269,6 +307,7 @@ class MemberReport:
         "failsafe_since": PREFIX + "failsafe",
         "failsafe_ended": PREFIX + "failsafe-ended",
         "peer_heard_ms": PREFIX + "peer-heard",
+        "peer_gone": PREFIX + "peer-gone",
     }
     # A change in any of these is written at once, not held until the next renewal, and
     # wakes the operator. Settings change rarely, so their digest costs nothing here, and
@@ -287,6 +326,7 @@ class MemberReport:
         "epoch",
         "failsafe_since",
         "failsafe_ended",
+        "peer_gone",
     )
 
     def to_annotations(self) -> dict[str, str]:
@@ -310,6 +350,7 @@ class MemberReport:
             k["failsafe_since"]: _time(self.failsafe_since),
             k["failsafe_ended"]: _time(self.failsafe_ended),
             k["peer_heard_ms"]: "" if self.peer_heard_ms is None else str(self.peer_heard_ms),
+            k["peer_gone"]: self.peer_gone.encode() if self.peer_gone else "",
         }
 
     @classmethod
@@ -335,6 +376,7 @@ class MemberReport:
             failsafe_since=parse_time(a.get(k["failsafe_since"])),
             failsafe_ended=parse_time(a.get(k["failsafe_ended"])),
             peer_heard_ms=heard_age_ms(a.get(k["peer_heard_ms"])),
+            peer_gone=peer_gone(a.get(k["peer_gone"])),
         )
 
     def digests_by_setting(self) -> dict[str, str]:

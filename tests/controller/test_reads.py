@@ -122,14 +122,18 @@ async def test_a_member_pod_the_watch_holds_running_is_not_read(
     def member_pod(name: str, member: str, phase: str = "Running") -> dict[str, object]:
         labels = {"pairwarden.io/pair": "vm", "pairwarden.io/member": member, "x": "y"}
         meta = {"name": name, "namespace": "voice", "uid": f"u-{name}", "labels": labels}
-        return {"metadata": meta, "status": {"phase": phase}}
+        return {"metadata": meta, "status": {"phase": phase, "podIP": f"10.0.0.{len(name)}"}}
 
     podwatch.record_pod(book, member_pod("a", "primary"), None, 1.0)
     podwatch.record_pod(book, member_pod("b", "secondary", phase="Pending"), None, 1.0)
     seen = await reconcile._read_world(rt, "voice", spec, book.pair("voice", "vm"))
     assert read == ["b"]  # the pending one is read, the running one is not
+    # With its address: the standby's probe claim counts only for the address the operator
+    # holds (engine.probed_gone); taken from the watch without it, a crash the probe proved
+    # waited for W (HeartbeatLost), found by e2e once both changes met on main.
     assert seen.pods["primary"] == pods.Resolution("a", True, labels={
-        "pairwarden.io/pair": "vm", "pairwarden.io/member": "primary", "x": "y"})  # fmt: skip
+        "pairwarden.io/pair": "vm", "pairwarden.io/member": "primary", "x": "y"},
+        ip="10.0.0.1")  # fmt: skip
 
     read.clear()  # deleted: the watch's word is "gone", and gone is read
     podwatch.record_pod(book, member_pod("a", "primary"), "DELETED", 2.0)

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from tests.engine.test_decide import MONO, contacted, holding, make_spec, member, role, run
+from tests.engine.test_decide import (
+    MONO,
+    T0,
+    contacted,
+    holding,
+    make_spec,
+    member,
+    own_pod,
+    role,
+    run,
+)
 
 from pairwarden.engine import (
     Activate,
@@ -14,8 +24,11 @@ from pairwarden.engine import (
     Deactivate,
     ManualRequest,
     MemberObservation,
+    Observed,
     crashed,
+    probed_gone,
 )
+from pairwarden.protocol import PeerGone
 
 RENEWED = MONO - 1.0  # member() renewed one second ago
 
@@ -119,3 +132,73 @@ def test_deaths_are_compared_with_the_renewal_as_observed_not_the_counted_sighti
     # Renewed (observed) after the deaths: back, whatever the deaf credit says.
     back = replace(member(), last_seen=MONO - 0.1, renewal_seen=MONO - 1.0)
     assert not crashed(died(back, MONO - 5.0, MONO - 5.0))
+
+
+# ---- the same crash proven by the standby's probe (engine.probed_gone) ----------------------
+
+HOLDER_IP = "10.0.0.7"
+
+
+def claiming(epoch: int = 4, pod: str = "vm-0", address: str = HOLDER_IP) -> MemberObservation:
+    """A standby whose report claims the holder's processes gone (protocol.PeerGone)."""
+    return replace(contacted(), report=replace(contacted().report, peer_gone=PeerGone(
+        epoch, pod, address, T0)))  # fmt: skip
+
+
+def at(seen: MemberObservation, ip: str | None = HOLDER_IP) -> MemberObservation:
+    return replace(seen, pod_ip=ip)
+
+
+@pytest.mark.parametrize(
+    ("claim", "holder_ip", "epoch", "gone"),
+    [
+        (claiming(), HOLDER_IP, 4, True),  # the holder, at its address, at this epoch
+        (contacted(), HOLDER_IP, 4, False),  # no claim
+        (claiming(epoch=3), HOLDER_IP, 4, False),  # a standby behind, or a claim left over
+        (claiming(epoch=5), HOLDER_IP, 4, False),  # not the Lease's epoch either way
+        (claiming(pod="vm-9"), HOLDER_IP, 4, False),  # about another pod
+        (claiming(address="10.0.0.8"), HOLDER_IP, 4, False),  # the holder's pod moved address
+        (claiming(), None, 4, False),  # the operator read no address: no proof of which pod
+    ],
+)
+def test_probed_gone_needs_the_holders_pod_address_and_epoch(
+    claim: MemberObservation, holder_ip: str | None, epoch: int, gone: bool
+) -> None:
+    observed = Observed(
+        holding("primary", epoch), at(own_pod(member(), "vm-0"), holder_ip), own_pod(claim, "vm-1")
+    )
+    assert probed_gone(observed, "primary", epoch) is gone
+    assert not probed_gone(observed, None, epoch)  # nobody holds the role
+
+
+def test_a_claim_fails_over_at_once_as_a_crash() -> None:
+    """Renewed one second ago, pod Running, no death reported by the kubelet yet: the
+    standby's claim alone moves the role, one conditional write, no revoke first."""
+    decision = run(make_spec(), holding("primary", 4), at(member()), claiming())
+    assert role(decision) == Activate("secondary", 5, Cause.POD_CRASHED, "primary")
+
+
+def test_a_claim_is_final_for_its_epoch_even_after_the_holder_renewed() -> None:
+    """The kubelet restarted the holder and its agent renewed (age 0.1 s) before the look:
+    the claim still moves the role, since that agent holds back at this epoch (it read the
+    claim at its start) and waiting for the move is the only way forward."""
+    decision = run(make_spec(), holding("primary", 4), at(member(age=0.1)), claiming())
+    assert role(decision) == Activate("secondary", 5, Cause.POD_CRASHED, "primary")
+
+
+def test_a_claim_with_no_standby_to_serve_leaves_no_holder() -> None:
+    """The claimant cannot serve (its voicemail down): nobody at a new epoch; the restarted
+    holder is then the first to start again, its claim moot."""
+    down = replace(claiming(), report=replace(claiming().report, service_up=False))
+    decision = run(make_spec(), holding("primary", 4), at(member()), down)
+    assert role(decision) == Deactivate(5, Cause.POD_CRASHED, "primary")
+    again = run(make_spec(), decision.status, at(member(answering=False)), down)
+    assert role(again) == Activate("primary", 6, Cause.FIRST_TO_START, None)
+
+
+def test_a_claim_about_the_secondary_holder_fails_back() -> None:
+    holder = at(replace(contacted(), pod_name="vm-1"))
+    claim = replace(member(), report=replace(member().report, peer_gone=PeerGone(
+        4, "vm-1", HOLDER_IP)))  # fmt: skip
+    decision = run(make_spec(), holding("secondary", 4), claim, holder)
+    assert role(decision) == Activate("primary", 5, Cause.POD_CRASHED, "secondary")

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pairwarden.protocol import HeartbeatSizing, MemberReport, call_contact
+from pairwarden.protocol import HeartbeatSizing, MemberReport, PeerGone, call_contact, peer_gone
 
 
 def test_default_sizing_meets_the_write_budget_and_the_window() -> None:
@@ -89,3 +89,44 @@ def test_a_call_contact_is_host_and_port_or_nothing(text: str, read: str) -> Non
     assert call_contact(text) == read
     report = MemberReport.from_annotations({"pairwarden.io/call-contact": text})
     assert report.call_contact == read
+
+
+# ---- the standby's claim that the holder's processes are gone (protocol.PeerGone) ---------
+
+
+def test_the_claim_round_trips_and_is_urgent() -> None:
+    seen = datetime(2026, 12, 7, 21, 0, 0, 250000, tzinfo=UTC)
+    claim = PeerGone(4, "vm-primary-0", "10.244.0.7", seen)
+    report = MemberReport(peer_gone=claim)
+    annotations = report.to_annotations()
+    assert annotations["pairwarden.io/peer-gone"] == "4 vm-primary-0 10.244.0.7 " + (
+        "2026-12-07T21:00:00.250000Z"
+    )
+    assert MemberReport.from_annotations(annotations).peer_gone == claim
+    assert report.urgent_change(MemberReport())
+    assert MemberReport().to_annotations()["pairwarden.io/peer-gone"] == ""
+    assert peer_gone("4 vm-0 fd00::7") == PeerGone(4, "vm-0", "fd00::7")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "4 vm-0",  # no address
+        "-1 vm-0 10.0.0.7",  # not an epoch
+        "4.0 vm-0 10.0.0.7",
+        "x vm-0 10.0.0.7",
+        "4 Vm_0 10.0.0.7",  # not a pod name
+        "4 vm-0 vm.example",  # a name, not an address: which pod is that?
+        "4 vm-0 10.0.0.7 2026-12-07T21:00:00Z extra",
+        "4  vm-0 10.0.0.7",
+        "4 vm-0 10.0.0.7\r\nX: y",
+        "9" * 19 + " vm-0 10.0.0.7",  # beyond any epoch
+    ],
+)
+def test_a_malformed_claim_is_no_claim(text: str | None) -> None:
+    """A claim moves a role: anything but what an agent writes (a foreign writer's junk) is
+    read as none."""
+    assert peer_gone(text) is None
+    assert MemberReport.from_annotations({"pairwarden.io/peer-gone": text or ""}).peer_gone is None

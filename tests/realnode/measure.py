@@ -83,13 +83,35 @@ class Fault:
     recover: Callable[[Pair, str], None] | None = None
 
 
-def kill(containers: tuple[str, ...], sig: signal.Signals) -> Callable[[Pair, str], None]:
-    def inject(pair: Pair, member: str) -> None:
-        pids = [pair.container_pid(member, c) for c in containers]
-        for pid in pids:
-            os.kill(pid, sig)
+class Kill:
+    """A signal to some containers of the member's pod (`inject`), and the wait for the
+    kubelet to have restarted each of them (`recover`, their restartCount grown): the next
+    run must not begin before. Since the standby's probe fails a crash over before the
+    kubelet notices it, the pod's status still showed the killed containers running, long
+    started, after the flip; the next run's kill then hit the new holder while the old one
+    was still dead (a double fault: the restarted member waited out its restart hold, 9.9 s
+    to the first call, 21:57 UTC)."""
 
-    return inject
+    def __init__(self, containers: tuple[str, ...], sig: signal.Signals) -> None:
+        self.containers, self.sig = containers, sig
+        self.counts: dict[str, int] = {}
+
+    def restarts(self, pair: Pair, member: str) -> dict[str, int]:
+        statuses = pair.pod(member).status.container_statuses or []
+        return {c.name: int(c.restart_count) for c in statuses if c.name in self.containers}
+
+    def inject(self, pair: Pair, member: str) -> None:
+        self.counts = self.restarts(pair, member)
+        pids = [pair.container_pid(member, c) for c in self.containers]
+        for pid in pids:
+            os.kill(pid, self.sig)
+
+    def recover(self, pair: Pair, member: str) -> None:
+        def back() -> bool:
+            now = self.restarts(pair, member)
+            return all(now.get(c, 0) > n for c, n in self.counts.items())
+
+        eventually(back, 180, f"the kubelet restarted vm-{member}'s killed containers", poll=0.5)
 
 
 def recreate(pair: Pair, member: str) -> None:
@@ -103,19 +125,23 @@ def manual(pair: Pair, member: str) -> None:
     pair.request("failover" if member == "primary" else "failback")
 
 
+CRASH = Kill(("agent", "voicemail"), signal.SIGKILL)
+VOICEMAIL_EXIT = Kill(("voicemail",), signal.SIGKILL)
 FAULTS = {
     f.name: f
     for f in (
         Fault(
             "crash",
             "kill -9 both containers of the active pod",
-            kill(("agent", "voicemail"), signal.SIGKILL),
+            CRASH.inject,
+            CRASH.recover,
         ),
         Fault("clean stop", "kubectl delete pod of the active member", Pair.delete_pod, recreate),
         Fault(
             "voicemail exit",
             "kill -9 the active pod's voicemail container",
-            kill(("voicemail",), signal.SIGKILL),
+            VOICEMAIL_EXIT.inject,
+            VOICEMAIL_EXIT.recover,
         ),
         Fault("manual", "failover/failback request annotation", manual),
     )

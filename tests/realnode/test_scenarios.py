@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.realnode.pairs import Pair, other
+from tests.realnode.pairs import HEARTBEAT, Pair, other
 
 from pairwarden import GROUP, PLURAL, VERSION
 from pairwarden.controller.jobs import LABEL_REPLICATION
@@ -31,6 +31,13 @@ from pairwarden.protocol import LABEL_PAIR, MemberReport, member_lease_name
 from pairwarden_testbed.waiting import eventually
 
 pytestmark = [pytest.mark.realnode, pytest.mark.timeout(900)]
+# The heartbeat window less one renewal period: the least silence after a kill before the
+# operator may judge the killed agent lost (its last renewal came at most a period before).
+WINDOW = HEARTBEAT["intervalMs"] * HEARTBEAT["missedBeforeFailover"] / 1000
+SILENT_AT_LEAST = WINDOW - WINDOW / HEARTBEAT["renewalsPerWindow"]
+# The kubelet's restart back-off doubles from 10 s per restart of a container up to 5 min
+# (reset after 10 min without one): an agent killed again soon after waits that long.
+KUBELET_BACKOFF_MAX = 300
 VOICEMAIL_UID = 10001  # the images' user (examples/voicemail-pair.yaml's runAsUser)
 
 
@@ -162,6 +169,44 @@ def test_a_crash_of_the_active_pod_fails_over_at_once_and_it_rejoins_as_standby(
     eventually(lambda: pair.standby(active), 120, f"vm-{active} standby again", poll=0.5)
     assert pair.routed() == other(active)
     eventually(lambda: one_answering(pair, other(active)), 60, f"only {other(active)} answers")
+
+
+def test_kill_9_of_the_active_agent_alone_is_no_crash(pair: Pair, active: str) -> None:
+    """kill -9 of the active pod's agent container alone (issue 26): its voicemail process
+    still answers its SIP port, so the standby's probe claims nothing (the probe needs both
+    ports refused: docs/protocol.md, "Proof of death from the kernel") and the operator sees
+    no PodCrashed (not every container died): nothing moves at once. What follows is the
+    heartbeat's rule: an agent the kubelet brings back within the window renews and keeps
+    the role at the same epoch; one it holds back longer (its restart back-off: 10 s, 20 s,
+    ... after an earlier restart of the same container, which this package's earlier
+    scenarios cause; the window is 5 s) leaves silence, and the pair fails over for
+    HeartbeatLost, never before the window could have run out, as for any silent agent (its
+    voicemail's order lapses meanwhile: it answers alone or not at all). The killed member
+    then rejoins as the standby. Either way exactly one member answers. On this pair the
+    restarted agent has never been back in time: 20 of 20 runs failed over for HeartbeatLost
+    2.7-4.9 s after the kill (the last renewal at most 2.5 s before it), none at once."""
+    before = pair.epoch()
+    count = restarts(pair, active, "agent")
+    since = datetime.now(UTC)
+    os.kill(pair.container_pid(active, "agent"), signal.SIGKILL)
+    eventually(
+        lambda: restarts(pair, active, "agent") > count and len(pair.answering()) <= 1,
+        KUBELET_BACKOFF_MAX + 30,
+        "the kubelet restarted the agent",
+        poll=0.2,
+    )
+    eventually(lambda: reported_since(pair, active, since), 120, "the agent renewed", poll=0.5)
+    holder = active
+    if pair.epoch() != before:
+        transition = pair.next_transition(before, active, 10)
+        took = (datetime.fromisoformat(transition["time"]) - since).total_seconds()
+        print(f"agent killed alone: {transition['cause']} {took:.2f} s after the kill")
+        assert transition["cause"] == "HeartbeatLost", transition  # a claim: PodCrashed
+        assert took >= SILENT_AT_LEAST, (took, transition)
+        holder = other(active)
+    eventually(lambda: one_answering(pair, holder), 60, f"only {holder} answers", poll=0.2)
+    assert pair.routed() == holder
+    eventually(lambda: pair.standby(other(holder)), 120, f"{other(holder)} standby", poll=0.5)
 
 
 @contextlib.contextmanager

@@ -201,6 +201,9 @@ def crash_stages(run: Run, watches: Any, seen: dict[str, float]) -> list[Stage]:
         container_lines(pair.system, "pairwarden-operator-0", "operator"), run.wall, "PodCrashed"
     )
     ordered = first_line(container_lines(pair.namespace, new, "agent"), run.wall, "answer=True")
+    claimed = first_line(
+        container_lines(pair.namespace, new, "agent"), run.wall, "its processes are gone"
+    )
     for title, lines, since, until in (
         ("operator", container_lines(pair.system, "pairwarden-operator-0", "operator"),
          run.wall, decided),
@@ -211,6 +214,7 @@ def crash_stages(run: Run, watches: Any, seen: dict[str, float]) -> list[Stage]:
         run.notes.extend(excerpt(lines, run.wall, until, since=since))
     return [
         Stage("kill -9 (agent, voicemail)", run.wall, "measure"),
+        Stage("standby's probe: processes gone", claimed, "agent log"),
         Stage("kubelet PLEG: ContainerDied", pleg, "kubelet log (--v 2)"),
         Stage("pod status: all containers dead", wall(dead), "pod watch"),
         Stage("operator: PodCrashed decided", decided, "operator log"),

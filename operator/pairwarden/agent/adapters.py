@@ -344,10 +344,12 @@ class _SipReply(asyncio.DatagramProtocol):
             self.status.set_exception(exc if isinstance(exc, OSError) else OSError(str(exc)))
 
 
-async def sip_options(address: str) -> Outcome:
-    """One SIP OPTIONS over UDP, resent at T1 doubling (RFC 3261) until a final answer (the
-    caller bounds the wait): any answer means the server is up (a 404 for an unknown user
-    too: it parsed the request)."""
+async def sip_options(address: str, resend: float = 0.5) -> Outcome:
+    """One SIP OPTIONS over UDP, resent after `resend` s (T1 by default) doubling (RFC 3261)
+    until a final answer (the caller bounds the wait): any answer means the server is up (a
+    404 for an unknown user too: it parsed the request). A probe resends sooner: a request
+    that reached a server which then died is never answered, while the resend meets the
+    closed port's ICMP answer at once."""
     host, _, port = address.rpartition(":")
     loop = asyncio.get_running_loop()
     call_id = secrets.token_hex(8)
@@ -357,7 +359,7 @@ async def sip_options(address: str) -> Outcome:
     try:
         local = transport.get_extra_info("sockname")
         request = sip_options_request(address, (str(local[0]), int(local[1])), call_id)
-        interval = 0.5
+        interval = resend
         while True:
             transport.sendto(request)
             with contextlib.suppress(TimeoutError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pairwarden.agent.core import (
+    PROBE_TIMEOUT,
     REPORT_REFRESH,
     CpuJudge,
     FailsafeEpisode,
@@ -23,6 +24,9 @@ from pairwarden.agent.core import (
     InactiveCallCounter,
     LicensingClocks,
     PairSettings,
+    PortAnswer,
+    ProbeState,
+    ProbeTarget,
     RelayInputs,
     StandbyCalls,
     Verdict,
@@ -33,13 +37,18 @@ from pairwarden.agent.core import (
     failsafe_episode,
     fence_counts_from,
     fence_left,
+    gone_claim,
     hello_period,
     judged_view,
     licensing_expired,
     may_promise,
     must_renew_own_lease,
+    next_probe_delay,
     next_renew_delay,
     own_renewal_due,
+    probe_armed,
+    probe_step,
+    probe_target,
     relayed_since,
     report_news,
     restart_hold,
@@ -52,12 +61,14 @@ from pairwarden.agent.cpu import CpuSampler, FunctionSampler
 from pairwarden.agent.kubeio import TRANSIENT, KubeIO, LeaseMissing, LeaseView
 from pairwarden.agent.metrics import AgentMetrics
 from pairwarden.agent.peer import PROMISE_RATE_MARGIN, PeerLink, PeerMessage, PeerRefused
+from pairwarden.agent.probe import probe_ports
 from pairwarden.agent.state import AgentState
 from pairwarden.clock import Clock
 from pairwarden.protocol import (
     ANNOTATION_ACTIVE_CONTACT,
     Member,
     MemberReport,
+    PeerGone,
     active_lease_name,
     call_contact,
     member_lease_name,
@@ -96,6 +107,9 @@ class AgentConfig:
     peer_contact: str = ""  # where the other agent reaches this one's peer link ("host:port")
 
 
+# One probe round of the holder's two ports (agent.probe.probe_ports; a fake in tests).
+Prober = Callable[[ProbeTarget, float], Coroutine[Any, Any, tuple[PortAnswer, PortAnswer]]]
+
 # (files, command) -> the member's own settings: drift.read_member_settings over the data dir
 SettingsReader = Callable[[tuple[str, ...], tuple[str, ...]], Mapping[str, Any]]
 
@@ -114,6 +128,7 @@ class Agent:
         data_version: Callable[[], str] | None = None,
         member_settings: SettingsReader | None = None,
         peer: PeerLink | None = None,
+        prober: Prober = probe_ports,
     ) -> None:
         self.config = config
         self._data_version = data_version  # replication.version.fingerprint of the data dir
@@ -162,13 +177,19 @@ class Agent:
         self._started = clock.monotonic()
         self._previous: MemberReport | None = None  # the report found at first sight
         self.relay = Relay()
+        # Proof of death from the kernel (docs/protocol.md): the standby's probe of the
+        # holder, and the claim it reports (kept for its epoch once proven).
+        self._prober = prober
+        self.probe = ProbeState()
+        self.claim: PeerGone | None = None
 
     # ---- what the agent says -------------------------------------------------------------
 
     def report(self) -> MemberReport:
         heard = self.failsafe.hello_heard
         age = None if heard is None else max(0, round((self.clock.monotonic() - heard) * 1000))
-        return replace(self._report(), peer_heard_ms=age)
+        claim = self.claim if self.claim is not None and self.claim.epoch == self.epoch else None
+        return replace(self._report(), peer_heard_ms=age, peer_gone=claim)
 
     def _report(self) -> MemberReport:
         return build_report(
@@ -306,6 +327,10 @@ class Agent:
         lease = await self.kube.get_lease(self.member_lease)
         if lease is None:
             raise LeaseMissing(self.member_lease)
+        # Before the first renewal, so before this member may answer: a claim of the other
+        # member's probe against this pod (its processes, the ones before this start, were
+        # seen gone) holds it back at that epoch (agent.core.decide_answer).
+        await self.refresh_peer()
         self.lease_seen = True
         if not self.spec_seen:
             # The operator creates the Lease once the pair exists: read its spec now, not at
@@ -391,6 +416,7 @@ class Agent:
             service_up=self.vm_view.up,
             licensing=self.licensing,
             **self.failsafe.inputs(now, self._restart_hold()),
+            claimed_gone=self.failsafe.claimed_gone(self.config.pod),
         )
         self.fence_inputs = inputs
         verdict = decide_answer(inputs, self.settings.sizing, now)
@@ -493,6 +519,7 @@ class Agent:
             loops.append(self._primary_loop)
         if self.failsafe.link is not None:
             loops.append(self._peer_loop)
+        loops.append(self._probe_loop)
         tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in loops]
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -549,6 +576,54 @@ class Agent:
             await asyncio.sleep(self.config.spec_refresh)
             await self.refresh_settings()
             await self.refresh_peer()
+
+    async def _probe_loop(self) -> None:
+        while True:
+            began = self.clock.monotonic()
+            await self.probe_once()
+            await asyncio.sleep(next_probe_delay(self.probe, self.clock.monotonic() - began))
+
+    async def probe_once(self) -> None:
+        """The standby's probe of the holder (docs/protocol.md, "Proof of death from the
+        kernel"): one round against both its ports; once they prove its processes gone, the
+        claim goes into this member's report, whose urgent renewal the wake sends at once."""
+        f = self.failsafe
+        holder = None if self.stopping or f.other_pod != self.holder else self.holder
+        target = probe_target(holder, self.config.pod, self.epoch, f.contact, self.active_contact)
+        if target is None:
+            self.probe = ProbeState()
+            return
+        peer, sip = await self._prober(target, PROBE_TIMEOUT)
+        if (self.holder, self.epoch) != (target.pod, target.epoch):
+            return  # the Lease moved during the round: its answers are about the old holder
+        armed = self.probe.target == target and probe_armed(self.probe)
+        self.probe = probe_step(self.probe, target, peer, sip)
+        if not armed and probe_armed(self.probe):
+            log.info(
+                "probe armed: the holder %s at %s served both its ports at epoch %d (a "
+                "refusal of both now proves its processes gone)",
+                target.pod, target.address, target.epoch,
+            )  # fmt: skip
+        claim = gone_claim(self.probe, self.clock.wall())
+        known = self.claim
+        if claim is None or (known is not None and known.epoch == claim.epoch):
+            return  # a claim is kept for its epoch once made
+        log.warning(
+            "the holder %s at %s refused its agent's and its SIP port %d times in a row: "
+            "its processes are gone (epoch %d); reporting it at once",
+            claim.pod, claim.address, self.probe.refused, claim.epoch,
+        )  # fmt: skip
+        self.claim = claim
+        if self.failsafe.given:
+            # A promise not to answer guards against its asker answering past its fence; an
+            # asker whose processes are gone answers nothing (its restarted agent holds back at
+            # this epoch), so the promises end here rather than when they lapse (W - R/2): on
+            # the real node a holder that asked 0.3 s before its crash kept the new one silent
+            # 2.0 s after its grant.
+            log.info("the peer's processes are gone: the promises given to it end")
+            self.failsafe.given.clear()
+        self._wake.set()
+        await self.evaluate()
 
     async def _peer_loop(self) -> None:
         while True:
@@ -654,6 +729,8 @@ class Agent:
             if view is not None:
                 report = MemberReport.from_annotations(dict(view.annotations))
                 self.failsafe.contact = report.peer_contact
+                self.failsafe.other_pod = view.holder
+                self.failsafe.other_claim = report.peer_gone
 
     async def peer_once(self) -> None:
         """The holder asks for a promise when its own validity runs low; a member that
@@ -739,6 +816,13 @@ class Failsafe:
         self.episode: FailsafeEpisode | None = None
         self.asking = False  # the holder's last look wanted a promise (logged when it starts)
         self.hello_heard: float | None = None  # when the other member's last hello arrived
+        self.other_pod = ""  # the other member's pod, as its Lease's holderIdentity names it
+        self.other_claim: PeerGone | None = None  # the claim its Lease carried, as last read
+
+    def claimed_gone(self, pod: str) -> int | None:
+        """The epoch at which the other member's probe claimed `pod`'s processes gone."""
+        claim = self.other_claim
+        return claim.epoch if claim is not None and claim.pod == pod else None
 
     def inputs(self, now: float, hold: float | None) -> dict[str, Any]:
         """FenceInputs' failsafe fields; `hold`: agent.core.restart_hold."""

@@ -27,6 +27,11 @@ class Resolution:
     labels: Mapping[str, str] = field(default_factory=dict)
     problem: str | None = None
     exists: bool = True  # False: the pod named by podName is not there at all
+    ip: str | None = None  # status.podIP (None: none yet), for a claim of the peer's probe
+
+
+def _ip(pod: Any) -> str | None:
+    return str(pod.status.pod_ip) if pod.status and pod.status.pod_ip else None
 
 
 def _running(pod: Any) -> bool:
@@ -49,7 +54,7 @@ async def resolve_member(
         pod = await absent_as_none(core.read_namespaced_pod(pod_name, namespace))
         if pod is None:
             return Resolution(pod_name, exists=False)
-        return Resolution(pod_name, _running(pod), dict(pod.metadata.labels or {}))
+        return Resolution(pod_name, _running(pod), dict(pod.metadata.labels or {}), ip=_ip(pod))
     if not selector:
         return Resolution(None, problem=f"{field_path}: names no pod")
     pods = (await core.list_namespaced_pod(namespace, label_selector=selector_text(selector))).items
@@ -61,7 +66,8 @@ async def resolve_member(
         )
     if running:
         pod = running[0]
-        return Resolution(str(pod.metadata.name), True, dict(pod.metadata.labels or {}))
+        name = str(pod.metadata.name)
+        return Resolution(name, True, dict(pod.metadata.labels or {}), ip=_ip(pod))
     return Resolution(None)
 
 
@@ -110,9 +116,7 @@ async def ip(api: client.ApiClient, namespace: str, pod: str | None) -> str | No
     if not pod:
         return None
     found = await absent_as_none(client.CoreV1Api(api).read_namespaced_pod(pod, namespace))
-    if found is None or not found.status or not found.status.pod_ip:
-        return None
-    return str(found.status.pod_ip)
+    return None if found is None else _ip(found)
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,7 @@ class PodSighting:
     gone: bool = False  # deleted, being deleted, or its phase ended (Failed, Succeeded)
     running: bool = False  # its phase Running and not being deleted (as `_running`)
     labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str | None = None  # status.podIP: a read stands for it too (`watched`, the probe's claim)
 
     def container_deaths(self) -> tuple[float | None, ...]:
         """Per container, in the pod's order: when it was last seen dying (the engine's
@@ -184,6 +189,7 @@ def sight_pod(
         gone=gone,
         running=not gone and status.get("phase") == "Running",
         labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+        ip=str(status["podIP"]) if status.get("podIP") else None,
     )
     return sighting, deaths != old.deaths or (gone and not old.gone)
 
@@ -198,7 +204,7 @@ def watched(sighting: PodSighting | None, pod_name: str) -> Resolution | None:
     delivered as deleted, so gone."""
     if sighting is None or sighting.name != pod_name or sighting.gone or not sighting.running:
         return None
-    return Resolution(pod_name, True, dict(sighting.labels))
+    return Resolution(pod_name, True, dict(sighting.labels), ip=sighting.ip)
 
 
 def _termination(state: Mapping[str, Any]) -> str:

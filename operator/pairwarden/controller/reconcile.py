@@ -331,6 +331,7 @@ def _member(book: PairBook, member: Member, pod: pods.Resolution, now: float) ->
             if watched is not None and pod.name and watched.name == pod.name
             else ()
         ),
+        pod_ip=pod.ip if pod.name else None,
     )
 
 

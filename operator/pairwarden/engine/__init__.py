@@ -1,7 +1,13 @@
 """The pure failover engine: `decide(spec, observed, now) -> Decision` and its data types."""
 
 from pairwarden.engine.core import decide
-from pairwarden.engine.health import crashed, judge, licence_deadline, member_problems
+from pairwarden.engine.health import (
+    crashed,
+    judge,
+    licence_deadline,
+    member_problems,
+    probed_gone,
+)
 from pairwarden.engine.projection import settings_drift, status_patch, worth_writing
 from pairwarden.engine.rules import is_held, scheduled_failback_due
 from pairwarden.engine.truth import gone_holder, read_truth
@@ -58,6 +64,7 @@ __all__ = [
     "judge",
     "licence_deadline",
     "member_problems",
+    "probed_gone",
     "read_truth",
     "scheduled_failback_due",
     "settings_drift",

@@ -13,7 +13,7 @@ from pairwarden.api.models import (
 from pairwarden.engine.handoff import (
     carry_out,
 )
-from pairwarden.engine.health import judge, member_problems
+from pairwarden.engine.health import judge, member_problems, probed_gone
 from pairwarden.engine.projection import (
     project,
     routing_repair,
@@ -41,11 +41,17 @@ def decide(spec: FailoverPairSpec, observed: Observed, now: Now) -> Decision:
     observed, recorded = record_missed(observed, truth)
     status = observed.status
     problems = member_problems(observed)
-    health = {m: judge(spec, status, m, observed.member(m), now, problems.get(m)) for m in MEMBERS}
+    gone = truth.holder if probed_gone(observed, truth.holder, truth.epoch) else None
+    health = {
+        m: judge(spec, status, m, observed.member(m), now, problems.get(m), m == gone)
+        for m in MEMBERS
+    }
     choice = choose(spec, observed, truth, health, now)
     move = carry_out(spec, status, truth, health, choice.change, choice.handoff, now)
     actions: list[Action] = [*([recorded] if recorded else []), *choice.actions, *move.actions]
     why = [*choice.why, *move.why]
+    if gone is not None:
+        why.append(f"{gone}'s processes seen gone by the other member's probe (its sockets)")
     routing = routing_repair(observed, move.holder, actions)
     if routing is not None:
         why.append(routing.reason)

@@ -21,6 +21,7 @@ from pairwarden.engine.types import (
 from pairwarden.protocol import (
     MEMBERS,
     Member,
+    other,
 )
 
 # Failures after which a member cannot be answering: its grant ran out (it fences itself
@@ -74,15 +75,17 @@ def judge(
     seen: MemberObservation,
     now: Now,
     problem: str | None = None,
+    gone: bool = False,
 ) -> MemberHealth:
-    """Whether a member can serve, and if not, the cause to name."""
+    """Whether a member can serve, and if not, the cause to name. `gone`: the other member's
+    probe proved this member's processes gone at the current epoch (`probed_gone`)."""
     report = seen.report
     failure: Cause | None = None
     if problem is not None or seen.pod_problem is not None:
         failure = Cause.POD_UNRESOLVED
     elif not seen.pod_running:
         failure = Cause.POD_GONE
-    elif crashed(seen):
+    elif gone or crashed(seen):
         failure = Cause.POD_CRASHED
     elif not report.agent_running:
         failure = Cause.AGENT_STOPPED
@@ -118,6 +121,34 @@ def crashed(seen: MemberObservation) -> bool:
         return False
     last = seen.renewal_seen if seen.renewal_seen is not None else seen.last_seen
     return all(died is not None and (last is None or died > last) for died in deaths)
+
+
+def probed_gone(observed: Observed, holder: Member | None, epoch: int) -> bool:
+    """Whether the standby's probe proved the holder's processes gone (PodCrashed, at once):
+    its report claims (protocol.PeerGone) that at this very epoch the holder's pod, by name
+    and by the address the operator reads for it, refused the agent's peer port and had its
+    SIP port unreachable, after both had answered (docs/protocol.md, "Proof of death from the
+    kernel"). The kubelet says the same a second or more later (`crashed`).
+
+    A claim is final for its epoch: the move it causes (to the standby, or to nobody when the
+    standby cannot serve) raises the epoch, after which it names an old one and counts for
+    nothing. A renewal of the holder does not void it, unlike the kubelet's report: the
+    holder's restarted agent that finds such a claim against it does not answer at that
+    epoch (agent.core.decide_answer), so waiting for the move is the only way forward. A
+    claim about another pod (a pod of the same name recreated, the address reused), or for
+    an epoch not the Lease's (a standby behind, a claim left from an earlier move), or
+    without an address the operator read, counts for nothing."""
+    if holder is None:
+        return False
+    seen, claim = observed.member(holder), observed.member(other(holder)).report.peer_gone
+    return (
+        claim is not None
+        and claim.epoch == epoch
+        and seen.pod_name is not None
+        and claim.pod == seen.pod_name
+        and seen.pod_ip is not None
+        and claim.address == seen.pod_ip
+    )
 
 
 def remembered_contact(status: FailoverPairStatus, seen: MemberObservation) -> datetime | None:

@@ -24,7 +24,8 @@ class Cause(StrEnum):
     AGENT_STOPPED = "AgentStopped"  # clean agent stop (SIGTERM)
     POD_GONE = "PodGone"  # pod deleted or not running: the reference's power loss / turned off
     # every container of the pod seen terminated by the kubelet since the member's last
-    # renewal: the reference's "service stops/crashes", seen by the node (engine.crashed)
+    # renewal (engine.crashed), or its processes' sockets seen closed by the other member's
+    # probe (engine.probed_gone): the reference's "service stops/crashes"
     POD_CRASHED = "PodCrashed"
     POD_UNRESOLVED = "PodUnresolved"  # the member's podName/selector names no single pod
     NOT_ANSWERING = "NotAnswering"  # healthy by its heartbeat, yet not answering at the epoch
@@ -119,6 +120,9 @@ class MemberObservation:
     # monotonic time at which that container was last seen terminated or restarted by the
     # kubelet (None: never since the operator started). Empty: the pod is not watched.
     container_deaths: tuple[float | None, ...] = ()
+    # The pod's IP as read (None: not read, or none yet): a claim of the other member's
+    # probe counts only for the address it probed (engine.probed_gone).
+    pod_ip: str | None = None
 
 
 @dataclass(frozen=True)
