@@ -614,7 +614,13 @@ def test_a_member_back_from_a_lost_heartbeat_is_not_granted_the_role_until_heard
     assert role(decision) == Activate("primary", 4, Cause.FIRST_TO_START, None)
 
 
-def test_a_holder_back_once_is_lost_still_and_the_standby_takes_over() -> None:
+def test_a_holder_back_once_keeps_the_role_and_is_failed_over_if_silent_again() -> None:
+    """Heard twice is for a member taking the role; a holder heard again keeps it. When the
+    API server came back, the standby's renewal and its hello relayed in the holder's made it
+    heard twice first, and the role moved away from a holder answering all along."""
     back_once = replace(member(age=0.1), rejoining=True)
     decision = run(make_spec(), holding("primary", 4), back_once, contacted())
+    assert role(decision) is None
+    silent_again = replace(member(age=30.5), rejoining=True)  # one late renewal, then nothing
+    decision = run(make_spec(), holding("primary", 4), silent_again, contacted())
     assert role(decision) == Activate("secondary", 5, Cause.HEARTBEAT_LOST, "primary")

@@ -39,6 +39,9 @@ class MemberHealth:
     licensed: bool
     licence_reason: str
     observation: MemberObservation
+    # HeartbeatLost only because it is heard once since a loss (engine.silent): it renewed
+    # within the window, but must be heard twice before it may take the role.
+    returning: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -63,9 +66,12 @@ def silent(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
     server was judged HeartbeatLost, one late renewal of its was seen two seconds later, and
     when the new holder's voicemail went down a second after that, the role went back to the
     cut member (none -> primary, FirstToStart), which then fenced itself: nobody answered."""
-    if seen.last_seen is None or now.monotonic - seen.last_seen > spec.heartbeat.window_seconds:
-        return True
-    return seen.rejoining
+    return past_window(spec, seen, now) or seen.rejoining
+
+
+def past_window(spec: FailoverPairSpec, seen: MemberObservation, now: Now) -> bool:
+    """No renewal observed for longer than W (or never)."""
+    return seen.last_seen is None or now.monotonic - seen.last_seen > spec.heartbeat.window_seconds
 
 
 def judge(
@@ -81,6 +87,7 @@ def judge(
     probe proved this member's processes gone at the current epoch (`probed_gone`)."""
     report = seen.report
     failure: Cause | None = None
+    returning = False
     if problem is not None or seen.pod_problem is not None:
         failure = Cause.POD_UNRESOLVED
     elif not seen.pod_running:
@@ -91,13 +98,14 @@ def judge(
         failure = Cause.AGENT_STOPPED
     elif silent(spec, seen, now):
         failure = Cause.HEARTBEAT_LOST
+        returning = seen.rejoining and not past_window(spec, seen, now)
     elif not report.service_up:
         failure = Cause.SERVICE_STOPPED
     licensed, reason = True, ""
     if name == "secondary":
         deadline, reason = licence_deadline(spec, status, seen)
         licensed = deadline is None or now.wall < deadline
-    return MemberHealth(name, failure, licensed, reason, seen)
+    return MemberHealth(name, failure, licensed, reason, seen, returning)
 
 
 def crashed(seen: MemberObservation) -> bool:

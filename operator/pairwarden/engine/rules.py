@@ -227,8 +227,18 @@ def kept_in_silence(active: MemberHealth, standby: MemberHealth) -> bool:
     takes the role as from any lost holder (HeartbeatLost): the reference's "the first server
     started becomes active", in either order. A pod not running, crashed or deleted is no
     silence (PodGone, PodCrashed), nor is a holder reporting its own failure, and a secondary's
-    licence that ran out demotes it whatever else: those revoke."""
-    return active.failure == Cause.HEARTBEAT_LOST and active.licensed and not standby.eligible
+    licence that ran out demotes it whatever else: those revoke.
+
+    Kept too, whoever else is eligible: a holder heard again after its silence (`returning`).
+    The second renewal a member needs after a loss guards the grant of the role to one that
+    may still be cut off (one late renewal); a holder keeps it. When the server came back,
+    the standby's renewal and the relay of its hello in the holder's made it heard twice
+    before the holder's second renewal, and the role moved away from a holder answering all
+    along (the sandbox, 3 of 5 runs). A late renewal from a holder still cut off costs at
+    most a window more: silent for W again, it is failed over as ever."""
+    if active.failure != Cause.HEARTBEAT_LOST or not active.licensed:
+        return False
+    return active.returning or not standby.eligible
 
 
 def _start_order(member: MemberHealth) -> tuple[bool, float, int]:
