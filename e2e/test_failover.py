@@ -81,19 +81,13 @@ def test_a_crash_the_node_sees_fails_over_at_once_and_the_member_rejoins_as_stan
     long_window = heartbeat(cluster)[0] * missed / 1000
     before = epoch(cluster)
     restarts = _restarts(cluster, f"vm-{active}")
-    fault = time.monotonic()
-    for container in ("agent", "voicemail"):  # the agent first: it must not report the other
-        cluster.kubelet.kill_container(f"vm-{active}", container, signal.SIGKILL)
-    transition = next_transition(cluster, before, timeout=15 + long_window)
-    took = time.monotonic() - fault
-    assert transition["cause"] == "PodCrashed", transition
-    assert transition["to"] == other(active)
+    took, moved = crash_the_holder(cluster, active, before, timeout=15 + long_window)
     # At once, not when the silence ran out: the cause says so (a silence is HeartbeatLost),
     # and it came before W. W/2 was tripped at load 20 (2.0-2.6 s of a 3 s window).
     assert took < long_window, took
     assert_serving(cluster, other(active))
     assert "PodCrashed" in reasons(cluster)
-    _rejoins_as_standby(cluster, active, restarts, transition["epoch"], long_window)
+    _rejoins_as_standby(cluster, active, restarts, moved, long_window)
 
 
 def _rejoins_as_standby(
@@ -270,14 +264,23 @@ def test_a_crash_is_answered_by_the_other_member_before_the_node_reports_it(
         timeout=10,
     )
     restarts = _restarts(cluster, f"vm-{active}")
-    fault = time.monotonic()
-    for container in ("agent", "voicemail"):
-        cluster.kubelet.kill_container(f"vm-{active}", container, signal.SIGKILL)
-    transition = next_transition(cluster, before, timeout=15 + long_window)
-    took = time.monotonic() - fault
-    assert transition["cause"] == "PodCrashed", transition
-    assert transition["to"] == other(active)
+    took, moved = crash_the_holder(cluster, active, before, timeout=15 + long_window)
     assert took < DEATH_NOTICE, took
     assert _restarts(cluster, f"vm-{active}") == restarts  # the node has said nothing yet
     assert_serving(cluster, other(active))
-    _rejoins_as_standby(cluster, active, restarts, transition["epoch"], long_window)
+    _rejoins_as_standby(cluster, active, restarts, moved, long_window)
+
+
+def crash_the_holder(
+    cluster: LocalCluster, active: str, before: int, timeout: float
+) -> tuple[float, int]:
+    """Kill -9 both containers of the holder's pod, the agent first (it must not report the
+    other's death); the seconds until the move away from it (a PodCrashed), and its epoch."""
+    fault = time.monotonic()
+    for container in ("agent", "voicemail"):
+        cluster.kubelet.kill_container(f"vm-{active}", container, signal.SIGKILL)
+    transition = next_transition(cluster, before, timeout=timeout)
+    took = time.monotonic() - fault
+    assert transition["cause"] == "PodCrashed", transition
+    assert transition["to"] == other(active)
+    return took, int(transition["epoch"])
