@@ -40,7 +40,10 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 class Node:
-    def __init__(self, kubeconfig: str, kubelet: LocalKubelet, proxy: LocalServiceProxy) -> None:
+    def __init__(
+        self, kubeconfig: str, kubelet: LocalKubelet, proxy: LocalServiceProxy, sandbox: Any
+    ) -> None:
+        self.sandbox = sandbox
         self.api = config.new_client_from_config(config_file=kubeconfig)
         self.core = client.CoreV1Api(self.api)
         self.leases = client.CoordinationV1Api(self.api)
@@ -108,7 +111,7 @@ def node() -> Iterator[Node]:
                     core.create_namespaced_pod(NS, doc)
                 else:
                     core.create_namespaced_service(NS, doc)
-            yield Node(kubeconfig, kubelet, proxy)
+            yield Node(kubeconfig, kubelet, proxy, sb)
         api.close()
 
 
@@ -179,6 +182,25 @@ def test_a_crashed_voicemail_is_reported_and_restarted(node: Node) -> None:
     wait_for("service up again", lambda: node.vm_status("vm-primary")["epoch"] == 2)
     wait_for("running again", lambda: voicemail().state.running is not None)
     assert voicemail().last_state.terminated.container_id == ended.container_id
+
+
+def test_a_pod_status_refused_in_an_outage_lands_after_it(node: Node) -> None:
+    """The API server refuses everything for 3 s while a container dies and restarts: every
+    status write of that time fails. As a real kubelet's status manager, the stand-in keeps
+    trying until one lands; it gave up after five tries, and the pod stayed as last written
+    (here: the old restart count; in `make chaos`, NotReady for good and out of its
+    Service's endpoints)."""
+
+    def voicemail() -> Any:
+        statuses = node.core.read_namespaced_pod("vm-primary", NS).status.container_statuses
+        return next(c for c in statuses if c.name == "voicemail")
+
+    before = voicemail().restart_count
+    node.sandbox.inject_fault(status=503, count=10**9, seconds=3.0)
+    node.kubelet.kill_container("vm-primary", "voicemail")
+    time.sleep(3.5)  # the outage's own length: nothing can be read during it
+    wait_for("the restart reported after the outage", lambda: voicemail().restart_count > before)
+    wait_for("running again", lambda: voicemail().state.running is not None)
 
 
 def test_deleting_a_pod_releases_its_lease(node: Node) -> None:
