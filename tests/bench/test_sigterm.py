@@ -141,14 +141,16 @@ def test_the_scale_benchmark_on_the_real_control_plane_stopped_leaves_no_process
     tmp_path: Path,
 ) -> None:
     """kube-apiserver, etcd, kube-controller-manager, kube-scheduler (each in a session of
-    its own, so a Ctrl-C at the terminal does not reach them) and the operator."""
+    its own, so a Ctrl-C at the terminal does not reach them) and the operator. Three rows
+    of 2 pairs, so the signal lands mid-run: with one, a fresh-clone CI saw the bench finish
+    before SIGTERM arrived (`assert bench.poll() is None`)."""
     from pairwarden_testbed import controlplane
 
     reason = controlplane.unavailable()
     if reason:
         pytest.skip(reason)
     run = Run(
-        [*BENCH_ENV, "bench/scale.py", "--backend", "kubernetes", "--pairs", "2",
+        [*BENCH_ENV, "bench/scale.py", "--backend", "kubernetes", "--pairs", "2,2,2",
          "--json", str(tmp_path / "s.json")],
         _has("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler",
              "pairwarden.cli operator"),
