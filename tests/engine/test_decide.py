@@ -621,6 +621,11 @@ def test_a_holder_back_once_keeps_the_role_and_is_failed_over_if_silent_again() 
     back_once = replace(member(age=0.1), rejoining=True)
     decision = run(make_spec(), holding("primary", 4), back_once, contacted())
     assert role(decision) is None
+    ready = {c.type: c for c in decision.status.conditions}["Ready"]
+    assert (
+        ready.message
+        == "primary cannot serve: HeartbeatLost: heard once again since, so it keeps the role"
+    )
     silent_again = replace(member(age=30.5), rejoining=True)  # one late renewal, then nothing
     decision = run(make_spec(), holding("primary", 4), silent_again, contacted())
     assert role(decision) == Activate("secondary", 5, Cause.HEARTBEAT_LOST, "primary")

@@ -277,7 +277,9 @@ def status_checks(
         failure = member.failure.value if member.failure else member.licence_reason
     if holder is not None and member is not None:
         standby = health[other(holder)]
-        if kept_in_silence(member, standby):
+        if kept_in_silence(member, standby) and member.returning:
+            failure = f"{failure}: heard once again since, so it keeps the role"
+        elif kept_in_silence(member, standby):
             why = standby.failure.value if standby.failure else standby.licence_reason
             failure = (
                 f"{failure}, and {standby.name} cannot take the role ({why}): it stays with "
